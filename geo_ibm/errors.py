@@ -1,0 +1,68 @@
+"""The project's one exception family; the web layer maps it to 4xx responses."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class GeoIbmError(ValueError):
+    """Root of every error geo_ibm raises on purpose; ``http_status`` is what the web layer sends."""
+
+    http_status = 400
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in an input: where (file, row, column), what value, and why.
+
+    ``row`` is the 1-based data row as a user sees it in the file (header not counted for
+    tables; feature number for vector files), or ``None`` for file-level problems.
+    """
+
+    reason: str
+    file: str | None = None
+    row: int | None = None
+    column: str | None = None
+    value: Any = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.file:
+            where.append(str(self.file))
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column:
+            where.append(f"column {self.column!r}")
+        loc = ", ".join(where)
+        val = "" if self.value is None else f" (value {self.value!r})"
+        return f"{loc}: {self.reason}{val}" if loc else f"{self.reason}{val}"
+
+
+class ValidationError(GeoIbmError):
+    """Bad input. ``problems`` lists every problem found, so all can be fixed at once."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        self.problems: list[Problem] = list(problems or [])
+        if self.problems:
+            shown = "\n".join(f"  - {p}" for p in self.problems[:50])
+            more = len(self.problems) - 50
+            if more > 0:
+                shown += f"\n  ... and {more} more"
+            message = f"{message}\n{shown}"
+        super().__init__(message)
+
+
+class CrsError(GeoIbmError):
+    """A layer has no CRS or a CRS that cannot be used where it was given."""
+
+
+class NotFoundError(GeoIbmError):
+    """A named thing (region, layer, collection, feature, user) does not exist."""
+
+    http_status = 404
+
+
+class StoreError(GeoIbmError):
+    """The store cannot do what was asked (conflicting event, missing store, locked file)."""
+
+    http_status = 409

@@ -1,0 +1,11 @@
+"""Shared pytest fixtures: every test runs against its own store and instance folder."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_store(tmp_path, monkeypatch):
+    """Point GEO_IBM_STORE at a per-test path so no test touches ``instance/``."""
+    monkeypatch.setenv("GEO_IBM_STORE", str(tmp_path / "store" / "geo_ibm.gpkg"))
+    yield
