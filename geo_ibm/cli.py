@@ -1,0 +1,285 @@
+"""The ``geo-ibm`` command: store set-up, imports, demo data, layers, analysis and the web server."""
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from geo_ibm.errors import GeoIbmError
+from geo_ibm.settings import store_path
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(1)
+
+
+class _Group(click.Group):
+    """Turn every GeoIbmError into a clean message on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GeoIbmError as exc:
+            _fail(exc)
+
+
+def _store(ctx: click.Context):
+    from geo_ibm.store import open_store
+
+    return open_store(ctx.obj["store"])
+
+
+def _user(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "cli"
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Event store (GeoPackage). Default: $GEO_IBM_STORE or instance/geo_ibm.gpkg.",
+)
+@click.version_option(package_name="geo-ibm")
+@click.pass_context
+def main(ctx: click.Context, store: Path | None) -> None:
+    """Geospatial analysis for Luxembourg's Integrated Border Management."""
+    ctx.ensure_object(dict)
+    ctx.obj["store"] = store_path(store)
+
+
+@main.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create an empty event store (does nothing if it exists)."""
+    store = _store(ctx)
+    store.init()
+    click.echo(f"store ready: {ctx.obj['store']}")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--skip-invalid", is_flag=True, help="Import the valid rows; write rejected rows with reasons to a file.")
+@click.option("--rejected", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where rejected rows go (with --skip-invalid). Default: FILE.rejected.csv")
+@click.option("--user", default=None, help="Name recorded in the audit trail (default: login name).")
+@click.pass_context
+def import_(ctx: click.Context, file: Path, skip_invalid: bool, rejected: Path | None, user: str | None) -> None:
+    """Import interception events from CSV, XLSX, GeoJSON or GeoPackage (all rows or none)."""
+    from tqdm import tqdm
+
+    store = _store(ctx)
+    store.init()
+    bar = tqdm(total=0, unit="row", desc=file.name, file=sys.stderr, disable=not sys.stderr.isatty())
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        report = store.import_file(
+            file, user=_user(user), skip_invalid=skip_invalid, rejected_path=rejected, progress=progress
+        )
+    finally:
+        bar.close()
+    click.echo(
+        f"{report.file}: {report.rows} rows, {report.accepted} imported, "
+        f"{report.duplicates} already in the store, {report.rejected} rejected"
+    )
+    if report.rejected and report.rejected_path:
+        click.echo(f"rejected rows with reasons: {report.rejected_path}")
+
+
+@main.command()
+@click.option("--events", "n_events", type=click.IntRange(min=1), default=20000, show_default=True, help="Number of synthetic events.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed (same seed, same data).")
+@click.option("--account/--no-account", default=True, show_default=True, help="Create the demo login and print its credentials.")
+@click.pass_context
+def demo(ctx: click.Context, n_events: int, seed: int, account: bool) -> None:
+    """Fill the store with realistic synthetic events and their ground truth."""
+    from geo_ibm.demo import generate_events
+
+    store = _store(ctx)
+    store.init()
+    click.echo(f"generating {n_events} synthetic events (seed {seed}) ...", err=True)
+    events, truth = generate_events(n_events, seed=seed)
+    report = store.import_events(events, source=f"demo events={n_events} seed={seed}", user="demo")
+    store.write_ground_truth(truth)
+    click.echo(f"demo store {ctx.obj['store']}: {report.accepted} events imported, {report.duplicates} already present")
+    click.echo(f"planted hotspots (ground truth): {', '.join(truth['name'].astype(str))}")
+    if account:
+        from webapp.accounts import ensure_demo_account
+
+        name, password = ensure_demo_account(store)
+        if password:
+            click.echo(f"demo login: user {name!r}, password {password!r} (shown once; change it with 'geo-ibm users passwd')")
+        else:
+            click.echo(f"demo login {name!r} exists already (password unchanged)")
+
+
+@main.command()
+def borders() -> None:
+    """Print the length of each internal Schengen border line and the total, against official figures."""
+    from geo_ibm.layers import border_lengths
+
+    table = border_lengths()
+    click.echo(f"{'border':<10}{'length km':>11}{'official km':>13}{'diff %':>9}")
+    for row in table.itertuples(index=False):
+        click.echo(f"{row.name:<10}{row.length_km:>11.1f}{row.official_km:>13.0f}{row.diff_pct:>+9.1f}")
+
+
+@main.command()
+@click.pass_context
+def info(ctx: click.Context) -> None:
+    """List the store's layers and counts: events in total and per quarter."""
+    store = _store(ctx)
+    if not Path(ctx.obj["store"]).exists():
+        raise click.ClickException(f"no store at {ctx.obj['store']}; run 'geo-ibm init' or 'geo-ibm demo'")
+    summary = store.summary()
+    click.echo(f"store: {ctx.obj['store']}")
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            click.echo(f"{key}:")
+            for k, v in value.items():
+                click.echo(f"  {k}: {v}")
+        else:
+            click.echo(f"{key}: {value}")
+    quarters = store.quarter_counts()
+    if len(quarters):
+        click.echo("events per quarter:")
+        for row in quarters.itertuples(index=False):
+            click.echo(f"  {row.quarter}: {row.events} events, {row.persons} persons")
+
+
+@main.group()
+def users() -> None:
+    """Manage web accounts (roles: viewer, analyst, planner, admin)."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "analyst", "planner", "admin"]), required=True)
+@click.pass_context
+def users_add(ctx: click.Context, name: str, role: str) -> None:
+    """Add an account; the password comes from a prompt or $GEO_IBM_PASSWORD."""
+    from webapp.accounts import add_user
+
+    password = os.environ.get("GEO_IBM_PASSWORD") or click.prompt(
+        "password", hide_input=True, confirmation_prompt=True
+    )
+    store = _store(ctx.parent)
+    store.init()
+    add_user(store, name, role, password)
+    store.audit("user_add", user=_user(None), detail={"name": name, "role": role, "via": "cli"})
+    click.echo(f"user {name!r} added with role {role}")
+
+
+@users.command("passwd")
+@click.argument("name")
+@click.pass_context
+def users_passwd(ctx: click.Context, name: str) -> None:
+    """Set a new password; from a prompt or $GEO_IBM_PASSWORD."""
+    from webapp.accounts import set_password
+
+    password = os.environ.get("GEO_IBM_PASSWORD") or click.prompt(
+        "new password", hide_input=True, confirmation_prompt=True
+    )
+    store = _store(ctx.parent)
+    set_password(store, name, password)
+    store.audit("user_passwd", user=_user(None), detail={"name": name, "via": "cli"})
+    click.echo(f"password of {name!r} changed")
+
+
+@users.command("token")
+@click.argument("name")
+@click.pass_context
+def users_token(ctx: click.Context, name: str) -> None:
+    """Print a new personal API token for NAME (shown once; only its hash is stored)."""
+    from webapp.accounts import new_token
+
+    store = _store(ctx.parent)
+    token = new_token(store, name)
+    store.audit("token_new", user=_user(None), detail={"name": name, "via": "cli"})
+    click.echo(token)
+
+
+@users.command("list")
+@click.pass_context
+def users_list(ctx: click.Context) -> None:
+    """List accounts and roles."""
+    from webapp.accounts import list_users
+
+    for row in list_users(_store(ctx.parent)):
+        click.echo(f"{row['name']:<20}{row['role']}")
+
+
+@main.command("regions")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def regions(ctx: click.Context, file: Path) -> None:
+    """Use an official canton or commune boundary file (ACT 'limites administratives') instead of the shipped cantons."""
+    from geo_ibm.layers import cantons_from_file, install_cantons
+
+    os.environ["GEO_IBM_STORE"] = str(ctx.obj["store"])
+    gdf = cantons_from_file(file)
+    path = install_cantons(gdf)
+    click.echo(f"{len(gdf)} cantons in {gdf['region'].nunique()} police regions installed from {file} -> {path}")
+
+
+@main.command()
+@click.option("--method", type=click.Choice(["gi", "lisa", "kde", "clusters", "emerging"]), required=True)
+@click.option("--cell", type=float, default=None, help="Cell size in metres (default: chosen from the data).")
+@click.option("--band", type=float, default=None, help="Distance band in metres (default: chosen from the data).")
+@click.option("--from", "start", default=None, help="First day (YYYY-MM-DD), inclusive.")
+@click.option("--to", "end", default=None, help="Last day (YYYY-MM-DD), inclusive.")
+@click.option("--region", default=None, help="Police region (Capitale, Centre-Est, Nord, Sud-Ouest).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of permutation tests.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .gpkg or .geojson")
+@click.pass_context
+def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | None, start: str | None,
+             end: str | None, region: str | None, seed: int, out: Path) -> None:
+    """Hotspot analysis on the stored events; writes the result and prints the parameters used."""
+    from geo_ibm.analysis import run_method
+    from geo_ibm.io import write_vector
+
+    store = _store(ctx)
+    events = store.events(start=start, end=end, region=region)
+    result = run_method(events, method=method, cell=cell, band=band, region=region, seed=seed)
+    params = dict(result.attrs.get("parameters", {}))
+    params.update({"method": method, "from": start, "to": end, "region": region, "n_events": int(len(events))})
+    write_vector(result, out, layer=f"hotspots_{method}", metadata=params)
+    click.echo(json.dumps(params, indent=2, default=str))
+    click.echo(f"{len(result)} features written to {out}")
+    store.audit("export", user=_user(None), detail={"what": f"hotspots {method}", "file": str(out)})
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
+    """Serve the web app with waitress (production WSGI server)."""
+    from waitress import serve as waitress_serve
+
+    from webapp import create_app
+
+    os.environ["GEO_IBM_STORE"] = str(ctx.obj["store"])
+    app = create_app()
+    click.echo(f"geo_ibm on http://{host}:{port}/ (store {ctx.obj['store']}); Ctrl+C stops", err=True)
+    waitress_serve(app, host=host, port=port, threads=threads)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
