@@ -1,0 +1,383 @@
+"""Square and hexagonal analysis grids over a study area, and numpy binning of points into them."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.settings import WORKING_CRS
+
+Shape = Literal["square", "hex"]
+
+MAX_LATTICE_CELLS = 25_000_000
+"""Largest bounding lattice a grid may span; a smaller ``cell`` is refused (memory guard)."""
+
+_SQRT3 = math.sqrt(3.0)
+
+
+@dataclass(frozen=True, eq=False)
+class GridSpec:
+    """Everything needed to locate a point in a grid by index arithmetic.
+
+    The grid is a full lattice of ``n_rows`` x ``n_cols`` cells anchored at ``(x0, y0)``; only
+    the cells intersecting the study area are kept and numbered ``0..n_cells-1`` (``cell_id``).
+    ``lookup[row, col]`` gives the ``cell_id`` of a lattice cell or -1 when it was dropped.
+
+    Square cells: cell ``(row, col)`` spans ``[x0 + col*cell, x0 + (col+1)*cell)`` and the same
+    in ``y``. Hexagons are pointy-topped in "odd-r" offset layout; ``cell`` is the distance
+    between neighbouring centres (the width across flats) and the centre of ``(row, col)`` is
+    ``(x0 + cell*(col + (row % 2)/2), y0 + row*cell*sqrt(3)/2)``.
+    """
+
+    shape: Shape
+    cell: float
+    x0: float
+    y0: float
+    n_rows: int
+    n_cols: int
+    lookup: np.ndarray = field(repr=False)
+    rows: np.ndarray = field(repr=False)
+    cols: np.ndarray = field(repr=False)
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.rows.size)
+
+    def centres(self) -> np.ndarray:
+        """Cell centres (unclipped), shape ``(n_cells, 2)``, in ``cell_id`` order."""
+        return _centres(self.shape, self.cell, self.x0, self.y0, self.rows, self.cols)
+
+    def lattice(self) -> tuple[np.ndarray, np.ndarray]:
+        """Integer lattice coordinates ``(a, b)`` in which neighbourhoods are translation invariant.
+
+        Squares: ``(row, col)``. Hexagons: axial ``(r, q)`` with ``q = col - (row - row % 2) // 2``,
+        so the centre offset of ``(dr, dq)`` is ``cell * (dq + dr/2, dr*sqrt(3)/2)``.
+        """
+        if self.shape == "square":
+            return self.rows, self.cols
+        return self.rows, self.cols - (self.rows - (self.rows & 1)) // 2
+
+    def stencil(self, radius: float, *, include_self: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Lattice offsets ``(da, db)`` whose centre distance is at most ``radius``."""
+        reach = int(math.floor(radius / self.cell * (2 / _SQRT3 if self.shape == "hex" else 1.0))) + 1
+        da, db = np.meshgrid(np.arange(-reach, reach + 1), np.arange(-reach, reach + 1), indexing="ij")
+        dist = self.cell * (
+            np.hypot(da, db) if self.shape == "square" else np.sqrt(db**2 + db * da + da**2)
+        )
+        keep = dist <= radius * (1 + 1e-12)
+        if not include_self:
+            keep &= (da != 0) | (db != 0)
+        return da[keep], db[keep]
+
+
+def as_area(area: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries, *, name: str = "study_area") -> BaseGeometry:
+    """Return the study area as one shapely geometry in EPSG:2169.
+
+    GeoDataFrames/GeoSeries are converted to EPSG:2169 (a missing CRS is refused) and dissolved;
+    a bare shapely geometry is taken to be in EPSG:2169 already.
+    """
+    if isinstance(area, (gpd.GeoDataFrame, gpd.GeoSeries)):
+        from geo_ibm.io import ensure_working_crs
+
+        frame = area if isinstance(area, gpd.GeoDataFrame) else gpd.GeoDataFrame(geometry=area)
+        frame = ensure_working_crs(frame, name=name)
+        geom = frame.geometry.union_all()
+    elif isinstance(area, BaseGeometry):
+        geom = area
+    else:
+        raise ValidationError(
+            f"{name} must be a shapely polygon or a GeoDataFrame/GeoSeries, got {type(area).__name__}"
+        )
+    if geom is None or geom.is_empty or geom.area <= 0:
+        raise ValidationError(f"{name} is empty or has no area")
+    return geom
+
+
+def square_grid(area: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries, *, cell: float) -> gpd.GeoDataFrame:
+    """Square cells of side ``cell`` metres covering ``area``, clipped to it.
+
+    The lattice is anchored at multiples of ``cell`` so grids of the same cell size line up.
+
+    Returns
+    -------
+    GeoDataFrame in EPSG:2169 with columns
+
+    - ``cell_id``: 0-based position, the index into :func:`bin_counts` output
+    - ``row``, ``col``: lattice position (row grows northwards, col eastwards)
+    - ``area_frac``: share of the full cell lying inside ``area`` (0 < area_frac <= 1)
+    - ``geometry``: the cell clipped to ``area``
+
+    ``.attrs["grid"]`` holds the :class:`GridSpec` used by :func:`bin_counts`.
+    """
+    return _build_grid(area, cell=cell, shape="square")
+
+
+def hex_grid(area: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries, *, cell: float) -> gpd.GeoDataFrame:
+    """Pointy-topped hexagons ``cell`` metres apart (centre to centre) covering ``area``, clipped to it.
+
+    A hexagon of spacing ``cell`` has area ``cell**2 * sqrt(3)/2``. Columns as in
+    :func:`square_grid` (``row``/``col`` are "odd-r" offset coordinates).
+    """
+    return _build_grid(area, cell=cell, shape="hex")
+
+
+def make_grid(
+    area: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries, *, cell: float, shape: Shape = "square"
+) -> gpd.GeoDataFrame:
+    """:func:`square_grid` or :func:`hex_grid` according to ``shape``."""
+    if shape not in ("square", "hex"):
+        raise ValidationError(f"shape must be 'square' or 'hex', got {shape!r}")
+    return _build_grid(area, cell=cell, shape=shape)
+
+
+def grid_spec(grid: gpd.GeoDataFrame | GridSpec) -> GridSpec:
+    """The :class:`GridSpec` of a grid built here (or ``grid`` itself if it already is one)."""
+    if isinstance(grid, GridSpec):
+        return grid
+    spec = getattr(grid, "attrs", {}).get("grid")
+    if not isinstance(spec, GridSpec):
+        raise ValidationError("grid has no GridSpec in .attrs['grid']; build it with square_grid() or hex_grid()")
+    return spec
+
+
+def locate(points: object, grid: gpd.GeoDataFrame | GridSpec) -> np.ndarray:
+    """``cell_id`` of each point (-1 for points outside every kept cell), by index arithmetic.
+
+    Parameters
+    ----------
+    points
+        GeoDataFrame/GeoSeries of points (EPSG:2169) or an ``(n, 2)`` array of x, y.
+    grid
+        A grid from :func:`square_grid`/:func:`hex_grid` or its :class:`GridSpec`.
+    """
+    spec = grid_spec(grid)
+    xy = _xy(points)
+    if spec.shape == "square":
+        col = np.floor((xy[:, 0] - spec.x0) / spec.cell).astype(np.int64)
+        row = np.floor((xy[:, 1] - spec.y0) / spec.cell).astype(np.int64)
+    else:
+        row, col = _hex_row_col(xy[:, 0] - spec.x0, xy[:, 1] - spec.y0, spec.cell)
+    inside = (row >= 0) & (row < spec.n_rows) & (col >= 0) & (col < spec.n_cols)
+    out = np.full(xy.shape[0], -1, dtype=np.int64)
+    out[inside] = spec.lookup[row[inside], col[inside]]
+    return out
+
+
+def bin_counts(
+    points: object,
+    grid: gpd.GeoDataFrame | GridSpec,
+    *,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Count (or sum ``weights`` of) points per grid cell, in ``cell_id`` order.
+
+    Points are located by floor division (squares) or cube rounding (hexagons), not by a
+    spatial join. A point counts in the cell whose full (unclipped) shape holds it; points
+    outside every kept cell are ignored (use :func:`locate` to find them).
+
+    Returns
+    -------
+    ndarray of length ``n_cells``: int64 counts, or float sums when ``weights`` is given.
+    """
+    spec = grid_spec(grid)
+    ids = locate(points, spec)
+    keep = ids >= 0
+    if weights is None:
+        return np.bincount(ids[keep], minlength=spec.n_cells).astype(np.int64)
+    w = np.asarray(weights, dtype=float)
+    if w.shape != ids.shape:
+        raise ValidationError(f"weights has {w.size} values but there are {ids.size} points")
+    return np.bincount(ids[keep], weights=w[keep], minlength=spec.n_cells)
+
+
+def neighbourhood_sum(
+    values: np.ndarray,
+    grid: gpd.GeoDataFrame | GridSpec,
+    *,
+    radius: float,
+    include_self: bool = True,
+) -> np.ndarray:
+    """Sum of ``values`` over the kept cells whose centres lie within ``radius`` of each cell.
+
+    This is ``W @ values`` for binary distance-band weights between cell centres, computed as a
+    convolution of the lattice raster with the band's stencil (FFT for large stencils), so its
+    cost does not depend on the number of neighbours. Dropped cells contribute nothing.
+
+    Parameters
+    ----------
+    values
+        Shape ``(n_cells,)`` or ``(n_cells, k)``; each column is summed separately.
+    radius
+        Distance band in metres (inclusive).
+    include_self
+        Whether a cell counts as its own neighbour (Gi*) or not (Gi, Moran's I).
+
+    Returns
+    -------
+    ndarray of the same shape as ``values`` (float). Sums of integer-valued input are exact.
+    """
+    from scipy import ndimage, signal
+
+    spec = grid_spec(grid)
+    vals = np.asarray(values, dtype=float)
+    flat = vals.ndim == 1
+    if flat:
+        vals = vals[:, None]
+    a, b = spec.lattice()
+    a0, b0 = a.min(initial=0), b.min(initial=0)
+    ai, bi = a - a0, b - b0
+    shape = (int(ai.max(initial=0)) + 1, int(bi.max(initial=0)) + 1)
+    da, db = spec.stencil(radius, include_self=include_self)
+    out = np.empty_like(vals)
+    if da.size == 0:
+        out[:] = 0.0
+        return out[:, 0] if flat else out
+    reach_a, reach_b = int(np.abs(da).max()), int(np.abs(db).max())
+    kernel = np.zeros((2 * reach_a + 1, 2 * reach_b + 1))
+    kernel[da + reach_a, db + reach_b] = 1.0
+    integral = bool(np.all(vals == np.rint(vals)))
+    raster = np.zeros(shape + (vals.shape[1],))
+    raster[ai, bi, :] = vals
+    if da.size <= 25:
+        for j in range(vals.shape[1]):
+            # the kernel is point-symmetric, so correlation equals convolution
+            summed = ndimage.correlate(raster[:, :, j], kernel, mode="constant", cval=0.0)
+            out[:, j] = summed[ai, bi]
+    else:
+        summed = signal.fftconvolve(raster, kernel[:, :, None], mode="same", axes=(0, 1))
+        out[:] = summed[ai, bi, :]
+        if integral:
+            out = np.rint(out)
+    return out[:, 0] if flat else out
+
+
+def validate_cell(cell: object, area: BaseGeometry, *, name: str = "cell") -> float:
+    """Return ``cell`` as a float or raise ValidationError naming ``name`` and the value."""
+    try:
+        value = float(cell)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValidationError(
+            f"{name} must be a number of metres", [Problem("not a number", column=name, value=cell)]
+        ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValidationError(
+            f"{name} must be a positive number of metres, got {cell!r}",
+            [Problem("must be > 0", column=name, value=cell)],
+        )
+    minx, miny, maxx, maxy = area.bounds
+    extent = max(maxx - minx, maxy - miny)
+    if value > extent:
+        raise ValidationError(
+            f"{name}={value:g} m is larger than the study area's extent ({extent:.0f} m)",
+            [Problem("larger than the study area", column=name, value=cell)],
+        )
+    return value
+
+
+def _build_grid(area: object, *, cell: float, shape: Shape) -> gpd.GeoDataFrame:
+    geom = as_area(area)  # type: ignore[arg-type]
+    size = validate_cell(cell, geom)
+    minx, miny, maxx, maxy = geom.bounds
+    if shape == "square":
+        x0 = math.floor(minx / size) * size
+        y0 = math.floor(miny / size) * size
+        n_cols = int(math.floor((maxx - x0) / size)) + 1
+        n_rows = int(math.floor((maxy - y0) / size)) + 1
+    else:
+        dy = size * _SQRT3 / 2
+        # one spare ring so every point of the bounding box falls in some lattice hexagon
+        x0 = math.floor(minx / size) * size - size
+        y0 = math.floor(miny / dy) * dy - dy
+        n_cols = int(math.ceil((maxx - x0) / size)) + 2
+        n_rows = int(math.ceil((maxy - y0) / dy)) + 2
+    if n_rows * n_cols > MAX_LATTICE_CELLS:
+        raise ValidationError(
+            f"cell={size:g} m is too small for this study area ({n_rows * n_cols} lattice cells, "
+            f"limit {MAX_LATTICE_CELLS})",
+            [Problem("too small", column="cell", value=cell)],
+        )
+    rows, cols = np.divmod(np.arange(n_rows * n_cols, dtype=np.int64), n_cols)
+    polys = _cell_polygons(shape, size, x0, y0, rows, cols)
+    shapely.prepare(geom)
+    inside = shapely.contains_properly(geom, polys)
+    touching = ~inside & shapely.intersects(geom, polys)
+    clipped = np.empty(polys.shape, dtype=object)
+    clipped[inside] = polys[inside]
+    clipped[touching] = shapely.intersection(polys[touching], geom)
+    full_area = size * size if shape == "square" else size * size * _SQRT3 / 2
+    frac = np.zeros(polys.shape)
+    frac[inside] = 1.0
+    frac[touching] = shapely.area(clipped[touching]) / full_area
+    keep = inside | (touching & (frac > 1e-9))
+    kept_rows, kept_cols = rows[keep], cols[keep]
+    lookup = np.full((n_rows, n_cols), -1, dtype=np.int64)
+    lookup[kept_rows, kept_cols] = np.arange(kept_rows.size)
+    spec = GridSpec(shape, size, x0, y0, n_rows, n_cols, lookup, kept_rows, kept_cols)
+    out = gpd.GeoDataFrame(
+        {
+            "cell_id": np.arange(kept_rows.size, dtype=np.int64),
+            "row": kept_rows,
+            "col": kept_cols,
+            "area_frac": np.minimum(frac[keep], 1.0),
+        },
+        geometry=clipped[keep],
+        crs=WORKING_CRS,
+    )
+    out.attrs["grid"] = spec
+    return out
+
+
+def _centres(shape: Shape, cell: float, x0: float, y0: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    if shape == "square":
+        return np.column_stack([x0 + (cols + 0.5) * cell, y0 + (rows + 0.5) * cell])
+    return np.column_stack([x0 + cell * (cols + 0.5 * (rows & 1)), y0 + rows * cell * _SQRT3 / 2])
+
+
+def _cell_polygons(shape: Shape, cell: float, x0: float, y0: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    if shape == "square":
+        x = x0 + cols * cell
+        y = y0 + rows * cell
+        return shapely.box(x, y, x + cell, y + cell)
+    centres = _centres(shape, cell, x0, y0, rows, cols)
+    radius = cell / _SQRT3
+    angles = np.deg2rad(30 + 60 * np.arange(6))
+    ring = np.stack([np.cos(angles), np.sin(angles)], axis=1) * radius
+    coords = centres[:, None, :] + ring[None, :, :]
+    coords = np.concatenate([coords, coords[:, :1, :]], axis=1)
+    return shapely.polygons(coords)
+
+
+def _hex_row_col(dx: np.ndarray, dy: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
+    """Offset (odd-r) row/col of the pointy-top hexagon holding each point, by cube rounding."""
+    radius = cell / _SQRT3
+    qf = (_SQRT3 / 3 * dx - dy / 3) / radius
+    rf = (2 / 3 * dy) / radius
+    sf = -qf - rf
+    q, r, s = np.rint(qf), np.rint(rf), np.rint(sf)
+    dq, dr, ds = np.abs(q - qf), np.abs(r - rf), np.abs(s - sf)
+    fix_q = (dq > dr) & (dq > ds)
+    fix_r = ~fix_q & (dr > ds)
+    q = np.where(fix_q, -r - s, q)
+    r = np.where(fix_r, -q - s, r)
+    qi = q.astype(np.int64)
+    ri = r.astype(np.int64)
+    return ri, qi + (ri - (ri & 1)) // 2
+
+
+def _xy(points: object) -> np.ndarray:
+    if isinstance(points, gpd.GeoDataFrame):
+        points = points.geometry
+    if isinstance(points, gpd.GeoSeries):
+        if len(points) and not (points.geom_type == "Point").all():
+            raise ValidationError("points must all be Point geometries")
+        return shapely.get_coordinates(points.values)[:, :2] if len(points) else np.empty((0, 2))
+    xy = np.asarray(points, dtype=float)
+    if xy.ndim != 2 or xy.shape[1] < 2:
+        raise ValidationError(f"points must be a GeoSeries of points or an (n, 2) array, got shape {xy.shape}")
+    return xy[:, :2]

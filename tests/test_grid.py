@@ -1,0 +1,147 @@
+"""Tests for geo_ibm.grid: grid construction, index binning against a spatial join, stencil sums."""
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import Polygon, box
+
+from geo_ibm.errors import ValidationError
+from geo_ibm.grid import (
+    _cell_polygons,
+    bin_counts,
+    grid_spec,
+    hex_grid,
+    locate,
+    make_grid,
+    neighbourhood_sum,
+    square_grid,
+)
+
+SQUARE = box(50_000, 55_000, 80_000, 95_000)
+# an irregular pentagon in LUREF coordinates, so clipping and partial cells are exercised
+PENTAGON = Polygon([(52_300, 57_100), (98_700, 60_400), (108_900, 101_200), (74_500, 138_600), (55_200, 112_000)])
+
+
+def _points(area, n, seed):
+    rng = np.random.default_rng(seed)
+    minx, miny, maxx, maxy = area.bounds
+    return np.column_stack([rng.uniform(minx, maxx, n), rng.uniform(miny, maxy, n)])
+
+
+@pytest.mark.parametrize("shape", ["square", "hex"])
+@pytest.mark.parametrize("area", [SQUARE, PENTAGON], ids=["square_area", "pentagon_area"])
+def test_grid_covers_area_exactly(shape, area):
+    grid = make_grid(area, cell=2_500, shape=shape)
+    assert list(grid.columns) == ["cell_id", "row", "col", "area_frac", "geometry"]
+    assert grid.crs.to_epsg() == 2169
+    assert (grid["cell_id"].to_numpy() == np.arange(len(grid))).all()
+    # clipped cells tile the area: their areas add up to it and none sticks out
+    assert grid.geometry.area.sum() == pytest.approx(area.area, rel=1e-9)
+    assert shapely.difference(grid.geometry.union_all(), area).area < 1e-3
+    full = 2_500**2 if shape == "square" else 2_500**2 * np.sqrt(3) / 2
+    np.testing.assert_allclose(grid["area_frac"], grid.geometry.area / full, rtol=1e-9)
+    assert ((grid["area_frac"] > 0) & (grid["area_frac"] <= 1)).all()
+
+
+def test_hexagon_geometry_and_spacing():
+    grid = hex_grid(SQUARE, cell=1_000)
+    inner = grid[grid["area_frac"] == 1.0]
+    np.testing.assert_allclose(inner.geometry.area, 1_000**2 * np.sqrt(3) / 2, rtol=1e-9)
+    centres = grid_spec(grid).centres()
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(centres).query(centres, k=7)
+    # every interior hexagon has six neighbours at exactly the spacing
+    interior = (d[:, 6] < 1_000.001)
+    assert interior.sum() > 0.8 * len(grid)
+    np.testing.assert_allclose(d[interior, 1:], 1_000, rtol=1e-9)
+
+
+@pytest.mark.parametrize("shape", ["square", "hex"])
+def test_locate_matches_spatial_join(shape):
+    grid = make_grid(PENTAGON, cell=1_700, shape=shape)
+    spec = grid_spec(grid)
+    xy = _points(PENTAGON, 30_000, seed=3)
+    ids = locate(xy, grid)
+    full = _cell_polygons(shape, spec.cell, spec.x0, spec.y0, spec.rows, spec.cols)
+    hit_point, hit_cell = shapely.STRtree(full).query(shapely.points(xy), predicate="within")
+    expected = np.full(len(xy), -1)
+    expected[hit_point] = hit_cell
+    assert (ids == expected).all()
+    assert (ids == -1).sum() > 0  # the bounding box holds points outside every kept cell
+
+
+@pytest.mark.parametrize("shape", ["square", "hex"])
+def test_bin_counts_counts_and_weights(shape):
+    grid = make_grid(SQUARE, cell=3_000, shape=shape)
+    xy = _points(SQUARE, 5_000, seed=4)
+    weights = np.random.default_rng(5).integers(1, 6, len(xy)).astype(float)
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=2169)
+    joined = gpd.sjoin(pts.assign(w=weights), grid[["cell_id", "geometry"]], predicate="within")
+    counts = bin_counts(pts, grid)
+    sums = bin_counts(xy, grid, weights=weights)
+    expected_counts = np.bincount(joined["cell_id"], minlength=len(grid))
+    expected_sums = np.bincount(joined["cell_id"], weights=joined["w"], minlength=len(grid))
+    assert counts.dtype == np.int64
+    # points exactly on a shared edge could differ between the join and floor division; with
+    # continuous coordinates none does, so the two agree exactly
+    assert (counts == expected_counts).all()
+    np.testing.assert_allclose(sums, expected_sums)
+    assert counts.sum() == len(xy)
+
+
+def test_square_cells_are_half_open():
+    grid = square_grid(box(0, 0, 10_000, 10_000), cell=1_000)
+    ids = locate(np.array([[0.0, 0.0], [999.999, 0.0], [1_000.0, 0.0], [10_000.0, 10_000.0]]), grid)
+    spec = grid_spec(grid)
+    assert spec.rows[ids[0]] == 0 and spec.cols[ids[0]] == 0
+    assert spec.cols[ids[1]] == 0 and spec.cols[ids[2]] == 1
+    assert ids[3] == -1  # the far corner belongs to a cell that lies outside the area
+
+
+@pytest.mark.parametrize("cell", [0, -5, float("nan"), "wide", 200_000])
+def test_bad_cell_is_refused(cell):
+    with pytest.raises(ValidationError, match="cell"):
+        square_grid(SQUARE, cell=cell)
+    with pytest.raises(ValidationError, match="cell"):
+        hex_grid(SQUARE, cell=cell)
+
+
+def test_too_fine_grid_is_refused():
+    with pytest.raises(ValidationError, match="cell=1 m is too small"):
+        square_grid(PENTAGON, cell=1)
+
+
+def test_bad_area_and_shape():
+    with pytest.raises(ValidationError, match="study_area"):
+        square_grid(Polygon(), cell=100)
+    with pytest.raises(ValidationError, match="shape"):
+        make_grid(SQUARE, cell=1_000, shape="triangle")
+
+
+def test_area_given_as_geodataframe_in_other_crs_is_converted():
+    frame = gpd.GeoDataFrame(geometry=[SQUARE], crs=2169).to_crs(4326)
+    grid = square_grid(frame, cell=5_000)
+    assert grid.geometry.area.sum() == pytest.approx(SQUARE.area, rel=1e-4)
+
+
+@pytest.mark.parametrize("shape", ["square", "hex"])
+@pytest.mark.parametrize("radius", [1_000, 1_500, 2_700, 6_100])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_neighbourhood_sum_equals_brute_force(shape, radius, include_self):
+    grid = make_grid(PENTAGON, cell=1_000, shape=shape)
+    spec = grid_spec(grid)
+    values = np.random.default_rng(6).poisson(2.5, (spec.n_cells, 2)).astype(float)
+    centres = spec.centres()
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(centres)
+    expected = np.zeros_like(values)
+    for i, nbrs in enumerate(tree.query_ball_point(centres, radius * (1 + 1e-12))):
+        nbrs = [j for j in nbrs if include_self or j != i]
+        expected[i] = values[nbrs].sum(axis=0)
+    got = neighbourhood_sum(values, grid, radius=radius, include_self=include_self)
+    assert (got == expected).all()
+    np.testing.assert_array_equal(neighbourhood_sum(values[:, 0], grid, radius=radius, include_self=include_self), expected[:, 0])
