@@ -1,0 +1,160 @@
+"""Serialise GeoDataFrames as RFC 7946 GeoJSON FeatureCollections (EPSG:4326, rounded)."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry import mapping
+
+from geo_ibm.errors import CrsError
+from geo_ibm.settings import WEB_CRS
+
+COORD_DECIMALS = 7
+"""Decimal places kept in longitude/latitude: 1e-7 degrees is about 1 cm in Luxembourg."""
+
+
+def json_value(value: Any) -> Any:
+    """Return ``value`` as a plain JSON-serialisable Python value.
+
+    Missing values (``None``, ``NaN``, ``NaT``, ``pd.NA``) become ``None``, timestamps become
+    ISO 8601 strings, numpy scalars become Python numbers, non-finite floats become ``None``
+    (JSON has no ``NaN``).
+    """
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, pd.Timestamp):
+        return None if pd.isna(value) else value.isoformat()
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, np.datetime64):
+        return None if np.isnat(value) else pd.Timestamp(value).isoformat()
+    if isinstance(value, (pd.Timedelta, dt.timedelta)):
+        return None if pd.isna(value) else pd.Timedelta(value).isoformat()
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [json_value(v) for v in value]
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def geometry_to_geojson(geometry: Any, *, decimals: int = COORD_DECIMALS) -> dict[str, Any] | None:
+    """Return one shapely geometry (already in EPSG:4326) as a GeoJSON geometry dict.
+
+    Coordinates are rounded to ``decimals`` places and polygon rings are oriented by the
+    right-hand rule (exterior counter-clockwise) as RFC 7946 section 3.1.6 asks.
+    """
+    if geometry is None or geometry.is_empty:
+        return None
+    geometry = shapely.orient_polygons(geometry, exterior_cw=False)
+    geometry = shapely.transform(geometry, lambda xy: np.round(xy, decimals))
+    return _lists(mapping(geometry))
+
+
+def _lists(obj: Any) -> Any:
+    # shapely's mapping() gives nested tuples; JSON output and equality tests want lists.
+    if isinstance(obj, dict):
+        return {k: _lists(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_lists(v) for v in obj]
+    if isinstance(obj, np.floating):
+        return float(obj)
+    return obj
+
+
+def to_features(
+    gdf: gpd.GeoDataFrame,
+    *,
+    id_column: str | None = None,
+    decimals: int = COORD_DECIMALS,
+) -> list[dict[str, Any]]:
+    """Return the rows of ``gdf`` as a list of GeoJSON Feature dicts in EPSG:4326.
+
+    Parameters
+    ----------
+    gdf
+        Any GeoDataFrame with a CRS; it is converted to EPSG:4326.
+    id_column
+        Column whose value becomes each Feature's ``id`` (it is kept in ``properties`` too).
+        Without it, features carry no ``id``.
+    decimals
+        Decimal places kept in the coordinates.
+
+    Raises
+    ------
+    CrsError
+        If ``gdf`` has no CRS (its coordinates cannot be placed on the globe).
+    """
+    if gdf.crs is None:
+        raise CrsError(f"cannot write GeoJSON: the layer has no CRS; expected one convertible to {WEB_CRS}")
+    if id_column is not None and id_column not in gdf.columns:
+        raise KeyError(f"id_column {id_column!r} is not a column of the layer (columns: {list(gdf.columns)})")
+    web = gdf.to_crs(WEB_CRS) if gdf.crs.to_epsg() != 4326 else gdf
+    geom_name = web.geometry.name
+    props = pd.DataFrame(web.drop(columns=[geom_name]))
+    columns = [str(c) for c in props.columns]
+    features = []
+    for geometry, row in zip(web.geometry.array, props.itertuples(index=False, name=None)):
+        properties = {col: json_value(val) for col, val in zip(columns, row)}
+        feature: dict[str, Any] = {"type": "Feature"}
+        if id_column is not None:
+            feature["id"] = properties[id_column]
+        feature["geometry"] = geometry_to_geojson(geometry, decimals=decimals)
+        feature["properties"] = properties
+        features.append(feature)
+    return features
+
+
+def to_feature_collection(
+    gdf: gpd.GeoDataFrame,
+    *,
+    id_column: str | None = None,
+    decimals: int = COORD_DECIMALS,
+    members: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return ``gdf`` as an RFC 7946 FeatureCollection dict in EPSG:4326.
+
+    Parameters
+    ----------
+    gdf
+        Any GeoDataFrame with a CRS.
+    id_column
+        Column used as each Feature's ``id``.
+    decimals
+        Decimal places kept in the coordinates (7 is about 1 cm).
+    members
+        Extra top-level members (for example ``parameters``, ``links``, ``numberMatched``);
+        values are made JSON-safe.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import Point
+    >>> gdf = gpd.GeoDataFrame({"n": [1]}, geometry=[Point(77000, 75000)], crs="EPSG:2169")
+    >>> fc = to_feature_collection(gdf)
+    >>> fc["features"][0]["geometry"]["type"]
+    'Point'
+    """
+    collection: dict[str, Any] = {"type": "FeatureCollection"}
+    for key, value in (members or {}).items():
+        collection[key] = json_value(value)
+    collection["features"] = to_features(gdf, id_column=id_column, decimals=decimals)
+    return collection
