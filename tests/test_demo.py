@@ -1,0 +1,335 @@
+"""Tests of the synthetic demo event generator and its ground truth."""
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from pandas.testing import assert_frame_equal
+from pyproj import Transformer
+
+from geo_ibm.demo import EVENT_COLUMNS, TRUTH_COLUMNS, generate_events
+from geo_ibm.errors import ValidationError
+from geo_ibm.settings import LOCAL_TZ
+
+N = 12_000
+SEED = 7
+_TO_2169 = Transformer.from_crs("EPSG:4326", "EPSG:2169", always_xy=True)
+
+
+def _xy(lonlat):
+    xs, ys = _TO_2169.transform(*zip(*lonlat))
+    return list(zip(xs, ys))
+
+
+# A coarse hand-drawn Luxembourg (lon/lat, about 1-2 km accurate) with the main corridors and
+# crossings: enough to exercise the generator without the shipped layers.
+_OUTLINE = [
+    (6.027, 50.182), (6.14, 50.13), (6.14, 50.04), (6.22, 49.95), (6.32, 49.86), (6.43, 49.81),
+    (6.50, 49.80), (6.515, 49.715), (6.45, 49.68), (6.38, 49.55), (6.37, 49.465), (6.28, 49.495),
+    (6.16, 49.46), (6.10, 49.455), (5.98, 49.445), (5.83, 49.54), (5.818, 49.546), (5.87, 49.62),
+    (5.876, 49.652), (5.87, 49.69), (5.75, 49.79), (5.77, 49.87), (5.84, 50.0), (5.97, 50.13),
+]
+_CORRIDORS = {
+    "A1": [(6.125, 49.575), (6.20, 49.60), (6.19, 49.64), (6.26, 49.63), (6.38, 49.67), (6.47, 49.705), (6.499, 49.7137)],
+    "A3": [(6.125, 49.575), (6.1285, 49.5425), (6.12, 49.52), (6.1035, 49.466)],
+    "A6": [(5.886, 49.652), (5.99, 49.6415), (6.03, 49.63), (6.09, 49.61), (6.125, 49.575)],
+    "A13": [(5.88, 49.555), (5.98, 49.51), (6.09, 49.49), (6.15, 49.48), (6.20, 49.50), (6.28, 49.49),
+            (6.333, 49.48), (6.367, 49.4715)],
+    "A4": [(6.10, 49.58), (5.98, 49.51)],
+    "A7": [(6.16, 49.64), (6.11, 49.74), (6.10, 49.83)],
+    "N6": [(6.11, 49.61), (5.915, 49.6615), (5.88, 49.668)],
+}
+_CROSSINGS = [
+    ("A6 Sterpenich", "motorway", "A6", "BE", (5.886, 49.652)),
+    ("A3 Dudelange/Zoufftgen", "motorway", "A3", "FR", (6.1035, 49.466)),
+    ("A13 Schengen bridge", "motorway", "A13", "DE", (6.367, 49.4715)),
+    ("A1 Wasserbillig bridge", "motorway", "A1", "DE", (6.499, 49.7137)),
+    ("N6 Steinfort", "national_road", "N6", "BE", (5.88, 49.668)),
+    ("Kleinbettingen rail", "rail", "", "BE", (5.925, 49.645)),
+    ("Bettembourg rail", "rail", "", "FR", (6.08, 49.47)),
+    ("Remich bridge", "bridge", "", "DE", (6.369, 49.5445)),
+    ("Echternach bridge", "bridge", "", "DE", (6.431, 49.812)),
+    ("Luxembourg airport", "airport", "", "unknown", (6.204, 49.6266)),
+]
+
+
+@pytest.fixture(scope="module")
+def layers():
+    outline = shapely.Polygon(_xy(_OUTLINE)).buffer(1500)
+    corridors = gpd.GeoDataFrame(
+        {"ref": list(_CORRIDORS), "class": ["motorway"] * 6 + ["national_road"]},
+        geometry=[shapely.LineString(_xy(c)) for c in _CORRIDORS.values()],
+        crs="EPSG:2169",
+    )
+    crossings = gpd.GeoDataFrame(
+        {
+            "crossing_id": [f"X{i}" for i in range(len(_CROSSINGS))],
+            "name": [c[0] for c in _CROSSINGS],
+            "kind": [c[1] for c in _CROSSINGS],
+            "ref": [c[2] for c in _CROSSINGS],
+            "neighbour": [c[3] for c in _CROSSINGS],
+        },
+        geometry=[shapely.Point(_xy([c[4]])[0]) for c in _CROSSINGS],
+        crs="EPSG:2169",
+    )
+    return {"outline": outline, "corridors": corridors, "crossings": crossings}
+
+
+@pytest.fixture(scope="module")
+def demo(layers):
+    return generate_events(N, seed=SEED, **layers)
+
+
+def test_same_seed_gives_identical_output(layers, demo):
+    events, truth = generate_events(N, seed=SEED, **layers)
+    assert_frame_equal(events.drop(columns="geometry"), demo[0].drop(columns="geometry"))
+    assert events.geometry.geom_equals_exact(demo[0].geometry, tolerance=0).all()
+    assert_frame_equal(truth.drop(columns="geometry"), demo[1].drop(columns="geometry"))
+    assert truth.geometry.geom_equals_exact(demo[1].geometry, tolerance=0).all()
+
+
+def test_different_seed_gives_different_output(layers, demo):
+    other, _ = generate_events(N, seed=SEED + 1, **layers)
+    assert not other["observed_at"].equals(demo[0]["observed_at"])
+    assert not np.array_equal(other.geometry.x.to_numpy(), demo[0].geometry.x.to_numpy())
+
+
+def test_schema_and_dtypes(demo):
+    events, _ = demo
+    assert tuple(events.columns) == EVENT_COLUMNS
+    assert len(events) == N
+    assert events.crs.to_epsg() == 2169
+    assert (events.geometry.geom_type == "Point").all()
+    assert events["event_id"].is_unique
+    assert events["event_id"].iloc[0] == "DEMO-000001"
+    assert str(events["observed_at"].dt.tz) == LOCAL_TZ
+    assert events["observed_at"].is_monotonic_increasing
+    assert (events["observed_at"].dt.second == 0).all()
+    assert events["persons"].dtype == np.int64 and events["smugglers"].dtype == np.int64
+    assert (events["persons"] >= 1).all()
+    assert ((events["smugglers"] >= 0) & (events["smugglers"] <= events["persons"])).all()
+    assert set(events["location_kind"]) == {
+        "motorway", "rest_area", "border_crossing", "train_station", "bus_station", "urban", "other",
+    }
+    assert set(events["transport_mode"]) <= {"car", "van", "truck", "bus", "train", "taxi", "on_foot", "other"}
+    assert set(events["entry_country"]) == {"BE", "FR", "DE", "unknown"}
+    for column in ("operation_id", "notes"):
+        values = events[column]
+        assert values.isna().any() and values.notna().any()
+        assert all(isinstance(v, str) for v in values.dropna())
+    assert events["source_unit"].notna().all()
+    assert events["operation_id"].dropna().str.fullmatch(r"OP-20\d\d-\d\d").all()
+    assert events["notes"].dropna().str.contains("'").any()
+    assert events["notes"].dropna().str.contains("é").any()
+
+
+def test_schema_matches_event_module(demo):
+    events_module = pytest.importorskip("geo_ibm.events")
+    assert tuple(events_module.EVENT_COLUMNS) == EVENT_COLUMNS
+    valid, problems = events_module.validate_events(demo[0], file="demo")
+    assert problems == []
+    assert len(valid) == N
+
+
+def test_points_inside_outline_plus_margin(layers, demo):
+    events, truth = demo
+    outline = layers["outline"]
+    distance = shapely.distance(outline, np.asarray(events.geometry.values))
+    assert distance.max() <= 2000.0
+    # Interceptions happen on Luxembourg's side: only jitter right at the border crosses it.
+    assert (distance > 0).mean() < 0.02
+    assert (shapely.distance(outline, np.asarray(truth.geometry.values)) <= 2000.0).all()
+
+
+def test_no_future_and_within_period(layers):
+    now = pd.Timestamp.now(tz=LOCAL_TZ)
+    start = (now - pd.Timedelta(days=20)).strftime("%Y-%m-%d %H:%M")
+    events, _ = generate_events(3000, seed=1, start=start, end=now.strftime("%Y-%m-%d %H:%M"), **layers)
+    assert events["observed_at"].max() <= now
+    assert events["observed_at"].min() >= pd.Timestamp(start, tz=LOCAL_TZ)
+
+
+def test_default_period_covers_whole_end_day(demo):
+    observed = demo[0]["observed_at"]
+    assert observed.min() >= pd.Timestamp("2024-01-01", tz=LOCAL_TZ)
+    assert observed.max() < pd.Timestamp("2026-10-01", tz=LOCAL_TZ)
+    assert observed.max() > pd.Timestamp("2026-09-29", tz=LOCAL_TZ)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n": 0}, "n must be at least 1"),
+        ({"n": 2.5}, "n must be a whole number"),
+        ({"seed": -1}, "seed must be"),
+        ({"start": "2025-01-01", "end": "2024-01-01"}, "start '2025-01-01' must be before end"),
+        ({"start": "2025-01-01", "end": "2025-01-01"}, "start .* must be before end"),
+        ({"end": "2999-01-01"}, "end '2999-01-01' lies in the future"),
+        ({"start": "not a date"}, "start 'not a date' is not a date"),
+    ],
+)
+def test_invalid_arguments(layers, kwargs, match):
+    args = {"n": 10, "seed": 1, **kwargs}
+    n = args.pop("n")
+    with pytest.raises(ValidationError, match=match):
+        generate_events(n, **args, **layers)
+
+
+def test_layer_problems_are_named(layers):
+    with pytest.raises(ValidationError, match="corridors lacks column"):
+        generate_events(10, seed=1, outline=layers["outline"], corridors=layers["corridors"].drop(columns="ref"),
+                        crossings=layers["crossings"])
+    far = shapely.affinity.translate(layers["outline"], 500_000, 0)
+    with pytest.raises(ValidationError, match="outline does not contain the demo sites"):
+        generate_events(10, seed=1, outline=far, corridors=layers["corridors"], crossings=layers["crossings"])
+
+
+def _near(events, point, radius):
+    return shapely.distance(np.asarray(events.geometry.values), point) <= radius
+
+
+def _quarter(stamps):
+    return stamps.dt.tz_localize(None).dt.to_period("Q")
+
+
+def test_truth_table(demo):
+    events, truth = demo
+    assert tuple(truth.columns) == TRUTH_COLUMNS
+    assert truth["hotspot_id"].is_unique
+    assert {"persistent", "emerging", "fading", "seasonal"} <= set(truth["kind"])
+    assert (truth["start"] < truth["end"]).all()
+    assert truth["share"].sum() < 1.0
+    assert np.allclose(truth["expected_events"], truth["share"] * N)
+    # Realised counts follow the expected ones (binomial spread, 5 sigma).
+    sd = np.sqrt(truth["expected_events"] * (1 - truth["share"]))
+    assert (np.abs(truth["events"] - truth["expected_events"]) < 5 * sd + 1).all()
+    # Most of each hotspot's events lie within its radius: count them directly.
+    for row in truth.itertuples():
+        inside = _near(events, row.geometry, row.radius_m).sum()
+        assert inside >= 0.8 * row.events
+
+
+def test_emerging_hotspot(demo):
+    events, truth = demo
+    row = truth[truth["kind"] == "emerging"].iloc[0]
+    near = _near(events, row.geometry, row.radius_m)
+    before = near & (events["observed_at"] < row["start"]).to_numpy()
+    after = near & (events["observed_at"] >= row["start"]).to_numpy()
+    days_before = (row["start"] - events["observed_at"].min()).days
+    days_after = (events["observed_at"].max() - row["start"]).days
+    # Only the thin A13 corridor scatter passes by before the start.
+    assert before.sum() / days_before < 0.1 * after.sum() / days_after
+    # In its last quarters it beats every other place of its size except the persistent hotspots.
+    last_q = _quarter(events["observed_at"]) >= pd.Period(row["start"].tz_localize(None), "Q")
+    late = events[last_q.to_numpy()]
+    cells = np.floor(np.column_stack([late.geometry.x, late.geometry.y]) / (2 * row.radius_m))
+    _, per_cell = np.unique(cells, axis=0, return_counts=True)
+    assert after.sum() > 20 * np.median(per_cell)
+    assert after.sum() > np.quantile(per_cell, 0.98)
+
+
+def test_fading_hotspot(demo):
+    events, truth = demo
+    row = truth[truth["kind"] == "fading"].iloc[0]
+    near = _near(events, row.geometry, row.radius_m)
+    late = near & (events["observed_at"] >= row["end"]).to_numpy()
+    early = near & (events["observed_at"] < row["end"]).to_numpy()
+    days_early = (row["end"] - row["start"]).days
+    days_late = (events["observed_at"].max() - row["end"]).days
+    assert early.sum() > 100
+    # What stays after its end is the road's own thin scatter.
+    assert late.sum() / days_late < 0.15 * early.sum() / days_early
+
+
+def test_seasonal_hotspot(demo):
+    events, truth = demo
+    row = truth[truth["kind"] == "seasonal"].iloc[0]
+    near = events[_near(events, row.geometry, row.radius_m)]
+    summer = near["observed_at"].dt.month.between(6, 9).mean()
+    assert summer > 0.8
+
+
+def test_night_and_summer_peaks(demo):
+    events, _ = demo
+    hours = events["observed_at"].dt.hour
+    night = ((hours >= 22) | (hours < 5)).mean()
+    assert night > 7 / 24 + 0.1
+    months = events["observed_at"].dt.month
+    # Jun-Sep hold 4 of 12 months (a bit more of the period's days: 2024-2026 has three summers).
+    summer = months.between(6, 9).mean()
+    assert summer > 0.45
+    weekday = events["observed_at"].dt.day_of_week.value_counts(normalize=True)
+    assert weekday[4] > weekday[1] * 1.15
+
+
+def test_upward_trend(demo):
+    events, _ = demo
+    year = events["observed_at"].dt.year
+    first_q3 = ((year == 2024) & events["observed_at"].dt.month.between(1, 9)).sum()
+    last_q3 = ((year == 2026) & events["observed_at"].dt.month.between(1, 9)).sum()
+    assert last_q3 > 1.4 * first_q3
+
+
+def test_motorway_events_follow_corridors(layers, demo):
+    events, _ = demo
+    motorway = events[events["location_kind"] == "motorway"]
+    lines = np.asarray(layers["corridors"].geometry.values)
+    points = np.asarray(motorway.geometry.values)
+    distance = shapely.distance(points[:, None], lines[None, :])
+    assert (distance.min(axis=1) <= 500).mean() > 0.9
+    # Motorway events split over corridors in proportion to their weights, A1 first.
+    nearest = layers["corridors"]["ref"].to_numpy()[distance.argmin(axis=1)]
+    counts = pd.Series(nearest).value_counts()
+    assert counts.index[0] == "A1"
+    assert counts.get("N6", 0) < 0.05 * len(motorway)
+
+
+@pytest.mark.parametrize(("ref", "country"), [("A1", "DE"), ("A3", "FR"), ("A6", "BE"), ("A13", "DE")])
+def test_entry_country_follows_corridor(layers, demo, ref, country):
+    events, _ = demo
+    motorway = events[events["location_kind"] == "motorway"]
+    corridors = layers["corridors"]
+    lines = np.asarray(corridors.geometry.values)
+    distance = shapely.distance(np.asarray(motorway.geometry.values)[:, None], lines[None, :])
+    on_ref = corridors["ref"].to_numpy()[distance.argmin(axis=1)] == ref
+    shares = motorway.loc[on_ref, "entry_country"].value_counts(normalize=True)
+    assert shares.index[0] == country
+    assert shares[country] > 0.5
+
+
+def test_crossing_events_come_from_the_crossing_neighbour(layers, demo):
+    events, _ = demo
+    at = events[events["location_kind"] == "border_crossing"]
+    crossings = layers["crossings"]
+    distance = shapely.distance(np.asarray(at.geometry.values)[:, None], np.asarray(crossings.geometry.values)[None, :])
+    nearest = distance.argmin(axis=1)
+    assert "airport" not in set(crossings["kind"].to_numpy()[nearest])
+    neighbour = crossings["neighbour"].to_numpy()[nearest]
+    known = at["entry_country"].to_numpy() != "unknown"
+    assert (at["entry_country"].to_numpy()[known] == neighbour[known]).mean() > 0.97
+
+
+@pytest.mark.parametrize(
+    ("kind", "top", "modes"),
+    [
+        ("train_station", "train", {"train", "taxi", "on_foot"}),
+        ("bus_station", "bus", {"bus", "taxi", "on_foot"}),
+        ("rest_area", "car", {"car", "van", "truck", "bus", "taxi", "on_foot", "other"}),
+    ],
+)
+def test_transport_mode_follows_location_kind(demo, kind, top, modes):
+    events, _ = demo
+    chosen = events.loc[events["location_kind"] == kind, "transport_mode"]
+    assert len(chosen) > 50
+    assert set(chosen) <= modes
+    assert chosen.value_counts().index[0] == top
+
+
+def test_group_sizes_by_mode(demo):
+    events, _ = demo
+    mean = events.groupby("transport_mode")["persons"].mean()
+    assert mean["truck"] > 2 * mean["car"]
+    assert mean["van"] > 2 * mean["car"]
+    assert events["persons"].max() > 10
