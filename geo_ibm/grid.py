@@ -146,6 +146,26 @@ def grid_spec(grid: gpd.GeoDataFrame | GridSpec) -> GridSpec:
     return spec
 
 
+def subset_grid(grid: gpd.GeoDataFrame, keep: np.ndarray) -> gpd.GeoDataFrame:
+    """Keep the cells where ``keep`` is true, renumbering ``cell_id`` and the :class:`GridSpec`.
+
+    Dropped cells behave as if they were outside the study area: points in them are not
+    counted and they are nobody's neighbour.
+    """
+    spec = grid_spec(grid)
+    mask = np.asarray(keep, dtype=bool)
+    if mask.shape != (spec.n_cells,):
+        raise ValidationError(f"keep must have one flag per cell ({spec.n_cells}), got shape {mask.shape}")
+    rows, cols = spec.rows[mask], spec.cols[mask]
+    lookup = np.full((spec.n_rows, spec.n_cols), -1, dtype=np.int64)
+    lookup[rows, cols] = np.arange(rows.size)
+    new_spec = GridSpec(spec.shape, spec.cell, spec.x0, spec.y0, spec.n_rows, spec.n_cols, lookup, rows, cols)
+    out = grid[mask].reset_index(drop=True)
+    out["cell_id"] = np.arange(rows.size, dtype=np.int64)
+    out.attrs["grid"] = new_spec
+    return out
+
+
 def locate(points: object, grid: gpd.GeoDataFrame | GridSpec) -> np.ndarray:
     """``cell_id`` of each point (-1 for points outside every kept cell), by index arithmetic.
 

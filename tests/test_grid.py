@@ -145,3 +145,16 @@ def test_neighbourhood_sum_equals_brute_force(shape, radius, include_self):
     got = neighbourhood_sum(values, grid, radius=radius, include_self=include_self)
     assert (got == expected).all()
     np.testing.assert_array_equal(neighbourhood_sum(values[:, 0], grid, radius=radius, include_self=include_self), expected[:, 0])
+
+
+def test_subset_grid_renumbers_and_drops_from_binning():
+    from geo_ibm.grid import subset_grid
+
+    grid = square_grid(PENTAGON, cell=2_000)
+    keep = grid["area_frac"].to_numpy() >= 0.5
+    sub = subset_grid(grid, keep)
+    assert (sub["cell_id"].to_numpy() == np.arange(keep.sum())).all()
+    xy = _points(PENTAGON, 10_000, seed=9)
+    full_counts = bin_counts(xy, grid)
+    np.testing.assert_array_equal(bin_counts(xy, sub), full_counts[keep])
+    np.testing.assert_allclose(grid_spec(sub).centres(), grid_spec(grid).centres()[keep])

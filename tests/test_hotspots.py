@@ -1,0 +1,266 @@
+"""Tests for geo_ibm.hotspots: Gi* against esda, FDR bins, automatic parameters, events to hot spots."""
+from __future__ import annotations
+
+import warnings
+
+import esda
+import geopandas as gpd
+import libpysal
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.spatial import distance_matrix
+from shapely.geometry import Polygon, box
+
+from geo_ibm.errors import CrsError, ValidationError
+from geo_ibm.grid import grid_spec, make_grid
+from geo_ibm.hotspots import (
+    auto_band,
+    auto_cell_size,
+    benjamini_hochberg,
+    fdr_bins,
+    gi_star,
+    gi_star_grid,
+    global_moran_z,
+    hotspots_from_events,
+)
+
+AREA = Polygon([(52_300, 57_100), (98_700, 60_400), (108_900, 101_200), (74_500, 138_600), (55_200, 112_000)])
+SMALL = box(60_000, 70_000, 80_000, 90_000)
+
+
+def _esda_weights(centres, band):
+    return libpysal.weights.DistanceBand(centres, threshold=band, binary=True, silence_warnings=True)
+
+
+def make_events(xy, *, seed=0, start="2024-01-01", days=365):
+    rng = np.random.default_rng(seed)
+    when = pd.Timestamp(start, tz="Europe/Luxembourg") + pd.to_timedelta(rng.uniform(0, days, len(xy)), unit="D")
+    return gpd.GeoDataFrame(
+        {"observed_at": when, "persons": rng.integers(1, 8, len(xy))},
+        geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]),
+        crs=2169,
+    )
+
+
+def uniform_in(area, n, rng):
+    minx, miny, maxx, maxy = area.bounds
+    out = np.empty((0, 2))
+    while len(out) < n:
+        cand = np.column_stack([rng.uniform(minx, maxx, 2 * n), rng.uniform(miny, maxy, 2 * n)])
+        inside = gpd.GeoSeries(gpd.points_from_xy(cand[:, 0], cand[:, 1])).within(area).to_numpy()
+        out = np.vstack([out, cand[inside]])
+    return out[:n]
+
+
+@pytest.mark.parametrize("shape", ["square", "hex"])
+@pytest.mark.parametrize("band", [1_000, 1_010, 1_600, 3_150])
+def test_gi_star_equals_esda(shape, band):
+    if shape == "hex" and band == 1_000:
+        pytest.skip("hex neighbours sit exactly at 1000 m, where float rounding decides libpysal's band")
+    grid = make_grid(SMALL, cell=1_000, shape=shape)
+    centres = grid_spec(grid).centres()
+    y = np.random.default_rng(11).poisson(2.0, len(grid)).astype(float)
+    y[:15] += 20  # a cluster in the first rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = esda.G_Local(y, _esda_weights(centres, band), star=True, transform="B", permutations=0)
+    ours = gi_star(y, centres, band=band)
+    fast = gi_star_grid(y, grid, band=band)
+    np.testing.assert_allclose(ours.z, ref.Zs, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(fast.z, ref.Zs, atol=1e-9, rtol=0)
+    # esda's p_norm is one-sided; ours is two-sided
+    np.testing.assert_allclose(ours.p, 2 * ref.p_norm, atol=1e-12)
+    assert (fast.neighbours == np.asarray(ref.w.sparse.sum(axis=1)).ravel()).all()
+
+
+def test_gi_star_rejects_mismatched_input():
+    with pytest.raises(ValidationError, match="coords"):
+        gi_star(np.ones(5), np.zeros((4, 2)), band=10)
+    with pytest.raises(ValidationError, match="band"):
+        gi_star(np.ones(5), np.zeros((5, 2)), band=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("alpha", [0.01, 0.05, 0.10])
+def test_benjamini_hochberg_matches_scipy(seed, alpha):
+    rng = np.random.default_rng(seed)
+    p = np.concatenate([rng.uniform(0, 1, 400), rng.uniform(0, 0.002, 40)])
+    expected = stats.false_discovery_control(p, method="bh") <= alpha
+    assert (benjamini_hochberg(p, alpha) == expected).all()
+
+
+def test_fdr_bins_by_hand():
+    z = np.array([4.0, -3.0, 2.2, 1.8, -1.7, 0.5])
+    p = 2 * stats.norm.sf(np.abs(z))
+    # without correction: 4.0 -> p 6e-5 (99 %), 3.0 -> .0027 (99 %), 2.2 -> .028 (95 %),
+    # 1.8 -> .072 (90 %), 1.7 -> .089 (90 %), 0.5 -> not significant
+    assert fdr_bins(z, p, fdr=False).tolist() == [3, -3, 2, 1, -1, 0]
+    # BH, m = 6: at 0.01 the thresholds are k/6*0.01 -> p(1)=6e-5 and p(2)=.0027 <= .0033 pass;
+    # at 0.05 -> p(3)=.028 > .025 and later ones fail their k/6*.05, so only ranks 1-2 pass;
+    # at 0.10 -> p(6)=.617 > .1, p(5)=.089 > .083, p(4)=.072 <= .0667? no; p(3)=.028 <= .05 yes
+    assert fdr_bins(z, p, fdr=True).tolist() == [3, -3, 1, 0, 0, 0]
+
+
+def test_fdr_bins_are_nested_and_signed():
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 2, 2_000)
+    p = 2 * stats.norm.sf(np.abs(z))
+    raw, corrected = fdr_bins(z, p, fdr=False), fdr_bins(z, p)
+    assert (np.abs(corrected) <= np.abs(raw)).all()
+    assert (np.sign(corrected[corrected != 0]) == np.sign(z[corrected != 0])).all()
+
+
+@pytest.mark.parametrize("band", [1_000, 2_300, 4_100])
+def test_global_moran_equals_esda(band):
+    grid = make_grid(SMALL, cell=1_000, shape="square")
+    centres = grid_spec(grid).centres()
+    y = np.random.default_rng(5).poisson(3.0, len(grid)).astype(float)
+    y += np.where(centres[:, 0] < 66_000, 4, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = esda.Moran(y, _esda_weights(centres, band), transformation="B", permutations=0)
+    moran_i, z = global_moran_z(y, grid, band=band)
+    assert moran_i == pytest.approx(ref.I, abs=1e-12)
+    assert z == pytest.approx(ref.z_rand, abs=1e-9)
+
+
+def test_auto_cell_size_matches_brute_force():
+    rng = np.random.default_rng(8)
+    xy = np.vstack([rng.uniform(60_000, 70_000, (400, 2)), [[300_000, 300_000]]])  # one far outlier
+    cell, details = auto_cell_size(xy)
+    core = xy[:-1]
+    d = distance_matrix(core, core)
+    np.fill_diagonal(d, np.inf)
+    nn = d.min(axis=1)
+    assert details["n_outliers"] == 1
+    assert details["mean_nn_distance"] == pytest.approx(nn.mean())
+    assert details["median_nn_distance"] == pytest.approx(np.median(nn))
+    assert cell == np.ceil(max(nn.mean(), np.median(nn)))
+
+
+def test_auto_band_picks_first_moran_peak_from_esda_sequence():
+    rng = np.random.default_rng(9)
+    grid = make_grid(AREA, cell=2_000, shape="square")
+    centres = grid_spec(grid).centres()
+    # blobs of ~6 km radius make clustering strongest at a few cells' distance
+    blobs = centres[rng.choice(len(centres), 6, replace=False)]
+    d = distance_matrix(centres, blobs).min(axis=1)
+    y = rng.poisson(1 + 12 * np.exp(-((d / 6_000) ** 2))).astype(float)
+    band, details = auto_band(y, grid)
+    zs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for dist in details["distances"]:
+            zs.append(esda.Moran(y, _esda_weights(centres, dist * (1 + 1e-12)), transformation="B", permutations=0).z_rand)
+    np.testing.assert_allclose(details["moran_z"], zs, atol=1e-9)
+    zs = np.array(zs)
+    peaks = [k for k in range(1, len(zs) - 1) if zs[k] > 1.96 and zs[k] > zs[k - 1] and zs[k] >= zs[k + 1]]
+    if peaks:
+        assert band == details["distances"][peaks[0]] and "first peak" in details["method"]
+    else:
+        assert "no Moran's I peak" in details["method"] and band >= details["distances"][0]
+
+
+def test_planted_hotspot_is_found():
+    rng = np.random.default_rng(21)
+    background = uniform_in(AREA, 3_000, rng)
+    planted_centre = np.array([80_500.0, 95_500.0])
+    cluster = planted_centre + rng.normal(0, 400, (250, 2))
+    events = make_events(np.vstack([background, cluster]), seed=21)
+    result = hotspots_from_events(events, study_area=AREA, cell=1_000, band=2_000)
+    planted = result[result.geometry.contains(gpd.points_from_xy([planted_centre[0]], [planted_centre[1]])[0])]
+    assert len(planted) == 1
+    assert planted["gi_bin_fdr"].iloc[0] == 3 and planted["gi_bin"].iloc[0] == 3
+    hot = result[result["gi_bin_fdr"] > 0]
+    # every FDR hot cell lies near the planted cluster
+    assert hot.geometry.centroid.distance(gpd.points_from_xy([planted_centre[0]], [planted_centre[1]])[0]).max() < 4_000
+    assert list(result.columns[:10]) == [
+        "cell_id", "row", "col", "area_frac", "count", "neighbours", "gi_z", "gi_p", "gi_bin", "gi_bin_fdr"
+    ]
+    assert result["count"].sum() == len(events)
+    params = result.attrs["parameters"]
+    assert params["cell"] == 1_000 and params["band"] == 2_000
+    assert params["cell_method"] == "given" and params["band_method"] == "given"
+    assert params["n_events"] == len(events)
+
+
+@pytest.mark.parametrize("seed", [31, 32, 33])
+@pytest.mark.parametrize("shape", ["square", "hex"])
+def test_uniform_events_give_almost_no_fdr_hotspots(seed, shape):
+    rng = np.random.default_rng(seed)
+    inner = AREA.buffer(-3_000)  # keep the edge cells, which the area clips, out of the picture
+    events = make_events(uniform_in(inner, 6_000, rng), seed=seed)
+    result = hotspots_from_events(events, study_area=inner, cell=1_500, band=3_000, shape=shape, min_area_frac=0.5)
+    assert result["area_frac"].min() >= 0.5
+    significant = (result["gi_bin_fdr"] != 0).mean()
+    # neighbouring Gi* values share most of their events, so a chance bump can pass as a
+    # small patch of a dozen cells; anything like a real pattern would be far more
+    assert significant <= 0.02
+    # without correction, about 10 % of cells pass the 90 % level by chance alone
+    assert (result["gi_bin"] != 0).mean() > significant
+
+
+def test_automatic_parameters_are_reported():
+    rng = np.random.default_rng(41)
+    xy = np.vstack([uniform_in(AREA, 1_500, rng), [70_000, 100_000] + rng.normal(0, 800, (300, 2))])
+    result = hotspots_from_events(make_events(xy), study_area=AREA, shape="hex")
+    params = result.attrs["parameters"]
+    assert params["cell_method"].startswith("max(mean, median)")
+    assert params["cell"] >= params["cell_details"]["median_nn_distance"]
+    assert "band_details" in params and params["band"] >= params["cell"]
+    assert params["shape"] == "hex"
+
+
+def test_weight_and_period_selection():
+    rng = np.random.default_rng(42)
+    events = make_events(uniform_in(AREA, 600, rng), seed=42, start="2024-01-01", days=366)
+    result = hotspots_from_events(
+        events, study_area=AREA, cell=5_000, band=10_000, start="2024-07-01", weight="persons"
+    )
+    chosen = events[events["observed_at"] >= pd.Timestamp("2024-07-01", tz="Europe/Luxembourg")]
+    assert result["count"].sum() == chosen["persons"].sum()
+    assert result.attrs["parameters"]["n_events"] == len(chosen)
+    assert result.attrs["parameters"]["start"].startswith("2024-07-01T00:00:00+02:00")
+
+
+@pytest.fixture(scope="module")
+def some_events():
+    return make_events(uniform_in(AREA, 200, np.random.default_rng(50)), seed=50)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"start": "2030-01-01"}, "no events to analyse between start=2030-01-01"),
+        ({"end": "2000-01-01"}, "no events to analyse"),
+        ({"cell": 0}, "cell must be a positive"),
+        ({"cell": -100}, "cell must be a positive"),
+        ({"cell": 500_000}, "cell=500000 m is larger than the study area"),
+        ({"cell": 2_000, "band": 1_000}, "band=1000 m is smaller than the cell size"),
+        ({"cell": 2_000, "band": 1e6}, "band=1e\\+06 m spans the whole study area"),
+        ({"cell": 2_000, "band": -3}, "band must be a positive"),
+        ({"weight": "nope"}, "weight column 'nope' not found"),
+        ({"shape": "triangle"}, "shape must be"),
+        ({"min_area_frac": 1.5}, "min_area_frac must be between 0 and 1"),
+        ({"start": "not a date"}, "start is not a date"),
+    ],
+)
+def test_bad_input_is_refused(some_events, kwargs, message):
+    with pytest.raises(ValidationError, match=message):
+        hotspots_from_events(some_events, study_area=AREA, **kwargs)
+
+
+def test_too_few_events(some_events):
+    with pytest.raises(ValidationError, match="too few events.*29 selected, at least 30"):
+        hotspots_from_events(some_events.iloc[:29], study_area=AREA, cell=2_000, band=4_000)
+
+
+def test_non_point_events_and_missing_crs(some_events):
+    lines = some_events.copy()
+    lines["geometry"] = lines.geometry.buffer(10)
+    with pytest.raises(ValidationError, match="events must be points, found Polygon"):
+        hotspots_from_events(lines, study_area=AREA, cell=2_000, band=4_000)
+    with pytest.raises(CrsError, match="events has no CRS"):
+        hotspots_from_events(some_events.set_crs(None, allow_override=True), study_area=AREA, cell=2_000, band=4_000)
