@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import shapely
 from pandas.testing import assert_frame_equal
-from pyproj import Transformer
 
 from geo_ibm.demo import EVENT_COLUMNS, TRUTH_COLUMNS, generate_events
 from geo_ibm.errors import ValidationError
@@ -15,66 +14,22 @@ from geo_ibm.settings import LOCAL_TZ
 
 N = 12_000
 SEED = 7
-_TO_2169 = Transformer.from_crs("EPSG:4326", "EPSG:2169", always_xy=True)
-
-
-def _xy(lonlat):
-    xs, ys = _TO_2169.transform(*zip(*lonlat))
-    return list(zip(xs, ys))
-
-
-# A coarse hand-drawn Luxembourg (lon/lat, about 1-2 km accurate) with the main corridors and
-# crossings: enough to exercise the generator without the shipped layers.
-_OUTLINE = [
-    (6.027, 50.182), (6.14, 50.13), (6.14, 50.04), (6.22, 49.95), (6.32, 49.86), (6.43, 49.81),
-    (6.50, 49.80), (6.515, 49.715), (6.45, 49.68), (6.38, 49.55), (6.37, 49.465), (6.28, 49.495),
-    (6.16, 49.46), (6.10, 49.455), (5.98, 49.445), (5.83, 49.54), (5.818, 49.546), (5.87, 49.62),
-    (5.876, 49.652), (5.87, 49.69), (5.75, 49.79), (5.77, 49.87), (5.84, 50.0), (5.97, 50.13),
-]
-_CORRIDORS = {
-    "A1": [(6.125, 49.575), (6.20, 49.60), (6.19, 49.64), (6.26, 49.63), (6.38, 49.67), (6.47, 49.705), (6.499, 49.7137)],
-    "A3": [(6.125, 49.575), (6.1285, 49.5425), (6.12, 49.52), (6.1035, 49.466)],
-    "A6": [(5.886, 49.652), (5.99, 49.6415), (6.03, 49.63), (6.09, 49.61), (6.125, 49.575)],
-    "A13": [(5.88, 49.555), (5.98, 49.51), (6.09, 49.49), (6.15, 49.48), (6.20, 49.50), (6.28, 49.49),
-            (6.333, 49.48), (6.367, 49.4715)],
-    "A4": [(6.10, 49.58), (5.98, 49.51)],
-    "A7": [(6.16, 49.64), (6.11, 49.74), (6.10, 49.83)],
-    "N6": [(6.11, 49.61), (5.915, 49.6615), (5.88, 49.668)],
-}
-_CROSSINGS = [
-    ("A6 Sterpenich", "motorway", "A6", "BE", (5.886, 49.652)),
-    ("A3 Dudelange/Zoufftgen", "motorway", "A3", "FR", (6.1035, 49.466)),
-    ("A13 Schengen bridge", "motorway", "A13", "DE", (6.367, 49.4715)),
-    ("A1 Wasserbillig bridge", "motorway", "A1", "DE", (6.499, 49.7137)),
-    ("N6 Steinfort", "national_road", "N6", "BE", (5.88, 49.668)),
-    ("Kleinbettingen rail", "rail", "", "BE", (5.925, 49.645)),
-    ("Bettembourg rail", "rail", "", "FR", (6.08, 49.47)),
-    ("Remich bridge", "bridge", "", "DE", (6.369, 49.5445)),
-    ("Echternach bridge", "bridge", "", "DE", (6.431, 49.812)),
-    ("Luxembourg airport", "airport", "", "unknown", (6.204, 49.6266)),
-]
 
 
 @pytest.fixture(scope="module")
 def layers():
-    outline = shapely.Polygon(_xy(_OUTLINE)).buffer(1500)
-    corridors = gpd.GeoDataFrame(
-        {"ref": list(_CORRIDORS), "class": ["motorway"] * 6 + ["national_road"]},
-        geometry=[shapely.LineString(_xy(c)) for c in _CORRIDORS.values()],
-        crs="EPSG:2169",
-    )
-    crossings = gpd.GeoDataFrame(
-        {
-            "crossing_id": [f"X{i}" for i in range(len(_CROSSINGS))],
-            "name": [c[0] for c in _CROSSINGS],
-            "kind": [c[1] for c in _CROSSINGS],
-            "ref": [c[2] for c in _CROSSINGS],
-            "neighbour": [c[3] for c in _CROSSINGS],
-        },
-        geometry=[shapely.Point(_xy([c[4]])[0]) for c in _CROSSINGS],
-        crs="EPSG:2169",
-    )
-    return {"outline": outline, "corridors": corridors, "crossings": crossings}
+    from geo_ibm import layers as shipped
+
+    return {
+        "outline": shipped.luxembourg_outline(),
+        "corridors": shipped.road_corridors(),
+        "crossings": shipped.crossing_points(),
+    }
+
+
+@pytest.fixture(scope="module")
+def outline_geom(layers):
+    return shapely.union_all(np.asarray(layers["outline"].geometry.values))
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +88,9 @@ def test_schema_matches_event_module(demo):
     assert len(valid) == N
 
 
-def test_points_inside_outline_plus_margin(layers, demo):
+def test_points_inside_outline_plus_margin(outline_geom, demo):
     events, truth = demo
-    outline = layers["outline"]
+    outline = outline_geom
     distance = shapely.distance(outline, np.asarray(events.geometry.values))
     assert distance.max() <= 2000.0
     # Interceptions happen on Luxembourg's side: only jitter right at the border crosses it.
@@ -181,7 +136,7 @@ def test_layer_problems_are_named(layers):
     with pytest.raises(ValidationError, match="corridors lacks column"):
         generate_events(10, seed=1, outline=layers["outline"], corridors=layers["corridors"].drop(columns="ref"),
                         crossings=layers["crossings"])
-    far = shapely.affinity.translate(layers["outline"], 500_000, 0)
+    far = layers["outline"].translate(500_000, 0)
     with pytest.raises(ValidationError, match="outline does not contain the demo sites"):
         generate_events(10, seed=1, outline=far, corridors=layers["corridors"], crossings=layers["crossings"])
 
@@ -272,18 +227,22 @@ def test_upward_trend(demo):
     assert last_q3 > 1.4 * first_q3
 
 
+def _nearest(points, layer):
+    distance = shapely.distance(np.asarray(points.geometry.values)[:, None], np.asarray(layer.geometry.values)[None, :])
+    return distance.argmin(axis=1), distance.min(axis=1)
+
+
 def test_motorway_events_follow_corridors(layers, demo):
     events, _ = demo
     motorway = events[events["location_kind"] == "motorway"]
-    lines = np.asarray(layers["corridors"].geometry.values)
-    points = np.asarray(motorway.geometry.values)
-    distance = shapely.distance(points[:, None], lines[None, :])
-    assert (distance.min(axis=1) <= 500).mean() > 0.9
+    corridors = layers["corridors"]
+    motorways = corridors[corridors["class"] == "motorway"]
+    nearest, distance = _nearest(motorway, motorways)
+    assert (distance <= 500).mean() > 0.9
     # Motorway events split over corridors in proportion to their weights, A1 first.
-    nearest = layers["corridors"]["ref"].to_numpy()[distance.argmin(axis=1)]
-    counts = pd.Series(nearest).value_counts()
-    assert counts.index[0] == "A1"
-    assert counts.get("N6", 0) < 0.05 * len(motorway)
+    counts = pd.Series(motorways["ref"].to_numpy()[nearest[distance <= 500]]).value_counts()
+    assert list(counts.index[:1]) == ["A1"]
+    assert set(counts.index[:4]) == {"A1", "A3", "A6", "A13"}
 
 
 @pytest.mark.parametrize(("ref", "country"), [("A1", "DE"), ("A3", "FR"), ("A6", "BE"), ("A13", "DE")])
@@ -291,10 +250,11 @@ def test_entry_country_follows_corridor(layers, demo, ref, country):
     events, _ = demo
     motorway = events[events["location_kind"] == "motorway"]
     corridors = layers["corridors"]
-    lines = np.asarray(corridors.geometry.values)
-    distance = shapely.distance(np.asarray(motorway.geometry.values)[:, None], lines[None, :])
-    on_ref = corridors["ref"].to_numpy()[distance.argmin(axis=1)] == ref
+    motorways = corridors[corridors["class"] == "motorway"]
+    nearest, distance = _nearest(motorway, motorways)
+    on_ref = (motorways["ref"].to_numpy()[nearest] == ref) & (distance <= 500)
     shares = motorway.loc[on_ref, "entry_country"].value_counts(normalize=True)
+    assert on_ref.sum() > 300
     assert shares.index[0] == country
     assert shares[country] > 0.5
 
@@ -302,13 +262,47 @@ def test_entry_country_follows_corridor(layers, demo, ref, country):
 def test_crossing_events_come_from_the_crossing_neighbour(layers, demo):
     events, _ = demo
     at = events[events["location_kind"] == "border_crossing"]
-    crossings = layers["crossings"]
-    distance = shapely.distance(np.asarray(at.geometry.values)[:, None], np.asarray(crossings.geometry.values)[None, :])
-    nearest = distance.argmin(axis=1)
+    crossings = layers["crossings"].reset_index(drop=True)
+    internal = crossings[crossings["kind"] != "airport"]
+    nearest, distance = _nearest(at, crossings)
     assert "airport" not in set(crossings["kind"].to_numpy()[nearest])
-    neighbour = crossings["neighbour"].to_numpy()[nearest]
-    known = at["entry_country"].to_numpy() != "unknown"
-    assert (at["entry_country"].to_numpy()[known] == neighbour[known]).mean() > 0.97
+    assert distance.max() < 1000
+    # Judge only events whose crossing has no crossing toward another neighbour nearby.
+    gap = shapely.distance(np.asarray(internal.geometry.values)[:, None], np.asarray(internal.geometry.values)[None, :])
+    other = internal["neighbour"].to_numpy()[:, None] != internal["neighbour"].to_numpy()[None, :]
+    isolated_ids = set(internal.index[np.where(other, gap, np.inf).min(axis=1) > 1500])
+    judged = np.isin(nearest, list(isolated_ids))
+    neighbour = crossings["neighbour"].to_numpy()[nearest][judged]
+    country = at["entry_country"].to_numpy()[judged]
+    known = country != "unknown"
+    assert judged.sum() > 500
+    assert (country[known] == neighbour[known]).mean() > 0.98
+    assert 0.03 < (~known).mean() < 0.15
+
+
+def test_layers_given_as_arguments_are_used(layers):
+    corridors = layers["corridors"][layers["corridors"]["ref"] == "A6"]
+    crossings = layers["crossings"][layers["crossings"]["crossing_id"].isin(["BE-A6-STERPENICH", "FR-RAIL-BETTEMBOURG"])]
+    events, truth = generate_events(4000, seed=3, outline=layers["outline"], corridors=corridors, crossings=crossings)
+    motorway = events[events["location_kind"] == "motorway"]
+    # Only A6 remains as a corridor; the A13 emerging site keeps its own estimated position.
+    _, to_a6 = _nearest(motorway, corridors)
+    emerging = truth[truth["kind"] == "emerging"].geometry.iloc[0]
+    near_emerging = shapely.distance(np.asarray(motorway.geometry.values), emerging) < 2000
+    assert (to_a6[~near_emerging] <= 600).mean() > 0.99
+    at = events[events["location_kind"] == "border_crossing"]
+    nearest, distance = _nearest(at, crossings)
+    assert distance.max() < 1000
+    assert set(at["transport_mode"].to_numpy()[crossings["kind"].to_numpy()[nearest] == "rail"]) <= {"train", "on_foot"}
+    assert len(truth[truth["location_kind"] == "border_crossing"]) == 1
+
+
+def test_default_layers_are_the_shipped_ones(layers):
+    given, given_truth = generate_events(500, seed=11, **layers)
+    default, default_truth = generate_events(500, seed=11)
+    assert_frame_equal(given.drop(columns="geometry"), default.drop(columns="geometry"))
+    assert given.geometry.geom_equals_exact(default.geometry, tolerance=0).all()
+    assert_frame_equal(given_truth.drop(columns="geometry"), default_truth.drop(columns="geometry"))
 
 
 @pytest.mark.parametrize(
