@@ -278,25 +278,11 @@ def generate_events(
 
     hours_utc = pd.date_range(t0.tz_convert("UTC"), t1.tz_convert("UTC"), freq="h", inclusive="left").as_unit("ns")
     if len(hours_utc) == 0:
-        raise ValidationError(f"start {start!r} and end {end!r} leave no whole hour to fill")
+        raise ValidationError(f"generate_events: start {start!r} and end {end!r} leave no whole hour to fill")
     local = hours_utc.tz_convert(LOCAL_TZ)
-    hour = local.hour.to_numpy()
-    month = local.month.to_numpy() - 1
-    weekday = local.day_of_week.to_numpy()
-    elapsed = (hours_utc - hours_utc[0]) / (t1 - t0)
-    elapsed = np.asarray(elapsed, dtype=float)
-    base = (1.0 + (_TREND_END - 1.0) * elapsed) * _MONTH_FACTOR[month] * _WEEKDAY_FACTOR[weekday]
-
     phases = _phases(t0, t1, local)
     operations = _operations(rng, local, components)
-
-    intensity = np.empty((len(components), len(hours_utc)))
-    for i, comp in enumerate(components):
-        row = comp.weight * base * comp.hours[hour] * _activity(comp.activity, phases, month)
-        for op_mask, targets, _ in operations:
-            if comp.key in targets:
-                row = np.where(op_mask, row * _OPERATION_BOOST, row)
-        intensity[i] = row
+    intensity = _intensity(components, local, t0, t1, phases, operations)
     total = intensity.sum()
 
     cumulative = np.cumsum(intensity.ravel())
@@ -627,6 +613,30 @@ def _phases(t0: pd.Timestamp, t1: pd.Timestamp, local: pd.DatetimeIndex) -> _Pha
     return _Phases(emerging, fading_full_until, fading_end, ramp, level)
 
 
+def _intensity(
+    components: list[_Component],
+    local: pd.DatetimeIndex,
+    t0: pd.Timestamp,
+    t1: pd.Timestamp,
+    phases: _Phases,
+    operations: list[tuple[np.ndarray, set[str], str]],
+) -> np.ndarray:
+    """Expected events per component (rows) and hour (columns), up to a common factor."""
+    hour = local.hour.to_numpy()
+    month = local.month.to_numpy() - 1
+    weekday = local.day_of_week.to_numpy()
+    elapsed = np.asarray((local - local[0]) / (t1 - t0), dtype=float)
+    base = (1.0 + (_TREND_END - 1.0) * elapsed) * _MONTH_FACTOR[month] * _WEEKDAY_FACTOR[weekday]
+    intensity = np.empty((len(components), len(local)))
+    for i, comp in enumerate(components):
+        row = comp.weight * base * comp.hours[hour] * _activity(comp.activity, phases, month)
+        for op_mask, targets, _ in operations:
+            if comp.key in targets:
+                row = np.where(op_mask, row * _OPERATION_BOOST, row)
+        intensity[i] = row
+    return intensity
+
+
 def _activity(kind: str, phases: _Phases, month: np.ndarray) -> np.ndarray | float:
     if kind == "emerging":
         return phases.emerging_ramp
@@ -637,7 +647,9 @@ def _activity(kind: str, phases: _Phases, month: np.ndarray) -> np.ndarray | flo
     return 1.0
 
 
-def _operations(rng: np.random.Generator, local: pd.DatetimeIndex, components: list[_Component]):
+def _operations(
+    rng: np.random.Generator, local: pd.DatetimeIndex, components: list[_Component]
+) -> list[tuple[np.ndarray, set[str], str]]:
     """Named control operations: two to four per year, 10-21 days, on a few components each."""
     keys = [c.key for c in components if c.key not in ("urban", "other")]
     ops = []

@@ -80,12 +80,14 @@ def test_schema_and_dtypes(demo):
     assert events["notes"].dropna().str.contains("é").any()
 
 
-def test_schema_matches_event_module(demo):
-    events_module = pytest.importorskip("geo_ibm.events")
+def test_events_pass_the_event_schema_validation(outline_geom, demo):
+    from geo_ibm import events as events_module
+
     assert tuple(events_module.EVENT_COLUMNS) == EVENT_COLUMNS
-    valid, problems = events_module.validate_events(demo[0], file="demo")
+    valid, problems = events_module.validate_events(demo[0], file="demo", outline=outline_geom)
     assert problems == []
     assert len(valid) == N
+    assert valid["event_id"].tolist() == demo[0]["event_id"].tolist()
 
 
 def test_points_inside_outline_plus_margin(outline_geom, demo):
