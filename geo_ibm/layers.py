@@ -1,0 +1,395 @@
+"""The shipped reference layers of Luxembourg (outline, borders, crossings, cantons, roads) in EPSG:2169."""
+from __future__ import annotations
+
+import functools
+import os
+import unicodedata
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from geo_ibm import io
+from geo_ibm.errors import NotFoundError, Problem, ValidationError
+from geo_ibm.settings import WORKING_CRS, boundaries_dir, margin_m, store_path
+
+OFFICIAL_BORDER_KM = {"BE": 148.0, "FR": 73.0, "DE": 135.0}
+"""Official land-border lengths (ACT): 356 km in total."""
+
+OFFICIAL_TOTAL_KM = 356.0
+
+CANTON_REGION = {
+    "Luxembourg": "Capitale",
+    "Capellen": "Sud-Ouest",
+    "Esch-sur-Alzette": "Sud-Ouest",
+    "Clervaux": "Nord",
+    "Diekirch": "Nord",
+    "Redange": "Nord",
+    "Vianden": "Nord",
+    "Wiltz": "Nord",
+    "Echternach": "Centre-Est",
+    "Grevenmacher": "Centre-Est",
+    "Remich": "Centre-Est",
+    "Mersch": "Centre-Est",
+}
+"""Canton -> police region. Inferred by canton (the 2018 police law names four regions but no
+canton list was found), so it is approximate where a region limit does not follow a canton limit."""
+
+POLICE_REGIONS = ("Capitale", "Centre-Est", "Nord", "Sud-Ouest")
+LAND_KINDS = ("motorway", "national_road", "bridge", "rail")
+CROSSING_KINDS = (*LAND_KINDS, "airport")
+
+_CANTON_NAME_COLUMNS = ("canton", "CANTON", "Canton", "canton_name", "CANTON_NAME", "nom_canton", "NOM_CANTON")
+_OVERRIDE_LAYER = "cantons"
+
+
+def _fold(name: str) -> str:
+    """Case-, accent- and punctuation-insensitive key, so 'ESCH/ALZETTE' style variants compare."""
+    text = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode("ascii").lower()
+    text = text.removeprefix("canton ").replace("/", "-sur-")
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+_CANTON_KEYS = {_fold(name): name for name in CANTON_REGION}
+
+
+@functools.lru_cache(maxsize=32)
+def _read_cached(path: str, mtime_ns: int, layer: str | None) -> gpd.GeoDataFrame:
+    # mtime_ns is part of the key only: a rewritten file is read again, an unchanged one is not
+    return io.read_vector(path, layer=layer)
+
+
+def _read(path: Path, *, layer: str | None = None) -> gpd.GeoDataFrame:
+    try:
+        mtime_ns = os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        mtime_ns = -1  # io.read_vector raises the user-facing error
+    return _read_cached(str(path), mtime_ns, layer).copy()
+
+
+def _shipped(stem: str, columns: list[str]) -> gpd.GeoDataFrame:
+    gdf = _read(boundaries_dir() / f"{stem}.geojson")
+    missing = [c for c in columns if c not in gdf.columns]
+    if missing:
+        raise ValidationError(f"{boundaries_dir() / f'{stem}.geojson'}: missing columns {missing}; "
+                              "rebuild with `python scripts/build_boundaries.py`")
+    return gdf[[*columns, "geometry"]]
+
+
+def luxembourg_outline() -> gpd.GeoDataFrame:
+    """Luxembourg's outline (OpenStreetMap-derived, one polygon).
+
+    Returns
+    -------
+    GeoDataFrame
+        One row: ``name``, ``area_km2``, ``geometry``.
+    """
+    return _shipped("luxembourg", ["name", "area_km2"])
+
+
+def neighbour_outlines() -> gpd.GeoDataFrame:
+    """Belgium, France and Germany clipped to a box 30 km around Luxembourg.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``country`` ('BE', 'FR', 'DE'), ``name``, ``geometry``.
+    """
+    return _shipped("neighbours", ["country", "name"])
+
+
+def internal_borders() -> gpd.GeoDataFrame:
+    """The three internal Schengen border lines, pieces of Luxembourg's outline.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``neighbour`` ('BE', 'FR', 'DE'), ``name`` ('LU–BE'...), ``length_km`` (measured in
+        EPSG:2169), ``geometry`` (LineString).
+    """
+    gdf = _shipped("internal_borders", ["neighbour", "name"])
+    gdf.insert(2, "length_km", gdf.geometry.length / 1000.0)
+    return gdf
+
+
+def tripoints() -> gpd.GeoDataFrame:
+    """The three points where Luxembourg's border lines meet.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``name``, ``countries`` (e.g. 'BE-DE-LU'), ``geometry`` (Point).
+    """
+    return _shipped("tripoints", ["name", "countries"])
+
+
+def crossing_points() -> gpd.GeoDataFrame:
+    """Border crossing points: road, bridge and rail crossings plus Luxembourg Airport.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``crossing_id``, ``name``, ``kind`` (motorway, national_road, bridge, rail, airport),
+        ``ref`` (road/line numbers on both sides), ``neighbour`` ('BE', 'FR', 'DE'; 'external' for
+        the airport), ``source``, ``coord_quality`` (published, published-3rdparty, derived,
+        estimate), ``notes``, ``geometry`` (Point).
+    """
+    return _shipped(
+        "crossing_points", ["crossing_id", "name", "kind", "ref", "neighbour", "source", "coord_quality", "notes"]
+    )
+
+
+def airport() -> gpd.GeoDataFrame:
+    """Luxembourg Airport (ELLX), the only external Schengen border crossing point.
+
+    Returns
+    -------
+    GeoDataFrame
+        The airport row of :func:`crossing_points`, same columns.
+    """
+    points = crossing_points()
+    out = points[points["kind"] == "airport"]
+    if len(out) != 1:
+        raise NotFoundError(f"crossing_points has {len(out)} airport rows; expected exactly one")
+    return out.reset_index(drop=True)
+
+
+def installed_cantons_path() -> Path:
+    """Where :func:`install_cantons` writes an override canton layer (next to the event store)."""
+    return store_path().parent / "cantons.gpkg"
+
+
+def cantons() -> gpd.GeoDataFrame:
+    """The 12 cantons with their police region.
+
+    The override layer written by :func:`install_cantons` (e.g. official ACT limits) is used
+    when present; otherwise the shipped, coarser layer.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``canton``, ``region``, ``geometry`` (Polygon/MultiPolygon).
+    """
+    override = installed_cantons_path()
+    if override.exists():
+        gdf = _read(override, layer=_OVERRIDE_LAYER)
+        return gdf[["canton", "region", "geometry"]]
+    return _shipped("cantons", ["canton", "region"])
+
+
+def police_regions() -> gpd.GeoDataFrame:
+    """The four police regions, dissolved from :func:`cantons`.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``region``, ``geometry``; rows sorted by region name.
+    """
+    gdf = cantons()[["region", "geometry"]].dissolve(by="region", as_index=False)
+    return gdf.sort_values("region").reset_index(drop=True)[["region", "geometry"]]
+
+
+def road_corridors() -> gpd.GeoDataFrame:
+    """Schematic road network reaching every road crossing point (positional accuracy ~1 km).
+
+    Returns
+    -------
+    GeoDataFrame
+        ``ref`` (A1, N7...), ``class`` (motorway, national, collector), ``name``, ``from_node``,
+        ``to_node`` (junction names or crossing ids), ``geometry`` (LineString). Lines end at
+        shared junctions, so the network is connected end to end.
+    """
+    return _shipped("road_corridors", ["ref", "class", "name", "from_node", "to_node"])
+
+
+def border_lengths() -> pd.DataFrame:
+    """Measured border-line lengths against the official figures.
+
+    Returns
+    -------
+    DataFrame
+        ``neighbour``, ``name``, ``length_km``, ``official_km``, ``diff_pct`` (measured minus
+        official, in % of official); one row per neighbour and a last ``total`` row.
+    """
+    borders = internal_borders()
+    frame = pd.DataFrame({
+        "neighbour": borders["neighbour"].to_list(),
+        "name": borders["name"].to_list(),
+        "length_km": borders["length_km"].to_numpy(),
+        "official_km": [OFFICIAL_BORDER_KM[n] for n in borders["neighbour"]],
+    })
+    total = {"neighbour": "total", "name": "LU total", "length_km": frame["length_km"].sum(),
+             "official_km": OFFICIAL_TOTAL_KM}
+    frame = pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
+    frame["diff_pct"] = 100.0 * (frame["length_km"] - frame["official_km"]) / frame["official_km"]
+    return frame
+
+
+def assign_regions(gdf: gpd.GeoDataFrame, *, max_distance_m: float | None = None) -> gpd.GeoDataFrame:
+    """Add the canton and police region each point falls in.
+
+    Points outside every canton but within ``max_distance_m`` of one (default
+    ``settings.margin_m()``, for events just across a border) get the nearest canton; farther
+    points get missing values.
+
+    Parameters
+    ----------
+    gdf
+        Point GeoDataFrame with a CRS (converted to EPSG:2169).
+    max_distance_m
+        Largest distance for the nearest-canton fallback, metres.
+
+    Returns
+    -------
+    GeoDataFrame
+        A copy of ``gdf`` in EPSG:2169 with ``canton`` and ``region`` columns added (replaced if
+        present); the index is kept.
+
+    Raises
+    ------
+    ValidationError
+        If a geometry is not a point or ``max_distance_m`` is negative.
+    """
+    limit = margin_m() if max_distance_m is None else float(max_distance_m)
+    if limit < 0:
+        raise ValidationError(f"max_distance_m must be >= 0, got {max_distance_m!r}")
+    points = io.ensure_working_crs(gdf, name="gdf")
+    geoms = points.geometry
+    bad = geoms.notna() & ~geoms.is_empty & (geoms.geom_type != "Point")
+    if bad.any():
+        problems = [Problem("geometry must be a Point", row=k + 1, column="geometry", value=t)
+                    for k, t in zip(bad.to_numpy().nonzero()[0][:20], geoms[bad].geom_type)]
+        raise ValidationError(f"assign_regions needs points; {int(bad.sum())} geometries are not points", problems)
+
+    areas = cantons()
+    probe = gpd.GeoDataFrame({"_pos": range(len(points))}, geometry=geoms.to_numpy(), crs=WORKING_CRS)
+    probe = probe[probe.geometry.notna() & ~probe.geometry.is_empty]
+    inside = gpd.sjoin(probe, areas, how="inner", predicate="intersects")
+    inside = inside.drop_duplicates("_pos")
+    canton = pd.Series(index=range(len(points)), dtype=object)
+    canton[inside["_pos"].to_numpy()] = inside["canton"].to_numpy()
+    outside = probe[~probe["_pos"].isin(inside["_pos"])]
+    if len(outside) and limit > 0:
+        near = gpd.sjoin_nearest(outside, areas, how="inner", max_distance=limit)
+        near = near.drop_duplicates("_pos")
+        canton[near["_pos"].to_numpy()] = near["canton"].to_numpy()
+    region_of = dict(zip(areas["canton"], areas["region"]))
+    out = points.copy()
+    out["canton"] = canton.to_numpy()
+    out["region"] = [region_of.get(c) if isinstance(c, str) else None for c in canton]
+    return out
+
+
+def _canton_column(gdf: gpd.GeoDataFrame, name_column: str | None, file: str) -> str:
+    if name_column is not None:
+        if name_column not in gdf.columns:
+            raise ValidationError(f"{file}: no column {name_column!r}; columns are {list(gdf.columns)}")
+        return name_column
+    for column in _CANTON_NAME_COLUMNS:
+        if column in gdf.columns:
+            return column
+    raise ValidationError(f"{file}: no canton name column found (looked for {list(_CANTON_NAME_COLUMNS)}); "
+                          f"columns are {list(gdf.columns)}; pass name_column=")
+
+
+def _validate_cantons(gdf: gpd.GeoDataFrame, *, file: str) -> None:
+    problems = []
+    for k, (name, geom) in enumerate(zip(gdf["canton"], gdf.geometry), start=1):
+        if name not in CANTON_REGION:
+            problems.append(Problem("unknown canton", file=file, row=k, column="canton", value=name))
+        if geom is None or geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
+            problems.append(Problem("geometry must be a non-empty polygon", file=file, row=k, column="geometry",
+                                    value=None if geom is None else geom.geom_type))
+    if "region" in gdf.columns:
+        for k, (name, region) in enumerate(zip(gdf["canton"], gdf["region"]), start=1):
+            if name in CANTON_REGION and region != CANTON_REGION[name]:
+                problems.append(Problem(f"region of {name} must be {CANTON_REGION[name]!r}", file=file, row=k,
+                                        column="region", value=region))
+    missing = sorted(set(CANTON_REGION) - set(gdf["canton"]))
+    if missing:
+        problems.append(Problem(f"missing cantons {missing}", file=file, column="canton"))
+    duplicated = sorted(set(gdf.loc[gdf["canton"].duplicated(), "canton"]))
+    if duplicated:
+        problems.append(Problem(f"cantons listed more than once {duplicated}", file=file, column="canton"))
+    if problems:
+        raise ValidationError(f"{file}: not a valid canton layer of Luxembourg", problems)
+
+
+def cantons_from_file(path: str | os.PathLike[str], *, name_column: str | None = None,
+                      layer: str | None = None) -> gpd.GeoDataFrame:
+    """Read an official canton (or commune) boundary file and map each canton to its region.
+
+    Accepts the ACT "Limites administratives" cantons file (column ``CANTON``) or its communes
+    file (one row per commune, also with ``CANTON``: dissolved to cantons). Names are matched
+    ignoring case, accents and a 'Canton ' prefix.
+
+    Parameters
+    ----------
+    path
+        Any vector file GDAL reads (GeoJSON, GeoPackage, Shapefile).
+    name_column
+        Column holding the canton name; found automatically when omitted.
+    layer
+        Layer to read from a multi-layer file.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``canton``, ``region``, ``geometry``: 12 rows sorted by canton, EPSG:2169.
+
+    Raises
+    ------
+    ValidationError
+        Listing unknown canton names (row and value), missing cantons, non-polygon geometries.
+    """
+    file = str(path)
+    raw = io.read_vector(path, layer=layer)
+    column = _canton_column(raw, name_column, file)
+    names = [_CANTON_KEYS.get(_fold(v), v) if isinstance(v, str) else v for v in raw[column]]
+    unknown = [Problem("unknown canton", file=file, row=k, column=column, value=v)
+               for k, (v, n) in enumerate(zip(raw[column], names), start=1) if n not in CANTON_REGION]
+    if unknown:
+        raise ValidationError(f"{file}: {len(unknown)} rows name no canton of Luxembourg "
+                              f"(known: {sorted(CANTON_REGION)})", unknown)
+    shapes = gpd.GeoDataFrame({"canton": names}, geometry=raw.geometry.to_numpy(), crs=raw.crs)
+    bad = [Problem("geometry must be a non-empty polygon", file=file, row=k, column="geometry",
+                   value=None if g is None else g.geom_type)
+           for k, g in enumerate(shapes.geometry, start=1)
+           if g is None or g.is_empty or g.geom_type not in ("Polygon", "MultiPolygon")]
+    if bad:
+        raise ValidationError(f"{file}: canton geometries must be polygons", bad)
+    dissolved = shapes.dissolve(by="canton", as_index=False)
+    dissolved["region"] = dissolved["canton"].map(CANTON_REGION)
+    out = dissolved[["canton", "region", "geometry"]].sort_values("canton").reset_index(drop=True)
+    _validate_cantons(out, file=file)
+    return out
+
+
+def install_cantons(gdf: gpd.GeoDataFrame) -> Path:
+    """Store ``gdf`` as the canton layer :func:`cantons` uses from now on.
+
+    Parameters
+    ----------
+    gdf
+        ``canton`` and polygon ``geometry`` for all 12 cantons, e.g. from :func:`cantons_from_file`;
+        ``region`` is filled from the canton when absent.
+
+    Returns
+    -------
+    Path
+        The override file, ``<store folder>/cantons.gpkg``.
+
+    Raises
+    ------
+    ValidationError
+        If a canton is unknown, missing or repeated, or a region disagrees with the mapping.
+    """
+    if "canton" not in gdf.columns:
+        raise ValidationError(f"install_cantons needs a 'canton' column; columns are {list(gdf.columns)}")
+    layer = io.ensure_working_crs(gdf, name="cantons")
+    if "region" not in layer.columns:
+        layer = layer.assign(region=layer["canton"].map(CANTON_REGION))
+    layer = gpd.GeoDataFrame(layer[["canton", "region", "geometry"]], geometry="geometry", crs=WORKING_CRS)
+    _validate_cantons(layer, file="install_cantons(gdf)")
+    path = installed_cantons_path()
+    return io.write_vector(layer.reset_index(drop=True), path, layer=_OVERRIDE_LAYER)
