@@ -454,8 +454,11 @@ def _ref_lines(corridors: gpd.GeoDataFrame, outline_geom: Any) -> dict[str, np.n
 
 
 def _components(outline_geom: Any, allowed: Any, corridors: gpd.GeoDataFrame, crossings: gpd.GeoDataFrame) -> list[_Component]:
+    """Every event source: corridor scatter, crossings, fixed sites, urban and rural background."""
     sites = dict(zip(_SITES, _to_working(np.array(list(_SITES.values())))))
     lines = _ref_lines(corridors, outline_geom)
+    # Motorway sites go onto the corridor line itself, so that distance-to-corridor analyses see
+    # them on their motorway even where the corridor layer is schematic.
     for key, ref in (("aire_berchem", "A3"), ("aire_capellen", "A6"), ("aire_wasserbillig", "A1"), ("a13_schengen_west", "A13")):
         sites[key] = _nearest_on(sites[key], lines.get(ref))
     outside = [key for key, xy in sites.items() if not shapely.contains_xy(allowed, xy[0], xy[1])]
