@@ -7,7 +7,9 @@ import unicodedata
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 
 from geo_ibm import io
 from geo_ibm.errors import NotFoundError, Problem, ValidationError
@@ -173,6 +175,9 @@ def cantons() -> gpd.GeoDataFrame:
     override = installed_cantons_path()
     if override.exists():
         gdf = _read(override, layer=_OVERRIDE_LAYER)
+        missing = [c for c in ("canton", "region") if c not in gdf.columns]
+        if missing:
+            raise ValidationError(f"{override}: missing columns {missing}; reinstall with install_cantons()")
         return gdf[["canton", "region", "geometry"]]
     return _shipped("cantons", ["canton", "region"])
 
@@ -254,16 +259,16 @@ def assign_regions(gdf: gpd.GeoDataFrame, *, max_distance_m: float | None = None
     if limit < 0:
         raise ValidationError(f"max_distance_m must be >= 0, got {max_distance_m!r}")
     points = io.ensure_working_crs(gdf, name="gdf")
-    geoms = points.geometry
-    bad = geoms.notna() & ~geoms.is_empty & (geoms.geom_type != "Point")
-    if bad.any():
-        problems = [Problem("geometry must be a Point", row=k + 1, column="geometry", value=t)
-                    for k, t in zip(bad.to_numpy().nonzero()[0][:20], geoms[bad].geom_type)]
-        raise ValidationError(f"assign_regions needs points; {int(bad.sum())} geometries are not points", problems)
+    geoms = points.geometry.to_numpy()
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    bad = np.flatnonzero(present & (shapely.get_type_id(geoms) != shapely.GeometryType.POINT))
+    if len(bad):
+        problems = [Problem("geometry must be a Point", row=int(k) + 1, column="geometry", value=geoms[k].geom_type)
+                    for k in bad[:20]]
+        raise ValidationError(f"assign_regions needs points; {len(bad)} geometries are not points", problems)
 
     areas = cantons()
-    probe = gpd.GeoDataFrame({"_pos": range(len(points))}, geometry=geoms.to_numpy(), crs=WORKING_CRS)
-    probe = probe[probe.geometry.notna() & ~probe.geometry.is_empty]
+    probe = gpd.GeoDataFrame({"_pos": np.flatnonzero(present)}, geometry=geoms[present], crs=WORKING_CRS)
     inside = gpd.sjoin(probe, areas, how="inner", predicate="intersects")
     inside = inside.drop_duplicates("_pos")
     canton = pd.Series(index=range(len(points)), dtype=object)

@@ -92,20 +92,20 @@ def test_neighbour_outlines_touch_their_border_line():
         assert middle.distance(neighbours.loc[code].geometry) < 50.0
 
 
-# Published tripoint coordinates: fr.wikipedia "Frontière entre la France et le Luxembourg";
-# for Ouren only the village's minute-precision coordinates (de.wikipedia "Ouren", 50°8′N 6°8′E).
+# Published tripoint coordinates: fr.wikipedia "Frontière entre la France et le Luxembourg"
+# (BE-FR-LU, DE-FR-LU) and fr.wikipedia "Ouren (Burg-Reuland)" (BE-DE-LU).
 @pytest.mark.parametrize(
-    ("countries", "lat", "lon", "tolerance_m"),
+    ("countries", "lat", "lon"),
     [
-        ("BE-FR-LU", _dms(49, 32, 47), _dms(5, 49, 7), 300.0),
-        ("DE-FR-LU", _dms(49, 28, 10), _dms(6, 22, 2), 300.0),
-        ("BE-DE-LU", _dms(50, 8, 0), _dms(6, 8, 0), 1500.0),
+        ("BE-FR-LU", _dms(49, 32, 47), _dms(5, 49, 7)),
+        ("DE-FR-LU", _dms(49, 28, 10), _dms(6, 22, 2)),
+        ("BE-DE-LU", _dms(50, 7, 47), _dms(6, 8, 16)),
     ],
 )
-def test_tripoints_near_published_coordinates(countries, lat, lon, tolerance_m):
+def test_tripoints_near_published_coordinates(countries, lat, lon):
     points = layers.tripoints().set_index("countries")
     assert len(points) == 3
-    assert points.loc[countries].geometry.distance(_pt(lat, lon)) < tolerance_m
+    assert points.loc[countries].geometry.distance(_pt(lat, lon)) < 300.0
 
 
 def test_tripoints_are_border_line_ends():
@@ -301,6 +301,18 @@ def test_assign_regions_margin_uses_nearest_canton():
     assert pd.isna(out["canton"].iloc[1]) and pd.isna(out["region"].iloc[1])
     strict = layers.assign_regions(points, max_distance_m=0)
     assert strict["canton"].isna().all()
+
+
+def test_assign_regions_keeps_missing_and_empty_geometries_and_duplicate_index():
+    points = gpd.GeoDataFrame(
+        {"a": [1, 2, 3]}, geometry=[None, _pt(49.6117, 6.1300), Point()], crs=WORKING_CRS, index=[5, 5, 6]
+    )
+    out = layers.assign_regions(points)
+    assert list(out.index) == [5, 5, 6]
+    assert out["canton"].iloc[1] == "Luxembourg"
+    assert out["canton"].iloc[[0, 2]].isna().all() and out["region"].iloc[[0, 2]].isna().all()
+    empty = layers.assign_regions(gpd.GeoDataFrame({"a": []}, geometry=[], crs=WORKING_CRS))
+    assert len(empty) == 0 and {"canton", "region"} <= set(empty.columns)
 
 
 def test_assign_regions_rejects_bad_input():
