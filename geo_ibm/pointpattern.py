@@ -114,22 +114,34 @@ def _check_distances(distances: Sequence[float] | np.ndarray) -> np.ndarray:
 def _k_function(
     xy: np.ndarray, distances: np.ndarray, area: float, boundary: shapely.Geometry | None
 ) -> np.ndarray:
-    """Ripley's K at ``distances``; ``boundary`` given = border (reduced-sample) correction."""
+    """Ripley's K at ``distances``; ``boundary`` given = border (reduced-sample) correction.
+
+    All pairs within the largest distance are found once; each ordered pair (centre i,
+    neighbour j) at distance ``δ`` counts for every ``d_k >= δ`` (and, with the border
+    correction, ``d_k <= `` the distance of i to the boundary), added as a range on a
+    difference array so the cost is linear in the number of pairs.
+    """
     n = len(xy)
-    tree = cKDTree(xy)
+    m = distances.size
+    pairs = cKDTree(xy).query_pairs(float(distances[-1]), output_type="ndarray")
+    delta = np.hypot(*(xy[pairs[:, 0]] - xy[pairs[:, 1]]).T)
+    lo = np.searchsorted(distances, delta, side="left")
     if boundary is None:
-        # count_neighbors counts ordered pairs including each point with itself.
-        pairs = tree.count_neighbors(tree, distances).astype(float) - n
-        return area * pairs / (n * (n - 1))
+        per_k = np.cumsum(np.bincount(lo, minlength=m + 1)[:m])
+        return area * 2.0 * per_k / (n * (n - 1))
     to_edge = shapely.distance(shapely.points(xy), boundary)
-    out = np.full(distances.shape, np.nan)
-    lam = n / area
-    for k, d in enumerate(distances):
-        centres = xy[to_edge >= d]
-        if len(centres) == 0:
-            continue
-        counts = tree.query_ball_point(centres, d, return_length=True) - 1
-        out[k] = counts.mean() / lam
+    # Last distance index at which each event can still serve as a centre.
+    last = np.searchsorted(distances, to_edge, side="right") - 1
+    centres = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    lo2 = np.concatenate([lo, lo])
+    hi = last[centres]
+    ok = lo2 <= hi
+    diff = np.bincount(lo2[ok], minlength=m + 1)[: m + 1] - np.bincount(hi[ok] + 1, minlength=m + 1)[: m + 1]
+    neighbours = np.cumsum(diff)[:m]
+    n_centres = np.array([(to_edge >= d).sum() for d in distances], dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = neighbours / n_centres * area / n
+    out[n_centres == 0] = np.nan
     return out
 
 
