@@ -1,10 +1,15 @@
 """Disk access: reading and writing vector and table files (GeoPackage, GeoJSON, CSV, XLSX)."""
 from __future__ import annotations
 
+import datetime
+import hashlib
+import io
 import os
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
+import pandas as pd
 
 from geo_ibm.errors import CrsError, ValidationError
 from geo_ibm.settings import WEB_CRS, WORKING_CRS
@@ -67,3 +72,212 @@ def write_vector(gdf: gpd.GeoDataFrame, path: PathLike, *, layer: str | None = N
     else:
         raise ValidationError(f"{path}: unsupported output format {suffix!r}; use .gpkg or .geojson")
     return path
+
+
+EVENT_TABLE_SUFFIXES = (".csv", ".txt", ".xlsx", ".geojson", ".json", ".gpkg")
+
+
+def read_event_table(path: PathLike, *, layer: str | None = None) -> pd.DataFrame:
+    """Read an interception event file as text cells, keeping each row's number as the user sees it.
+
+    Formats, chosen by file suffix:
+
+    - CSV (``.csv``/``.txt``): UTF-8 with or without BOM, else Latin-1; ``,`` or ``;``
+      delimiter, sniffed from the header line. Every cell is read as text.
+    - XLSX (``.xlsx``): the sheet named ``events`` if there is one, else the first sheet;
+      the first non-empty row is the header. Date cells become ISO 8601 text, whole numbers
+      lose their ``.0``.
+    - GeoJSON / GeoPackage (``.geojson``/``.json``/``.gpkg``): point features; the geometry
+      becomes ``x``/``y`` columns in EPSG:2169. A feature without a point geometry gets
+      ``x``/``y`` missing and a reason in the ``_geometry_error`` column.
+
+    Row numbers (the index, named ``row``): for CSV and XLSX the spreadsheet line number,
+    header = line 1, so the first data row is row 2 (a CSV cell with a line break inside
+    quotes shifts later numbers); blank lines keep their number and are dropped. For GeoJSON
+    and GeoPackage the 1-based feature number.
+
+    Raises
+    ------
+    ValidationError
+        If the file is missing, has an unsupported suffix, or cannot be parsed at all.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    if suffix in {".csv", ".txt"}:
+        frame = _read_event_csv(path)
+    elif suffix == ".xlsx":
+        frame = _read_event_xlsx(path)
+    elif suffix in {".geojson", ".json", ".gpkg"}:
+        frame = _read_event_vector(path, layer=layer)
+    else:
+        raise ValidationError(
+            f"{path}: unsupported event file type {suffix!r}; use one of {', '.join(EVENT_TABLE_SUFFIXES)}"
+        )
+    return frame
+
+
+def _decode_name(data: bytes) -> str:
+    """The text encoding of a CSV file: UTF-8 (with or without BOM) if it decodes, else Latin-1."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8"
+
+
+def _sniff_delimiter(header: str) -> str:
+    """``;`` or ``,``: whichever splits the header line (outside quotes) into more fields."""
+    counts = {";": 0, ",": 0}
+    quoted = False
+    for ch in header:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in counts:
+            counts[ch] += 1
+    return ";" if counts[";"] > counts[","] else ","
+
+
+def _read_event_csv(path: Path) -> pd.DataFrame:
+    data = path.read_bytes()
+    encoding = _decode_name(data)
+    text_start = data[: 64 * 1024].decode(encoding, errors="replace")
+    header = text_start.splitlines()[0] if text_start.strip() else ""
+    if not header.strip():
+        raise ValidationError(f"{path}: the file is empty or its first line (the header) is blank")
+    sep = _sniff_delimiter(header)
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(data),
+            sep=sep,
+            encoding=encoding,
+            dtype=object,
+            keep_default_na=False,
+            na_values=[],
+            skip_blank_lines=False,
+            engine="c",
+        )
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise ValidationError(f"{path}: cannot read as CSV (delimiter {sep!r}, {encoding}): {exc}") from exc
+    frame.columns = [str(c) for c in frame.columns]
+    frame.index = pd.RangeIndex(2, len(frame) + 2, name="row")
+    return _drop_blank_rows(frame)
+
+
+def _drop_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    if not len(frame) or not len(frame.columns):
+        return frame
+    blank = np.ones(len(frame), dtype=bool)
+    for col in frame.columns:
+        values = frame[col].to_numpy(dtype=object)
+        blank &= np.fromiter(
+            ((v is None or (v.__class__ is str and not v.strip()) or (v.__class__ is float and v != v)) for v in values),
+            dtype=bool,
+            count=len(values),
+        )
+        if not blank.any():
+            return frame
+    return frame.loc[~blank]
+
+
+def _xlsx_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _read_event_xlsx(path: Path) -> pd.DataFrame:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises zipfile, KeyError and its own errors
+        raise ValidationError(f"{path}: cannot read as an XLSX workbook: {exc}") from exc
+    try:
+        names = {name.lower(): name for name in book.sheetnames}
+        sheet = book[names.get("events", book.sheetnames[0])]
+        header: list[str] | None = None
+        records: list[list[object]] = []
+        numbers: list[int] = []
+        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            cells = [_xlsx_cell(v) for v in values]
+            if header is None:
+                if any(c.strip() for c in cells):
+                    header = cells
+                continue
+            if any(c.strip() for c in cells):
+                records.append(cells)
+                numbers.append(number)
+    finally:
+        book.close()
+    if header is None:
+        raise ValidationError(f"{path}: the sheet {sheet.title!r} is empty (no header row)")
+    while header and not header[-1].strip():
+        header.pop()
+    width = len(header)
+    records = [(r + [""] * width)[:width] for r in records]
+    frame = pd.DataFrame(records, columns=[h.strip() or f"column {i + 1}" for i, h in enumerate(header)], dtype=object)
+    frame.index = pd.Index(np.asarray(numbers, dtype=np.int64), name="row")
+    return frame
+
+
+def _read_event_vector(path: Path, *, layer: str | None) -> pd.DataFrame:
+    import pyogrio
+    import shapely
+
+    try:
+        gdf = pyogrio.read_dataframe(path, layer=layer)
+    except Exception as exc:
+        raise ValidationError(f"{path}: cannot read as a vector file: {exc}") from exc
+    if gdf.crs is None:
+        raise CrsError(f"{path}: the layer has no CRS; expected EPSG:2169 or EPSG:4326")
+    frame = pd.DataFrame(gdf.drop(columns=[gdf.geometry.name]))
+    geoms = ensure_working_crs(gdf, name=str(path)).geometry.to_numpy()
+    missing = pd.isna(geoms)
+    is_point = np.zeros(len(geoms), dtype=bool)
+    is_point[~missing] = (shapely.get_type_id(geoms[~missing]) == 0) & ~shapely.is_empty(geoms[~missing])
+    x = np.full(len(geoms), np.nan)
+    y = np.full(len(geoms), np.nan)
+    x[is_point] = shapely.get_x(geoms[is_point])
+    y[is_point] = shapely.get_y(geoms[is_point])
+    reasons = np.full(len(geoms), None, dtype=object)
+    for i in np.flatnonzero(~is_point):
+        kind = "missing or empty" if missing[i] or geoms[i].is_empty else f"a {geoms[i].geom_type}"
+        reasons[i] = f"geometry is {kind}; expected a point"
+    lower = {str(c).strip().lower() for c in frame.columns}
+    for name in ("x", "y", "easting", "northing", "lat", "lon", "latitude", "longitude", "lng", "long"):
+        if name in lower:
+            # The geometry is the location; attribute copies would make the columns ambiguous.
+            frame = frame.drop(columns=[c for c in frame.columns if str(c).strip().lower() == name])
+    frame["x"] = x
+    frame["y"] = y
+    if (~is_point).any():
+        frame["_geometry_error"] = reasons
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")
+    return frame
+
+
+def write_table(frame: pd.DataFrame, path: PathLike) -> Path:
+    """Write a table as CSV (UTF-8 with BOM, so spreadsheet programs pick the encoding)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False, encoding="utf-8-sig")
+    return path
+
+
+def file_sha256(path: PathLike) -> str:
+    """SHA-256 of a file's bytes, as 64 hex digits."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

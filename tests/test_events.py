@@ -1,0 +1,324 @@
+"""Tests for the event schema and its validation (geo_ibm.events)."""
+from __future__ import annotations
+
+import datetime
+import time
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from pyproj import Transformer
+
+from geo_ibm.errors import Problem
+from geo_ibm.events import EVENT_COLUMNS, parse_timestamps, validate_events
+
+# A coarse synthetic stand-in for Luxembourg's outline (EPSG:2169), enough for the margin rule.
+OUTLINE = shapely.box(50_000, 57_000, 107_000, 139_000)
+TO_2169 = Transformer.from_crs("EPSG:4326", "EPSG:2169", always_xy=True)
+NOW = pd.Timestamp("2026-01-01T00:00:00Z")
+
+
+def good_row(**overrides: object) -> dict[str, object]:
+    row = {
+        "event_id": "E1",
+        "observed_at": "2025-07-14T06:30",
+        "lat": "49.6116",
+        "lon": "6.1319",
+        "location_kind": "motorway",
+        "persons": "3",
+        "smugglers": "1",
+        "transport_mode": "car",
+        "entry_country": "FR",
+        "operation_id": "",
+        "source_unit": "",
+        "notes": "",
+    }
+    row.update(overrides)
+    return row
+
+
+def table(*rows: dict[str, object]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows), dtype=object)
+    frame.index = pd.RangeIndex(2, len(frame) + 2, name="row")  # as read from a CSV
+    return frame
+
+
+def check(frame: pd.DataFrame, **kwargs: object) -> tuple[gpd.GeoDataFrame, list[Problem]]:
+    kwargs.setdefault("outline", OUTLINE)
+    kwargs.setdefault("now", NOW)
+    return validate_events(frame, file="in.csv", **kwargs)
+
+
+def test_valid_row_gives_documented_columns_crs_and_row_index():
+    valid, problems = check(table(good_row(), good_row(event_id="E2", notes=" Zoé ")))
+    assert problems == []
+    assert list(valid.columns) == list(EVENT_COLUMNS)
+    assert valid.crs.to_epsg() == 2169
+    assert valid.index.name == "row" and valid.index.tolist() == [2, 3]
+    x, y = TO_2169.transform(6.1319, 49.6116)
+    assert valid.geometry.iloc[0].x == pytest.approx(x, abs=1e-6)
+    assert valid.geometry.iloc[0].y == pytest.approx(y, abs=1e-6)
+    assert str(valid["observed_at"].dt.tz) == "Europe/Luxembourg"
+    assert valid["observed_at"].iloc[0] == pd.Timestamp("2025-07-14T04:30:00Z")
+    assert valid["persons"].dtype == np.int64 and valid["persons"].tolist() == [3, 3]
+    assert valid["notes"].tolist() == [None, "Zoé"]
+    assert valid["operation_id"].tolist() == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("text", "utc"),
+    [
+        ("2025-07-14T06:30", "2025-07-14T04:30:00Z"),  # summer, naive = local (UTC+2)
+        ("2025-01-14 06:30:00", "2025-01-14T05:30:00Z"),  # winter (UTC+1)
+        ("2025-07-14T06:30:00+02:00", "2025-07-14T04:30:00Z"),
+        ("2025-07-14T06:30:00+0000", "2025-07-14T06:30:00Z"),
+        ("2025-07-14T06:30:00Z", "2025-07-14T06:30:00Z"),
+        ("2025-07-14 06:30:00.750-01:00", "2025-07-14T07:30:00.750Z"),
+        ("14/07/2025 06:30", "2025-07-14T04:30:00Z"),
+        ("4/1/2025 06:30:15", "2025-01-04T05:30:15Z"),
+        ("14.07.2025 06:30", "2025-07-14T04:30:00Z"),
+        ("14/07/2025", "2025-07-13T22:00:00Z"),
+        ("2025-07-14", "2025-07-13T22:00:00Z"),
+        ("2025-10-26T02:30", "2025-10-26T00:30:00Z"),  # the repeated autumn hour: summer time taken
+        ("2025-03-30T02:30", "2025-03-30T01:00:00Z"),  # the skipped spring hour: moved to 03:00
+    ],
+)
+def test_parse_timestamps_formats(text, utc):
+    parsed = parse_timestamps(pd.Series([text], dtype=object)).iloc[0]
+    assert parsed == pd.Timestamp(utc)
+    assert str(parsed.tz) == "Europe/Luxembourg"
+
+
+def test_parse_timestamps_datetime_values_and_garbage():
+    values = pd.Series(
+        [datetime.datetime(2025, 7, 14, 6, 30), pd.Timestamp("2025-07-14T06:30Z"), "yesterday", "31/02/2025 10:00", None],
+        dtype=object,
+    )
+    parsed = parse_timestamps(values)
+    assert parsed.iloc[0] == pd.Timestamp("2025-07-14T04:30Z")
+    assert parsed.iloc[1] == pd.Timestamp("2025-07-14T06:30Z")
+    assert parsed.iloc[2:].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("names", "values"),
+    [
+        (("lat", "lon"), ("49.6116", "6.1319")),
+        (("Latitude", "LONGITUDE"), ("49.6116", "6.1319")),
+        ((" lat ", "lng"), ("49.6116", "6.1319")),
+        (("LAT", "Long"), ("49,6116", "6,1319")),
+        (("x", "y"), None),
+        (("Easting", "Northing"), None),
+        (("X", "y"), None),
+    ],
+)
+def test_location_column_aliases(names, values):
+    x, y = TO_2169.transform(6.1319, 49.6116)
+    row = good_row()
+    del row["lat"], row["lon"]
+    row[names[0]], row[names[1]] = values if values else (f"{x:.3f}", f"{y:.3f}")
+    valid, problems = check(table(row))
+    assert problems == []
+    assert valid.geometry.iloc[0].x == pytest.approx(x, abs=1e-3)
+    assert valid.geometry.iloc[0].y == pytest.approx(y, abs=1e-3)
+
+
+def test_codes_are_trimmed_case_insensitive_and_canonical():
+    valid, problems = check(
+        table(good_row(location_kind=" Rest_Area ", transport_mode="ON_FOOT", entry_country="de")),
+        outline=None,
+    )
+    assert problems == []
+    assert valid.iloc[0][["location_kind", "transport_mode", "entry_country"]].tolist() == ["rest_area", "on_foot", "DE"]
+    valid, _ = check(table(good_row(entry_country="Unknown")))
+    assert valid["entry_country"].iloc[0] == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "column", "reason"),
+    [
+        ({"event_id": "  "}, "event_id", "event_id is missing"),
+        ({"observed_at": "not a date"}, "observed_at", "not a date and time"),
+        ({"observed_at": "32/01/2025 10:00"}, "observed_at", "not a date and time"),
+        ({"observed_at": ""}, "observed_at", "observed_at is missing"),
+        ({"observed_at": "2027-01-01T00:00"}, "observed_at", "in the future"),
+        ({"lat": "91"}, "lat", r"lat is out of range \[-90, 90\]"),
+        ({"lon": "-181"}, "lon", r"lon is out of range \[-180, 180\]"),
+        ({"lat": "north"}, "lat", "lat is not a number"),
+        ({"lon": ""}, "lon", "lon is missing while lat is given"),
+        ({"lat": "", "lon": ""}, "lat", "location is missing"),
+        ({"lat": "48.8566", "lon": "2.3522"}, "lat", "outside Luxembourg's outline plus 2000 m"),
+        ({"persons": "0"}, "persons", "persons must be at least 1"),
+        ({"persons": "-2"}, "persons", "persons must be at least 1"),
+        ({"persons": "2.5"}, "persons", "persons must be a whole number"),
+        ({"persons": "many"}, "persons", "persons is not a number"),
+        ({"persons": ""}, "persons", "persons is missing"),
+        ({"smugglers": "-1"}, "smugglers", "smugglers must be at least 0"),
+        ({"smugglers": "0.5"}, "smugglers", "smugglers must be a whole number"),
+        ({"location_kind": "harbour"}, "location_kind", "unknown location_kind .allowed: motorway, rest_area, border_crossing"),
+        ({"transport_mode": "boat"}, "transport_mode", "allowed: car, van, truck, bus, train, taxi, on_foot, other"),
+        ({"entry_country": "NL"}, "entry_country", "allowed: BE, FR, DE, unknown"),
+        ({"entry_country": ""}, "entry_country", "entry_country is missing"),
+    ],
+)
+def test_each_rule_names_row_column_and_value(overrides, column, reason):
+    frame = table(good_row(event_id="OK"), good_row(**{"event_id": "BAD", **overrides}))
+    valid, problems = check(frame)
+    assert len(problems) == 1, problems
+    problem = problems[0]
+    assert problem.file == "in.csv"
+    assert problem.row == 3
+    assert problem.column == column
+    assert pd.Series([problem.reason]).str.contains(reason).iloc[0], problem.reason
+    assert valid["event_id"].tolist() == ["OK"]
+    given = overrides.get(column)
+    if "outside" in reason:
+        assert problem.value == "lat 48.8566, lon 2.3522"
+    elif given and given.strip():
+        assert problem.value == given
+    text = str(problem)
+    assert "in.csv" in text and "row 3" in text and repr(column) in text
+
+
+def test_all_problems_reported_at_once():
+    frame = table(
+        good_row(event_id="A", persons="0", transport_mode="boat"),
+        good_row(event_id="B"),
+        good_row(event_id="C", observed_at="soon", lat="95"),
+    )
+    valid, problems = check(frame)
+    assert {(p.row, p.column) for p in problems} == {
+        (2, "persons"),
+        (2, "transport_mode"),
+        (4, "observed_at"),
+        (4, "lat"),
+    }
+    assert valid["event_id"].tolist() == ["B"]
+
+
+def test_duplicate_event_ids_flag_every_occurrence():
+    frame = table(good_row(event_id="D"), good_row(event_id="X"), good_row(event_id=" D"))
+    valid, problems = check(frame)
+    assert [(p.row, p.column, p.value) for p in problems] == [(2, "event_id", "D"), (4, "event_id", "D")]
+    assert all("rows 2, 4" in p.reason for p in problems)
+    assert valid["event_id"].tolist() == ["X"]
+
+
+def test_missing_required_columns_is_one_file_level_problem():
+    frame = table({"event_id": "E1", "Observed_At": "2025-01-01", "foo": "1"})
+    valid, problems = check(frame)
+    assert len(valid) == 0
+    assert len(problems) == 1 and problems[0].row is None
+    reason = problems[0].reason
+    for name in ("location_kind", "persons", "smugglers", "transport_mode", "entry_country", "lat and lon (or x and y)"):
+        assert name in reason
+    assert "columns found: 'event_id', 'Observed_At', 'foo'" in reason
+
+
+def test_colliding_alias_columns_are_reported():
+    row = good_row()
+    row["latitude"] = "49.6"
+    _, problems = check(table(row))
+    assert any("both give 'lat'" in p.reason for p in problems)
+
+
+@pytest.mark.parametrize(("offset_m", "ok"), [(-500, True), (1500, True), (2500, False), (10_000, False)])
+def test_margin_around_outline(offset_m, ok):
+    # x/y just left of the synthetic outline's west edge (x = 50 000)
+    row = good_row(x=str(50_000 - offset_m), y="90000")
+    valid, problems = check(table(row))
+    assert (problems == []) is ok
+    assert len(valid) == int(ok)
+
+
+def test_margin_from_environment(monkeypatch):
+    monkeypatch.setenv("GEO_IBM_MARGIN_M", "5000")
+    row = good_row(x="46000", y="90000")  # 4 km outside
+    _, problems = check(table(row))
+    assert problems == []
+    _, problems = check(table(row), margin_m=1000)
+    assert "plus 1000 m" in problems[0].reason
+
+
+def test_no_outline_skips_location_check():
+    _, problems = check(table(good_row(lat="48.8566", lon="2.3522")), outline=None)
+    assert problems == []
+
+
+def test_xy_wins_over_latlon_when_both_given():
+    valid, problems = check(table(good_row(x="80000", y="100000", lat="48.85", lon="2.35")))
+    assert problems == []
+    assert (valid.geometry.iloc[0].x, valid.geometry.iloc[0].y) == (80000.0, 100000.0)
+
+
+def test_future_uses_current_time_by_default():
+    future = (pd.Timestamp.now(tz="Europe/Luxembourg") + pd.Timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    _, problems = validate_events(table(good_row(observed_at=future)), file="f.csv", outline=OUTLINE)
+    assert [p.column for p in problems] == ["observed_at"]
+
+
+def test_typed_frame_and_numbering_without_row_index():
+    frame = pd.DataFrame(
+        {
+            "event_id": [101.0, 102.0],
+            "observed_at": pd.to_datetime(["2025-07-14 06:30", "2025-07-14 07:00"]),
+            "x": [80000.0, 80100.0],
+            "y": [100000.0, 100100.0],
+            "location_kind": ["urban", "urban"],
+            "persons": [2, 0],
+            "smugglers": [0, 0],
+            "transport_mode": ["car", "car"],
+            "entry_country": ["BE", "BE"],
+        }
+    )
+    valid, problems = check(frame)
+    assert [(p.row, p.column) for p in problems] == [(2, "persons")]
+    assert valid["event_id"].tolist() == ["101"]
+    assert valid["observed_at"].iloc[0] == pd.Timestamp("2025-07-14T04:30Z")
+
+
+def test_point_geodataframe_input_and_non_point_geometry():
+    gdf = gpd.GeoDataFrame(
+        {k: [v, v] for k, v in good_row().items() if k not in ("lat", "lon")},
+        geometry=[shapely.Point(6.1319, 49.6116), shapely.LineString([(6.0, 49.6), (6.1, 49.7)])],
+        crs="EPSG:4326",
+    )
+    gdf["event_id"] = ["G1", "G2"]
+    valid, problems = check(gdf)
+    assert valid["event_id"].tolist() == ["G1"]
+    assert valid.geometry.iloc[0].x == pytest.approx(TO_2169.transform(6.1319, 49.6116)[0])
+    assert [(p.row, p.column) for p in problems] == [(2, "geometry")]
+    assert "LineString" in problems[0].reason
+
+
+def test_observed_at_kept_to_the_second():
+    valid, _ = check(table(good_row(observed_at="2025-07-14T06:30:12.9")))
+    assert valid["observed_at"].iloc[0] == pd.Timestamp("2025-07-14T04:30:12Z")
+
+
+def test_large_table_validates_quickly():
+    n = 200_000
+    rng = np.random.default_rng(7)
+    stamps = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365 * 86400, n), unit="s")
+    frame = pd.DataFrame(
+        {
+            "event_id": [f"E{i}" for i in range(n)],
+            "observed_at": stamps.strftime("%Y-%m-%dT%H:%M:%S"),
+            "x": rng.uniform(55_000, 100_000, n).round(1).astype(str),
+            "y": rng.uniform(60_000, 135_000, n).round(1).astype(str),
+            "location_kind": rng.choice(["Motorway", "urban"], n),
+            "persons": rng.integers(1, 9, n).astype(str),
+            "smugglers": rng.integers(0, 2, n).astype(str),
+            "transport_mode": rng.choice(["car", "van"], n),
+            "entry_country": rng.choice(["BE", "fr", "DE"], n),
+        },
+        dtype=object,
+    )
+    frame.loc[123, "persons"] = "0"
+    t0 = time.perf_counter()
+    valid, problems = check(frame)
+    elapsed = time.perf_counter() - t0
+    assert len(valid) == n - 1 and [p.row for p in problems] == [124]
+    assert elapsed < 10, f"validation of {n} rows took {elapsed:.1f} s"

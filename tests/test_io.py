@@ -1,0 +1,203 @@
+"""Tests for file access (geo_ibm.io): vector round trips and the event-file readers."""
+from __future__ import annotations
+
+import datetime
+
+import geopandas as gpd
+import openpyxl
+import pandas as pd
+import pytest
+import shapely
+from pyproj import Transformer
+
+from geo_ibm.errors import CrsError, ValidationError
+from geo_ibm.events import validate_events
+from geo_ibm.io import ensure_working_crs, file_sha256, read_event_table, read_vector, write_table, write_vector
+
+TO_2169 = Transformer.from_crs("EPSG:4326", "EPSG:2169", always_xy=True)
+OUTLINE = shapely.box(50_000, 57_000, 107_000, 139_000)
+HEADER = ["event_id", "observed_at", "lat", "lon", "location_kind", "persons", "smugglers", "transport_mode", "entry_country", "notes"]
+ROWS = [
+    ["E1", "14/07/2025 06:30", "49,6116", "6,1319", "motorway", "2", "0", "car", "BE", "Zoé à la gare"],
+    ["E2", "2025-07-14T07:00", "49.5", "6.0", "Urban", "1", "1", "van", "fr", ""],
+]
+
+
+def write_csv(path, header, rows, *, sep=",", encoding="utf-8", blank_after=None):
+    lines = [sep.join(header)]
+    for i, row in enumerate(rows):
+        lines.append(sep.join(row))
+        if blank_after == i:
+            lines.append("")
+    path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
+    return path
+
+
+# --- vector files --------------------------------------------------------------------------
+
+
+def test_vector_round_trip_gpkg_and_geojson(tmp_path):
+    gdf = gpd.GeoDataFrame({"name": ["a", "b"]}, geometry=[shapely.Point(80000, 90000), shapely.Point(81000, 91000)], crs=2169)
+    back = read_vector(write_vector(gdf, tmp_path / "a.gpkg", layer="pts"), layer="pts")
+    assert back.crs.to_epsg() == 2169 and back["name"].tolist() == ["a", "b"]
+    back = read_vector(write_vector(gdf, tmp_path / "a.geojson"))
+    assert back.crs.to_epsg() == 2169
+    assert back.geometry.x.tolist() == pytest.approx([80000, 81000], abs=0.01)
+
+
+def test_vector_errors(tmp_path):
+    with pytest.raises(ValidationError, match="file not found"):
+        read_vector(tmp_path / "none.gpkg")
+    with pytest.raises(CrsError, match="has no CRS"):
+        ensure_working_crs(gpd.GeoDataFrame(geometry=[shapely.Point(0, 0)]), name="pts")
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sep", "encoding"),
+    [(";", "latin-1"), (",", "utf-8"), (",", "utf-8-sig"), (";", "utf-8-sig"), ("\t", "utf-8")],
+)
+def test_csv_encodings_and_delimiters(tmp_path, sep, encoding):
+    rows = [[c.replace(",", ".") if sep == "," else c for c in r] for r in ROWS]
+    path = write_csv(tmp_path / "e.csv", HEADER, rows, sep=sep, encoding=encoding)
+    if sep == "\t":
+        # Only , and ; are supported: a tab file reads as one column and fails validation.
+        frame = read_event_table(path)
+        assert len(frame.columns) == 1
+        return
+    frame = read_event_table(path)
+    assert list(frame.columns) == HEADER
+    assert frame.index.name == "row" and frame.index.tolist() == [2, 3]
+    assert frame.loc[2, "notes"] == "Zoé à la gare"
+    assert frame.loc[3, "entry_country"] == "fr"
+
+
+def test_csv_row_numbers_count_header_and_blank_lines(tmp_path):
+    path = write_csv(tmp_path / "e.csv", HEADER, ROWS + [["E3", "x", "49.6", "6.1", "urban", "1", "0", "car", "BE", ""]],
+                     sep=";", encoding="latin-1", blank_after=0)
+    frame = read_event_table(path)
+    assert frame.index.tolist() == [2, 4, 5]  # line 3 is blank
+    _, problems = validate_events(frame, file="e.csv", outline=OUTLINE)
+    assert [(p.file, p.row, p.column, p.value) for p in problems] == [("e.csv", 5, "observed_at", "x")]
+
+
+def test_csv_quoted_delimiters(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text('event_id,notes\n"A,1","said ""hi""; left"\n', encoding="utf-8")
+    frame = read_event_table(path)
+    assert frame.loc[2, "event_id"] == "A,1"
+    assert frame.loc[2, "notes"] == 'said "hi"; left'
+
+
+def test_csv_bad_file_reports_file_row_column(tmp_path):
+    rows = [list(ROWS[0]), list(ROWS[1])]
+    rows[1][5] = "0"  # persons
+    rows[1][7] = "boat"
+    path = write_csv(tmp_path / "bad.csv", HEADER, rows, sep=";", encoding="latin-1")
+    _, problems = validate_events(read_event_table(path), file=path.name, outline=OUTLINE)
+    text = "\n".join(str(p) for p in problems)
+    assert "bad.csv, row 3, column 'persons': persons must be at least 1 (value '0')" in text
+    assert "bad.csv, row 3, column 'transport_mode': unknown transport_mode" in text
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n"])
+def test_empty_csv_is_refused(tmp_path, content):
+    path = tmp_path / "empty.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValidationError, match="empty"):
+        read_event_table(path)
+
+
+def test_unknown_suffix_and_missing_file(tmp_path):
+    (tmp_path / "e.ods").write_bytes(b"x")
+    with pytest.raises(ValidationError, match=r"unsupported event file type '\.ods'"):
+        read_event_table(tmp_path / "e.ods")
+    with pytest.raises(ValidationError, match="file not found"):
+        read_event_table(tmp_path / "missing.csv")
+
+
+# --- XLSX ----------------------------------------------------------------------------------
+
+
+def write_xlsx(path, header, rows, *, sheet="Sheet", extra_first=False):
+    book = openpyxl.Workbook()
+    ws = book.active
+    if extra_first:
+        ws.title = "readme"
+        ws.append(["this sheet is not the data"])
+        ws = book.create_sheet("Events")
+    else:
+        ws.title = sheet
+    ws.append(header)
+    for row in rows:
+        ws.append(row)
+    book.save(path)
+    return path
+
+
+def test_xlsx_cells_and_row_numbers(tmp_path):
+    rows = [
+        [1042.0, datetime.datetime(2025, 7, 14, 6, 30), 49.6116, 6.1319, "motorway", 2, 0, "car", "BE", None],
+        [None] * 10,
+        ["E2", "14/07/2025 07:00", 49.5, 6.0, "urban", 2.5, 0, "van", "FR", "note"],
+    ]
+    path = write_xlsx(tmp_path / "e.xlsx", HEADER, rows, extra_first=True)
+    frame = read_event_table(path)
+    assert frame.index.tolist() == [2, 4]
+    assert frame.loc[2, "event_id"] == "1042"
+    assert frame.loc[2, "observed_at"] == "2025-07-14T06:30:00"
+    valid, problems = validate_events(frame, file="e.xlsx", outline=OUTLINE)
+    assert [(p.row, p.column, p.value) for p in problems] == [(4, "persons", "2.5")]
+    assert valid.loc[2, "observed_at"] == pd.Timestamp("2025-07-14T04:30Z")
+    x, y = TO_2169.transform(6.1319, 49.6116)
+    assert (valid.geometry.x.iloc[0], valid.geometry.y.iloc[0]) == pytest.approx((x, y))
+
+
+def test_broken_xlsx_is_refused(tmp_path):
+    path = tmp_path / "broken.xlsx"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ValidationError, match="cannot read as an XLSX workbook"):
+        read_event_table(path)
+
+
+# --- GeoJSON and GeoPackage ----------------------------------------------------------------
+
+
+def event_layer(crs):
+    attrs = {h: [r[i] for r in ROWS] for i, h in enumerate(HEADER) if h not in ("lat", "lon")}
+    pts = [shapely.Point(6.1319, 49.6116), shapely.Point(6.0, 49.5)]
+    gdf = gpd.GeoDataFrame(attrs, geometry=pts, crs="EPSG:4326")
+    return gdf.to_crs(crs)
+
+
+@pytest.mark.parametrize(("suffix", "crs"), [(".geojson", "EPSG:4326"), (".gpkg", "EPSG:2169"), (".gpkg", "EPSG:4326")])
+def test_vector_event_files_give_xy_in_2169(tmp_path, suffix, crs):
+    gdf = event_layer(crs)
+    path = tmp_path / f"e{suffix}"
+    gdf.to_file(path, engine="pyogrio")
+    frame = read_event_table(path)
+    assert frame.index.tolist() == [1, 2]
+    x, y = TO_2169.transform(6.0, 49.5)
+    assert frame.loc[2, "x"] == pytest.approx(x, abs=0.01) and frame.loc[2, "y"] == pytest.approx(y, abs=0.01)
+    valid, problems = validate_events(frame, file=path.name, outline=OUTLINE)
+    assert problems == [] and len(valid) == 2
+
+
+def test_geojson_non_point_feature_is_a_problem_with_its_feature_number(tmp_path):
+    gdf = event_layer("EPSG:4326")
+    gdf.loc[1, "geometry"] = shapely.Polygon([(6, 49.5), (6.1, 49.5), (6.1, 49.6)])
+    path = tmp_path / "e.geojson"
+    gdf.to_file(path, engine="pyogrio")
+    _, problems = validate_events(read_event_table(path), file="e.geojson", outline=OUTLINE)
+    assert [(p.row, p.column) for p in problems] == [(2, "geometry")]
+    assert "Polygon; expected a point" in problems[0].reason
+
+
+def test_write_table_and_sha256(tmp_path):
+    path = write_table(pd.DataFrame({"a": ["é"], "reason": ["x"]}), tmp_path / "sub" / "t.csv")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfa,reason")
+    import hashlib
+
+    assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
