@@ -474,7 +474,8 @@ def hotspot_map(
     contours
         KDE contour polygons with a ``level`` column (density threshold) when available.
     clusters
-        Cluster hulls with ``cluster`` (id) and ``n_events`` or ``count`` when available.
+        Cluster hulls (``geo_ibm.clusters.density_clusters``): ``cluster_id``, ``n_events``,
+        ``persons``, ``first_seen``, ``last_seen`` are shown when present.
     emerging
         Grid cells with an emerging hot spot ``category``; "no pattern detected" is not drawn.
     notes
@@ -508,9 +509,8 @@ def hotspot_map(
                        fields=fields, aliases=[t("Density level")], show=False, fill_opacity=0.35)
         blocks.append(_legend_html(t("Kernel density contours"), [(ramp[1], "box", t("low")), (ramp[-1], "box", t("high"))]))
     if clusters is not None and len(clusters):
-        ids = clusters["cluster"].astype(str).tolist() if "cluster" in clusters else [str(i) for i in range(len(clusters))]
-        colours = [_FALLBACK_COLOURS[i % len(_FALLBACK_COLOURS)] for i in range(len(ids))]
-        fields = [c for c in ("cluster", "n_events", "count") if c in clusters.columns]
+        colours = [_FALLBACK_COLOURS[i % len(_FALLBACK_COLOURS)] for i in range(len(clusters))]
+        fields = [c for c in ("cluster_id", "cluster", "n_events", "persons", "first_seen", "last_seen") if c in clusters.columns]
         _polygon_layer(fmap, clusters, name=t("Density clusters"), colours=colours, fields=fields,
                        aliases=[t(f) for f in fields], show=False, fill_opacity=0.3)
         blocks.append(_legend_html(t("Density clusters"), [(_FALLBACK_COLOURS[0], "box", t("cluster hull (one colour per cluster)"))]))

@@ -1,0 +1,312 @@
+"""Tests of webapp.pages: map pages and documents, filters, imports, exports, audit and user pages."""
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from geo_ibm.errors import ValidationError
+from webfixtures import (  # noqa: F401
+    N_EVENTS,
+    PASSWORD,
+    XSS_NOTE,
+    app,
+    base_store,
+    client,
+    csrf_token,
+    demo_events,
+    events_csv,
+    logged_in,
+    store,
+    store_path,
+)
+
+NAV = ["/overview", "/hotspots", "/import", "/exports/", "/admin/audit", "/admin/users", "/account"]
+
+
+def actions(store) -> list[dict]:
+    entries = store.audit_log(limit=1000)
+    if hasattr(entries, "to_dict"):
+        entries = entries.to_dict(orient="records")
+    return list(entries)
+
+
+def upload(c, text: str, filename: str = "events.csv"):
+    token = csrf_token(c, "/import")
+    data = {"csrf_token": token, "file": (io.BytesIO(text.encode("utf-8")), filename)}
+    return c.post("/import", data=data, content_type="multipart/form-data")
+
+
+# --------------------------------------------------------------------------- navigation and pages
+
+
+@pytest.mark.parametrize("url", NAV)
+def test_every_page_links_every_page(logged_in, url):
+    body = logged_in("ada").get(url).get_data(as_text=True)
+    for target in NAV:
+        assert f'href="{target}"' in body, (url, target)
+
+
+def test_navigation_hides_what_the_role_cannot_open(logged_in):
+    body = logged_in("vic").get("/overview").get_data(as_text=True)
+    assert 'href="/hotspots"' in body
+    assert 'href="/import"' not in body and 'href="/admin/audit"' not in body
+
+
+def test_root_redirects_to_overview(logged_in):
+    response = logged_in("vic").get("/")
+    assert response.status_code == 302 and response.headers["Location"] == "/overview"
+
+
+def test_overview_embeds_the_map_in_a_sandboxed_frame(logged_in, store):
+    body = logged_in("vic").get("/overview?entry_country=DE&from=2024-01-01").get_data(as_text=True)
+    frame = re.search(r'<iframe[^>]*>', body).group(0)
+    assert 'sandbox="allow-scripts"' in frame and "allow-same-origin" not in frame
+    src = re.search(r'src="([^"]+)"', frame).group(1).replace("&amp;", "&")
+    assert src.startswith("/maps/overview?") and "entry_country=DE" in src and "from=2024-01-01" in src
+    assert f"{store.count(entry_country='DE', start=pd.Timestamp('2024-01-01', tz='Europe/Luxembourg'))} events" in body
+
+
+def test_overview_map_document(logged_in):
+    response = logged_in("vic").get("/maps/overview")
+    doc = response.get_data(as_text=True)
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert re.findall(r"https?://", doc) == []
+    assert "/assets/leaflet/leaflet.js" in doc
+    assert "Internal Schengen borders" in doc and "Border crossing points" in doc
+    assert "OpenStreetMap contributors, ODbL 1.0" in doc
+
+
+def test_hotspot_map_document_has_the_layers(logged_in):
+    doc = logged_in("vic").get("/maps/hotspots").get_data(as_text=True)
+    assert "Gi* hot and cold spots" in doc
+    assert "Kernel density contours" in doc
+    assert "Density clusters" in doc
+    assert re.findall(r"https?://", doc) == []
+
+
+def test_map_document_in_french(logged_in):
+    c = logged_in("vic")
+    c.get("/lang/fr")
+    doc = c.get("/maps/overview").get_data(as_text=True)
+    assert "Fronti\\u00e8res int\\u00e9rieures Schengen" in doc or "Frontières intérieures Schengen" in doc
+
+
+def test_unknown_map_is_404_or_400(logged_in):
+    response = logged_in("vic").get("/maps/nothing")
+    assert response.status_code == 400
+    assert "unknown map" in response.get_data(as_text=True)
+
+
+# --------------------------------------------------------------------------- filters
+
+
+@pytest.mark.parametrize(
+    ("query", "filters"),
+    [
+        ("location_kind=motorway", {"location_kind": "motorway"}),
+        ("entry_country=FR", {"entry_country": "FR"}),
+        ("entry_country=fr", {"entry_country": "FR"}),
+        ("transport_mode=car", {"transport_mode": "car"}),
+        ("quarter=2025-Q2", {"quarter": "2025-Q2"}),
+        ("region=Nord", {"region": "Nord"}),
+    ],
+)
+def test_filters_reach_the_store(logged_in, store, query, filters):
+    body = logged_in("vic").get(f"/overview?{query}").get_data(as_text=True)
+    expected = store.count(**filters)
+    assert f"{expected} events match the filter." in body
+    assert expected < N_EVENTS
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("location_kind=spaceport", "location_kind"),
+        ("entry_country=LU", "entry_country"),
+        ("transport_mode=rocket", "transport_mode"),
+        ("quarter=2025-Q5", "quarter"),
+        ("from=2025-13-01", "from"),
+        ("to=yesterday", "to"),
+        ("from=2025-05-01&to=2025-04-01", "from"),
+        ("region=Atlantis", "region"),
+        ("regoin=Nord", "regoin"),
+    ],
+)
+@pytest.mark.parametrize("url", ["/overview", "/hotspots", "/maps/overview", "/exports/events.csv"])
+def test_bad_filter_values_are_400_naming_the_parameter(logged_in, url, query, parameter):
+    response = logged_in("ada").get(f"{url}?{query}")
+    assert response.status_code == 400
+    assert parameter in response.get_data(as_text=True)
+
+
+def test_bad_filter_is_json_for_programs(client):
+    import base64
+
+    auth = base64.b64encode(f"vic:{PASSWORD}".encode()).decode()
+    response = client.get("/overview?entry_country=LU", headers={"Authorization": f"Basic {auth}"})
+    assert response.status_code == 400 and response.get_json()["parameter"] == "entry_country"
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def test_import_valid_file_stores_rows_and_audits(logged_in, store):
+    before = store.count()
+    csv = events_csv(demo_events(12, seed=99), id_prefix="web-")
+    response = upload(logged_in("ana"), csv)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200, body[:1000]
+    assert "12 new events" in body
+    assert store.count() == before + 12
+    assert any(e["action"] == "import" and e["user"] == "ana" and e["detail"]["file"] == "events.csv" for e in actions(store))
+
+
+def test_import_with_errors_stores_nothing_and_lists_problems(logged_in, store, tmp_path):
+    before = store.count()
+    frame = pd.read_csv(io.StringIO(events_csv(demo_events(5, seed=98), id_prefix="bad-")), dtype=str)
+    frame.loc[1, "persons"] = "many"
+    frame.loc[3, "entry_country"] = "XX"
+    text = frame.to_csv(index=False)
+    response = upload(logged_in("ana"), text)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Nothing was imported." in body
+    table = re.search(r'<table class="data" id="problems">.*?</table>', body, re.S).group(0)
+    assert "persons" in table and "many" in table and "entry_country" in table and "XX" in table
+    assert store.count() == before
+    # The page shows the rows and columns the library reports for the same file.
+    path = tmp_path / "events.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValidationError) as caught:
+        store.import_file(path, user="test")
+    shown = re.findall(r"<tr><td>(\d*)</td><td>([^<]*)</td>", table)
+    assert shown == [(str(p.row), p.column) for p in caught.value.problems]
+    assert [c for _r, c in shown] == ["persons", "entry_country"]
+
+
+def test_import_refuses_unknown_file_types_and_empty_form(logged_in):
+    c = logged_in("ana")
+    response = upload(c, "hello", filename="events.exe")
+    assert response.status_code == 400 and "unsupported file type" in response.get_data(as_text=True)
+    token = csrf_token(c, "/import")
+    assert c.post("/import", data={"csrf_token": token}).status_code == 400
+
+
+def test_oversized_upload_is_413(logged_in, app):
+    app.config["MAX_CONTENT_LENGTH"] = 10_000
+    response = upload(logged_in("ana"), "x" * 20_000)
+    assert response.status_code == 413
+    assert "larger than the limit" in response.get_data(as_text=True)
+
+
+def test_imported_notes_are_shown_escaped(logged_in, store):
+    c = logged_in("ana")
+    events = demo_events(3, seed=97)
+    # The latest events are listed on the overview: make these the latest.
+    events["observed_at"] = pd.Timestamp.now(tz="Europe/Luxembourg").floor("s") - pd.Timedelta(hours=1)
+    csv = events_csv(events, notes=XSS_NOTE, id_prefix="xss-")
+    assert upload(c, csv).status_code == 200
+    body = c.get("/overview").get_data(as_text=True)
+    assert "&lt;img src=x onerror=window.__xss=1&gt;" in body
+    assert XSS_NOTE not in body
+    doc = c.get("/maps/overview").get_data(as_text=True)
+    assert XSS_NOTE not in doc
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def test_export_csv_follows_the_filter_and_is_audited(logged_in, store):
+    response = logged_in("ana").get("/exports/events.csv?entry_country=BE")
+    assert response.status_code == 200
+    assert 'attachment; filename="events.csv"' in response.headers["Content-Disposition"]
+    frame = pd.read_csv(io.StringIO(response.get_data(as_text=True)))
+    assert len(frame) == store.count(entry_country="BE")
+    assert set(frame["entry_country"]) == {"BE"}
+    assert {"event_id", "observed_at", "x", "y", "lon", "lat"} <= set(frame.columns)
+    assert frame["lon"].between(5.6, 6.7).all() and frame["x"].between(40_000, 120_000).all()
+    exported = [e for e in actions(store) if e["action"] == "export"]
+    assert exported and exported[0]["user"] == "ana" and "csv" in str(exported[0]["detail"])
+
+
+def test_export_geojson_and_geopackage(logged_in, store, tmp_path):
+    c = logged_in("ana")
+    geo = c.get("/exports/events.geojson?location_kind=motorway")
+    collection = json.loads(geo.get_data(as_text=True))
+    assert len(collection["features"]) == store.count(location_kind="motorway")
+    lon, lat = collection["features"][0]["geometry"]["coordinates"][:2]
+    assert 5.6 < lon < 6.7 and 49.3 < lat < 50.3
+    gpkg = c.get("/exports/events.gpkg")
+    path = tmp_path / "out.gpkg"
+    path.write_bytes(gpkg.data)
+    frame = gpd.read_file(path)
+    assert len(frame) == store.count() and frame.crs.to_epsg() == 2169
+    assert sum(e["action"] == "export" for e in actions(store)) == 2
+
+
+def test_export_unknown_format_is_400(logged_in):
+    assert logged_in("ana").get("/exports/events.shp").status_code == 400
+
+
+@pytest.mark.parametrize("kind", ["overview", "hotspots"])
+def test_export_map_is_self_contained(logged_in, store, kind):
+    response = logged_in("ana").get(f"/exports/map.html?map={kind}&entry_country=DE")
+    doc = response.get_data(as_text=True)
+    assert response.status_code == 200 and "attachment" in response.headers["Content-Disposition"]
+    # Nothing is loaded from anywhere: no <script src>, no stylesheet links (URLs inside the
+    # inlined libraries' comments and strings are not requests).
+    assert not re.search(r"<script[^>]+src=", doc) and not re.search(r"<link[^>]+href=", doc)
+    assert "/assets/" not in doc
+    assert "L.map(" in doc and "Leaflet 1.9" in doc  # the library itself is inlined
+    assert any(e["action"] == "export" and kind in str(e["detail"]) for e in actions(store))
+
+
+def test_export_map_refuses_unknown_map(logged_in):
+    response = logged_in("ana").get("/exports/map.html?map=secret")
+    assert response.status_code == 400 and "map" in response.get_data(as_text=True)
+
+
+# --------------------------------------------------------------------------- audit and users
+
+
+def test_audit_page_lists_logins_and_exports(logged_in):
+    c = logged_in("ada")
+    c.get("/exports/events.csv")
+    body = c.get("/admin/audit").get_data(as_text=True)
+    assert "login_success" in body and "export" in body
+    assert c.get("/admin/audit?limit=0").status_code == 400
+    assert c.get("/admin/audit?limt=5").status_code == 400
+
+
+def test_admin_manages_users(logged_in, store):
+    from webapp import accounts
+
+    c = logged_in("ada")
+    token = csrf_token(c, "/admin/users")
+    response = c.post("/admin/users", data={"csrf_token": token, "action": "add", "name": "newbie", "role": "viewer",
+                                            "password": "long-enough-1"})
+    assert response.status_code == 302
+    assert accounts.get_user(store, "newbie")["role"] == "viewer"
+    c.post("/admin/users", data={"csrf_token": token, "action": "role", "name": "newbie", "role": "analyst"})
+    assert accounts.get_user(store, "newbie")["role"] == "analyst"
+    duplicate = c.post("/admin/users", data={"csrf_token": token, "action": "add", "name": "newbie", "role": "viewer",
+                                             "password": "long-enough-1"})
+    assert duplicate.status_code == 409
+    assert c.post("/admin/users", data={"csrf_token": token, "action": "delete", "name": "ada"}).status_code == 400
+    c.post("/admin/users", data={"csrf_token": token, "action": "delete", "name": "newbie"})
+    assert accounts.get_user(store, "newbie") is None
+    logged = [e["action"] for e in actions(store)]
+    assert {"user_add", "user_role", "user_delete"} <= set(logged)
+
+
+def test_error_pages_never_500_for_user_input(logged_in):
+    c = logged_in("ada")
+    for url in ["/overview?from=" + "9" * 300, "/overview?quarter=%00", "/exports/map.html?map=%3Cscript%3E",
+                "/admin/audit?x=1", "/maps/%3Cb%3E"]:
+        response = c.get(url)
+        assert 400 <= response.status_code < 500, (url, response.status_code)
+        assert "<script>" not in response.get_data(as_text=True)

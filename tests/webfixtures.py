@@ -1,0 +1,120 @@
+"""Web-app test fixtures: a small event store with one account per role, app and client helpers."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+
+PASSWORD = "correct-horse-42"
+USERS: dict[str, str] = {"vic": "viewer", "ana": "analyst", "pia": "planner", "ada": "admin"}
+"""Account name -> role of the test store."""
+
+XSS_NOTE = "<img src=x onerror=window.__xss=1>"
+N_EVENTS = 300
+
+
+def demo_events(n: int, *, seed: int) -> gpd.GeoDataFrame:
+    """Synthetic events from ``geo_ibm.demo`` (EPSG:2169)."""
+    from geo_ibm.demo import generate_events
+
+    events, _truth = generate_events(n, seed=seed)
+    return events
+
+
+def events_csv(events: gpd.GeoDataFrame, *, notes: str | None = None, id_prefix: str = "") -> str:
+    """Events as an import CSV with x/y in EPSG:2169 (the format the store reads)."""
+    frame = pd.DataFrame(events.drop(columns=events.geometry.name))
+    frame["event_id"] = id_prefix + frame["event_id"].astype(str)
+    frame["observed_at"] = events["observed_at"].map(lambda v: v.isoformat())
+    frame["x"] = events.geometry.x.round(2)
+    frame["y"] = events.geometry.y.round(2)
+    if notes is not None:
+        frame["notes"] = notes
+    return frame.to_csv(index=False)
+
+
+def build_store(path: Path, *, n_events: int = N_EVENTS, seed: int = 1, notes: str | None = None) -> Path:
+    """A store at ``path`` holding ``n_events`` demo events (imported from a CSV) and the USERS."""
+    from geo_ibm.store import open_store
+    from webapp.accounts import add_user
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = open_store(path)
+    store.init()
+    csv = path.parent / "events.csv"
+    csv.write_text(events_csv(demo_events(n_events, seed=seed), notes=notes), encoding="utf-8")
+    store.import_file(csv, user="fixture")
+    for name, role in USERS.items():
+        add_user(store, name, role, PASSWORD)
+    return path
+
+
+@pytest.fixture(scope="session")
+def base_store(tmp_path_factory) -> Path:
+    """A store built once per session; tests that change data copy it (see ``store_path``)."""
+    return build_store(tmp_path_factory.mktemp("webstore") / "geo_ibm.gpkg")
+
+
+@pytest.fixture
+def store_path(base_store, tmp_path) -> Path:
+    """A private copy of the session store for one test."""
+    target = tmp_path / "store" / "geo_ibm.gpkg"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(base_store, target)
+    return target
+
+
+@pytest.fixture
+def store(store_path):
+    from geo_ibm.store import open_store
+
+    return open_store(store_path)
+
+
+@pytest.fixture
+def app(store_path, tmp_path):
+    from webapp import create_app
+
+    return create_app({
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "STORE_PATH": str(store_path),
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+    })
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def csrf_token(client, url: str = "/login") -> str:
+    """The CSRF token of a form on ``url`` (the session keeps it)."""
+    page = client.get(url)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+    assert match, f"no CSRF token on {url} (status {page.status_code})"
+    return match.group(1)
+
+
+def login(client, name: str, password: str = PASSWORD, **environ):
+    """Log in through the form; returns the response of the POST."""
+    token = csrf_token(client)
+    return client.post("/login", data={"username": name, "password": password, "csrf_token": token},
+                       environ_base=environ)
+
+
+@pytest.fixture
+def logged_in(app):
+    """A factory: ``logged_in("ada")`` gives a test client with that account's session."""
+
+    def make(name: str):
+        c = app.test_client()
+        response = login(c, name)
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        return c
+
+    return make

@@ -1,0 +1,147 @@
+"""The geo_ibm web application: ``create_app`` builds it (config from the environment at call time)."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from geo_ibm.errors import GeoIbmError
+from geo_ibm.settings import store_path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_UPLOAD_MB = 64
+
+
+def _secret_key(instance: Path) -> str:
+    """``GEO_IBM_SECRET_KEY``, else a random key kept in ``<instance>/secret_key`` (mode 0600)."""
+    env = os.environ.get("GEO_IBM_SECRET_KEY")
+    if env:
+        return env
+    path = instance / "secret_key"
+    instance.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        key = secrets.token_hex(32)
+        handle.write(key)
+    return key
+
+
+def _truthy(value: str | None) -> bool:
+    return str(value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the web app.
+
+    Configuration, read when this is called: ``GEO_IBM_STORE`` (store path),
+    ``GEO_IBM_SECRET_KEY`` (else a random key in ``<instance>/secret_key``, mode 0600),
+    ``GEO_IBM_TILE_URL`` / ``GEO_IBM_TILE_ATTRIBUTION`` (optional basemap),
+    ``GEO_IBM_SECURE_COOKIES`` (send cookies over HTTPS only), ``GEO_IBM_MAX_UPLOAD_MB``.
+    ``test_config`` overrides any Flask config key; ``INSTANCE_PATH`` in it sets the instance
+    folder.
+    """
+    test_config = dict(test_config or {})
+    instance_path = test_config.pop("INSTANCE_PATH", None) or os.environ.get("GEO_IBM_INSTANCE")
+    app = Flask(__name__, instance_path=str(Path(instance_path).resolve()) if instance_path else None,
+                instance_relative_config=True)
+    max_mb = float(os.environ.get("GEO_IBM_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB)
+    app.config.update(
+        STORE_PATH=str(store_path()),
+        TILE_URL=os.environ.get("GEO_IBM_TILE_URL") or None,
+        TILE_ATTRIBUTION=os.environ.get("GEO_IBM_TILE_ATTRIBUTION") or None,
+        MAX_CONTENT_LENGTH=int(max_mb * 1024 * 1024),
+        SESSION_COOKIE_NAME="geo_ibm_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=_truthy(os.environ.get("GEO_IBM_SECURE_COOKIES")),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+        LOGIN_MAX_FAILURES=5,
+        LOGIN_WINDOW_S=900,
+        MAP_MAX_MARKERS=1000,
+        MAP_CACHE_SIZE=16,
+    )
+    app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
+
+    from webapp import auth, i18n
+    from webapp.assets import assets_bp
+    from webapp.pages import BLUEPRINTS
+
+    i18n.init_app(app)
+    auth.init_app(app)
+    app.register_blueprint(assets_bp)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    _register_optional(app, "webapp.api", "api_bp", "/api")
+    _register_optional(app, "webapp.ogc", "ogc_bp", "/ogc")
+    _register_error_handlers(app)
+    return app
+
+
+def _register_optional(app: Flask, module: str, name: str, prefix: str) -> None:
+    import importlib
+
+    try:
+        blueprint = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        log.warning("%s is not installed; %s is not served", module, prefix)
+        return
+    app.register_blueprint(blueprint, url_prefix=prefix)
+
+
+def _error_response(status: int, message: str, problems: list[Any] | None = None, parameter: str | None = None):
+    from webapp.auth import is_api_request
+
+    if is_api_request():
+        body: dict[str, Any] = {"code": {400: "InvalidParameterValue", 404: "NotFound", 409: "Conflict", 413: "PayloadTooLarge"}.get(status, "Error"),
+                                "description": message}
+        if parameter:
+            body["parameter"] = parameter
+        response = jsonify(body)
+        response.status_code = status
+        return response
+    return render_template("error.html", status=status, message=message, problems=problems or []), status
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from webapp.i18n import gettext as _
+
+    @app.errorhandler(GeoIbmError)
+    def library_error(exc: GeoIbmError):
+        problems = list(getattr(exc, "problems", []) or [])
+        parameter = problems[0].column if problems and problems[0].column else None
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        return _error_response(int(getattr(exc, "http_status", 400)), first, problems, parameter)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return _error_response(400, _("The form expired or did not come from this site; reload the page and try again.")
+                               + f" ({exc.description})")
+
+    @app.errorhandler(413)
+    def too_large(_exc: HTTPException):
+        limit_mb = (app.config.get("MAX_CONTENT_LENGTH") or 0) / (1024 * 1024)
+        return _error_response(413, _("The upload is larger than the limit of %(mb)s MB.", mb=f"{limit_mb:g}"))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return _error_response(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return _error_response(500, _("Internal error; the details are in the server log."))

@@ -1,0 +1,464 @@
+"""Logins, roles, API tokens and Basic auth, CSRF, login throttling and security headers."""
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import CSRFProtect
+
+from geo_ibm.errors import GeoIbmError
+from geo_ibm.settings import store_path
+from webapp import accounts
+from webapp.i18n import gettext as _
+
+auth_bp = Blueprint("auth", __name__)
+csrf = CSRFProtect()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.set_language", "static", "assets.vendor"})
+"""Endpoints reachable without a login (the login page, the language switch, static files)."""
+
+API_PREFIXES = ("/api", "/ogc")
+REALM = 'realm="geo_ibm", charset="UTF-8"'
+
+_init_lock = threading.Lock()
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def get_store() -> Any:
+    """The event store of this request (``STORE_PATH`` config, else ``GEO_IBM_STORE``).
+
+    The store is initialised (tables created) once per path and process.
+    """
+    if "geo_ibm_store" not in g:
+        from geo_ibm.store import open_store
+
+        path = store_path(current_app.config.get("STORE_PATH"))
+        store = open_store(path)
+        ready: set[str] = current_app.extensions.setdefault("geo_ibm_ready_stores", set())
+        if str(path) not in ready:
+            with _init_lock:
+                if str(path) not in ready:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    store.init()
+                    ready.add(str(path))
+        g.geo_ibm_store = store
+    return g.geo_ibm_store
+
+
+def audit(action: str, **detail: Any) -> None:
+    """Record ``action`` in the store's audit trail with the current user and client address."""
+    user = g.get("user")
+    detail.setdefault("ip", request.remote_addr)
+    get_store().audit(action, user=user["name"] if user else "-", detail=detail)
+
+
+# --------------------------------------------------------------------------- throttling
+
+
+class LoginThrottle:
+    """Count failed logins per (user name, client address) in a sliding window.
+
+    After ``max_failures`` failures within ``window_s`` seconds further attempts for that pair
+    are refused until the oldest failure leaves the window. Kept in memory: the app runs as
+    one waitress process, and a restart forgetting the count is acceptable.
+    """
+
+    def __init__(self, *, max_failures: int = 5, window_s: float = 900.0) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        times = self._failures.setdefault(key, deque())
+        while times and now - times[0] >= self.window_s:
+            times.popleft()
+        return times
+
+    def retry_after(self, name: str, address: str | None) -> int:
+        """Seconds until the pair may try again (0: allowed now)."""
+        key = (name.casefold(), address or "")
+        now = time.monotonic()
+        with self._lock:
+            times = self._recent(key, now)
+            if len(times) < self.max_failures:
+                return 0
+            return max(1, int(self.window_s - (now - times[0])) + 1)
+
+    def failed(self, name: str, address: str | None) -> None:
+        key = (name.casefold(), address or "")
+        now = time.monotonic()
+        with self._lock:
+            self._recent(key, now).append(now)
+
+    def reset(self, name: str, address: str | None) -> None:
+        with self._lock:
+            self._failures.pop((name.casefold(), address or ""), None)
+
+
+def _throttle() -> LoginThrottle:
+    return current_app.extensions["geo_ibm_login_throttle"]
+
+
+# --------------------------------------------------------------------------- who is asking
+
+
+def current_user() -> dict[str, Any] | None:
+    """The logged-in account (``{"name", "role", ...}``) of this request, or ``None``."""
+    return g.get("user")
+
+
+def is_api_request() -> bool:
+    """Whether the client is a program (API path, Authorization header or JSON preferred)."""
+    path = request.path
+    if any(path == p or path.startswith(p + "/") for p in API_PREFIXES):
+        return True
+    if "Authorization" in request.headers:
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def _challenge(status: int, message: str) -> Response:
+    response = jsonify({"code": "Unauthorized" if status == 401 else "TooManyRequests", "description": message})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = f"Bearer {REALM}, Basic {REALM}"
+    return response
+
+
+def _unauthenticated() -> Response:
+    if is_api_request():
+        return _challenge(401, "authentication required: log in, or send 'Authorization: Bearer TOKEN' or HTTP Basic credentials")
+    target = request.full_path if request.query_string else request.path
+    return redirect(url_for("auth.login", next=target))
+
+
+def _forbidden(role: str) -> Response:
+    message = _("This needs the role %(role)s or higher.", role=role)
+    if is_api_request():
+        response = jsonify({"code": "Forbidden", "description": f"this needs the role {role!r} or higher"})
+        response.status_code = 403
+        return response
+    return make_response(render_template("error.html", status=403, message=message), 403)
+
+
+def require_role(role: str) -> Callable[[F], F]:
+    """Decorator: the view needs a logged-in account with ``role`` or a higher one.
+
+    Without a login, browsers are sent to the login page and API clients (paths under ``/api``
+    or ``/ogc``, an Authorization header, or JSON preferred) get 401 with ``WWW-Authenticate``
+    for Bearer and Basic. A lower role gets 403.
+    """
+    accounts.role_rank(role)
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            user = g.get("user")
+            if user is None:
+                return _unauthenticated()
+            if not accounts.has_role(user["role"], role):
+                return _forbidden(role)
+            return view(*args, **kwargs)
+
+        wrapped.required_role = role  # type: ignore[attr-defined]
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def has_role(role: str) -> bool:
+    """Whether the current user has ``role`` or a higher one (for templates)."""
+    user = g.get("user")
+    return bool(user) and accounts.has_role(user["role"], role)
+
+
+def _from_header() -> Response | None:
+    """Authenticate from the Authorization header; a bad header ends the request with 401/429."""
+    header = request.headers.get("Authorization", "")
+    scheme, _sep, value = header.partition(" ")
+    scheme = scheme.lower()
+    store = get_store()
+    if scheme == "bearer":
+        user = accounts.user_for_token(store, value.strip())
+        if user is None:
+            return _challenge(401, "invalid or revoked API token")
+        g.user, g.auth_via = user, "token"
+        return None
+    if scheme == "basic":
+        creds = request.authorization
+        if creds is None or not creds.username:
+            return _challenge(401, "malformed Basic credentials")
+        name, address = creds.username, request.remote_addr
+        wait = _throttle().retry_after(name, address)
+        if wait:
+            response = _challenge(429, f"too many failed logins; try again in {wait} s")
+            response.headers["Retry-After"] = str(wait)
+            return response
+        user = accounts.verify_password(store, name, creds.password or "")
+        if user is None:
+            _throttle().failed(name, address)
+            store.audit("login_failure", user=name, detail={"ip": address, "via": "basic"})
+            return _challenge(401, "wrong user name or password")
+        _throttle().reset(name, address)
+        g.user, g.auth_via = user, "basic"
+        return None
+    return _challenge(401, "unsupported Authorization scheme; use Bearer or Basic")
+
+
+def _from_session() -> None:
+    name = session.get("user")
+    if not name:
+        return
+    user = accounts.get_user(get_store(), name)
+    if user is None or user["stamp"] != session.get("stamp"):
+        # Account removed or password changed since this session began.
+        session.clear()
+        return
+    g.user, g.auth_via = user, "session"
+
+
+def _before_request() -> Response | None:
+    g.csp_nonce = secrets.token_urlsafe(18)
+    g.user, g.auth_via = None, None
+    endpoint = request.endpoint
+    public = endpoint in PUBLIC_ENDPOINTS
+    if endpoint in ("static", "assets.vendor"):
+        return None
+    if "Authorization" in request.headers:
+        refused = _from_header()
+        if refused is not None:
+            return refused
+    else:
+        _from_session()
+    # Requests authenticated by a token or Basic credentials carry no ambient authority
+    # (a browser never adds them on its own), so only cookie-based requests need a CSRF token.
+    if request.method not in SAFE_METHODS and g.auth_via not in ("token", "basic"):
+        csrf.protect()
+    if public or endpoint is None:
+        return None
+    if g.user is None:
+        return _unauthenticated()
+    return None
+
+
+# --------------------------------------------------------------------------- headers
+
+
+def page_csp(nonce: str) -> str:
+    """Content-Security-Policy of the app's own pages: no inline code without the nonce."""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' 'nonce-{nonce}'",
+            f"style-src 'self' 'nonce-{nonce}'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "frame-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def map_csp(*, self_origin: str, tile_origin: str | None) -> str:
+    """Content-Security-Policy of a map document (Folium emits inline scripts and styles).
+
+    The document is also sandboxed by the policy itself (``sandbox allow-scripts``), so even
+    opened directly it runs in an opaque origin without the app's cookies or storage.
+    """
+    img = "img-src 'self' data:" + (f" {tile_origin}" if tile_origin else "")
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src 'self' {self_origin} 'unsafe-inline'",
+            f"style-src 'self' {self_origin} 'unsafe-inline'",
+            img + f" {self_origin}",
+            f"font-src 'self' {self_origin}",
+            f"connect-src 'self' {self_origin}",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'self'",
+            "sandbox allow-scripts",
+        ]
+    )
+
+
+def tile_origin(url: str | None) -> str | None:
+    """``scheme://host[:port]`` of a tile URL template, for the map CSP."""
+    if not url:
+        return None
+    parts = urlsplit(url.replace("{s}", "a").replace("{z}", "0").replace("{x}", "0").replace("{y}", "0"))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    netloc = parts.netloc
+    if url.split("//", 1)[-1].startswith("{s}."):
+        netloc = "*." + netloc.split(".", 1)[1]
+    return f"{parts.scheme}://{netloc}"
+
+
+def _after_request(response: Response) -> Response:
+    headers = response.headers
+    nonce = g.get("csp_nonce") or secrets.token_urlsafe(18)
+    headers.setdefault("Content-Security-Policy", page_csp(nonce))
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    # Map documents run sandboxed in an opaque origin and still load the vendored libraries.
+    is_asset = request.endpoint in ("static", "assets.vendor")
+    headers.setdefault("Cross-Origin-Resource-Policy", "cross-origin" if is_asset else "same-origin")
+    headers.setdefault("Permissions-Policy", "geolocation=(), camera=(), microphone=(), payment=()")
+    if current_app.config.get("SESSION_COOKIE_SECURE"):
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if not is_asset:
+        headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Install authentication, CSRF protection, throttling and security headers on ``app``."""
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in _before_request instead
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session's lifetime
+    csrf.init_app(app)
+    app.extensions["geo_ibm_login_throttle"] = LoginThrottle(
+        max_failures=int(app.config.get("LOGIN_MAX_FAILURES", 5)),
+        window_s=float(app.config.get("LOGIN_WINDOW_S", 900)),
+    )
+    app.before_request(_before_request)
+    app.after_request(_after_request)
+    app.jinja_env.globals.update(current_user=current_user, has_role=has_role, csp_nonce=lambda: g.get("csp_nonce", ""))
+    app.register_blueprint(auth_bp)
+
+
+# --------------------------------------------------------------------------- views
+
+
+def _safe_next(target: str | None) -> str:
+    # Only local paths: "//host" and "/\\host" would leave the site.
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return url_for("pages.overview")
+
+
+@auth_bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """The login form; 5 failures per user name and address within 15 min give 429."""
+    next_url = request.values.get("next")
+    if request.method == "GET":
+        if g.get("user"):
+            return redirect(_safe_next(next_url))
+        return render_template("login.html", next_url=next_url, error=None)
+    name = (request.form.get("username") or "").strip()[:64]
+    password = request.form.get("password") or ""
+    address = request.remote_addr
+    store = get_store()
+    wait = _throttle().retry_after(name, address)
+    if wait:
+        store.audit("login_throttled", user=name, detail={"ip": address})
+        response = make_response(
+            render_template("login.html", next_url=next_url, error=_("Too many failed logins. Try again in %(s)s seconds.", s=wait)),
+            429,
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+    user = accounts.verify_password(store, name, password) if name else None
+    if user is None:
+        _throttle().failed(name, address)
+        store.audit("login_failure", user=name, detail={"ip": address, "via": "form"})
+        return render_template("login.html", next_url=next_url, error=_("Wrong user name or password.")), 200
+    _throttle().reset(name, address)
+    session.clear()  # a fresh session at each login: no fixation
+    session["user"] = user["name"]
+    session["stamp"] = user["stamp"]
+    session.permanent = True
+    g.user, g.auth_via = user, "session"
+    store.audit("login_success", user=user["name"], detail={"ip": address, "via": "form"})
+    return redirect(_safe_next(next_url))
+
+
+@auth_bp.route("/logout", methods=["POST"])
+def logout() -> Any:
+    """End the session (POST with the CSRF token, so no page can log a user out)."""
+    user = g.get("user")
+    if user:
+        get_store().audit("logout", user=user["name"], detail={"ip": request.remote_addr})
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@auth_bp.route("/lang/<code>")
+def set_language(code: str) -> Any:
+    """Remember the interface language (``en`` or ``fr``) in a cookie and go back."""
+    from webapp.i18n import LANGUAGES
+
+    if code not in LANGUAGES:
+        raise GeoIbmError(f"unknown language {code!r}; use one of {', '.join(LANGUAGES)}")
+    response = redirect(_safe_next(request.args.get("next")))
+    response.set_cookie(
+        "lang", code, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
+        secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+    )
+    return response
+
+
+@auth_bp.route("/account", methods=["GET", "POST"])
+@require_role("viewer")
+def account() -> Any:
+    """One's own account: change the password, create or revoke personal API tokens."""
+    user = g.user
+    store = get_store()
+    token = None
+    if request.method == "POST":
+        action = request.form.get("action")
+        if action == "token":
+            token = accounts.new_token(store, user["name"])
+            audit("token_new", name=user["name"])
+        elif action == "revoke":
+            count = accounts.revoke_tokens(store, user["name"])
+            audit("token_revoke", name=user["name"], count=count)
+            flash(_("%(n)s token(s) revoked.", n=count))
+        elif action == "password":
+            if accounts.verify_password(store, user["name"], request.form.get("current") or "") is None:
+                raise GeoIbmError(_("The current password is wrong."))
+            new = request.form.get("new") or ""
+            if new != (request.form.get("confirm") or ""):
+                raise GeoIbmError(_("The two new passwords differ."))
+            accounts.set_password(store, user["name"], new)
+            session["stamp"] = accounts.get_user(store, user["name"])["stamp"]
+            audit("user_passwd", name=user["name"], via="web")
+            flash(_("Password changed."))
+        else:
+            raise GeoIbmError(f"unknown action {action!r}")
+    tokens = next((u["tokens"] for u in accounts.list_users(store) if u["name"] == user["name"]), 0)
+    return render_template("account.html", token=token, tokens=tokens)

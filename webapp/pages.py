@@ -1,0 +1,444 @@
+"""HTML pages: overview and hotspot maps (with their map documents), imports, exports, audit, users."""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from werkzeug.utils import secure_filename
+
+from geo_ibm import maps
+from geo_ibm.errors import GeoIbmError, Problem, ValidationError
+from geo_ibm.settings import WEB_CRS, boundaries_dir
+from webapp import accounts
+from webapp.assets import ASSET_PREFIX, inline_assets
+from webapp.auth import audit, get_store, map_csp, require_role, tile_origin
+from webapp.i18n import gettext as _
+from webapp.params import check_known, parse_date_range, parse_event_filters
+
+log = logging.getLogger(__name__)
+
+pages_bp = Blueprint("pages", __name__)
+maps_bp = Blueprint("maps", __name__, url_prefix="/maps")
+imports_bp = Blueprint("imports", __name__)
+exports_bp = Blueprint("exports", __name__, url_prefix="/exports")
+admin_bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+FILTER_PARAMS: tuple[str, ...] = (
+    "from", "to", "quarter", "region", "canton", "location_kind", "entry_country", "transport_mode",
+)
+"""Query parameters of every map page, export and map document (the URL holds the filter)."""
+
+MAP_KINDS = ("overview", "hotspots")
+UPLOAD_SUFFIXES = (".csv", ".xlsx", ".geojson", ".json", ".gpkg")
+RECENT_EVENTS = 20
+
+_cache_lock = threading.Lock()
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def reference_layers() -> dict[str, gpd.GeoDataFrame]:
+    """The shipped layers the maps draw, read once per data folder and process."""
+    key = str(boundaries_dir())
+    cache: dict[str, dict[str, gpd.GeoDataFrame]] = current_app.extensions.setdefault("geo_ibm_layers", {})
+    if key not in cache:
+        from geo_ibm import layers
+
+        with _cache_lock:
+            cache[key] = {
+                "outline": layers.luxembourg_outline(),
+                "borders": layers.internal_borders(),
+                "crossings": layers.crossing_points(),
+                "regions": layers.police_regions(),
+                "cantons": layers.cantons(),
+            }
+    return cache[key]
+
+
+def filter_choices() -> dict[str, list[str]]:
+    """Allowed values of the code filters (events code lists, police regions, cantons)."""
+    from geo_ibm.events import CODE_LISTS
+
+    ref = reference_layers()
+    choices = {name: list(values) for name, values in CODE_LISTS.items()}
+    choices["region"] = sorted(ref["regions"]["region"].astype(str).unique())
+    choices["canton"] = sorted(ref["cantons"]["canton"].astype(str).unique())
+    return choices
+
+
+def parse_filters(args: Mapping[str, Any], *, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Keyword arguments for ``store.events`` from the query string; bad values give 400.
+
+    ``from``/``to`` are dates or date-times (``to`` included), ``quarter`` is ``YYYY-Qn``;
+    the code filters must be known values. Unknown parameters are refused too, so a typo
+    never silently widens the selection.
+    """
+    check_known(args, FILTER_PARAMS + extra)
+    filters = parse_event_filters(args, choices=filter_choices())
+    interval = parse_date_range(args)
+    if interval is not None:
+        filters.update(interval.as_filters())
+    return filters
+
+
+def filter_query(args: Mapping[str, Any]) -> dict[str, str]:
+    """The filter parameters present in ``args`` (non-empty), to rebuild links."""
+    return {k: str(args.get(k)) for k in FILTER_PARAMS if args.get(k)}
+
+
+def _translate(message: str) -> str:
+    return _(message)
+
+
+def _tiles() -> tuple[str | None, str | None]:
+    return current_app.config.get("TILE_URL") or None, current_app.config.get("TILE_ATTRIBUTION") or None
+
+
+def _store_stamp() -> str:
+    path = Path(str(current_app.config.get("STORE_PATH")))
+    try:
+        stat = path.stat()
+        return f"{path}:{stat.st_mtime_ns}:{stat.st_size}"
+    except OSError:
+        return str(path)
+
+
+def _cached(kind: str, filters: dict[str, Any], build: Any) -> Any:
+    """Memoise an expensive map result per (kind, filters, store version, language)."""
+    cache: OrderedDict[tuple, Any] = current_app.extensions.setdefault("geo_ibm_map_cache", OrderedDict())
+    key = (kind, tuple(sorted((k, str(v)) for k, v in filters.items())), _store_stamp(), request.cookies.get("lang"),
+           str(request.accept_languages))
+    with _cache_lock:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    value = build()
+    with _cache_lock:
+        cache[key] = value
+        while len(cache) > int(current_app.config.get("MAP_CACHE_SIZE", 16)):
+            cache.popitem(last=False)
+    return value
+
+
+def hotspot_layers(events: gpd.GeoDataFrame, outline: gpd.GeoDataFrame) -> tuple[dict[str, Any], list[str]]:
+    """Run the library's hotspot methods; returns the layers and notes on methods that could not run.
+
+    Views never compute statistics: each layer comes from its ``geo_ibm`` function as is.
+    """
+    layers: dict[str, Any] = {}
+    notes: list[str] = []
+
+    def attempt(label: str, run: Any) -> None:
+        try:
+            layers.update(run())
+        except ModuleNotFoundError as exc:
+            notes.append(f"{_(label)}: {_('not available in this installation')} ({exc.name})")
+        except GeoIbmError as exc:
+            notes.append(f"{_(label)}: {str(exc).splitlines()[0]}")
+
+    def gi() -> dict[str, Any]:
+        from geo_ibm.hotspots import hotspots_from_events
+
+        result = hotspots_from_events(events, study_area=outline)
+        return {"gi": result.assign(gi_bin=result["gi_bin_fdr"])}
+
+    def kde() -> dict[str, Any]:
+        from geo_ibm.kde import density_contours, kernel_density
+
+        surface = kernel_density(events, study_area=outline)
+        return {"contours": density_contours(surface, study_area=outline)}
+
+    def clusters() -> dict[str, Any]:
+        from geo_ibm.clusters import density_clusters
+
+        result = density_clusters(events)
+        return {"clusters": result}
+
+    def emerging() -> dict[str, Any]:
+        from geo_ibm.emerging import emerging_hotspots
+
+        return {"emerging": emerging_hotspots(events, study_area=outline)}
+
+    attempt("Gi* hot and cold spots", gi)
+    attempt("Kernel density contours", kde)
+    attempt("Density clusters", clusters)
+    attempt("Emerging hot spots", emerging)
+    return layers, notes
+
+
+def build_map(kind: str, filters: dict[str, Any]) -> str:
+    """The HTML document of the ``overview`` or ``hotspots`` map for ``filters``."""
+    ref = reference_layers()
+    tiles_url, tiles_attr = _tiles()
+
+    def build() -> str:
+        events = get_store().events(**filters)
+        if kind == "overview":
+            fmap = maps.overview_map(
+                events, outline=ref["outline"], borders=ref["borders"], crossings=ref["crossings"],
+                tiles_url=tiles_url, tile_attribution=tiles_attr, asset_base=ASSET_PREFIX,
+                max_markers=int(current_app.config.get("MAP_MAX_MARKERS", 1000)), t=_translate,
+            )
+        else:
+            layers, notes = hotspot_layers(events, ref["outline"])
+            fmap = maps.hotspot_map(
+                outline=ref["outline"], borders=ref["borders"], tiles_url=tiles_url, tile_attribution=tiles_attr,
+                asset_base=ASSET_PREFIX, notes=notes, t=_translate, **layers,
+            )
+        return maps.render_map(fmap)
+
+    return _cached(kind, filters, build)
+
+
+def _map_headers(response: Response) -> Response:
+    tiles_url, _attr = _tiles()
+    response.headers["Content-Security-Policy"] = map_csp(
+        self_origin=request.host_url.rstrip("/"), tile_origin=tile_origin(tiles_url)
+    )
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+# --------------------------------------------------------------------------- map pages
+
+
+@pages_bp.route("/")
+def index() -> Any:
+    return redirect(url_for("pages.overview"))
+
+
+@pages_bp.route("/overview")
+@require_role("viewer")
+def overview() -> Any:
+    """Borders, crossing points and the filtered events, with counts and the latest events."""
+    filters = parse_filters(request.args)
+    store = get_store()
+    total = int(store.count(**filters))
+    # The store orders by time: the last page holds the latest events.
+    recent = store.events(**filters, limit=RECENT_EVENTS, offset=max(0, total - RECENT_EVENTS))
+    recent = recent.iloc[::-1]
+    rows = _event_rows(recent)
+    return render_template(
+        "overview.html", total=total, recent=rows, choices=filter_choices(), query=filter_query(request.args),
+        map_src=url_for("maps.map_document", kind="overview", **filter_query(request.args)),
+    )
+
+
+@pages_bp.route("/hotspots")
+@require_role("viewer")
+def hotspots() -> Any:
+    """Gi*, kernel density, clusters and emerging hot spots as switchable map layers."""
+    filters = parse_filters(request.args)
+    total = int(get_store().count(**filters))
+    return render_template(
+        "hotspots.html", total=total, choices=filter_choices(), query=filter_query(request.args),
+        map_src=url_for("maps.map_document", kind="hotspots", **filter_query(request.args)),
+    )
+
+
+def _event_rows(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+    columns = [c for c in ("event_id", "observed_at", "location_kind", "entry_country", "transport_mode", "persons", "notes")
+               if c in frame.columns]
+    rows = []
+    for record in frame[columns].to_dict(orient="records"):
+        rows.append({k: ("" if v is None or (isinstance(v, float) and pd.isna(v)) else v) for k, v in record.items()})
+    return rows
+
+
+@maps_bp.route("/<kind>")
+@require_role("viewer")
+def map_document(kind: str) -> Any:
+    """A map as its own document, framed by the pages in a sandboxed iframe, with its own CSP."""
+    if kind not in MAP_KINDS:
+        raise ValidationError(f"unknown map {kind!r}; use one of {', '.join(MAP_KINDS)}",
+                              [Problem("unknown map", column="kind", value=kind)])
+    filters = parse_filters(request.args)
+    response = Response(build_map(kind, filters), mimetype="text/html")
+    return _map_headers(response)
+
+
+# --------------------------------------------------------------------------- imports
+
+
+@imports_bp.route("/import", methods=["GET", "POST"])
+@require_role("analyst")
+def import_page() -> Any:
+    """Upload an event file; all rows are stored or none, every problem listed with row and column."""
+    if request.method == "GET":
+        return render_template("import.html", report=None, problems=None, error=None)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise ValidationError(_("Choose a file to upload."), [Problem("missing", column="file")])
+    name = secure_filename(upload.filename) or "upload"
+    suffix = Path(name).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise ValidationError(
+            f"{upload.filename}: unsupported file type {suffix or '(none)'!r}; use {', '.join(UPLOAD_SUFFIXES)}",
+            [Problem("unsupported file type", file=upload.filename, column="file", value=suffix)],
+        )
+    workdir = Path(tempfile.mkdtemp(prefix="upload-", dir=_upload_root()))
+    try:
+        path = workdir / name
+        upload.save(path)
+        try:
+            # The store records the import (or its failure) in the audit trail itself.
+            report = get_store().import_file(path, user=g.user["name"], name=upload.filename)
+        except ValidationError as exc:
+            message = str(exc).splitlines()[0]
+            return render_template("import.html", report=None, problems=exc.problems, error=message), 400
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return render_template("import.html", report=report, problems=None, error=None)
+
+
+def _upload_root() -> Path:
+    root = Path(current_app.instance_path) / "uploads"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+# --------------------------------------------------------------------------- exports
+
+
+EXPORT_FORMATS = {
+    "csv": ("text/csv", "events.csv"),
+    "geojson": ("application/geo+json", "events.geojson"),
+    "gpkg": ("application/geopackage+sqlite3", "events.gpkg"),
+}
+
+
+@exports_bp.route("/")
+@require_role("analyst")
+def exports_page() -> Any:
+    """Download links for the filtered events and the current maps."""
+    filters = parse_filters(request.args)
+    total = int(get_store().count(**filters))
+    return render_template("exports.html", total=total, choices=filter_choices(), query=filter_query(request.args),
+                           formats=list(EXPORT_FORMATS))
+
+
+def events_csv(events: gpd.GeoDataFrame) -> str:
+    """Events as CSV text: attribute columns, then ``x``/``y`` (EPSG:2169) and ``lon``/``lat``."""
+    frame = pd.DataFrame(events.drop(columns=events.geometry.name))
+    frame["x"] = events.geometry.x.round(1)
+    frame["y"] = events.geometry.y.round(1)
+    web = events.geometry.to_crs(WEB_CRS)
+    frame["lon"] = web.x.round(6)
+    frame["lat"] = web.y.round(6)
+    for col in frame.columns:
+        if isinstance(frame[col].dtype, pd.DatetimeTZDtype):
+            frame[col] = frame[col].map(lambda v: v.isoformat() if pd.notna(v) else "")
+    return frame.to_csv(index=False)
+
+
+@exports_bp.route("/events.<fmt>")
+@require_role("analyst")
+def export_events(fmt: str) -> Any:
+    """The filtered events as CSV, GeoJSON (EPSG:4326) or GeoPackage (EPSG:2169); audited."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValidationError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}",
+                              [Problem("unknown format", column="format", value=fmt)])
+    filters = parse_filters(request.args)
+    events = get_store().events(**filters)
+    mimetype, filename = EXPORT_FORMATS[fmt]
+    audit("export", format=fmt, rows=len(events), filters={k: str(v) for k, v in filters.items()})
+    if fmt == "csv":
+        return Response(events_csv(events), mimetype=mimetype,
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    from geo_ibm.io import write_vector
+
+    with tempfile.TemporaryDirectory(dir=_upload_root()) as tmp:
+        path = write_vector(events, Path(tmp) / filename, layer="events")
+        data = path.read_bytes()
+    return Response(data, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@exports_bp.route("/map.html")
+@require_role("analyst")
+def export_map() -> Any:
+    """The current map as one self-contained HTML file (libraries inlined, opens offline)."""
+    kind = request.args.get("map", "overview")
+    if kind not in MAP_KINDS:
+        raise ValidationError(f"invalid query parameter 'map': use one of {', '.join(MAP_KINDS)} (got {kind!r})",
+                              [Problem("unknown map", column="map", value=kind)])
+    filters = parse_filters(request.args, extra=("map",))
+    document = inline_assets(build_map(kind, filters))
+    audit("export", format="html", map=kind, filters={k: str(v) for k, v in filters.items()})
+    response = Response(document, mimetype="text/html",
+                        headers={"Content-Disposition": f'attachment; filename="geo_ibm-{kind}.html"'})
+    return _map_headers(response)
+
+
+# --------------------------------------------------------------------------- administration
+
+
+@admin_bp.route("/audit")
+@require_role("admin")
+def audit_page() -> Any:
+    """The audit trail, newest first: logins, imports, exports, account changes."""
+    from webapp.params import parse_limit
+
+    check_known(request.args, ("limit",))
+    limit = parse_limit(request.args.get("limit"), default=200, maximum=5000)
+    entries = get_store().audit_log(limit=limit)
+    if isinstance(entries, pd.DataFrame):
+        entries = entries.to_dict(orient="records")
+    return render_template("audit.html", entries=list(entries), limit=limit)
+
+
+@admin_bp.route("/users", methods=["GET", "POST"])
+@require_role("admin")
+def users_page() -> Any:
+    """Accounts and roles: add an account, change a role, reset a password, remove an account."""
+    store = get_store()
+    if request.method == "POST":
+        action = request.form.get("action")
+        name = (request.form.get("name") or "").strip()
+        if action == "add":
+            role = request.form.get("role") or ""
+            accounts.add_user(store, name, role, request.form.get("password") or "")
+            audit("user_add", name=name, role=role, via="web")
+            flash(_("User %(name)s added.", name=name))
+        elif action == "role":
+            role = request.form.get("role") or ""
+            accounts.set_role(store, name, role)
+            audit("user_role", name=name, role=role)
+            flash(_("Role of %(name)s changed.", name=name))
+        elif action == "password":
+            accounts.set_password(store, name, request.form.get("password") or "")
+            audit("user_passwd", name=name, via="web")
+            flash(_("Password of %(name)s changed.", name=name))
+        elif action == "delete":
+            if name.casefold() == g.user["name"].casefold():
+                raise ValidationError(_("You cannot remove your own account."))
+            accounts.delete_user(store, name)
+            audit("user_delete", name=name)
+            flash(_("User %(name)s removed.", name=name))
+        else:
+            raise ValidationError(f"unknown action {action!r}", [Problem("unknown action", column="action", value=action)])
+        return redirect(url_for("admin.users_page"))
+    return render_template("users.html", users=accounts.list_users(store), roles=accounts.ROLES)
+
+
+BLUEPRINTS = (pages_bp, maps_bp, imports_bp, exports_bp, admin_bp)
