@@ -179,14 +179,28 @@ def locate(points: object, grid: gpd.GeoDataFrame | GridSpec) -> np.ndarray:
     spec = grid_spec(grid)
     xy = _xy(points)
     if spec.shape == "square":
-        col = np.floor((xy[:, 0] - spec.x0) / spec.cell).astype(np.int64)
-        row = np.floor((xy[:, 1] - spec.y0) / spec.cell).astype(np.int64)
+        col = xy[:, 0] - spec.x0
+        col *= 1.0 / spec.cell
+        np.floor(col, out=col)
+        row = xy[:, 1] - spec.y0
+        row *= 1.0 / spec.cell
+        np.floor(row, out=row)
     else:
-        row, col = _hex_row_col(xy[:, 0] - spec.x0, xy[:, 1] - spec.y0, spec.cell)
-    inside = (row >= 0) & (row < spec.n_rows) & (col >= 0) & (col < spec.n_cols)
-    out = np.full(xy.shape[0], -1, dtype=np.int64)
-    out[inside] = spec.lookup[row[inside], col[inside]]
-    return out
+        dx = np.nan_to_num(xy[:, 0] - spec.x0, nan=-1e12, posinf=1e12, neginf=-1e12)
+        dy = np.nan_to_num(xy[:, 1] - spec.y0, nan=-1e12, posinf=1e12, neginf=-1e12)
+        hex_row, hex_col = _hex_row_col(dx, dy, spec.cell)
+        row, col = hex_row.astype(float), hex_col.astype(float)
+    # A one-cell ring of -1 around the lookup lets every point be clamped into it and read
+    # without a boolean mask (which would cost as much as the rest of the binning); fmax/fmin
+    # also send NaN coordinates to the ring. The flat index stays exact in float64.
+    padded = np.pad(spec.lookup, 1, constant_values=-1)
+    width = spec.n_cols + 2
+    np.fmin(np.fmax(col, -1.0, out=col), spec.n_cols, out=col)
+    np.fmin(np.fmax(row, -1.0, out=row), spec.n_rows, out=row)
+    row *= width
+    row += col
+    row += width + 1
+    return padded.ravel()[row.astype(np.intp)]
 
 
 def bin_counts(
@@ -206,14 +220,14 @@ def bin_counts(
     ndarray of length ``n_cells``: int64 counts, or float sums when ``weights`` is given.
     """
     spec = grid_spec(grid)
-    ids = locate(points, spec)
-    keep = ids >= 0
+    # shifting by one sends the outside points (-1) to a slot that is then dropped
+    shifted = locate(points, spec) + 1
     if weights is None:
-        return np.bincount(ids[keep], minlength=spec.n_cells).astype(np.int64)
+        return np.bincount(shifted, minlength=spec.n_cells + 1)[1:].astype(np.int64)
     w = np.asarray(weights, dtype=float)
-    if w.shape != ids.shape:
-        raise ValidationError(f"weights has {w.size} values but there are {ids.size} points")
-    return np.bincount(ids[keep], weights=w[keep], minlength=spec.n_cells)
+    if w.shape != shifted.shape:
+        raise ValidationError(f"weights has {w.size} values but there are {shifted.size} points")
+    return np.bincount(shifted, weights=w, minlength=spec.n_cells + 1)[1:]
 
 
 def neighbourhood_sum(

@@ -158,3 +158,12 @@ def test_subset_grid_renumbers_and_drops_from_binning():
     full_counts = bin_counts(xy, grid)
     np.testing.assert_array_equal(bin_counts(xy, sub), full_counts[keep])
     np.testing.assert_allclose(grid_spec(sub).centres(), grid_spec(grid).centres()[keep])
+
+
+@pytest.mark.parametrize("shape", ["square", "hex"])
+def test_missing_and_far_coordinates_fall_outside(shape):
+    grid = make_grid(SQUARE, cell=1_000, shape=shape)
+    xy = np.array([[np.nan, 60_000.0], [60_000.0, np.inf], [-1e9, 1e9], [60_100.0, 60_100.0]])
+    ids = locate(xy, grid)
+    assert ids[:3].tolist() == [-1, -1, -1] and ids[3] >= 0
+    assert bin_counts(xy, grid).sum() == 1
