@@ -6,6 +6,7 @@ from typing import Any, Literal, NamedTuple
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo_ibm.errors import Problem, ValidationError
@@ -201,6 +202,19 @@ def space_time_cube(
         raise ValidationError(f"step must be 'quarter' or 'month', got {step!r}", [Problem("unknown", column="step", value=step)])
     spec = grid_spec(grid)
     selected = select_events(events, start=start, end=end)
+    return _cube(selected, _coords(selected), spec, step=step, start=start, end=end, weight=weight)
+
+
+def _cube(
+    selected: gpd.GeoDataFrame,
+    xy: np.ndarray,
+    spec: GridSpec,
+    *,
+    step: str,
+    start: object,
+    end: object,
+    weight: str | None,
+) -> tuple[np.ndarray, pd.PeriodIndex]:
     if "observed_at" not in selected.columns:
         raise ValidationError("events have no 'observed_at' column", [Problem("missing column", column="observed_at")])
     when = pd.to_datetime(selected["observed_at"])
@@ -212,7 +226,7 @@ def space_time_cube(
     if len(steps) == 0:
         raise ValidationError(f"no {step} lies between start={start} and end={end}", [Problem("empty period", column="start")])
     t = periods.array.asi8 - first.ordinal
-    cells = locate(np.column_stack([selected.geometry.x, selected.geometry.y]), spec)
+    cells = locate(xy, spec)
     keep = cells >= 0
     flat = cells[keep] * len(steps) + t[keep]
     w = _weights(selected, weight)
@@ -325,7 +339,7 @@ def emerging_hotspots(
             [Problem("too few events", column="events", value=len(selected))],
         )
     params: dict[str, Any] = {"n_events": len(selected), "shape": shape, "step": step}
-    xy = np.column_stack([selected.geometry.x.to_numpy(), selected.geometry.y.to_numpy()])
+    xy = _coords(selected)
     if cell is None:
         cell, details = auto_cell_size(xy)
         params["cell_method"] = details["method"]
@@ -337,7 +351,9 @@ def emerging_hotspots(
     if frac > 0:
         grid = subset_grid(grid, grid["area_frac"].to_numpy() >= frac)
     spec = grid_spec(grid)
-    cube, steps = space_time_cube(selected, spec, step=step, start=start, end=end, weight=weight)
+    if step not in _STEP_FREQ:
+        raise ValidationError(f"step must be 'quarter' or 'month', got {step!r}", [Problem("unknown", column="step", value=step)])
+    cube, steps = _cube(selected, xy, spec, step=step, start=start, end=end, weight=weight)
     if len(steps) < MIN_STEPS:
         raise ValidationError(
             f"only {len(steps)} {step}s to analyse, at least {MIN_STEPS} needed",
@@ -384,6 +400,10 @@ def emerging_hotspots(
     out.attrs["parameters"] = params
     out.attrs["grid"] = spec
     return out
+
+
+def _coords(frame: gpd.GeoDataFrame) -> np.ndarray:
+    return shapely.get_coordinates(frame.geometry.to_numpy())[:, :2]
 
 
 def _period(value: object, step: str, *, before: bool = False) -> pd.Period:

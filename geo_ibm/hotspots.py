@@ -7,6 +7,7 @@ from typing import Any, Literal, NamedTuple
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from scipy import sparse, stats
 from scipy.spatial import cKDTree
 from shapely.geometry.base import BaseGeometry
@@ -315,8 +316,11 @@ def select_events(
     if not isinstance(events, gpd.GeoDataFrame):
         raise ValidationError(f"{name} must be a GeoDataFrame, got {type(events).__name__}")
     frame = ensure_working_crs(events, name=name)
-    frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
-    if len(frame) and not (frame.geometry.geom_type == "Point").all():
+    geoms = frame.geometry.to_numpy()
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if not present.all():
+        frame, geoms = frame[present], geoms[present]
+    if len(frame) and (shapely.get_type_id(geoms) != 0).any():  # type id 0 is Point
         bad = sorted(set(frame.geometry.geom_type) - {"Point"})
         raise ValidationError(f"{name} must be points, found {', '.join(bad)}")
     if start is not None or end is not None:
@@ -410,7 +414,7 @@ def hotspots_from_events(
             [Problem("too few events", column="events", value=n_events)],
         )
     weights = _weights(selected, weight)
-    xy = np.column_stack([selected.geometry.x.to_numpy(), selected.geometry.y.to_numpy()])
+    xy = shapely.get_coordinates(selected.geometry.to_numpy())[:, :2]
     params: dict[str, Any] = {"shape": shape, "n_events": n_events, "start": _iso(start), "end": _iso(end), "weight": weight}
     if cell is None:
         cell_value, details = auto_cell_size(xy)

@@ -5,6 +5,7 @@ from typing import Any, Literal, NamedTuple
 
 import geopandas as gpd
 import numpy as np
+import shapely
 from scipy import sparse
 from scipy.spatial import cKDTree
 from shapely.geometry.base import BaseGeometry
@@ -289,7 +290,7 @@ def lisa_from_events(
             f"too few events for a cluster analysis: {len(selected)} selected, at least {MIN_EVENTS} needed",
             [Problem("too few events", column="events", value=len(selected))],
         )
-    xy = np.column_stack([selected.geometry.x.to_numpy(), selected.geometry.y.to_numpy()])
+    xy = shapely.get_coordinates(selected.geometry.to_numpy())[:, :2]
     params: dict[str, Any] = {"shape": shape, "n_events": len(selected)}
     if cell is None:
         cell, details = auto_cell_size(xy)
