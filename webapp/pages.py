@@ -116,12 +116,16 @@ def _tiles() -> tuple[str | None, str | None]:
 
 
 def _store_stamp() -> str:
+    # With SQLite's write-ahead log a write may only touch the -wal file until a checkpoint.
     path = Path(str(current_app.config.get("STORE_PATH")))
-    try:
-        stat = path.stat()
-        return f"{path}:{stat.st_mtime_ns}:{stat.st_size}"
-    except OSError:
-        return str(path)
+    parts = [str(path)]
+    for candidate in (path, path.with_name(path.name + "-wal")):
+        try:
+            stat = candidate.stat()
+            parts.append(f"{stat.st_mtime_ns}:{stat.st_size}")
+        except OSError:
+            parts.append("-")
+    return ":".join(parts)
 
 
 def _cached(kind: str, filters: dict[str, Any], build: Any) -> Any:
