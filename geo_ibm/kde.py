@@ -255,8 +255,11 @@ def kernel_density(
     quartic kernel ``K(d) = 3/(π r²) · (1 − (d/r)²)²`` (``d < r``), so the surface integrates to
     the number of events (or the weight total). Events are linearly binned to the four nearest
     cell centres and convolved with the kernel sampled at cell offsets by FFT; this matches the
-    exact sum at cell centres to second order in ``cell / radius``. Events up to ``radius``
-    outside the grid still contribute.
+    exact sum at cell centres to second order in ``cell / radius``: with a radius of 15 cells
+    or more the surface is within 1 % of the exact sum wherever the density is at least 5 % of
+    its maximum (nearest-cell binning would be off by ~4 %). At ArcGIS's default cell size the
+    radius is often only 5–10 cells; expect errors of a few % at the rims of isolated kernels
+    there, or pass a smaller ``cell``. Events up to ``radius`` outside the grid still contribute.
 
     Parameters
     ----------

@@ -21,7 +21,10 @@ QUARTER_COLUMNS = ["unit", "quarter", "count", "previous", "change", "change_pct
 
 
 def local_times(events: pd.DataFrame, *, name: str = "events") -> pd.Series:
-    """``observed_at`` in Europe/Luxembourg time (naive values are taken as local)."""
+    """``observed_at`` in Europe/Luxembourg time (naive values are taken as local).
+
+    Raises ValidationError for a missing column, no rows, or a value that is not a date.
+    """
     if not isinstance(events, pd.DataFrame):
         raise ValidationError(f"{name} must be a (Geo)DataFrame, got {type(events).__name__}")
     if "observed_at" not in events.columns:
@@ -36,7 +39,8 @@ def local_times(events: pd.DataFrame, *, name: str = "events") -> pd.Series:
             f"(value {events['observed_at'].iloc[first]!r})"
         )
     if when.dt.tz is None:
-        return when.dt.tz_localize(LOCAL_TZ, ambiguous="NaT", nonexistent="shift_forward")
+        # A wall time repeated when clocks go back is read as the second (standard-time) one.
+        return when.dt.tz_localize(LOCAL_TZ, ambiguous=np.zeros(len(when), dtype=bool), nonexistent="shift_forward")
     return when.dt.tz_convert(LOCAL_TZ)
 
 

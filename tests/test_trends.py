@@ -201,3 +201,13 @@ def test_monthly_series_window_and_empty_months():
 def test_monthly_series_bad_input(kwargs, match):
     with pytest.raises(ValidationError, match=match):
         monthly_series(_monthly_events(np.array([5, 6, 7]), "2025-01"), **kwargs)
+
+
+def test_naive_times_are_local_including_dst_fold():
+    naive = pd.Series(pd.to_datetime(["2025-10-26 02:30", "2025-03-30 02:30", "2025-07-01 12:00"]))
+    events = pd.DataFrame({"observed_at": naive})
+    table = hour_weekday(events)
+    # The repeated 02:30 on the autumn change stays at 2 h; the skipped spring 02:30 moves to 03:00.
+    assert table.loc["Sun", 2] == 1 and table.loc["Sun", 3] == 1 and table.loc["Tue", 12] == 1
+    with pytest.raises(ValidationError, match="row 2"):
+        hour_weekday(pd.DataFrame({"observed_at": ["2025-01-01 10:00", "yesterday"]}))
