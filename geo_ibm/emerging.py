@@ -10,14 +10,14 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo_ibm.errors import Problem, ValidationError
-from geo_ibm.grid import GridSpec, as_area, grid_spec, locate, make_grid, neighbourhood_sum, subset_grid, validate_cell
+from geo_ibm.grid import GridSpec, as_area, grid_spec, locate, make_grid, neighbourhood_sum, subset_grid
 from geo_ibm.hotspots import (
     MIN_EVENTS,
     _check_band_value,
     _check_fraction,
     _weights,
     auto_band,
-    auto_cell_size,
+    choose_cell,
     benjamini_hochberg,
     fdr_bins,
     gi_z_from_sums,
@@ -340,12 +340,7 @@ def emerging_hotspots(
         )
     params: dict[str, Any] = {"n_events": len(selected), "shape": shape, "step": step}
     xy = _coords(selected)
-    if cell is None:
-        cell, details = auto_cell_size(xy)
-        params["cell_method"] = details["method"]
-    else:
-        params["cell_method"] = "given"
-    cell = validate_cell(cell, area)
+    cell = choose_cell(cell, xy, area, params)
     grid = make_grid(area, cell=cell, shape=shape)
     frac = _check_fraction(min_area_frac)
     if frac > 0:

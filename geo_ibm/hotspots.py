@@ -416,14 +416,7 @@ def hotspots_from_events(
     weights = _weights(selected, weight)
     xy = shapely.get_coordinates(selected.geometry.to_numpy())[:, :2]
     params: dict[str, Any] = {"shape": shape, "n_events": n_events, "start": _iso(start), "end": _iso(end), "weight": weight}
-    if cell is None:
-        cell_value, details = auto_cell_size(xy)
-        cell_value = min(max(cell_value, _min_cell(area)), _max_cell(area))
-        params["cell_method"] = details.pop("method")
-        params["cell_details"] = details
-    else:
-        cell_value = validate_cell(cell, area)
-        params["cell_method"] = "given"
+    cell_value = choose_cell(cell, xy, area, params)
     grid = make_grid(area, cell=cell_value, shape=shape)
     min_frac = _check_fraction(min_area_frac)
     if min_frac > 0:
@@ -524,14 +517,27 @@ def _weights(frame: gpd.GeoDataFrame, weight: str | None) -> np.ndarray | None:
     return values
 
 
-def _min_cell(area: BaseGeometry) -> float:
-    # keeps an automatic grid within a few million cells whatever the event density
-    return math.sqrt(area.area / 2_000_000)
+MAX_AUTO_CELLS = 250_000
+"""An automatic cell size is never so small that the study area holds more cells than this
+(dense data would otherwise ask for metre-scale cells)."""
 
 
-def _max_cell(area: BaseGeometry) -> float:
-    # at least ~30 cells, the fewest features ArcGIS accepts for Gi*
-    return math.sqrt(area.area / 30)
+def choose_cell(cell: object, xy: np.ndarray, area: BaseGeometry, params: dict[str, Any]) -> float:
+    """``cell`` validated, or :func:`auto_cell_size` kept between ``MAX_AUTO_CELLS`` and 30
+    cells over ``area``; records ``cell_method`` (and ``cell_details``) in ``params``."""
+    if cell is not None:
+        params["cell_method"] = "given"
+        return validate_cell(cell, area)
+    value, details = auto_cell_size(xy)
+    params["cell_method"] = details.pop("method")
+    smallest = math.ceil(math.sqrt(area.area / MAX_AUTO_CELLS))
+    largest = math.floor(math.sqrt(area.area / 30))  # ArcGIS wants at least 30 features for Gi*
+    if value < smallest:
+        params["cell_method"] += f"; raised to {smallest} m to stay within {MAX_AUTO_CELLS:,} cells"
+    elif value > largest:
+        params["cell_method"] += f"; lowered to {largest} m to give at least 30 cells"
+    params["cell_details"] = details
+    return validate_cell(min(max(value, smallest), largest), area)
 
 
 def _timestamp(value: object, name: str) -> pd.Timestamp:

@@ -11,14 +11,14 @@ from scipy.spatial import cKDTree
 from shapely.geometry.base import BaseGeometry
 
 from geo_ibm.errors import Problem, ValidationError
-from geo_ibm.grid import GridSpec, as_area, bin_counts, make_grid, subset_grid, validate_cell
+from geo_ibm.grid import GridSpec, as_area, bin_counts, make_grid, subset_grid
 from geo_ibm.hotspots import (
     MIN_EVENTS,
     _check_band_value,
     _check_fraction,
     _weights,
     auto_band,
-    auto_cell_size,
+    choose_cell,
     benjamini_hochberg,
     distance_band_weights,
     select_events,
@@ -292,12 +292,7 @@ def lisa_from_events(
         )
     xy = shapely.get_coordinates(selected.geometry.to_numpy())[:, :2]
     params: dict[str, Any] = {"shape": shape, "n_events": len(selected)}
-    if cell is None:
-        cell, details = auto_cell_size(xy)
-        params["cell_method"] = details["method"]
-    else:
-        params["cell_method"] = "given"
-    cell = validate_cell(cell, area)
+    cell = choose_cell(cell, xy, area, params)
     grid = make_grid(area, cell=cell, shape=shape)
     frac = _check_fraction(min_area_frac)
     if frac > 0:

@@ -264,3 +264,19 @@ def test_non_point_events_and_missing_crs(some_events):
         hotspots_from_events(lines, study_area=AREA, cell=2_000, band=4_000)
     with pytest.raises(CrsError, match="events has no CRS"):
         hotspots_from_events(some_events.set_crs(None, allow_override=True), study_area=AREA, cell=2_000, band=4_000)
+
+
+def test_automatic_cell_is_kept_within_the_cell_budget():
+    from geo_ibm.hotspots import MAX_AUTO_CELLS, choose_cell
+
+    rng = np.random.default_rng(60)
+    dense = rng.uniform(70_000, 70_500, (5_000, 2))  # nearest neighbours a few metres apart
+    params = {}
+    cell = choose_cell(None, dense, AREA, params)
+    assert cell == np.ceil(np.sqrt(AREA.area / MAX_AUTO_CELLS))
+    assert "raised to" in params["cell_method"] and params["cell_details"]["mean_nn_distance"] < cell
+    sparse_pts = np.array([[52_400.0, 57_200.0], [108_800.0, 101_100.0], [74_500.0, 138_500.0]])
+    params = {}
+    assert choose_cell(None, sparse_pts, AREA, params) == np.floor(np.sqrt(AREA.area / 30))
+    assert "lowered to" in params["cell_method"]
+    assert choose_cell(750, dense, AREA, {}) == 750.0

@@ -166,3 +166,14 @@ def test_neighbour_weights_knn_excludes_self():
     w = neighbour_weights(xy, k=2).toarray()
     assert (np.diag(w) == 0).all() and (w.sum(axis=1) == 2).all()
     assert w[3].tolist() == [0, 1, 1, 0]
+
+
+def test_lisa_from_events_automatic_parameters():
+    rng = np.random.default_rng(15)
+    xy = np.vstack([rng.uniform([50_000, 55_000], [80_000, 85_000], (400, 2)), rng.normal([62_000, 70_000], 1_500, (200, 2))])
+    events = gpd.GeoDataFrame(geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=2169)
+    result = lisa_from_events(events, study_area=AREA, permutations=99, seed=2)
+    params = result.attrs["parameters"]
+    assert params["cell_method"].startswith("max(mean, median)")
+    assert params["band"] >= params["cell"] and params["band_method"]
+    assert result["count"].sum() == len(events)
