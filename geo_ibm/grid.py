@@ -76,6 +76,29 @@ class GridSpec:
         return da[keep], db[keep]
 
 
+@dataclass(frozen=True, eq=False)
+class H3Spec:
+    """An H3 grid: the kept cell indexes (``cell_id`` order) and their EPSG:2169 centres.
+
+    H3 cells are not a planar lattice, so :func:`neighbourhood_sum` does not apply; use
+    :func:`geo_ibm.hotspots.gi_star` with :meth:`centres` instead.
+    """
+
+    resolution: int
+    cells: np.ndarray = field(repr=False)
+    index: dict[str, int] = field(repr=False)
+    points: np.ndarray = field(repr=False)
+    shape: str = "h3"
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.cells.size)
+
+    def centres(self) -> np.ndarray:
+        """H3 cell centres projected to EPSG:2169, shape ``(n_cells, 2)``."""
+        return self.points
+
+
 def as_area(area: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries, *, name: str = "study_area") -> BaseGeometry:
     """Return the study area as one shapely geometry in EPSG:2169.
 
@@ -127,6 +150,58 @@ def hex_grid(area: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries, *, cell: flo
     return _build_grid(area, cell=cell, shape="hex")
 
 
+def h3_grid(area: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries, *, resolution: int) -> gpd.GeoDataFrame:
+    """The H3 cells of ``resolution`` (0..15) overlapping ``area``, clipped to it, in EPSG:2169.
+
+    Needs the ``h3`` package. Columns: ``cell_id``, ``h3`` (cell index string), ``area_frac``
+    (share of the cell inside ``area``) and ``geometry``; ``.attrs["grid"]`` holds an
+    :class:`H3Spec` that :func:`bin_counts` and :func:`locate` accept.
+    """
+    import h3
+    from pyproj import Transformer
+
+    from geo_ibm.settings import WEB_CRS
+
+    geom = as_area(area)
+    if not isinstance(resolution, (int, np.integer)) or isinstance(resolution, bool) or not 0 <= resolution <= 15:
+        raise ValidationError(
+            f"resolution must be a whole number from 0 to 15, got {resolution!r}",
+            [Problem("out of range", column="resolution", value=resolution)],
+        )
+    cells_needed = geom.area / h3.average_hexagon_area(int(resolution), "m^2")
+    if cells_needed > MAX_LATTICE_CELLS / 10:
+        raise ValidationError(
+            f"resolution={resolution} would need about {cells_needed:,.0f} cells over this area",
+            [Problem("too fine", column="resolution", value=resolution)],
+        )
+    to_web = Transformer.from_crs(WORKING_CRS, WEB_CRS, always_xy=True)
+    to_work = Transformer.from_crs(WEB_CRS, WORKING_CRS, always_xy=True)
+    web = shapely.transform(geom, lambda xy: np.column_stack(to_web.transform(xy[:, 0], xy[:, 1])))
+    shape = h3.geo_to_h3shape(web.__geo_interface__)
+    cells = np.array(sorted(h3.h3shape_to_cells_experimental(shape, int(resolution), contain="overlap")), dtype=object)
+    rings = []
+    for cell_index in cells:
+        lat_lng = np.asarray(h3.cell_to_boundary(cell_index))
+        x, y = to_work.transform(lat_lng[:, 1], lat_lng[:, 0])
+        rings.append(np.column_stack([x, y]))
+    polys = np.array([shapely.Polygon(ring) for ring in rings], dtype=object)
+    shapely.prepare(geom)
+    clipped = shapely.intersection(polys, geom)
+    frac = shapely.area(clipped) / shapely.area(polys)
+    keep = frac > 1e-9
+    cells, clipped, frac, polys = cells[keep], clipped[keep], frac[keep], polys[keep]
+    centre_lat_lng = np.array([h3.cell_to_latlng(c) for c in cells]).reshape(-1, 2)
+    cx, cy = to_work.transform(centre_lat_lng[:, 1], centre_lat_lng[:, 0])
+    spec = H3Spec(int(resolution), cells, {c: i for i, c in enumerate(cells)}, np.column_stack([cx, cy]))
+    out = gpd.GeoDataFrame(
+        {"cell_id": np.arange(cells.size, dtype=np.int64), "h3": cells.astype(str), "area_frac": np.minimum(frac, 1.0)},
+        geometry=clipped,
+        crs=WORKING_CRS,
+    )
+    out.attrs["grid"] = spec
+    return out
+
+
 def make_grid(
     area: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries, *, cell: float, shape: Shape = "square"
 ) -> gpd.GeoDataFrame:
@@ -136,12 +211,12 @@ def make_grid(
     return _build_grid(area, cell=cell, shape=shape)
 
 
-def grid_spec(grid: gpd.GeoDataFrame | GridSpec) -> GridSpec:
-    """The :class:`GridSpec` of a grid built here (or ``grid`` itself if it already is one)."""
-    if isinstance(grid, GridSpec):
-        return grid
+def grid_spec(grid: gpd.GeoDataFrame | GridSpec | H3Spec) -> GridSpec:
+    """The :class:`GridSpec` (or :class:`H3Spec`) of a grid built here, or ``grid`` itself if it is one."""
+    if isinstance(grid, (GridSpec, H3Spec)):
+        return grid  # type: ignore[return-value]
     spec = getattr(grid, "attrs", {}).get("grid")
-    if not isinstance(spec, GridSpec):
+    if not isinstance(spec, (GridSpec, H3Spec)):
         raise ValidationError("grid has no GridSpec in .attrs['grid']; build it with square_grid() or hex_grid()")
     return spec
 
@@ -178,6 +253,8 @@ def locate(points: object, grid: gpd.GeoDataFrame | GridSpec) -> np.ndarray:
     """
     spec = grid_spec(grid)
     xy = _xy(points)
+    if isinstance(spec, H3Spec):
+        return _locate_h3(xy, spec)
     if spec.shape == "square":
         col = xy[:, 0] - spec.x0
         col *= 1.0 / spec.cell
@@ -259,6 +336,8 @@ def neighbourhood_sum(
     from scipy import ndimage, signal
 
     spec = grid_spec(grid)
+    if isinstance(spec, H3Spec):
+        raise ValidationError("H3 grids are not a planar lattice: use geo_ibm.hotspots.gi_star with the cell centres")
     vals = np.asarray(values, dtype=float)
     flat = vals.ndim == 1
     if flat:
@@ -364,6 +443,22 @@ def _build_grid(area: object, *, cell: float, shape: Shape) -> gpd.GeoDataFrame:
         crs=WORKING_CRS,
     )
     out.attrs["grid"] = spec
+    return out
+
+
+def _locate_h3(xy: np.ndarray, spec: H3Spec) -> np.ndarray:
+    import h3
+    from pyproj import Transformer
+
+    from geo_ibm.settings import WEB_CRS
+
+    lon, lat = Transformer.from_crs(WORKING_CRS, WEB_CRS, always_xy=True).transform(xy[:, 0], xy[:, 1])
+    out = np.full(xy.shape[0], -1, dtype=np.int64)
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    res = spec.resolution
+    # h3 has no array API: one call per point (about a microsecond each)
+    found = [spec.index.get(h3.latlng_to_cell(la, lo, res), -1) for la, lo in zip(lat[ok].tolist(), lon[ok].tolist())]
+    out[ok] = np.asarray(found, dtype=np.int64)
     return out
 
 

@@ -167,3 +167,51 @@ def test_missing_and_far_coordinates_fall_outside(shape):
     ids = locate(xy, grid)
     assert ids[:3].tolist() == [-1, -1, -1] and ids[3] >= 0
     assert bin_counts(xy, grid).sum() == 1
+
+
+def test_h3_grid_covers_area_and_bins_like_a_spatial_join():
+    h3 = pytest.importorskip("h3")
+    from geo_ibm.grid import h3_grid
+
+    grid = h3_grid(PENTAGON, resolution=7)
+    assert list(grid.columns) == ["cell_id", "h3", "area_frac", "geometry"]
+    assert all(h3.get_resolution(c) == 7 for c in grid["h3"])
+    assert grid.geometry.area.sum() == pytest.approx(PENTAGON.area, rel=1e-9)
+    xy = _points(PENTAGON, 20_000, seed=10)
+    inside = shapely.contains_xy(PENTAGON, xy[:, 0], xy[:, 1])
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(xy[inside, 0], xy[inside, 1]), crs=2169)
+    joined = gpd.sjoin(pts, grid[["cell_id", "geometry"]], predicate="within")
+    # h3 cell edges are great-circle arcs, the projected polygons straight lines: a point within
+    # a few centimetres of an edge may go either way, so allow a handful of disagreements
+    ids = locate(xy[inside], grid)
+    assert (ids[joined.index] == joined["cell_id"].to_numpy()).mean() > 0.999
+    assert (ids >= 0).all()
+    expected = np.array([h3.latlng_to_cell(*_to_lat_lng(x, y), 7) for x, y in xy[inside][:50]])
+    assert (grid["h3"].to_numpy()[ids[:50]] == expected).all()
+    counts = bin_counts(xy, grid)
+    assert counts.sum() == inside.sum() + (locate(xy[~inside], grid) >= 0).sum()
+
+
+def _to_lat_lng(x, y):
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(2169, 4326, always_xy=True).transform(x, y)
+    return lat, lon
+
+
+@pytest.mark.parametrize("resolution", [-1, 16, 2.5, 15])
+def test_h3_resolution_is_validated(resolution):
+    pytest.importorskip("h3")
+    from geo_ibm.grid import h3_grid
+
+    with pytest.raises(ValidationError, match="resolution"):
+        h3_grid(PENTAGON, resolution=resolution)
+
+
+def test_h3_grid_has_no_lattice_sums():
+    pytest.importorskip("h3")
+    from geo_ibm.grid import h3_grid
+
+    grid = h3_grid(SQUARE, resolution=6)
+    with pytest.raises(ValidationError, match="H3 grids are not a planar lattice"):
+        neighbourhood_sum(np.ones(len(grid)), grid, radius=5_000)

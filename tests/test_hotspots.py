@@ -280,3 +280,17 @@ def test_automatic_cell_is_kept_within_the_cell_budget():
     assert choose_cell(None, sparse_pts, AREA, params) == np.floor(np.sqrt(AREA.area / 30))
     assert "lowered to" in params["cell_method"]
     assert choose_cell(750, dense, AREA, {}) == 750.0
+
+
+def test_gi_star_on_h3_cell_centres_equals_esda():
+    pytest.importorskip("h3")
+    from geo_ibm.grid import h3_grid
+
+    grid = h3_grid(AREA, resolution=6)
+    centres = grid_spec(grid).centres()
+    y = np.random.default_rng(70).poisson(4, len(grid)).astype(float)
+    band = 9_000  # H3 centres are irregular in EPSG:2169; pick a band away from their spacing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = esda.G_Local(y, _esda_weights(centres, band), star=True, transform="B", permutations=0)
+    np.testing.assert_allclose(gi_star(y, centres, band=band).z, ref.Zs, atol=1e-9, rtol=0)
