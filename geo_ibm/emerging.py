@@ -365,9 +365,8 @@ def emerging_hotspots(
     bins = np.sign(z).astype(np.int8) * significant
     trend = mann_kendall(z)
     categories = classify_emerging(bins, trend.z, trend.p, alpha=alpha)
-    last_bin = fdr_bins(z[:, -1], p[:, -1], fdr=False)
-    if fdr:
-        last_bin = fdr_bins(z.ravel(), p.ravel(), fdr=True).reshape(z.shape)[:, -1]
+    # the FDR correction is made over every bin of the cube, so the final step's bins come from it
+    last_bin = fdr_bins(z.ravel(), p.ravel(), fdr=fdr).reshape(z.shape)[:, -1]
     out = gpd.GeoDataFrame(
         {
             "cell_id": grid["cell_id"].to_numpy(),

@@ -377,7 +377,7 @@ def hotspots_from_events(
     weight
         Column to sum per cell (e.g. ``"persons"``) instead of counting events.
     fdr
-        Whether ``gi_bin_fdr`` uses the FDR correction (it always does unless this is False).
+        Apply the FDR correction in ``gi_bin_fdr`` (default); ``False`` makes it equal ``gi_bin``.
     min_area_frac
         Drop cells of which less than this share lies inside the study area. Clipped slivers
         along the border collect few events and can show up as cold spots for that reason

@@ -97,9 +97,9 @@ def test_fdr_bins_by_hand():
     # without correction: 4.0 -> p 6e-5 (99 %), 3.0 -> .0027 (99 %), 2.2 -> .028 (95 %),
     # 1.8 -> .072 (90 %), 1.7 -> .089 (90 %), 0.5 -> not significant
     assert fdr_bins(z, p, fdr=False).tolist() == [3, -3, 2, 1, -1, 0]
-    # BH, m = 6: at 0.01 the thresholds are k/6*0.01 -> p(1)=6e-5 and p(2)=.0027 <= .0033 pass;
-    # at 0.05 -> p(3)=.028 > .025 and later ones fail their k/6*.05, so only ranks 1-2 pass;
-    # at 0.10 -> p(6)=.617 > .1, p(5)=.089 > .083, p(4)=.072 <= .0667? no; p(3)=.028 <= .05 yes
+    # BH with m = 6 over the sorted p-values (.00006, .0027, .028, .072, .089, .62):
+    # at 0.01 the critical values k/6*0.01 admit ranks 1-2; at 0.05 (k/6*0.05) ranks 1-2 again
+    # (.028 > .025); at 0.10 (k/6*0.10) ranks 1-3 (.028 <= .05, but .072 > .067, .089 > .083)
     assert fdr_bins(z, p, fdr=True).tolist() == [3, -3, 1, 0, 0, 0]
 
 
