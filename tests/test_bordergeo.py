@@ -130,3 +130,36 @@ def test_bad_layers(events):
         distance_to_borders(events, borders=BORDERS, crossings=BORDERS.rename(columns={"neighbour": "crossing_id"}))
     with pytest.raises(ValidationError, match="borders is empty"):
         distance_to_borders(events, borders=BORDERS.iloc[:0])
+
+
+def test_nearest_border_without_per_neighbour_columns(events):
+    full = distance_to_borders(events, borders=BORDERS, crossings=CROSSINGS)
+    fast = distance_to_borders(events, borders=BORDERS, crossings=CROSSINGS, per_neighbour=False)
+    assert not any(c.startswith("dist_") for c in fast.columns)
+    np.testing.assert_allclose(fast.border_distance, full.border_distance)
+    assert (fast.nearest_border == full.nearest_border).all()
+    pd.testing.assert_frame_equal(fast.iloc[:, 2:], full.iloc[:, 5:])
+
+
+@pytest.mark.parametrize("candidates", [1, 4])
+def test_exact_near_tight_bends(monkeypatch, candidates):
+    """A saw-tooth border with 30 m teeth; with 1 candidate most points need the fallback search."""
+    import geo_ibm.bordergeo as bordergeo
+
+    monkeypatch.setattr(bordergeo, "_CANDIDATES", candidates)
+    xs = 70_000 + np.arange(0, 3_000, 15.0)
+    ys = 90_000 + np.where(np.arange(xs.size) % 2, 30.0, 0.0)
+    saw = gpd.GeoDataFrame(
+        {"neighbour": ["BE", "DE"]},
+        geometry=[shapely.LineString(np.c_[xs, ys]), shapely.LineString([(75_000, 80_000), (75_000, 100_000)])],
+        crs=2169,
+    )
+    rng = np.random.default_rng(2)
+    xy = np.r_[rng.uniform([69_000, 89_900], [74_000, 90_200], (400, 2)), rng.uniform(60_000, 100_000, (100, 2))]
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=2169)
+    out = distance_to_borders(pts, borders=saw)
+    ref = shapely.distance(shapely.points(xy)[:, None], np.asarray(saw.geometry.values)[None, :])
+    np.testing.assert_allclose(out[["dist_BE", "dist_DE"]].to_numpy(), ref, atol=1e-6)
+    fast = distance_to_borders(pts, borders=saw, per_neighbour=False)
+    np.testing.assert_allclose(fast.border_distance, ref.min(axis=1), atol=1e-6)
+    assert (fast.nearest_border.to_numpy() == np.array(["BE", "DE"])[ref.argmin(axis=1)]).all()
