@@ -16,6 +16,15 @@ from geo_ibm.kde import _event_xy
 
 DEFAULT_BANDS = (0.0, 1_000.0, 2_000.0, 5_000.0, 10_000.0, 20_000.0, math.inf)
 
+DENSIFY_M = 50.0
+"""Longest segment after densifying the border lines for the vertex search."""
+
+_CANDIDATES = 4
+"""Nearest border vertices whose adjacent segments are measured per event."""
+
+_CHUNK = 65_536
+"""Events per vectorised batch (bounds the candidate arrays to a few tens of MB)."""
+
 
 def _layer(gdf: gpd.GeoDataFrame, *, name: str, column: str, kinds: tuple[str, ...]) -> gpd.GeoDataFrame:
     from geo_ibm.io import ensure_working_crs
@@ -34,13 +43,6 @@ def _layer(gdf: gpd.GeoDataFrame, *, name: str, column: str, kinds: tuple[str, .
             f"{name} row {first + 1}: expected {' or '.join(kinds)}, got {gdf.geometry.iloc[first].geom_type}"
         )
     return gdf
-
-
-DENSIFY_M = 50.0
-"""Longest segment after densifying the border lines for the vertex search."""
-
-_CANDIDATES = 4
-_CHUNK = 65_536
 
 
 def _nearest_on_lines(xy: np.ndarray, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,8 +141,8 @@ def distance_to_borders(
     pandas.DataFrame
         Indexed like ``events``, columns ``dist_<code>`` per neighbour (e.g. ``dist_BE``,
         in the order the neighbours first appear in ``borders``; only with
-        ``per_neighbour``), ``border_distance`` (the
-        smallest), ``nearest_border`` (its neighbour code), and when ``crossings`` is given
+        ``per_neighbour``), ``border_distance`` (to the nearest border), ``nearest_border``
+        (its neighbour code), and when ``crossings`` is given
         ``crossing_id``, ``crossing_neighbour``, ``crossing_kind`` (None when the columns are
         absent) and ``crossing_distance`` of the nearest crossing.
     """
@@ -173,12 +175,11 @@ def distance_to_borders(
             cdist, idx = cKDTree(shapely.get_coordinates(np.asarray(cps.geometry.values))).query(xy)
         else:
             cdist, idx = np.zeros(0), np.zeros(0, dtype=np.int64)
-        pick = idx
 
         def column(name: str) -> np.ndarray:
             if name not in cps.columns:
                 return np.full(len(xy), None, dtype=object)
-            return cps[name].astype(object).to_numpy()[pick]
+            return cps[name].astype(object).to_numpy()[idx]
 
         out["crossing_id"] = column(crossing_column)
         out["crossing_neighbour"] = column("neighbour")
