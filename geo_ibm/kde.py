@@ -12,6 +12,7 @@ import shapely
 from scipy.signal import fftconvolve
 
 from geo_ibm.errors import CrsError, ValidationError
+from geo_ibm.grid import as_area
 from geo_ibm.settings import WORKING_CRS
 
 M2_PER_KM2 = 1_000_000.0
@@ -86,27 +87,6 @@ class KdeResult:
             geometry=geoms,
             crs=self.crs,
         )
-
-
-def _study_geometry(study_area: Any, *, name: str = "study_area") -> shapely.Geometry:
-    """Return one polygonal geometry in EPSG:2169 from a GeoDataFrame/GeoSeries or a shapely geometry."""
-    if isinstance(study_area, (gpd.GeoDataFrame, gpd.GeoSeries)):
-        if study_area.crs is None:
-            raise CrsError(f"{name} has no CRS; expected {WORKING_CRS}")
-        if study_area.crs.to_epsg() != 2169:
-            study_area = study_area.to_crs(WORKING_CRS)
-        if len(study_area) == 0:
-            raise ValidationError(f"{name} is empty; expected at least one polygon")
-        geom = shapely.union_all(np.asarray(study_area.geometry.values))
-    elif isinstance(study_area, shapely.Geometry):
-        geom = study_area
-    else:
-        raise ValidationError(
-            f"{name} must be a GeoDataFrame, GeoSeries or shapely geometry, got {type(study_area).__name__}"
-        )
-    if geom.is_empty or geom.area <= 0:
-        raise ValidationError(f"{name} must be a polygon with positive area, got {geom.geom_type} of area {geom.area}")
-    return geom
 
 
 def _event_xy(events: gpd.GeoDataFrame, *, name: str = "events") -> np.ndarray:
@@ -290,7 +270,7 @@ def kernel_density(
     xy = _event_xy(events)
     if len(xy) == 0:
         raise ValidationError("events is empty; kernel density needs at least one event")
-    area = _study_geometry(study_area)
+    area = as_area(study_area)
     w = _event_weights(events, weights)
     minx, miny, maxx, maxy = area.bounds
     if cell is None:
@@ -419,7 +399,7 @@ def density_contours(
     xs, ys = kde.cell_centres()
     # contourpy wants ascending y: flip the north-up rows.
     gen = contourpy.contour_generator(xs, ys[::-1], dens[::-1, :], fill_type=contourpy.FillType.OuterOffset)
-    clip = _study_geometry(study_area) if study_area is not None else None
+    clip = as_area(study_area) if study_area is not None else None
     rows = []
     for i, low in enumerate(lv):
         up = float(lv[i + 1]) if i + 1 < lv.size else vmax

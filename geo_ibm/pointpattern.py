@@ -13,7 +13,8 @@ from scipy import stats
 from scipy.spatial import cKDTree
 
 from geo_ibm.errors import ValidationError
-from geo_ibm.kde import _event_xy, _study_geometry
+from geo_ibm.grid import as_area
+from geo_ibm.kde import _event_xy
 
 CLARK_EVANS_SE = 0.26136
 """Standard error constant of the mean nearest-neighbour distance under CSR (Clark & Evans 1954)."""
@@ -55,7 +56,7 @@ def _area_value(area: Any) -> float:
         if not (math.isfinite(area) and area > 0):
             raise ValidationError(f"area must be a positive number of m² or a polygon, got {area!r}")
         return float(area)
-    return float(_study_geometry(area, name="area").area)
+    return float(as_area(area, name="area").area)
 
 
 def _distinct_minimum(xy: np.ndarray, minimum: int, what: str) -> None:
@@ -209,7 +210,7 @@ def ripley_l(
         ``dispersed`` (``L < env_low``).
     """
     xy = _event_xy(events)
-    poly = _study_geometry(study_area)
+    poly = as_area(study_area)
     d = _check_distances(distances)
     _distinct_minimum(xy, 3, "Ripley's L")
     if not (isinstance(simulations, (int, np.integer)) and simulations >= 0):

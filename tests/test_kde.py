@@ -191,7 +191,7 @@ def test_bad_inputs_raise(blob_events):
     lines = gpd.GeoDataFrame(geometry=[shapely.LineString([(70_000, 70_000), (71_000, 71_000)])], crs=2169)
     with pytest.raises(ValidationError, match="only non-empty Point"):
         kernel_density(lines, study_area=AREA, radius=1_000)
-    with pytest.raises(ValidationError, match="study_area must be a GeoDataFrame"):
+    with pytest.raises(ValidationError, match="study_area must be"):
         kernel_density(blob_events, study_area="lux", radius=1_000)
     with pytest.raises(ValidationError, match="levels must be ascending"):
         density_contours(kernel_density(blob_events, study_area=AREA, radius=2_000), levels=[5.0, 1.0])
