@@ -199,7 +199,9 @@ def space_time_cube(
     first event) to the one holding the last instant before ``end`` (or the last event).
     """
     if step not in _STEP_FREQ:
-        raise ValidationError(f"step must be 'quarter' or 'month', got {step!r}", [Problem("unknown", column="step", value=step)])
+        raise ValidationError(
+            f"step must be 'quarter' or 'month', got {step!r}", [Problem("unknown", column="step", value=step)]
+        )
     spec = grid_spec(grid)
     selected = select_events(events, start=start, end=end)
     return _cube(selected, _coords(selected), spec, step=step, start=start, end=end, weight=weight)
@@ -224,7 +226,9 @@ def _cube(
     last = _period(end, step, before=True) if end is not None else periods.max()
     steps = pd.period_range(first, last, freq=_STEP_FREQ[step])
     if len(steps) == 0:
-        raise ValidationError(f"no {step} lies between start={start} and end={end}", [Problem("empty period", column="start")])
+        raise ValidationError(
+            f"no {step} lies between start={start} and end={end}", [Problem("empty period", column="start")]
+        )
     t = periods.array.asi8 - first.ordinal
     cells = locate(xy, spec)
     keep = cells >= 0
@@ -331,7 +335,9 @@ def emerging_hotspots(
     """
     area = as_area(study_area)
     if not 0 < alpha < 1:
-        raise ValidationError(f"alpha must be between 0 and 1, got {alpha!r}", [Problem("out of range", column="alpha", value=alpha)])
+        raise ValidationError(
+            f"alpha must be between 0 and 1, got {alpha!r}", [Problem("out of range", column="alpha", value=alpha)]
+        )
     selected = select_events(events, start=start, end=end)
     if len(selected) < MIN_EVENTS:
         raise ValidationError(
@@ -347,7 +353,9 @@ def emerging_hotspots(
         grid = subset_grid(grid, grid["area_frac"].to_numpy() >= frac)
     spec = grid_spec(grid)
     if step not in _STEP_FREQ:
-        raise ValidationError(f"step must be 'quarter' or 'month', got {step!r}", [Problem("unknown", column="step", value=step)])
+        raise ValidationError(
+            f"step must be 'quarter' or 'month', got {step!r}", [Problem("unknown", column="step", value=step)]
+        )
     cube, steps = _cube(selected, xy, spec, step=step, start=start, end=end, weight=weight)
     if len(steps) < MIN_STEPS:
         raise ValidationError(

@@ -259,9 +259,9 @@ def auto_band(counts: np.ndarray, grid: gpd.GeoDataFrame | GridSpec) -> tuple[fl
     ``INCREMENTS`` distances ``d_k = d_0 + k * cell`` starting at ``d_0``, the smallest distance
     giving every cell at least one neighbour. The band is the first peak: the first ``d_k``
     whose z-score is significant (> 1.96), larger than at the previous distance and not smaller
-    than at the next (a z-score still rising at the last distance is no peak). Without a peak, the band is the mean distance from each non-empty cell to its
-    ``K`` nearest non-empty cells, ``K = clip(round(0.05 * n_nonempty), 3, 30)``, but at least
-    ``d_0``. ArcGIS documents the first-peak rule and a K-nearest-neighbour fallback; the
+    than at the next (a z-score still rising at the last distance is no peak). Without a peak,
+    the band is the mean distance from each non-empty cell to its ``K`` nearest non-empty cells,
+    ``K = clip(round(0.05 * n_nonempty), 3, 30)``, but at least ``d_0``. ArcGIS documents the first-peak rule and a K-nearest-neighbour fallback; the
     constants here are ours.
     """
     spec = grid_spec(grid)
@@ -405,7 +405,9 @@ def hotspots_from_events(
     """
     area = as_area(study_area)
     if shape not in ("square", "hex"):
-        raise ValidationError(f"shape must be 'square' or 'hex', got {shape!r}", [Problem("unknown", column="shape", value=shape)])
+        raise ValidationError(
+            f"shape must be 'square' or 'hex', got {shape!r}", [Problem("unknown", column="shape", value=shape)]
+        )
     selected = select_events(events, start=start, end=end)
     n_events = len(selected)
     if n_events < MIN_EVENTS:
@@ -415,7 +417,9 @@ def hotspots_from_events(
         )
     weights = _weights(selected, weight)
     xy = shapely.get_coordinates(selected.geometry.to_numpy())[:, :2]
-    params: dict[str, Any] = {"shape": shape, "n_events": n_events, "start": _iso(start), "end": _iso(end), "weight": weight}
+    params: dict[str, Any] = {
+        "shape": shape, "n_events": n_events, "start": _iso(start), "end": _iso(end), "weight": weight
+    }
     cell_value = choose_cell(cell, xy, area, params)
     grid = make_grid(area, cell=cell_value, shape=shape)
     min_frac = _check_fraction(min_area_frac)
@@ -494,10 +498,13 @@ def _check_band_value(band: object) -> float:
     try:
         value = float(band)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ValidationError("band must be a number of metres", [Problem("not a number", column="band", value=band)]) from None
+        raise ValidationError(
+            "band must be a number of metres", [Problem("not a number", column="band", value=band)]
+        ) from None
     if not math.isfinite(value) or value <= 0:
         raise ValidationError(
-            f"band must be a positive number of metres, got {band!r}", [Problem("must be > 0", column="band", value=band)]
+            f"band must be a positive number of metres, got {band!r}",
+            [Problem("must be > 0", column="band", value=band)],
         )
     return value
 
@@ -506,7 +513,9 @@ def _weights(frame: gpd.GeoDataFrame, weight: str | None) -> np.ndarray | None:
     if weight is None:
         return None
     if weight not in frame.columns:
-        raise ValidationError(f"weight column {weight!r} not found in events", [Problem("missing column", column=weight)])
+        raise ValidationError(
+            f"weight column {weight!r} not found in events", [Problem("missing column", column=weight)]
+        )
     values = pd.to_numeric(frame[weight], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -544,9 +553,11 @@ def _timestamp(value: object, name: str) -> pd.Timestamp:
     try:
         ts = pd.Timestamp(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ValidationError(f"{name} is not a date/time: {value!r}", [Problem("not a date", column=name, value=value)]) from None
+        ts = pd.NaT
     if pd.isna(ts):
-        raise ValidationError(f"{name} is not a date/time: {value!r}", [Problem("not a date", column=name, value=value)])
+        raise ValidationError(
+            f"{name} is not a date/time: {value!r}", [Problem("not a date", column=name, value=value)]
+        )
     return ts.tz_localize(LOCAL_TZ) if ts.tzinfo is None else ts
 
 

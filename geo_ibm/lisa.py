@@ -58,7 +58,8 @@ def neighbour_weights(coords: np.ndarray, *, band: float | None = None, k: int |
         return distance_band_weights(xy, _check_band_value(band), include_self=False)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1 or k >= len(xy):
         raise ValidationError(
-            f"k must be a whole number between 1 and {len(xy) - 1}, got {k!r}", [Problem("out of range", column="k", value=k)]
+            f"k must be a whole number between 1 and {len(xy) - 1}, got {k!r}",
+            [Problem("out of range", column="k", value=k)],
         )
     _, idx = cKDTree(xy).query(xy, k=int(k) + 1)
     n = len(xy)
@@ -115,7 +116,9 @@ def local_moran_values(
     z = y - y.mean()
     den = float(z @ z)
     if den == 0:
-        raise ValidationError("values are all equal: Local Moran's I is undefined", [Problem("constant", column="values")])
+        raise ValidationError(
+            "values are all equal: Local Moran's I is undefined", [Problem("constant", column="values")]
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         lag = np.where(card > 0, (w @ z) / card, 0.0)
     moran_i = (n - 1) * z * lag / den
@@ -214,7 +217,9 @@ def local_moran(
     if column not in grid.columns:
         raise ValidationError(f"column {column!r} not found in grid", [Problem("missing column", column=column)])
     if not 0 < alpha < 1:
-        raise ValidationError(f"alpha must be between 0 and 1, got {alpha!r}", [Problem("out of range", column="alpha", value=alpha)])
+        raise ValidationError(
+            f"alpha must be between 0 and 1, got {alpha!r}", [Problem("out of range", column="alpha", value=alpha)]
+        )
     spec = grid.attrs.get("grid")
     if isinstance(spec, GridSpec) and spec.n_cells == len(grid):
         coords = spec.centres()
@@ -242,7 +247,11 @@ def local_moran(
         crs=grid.crs,
     )
     out.attrs["parameters"] = {
-        "weights": f"distance band {band} m, row-standardised" if band is not None else f"{k} nearest neighbours, row-standardised",
+        "weights": (
+            f"distance band {band} m, row-standardised"
+            if band is not None
+            else f"{k} nearest neighbours, row-standardised"
+        ),
         "band": band,
         "k": k,
         "permutations": permutations,
