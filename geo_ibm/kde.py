@@ -212,12 +212,12 @@ def _linear_bin(
         sc = 1.0 - tc
     sr = 1.0 - tr
     size = prow * pcol
+    # All four corners are binned on the base index and shifted afterwards: shifting a
+    # grid is cheaper than building three more million-element index arrays.
     grid = np.bincount(base, weights=sr * sc, minlength=size)
-    grid += np.bincount(base + 1, weights=sr * tc, minlength=size)
-    base += pcol
-    grid += np.bincount(base, weights=tr * sc, minlength=size)
-    base += 1
-    grid += np.bincount(base, weights=tr * tc, minlength=size)
+    grid[1:] += np.bincount(base, weights=sr * tc, minlength=size)[:-1]
+    grid[pcol:] += np.bincount(base, weights=tr * sc, minlength=size)[:-pcol]
+    grid[pcol + 1 :] += np.bincount(base, weights=tr * tc, minlength=size)[: -pcol - 1]
     return grid.reshape(prow, pcol)
 
 
