@@ -256,12 +256,16 @@ def test_space_time_gi_equals_esda_on_explicit_space_time_weights(time_steps, sh
 # --------------------------------------------------------------------------------------------
 # end to end
 
+# Plants are strong enough to be found under most seeds (checked over 12): the one weak spot
+# is "persistent", because the first step's neighbourhood has no previous step, so a flat
+# series starts with a lower z-score and Mann-Kendall leans upward (1 seed in 12 says
+# "intensifying").
 PLAN = {
-    "new": ((64_500, 74_500), [0] * 11 + [150]),
-    "persistent": ((72_500, 74_500), [110] * 12),
+    "new": ((64_500, 74_500), [0] * 11 + [220]),
+    "persistent": ((72_500, 74_500), [150] * 12),
     "intensifying": ((80_500, 74_500), [100 + 15 * t for t in range(12)]),
     "diminishing": ((64_500, 86_500), [265 - 15 * t for t in range(12)]),
-    "sporadic": ((72_500, 86_500), [0, 150, 0, 0, 150, 0, 0, 150, 0, 0, 0, 150]),
+    "sporadic": ((72_500, 86_500), [0, 220, 0, 0, 220, 0, 0, 220, 0, 0, 0, 220]),
 }
 
 
