@@ -143,7 +143,7 @@ def density_clusters(
         - ``geometry``: convex hull polygon of the cluster's events
 
         ``.attrs["labels"]`` is the per-event label array in the order of ``events`` (-1 =
-        noise) and ``.attrs["params"]`` the parameters used.
+        noise) and ``.attrs["parameters"]`` the parameters used.
     """
     _check_params(method, eps, min_samples, min_cluster_size, hull_buffer, min_probability)
     labels = cluster_labels(
@@ -196,7 +196,7 @@ def density_clusters(
         crs=WORKING_CRS,
     )[CLUSTER_COLUMNS]
     out.attrs["labels"] = labels
-    out.attrs["params"] = {
+    out.attrs["parameters"] = {
         "method": method,
         "eps": float(eps),
         "min_samples": int(min_samples),

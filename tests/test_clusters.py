@@ -55,6 +55,10 @@ def test_summary_matches_pandas(planted):
         "cluster_id", "n_events", "persons", "first_seen", "last_seen", "centroid_x", "centroid_y", "geometry",
     ]
     assert out.crs.to_epsg() == 2169 and len(out) == 3
+    assert out.attrs["parameters"] | {} == {
+        "method": "dbscan", "eps": 400.0, "min_samples": 8, "min_cluster_size": 10, "min_probability": 0.1,
+        "hull_buffer": 100.0,
+    }
     frame = events.assign(label=labels, x=events.geometry.x, y=events.geometry.y)
     ref = frame[frame.label >= 0].groupby("label").agg(
         n=("x", "size"), persons=("persons", "sum"), first=("observed_at", "min"), last=("observed_at", "max"),
