@@ -463,6 +463,7 @@ def hotspot_map(
     tile_attribution: str | None = None,
     asset_base: str = "/assets",
     notes: Sequence[str] = (),
+    max_cells: int = 4000,
     t: Translate = str,
 ) -> folium.Map:
     """Hotspot map with switchable layers and legends; every layer is optional.
@@ -481,6 +482,9 @@ def hotspot_map(
         Grid cells with an emerging hot spot ``category``; "no pattern detected" is not drawn.
     notes
         Messages shown in the legend (e.g. why a method could not run on this selection).
+    max_cells
+        Above this many significant Gi* cells, the cells of each bin are merged into one
+        polygon so that the page stays small.
     """
     fmap = base_map(tiles_url=tiles_url, tile_attribution=tile_attribution, asset_base=asset_base)
     add_outline(fmap, outline, t=t)
@@ -488,9 +492,12 @@ def hotspot_map(
     if gi is not None and len(gi):
         sig = gi[gi["gi_bin"].astype(int) != 0]
         if len(sig):
-            bins = sig["gi_bin"].astype(int).to_numpy()
-            fields = [c for c in ("gi_bin", "gi_z", "count") if c in sig.columns]
             shown = sig.copy()
+            if len(shown) > max_cells:
+                # Too many cells for a light page: merge the cells of each confidence bin.
+                shown = shown[["gi_bin", "geometry"]].assign(gi_bin=shown["gi_bin"].astype(int)).dissolve(by="gi_bin").reset_index()
+            bins = shown["gi_bin"].astype(int).to_numpy()
+            fields = [c for c in ("gi_bin", "gi_z", "count") if c in shown.columns]
             if "gi_z" in shown:
                 shown["gi_z"] = shown["gi_z"].astype(float).round(2)
             _polygon_layer(

@@ -225,3 +225,13 @@ def test_hotspot_map_draws_significant_cells_only(outline, borders):
     assert "<b>too few</b>" not in doc
     assert "Gi* hot and cold spots" in maps.layer_names(fmap)
     assert re.findall(r"https?://", doc) == []
+
+
+def test_hotspot_map_merges_cells_above_the_limit(outline, borders):
+    cells = [shapely.box(60_000 + i * 100, 80_000, 60_100 + i * 100, 80_100) for i in range(50)]
+    gi = gpd.GeoDataFrame({"gi_bin": [3] * 25 + [-2] * 25}, geometry=cells, crs=2169)
+    few = maps.render_map(maps.hotspot_map(outline=outline, borders=borders, gi=gi))
+    merged = maps.render_map(maps.hotspot_map(outline=outline, borders=borders, gi=gi, max_cells=10))
+    count = lambda doc: len([f for fc in feature_collections(doc) for f in fc["features"] if "gi_bin" in f["properties"]])  # noqa: E731
+    assert count(few) == 50 and count(merged) == 2
+    assert len(merged) < len(few)

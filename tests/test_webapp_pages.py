@@ -259,7 +259,7 @@ def test_export_map_is_self_contained(logged_in, store, kind):
     assert response.status_code == 200 and "attachment" in response.headers["Content-Disposition"]
     # Nothing is loaded from anywhere: no <script src>, no stylesheet links (URLs inside the
     # inlined libraries' comments and strings are not requests).
-    assert not re.search(r"<script[^>]+src=", doc) and not re.search(r"<link[^>]+href=", doc)
+    assert not re.search(r"<script[^>]+src=", doc) and not re.search(r"<link[^>]+href=\"(?!data:)", doc)
     assert "/assets/" not in doc
     assert "L.map(" in doc and "Leaflet 1.9" in doc  # the library itself is inlined
     assert any(e["action"] == "export" and kind in str(e["detail"]) for e in actions(store))
@@ -310,3 +310,22 @@ def test_error_pages_never_500_for_user_input(logged_in):
         response = c.get(url)
         assert 400 <= response.status_code < 500, (url, response.status_code)
         assert "<script>" not in response.get_data(as_text=True)
+
+
+def test_hotspot_options_are_validated_and_kept_in_the_url(logged_in):
+    c = logged_in("vic")
+    body = c.get("/hotspots?cell=1000&band=3000&entry_country=FR").get_data(as_text=True)
+    src = re.search(r'<iframe[^>]*src="([^"]+)"', body).group(1).replace("&amp;", "&")
+    assert "cell=1000" in src and "band=3000" in src and "entry_country=FR" in src
+    doc = c.get(src).get_data(as_text=True)
+    assert "Gi* hot and cold spots" in doc
+    for query, parameter in [("cell=50", "cell"), ("cell=abc", "cell"), ("band=-1", "band")]:
+        response = c.get(f"/maps/hotspots?{query}")
+        assert response.status_code == 400 and parameter in response.get_data(as_text=True)
+    assert c.get("/maps/overview?cell=500").status_code == 400
+
+
+def test_hotspot_map_reports_methods_that_cannot_run(logged_in, app):
+    app.config["MAX_CLUSTER_EVENTS"] = 10
+    doc = logged_in("vic").get("/maps/hotspots?cell=700").get_data(as_text=True)
+    assert "too many for clustering on request (limit 10)" in doc

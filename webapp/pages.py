@@ -102,9 +102,9 @@ def parse_filters(args: Mapping[str, Any], *, extra: tuple[str, ...] = ()) -> di
     return filters
 
 
-def filter_query(args: Mapping[str, Any]) -> dict[str, str]:
+def filter_query(args: Mapping[str, Any], *, extra: tuple[str, ...] = ()) -> dict[str, str]:
     """The filter parameters present in ``args`` (non-empty), to rebuild links."""
-    return {k: str(args.get(k)) for k in FILTER_PARAMS if args.get(k)}
+    return {k: str(args.get(k)) for k in FILTER_PARAMS + extra if args.get(k)}
 
 
 def _translate(message: str) -> str:
@@ -145,7 +145,28 @@ def _cached(kind: str, filters: dict[str, Any], build: Any) -> Any:
     return value
 
 
-def hotspot_layers(events: gpd.GeoDataFrame, outline: gpd.GeoDataFrame) -> tuple[dict[str, Any], list[str]]:
+HOTSPOT_PARAMS: tuple[str, ...] = ("cell", "band")
+"""Extra query parameters of the hotspot page and map: Gi* cell size and distance band (metres)."""
+DEFAULT_HOTSPOT_CELL_M = 500.0
+
+
+def parse_hotspot_options(args: Mapping[str, Any]) -> dict[str, float | None]:
+    """``cell`` (100-5000 m, default 500) and ``band`` (metres, default: the library's choice)."""
+    from webapp.params import parse_float
+
+    cell = parse_float(args.get("cell"), name="cell", default=DEFAULT_HOTSPOT_CELL_M, minimum=100, maximum=5000)
+    band = parse_float(args.get("band"), name="band", default=None, minimum=100, maximum=50_000)
+    return {"cell": cell, "band": band}
+
+
+def hotspot_layers(
+    events: gpd.GeoDataFrame,
+    outline: gpd.GeoDataFrame,
+    *,
+    cell: float | None = DEFAULT_HOTSPOT_CELL_M,
+    band: float | None = None,
+    max_cluster_events: int = 200_000,
+) -> tuple[dict[str, Any], list[str]]:
     """Run the library's hotspot methods; returns the layers and notes on methods that could not run.
 
     Views never compute statistics: each layer comes from its ``geo_ibm`` function as is.
@@ -164,7 +185,7 @@ def hotspot_layers(events: gpd.GeoDataFrame, outline: gpd.GeoDataFrame) -> tuple
     def gi() -> dict[str, Any]:
         from geo_ibm.hotspots import hotspots_from_events
 
-        result = hotspots_from_events(events, study_area=outline)
+        result = hotspots_from_events(events, study_area=outline, cell=cell, band=band)
         return {"gi": result.assign(gi_bin=result["gi_bin_fdr"])}
 
     def kde() -> dict[str, Any]:
@@ -176,6 +197,10 @@ def hotspot_layers(events: gpd.GeoDataFrame, outline: gpd.GeoDataFrame) -> tuple
     def clusters() -> dict[str, Any]:
         from geo_ibm.clusters import density_clusters
 
+        if len(events) > max_cluster_events:
+            raise ValidationError(
+                f"{len(events)} events are too many for clustering on request (limit {max_cluster_events}); narrow the filter"
+            )
         result = density_clusters(events)
         return {"clusters": result}
 
@@ -191,8 +216,9 @@ def hotspot_layers(events: gpd.GeoDataFrame, outline: gpd.GeoDataFrame) -> tuple
     return layers, notes
 
 
-def build_map(kind: str, filters: dict[str, Any]) -> str:
-    """The HTML document of the ``overview`` or ``hotspots`` map for ``filters``."""
+def build_map(kind: str, filters: dict[str, Any], options: dict[str, Any] | None = None) -> str:
+    """The HTML document of the ``overview`` or ``hotspots`` map for ``filters`` (and hotspot ``options``)."""
+    options = dict(options or {})
     ref = reference_layers()
     tiles_url, tiles_attr = _tiles()
 
@@ -205,14 +231,16 @@ def build_map(kind: str, filters: dict[str, Any]) -> str:
                 max_markers=int(current_app.config.get("MAP_MAX_MARKERS", 1000)), t=_translate,
             )
         else:
-            layers, notes = hotspot_layers(events, ref["outline"])
+            layers, notes = hotspot_layers(
+                events, ref["outline"], max_cluster_events=int(current_app.config.get("MAX_CLUSTER_EVENTS", 200_000)), **options
+            )
             fmap = maps.hotspot_map(
                 outline=ref["outline"], borders=ref["borders"], tiles_url=tiles_url, tile_attribution=tiles_attr,
                 asset_base=ASSET_PREFIX, notes=notes, t=_translate, **layers,
             )
         return maps.render_map(fmap)
 
-    return _cached(kind, filters, build)
+    return _cached(kind, {**filters, **{f"option_{k}": v for k, v in options.items()}}, build)
 
 
 def _map_headers(response: Response) -> Response:
@@ -253,11 +281,13 @@ def overview() -> Any:
 @require_role("viewer")
 def hotspots() -> Any:
     """Gi*, kernel density, clusters and emerging hot spots as switchable map layers."""
-    filters = parse_filters(request.args)
+    filters = parse_filters(request.args, extra=HOTSPOT_PARAMS)
+    options = parse_hotspot_options(request.args)
     total = int(get_store().count(**filters))
+    query = filter_query(request.args, extra=HOTSPOT_PARAMS)
     return render_template(
-        "hotspots.html", total=total, choices=filter_choices(), query=filter_query(request.args),
-        map_src=url_for("maps.map_document", kind="hotspots", **filter_query(request.args)),
+        "hotspots.html", total=total, choices=filter_choices(), query=query, options=options,
+        map_src=url_for("maps.map_document", kind="hotspots", **query),
     )
 
 
@@ -277,8 +307,12 @@ def map_document(kind: str) -> Any:
     if kind not in MAP_KINDS:
         raise ValidationError(f"unknown map {kind!r}; use one of {', '.join(MAP_KINDS)}",
                               [Problem("unknown map", column="kind", value=kind)])
-    filters = parse_filters(request.args)
-    response = Response(build_map(kind, filters), mimetype="text/html")
+    if kind == "hotspots":
+        filters = parse_filters(request.args, extra=HOTSPOT_PARAMS)
+        options = parse_hotspot_options(request.args)
+    else:
+        filters, options = parse_filters(request.args), {}
+    response = Response(build_map(kind, filters, options), mimetype="text/html")
     return _map_headers(response)
 
 
@@ -386,8 +420,9 @@ def export_map() -> Any:
     if kind not in MAP_KINDS:
         raise ValidationError(f"invalid query parameter 'map': use one of {', '.join(MAP_KINDS)} (got {kind!r})",
                               [Problem("unknown map", column="map", value=kind)])
-    filters = parse_filters(request.args, extra=("map",))
-    document = inline_assets(build_map(kind, filters))
+    filters = parse_filters(request.args, extra=("map",) + HOTSPOT_PARAMS)
+    options = parse_hotspot_options(request.args) if kind == "hotspots" else {}
+    document = inline_assets(build_map(kind, filters, options))
     audit("export", format="html", map=kind, filters={k: str(v) for k, v in filters.items()})
     response = Response(document, mimetype="text/html",
                         headers={"Content-Disposition": f'attachment; filename="geo_ibm-{kind}.html"'})
