@@ -28,12 +28,12 @@ CLUSTER_COLUMNS = [
 
 
 def _check_params(
-    method: str, eps: float, min_samples: int, min_cluster_size: int, hull_buffer: float, min_probability: float = 0.0
+    method: str, eps: float | None, min_samples: int, min_cluster_size: int, hull_buffer: float, min_probability: float = 0.0
 ) -> None:
     problems = []
     if method not in METHODS:
         problems.append(f"method must be one of {METHODS}, got {method!r}")
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+    if eps is not None and not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
         problems.append(f"eps must be a positive distance in metres, got {eps!r}")
     if not (isinstance(min_samples, (int, np.integer)) and min_samples >= 1):
         problems.append(f"min_samples must be an integer >= 1, got {min_samples!r}")
@@ -51,7 +51,7 @@ def cluster_labels(
     events: gpd.GeoDataFrame,
     *,
     method: Literal["dbscan", "hdbscan"] = "dbscan",
-    eps: float = 1_000.0,
+    eps: float | None = None,
     min_samples: int = 5,
     min_cluster_size: int = 10,
     min_probability: float = 0.1,
@@ -69,7 +69,10 @@ def cluster_labels(
         at least ``min_cluster_size`` events (``eps`` unused; ``min_samples`` sets the core
         distance).
     eps, min_samples, min_cluster_size
-        See ``method``.
+        See ``method``. ``eps=None`` (DBSCAN) derives it from the data: the radius of a disk
+        that would hold ``min_samples / 10`` events if they were spread evenly over their
+        convex hull, so a core event needs ten times the average density around it (our rule
+        of thumb; give ``eps`` in metres to control it).
     min_probability
         HDBSCAN only: events whose membership strength (sklearn's ``probabilities_``) is below
         this are labelled noise. HDBSCAN's excess-of-mass selection keeps sparse background
@@ -91,6 +94,8 @@ def cluster_labels(
     if method == "dbscan":
         from sklearn.cluster import DBSCAN
 
+        if eps is None:
+            eps = default_eps(xy, min_samples=min_samples)
         raw = DBSCAN(eps=float(eps), min_samples=int(min_samples)).fit_predict(xy)
     else:
         from sklearn.cluster import HDBSCAN
@@ -98,6 +103,23 @@ def cluster_labels(
         fitted = HDBSCAN(min_cluster_size=int(min_cluster_size), min_samples=int(min_samples), copy=True).fit(xy)
         raw = np.where(fitted.probabilities_ >= min_probability, fitted.labels_, -1)
     return _renumber_by_size(raw)
+
+
+DENSITY_FACTOR = 10.0
+
+
+def default_eps(xy: np.ndarray, *, min_samples: int) -> float:
+    """DBSCAN radius at which a core event needs ``DENSITY_FACTOR`` times the average density.
+
+    The average density is the number of events over the area of their convex hull; with fewer
+    than 3 non-collinear events the hull has no area and the bounding-box diagonal / 10 is used.
+    """
+    hull = shapely.convex_hull(shapely.multipoints(xy))
+    if hull.area <= 0:
+        minx, miny, maxx, maxy = hull.bounds
+        return max(math.hypot(maxx - minx, maxy - miny) / 10.0, 1.0)
+    lam = len(xy) / hull.area
+    return math.sqrt(min_samples / DENSITY_FACTOR / (math.pi * lam))
 
 
 def _renumber_by_size(raw: np.ndarray) -> np.ndarray:
@@ -118,7 +140,7 @@ def density_clusters(
     events: gpd.GeoDataFrame,
     *,
     method: Literal["dbscan", "hdbscan"] = "dbscan",
-    eps: float = 1_000.0,
+    eps: float | None = None,
     min_samples: int = 5,
     min_cluster_size: int = 10,
     min_probability: float = 0.1,
@@ -146,6 +168,8 @@ def density_clusters(
         noise) and ``.attrs["parameters"]`` the parameters used.
     """
     _check_params(method, eps, min_samples, min_cluster_size, hull_buffer, min_probability)
+    if method == "dbscan" and eps is None and isinstance(events, gpd.GeoDataFrame) and len(events):
+        eps = default_eps(_event_xy(events), min_samples=min_samples)
     labels = cluster_labels(
         events,
         method=method,
@@ -198,7 +222,7 @@ def density_clusters(
     out.attrs["labels"] = labels
     out.attrs["parameters"] = {
         "method": method,
-        "eps": float(eps),
+        "eps": None if eps is None else float(eps),
         "min_samples": int(min_samples),
         "min_cluster_size": int(min_cluster_size),
         "min_probability": float(min_probability),

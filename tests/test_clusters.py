@@ -136,3 +136,19 @@ def test_too_few_events(planted):
         density_clusters(events.iloc[:6], method="hdbscan", min_samples=2)
     with pytest.raises(ValidationError, match="too few"):
         density_clusters(events.iloc[:0])
+
+
+def test_default_eps_needs_ten_times_average_density(planted):
+    from geo_ibm.clusters import default_eps
+
+    events, truth = planted
+    xy = shapely.get_coordinates(events.geometry.values)
+    hull = shapely.MultiPoint(list(map(tuple, xy))).convex_hull
+    expected = np.sqrt(8 / 10 / (np.pi * len(xy) / hull.area))
+    assert default_eps(xy, min_samples=8) == pytest.approx(expected)
+    out = density_clusters(events, min_samples=8)
+    assert out.attrs["parameters"]["eps"] == pytest.approx(expected)
+    assert adjusted_rand_score(truth, out.attrs["labels"]) > 0.8
+    assert out.attrs["parameters"]["eps"] is not None
+    hd = density_clusters(events, method="hdbscan", min_samples=8, min_cluster_size=20)
+    assert hd.attrs["parameters"]["eps"] is None
