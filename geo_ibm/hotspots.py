@@ -396,7 +396,9 @@ def hotspots_from_events(
     - ``geometry``: the cell clipped to the study area
 
     ``.attrs["parameters"]`` records ``cell``, ``band`` and how each was chosen, ``shape``,
-    ``n_events``, ``n_outside_grid``, ``start``, ``end``, ``weight`` and ``fdr``.
+    ``n_events``, ``n_outside_grid``, ``start``, ``end``, ``weight`` and ``fdr``;
+    ``.attrs["grid"]`` keeps the :class:`geo_ibm.grid.GridSpec` (not JSON), so the result can
+    go straight to :func:`geo_ibm.lisa.local_moran` or :func:`geo_ibm.grid.locate`.
 
     Raises
     ------
