@@ -483,8 +483,8 @@ def hotspot_map(
     notes
         Messages shown in the legend (e.g. why a method could not run on this selection).
     max_cells
-        Above this many significant Gi* cells, the cells of each bin are merged into one
-        polygon so that the page stays small.
+        Above this many significant Gi* cells (or emerging cells with a pattern), the cells of
+        each bin (category) are merged into one polygon so that the page stays small.
     """
     fmap = base_map(tiles_url=tiles_url, tile_attribution=tile_attribution, asset_base=asset_base)
     add_outline(fmap, outline, t=t)
@@ -525,6 +525,8 @@ def hotspot_map(
     if emerging is not None and len(emerging):
         cats = emerging["category"].astype(str)
         drawn = emerging[cats.isin(EMERGING_COLOURS.keys())]
+        if len(drawn) > max_cells:
+            drawn = drawn[["category", "geometry"]].dissolve(by="category").reset_index()
         if len(drawn):
             _polygon_layer(fmap, drawn, name=t("Emerging hot spots"),
                            colours=[EMERGING_COLOURS[c] for c in drawn["category"].astype(str)],

@@ -398,3 +398,29 @@ def test_ensure_demo_account_password_from_environment(store, monkeypatch):
                                                   ("admin", "planner", True)])
 def test_role_order(have, need, ok):
     assert accounts.has_role(have, need) is ok
+
+
+def test_basic_auth_cache_follows_password_changes(client, store):
+    assert client.get("/overview", headers=basic("vic", PASSWORD)).status_code == 200
+    assert client.get("/overview", headers=basic("vic", PASSWORD)).status_code == 200  # from the cache
+    accounts.set_password(store, "vic", "brand-new-pass")
+    assert client.get("/overview", headers=basic("vic", PASSWORD)).status_code == 401
+    assert client.get("/overview", headers=basic("vic", "brand-new-pass")).status_code == 200
+    accounts.delete_user(store, "vic")
+    assert client.get("/overview", headers=basic("vic", "brand-new-pass")).status_code == 401
+
+
+def test_basic_auth_checks_scrypt_once_per_credentials(client, monkeypatch):
+    calls = []
+    real = accounts.verify_password
+
+    def counting(store, name, password):
+        calls.append(name)
+        return real(store, name, password)
+
+    monkeypatch.setattr(accounts, "verify_password", counting)
+    for _ in range(4):
+        assert client.get("/account", headers=basic("ada", PASSWORD)).status_code == 200
+    assert calls == ["ada"]
+    assert client.get("/account", headers=basic("ada", "other-password")).status_code == 401
+    assert calls == ["ada", "ada"]

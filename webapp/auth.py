@@ -1,6 +1,8 @@
 """Logins, roles, API tokens and Basic auth, CSRF, login throttling and security headers."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import threading
 import time
@@ -126,6 +128,57 @@ def _throttle() -> LoginThrottle:
     return current_app.extensions["geo_ibm_login_throttle"]
 
 
+class BasicAuthCache:
+    """Remember recently verified Basic credentials for a few minutes.
+
+    GIS clients send Basic credentials with every request and scrypt costs about 0.2 s, so
+    each verified pair is kept as an HMAC (keyed with the app's secret; the password itself
+    is never stored) together with the account's password stamp: a changed password or a
+    removed account invalidates the entry at once.
+    """
+
+    def __init__(self, *, ttl_s: float = 300.0, max_entries: int = 1000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[str, str, float]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(secret: str | bytes, name: str, password: str) -> str:
+        secret_bytes = secret.encode() if isinstance(secret, str) else secret
+        return hmac.new(secret_bytes, f"{name}\0{password}".encode(), hashlib.sha256).hexdigest()
+
+    def get(self, key: str) -> tuple[str, str] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if time.monotonic() > entry[2]:
+                del self._entries[key]
+                return None
+            return entry[0], entry[1]
+
+    def put(self, key: str, name: str, stamp: str) -> None:
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (name, stamp, time.monotonic() + self.ttl_s)
+
+
+def _check_basic(store: Any, name: str, password: str) -> dict[str, Any] | None:
+    cache: BasicAuthCache = current_app.extensions["geo_ibm_basic_cache"]
+    key = cache.key(current_app.config["SECRET_KEY"], name, password)
+    hit = cache.get(key)
+    if hit is not None:
+        user = accounts.get_user(store, hit[0])
+        if user is not None and user["stamp"] == hit[1]:
+            return user
+    user = accounts.verify_password(store, name, password)
+    if user is not None:
+        cache.put(key, user["name"], user["stamp"])
+    return user
+
+
 # --------------------------------------------------------------------------- who is asking
 
 
@@ -222,7 +275,7 @@ def _from_header() -> Response | None:
             response = _challenge(429, f"too many failed logins; try again in {wait} s")
             response.headers["Retry-After"] = str(wait)
             return response
-        user = accounts.verify_password(store, name, creds.password or "")
+        user = _check_basic(store, name, creds.password or "")
         if user is None:
             _throttle().failed(name, address)
             store.audit("login_failure", user=name, detail={"ip": address, "via": "basic"})
@@ -355,6 +408,7 @@ def init_app(app: Flask) -> None:
         max_failures=int(app.config.get("LOGIN_MAX_FAILURES", 5)),
         window_s=float(app.config.get("LOGIN_WINDOW_S", 900)),
     )
+    app.extensions["geo_ibm_basic_cache"] = BasicAuthCache(ttl_s=float(app.config.get("BASIC_AUTH_CACHE_S", 300)))
     app.before_request(_before_request)
     app.after_request(_after_request)
     app.jinja_env.globals.update(current_user=current_user, has_role=has_role, csp_nonce=lambda: g.get("csp_nonce", ""))

@@ -207,7 +207,7 @@ def hotspot_layers(
     def emerging() -> dict[str, Any]:
         from geo_ibm.emerging import emerging_hotspots
 
-        return {"emerging": emerging_hotspots(events, study_area=outline)}
+        return {"emerging": emerging_hotspots(events, study_area=outline, cell=cell, band=band)}
 
     attempt("Gi* hot and cold spots", gi)
     attempt("Kernel density contours", kde)
