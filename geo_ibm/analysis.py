@@ -1,0 +1,133 @@
+"""One entry point for the hotspot methods, as the CLI and the web layer name them."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import geopandas as gpd
+
+from geo_ibm.errors import NotFoundError, ValidationError
+
+Method = Literal["gi", "lisa", "kde", "clusters", "emerging"]
+METHODS: tuple[str, ...] = ("gi", "lisa", "kde", "clusters", "emerging")
+
+
+def study_area(region: str | None = None) -> gpd.GeoDataFrame:
+    """Luxembourg's outline, or one police region's polygon when ``region`` is given.
+
+    Raises
+    ------
+    NotFoundError
+        If ``region`` is not one of the police regions (the message lists them).
+    """
+    from geo_ibm.layers import luxembourg_outline, police_regions
+
+    if region is None:
+        return luxembourg_outline()
+    regions = police_regions()
+    hit = regions[regions["region"].str.casefold() == str(region).strip().casefold()]
+    if hit.empty:
+        known = ", ".join(sorted(regions["region"]))
+        raise NotFoundError(f"region: unknown police region {region!r}; known: {known}")
+    return hit
+
+
+def run_method(
+    events: gpd.GeoDataFrame,
+    *,
+    method: str,
+    cell: float | None = None,
+    band: float | None = None,
+    region: str | None = None,
+    seed: int = 0,
+    step: Literal["quarter", "month"] = "quarter",
+) -> gpd.GeoDataFrame:
+    """Run one hotspot method on already selected events and return its GeoDataFrame.
+
+    Parameters
+    ----------
+    events
+        Events in EPSG:2169 (already filtered by date and region by the caller).
+    method
+        ``"gi"`` (Getis–Ord Gi* grid with FDR bins, :func:`geo_ibm.hotspots.hotspots_from_events`),
+        ``"lisa"`` (Local Moran's I classes, :func:`geo_ibm.lisa.lisa_from_events`), ``"kde"``
+        (quartic kernel density contour bands, :func:`geo_ibm.kde.density_contours`),
+        ``"clusters"`` (HDBSCAN, or DBSCAN with ``eps=band`` when ``band`` is given,
+        :func:`geo_ibm.clusters.density_clusters`) or ``"emerging"`` (emerging hot spot
+        categories, :func:`geo_ibm.emerging.emerging_hotspots`).
+    cell
+        Cell size in metres (grid methods and KDE); ``None`` chooses it from the data.
+    band
+        Distance band in metres (Gi*, LISA, emerging), KDE search radius, or DBSCAN ``eps``;
+        ``None`` chooses it from the data.
+    region
+        Police region whose polygon is the study area (default: all of Luxembourg).
+    seed
+        Seed of LISA's permutation inference.
+    step
+        Time step of the emerging hot spot cube.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The method's own result (columns documented by each function), in EPSG:2169, with
+        ``.attrs["parameters"]`` holding every parameter used, automatic ones included.
+    """
+    if method not in METHODS:
+        raise ValidationError(f"method: unknown method {method!r}; use one of {', '.join(METHODS)}")
+    area = study_area(region)
+    params: dict[str, Any]
+    if method == "gi":
+        from geo_ibm.hotspots import hotspots_from_events
+
+        result = hotspots_from_events(events, study_area=area, cell=cell, band=band)
+        params = dict(result.attrs.get("parameters", {}))
+    elif method == "lisa":
+        from geo_ibm.lisa import lisa_from_events
+
+        result = lisa_from_events(events, study_area=area, cell=cell, band=band, seed=seed)
+        params = dict(result.attrs.get("parameters", {}))
+    elif method == "kde":
+        from geo_ibm.kde import density_contours, kernel_density
+
+        surface = kernel_density(events, study_area=area, cell=cell, radius=band)
+        result = density_contours(surface, study_area=area)
+        params = {"cell": surface.cell, "radius": surface.radius, "kernel": "quartic",
+                  "units": "events per km²", "n_events": int(len(events))}
+    elif method == "clusters":
+        from geo_ibm.clusters import density_clusters
+
+        if band is None:
+            result = density_clusters(events, method="hdbscan")
+        else:
+            result = density_clusters(events, method="dbscan", eps=band)
+        params = dict(result.attrs.get("parameters", {}))
+        result = result.drop(columns=[c for c in ("first_seen", "last_seen") if c in result], errors="ignore").join(
+            result[[c for c in ("first_seen", "last_seen") if c in result]].astype(str)
+        )
+    else:
+        from geo_ibm.emerging import emerging_hotspots
+
+        result = emerging_hotspots(events, study_area=area, cell=cell, band=band, step=step)
+        params = dict(result.attrs.get("parameters", {}))
+    params.setdefault("method", method)
+    params["region"] = region
+    out = gpd.GeoDataFrame(result.copy(), geometry="geometry", crs=result.crs)
+    out.attrs = {"parameters": _jsonable(params)}
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    """Parameters as plain JSON types (numpy scalars, arrays and timestamps become Python values)."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
