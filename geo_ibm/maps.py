@@ -153,7 +153,7 @@ _MAP_CSS = """
  border:1px solid rgba(0,0,0,.35)}
 .geo-ibm-legend .sw.line{height:3px;border:0}
 .geo-ibm-legend .sw.dot{width:10px;border-radius:50%}
-.leaflet-container{background:#f4f4f0}
+.leaflet-container.leaflet-container{background:#f4f4f0}
 """
 
 
@@ -228,6 +228,8 @@ def add_outline(fmap: folium.Map, outline: gpd.GeoDataFrame, *, t: Translate = s
         style_function=lambda _f: {"color": "#555555", "weight": 1.5, "fill": True, "fillOpacity": 0.03, "dashArray": "4 3"},
         interactive=False,
     ).add_to(fmap)
+    minx, miny, maxx, maxy = web.total_bounds
+    fmap.fit_bounds([[float(miny), float(minx)], [float(maxy), float(maxx)]])
 
 
 def add_borders(fmap: folium.Map, borders: gpd.GeoDataFrame, *, t: Translate = str) -> list[tuple[str, str, str]]:

@@ -196,6 +196,25 @@ def test_import_refuses_unknown_file_types_and_empty_form(logged_in):
     assert c.post("/import", data={"csrf_token": token}).status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("filename", "content"),
+    [
+        ("empty.csv", ""),
+        ("header_only.csv", "event_id,observed_at\n"),
+        ("garbage.xlsx", "this is not a spreadsheet"),
+        ("garbage.gpkg", "not sqlite at all"),
+        ("garbage.geojson", "{not json"),
+        ("latin1.csv", "event_id;observed_at\nA;\xe9t\xe9"),
+    ],
+)
+def test_broken_uploads_are_400_not_500(logged_in, store, filename, content):
+    before = store.count()
+    response = upload(logged_in("ana"), content, filename=filename)
+    assert response.status_code == 400, response.get_data(as_text=True)[:500]
+    assert "Nothing was imported." in response.get_data(as_text=True)
+    assert store.count() == before
+
+
 def test_oversized_upload_is_413(logged_in, app):
     app.config["MAX_CONTENT_LENGTH"] = 10_000
     response = upload(logged_in("ana"), "x" * 20_000)
