@@ -284,6 +284,16 @@ def test_export_map_is_self_contained(logged_in, store, kind):
     assert any(e["action"] == "export" and kind in str(e["detail"]) for e in actions(store))
 
 
+@pytest.mark.parametrize(("user", "shown"), [("vic", False), ("ana", True)])
+def test_map_pages_offer_the_map_download_to_analysts(logged_in, user, shown):
+    body = logged_in(user).get("/hotspots?entry_country=DE&cell=800").get_data(as_text=True)
+    link = re.search(r'href="(/exports/map.html\?[^"]+)"', body)
+    assert bool(link) is shown
+    if link:
+        href = link.group(1).replace("&amp;", "&")
+        assert "map=hotspots" in href and "entry_country=DE" in href and "cell=800" in href
+
+
 def test_export_map_refuses_unknown_map(logged_in):
     response = logged_in("ana").get("/exports/map.html?map=secret")
     assert response.status_code == 400 and "map" in response.get_data(as_text=True)
