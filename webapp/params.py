@@ -211,7 +211,9 @@ def _instant(text: str, *, name: str, raw: str) -> tuple[pd.Timestamp, pd.Timest
     if _DATE_ONLY.match(text):
         following = (pd.Timestamp(text) + pd.Timedelta(days=1)).tz_localize(LOCAL_TZ, nonexistent="shift_forward")
         return stamp, following
-    return stamp, stamp + pd.Timedelta(microseconds=1)
+    # Event times are kept to the second, so an instant names its whole second.
+    second = stamp.floor("s")
+    return second, second + pd.Timedelta(seconds=1)
 
 
 def parse_datetime(raw: str | None, *, name: str = "datetime") -> Interval | None:
@@ -219,8 +221,8 @@ def parse_datetime(raw: str | None, *, name: str = "datetime") -> Interval | Non
 
     Accepts an instant (``2025-01-31`` or ``2025-01-31T08:00:00Z``), a closed interval
     (``2025-01-01/2025-03-31``) and half-open ones (``../2025-01-01``, ``2025-01-01/..``,
-    ``/2025-01-01``). A date names its whole day, so an end date is included. Times without
-    an offset are in Europe/Luxembourg.
+    ``/2025-01-01``). A date names its whole day and a time its whole second, so ends are
+    included; the returned end is exclusive. Times without an offset are in Europe/Luxembourg.
     """
     if raw is None:
         return None
@@ -259,17 +261,17 @@ def parse_date_range(args: Mapping[str, Any], *, start_name: str = "from", end_n
 
 
 def parse_quarter(raw: str, *, name: str = "quarter") -> str:
-    """Return a quarter as ``YYYY-Qn`` (``2025Q1``, ``2025-q1`` are accepted)."""
+    """Return a quarter as the store spells it, ``YYYYQn`` (``2025-Q1``, ``2025q1`` are accepted)."""
     match = _QUARTER.match(str(raw).strip())
     if not match:
-        raise parameter_error(name, raw, "must be a quarter like 2025-Q1")
-    return f"{match.group(1)}-Q{match.group(2)}"
+        raise parameter_error(name, raw, "must be a quarter like 2025Q1 or 2025-Q1")
+    return f"{match.group(1)}Q{match.group(2)}"
 
 
 def parse_event_filters(args: Mapping[str, Any], *, choices: Mapping[str, Iterable[str]] | None = None) -> dict[str, Any]:
     """Return the event filters present in ``args`` as keyword arguments for ``store.events``.
 
-    ``quarter`` is normalised to ``YYYY-Qn``; the other filters are codes of at most 80 plain
+    ``quarter`` is normalised to ``YYYYQn``; the other filters are codes of at most 80 plain
     characters, checked case-insensitively against ``choices[name]`` when given (for example
     ``geo_ibm.events.CODE_LISTS`` and the known police regions) and returned in the spelling
     of ``choices``.

@@ -1,0 +1,376 @@
+"""Tests of the JSON API (webapp.api) through Flask's test client on a small synthetic store."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from pyproj import Transformer
+
+from geo_ibm import layers
+from geo_ibm.demo import generate_events
+from geo_ibm.hotspots import hotspots_from_events
+from geo_ibm.store import open_store
+from webapp import create_app
+from webapp.accounts import ROLES, add_user, new_token
+
+PASSWORD = "correct-horse-battery"
+N_EVENTS = 700
+TO_LONLAT = Transformer.from_crs("EPSG:2169", "EPSG:4326", always_xy=True)
+
+
+@dataclass
+class Site:
+    app: Any
+    store: Any
+    events: gpd.GeoDataFrame
+    tokens: dict[str, str]
+
+    def get(self, url: str, role: str | None = "analyst", **kwargs: Any):
+        headers = kwargs.pop("headers", {})
+        if role is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[role]}"
+        return self.app.test_client().get(url, headers=headers, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Site:
+    path = tmp_path_factory.mktemp("api") / "store.gpkg"
+    store = open_store(path)
+    store.init()
+    events, _truth = generate_events(N_EVENTS, seed=11)
+    report = store.import_events(events, source="test_api", user="test")
+    assert report.accepted == N_EVENTS
+    tokens = {}
+    for role in ROLES:
+        add_user(store, role, role, PASSWORD)
+        tokens[role] = new_token(store, role)
+    app = create_app({"TESTING": True, "STORE_PATH": str(path), "SECRET_KEY": "test"})
+    return Site(app, store, events, tokens)
+
+
+def lonlat(events: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return TO_LONLAT.transform(events.geometry.x.to_numpy(), events.geometry.y.to_numpy())
+
+
+def ids(body: dict) -> list[str]:
+    return [f["id"] for f in body["features"]]
+
+
+# --------------------------------------------------------------------------- access
+
+
+ROUTES = [
+    "/api/layers",
+    "/api/layers/outline",
+    "/api/events",
+    "/api/events/DEMO-000001",
+    "/api/stats",
+    "/api/hotspots",
+]
+
+
+@pytest.mark.parametrize("url", ROUTES)
+def test_login_required(site, url):
+    response = site.get(url, role=None)
+    assert response.status_code == 401
+    assert "Basic" in response.headers["WWW-Authenticate"]
+    assert "Bearer" in response.headers["WWW-Authenticate"]
+    assert response.get_json()["code"] == "Unauthorized"
+
+
+@pytest.mark.parametrize("url", ROUTES[:2])
+def test_bad_credentials(site, url):
+    response = site.get(url, role=None, headers={"Authorization": "Bearer gib_not-a-token"})
+    assert response.status_code == 401
+    response = site.app.test_client().get(url, auth=("viewer", "wrong-password"))
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("url", "role", "status"),
+    [
+        ("/api/layers/outline", "viewer", 200),
+        ("/api/stats", "viewer", 200),
+        ("/api/events?limit=1", "viewer", 403),
+        ("/api/events/DEMO-000001", "viewer", 403),
+        ("/api/events?limit=1", "analyst", 200),
+        ("/api/events?limit=1", "planner", 200),
+        ("/api/events?limit=1", "admin", 200),
+    ],
+)
+def test_roles(site, url, role, status):
+    response = site.get(url, role=role)
+    assert response.status_code == status
+    if status == 403:
+        assert response.get_json()["code"] == "Forbidden"
+        assert "analyst" in response.get_json()["description"]
+
+
+def test_basic_auth_works(site):
+    response = site.app.test_client().get("/api/layers", auth=("viewer", PASSWORD))
+    assert response.status_code == 200
+    assert {layer["name"] for layer in response.get_json()["layers"]} == {
+        "outline", "borders", "tripoints", "crossings", "cantons", "regions", "corridors"}
+
+
+# --------------------------------------------------------------------------- layers
+
+
+@pytest.mark.parametrize(
+    ("name", "function", "id_column"),
+    [
+        ("outline", layers.luxembourg_outline, None),
+        ("borders", layers.internal_borders, "neighbour"),
+        ("tripoints", layers.tripoints, None),
+        ("crossings", layers.crossing_points, "crossing_id"),
+        ("cantons", layers.cantons, "canton"),
+        ("regions", layers.police_regions, "region"),
+        ("corridors", layers.road_corridors, None),
+    ],
+)
+def test_layer_geojson(site, name, function, id_column):
+    response = site.get(f"/api/layers/{name}", role="viewer")
+    assert response.status_code == 200
+    assert response.mimetype == "application/geo+json"
+    body = response.get_json()
+    expected = function()
+    assert body["type"] == "FeatureCollection"
+    assert len(body["features"]) == len(expected)
+    if id_column:
+        assert ids(body) == [json_id(v) for v in expected[id_column]]
+    # The first vertex of every feature, transformed independently with pyproj.
+    for feature, geom in zip(body["features"], expected.geometry):
+        first = shapely.get_coordinates(geom)[0]
+        lon, lat = TO_LONLAT.transform(first[0], first[1])
+        coords = np.asarray(list(walk(feature["geometry"]["coordinates"]))).reshape(-1, 2)
+        assert np.min(np.hypot(coords[:, 0] - lon, coords[:, 1] - lat)) < 2e-7
+        assert np.all((coords[:, 0] > 5.5) & (coords[:, 0] < 6.8) & (coords[:, 1] > 49.3) & (coords[:, 1] < 50.3))
+
+
+def json_id(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def walk(coords):
+    if isinstance(coords[0], (int, float)):
+        yield from coords[:2]
+    else:
+        for c in coords:
+            yield from walk(c)
+
+
+def test_unknown_layer(site):
+    response = site.get("/api/layers/rivers", role="viewer")
+    assert response.status_code == 404
+    body = response.get_json()
+    assert body["code"] == "NotFound"
+    assert "rivers" in body["description"]
+
+
+# --------------------------------------------------------------------------- events
+
+
+def test_events_default_page(site):
+    body = site.get("/api/events").get_json()
+    assert body["numberMatched"] == N_EVENTS
+    assert body["numberReturned"] == len(body["features"]) == N_EVENTS  # default limit 1000
+    assert sorted(ids(body)) == sorted(site.events["event_id"])
+    feature = next(f for f in body["features"] if f["id"] == site.events["event_id"].iloc[0])
+    row = site.events.iloc[0]
+    lon, lat = TO_LONLAT.transform(row.geometry.x, row.geometry.y)
+    assert feature["geometry"]["coordinates"] == pytest.approx([lon, lat], abs=1e-7)
+    props = feature["properties"]
+    assert props["persons"] == row["persons"]
+    assert props["entry_country"] == row["entry_country"]
+    assert pd.Timestamp(props["observed_at"]) == row["observed_at"]
+
+
+def test_events_paging_covers_everything_once(site):
+    seen = []
+    for offset in range(0, N_EVENTS, 250):
+        body = site.get(f"/api/events?limit=250&offset={offset}").get_json()
+        assert body["numberMatched"] == N_EVENTS
+        assert body["numberReturned"] == min(250, N_EVENTS - offset)
+        seen += ids(body)
+    assert len(seen) == len(set(seen)) == N_EVENTS
+    assert site.get(f"/api/events?offset={N_EVENTS}").get_json()["features"] == []
+
+
+@pytest.mark.parametrize("column,value", [("entry_country", "FR"), ("entry_country", "BE"), ("transport_mode", "car"),
+                                          ("location_kind", "motorway")])
+def test_events_code_filter(site, column, value):
+    body = site.get(f"/api/events?{column}={value.lower()}").get_json()
+    expected = site.events[site.events[column] == value]
+    assert len(expected) > 0
+    assert body["numberMatched"] == len(expected)
+    assert sorted(ids(body)) == sorted(expected["event_id"])
+
+
+def test_events_bbox_matches_independent_filter(site):
+    bbox = (6.0, 49.45, 6.2, 49.65)
+    lon, lat = lonlat(site.events)
+    inside = (lon >= bbox[0]) & (lon <= bbox[2]) & (lat >= bbox[1]) & (lat <= bbox[3])
+    expected = set(site.events["event_id"][inside])
+    assert 0 < len(expected) < N_EVENTS
+    body = site.get("/api/events?bbox=" + ",".join(map(str, bbox))).get_json()
+    assert body["numberMatched"] == len(expected)
+    assert set(ids(body)) == expected
+    page = site.get("/api/events?limit=7&offset=3&bbox=" + ",".join(map(str, bbox))).get_json()
+    assert page["numberMatched"] == len(expected) and page["numberReturned"] == 7
+    assert set(ids(page)) <= expected
+
+
+@pytest.mark.parametrize(
+    ("query", "start", "end"),
+    [
+        ("from=2025-01-01&to=2025-03-31", "2025-01-01", "2025-04-01"),
+        ("datetime=2025-01-01/2025-03-31", "2025-01-01", "2025-04-01"),
+        ("datetime=../2024-06-30", None, "2024-07-01"),
+        ("datetime=2026-01-01/..", "2026-01-01", None),
+        ("datetime=2025-05-05", "2025-05-05", "2025-05-06"),
+    ],
+)
+def test_events_time_filters(site, query, start, end):
+    when = site.events["observed_at"]
+    mask = np.ones(len(when), dtype=bool)
+    if start:
+        mask &= (when >= pd.Timestamp(start).tz_localize("Europe/Luxembourg")).to_numpy()
+    if end:
+        mask &= (when < pd.Timestamp(end).tz_localize("Europe/Luxembourg")).to_numpy()
+    body = site.get(f"/api/events?limit=10000&{query}").get_json()
+    assert body["numberMatched"] == int(mask.sum())
+    assert sorted(ids(body)) == sorted(site.events["event_id"][mask])
+
+
+def test_event_by_id(site):
+    row = site.events.iloc[5]
+    response = site.get(f"/api/events/{row['event_id']}")
+    assert response.status_code == 200
+    feature = response.get_json()
+    assert feature["type"] == "Feature" and feature["id"] == row["event_id"]
+    assert feature["properties"]["smugglers"] == row["smugglers"]
+
+
+def test_event_unknown_id(site):
+    response = site.get("/api/events/NOPE-1")
+    assert response.status_code == 404
+    assert response.get_json()["code"] == "NotFound"
+
+
+# --------------------------------------------------------------------------- stats
+
+
+def test_stats_counts_match_pandas(site):
+    body = site.get("/api/stats", role="viewer").get_json()
+    assert body["total"] == N_EVENTS
+    quarters = site.events["observed_at"].dt.tz_convert("Europe/Luxembourg").dt.tz_localize(None).dt.to_period("Q")
+    expected = quarters.astype(str).value_counts().to_dict()
+    got = {row["quarter"]: row["events"] for row in body["by_quarter"]}
+    assert got == expected
+    regions = {row["region"]: row["events"] for row in body["by_region"]}
+    # Independent region assignment: the police-region polygon containing the point, or the
+    # nearest one for events in the margin just outside the border.
+    joined = gpd.sjoin_nearest(site.events[["geometry"]], layers.police_regions()[["region", "geometry"]])
+    joined = joined[~joined.index.duplicated()]
+    assert regions == joined["region"].value_counts().to_dict()
+    assert sum(regions.values()) == N_EVENTS
+
+
+def test_stats_filtered(site):
+    body = site.get("/api/stats?entry_country=DE&from=2025-01-01", role="viewer").get_json()
+    mask = (site.events["entry_country"] == "DE") & (site.events["observed_at"] >= pd.Timestamp("2025-01-01", tz="Europe/Luxembourg"))
+    assert body["total"] == int(mask.sum())
+    assert sum(row["events"] for row in body["by_quarter"]) == int(mask.sum())
+    assert body["filters"]["entry_country"] == "DE"
+
+
+# --------------------------------------------------------------------------- hotspots
+
+
+def test_hotspots_gi_matches_library(site):
+    response = site.get("/api/hotspots?method=gi&cell=2000&band=5000", role="viewer")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    params = body["parameters"]
+    assert params["method"] == "gi" and params["cell"] == 2000 and params["band"] == 5000
+    assert params["n_events"] == N_EVENTS
+    reference = hotspots_from_events(site.events, study_area=layers.luxembourg_outline(), cell=2000, band=5000)
+    assert len(body["features"]) == len(reference)
+    got = {f["id"]: f["properties"] for f in body["features"]}
+    for row in reference.itertuples():
+        assert got[json_id(row.cell_id)]["count"] == row.count
+        assert got[json_id(row.cell_id)]["gi_z"] == pytest.approx(row.gi_z, rel=1e-9, abs=1e-12)
+    assert sum(p["count"] for p in got.values()) == reference["count"].sum()
+
+
+def test_hotspots_automatic_parameters_and_region(site):
+    body = site.get("/api/hotspots?region=Capitale&from=2024-01-01&to=2026-12-31", role="viewer").get_json()
+    params = body["parameters"]
+    assert params["method"] == "gi" and params["region"] == "Capitale"
+    assert params["cell"] > 0 and params["band"] >= params["cell"]
+    assert params["from"].startswith("2024-01-01")
+
+
+@pytest.mark.parametrize("method", ["lisa", "kde", "clusters", "emerging"])
+def test_hotspot_methods(site, method):
+    response = site.get(f"/api/hotspots?method={method}", role="viewer")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["type"] == "FeatureCollection"
+    assert body["parameters"]["method"] == method
+    assert len(body["features"]) > 0
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        ("/api/events?bbox=1,2,3", "bbox"),
+        ("/api/events?bbox=a,b,c,d", "bbox"),
+        ("/api/events?bbox=6.5,49.5,6.0,50", "bbox"),
+        ("/api/events?bbox=6,49,200,50", "bbox"),
+        ("/api/events?limit=0", "limit"),
+        ("/api/events?limit=10001", "limit"),
+        ("/api/events?limit=abc", "limit"),
+        ("/api/events?offset=-1", "offset"),
+        ("/api/events?datetime=2025-13-01", "datetime"),
+        ("/api/events?datetime=2025-03-01/2025-01-01", "datetime"),
+        ("/api/events?datetime=2025-01-01&from=2025-01-01", "datetime"),
+        ("/api/events?from=soon", "from"),
+        ("/api/events?entry_country=LU", "entry_country"),
+        ("/api/events?transport_mode=rocket", "transport_mode"),
+        ("/api/events?region=Atlantis", "region"),
+        ("/api/events?quarter=2025-Q7", "quarter"),
+        ("/api/events?regoin=Nord", "regoin"),
+        ("/api/events?limit=1&limit=2", "limit"),
+        ("/api/stats?limit=5", "limit"),
+        ("/api/layers/outline?bbox=6,49,7,50", "bbox"),
+        ("/api/hotspots?method=idw", "method"),
+        ("/api/hotspots?cell=10", "cell"),
+        ("/api/hotspots?band=wide", "band"),
+        ("/api/hotspots?cell=nan", "cell"),
+        ("/api/hotspots?region=Mars", "region"),
+        ("/api/hotspots?seed=-1", "seed"),
+    ],
+)
+def test_bad_parameters_give_400(site, url, parameter):
+    response = site.get(url, role="admin")
+    assert response.status_code == 400, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["code"] == "InvalidParameterValue"
+    assert body["parameter"] == parameter
+    assert repr(parameter) in body["description"]
+
+
+def test_library_refusal_is_a_400_not_a_500(site):
+    # Too few events for Gi* in one day: the library refuses, the API passes the message on.
+    response = site.get("/api/hotspots?from=2025-05-05&to=2025-05-05", role="viewer")
+    assert response.status_code == 400
+    assert "events" in response.get_json()["description"]

@@ -1,0 +1,323 @@
+"""Tests of the OGC API – Features endpoints (webapp.ogc) and their OpenAPI document, via Flask's test client."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from openapi_spec_validator import validate as validate_openapi
+from pyproj import Transformer
+from shapely.geometry import box, shape
+
+from geo_ibm import layers
+from geo_ibm.demo import generate_events
+from geo_ibm.store import open_store
+from webapp import create_app
+from webapp.accounts import ROLES, add_user, new_token
+from webapp.ogc import COLLECTIONS, CONFORMANCE
+
+PASSWORD = "correct-horse-battery"
+N_EVENTS = 400
+TO_LONLAT = Transformer.from_crs("EPSG:2169", "EPSG:4326", always_xy=True)
+
+
+@dataclass
+class Site:
+    app: Any
+    store: Any
+    events: gpd.GeoDataFrame
+    tokens: dict[str, str]
+
+    def get(self, url: str, role: str | None = "analyst", **kwargs: Any):
+        headers = kwargs.pop("headers", {})
+        if role is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[role]}"
+        return self.app.test_client().get(url, headers=headers, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Site:
+    return make_site(tmp_path_factory.mktemp("ogc") / "store.gpkg", seed=5)
+
+
+def make_site(path, *, seed: int) -> Site:
+    store = open_store(path)
+    store.init()
+    events, _truth = generate_events(N_EVENTS, seed=seed)
+    assert store.import_events(events, source="test_ogc", user="test").accepted == N_EVENTS
+    tokens = {}
+    for role in ROLES:
+        add_user(store, role, role, PASSWORD)
+        tokens[role] = new_token(store, role)
+    app = create_app({"TESTING": True, "STORE_PATH": str(path), "SECRET_KEY": "test"})
+    return Site(app, store, events, tokens)
+
+
+def rels(links: list[dict]) -> dict[str, dict]:
+    return {link["rel"]: link for link in links}
+
+
+def local(href: str) -> str:
+    parts = urlsplit(href)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+def ids(body: dict) -> list:
+    return [f["id"] for f in body["features"]]
+
+
+# --------------------------------------------------------------------------- access
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/ogc/", "/ogc/conformance", "/ogc/api", "/ogc/collections", "/ogc/collections/outline",
+     "/ogc/collections/outline/items", "/ogc/collections/events/items", "/ogc/collections/events/items/DEMO-000001"],
+)
+def test_login_required(site, url):
+    response = site.get(url, role=None)
+    assert response.status_code == 401
+    assert "Basic" in response.headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize(
+    ("url", "role", "status"),
+    [
+        ("/ogc/collections/outline/items", "viewer", 200),
+        ("/ogc/collections/hotspots/items?limit=1", "viewer", 200),
+        ("/ogc/collections/events", "viewer", 200),
+        ("/ogc/collections/events/items", "viewer", 403),
+        ("/ogc/collections/events/items/DEMO-000001", "viewer", 403),
+        ("/ogc/collections/events/items?limit=1", "analyst", 200),
+    ],
+)
+def test_roles(site, url, role, status):
+    assert site.get(url, role=role).status_code == status
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def test_landing_page(site):
+    response = site.get("/ogc/", role="viewer")
+    assert response.status_code == 200
+    links = rels(response.get_json()["links"])
+    assert {"self", "service-desc", "conformance", "data"} <= set(links)
+    assert links["service-desc"]["type"].startswith("application/vnd.oai.openapi+json")
+    for rel in ("service-desc", "conformance", "data"):
+        assert links[rel]["href"].startswith("http://localhost/ogc/")
+        assert site.get(local(links[rel]["href"]), role="viewer").status_code == 200
+
+
+def test_conformance(site):
+    body = site.get("/ogc/conformance", role="viewer").get_json()
+    assert set(body["conformsTo"]) == set(CONFORMANCE)
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in body["conformsTo"]
+
+
+def test_openapi_document_is_valid(site):
+    response = site.get("/ogc/api", role="viewer")
+    assert response.status_code == 200
+    assert response.mimetype == "application/vnd.oai.openapi+json"
+    doc = response.get_json()
+    validate_openapi(doc)
+    paths = set(doc["paths"])
+    assert {"/api/events", "/api/hotspots", "/api/layers/{name}", "/ogc/collections"} <= paths
+    for cid in COLLECTIONS:
+        assert f"/ogc/collections/{cid}/items" in paths
+    event_params = {p["name"] for p in doc["paths"]["/ogc/collections/events/items"]["get"]["parameters"]}
+    assert {"bbox", "limit", "offset", "datetime", "entry_country", "quarter"} <= event_params
+    # Every route of the two blueprints is described.
+    for rule in site.app.url_map.iter_rules():
+        if rule.endpoint.startswith(("api.", "ogc.")) and "<" not in rule.rule:
+            assert rule.rule in paths, rule.rule
+
+
+def test_collections(site):
+    body = site.get("/ogc/collections", role="viewer").get_json()
+    got = {c["id"]: c for c in body["collections"]}
+    assert set(got) == {"outline", "internal-borders", "tripoints", "crossing-points", "regions", "cantons",
+                        "corridors", "events", "hotspots"}
+    for cid, coll in got.items():
+        links = rels(coll["links"])
+        assert links["items"]["type"] == "application/geo+json"
+        assert links["items"]["href"].endswith(f"/ogc/collections/{cid}/items")
+        xmin, ymin, xmax, ymax = coll["extent"]["spatial"]["bbox"][0]
+        assert 5.7 < xmin < xmax < 6.6 and 49.4 < ymin < ymax < 50.3
+        assert coll["crs"] == ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"]
+    assert "temporal" in got["events"]["extent"]
+    single = site.get("/ogc/collections/cantons", role="viewer").get_json()
+    assert single["id"] == "cantons" and single["itemType"] == "feature"
+
+
+# --------------------------------------------------------------------------- items
+
+
+@pytest.mark.parametrize(
+    ("cid", "function"),
+    [("outline", layers.luxembourg_outline), ("internal-borders", layers.internal_borders),
+     ("tripoints", layers.tripoints), ("crossing-points", layers.crossing_points),
+     ("regions", layers.police_regions), ("cantons", layers.cantons), ("corridors", layers.road_corridors)],
+)
+def test_reference_items(site, cid, function):
+    response = site.get(f"/ogc/collections/{cid}/items?limit=10000", role="viewer")
+    assert response.status_code == 200
+    assert response.mimetype == "application/geo+json"
+    body = response.get_json()
+    expected = function()
+    assert body["numberMatched"] == body["numberReturned"] == len(expected) == len(body["features"])
+    assert "next" not in rels(body["links"])
+    # Independent check of the geometry: area/length in lon/lat of the reprojected layer.
+    web = expected.to_crs("EPSG:4326")
+    for feature, geom in zip(body["features"], web.geometry):
+        # Rounding to 1e-7 degrees moves no vertex further than that.
+        assert shape(feature["geometry"]).hausdorff_distance(geom) < 1.5e-7
+    fid = body["features"][-1]["id"]
+    one = site.get(f"/ogc/collections/{cid}/items/{fid}", role="viewer")
+    assert one.status_code == 200
+    assert one.get_json()["id"] == fid
+    assert one.get_json()["properties"] == body["features"][-1]["properties"]
+
+
+def test_events_paging_follows_next_links(site):
+    url = "/ogc/collections/events/items?limit=150"
+    seen, pages = [], 0
+    while url:
+        body = site.get(url).get_json()
+        assert body["numberMatched"] == N_EVENTS
+        seen += ids(body)
+        pages += 1
+        links = rels(body["links"])
+        assert parse_qs(urlsplit(links["self"]["href"]).query)["limit"] == ["150"]
+        if pages > 1:
+            assert "prev" in links
+        url = local(links["next"]["href"]) if "next" in links else None
+    assert pages == 3
+    assert len(seen) == len(set(seen)) == N_EVENTS
+    assert set(seen) == set(site.events["event_id"])
+
+
+def test_events_default_limit_is_100(site):
+    body = site.get("/ogc/collections/events/items").get_json()
+    assert body["numberReturned"] == 100 and body["numberMatched"] == N_EVENTS
+
+
+def test_events_bbox_and_filters_keep_through_next_links(site):
+    bbox = (5.9, 49.45, 6.25, 49.7)
+    x, y = TO_LONLAT.transform(site.events.geometry.x.to_numpy(), site.events.geometry.y.to_numpy())
+    inside = (x >= bbox[0]) & (x <= bbox[2]) & (y >= bbox[1]) & (y <= bbox[3]) & (site.events["entry_country"] == "FR").to_numpy()
+    expected = set(site.events["event_id"][inside])
+    assert len(expected) > 12
+    url = "/ogc/collections/events/items?limit=10&entry_country=FR&bbox=" + ",".join(map(str, bbox))
+    seen = []
+    while url:
+        body = site.get(url).get_json()
+        assert body["numberMatched"] == len(expected)
+        for feature in body["features"]:
+            lon, lat = feature["geometry"]["coordinates"]
+            assert bbox[0] <= lon <= bbox[2] and bbox[1] <= lat <= bbox[3]
+            assert feature["properties"]["entry_country"] == "FR"
+        seen += ids(body)
+        links = rels(body["links"])
+        url = local(links["next"]["href"]) if "next" in links else None
+    assert set(seen) == expected and len(seen) == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "start", "end"),
+    [("2025-01-01/2025-06-30", "2025-01-01", "2025-07-01"), ("../2025-01-01", None, "2025-01-02"),
+     ("2025-01-01/..", "2025-01-01", None), ("2025-03-10", "2025-03-10", "2025-03-11"),
+     ("2025-01-01T00:00:00Z/2025-02-01T00:00:00Z", "2025-01-01T00:00:00Z", "2025-02-01T00:00:01Z")],
+)
+def test_events_datetime(site, value, start, end):
+    when = site.events["observed_at"]
+    mask = np.ones(len(when), dtype=bool)
+    if start:
+        mask &= (when >= pd.Timestamp(start).tz_localize("Europe/Luxembourg") if "Z" not in start else when >= pd.Timestamp(start)).to_numpy()
+    if end:
+        mask &= (when < pd.Timestamp(end).tz_localize("Europe/Luxembourg") if "Z" not in end else when < pd.Timestamp(end)).to_numpy()
+    body = site.get(f"/ogc/collections/events/items?limit=10000&datetime={value}").get_json()
+    assert body["numberMatched"] == int(mask.sum())
+    assert set(ids(body)) == set(site.events["event_id"][mask])
+
+
+def test_reference_bbox_uses_intersection(site):
+    bbox = (6.05, 49.55, 6.2, 49.65)  # around Luxembourg City
+    body = site.get("/ogc/collections/cantons/items?bbox=" + ",".join(map(str, bbox)), role="viewer").get_json()
+    web = layers.cantons().to_crs("EPSG:4326")
+    expected = set(web.loc[web.intersects(box(*bbox)), "canton"])
+    assert set(ids(body)) == expected and "Luxembourg" in expected and len(expected) < len(web)
+
+
+def test_hotspots_collection_is_cached_until_the_store_changes(tmp_path):
+    site = make_site(tmp_path / "cache.gpkg", seed=8)
+    first = site.get("/ogc/collections/hotspots/items?limit=10000", role="viewer").get_json()
+    features = list(first["features"])
+    second = site.get("/ogc/collections/hotspots/items?limit=10000&offset=10000", role="viewer").get_json()
+    features += second["features"]
+    assert first["numberMatched"] == len(features) > 0
+    params = first["parameters"]
+    assert params["method"] == "gi" and params["n_events"] == N_EVENTS and params["cell"] > 0
+    assert sum(f["properties"]["count"] for f in features) == N_EVENTS - params.get("n_outside_grid", 0)
+    from webapp import ogc
+
+    cached = dict(ogc._hotspot_cache)
+    again = site.get("/ogc/collections/hotspots/items?limit=10000", role="viewer").get_json()
+    assert again["features"] == first["features"] and dict(ogc._hotspot_cache).keys() == cached.keys()
+    cell = first["features"][0]["id"]
+    one = site.get(f"/ogc/collections/hotspots/items/{cell}", role="viewer").get_json()
+    assert one["properties"]["gi_z"] == first["features"][0]["properties"]["gi_z"]
+    extra, _ = generate_events(40, seed=99)
+    extra["event_id"] = [f"EXTRA-{i}" for i in range(len(extra))]
+    site.store.import_events(extra, source="extra", user="test")
+    after = site.get("/ogc/collections/hotspots/items?limit=10000", role="viewer").get_json()
+    assert after["parameters"]["n_events"] == N_EVENTS + 40
+    assert set(ogc._hotspot_cache) != set(cached)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "parameter"),
+    [
+        ("/ogc/collections/rivers", 404, None),
+        ("/ogc/collections/rivers/items", 404, None),
+        ("/ogc/collections/rivers/items/1", 404, None),
+        ("/ogc/collections/cantons/items/Atlantis", 404, None),
+        ("/ogc/collections/events/items/NOPE", 404, None),
+        ("/ogc/collections/outline/items?bbox=1,2,3", 400, "bbox"),
+        ("/ogc/collections/outline/items?bbox=6,50,5,49", 400, "bbox"),
+        ("/ogc/collections/outline/items?bbox=6,49,6.5,95", 400, "bbox"),
+        ("/ogc/collections/outline/items?bbox=x,49,6.5,50", 400, "bbox"),
+        ("/ogc/collections/outline/items?limit=0", 400, "limit"),
+        ("/ogc/collections/outline/items?limit=10001", 400, "limit"),
+        ("/ogc/collections/outline/items?limit=1.5", 400, "limit"),
+        ("/ogc/collections/outline/items?offset=-5", 400, "offset"),
+        ("/ogc/collections/events/items?datetime=2025-02-30", 400, "datetime"),
+        ("/ogc/collections/events/items?datetime=../..", 400, "datetime"),
+        ("/ogc/collections/events/items?entry_country=XX", 400, "entry_country"),
+        ("/ogc/collections/events/items?quarter=Q1", 400, "quarter"),
+        ("/ogc/collections/outline/items?entry_country=FR", 400, "entry_country"),
+        ("/ogc/collections/events/items?colour=red", 400, "colour"),
+        ("/ogc/collections/outline/items?f=html", 400, "f"),
+        ("/ogc/collections?limit=3", 400, "limit"),
+    ],
+)
+def test_errors(site, url, status, parameter):
+    response = site.get(url, role="admin")
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["code"] == ("NotFound" if status == 404 else "InvalidParameterValue")
+    assert body.get("parameter") == parameter
+    if parameter:
+        assert repr(parameter) in body["description"]
+
+
+def test_f_json_is_accepted(site):
+    for url in ("/ogc/?f=json", "/ogc/collections?f=json", "/ogc/collections/outline/items?f=json"):
+        assert site.get(url, role="viewer").status_code == 200

@@ -1,0 +1,381 @@
+"""OGC API – Features Part 1 (Core, GeoJSON, OpenAPI 3.0) over the reference layers, events and hotspots (``/ogc``)."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import geopandas as gpd
+import pandas as pd
+from flask import Blueprint, Response, request, url_for
+
+from geo_ibm.errors import NotFoundError
+from geo_ibm.geojson import to_feature_collection
+from geo_ibm.settings import WEB_CRS
+from webapp.api import (
+    GEOJSON,
+    LAYERS,
+    ROLE_EVENTS,
+    ROLE_HOTSPOTS,
+    ROLE_LAYERS,
+    event_filter_choices,
+    events_in_bbox,
+    get_store,
+    handle_error,
+    hotspot_result,
+    json_response,
+    layer_frame,
+)
+from webapp.auth import require_role
+from webapp.openapi import OPENAPI_MEDIA_TYPE, build_openapi
+from webapp.params import (
+    EVENT_FILTERS,
+    MAX_LIMIT,
+    check_known,
+    parameter_error,
+    parse_bbox,
+    parse_datetime,
+    parse_event_filters,
+    parse_limit,
+    parse_offset,
+    single,
+)
+
+ogc_bp = Blueprint("ogc", __name__)
+ogc_bp.register_error_handler(Exception, handle_error)
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+CONFORMANCE = (
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+)
+DEFAULT_LIMIT = 100
+COMMON_PARAMS = ("f",)
+ITEMS_PARAMS = ("f", "limit", "offset", "bbox", "datetime")
+
+
+@dataclass(frozen=True)
+class Collection:
+    """One feature collection: where its features come from and who may read them."""
+
+    id: str
+    title: str
+    description: str
+    role: str
+    layer: str | None = None
+    """Key of :data:`webapp.api.LAYERS` for a reference layer."""
+    id_column: str | None = None
+    temporal: bool = False
+    filters: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _reference(ogc_id: str, layer: str) -> Collection:
+    spec = LAYERS[layer]
+    return Collection(ogc_id, spec.title, spec.description, ROLE_LAYERS, layer=layer, id_column=spec.id_column)
+
+
+COLLECTIONS: dict[str, Collection] = {
+    c.id: c
+    for c in (
+        _reference("outline", "outline"),
+        _reference("internal-borders", "borders"),
+        _reference("tripoints", "tripoints"),
+        _reference("crossing-points", "crossings"),
+        _reference("regions", "regions"),
+        _reference("cantons", "cantons"),
+        _reference("corridors", "corridors"),
+        Collection(
+            "events", "Interception events",
+            "Interceptions of smuggled groups near the internal borders (one point per event). "
+            "Filter with datetime (on observed_at) and the event codes.",
+            ROLE_EVENTS, id_column="event_id", temporal=True, filters=EVENT_FILTERS,
+        ),
+        Collection(
+            "hotspots", "Hotspots (Getis-Ord Gi*)",
+            "Gi* hot and cold spots of all stored events on a square grid, cell size and distance "
+            "band chosen from the data; recomputed when the store changes.",
+            ROLE_HOTSPOTS, id_column="cell_id",
+        ),
+    )
+}
+"""The feature collections served under ``/ogc/collections``."""
+
+
+# --------------------------------------------------------------------------- hotspot cache
+
+_hotspot_cache: dict[tuple[Any, ...], gpd.GeoDataFrame] = {}
+_hotspot_lock = threading.Lock()
+
+
+def store_version(store: Any) -> tuple[Any, ...]:
+    """A key that changes whenever events are imported into ``store``.
+
+    Imports only ever add events, so the store path with its counts of events and successful
+    imports and the time span of the events identifies its content.
+    """
+    summary = store.summary()
+    return (summary["path"], summary["events"], summary["imports"], summary["first_event"], summary["last_event"])
+
+
+def cached_hotspots() -> gpd.GeoDataFrame:
+    """Gi* hotspots of the whole store with automatic parameters, recomputed when the store changes."""
+    store = get_store()
+    key = store_version(store)
+    with _hotspot_lock:
+        if key in _hotspot_cache:
+            return _hotspot_cache[key]
+    result, parameters = hotspot_result(method="gi")
+    result = result.copy()
+    result.attrs["parameters"] = parameters
+    with _hotspot_lock:
+        # One entry per store path is enough; older versions are dead weight.
+        for old in [k for k in _hotspot_cache if k[0] == key[0]]:
+            del _hotspot_cache[old]
+        _hotspot_cache[key] = result
+    return result
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _collection(collection_id: str) -> Collection:
+    try:
+        return COLLECTIONS[collection_id]
+    except KeyError:
+        raise NotFoundError(f"unknown collection {collection_id!r}; collections: {', '.join(COLLECTIONS)}") from None
+
+
+def _check_format() -> None:
+    fmt = single(request.args, "f")
+    if fmt is not None and fmt.lower() not in ("json", "geojson", "application/json", "application/geo+json"):
+        raise parameter_error("f", fmt, "only json is served (use f=json or leave f out)")
+
+
+def _url(endpoint: str, **values: Any) -> str:
+    return url_for(endpoint, _external=True, **values)
+
+
+def _link(href: str, rel: str, media_type: str, title: str | None = None) -> dict[str, str]:
+    link = {"href": href, "rel": rel, "type": media_type}
+    if title:
+        link["title"] = title
+    return link
+
+
+def _reference_frame(collection: Collection) -> gpd.GeoDataFrame:
+    gdf = layer_frame(collection.layer or collection.id)
+    if collection.id_column is None or collection.id_column not in gdf.columns:
+        # Layers without a natural key get their 1-based row number as a stable feature id.
+        gdf = gdf.copy()
+        gdf.insert(0, "fid", range(1, len(gdf) + 1))
+    return gdf
+
+
+def _id_column(collection: Collection, gdf: gpd.GeoDataFrame) -> str:
+    return collection.id_column if collection.id_column in gdf.columns else "fid"
+
+
+def _lonlat_bbox_filter(gdf: gpd.GeoDataFrame, bbox: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+    web = gdf.geometry.to_crs(WEB_CRS)
+    return gdf[web.intersects(_box(bbox)).to_numpy()]
+
+
+def _box(bbox: tuple[float, float, float, float]):
+    from shapely.geometry import box
+
+    return box(*bbox)
+
+
+def _extent(collection: Collection) -> dict[str, Any]:
+    try:
+        bounds = layer_frame("outline").to_crs(WEB_CRS).total_bounds
+        spatial = [[round(float(v), 6) for v in bounds]]
+    except Exception:  # the extent is advisory; a missing layer must not break the listing
+        spatial = [[5.7, 49.4, 6.6, 50.2]]
+    extent: dict[str, Any] = {"spatial": {"bbox": spatial, "crs": CRS84}}
+    if collection.temporal:
+        extent["temporal"] = {"interval": [[None, None]], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
+    return extent
+
+
+def _collection_doc(collection: Collection) -> dict[str, Any]:
+    items = _url("ogc.items", collection_id=collection.id)
+    return {
+        "id": collection.id,
+        "title": collection.title,
+        "description": collection.description,
+        "itemType": "feature",
+        "crs": [CRS84],
+        "extent": _extent(collection),
+        "links": [
+            _link(_url("ogc.collection", collection_id=collection.id), "self", "application/json", collection.title),
+            _link(items, "items", GEOJSON, f"{collection.title} (GeoJSON)"),
+        ],
+    }
+
+
+def _page_links(collection_id: str, *, offset: int, limit: int, returned: int, matched: int) -> list[dict[str, str]]:
+    base = _url("ogc.items", collection_id=collection_id)
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("offset", "limit")]
+
+    def href(new_offset: int) -> str:
+        return base + "?" + urlencode([*args, ("limit", limit), ("offset", new_offset)])
+
+    links = [_link(href(offset), "self", GEOJSON, "this page")]
+    if offset + returned < matched:
+        links.append(_link(href(offset + returned), "next", GEOJSON, "next page"))
+    if offset > 0:
+        links.append(_link(href(max(0, offset - limit)), "prev", GEOJSON, "previous page"))
+    links.append(_link(_url("ogc.collection", collection_id=collection_id), "collection", "application/json"))
+    return links
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@ogc_bp.get("/")
+@require_role(ROLE_LAYERS)
+def landing() -> Response:
+    """Landing page: links to the API definition, conformance and collections."""
+    check_known(request.args, COMMON_PARAMS)
+    _check_format()
+    body = {
+        "title": "geo_ibm border management features",
+        "description": "Reference layers, interception events and hotspots of Luxembourg's internal Schengen borders.",
+        "links": [
+            _link(_url("ogc.landing"), "self", "application/json", "this document"),
+            _link(_url("ogc.api_definition"), "service-desc", OPENAPI_MEDIA_TYPE, "the API definition"),
+            _link(_url("ogc.conformance"), "conformance", "application/json", "conformance classes"),
+            _link(_url("ogc.collections"), "data", "application/json", "feature collections"),
+        ],
+    }
+    return json_response(body)
+
+
+@ogc_bp.get("/conformance")
+@require_role(ROLE_LAYERS)
+def conformance() -> Response:
+    """The conformance classes implemented."""
+    check_known(request.args, COMMON_PARAMS)
+    _check_format()
+    return json_response({"conformsTo": list(CONFORMANCE)})
+
+
+@ogc_bp.get("/api")
+@require_role(ROLE_LAYERS)
+def api_definition() -> Response:
+    """The OpenAPI 3.0 document of the JSON API and this OGC API."""
+    check_known(request.args, COMMON_PARAMS)
+    _check_format()
+    doc = build_openapi(server_url=request.host_url.rstrip("/") + request.script_root, collections=COLLECTIONS)
+    return json_response(doc, mimetype=OPENAPI_MEDIA_TYPE)
+
+
+@ogc_bp.get("/collections")
+@require_role(ROLE_LAYERS)
+def collections() -> Response:
+    """All feature collections with their extents and links."""
+    check_known(request.args, COMMON_PARAMS)
+    _check_format()
+    body = {
+        "links": [_link(_url("ogc.collections"), "self", "application/json", "feature collections")],
+        "collections": [_collection_doc(c) for c in COLLECTIONS.values()],
+    }
+    return json_response(body)
+
+
+@ogc_bp.get("/collections/<collection_id>")
+@require_role(ROLE_LAYERS)
+def collection(collection_id: str) -> Response:
+    """One collection's metadata."""
+    check_known(request.args, COMMON_PARAMS)
+    _check_format()
+    return json_response(_collection_doc(_collection(collection_id)))
+
+
+def _items_guarded(role: str, view: Callable[[str], Response]) -> Callable[[str], Response]:
+    return require_role(role)(view)
+
+
+@ogc_bp.get("/collections/<collection_id>/items")
+@require_role(ROLE_LAYERS)
+def items(collection_id: str) -> Response:
+    """Features of a collection, paged (``limit``, ``offset``) and filtered (``bbox``, ``datetime``).
+
+    ``bbox`` is in CRS84 longitude/latitude. ``datetime`` filters events on ``observed_at``
+    and is accepted but has no effect on collections without time. The events collection
+    also takes the event filters (``quarter``, ``region``, ...). Unknown parameters get 400.
+    """
+    coll = _collection(collection_id)
+    return _items_guarded(coll.role, _items)(collection_id)
+
+
+def _items(collection_id: str) -> Response:
+    coll = COLLECTIONS[collection_id]
+    args = request.args
+    check_known(args, (*ITEMS_PARAMS, *coll.filters))
+    _check_format()
+    limit = parse_limit(single(args, "limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
+    offset = parse_offset(single(args, "offset"))
+    bbox = parse_bbox(single(args, "bbox"))
+    when = parse_datetime(single(args, "datetime"))
+    if collection_id == "events":
+        filters = parse_event_filters(args, choices=event_filter_choices())
+        if when is not None:
+            filters.update(when.as_filters())
+        page, matched = events_in_bbox(get_store(), bbox=bbox, filters=filters, limit=limit, offset=offset)
+        id_column = "event_id"
+        members: dict[str, Any] = {}
+    else:
+        if collection_id == "hotspots":
+            gdf = cached_hotspots()
+            members = {"parameters": gdf.attrs.get("parameters", {})}
+        else:
+            gdf = _reference_frame(coll)
+            members = {}
+        id_column = _id_column(coll, gdf)
+        if bbox is not None:
+            gdf = _lonlat_bbox_filter(gdf, bbox)
+        matched = len(gdf)
+        page = gdf.iloc[offset: offset + limit]
+    members.update({
+        "timeStamp": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "numberMatched": int(matched),
+        "numberReturned": int(len(page)),
+        "links": _page_links(collection_id, offset=offset, limit=limit, returned=len(page), matched=matched),
+    })
+    return json_response(to_feature_collection(page, id_column=id_column, members=members), mimetype=GEOJSON)
+
+
+@ogc_bp.get("/collections/<collection_id>/items/<feature_id>")
+@require_role(ROLE_LAYERS)
+def item(collection_id: str, feature_id: str) -> Response:
+    """One feature by its id; 404 if there is none."""
+    coll = _collection(collection_id)
+    return _items_guarded(coll.role, _item)(collection_id, feature_id)
+
+
+def _item(collection_id: str, feature_id: str) -> Response:
+    coll = COLLECTIONS[collection_id]
+    check_known(request.args, COMMON_PARAMS)
+    _check_format()
+    if collection_id == "events":
+        gdf = get_store().event(feature_id)
+        if not isinstance(gdf, gpd.GeoDataFrame):
+            gdf = gpd.GeoDataFrame([gdf], geometry="geometry", crs="EPSG:2169")
+        id_column = "event_id"
+    else:
+        frame = cached_hotspots() if collection_id == "hotspots" else _reference_frame(coll)
+        id_column = _id_column(coll, frame)
+        gdf = frame[frame[id_column].astype(str) == feature_id]
+        if gdf.empty:
+            raise NotFoundError(f"collection {collection_id!r} has no feature {feature_id!r}")
+    feature = to_feature_collection(gdf.iloc[:1], id_column=id_column)["features"][0]
+    feature["links"] = [
+        _link(_url("ogc.item", collection_id=collection_id, feature_id=feature_id), "self", GEOJSON),
+        _link(_url("ogc.collection", collection_id=collection_id), "collection", "application/json"),
+    ]
+    return json_response(feature, mimetype=GEOJSON)

@@ -1,0 +1,213 @@
+"""The OpenAPI 3.0 document describing the JSON API (``/api``) and the OGC API – Features (``/ogc``)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from webapp.params import DEFAULT_LIMIT, EVENT_FILTERS, MAX_LIMIT
+
+OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+_STANDARD_ERRORS = {
+    "400": {"$ref": "#/components/responses/BadRequest"},
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+    "403": {"$ref": "#/components/responses/Forbidden"},
+}
+
+
+def _query(name: str, description: str, schema: dict[str, Any], *, required: bool = False,
+           explode: bool | None = None, style: str | None = None) -> dict[str, Any]:
+    param: dict[str, Any] = {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+    if style is not None:
+        param["style"] = style
+    if explode is not None:
+        param["explode"] = explode
+    return param
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
+
+
+def _json(description: str, media_type: str = "application/json", schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, "content": {media_type: {"schema": schema or {"type": "object"}}}}
+
+
+def _op(summary: str, operation_id: str, parameters: list[dict[str, Any]], ok: dict[str, Any], *,
+        not_found: bool = False, tags: list[str]) -> dict[str, Any]:
+    responses = {"200": ok, **_STANDARD_ERRORS}
+    if not_found:
+        responses["404"] = {"$ref": "#/components/responses/NotFound"}
+    responses["500"] = _ERROR
+    return {"get": {"summary": summary, "operationId": operation_id, "tags": tags, "parameters": parameters, "responses": responses}}
+
+
+def _components() -> dict[str, Any]:
+    error_schema = {
+        "type": "object",
+        "required": ["code", "description"],
+        "properties": {
+            "code": {"type": "string", "example": "InvalidParameterValue"},
+            "description": {"type": "string"},
+            "parameter": {"type": "string", "description": "the query parameter at fault, if one is"},
+        },
+    }
+
+    def error(description: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Exception"}}}}
+
+    return {
+        "securitySchemes": {
+            "basicAuth": {"type": "http", "scheme": "basic"},
+            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "personal API token (geo-ibm users token NAME)"},
+            "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "session"},
+        },
+        "schemas": {
+            "Exception": error_schema,
+            "FeatureCollection": {
+                "type": "object",
+                "required": ["type", "features"],
+                "properties": {
+                    "type": {"type": "string", "enum": ["FeatureCollection"]},
+                    "features": {"type": "array", "items": {"$ref": "#/components/schemas/Feature"}},
+                    "numberMatched": {"type": "integer", "minimum": 0},
+                    "numberReturned": {"type": "integer", "minimum": 0},
+                    "timeStamp": {"type": "string", "format": "date-time"},
+                    "links": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}},
+                    "parameters": {"type": "object", "description": "analysis parameters used (hotspots)"},
+                },
+            },
+            "Feature": {
+                "type": "object",
+                "required": ["type", "geometry", "properties"],
+                "properties": {
+                    "type": {"type": "string", "enum": ["Feature"]},
+                    "id": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                    "geometry": {"type": "object", "nullable": True},
+                    "properties": {"type": "object", "nullable": True},
+                },
+            },
+            "Link": {
+                "type": "object",
+                "required": ["href", "rel"],
+                "properties": {"href": {"type": "string"}, "rel": {"type": "string"}, "type": {"type": "string"}, "title": {"type": "string"}},
+            },
+        },
+        "responses": {
+            "BadRequest": error("a query parameter is invalid or unknown; `parameter` names it"),
+            "Unauthorized": {"description": "no or wrong credentials (Basic, Bearer token or session)"},
+            "Forbidden": error("the account's role does not allow this"),
+            "NotFound": error("no such layer, collection or feature"),
+            "Error": error("unexpected server error"),
+        },
+    }
+
+
+def build_openapi(*, server_url: str, collections: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the OpenAPI 3.0 document of the whole web API.
+
+    Parameters
+    ----------
+    server_url
+        Base URL of the app (scheme, host and script root, no trailing slash).
+    collections
+        The OGC collections (``webapp.ogc.COLLECTIONS``): id → object with ``title``,
+        ``description``, ``role`` and ``filters``; each gets its own items path so clients see
+        exactly which filters it takes.
+    """
+    from webapp.api import HOTSPOT_METHODS, LAYERS
+
+    limit = lambda default: _query(  # noqa: E731 - two call sites differing only in the default
+        "limit", f"features per page (1..{MAX_LIMIT})", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": default},
+        style="form", explode=False,
+    )
+    offset = _query("offset", "features to skip (paging)", {"type": "integer", "minimum": 0, "default": 0})
+    bbox = _query(
+        "bbox", "lon_min,lat_min,lon_max,lat_max in CRS84 (WGS 84 longitude/latitude)",
+        {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}, style="form", explode=False,
+    )
+    datetime = _query(
+        "datetime", "RFC 3339 instant or interval: 2025-01-31, 2025-01-01/2025-03-31, ../2025-01-01, 2025-01-01/..",
+        {"type": "string"}, style="form", explode=False,
+    )
+    fmt = _query("f", "output format; only json", {"type": "string", "enum": ["json"]})
+    filters = {
+        "quarter": _query("quarter", "quarter, e.g. 2025-Q1", {"type": "string", "pattern": "^[0-9]{4}-?[Qq][1-4]$"}),
+        "region": _query("region", "police region name", {"type": "string"}),
+        "canton": _query("canton", "canton name", {"type": "string"}),
+        "location_kind": _query("location_kind", "where the interception took place", {"type": "string"}),
+        "entry_country": _query("entry_country", "neighbour the group came from", {"type": "string", "enum": ["BE", "FR", "DE", "unknown"]}),
+        "transport_mode": _query("transport_mode", "means of transport", {"type": "string"}),
+    }
+    date_from = _query("from", "first day (YYYY-MM-DD), included", {"type": "string", "format": "date"})
+    date_to = _query("to", "last day (YYYY-MM-DD), included", {"type": "string", "format": "date"})
+    fc = {"$ref": "#/components/schemas/FeatureCollection"}
+    feature = {"$ref": "#/components/schemas/Feature"}
+
+    paths: dict[str, Any] = {
+        "/api/layers": _op("List the reference layers", "apiLayers", [], _json("layer names and URLs"), tags=["api"]),
+        "/api/layers/{name}": _op(
+            "A reference layer as GeoJSON", "apiLayer",
+            [{**_path("name", "layer name"), "schema": {"type": "string", "enum": list(LAYERS)}}],
+            _json("the layer", "application/geo+json", fc), not_found=True, tags=["api"],
+        ),
+        "/api/events": _op(
+            "Events as GeoJSON points (analyst role)", "apiEvents",
+            [*filters.values(), date_from, date_to, datetime, bbox, limit(1000), offset],
+            _json("a page of events with numberMatched", "application/geo+json", fc), tags=["api"],
+        ),
+        "/api/events/{event_id}": _op(
+            "One event (analyst role)", "apiEvent", [_path("event_id", "event identifier")],
+            _json("the event", "application/geo+json", feature), not_found=True, tags=["api"],
+        ),
+        "/api/stats": _op(
+            "Event counts per quarter and police region", "apiStats", [*filters.values(), date_from, date_to],
+            _json("total, by_quarter, by_region"), tags=["api"],
+        ),
+        "/api/hotspots": _op(
+            "Hotspot analysis of the stored events", "apiHotspots",
+            [
+                _query("method", "analysis method", {"type": "string", "enum": list(HOTSPOT_METHODS), "default": "gi"}),
+                _query("cell", "grid cell size in metres (default from the data)", {"type": "number", "minimum": 50, "maximum": 50000}),
+                _query("band", "distance band / search radius in metres (default from the data)", {"type": "number", "minimum": 50, "maximum": 50000}),
+                date_from, date_to, filters["region"],
+                _query("seed", "seed of permutation tests", {"type": "integer", "minimum": 0, "default": 0}),
+            ],
+            _json("result features and the parameters used", "application/geo+json", fc), tags=["api"],
+        ),
+        "/ogc/": _op("Landing page", "getLandingPage", [fmt], _json("links to the API definition, conformance and data"), tags=["ogc"]),
+        "/ogc/conformance": _op("Conformance classes", "getConformance", [fmt], _json("conformsTo"), tags=["ogc"]),
+        "/ogc/api": _op("This API definition", "getApi", [fmt], _json("OpenAPI 3.0", OPENAPI_MEDIA_TYPE), tags=["ogc"]),
+        "/ogc/collections": _op("Feature collections", "getCollections", [fmt], _json("collections"), tags=["ogc"]),
+    }
+    for cid, coll in collections.items():
+        params = [limit(100), offset, bbox, datetime, fmt, *(filters[name] for name in getattr(coll, "filters", ()))]
+        role_note = f" ({coll.role} role)" if coll.role != "viewer" else ""
+        paths[f"/ogc/collections/{cid}"] = _op(
+            f"{coll.title}: metadata", f"describeCollection_{cid}", [fmt], _json("collection metadata"), tags=["ogc"],
+        )
+        paths[f"/ogc/collections/{cid}/items"] = _op(
+            f"{coll.title}: features{role_note}", f"getFeatures_{cid}", params,
+            _json(coll.description, "application/geo+json", fc), not_found=True, tags=["ogc"],
+        )
+        paths[f"/ogc/collections/{cid}/items/{{featureId}}"] = _op(
+            f"{coll.title}: one feature{role_note}", f"getFeature_{cid}", [_path("featureId", "feature id"), fmt],
+            _json("the feature", "application/geo+json", feature), not_found=True, tags=["ogc"],
+        )
+
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "geo_ibm web API",
+            "version": "1.0.0",
+            "description": "Border layers, interception events and hotspot analyses for Luxembourg's Integrated "
+            "Border Management. Geometries are GeoJSON in WGS 84 longitude/latitude. Every request "
+            "needs a login (HTTP Basic, a Bearer token or a session); unknown query parameters are refused with 400.",
+        },
+        "servers": [{"url": server_url}],
+        "security": [{"basicAuth": []}, {"bearerAuth": []}, {"cookieAuth": []}],
+        "tags": [{"name": "api", "description": "JSON API"}, {"name": "ogc", "description": "OGC API – Features"}],
+        "paths": paths,
+        "components": _components(),
+    }
