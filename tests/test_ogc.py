@@ -44,11 +44,11 @@ def site(tmp_path_factory) -> Site:
     return make_site(tmp_path_factory.mktemp("ogc") / "store.gpkg", seed=5)
 
 
-def make_site(path, *, seed: int) -> Site:
+def make_site(path, *, seed: int, n_events: int = N_EVENTS) -> Site:
     store = open_store(path)
     store.init()
-    events, _truth = generate_events(N_EVENTS, seed=seed)
-    assert store.import_events(events, source="test_ogc", user="test").accepted == N_EVENTS
+    events, _truth = generate_events(n_events, seed=seed)
+    assert store.import_events(events, source="test_ogc", user="test").accepted == n_events
     tokens = {}
     for role in ROLES:
         add_user(store, role, role, PASSWORD)
@@ -149,7 +149,9 @@ def test_collections(site):
         xmin, ymin, xmax, ymax = coll["extent"]["spatial"]["bbox"][0]
         assert 5.7 < xmin < xmax < 6.6 and 49.4 < ymin < ymax < 50.3
         assert coll["crs"] == ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"]
-    assert "temporal" in got["events"]["extent"]
+    first, last = got["events"]["extent"]["temporal"]["interval"][0]
+    assert pd.Timestamp(first) == site.events["observed_at"].min()
+    assert pd.Timestamp(last) == site.events["observed_at"].max()
     single = site.get("/ogc/collections/cantons", role="viewer").get_json()
     assert single["id"] == "cantons" and single["itemType"] == "feature"
 
@@ -321,3 +323,16 @@ def test_errors(site, url, status, parameter):
 def test_f_json_is_accepted(site):
     for url in ("/ogc/?f=json", "/ogc/collections?f=json", "/ogc/collections/outline/items?f=json"):
         assert site.get(url, role="viewer").status_code == 200
+
+
+def test_small_store_gives_empty_hotspots_not_an_error(tmp_path):
+    site = make_site(tmp_path / "small.gpkg", seed=3, n_events=12)
+    body = site.get("/ogc/collections/hotspots/items", role="viewer").get_json()
+    assert body["numberMatched"] == 0 and body["features"] == []
+    assert body["parameters"]["n_events"] == 12
+    assert "too few" in body["parameters"]["note"]
+    events = site.get("/ogc/collections/events/items").get_json()
+    assert events["numberMatched"] == 12
+    # The JSON API, where parameters are the caller's, says 400 instead.
+    response = site.get("/api/hotspots", role="viewer")
+    assert response.status_code == 400 and "too few" in response.get_json()["description"]

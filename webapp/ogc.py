@@ -1,8 +1,8 @@
 """OGC API – Features Part 1 (Core, GeoJSON, OpenAPI 3.0) over the reference layers, events and hotspots (``/ogc``)."""
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -10,10 +10,11 @@ from urllib.parse import urlencode
 import geopandas as gpd
 import pandas as pd
 from flask import Blueprint, Response, request, url_for
+from shapely.geometry import box
 
-from geo_ibm.errors import NotFoundError
+from geo_ibm.errors import NotFoundError, ValidationError
 from geo_ibm.geojson import to_feature_collection
-from geo_ibm.settings import WEB_CRS
+from geo_ibm.settings import WEB_CRS, WORKING_CRS
 from webapp.api import (
     GEOJSON,
     LAYERS,
@@ -31,6 +32,7 @@ from webapp.api import (
 from webapp.auth import require_role
 from webapp.openapi import OPENAPI_MEDIA_TYPE, build_openapi
 from webapp.params import (
+    DEFAULT_LIMIT,
     EVENT_FILTERS,
     MAX_LIMIT,
     check_known,
@@ -52,7 +54,6 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 )
-DEFAULT_LIMIT = 100
 COMMON_PARAMS = ("f",)
 ITEMS_PARAMS = ("f", "limit", "offset", "bbox", "datetime")
 
@@ -121,13 +122,21 @@ def store_version(store: Any) -> tuple[Any, ...]:
 
 
 def cached_hotspots() -> gpd.GeoDataFrame:
-    """Gi* hotspots of the whole store with automatic parameters, recomputed when the store changes."""
+    """Gi* hotspots of the whole store with automatic parameters, recomputed when the store changes.
+
+    A store with too few events for Gi* gives an empty collection whose ``parameters`` say
+    why (GIS clients list every collection and must not fail on this one).
+    """
     store = get_store()
     key = store_version(store)
     with _hotspot_lock:
         if key in _hotspot_cache:
             return _hotspot_cache[key]
-    result, parameters = hotspot_result(method="gi")
+    try:
+        result, parameters = hotspot_result(method="gi")
+    except ValidationError as exc:
+        result = gpd.GeoDataFrame({"cell_id": pd.Series([], dtype="int64")}, geometry=gpd.GeoSeries([], crs=WORKING_CRS))
+        parameters = {"method": "gi", "n_events": int(key[1]), "note": str(exc).splitlines()[0]}
     result = result.copy()
     result.attrs["parameters"] = parameters
     with _hotspot_lock:
@@ -180,24 +189,19 @@ def _id_column(collection: Collection, gdf: gpd.GeoDataFrame) -> str:
 
 def _lonlat_bbox_filter(gdf: gpd.GeoDataFrame, bbox: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
     web = gdf.geometry.to_crs(WEB_CRS)
-    return gdf[web.intersects(_box(bbox)).to_numpy()]
-
-
-def _box(bbox: tuple[float, float, float, float]):
-    from shapely.geometry import box
-
-    return box(*bbox)
+    return gdf[web.intersects(box(*bbox)).to_numpy()]
 
 
 def _extent(collection: Collection) -> dict[str, Any]:
-    try:
-        bounds = layer_frame("outline").to_crs(WEB_CRS).total_bounds
-        spatial = [[round(float(v), 6) for v in bounds]]
-    except Exception:  # the extent is advisory; a missing layer must not break the listing
-        spatial = [[5.7, 49.4, 6.6, 50.2]]
+    # Every collection lies within Luxembourg's outline and the import margin around it.
+    xmin, ymin, xmax, ymax = layer_frame("outline").to_crs(WEB_CRS).total_bounds
+    spatial = [[math.floor(xmin * 1e4) / 1e4, math.floor(ymin * 1e4) / 1e4,
+                math.ceil(xmax * 1e4) / 1e4, math.ceil(ymax * 1e4) / 1e4]]
     extent: dict[str, Any] = {"spatial": {"bbox": spatial, "crs": CRS84}}
     if collection.temporal:
-        extent["temporal"] = {"interval": [[None, None]], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
+        summary = get_store().summary()
+        interval = [summary.get("first_event") or None, summary.get("last_event") or None]
+        extent["temporal"] = {"interval": [interval], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
     return extent
 
 
@@ -296,10 +300,6 @@ def collection(collection_id: str) -> Response:
     return json_response(_collection_doc(_collection(collection_id)))
 
 
-def _items_guarded(role: str, view: Callable[[str], Response]) -> Callable[[str], Response]:
-    return require_role(role)(view)
-
-
 @ogc_bp.get("/collections/<collection_id>/items")
 @require_role(ROLE_LAYERS)
 def items(collection_id: str) -> Response:
@@ -309,8 +309,9 @@ def items(collection_id: str) -> Response:
     and is accepted but has no effect on collections without time. The events collection
     also takes the event filters (``quarter``, ``region``, ...). Unknown parameters get 400.
     """
-    coll = _collection(collection_id)
-    return _items_guarded(coll.role, _items)(collection_id)
+    # Login is checked above for every collection; the collection's own role only here, after
+    # an unknown collection has had its 404.
+    return require_role(_collection(collection_id).role)(_items)(collection_id)
 
 
 def _items(collection_id: str) -> Response:
@@ -354,8 +355,7 @@ def _items(collection_id: str) -> Response:
 @require_role(ROLE_LAYERS)
 def item(collection_id: str, feature_id: str) -> Response:
     """One feature by its id; 404 if there is none."""
-    coll = _collection(collection_id)
-    return _items_guarded(coll.role, _item)(collection_id, feature_id)
+    return require_role(_collection(collection_id).role)(_item)(collection_id, feature_id)
 
 
 def _item(collection_id: str, feature_id: str) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webapp.params import DEFAULT_LIMIT, EVENT_FILTERS, MAX_LIMIT
+from webapp.params import DEFAULT_LIMIT, MAX_LIMIT
 
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 
@@ -182,7 +182,7 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any]) -> dict[st
         "/ogc/collections": _op("Feature collections", "getCollections", [fmt], _json("collections"), tags=["ogc"]),
     }
     for cid, coll in collections.items():
-        params = [limit(100), offset, bbox, datetime, fmt, *(filters[name] for name in getattr(coll, "filters", ()))]
+        params = [limit(DEFAULT_LIMIT), offset, bbox, datetime, fmt, *(filters[name] for name in getattr(coll, "filters", ()))]
         role_note = f" ({coll.role} role)" if coll.role != "viewer" else ""
         paths[f"/ogc/collections/{cid}"] = _op(
             f"{coll.title}: metadata", f"describeCollection_{cid}", [fmt], _json("collection metadata"), tags=["ogc"],
