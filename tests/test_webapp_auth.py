@@ -336,8 +336,15 @@ def test_french_catalog_covers_every_template_message():
         text = path.read_text(encoding="utf-8")
         messages.update(re.findall(r'_\("([^"]+)"', text))
         messages.update(re.findall(r"_\('([^']+)'", text))
+    from geo_ibm import maps
+
+    maps_source = (root.parent / "geo_ibm" / "maps.py").read_text(encoding="utf-8")
+    messages.update(re.findall(r'\bt\("([^"]+)"\)', maps_source))
+    messages.update(maps.GI_BIN_LABELS.values())
+    messages.update(maps.EMERGING_COLOURS)
     missing = sorted(m for m in messages if m not in catalog("fr"))
     assert missing == []
+    assert len(messages) > 100
 
 
 # --------------------------------------------------------------------------- accounts helpers
