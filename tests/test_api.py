@@ -293,7 +293,7 @@ def test_stats_filtered(site):
 
 
 def test_hotspots_gi_matches_library(site):
-    response = site.get("/api/hotspots?method=gi&cell=2000&band=5000", role="viewer")
+    response = site.get("/api/hotspots?method=gi&cell=2000&band=5000&cells=all", role="viewer")
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     params = body["parameters"]
@@ -306,6 +306,22 @@ def test_hotspots_gi_matches_library(site):
         assert got[json_id(row.cell_id)]["count"] == row.count
         assert got[json_id(row.cell_id)]["gi_z"] == pytest.approx(row.gi_z, rel=1e-9, abs=1e-12)
     assert sum(p["count"] for p in got.values()) == reference["count"].sum()
+
+
+@pytest.mark.parametrize("cells", ["significant", "nonzero", None])
+def test_hotspots_cell_selection(site, cells):
+    query = "/api/hotspots?method=gi&cell=1000&band=3000" + (f"&cells={cells}" if cells else "")
+    body = site.get(query, role="viewer").get_json()
+    reference = hotspots_from_events(site.events, study_area=layers.luxembourg_outline(), cell=1000, band=3000)
+    if cells == "nonzero":
+        expected = reference[reference["count"] > 0]
+    else:  # significant is the default
+        expected = reference[reference["gi_bin_fdr"] != 0]
+    assert 0 < len(expected) < len(reference)
+    assert sorted(ids(body)) == sorted(json_id(v) for v in expected["cell_id"])
+    assert body["parameters"]["n_cells"] == len(reference)
+    assert body["parameters"]["n_features"] == len(expected)
+    assert body["parameters"]["cells"] == (cells or "significant")
 
 
 def test_hotspots_automatic_parameters_and_region(site):
@@ -358,6 +374,7 @@ def test_hotspot_methods(site, method):
         ("/api/hotspots?cell=nan", "cell"),
         ("/api/hotspots?region=Mars", "region"),
         ("/api/hotspots?seed=-1", "seed"),
+        ("/api/hotspots?cells=some", "cells"),
     ],
 )
 def test_bad_parameters_give_400(site, url, parameter):

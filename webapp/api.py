@@ -258,7 +258,33 @@ def stats() -> Response:
     return json_response(body)
 
 
-HOTSPOT_PARAMS = ("method", "cell", "band", "from", "to", "region", "seed")
+HOTSPOT_PARAMS = ("method", "cell", "band", "from", "to", "region", "seed", "cells")
+CELL_CHOICES = ("significant", "nonzero", "all")
+
+
+def _significant(result: gpd.GeoDataFrame, method: str) -> pd.Series:
+    # Each grid method's own verdict, as the library labels it.
+    if method == "gi":
+        return result["gi_bin_fdr" if "gi_bin_fdr" in result.columns else "gi_bin"] != 0
+    if method == "lisa":
+        return result["lisa_class"] != "not significant"
+    return result["category"] != "no pattern detected"
+
+
+def select_cells(result: gpd.GeoDataFrame, *, method: str, cells: str) -> gpd.GeoDataFrame:
+    """Keep the grid cells a map needs: ``significant`` ones, ``nonzero`` counts, or ``all``.
+
+    Automatic cell sizes can give a quarter of a million cells over Luxembourg, about 100 MB
+    of GeoJSON; the cells that are neither significant nor hold events draw nothing on a map.
+    Results that are not grids (kde bands, clusters) are returned whole.
+    """
+    if cells == "all" or method not in ("gi", "lisa", "emerging") or result.empty:
+        return result
+    if cells == "nonzero":
+        keep = result["count"] > 0 if "count" in result.columns else _significant(result, method)
+    else:
+        keep = _significant(result, method)
+    return result[keep.to_numpy()]
 
 
 def hotspot_result(
@@ -296,7 +322,9 @@ def hotspots() -> Response:
 
     Query parameters: ``method`` (gi, lisa, kde, clusters, emerging; default gi), ``cell`` and
     ``band`` (metres, 50..50000; default chosen from the data), ``from``/``to`` (dates),
-    ``region`` (police region), ``seed`` (permutation tests).
+    ``region`` (police region), ``seed`` (permutation tests), ``cells`` (grid methods:
+    ``significant`` (default), ``nonzero`` or ``all``; see :func:`select_cells`).
+    ``parameters`` adds ``cells``, ``n_cells`` (whole grid) and ``n_features`` (returned).
     """
     args = request.args
     check_known(args, HOTSPOT_PARAMS)
@@ -306,7 +334,13 @@ def hotspots() -> Response:
     seed = parse_int(single(args, "seed"), name="seed", default=0, minimum=0, maximum=2**32 - 1)
     region = parse_event_filters({"region": single(args, "region")}, choices=event_filter_choices()).get("region")
     interval = parse_date_range(args)
+    cells = parse_choice(single(args, "cells"), name="cells", choices=CELL_CHOICES, default="significant")
     result, parameters = hotspot_result(method=method, cell=cell, band=band, interval=interval, region=region, seed=seed)
+    if method in ("gi", "lisa", "emerging"):
+        parameters["n_cells"] = int(len(result))
+        parameters["cells"] = cells
+        result = select_cells(result, method=method, cells=cells)
+    parameters["n_features"] = int(len(result))
     id_column = "cell_id" if "cell_id" in result.columns else None
     fc = to_feature_collection(result, id_column=id_column, members={"parameters": parameters})
     return json_response(fc, mimetype=GEOJSON)

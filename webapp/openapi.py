@@ -173,6 +173,7 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any]) -> dict[st
                 _query("band", "distance band / search radius in metres (default from the data)", {"type": "number", "minimum": 50, "maximum": 50000}),
                 date_from, date_to, filters["region"],
                 _query("seed", "seed of permutation tests", {"type": "integer", "minimum": 0, "default": 0}),
+                _query("cells", "grid cells returned by gi, lisa and emerging", {"type": "string", "enum": ["significant", "nonzero", "all"], "default": "significant"}),
             ],
             _json("result features and the parameters used", "application/geo+json", fc), tags=["api"],
         ),
