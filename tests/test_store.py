@@ -112,6 +112,23 @@ def test_ogrinfo_reads_layer_and_uses_spatial_index(tmp_path):
     assert "= 1" in sql.stdout
 
 
+@pytest.mark.parametrize("sizes", [(0, 1), (5, 1), (60, 3000), (3000, 60), (3000, 2000)])
+def test_rtree_valid_after_bulk_and_incremental_imports(tmp_path, sizes):
+    store = make_store(tmp_path)
+    for k, n in enumerate(sizes):
+        if n:
+            store.import_file(write_events(tmp_path / f"e{k}.csv", event_rows(n, seed=k, prefix=f"P{k}-")), user="ana")
+    store.init()
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT rtreecheck('rtree_events_geom')").fetchone()[0] == "ok"
+        assert conn.execute("SELECT count(*) FROM rtree_events_geom").fetchone()[0] == sum(sizes)
+    if sum(sizes) > 10:
+        everything = store.events()
+        bbox = (65_000, 70_000, 90_000, 100_000)
+        inside = everything.geometry.x.between(bbox[0], bbox[2]) & everything.geometry.y.between(bbox[1], bbox[3])
+        assert sorted(store.events(bbox=bbox)["event_id"]) == sorted(everything.loc[inside, "event_id"])
+
+
 def test_gdal_edits_keep_rtree_in_sync(tmp_path):
     store = make_store(tmp_path)
     store.import_file(write_events(tmp_path / "e.csv", event_rows(10)), user="ana")
@@ -123,6 +140,9 @@ def test_gdal_edits_keep_rtree_in_sync(tmp_path):
     with store.connect() as conn:
         conn.execute("UPDATE events SET geom = NULL WHERE event_id = 'E00004'")
         assert conn.execute("SELECT count(*) FROM rtree_events_geom").fetchone()[0] == 8
+        conn.execute("UPDATE events SET geom = (SELECT geom FROM events WHERE event_id = 'E00005') WHERE event_id = 'E00004'")
+        assert conn.execute("SELECT count(*) FROM rtree_events_geom").fetchone()[0] == 9
+        assert conn.execute("SELECT rtreecheck('rtree_events_geom')").fetchone()[0] == "ok"
 
 
 # --- imports -------------------------------------------------------------------------------
@@ -267,6 +287,7 @@ def test_killed_import_leaves_store_unchanged(tmp_path):
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT count(*) FROM rtree_events_geom").fetchone()[0] == 50
+        assert conn.execute("SELECT rtreecheck('rtree_events_geom')").fetchone()[0] == "ok"
     report = store.import_file(big, user="bob")
     assert report.accepted == 3000 and store.count() == 3050
 
