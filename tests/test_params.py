@@ -97,6 +97,16 @@ def test_parse_limit_refuses(raw, match):
         parse_limit(raw)
 
 
+def test_parse_limit_clamped():
+    assert parse_limit("50000", clamp=True) == 10000
+    assert parse_limit("10000", clamp=True) == 10000
+    assert parse_limit("7", clamp=True) == 7
+    with pytest.raises(ValidationError, match="at least 1"):
+        parse_limit("0", clamp=True)
+    with pytest.raises(ValidationError, match="must be an integer"):
+        parse_limit("lots", clamp=True)
+
+
 def test_parse_limit_custom_maximum():
     assert parse_limit("500", maximum=500) == 500
     with pytest.raises(ValidationError, match="at most 500"):

@@ -305,7 +305,8 @@ def collection(collection_id: str) -> Response:
 def items(collection_id: str) -> Response:
     """Features of a collection, paged (``limit``, ``offset``) and filtered (``bbox``, ``datetime``).
 
-    ``bbox`` is in CRS84 longitude/latitude. ``datetime`` filters events on ``observed_at``
+    ``limit`` above 10000 is served as 10000 (the links carry the limit used), as OGC API –
+    Features asks. ``bbox`` is in CRS84 longitude/latitude. ``datetime`` filters events on ``observed_at``
     and is accepted but has no effect on collections without time. The events collection
     also takes the event filters (``quarter``, ``region``, ...). Unknown parameters get 400.
     """
@@ -319,7 +320,7 @@ def _items(collection_id: str) -> Response:
     args = request.args
     check_known(args, (*ITEMS_PARAMS, *coll.filters))
     _check_format()
-    limit = parse_limit(single(args, "limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
+    limit = parse_limit(single(args, "limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT, clamp=True)
     offset = parse_offset(single(args, "offset"))
     bbox = parse_bbox(single(args, "bbox"))
     when = parse_datetime(single(args, "datetime"))

@@ -116,9 +116,14 @@ def parse_float(
     return value
 
 
-def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
-    """Return the ``limit`` parameter: an integer in 1..``maximum`` (default ``default``)."""
-    return parse_int(raw, name="limit", default=default, minimum=1, maximum=maximum)
+def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT, clamp: bool = False) -> int:
+    """Return the ``limit`` parameter: an integer in 1..``maximum`` (default ``default``).
+
+    With ``clamp``, a larger integer is served as ``maximum`` instead of refused: OGC API –
+    Features lets a client ask for more than the server's page size and follow ``next`` links.
+    """
+    value = parse_int(raw, name="limit", default=default, minimum=1, maximum=None if clamp else maximum)
+    return min(value, maximum)
 
 
 def parse_offset(raw: str | None) -> int:
