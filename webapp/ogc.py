@@ -137,7 +137,8 @@ def cached_hotspots() -> gpd.GeoDataFrame:
     except ValidationError as exc:
         result = gpd.GeoDataFrame({"cell_id": pd.Series([], dtype="int64")}, geometry=gpd.GeoSeries([], crs=WORKING_CRS))
         parameters = {"method": "gi", "n_events": int(key[1]), "note": str(exc).splitlines()[0]}
-    result = result.copy()
+    # Kept in EPSG:4326: every request filters by lon/lat bbox and writes GeoJSON from it.
+    result = result.to_crs(WEB_CRS)
     result.attrs["parameters"] = parameters
     with _hotspot_lock:
         # One entry per store path is enough; older versions are dead weight.
@@ -188,7 +189,7 @@ def _id_column(collection: Collection, gdf: gpd.GeoDataFrame) -> str:
 
 
 def _lonlat_bbox_filter(gdf: gpd.GeoDataFrame, bbox: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
-    web = gdf.geometry.to_crs(WEB_CRS)
+    web = gdf.geometry if gdf.crs.to_epsg() == 4326 else gdf.geometry.to_crs(WEB_CRS)
     return gdf[web.intersects(box(*bbox)).to_numpy()]
 
 
