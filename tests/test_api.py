@@ -114,8 +114,10 @@ def test_roles(site, url, role, status):
 def test_basic_auth_works(site):
     response = site.app.test_client().get("/api/layers", auth=("viewer", PASSWORD))
     assert response.status_code == 200
-    assert {layer["name"] for layer in response.get_json()["layers"]} == {
-        "outline", "borders", "tripoints", "crossings", "cantons", "regions", "corridors"}
+    listed = response.get_json()["layers"]
+    assert {layer["name"] for layer in listed} == {"outline", "borders", "tripoints", "crossings", "cantons", "regions", "corridors"}
+    for layer in listed:
+        assert layer["href"] == f"/api/layers/{layer['name']}"
 
 
 # --------------------------------------------------------------------------- layers

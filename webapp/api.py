@@ -8,7 +8,7 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-from flask import Blueprint, Response, json, request
+from flask import Blueprint, Response, json, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from geo_ibm.errors import GeoIbmError, NotFoundError
@@ -171,7 +171,7 @@ def time_filters(interval: Interval | None) -> dict[str, Any]:
 def layer_list() -> Response:
     """List the reference layers and their URLs."""
     body = [
-        {"name": name, "title": spec.title, "description": spec.description, "href": f"{request.script_root}/api/layers/{name}"}
+        {"name": name, "title": spec.title, "description": spec.description, "href": url_for("api.layer", name=name)}
         for name, spec in LAYERS.items()
     ]
     return json_response({"layers": body})
