@@ -1,6 +1,7 @@
 """Tests of the JSON API (webapp.api) through Flask's test client on a small synthetic store."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -393,3 +394,14 @@ def test_library_refusal_is_a_400_not_a_500(site):
     response = site.get("/api/hotspots?from=2025-05-05&to=2025-05-05", role="viewer")
     assert response.status_code == 400
     assert "events" in response.get_json()["description"]
+
+
+def test_session_login_reaches_the_api(site):
+    client = site.app.test_client()
+    assert client.get("/api/stats").status_code == 401
+    form = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    login = client.post("/login", data={"username": "analyst", "password": PASSWORD, "csrf_token": token})
+    assert login.status_code == 302
+    assert client.get("/api/stats").status_code == 200
+    assert client.get("/api/events?limit=1").get_json()["numberReturned"] == 1
