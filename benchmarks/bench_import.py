@@ -88,10 +88,20 @@ def main(argv: list[str] | None = None) -> None:
         n_q = store.count(quarter="2024Q2")
         count_time = time.perf_counter() - t0
 
+        t0 = time.perf_counter()
+        everything = store.events()
+        read_all = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        naive_back = gpd.read_file(folder / "naive.gpkg", engine="pyogrio")
+        naive_read = time.perf_counter() - t0
+
         print(f"{'route':<34}{'rows stored':>12}{'seconds':>10}{'rows/s':>12}")
         print(f"{'geo_ibm import_file (validated)':<34}{report.accepted:>12,}{ours:>10.1f}{report.accepted / ours:>12,.0f}")
         print(f"{'naive pandas -> pyogrio GPKG':<34}{naive_rows:>12,}{naive:>10.1f}{naive_rows / naive:>12,.0f}")
         print(f"{'geo_ibm re-import (all dupes)':<34}{again.accepted:>12,}{reimport:>10.1f}{'':>12}")
+        print(f"{'geo_ibm events() read all':<34}{len(everything):>12,}{read_all:>10.1f}{len(everything) / read_all:>12,.0f}")
+        print(f"{'naive geopandas read_file':<34}{len(naive_back):>12,}{naive_read:>10.1f}{len(naive_back) / naive_read:>12,.0f}")
         print(f"rejected by validation (outside outline + margin): {report.rejected:,}; "
               f"duplicates on re-import: {again.duplicates:,}; count(quarter='2024Q2') = {n_q:,} in {count_time:.2f} s")
 

@@ -145,6 +145,18 @@ def test_gdal_edits_keep_rtree_in_sync(tmp_path):
         assert conn.execute("SELECT rtreecheck('rtree_events_geom')").fetchone()[0] == "ok"
 
 
+def test_point_blobs_are_gpkg_header_plus_shapely_wkb():
+    from geo_ibm.store import geometries_from_blobs, point_blobs
+
+    x = np.array([80_000.25, 0.0, -12.5e3])
+    y = np.array([100_000.0, 0.0, 1e-9])
+    blobs = point_blobs(x, y)
+    header = b"GP\x00\x01" + (2169).to_bytes(4, "little")
+    assert blobs == [header + w for w in shapely.to_wkb(shapely.points(x, y), byte_order=1).tolist()]
+    back = geometries_from_blobs(blobs)
+    assert shapely.get_x(back).tolist() == x.tolist() and shapely.get_y(back).tolist() == y.tolist()
+
+
 # --- imports -------------------------------------------------------------------------------
 
 
