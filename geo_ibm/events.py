@@ -22,8 +22,8 @@ x, y            pairs    EPSG:2169 metres (x: ``easting``; y: ``northing``). Whe
                          plus a margin (``GEO_IBM_MARGIN_M``, default 2 km).
 location_kind   yes      motorway, rest_area, border_crossing, train_station, bus_station,
                          urban, other
-persons         yes      integer >= 1: people intercepted (smugglers included)
-smugglers       yes      integer >= 0: suspected smugglers among them
+persons         yes      integer >= 1: people intercepted (smugglers included), <= 100 000
+smugglers       yes      integer >= 0: suspected smugglers among them, <= 100 000
 transport_mode  yes      car, van, truck, bus, train, taxi, on_foot, other
 entry_country   yes      BE, FR, DE, unknown: the neighbour the group came from
 operation_id    no       text: the control operation the event belongs to
@@ -81,6 +81,9 @@ CODE_LISTS: dict[str, tuple[str, ...]] = {
     "transport_mode": TRANSPORT_MODES,
     "entry_country": ENTRY_COUNTRIES,
 }
+
+MAX_COUNT = 100_000
+"""Largest accepted ``persons``/``smugglers``: guards against typos and integer overflow."""
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "event_id",
@@ -151,9 +154,11 @@ def _blank(values: pd.Series, where: np.ndarray) -> np.ndarray:
 
 
 def _number(values: pd.Series) -> np.ndarray:
-    """Numbers as float64; anything that is not a number becomes NaN."""
+    """Numbers as float64; anything that is not a finite number becomes NaN."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        return values.to_numpy(dtype="float64", na_value=np.nan)
+        nums = np.array(values.to_numpy(dtype="float64", na_value=np.nan), dtype="float64")
+        nums[~np.isfinite(nums)] = np.nan
+        return nums
     arr = values.to_numpy(dtype=object)
     nums = pd.to_numeric(arr, errors="coerce").astype("float64")
     retry = np.flatnonzero(np.isnan(nums) & ~pd.isna(arr))
@@ -161,6 +166,7 @@ def _number(values: pd.Series) -> np.ndarray:
         # Decimal commas are common in Luxembourg spreadsheets (49,61); accept them.
         fixed = [str(v).strip().replace(",", ".") for v in arr[retry]]
         nums[retry] = pd.to_numeric(np.array(fixed, dtype=object), errors="coerce")
+    nums[~np.isfinite(nums)] = np.nan  # 'inf' parses as a number but is no coordinate or count
     return nums
 
 
@@ -463,9 +469,11 @@ def validate_events(
         with np.errstate(invalid="ignore"):
             fractional = ~nan & (np.floor(nums) != nums)
             too_small = ~nan & ~fractional & (nums < minimum)
+            too_large = ~nan & ~fractional & (nums > MAX_COUNT)
         flag(fractional, column, f"{column} must be a whole number", raw)
         flag(too_small, column, f"{column} must be at least {minimum}", raw)
-        out[column] = np.where(nan | fractional, 0, nums).astype(np.int64)
+        flag(too_large, column, f"{column} must be at most {MAX_COUNT}", raw)
+        out[column] = np.where(nan | fractional | too_large, 0, nums).astype(np.int64)
 
     for column in OPTIONAL_COLUMNS:
         out[column] = text(column) if column in data else np.full(n, None, dtype=object)

@@ -287,6 +287,7 @@ class GeoPackageStore:
         # index inserts of a big import in memory.
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA cache_size = -262144")
+        conn.execute("PRAGMA journal_size_limit = 67108864")  # shrink the WAL file after big imports
         conn.create_function("ST_IsEmpty", 1, _st_is_empty, deterministic=True)
         for i, name in enumerate(("ST_MinX", "ST_MinY", "ST_MaxX", "ST_MaxY")):
             conn.create_function(name, 1, _st_bound(i), deterministic=True)

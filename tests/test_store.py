@@ -263,6 +263,41 @@ def test_skip_invalid_still_refuses_file_level_problems(tmp_path):
     assert store.count() == 0
 
 
+def _write_format(path, frame: pd.DataFrame) -> None:
+    suffix = path.suffix
+    if suffix == ".csv":
+        frame.to_csv(path, index=False, sep=",", encoding="utf-8")
+    elif suffix == ".xlsx":
+        frame.to_excel(path, index=False, engine="openpyxl")
+    else:
+        gdf = gpd.GeoDataFrame(
+            frame.drop(columns=["x", "y"]), geometry=gpd.points_from_xy(frame["x"].astype(float), frame["y"].astype(float)), crs=2169
+        )
+        gdf.to_crs(4326 if suffix == ".geojson" else 2169).to_file(path, engine="pyogrio")
+
+
+@pytest.mark.parametrize(("suffix", "bad_row"), [(".csv", 4), (".xlsx", 4), (".geojson", 3), (".gpkg", 3)])
+def test_every_format_imports_and_reports_bad_rows(tmp_path, suffix, bad_row):
+    store = make_store(tmp_path)
+    frame = pd.DataFrame([r.split(";") for r in event_rows(4)], columns=HEADER.split(";"))
+    frame["persons"] = frame["persons"].astype(int)
+    frame.loc[2, "persons"] = 0
+    bad = tmp_path / f"bad{suffix}"
+    _write_format(bad, frame)
+    with pytest.raises(ValidationError, match=rf"bad{suffix}, row {bad_row}, column 'persons': persons must be at least 1"):
+        store.import_file(bad, user="ana")
+    assert store.count() == 0
+    frame.loc[2, "persons"] = 2
+    good = tmp_path / f"good{suffix}"
+    _write_format(good, frame)
+    report = store.import_file(good, user="ana", name="upload" + suffix)
+    assert (report.file, report.accepted) == ("upload" + suffix, 4)
+    stored = store.events().set_index("event_id").loc[frame["event_id"]]
+    np.testing.assert_allclose(stored.geometry.x, frame["x"].astype(float), atol=1e-3)
+    assert stored["persons"].tolist() == frame["persons"].tolist()
+    assert store.imports().loc[0, "file_name"] == "upload" + suffix
+
+
 def test_progress_callback_reports_rows(tmp_path, monkeypatch):
     monkeypatch.setattr("geo_ibm.store._CHUNK_ROWS", 40)
     store = make_store(tmp_path)
