@@ -364,6 +364,8 @@ def test_hotspot_methods(site, method, extra):
         ("/api/events?datetime=2025-03-01/2025-01-01", "datetime"),
         ("/api/events?datetime=2025-01-01&from=2025-01-01", "datetime"),
         ("/api/events?from=soon", "from"),
+        ("/api/events?to=9999-12-31", "to"),
+        ("/api/stats?from=%00", "from"),
         ("/api/events?entry_country=LU", "entry_country"),
         ("/api/events?transport_mode=rocket", "transport_mode"),
         ("/api/events?region=Atlantis", "region"),

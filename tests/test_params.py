@@ -179,6 +179,9 @@ def test_parse_datetime(raw, start, end):
         ("2025-01-01/2025-02-01/2025-03-01", "exactly one '/'"),
         ("2025-03-01/2025-01-01", "start is after the end"),
         ("31/01/2025", "exactly one '/'"),
+        ("9999-12-31", "outside the years 1900-2199"),
+        ("0001-01-01/..", "outside the years"),
+        ("../2200-01-01T00:00Z", "outside the years"),
     ],
 )
 def test_parse_datetime_refuses(raw, match):

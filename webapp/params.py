@@ -197,6 +197,9 @@ class Interval:
         return out
 
 
+MIN_YEAR, MAX_YEAR = 1900, 2199
+"""Dates outside these years are refused (beyond them day arithmetic leaves pandas' range)."""
+
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -209,6 +212,8 @@ def _instant(text: str, *, name: str, raw: str) -> tuple[pd.Timestamp, pd.Timest
         stamp = pd.Timestamp(text)
     except (ValueError, OverflowError):
         raise parameter_error(name, raw, f"{text!r} is not a valid date") from None
+    if not MIN_YEAR <= stamp.year <= MAX_YEAR:
+        raise parameter_error(name, raw, f"{text!r} is outside the years {MIN_YEAR}-{MAX_YEAR}")
     if stamp.tzinfo is None:
         stamp = stamp.tz_localize(LOCAL_TZ, ambiguous="NaT", nonexistent="shift_forward")
         if pd.isna(stamp):
