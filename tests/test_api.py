@@ -408,3 +408,18 @@ def test_session_login_reaches_the_api(site):
     assert login.status_code == 302
     assert client.get("/api/stats").status_code == 200
     assert client.get("/api/events?limit=1").get_json()["numberReturned"] == 1
+
+
+ODD_VALUES = ["", " ", "nan", "1e309", "-0", "é", "%00", "..", "../..", "2025-02-29", "9999-12-31", "1,2,3,4",
+              "x" * 3000, "{}", "2025Q5"]
+
+
+@pytest.mark.parametrize("url", ["/api/events", "/api/stats", "/ogc/collections/events/items", "/ogc/collections/cantons/items"])
+@pytest.mark.parametrize("name", ["bbox", "limit", "offset", "datetime", "from", "quarter", "region", "entry_country", "f"])
+def test_odd_values_never_give_a_server_error(site, url, name):
+    for value in ODD_VALUES:
+        query = {name: value} if name == "limit" or url == "/api/stats" else {name: value, "limit": "1"}
+        response = site.get(url, query_string=query, role="admin")
+        assert response.status_code < 500, (name, value, response.get_data(as_text=True))
+        if response.status_code == 400:
+            assert response.get_json()["parameter"] in (name, "limit")
