@@ -14,7 +14,7 @@ observed_at     yes      date and time of the interception: ISO 8601 (``2025-07-
                          ``2025-07-14 06:30:00+02:00``, ``...Z``), ``dd/mm/yyyy hh:mm[:ss]``,
                          ``dd.mm.yyyy hh:mm[:ss]``, a date alone, or an XLSX date cell.
                          Without an offset the time is local (Europe/Luxembourg). Kept to
-                         the second; must not lie in the future.
+                         the second; must not lie in the future nor before 1990.
 lat, lon        one of   WGS84 degrees (lat: ``latitude``; lon: ``lng``, ``long``,
                 the two  ``longitude``)
 x, y            pairs    EPSG:2169 metres (x: ``easting``; y: ``northing``). When a row has
@@ -36,7 +36,6 @@ GeoDataFrame may be validated directly: its point geometry then stands for x/y.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,7 +46,8 @@ import shapely
 from pyproj import Transformer
 
 from geo_ibm.errors import Problem, ValidationError
-from geo_ibm.settings import LOCAL_TZ, WORKING_CRS, margin_m
+from geo_ibm.settings import LOCAL_TZ, WORKING_CRS
+from geo_ibm.settings import margin_m as default_margin_m
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "event_id",
@@ -82,6 +82,9 @@ CODE_LISTS: dict[str, tuple[str, ...]] = {
     "entry_country": ENTRY_COUNTRIES,
 }
 
+EARLIEST_DATE = "1990-01-01"
+"""Earlier dates are taken for typos in the year (e.g. 0025 for 2025) and refused."""
+
 MAX_COUNT = 100_000
 """Largest accepted ``persons``/``smugglers``: guards against typos and integer overflow."""
 
@@ -113,8 +116,6 @@ COLUMN_ALIASES: dict[str, str] = {
 GEOMETRY_ERROR_COLUMN = "_geometry_error"
 """Column a reader may add to say why a feature's geometry gave no x/y (e.g. not a point)."""
 
-_OFFSET_RE = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
-_DMY_RE = r"^\d{1,2}[/.]\d{1,2}[/.]\d{4}"
 _DMY_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y")
 _TO_2169 = None
 
@@ -190,12 +191,13 @@ def parse_timestamps(series: pd.Series) -> pd.Series:
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         return series.dt.tz_convert(LOCAL_TZ)
     if pd.api.types.is_datetime64_dtype(series.dtype):
-        return _localize(series.astype("datetime64[ns]"))
+        return _localize(series.astype("datetime64[us]"))
     arr = series.to_numpy(dtype=object)
     if len(arr) and not isinstance(arr[0], str):
         arr = np.array([v.isoformat() if hasattr(v, "isoformat") else v for v in arr], dtype=object)
     text = _text(arr)
-    utc_ns = np.full(len(arr), np.iinfo(np.int64).min, dtype=np.int64)  # NaT
+    # Microseconds since the epoch: unlike nanoseconds they hold any year a typo may produce.
+    utc_us = np.full(len(arr), np.iinfo(np.int64).min, dtype=np.int64)  # NaT
     present = np.flatnonzero(text != None)  # noqa: E711 - elementwise comparison
     if len(present):
         strings = text[present]
@@ -205,30 +207,30 @@ def parse_timestamps(series: pd.Series) -> pd.Series:
         naive = ~aware & ~dmy
         if aware.any():
             parsed = pd.to_datetime(pd.Series(strings[aware]), format="ISO8601", utc=True, errors="coerce")
-            utc_ns[present[aware]] = _ns(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
+            utc_us[present[aware]] = _us(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
         if naive.any():
             parsed = pd.to_datetime(pd.Series(strings[naive]), format="ISO8601", errors="coerce")
             if isinstance(parsed.dtype, pd.DatetimeTZDtype):  # an offset the test above missed
                 parsed = parsed.dt.tz_convert(LOCAL_TZ)
             else:
-                parsed = _localize(parsed.astype("datetime64[ns]"))
-            utc_ns[present[naive]] = _ns(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
+                parsed = _localize(parsed.astype("datetime64[us]"))
+            utc_us[present[naive]] = _us(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
         if dmy.any():
             day_first = pd.Series([v.replace(".", "/") for v in strings[dmy]], dtype=object)
-            parsed = pd.Series(pd.NaT, index=day_first.index, dtype="datetime64[ns]")
+            parsed = pd.Series(pd.NaT, index=day_first.index, dtype="datetime64[us]")
             for fmt in _DMY_FORMATS:
                 todo = parsed.isna().to_numpy()
                 if not todo.any():
                     break
-                parsed[todo] = pd.to_datetime(day_first[todo], format=fmt, errors="coerce").astype("datetime64[ns]")
+                parsed[todo] = pd.to_datetime(day_first[todo], format=fmt, errors="coerce").astype("datetime64[us]")
             local = _localize(parsed)
-            utc_ns[present[dmy]] = _ns(local.dt.tz_convert("UTC").dt.tz_localize(None))
-    stamps = pd.DatetimeIndex(utc_ns.view("datetime64[ns]")).tz_localize("UTC").tz_convert(LOCAL_TZ)
+            utc_us[present[dmy]] = _us(local.dt.tz_convert("UTC").dt.tz_localize(None))
+    stamps = pd.DatetimeIndex(utc_us.view("datetime64[us]")).tz_localize("UTC").tz_convert(LOCAL_TZ)
     return pd.Series(stamps, index=index)
 
 
-def _ns(naive_utc: pd.Series) -> np.ndarray:
-    return naive_utc.astype("datetime64[ns]").to_numpy().view(np.int64)
+def _us(naive_utc: pd.Series) -> np.ndarray:
+    return naive_utc.astype("datetime64[us]").to_numpy().view(np.int64)
 
 
 def canonical_columns(columns: Iterable[Any]) -> tuple[dict[str, str], list[Problem]]:
@@ -386,6 +388,8 @@ def validate_events(
         reference = reference.tz_localize(LOCAL_TZ) if reference.tzinfo is None else reference.tz_convert(LOCAL_TZ)
         future = (stamps > reference).to_numpy(dtype=bool) & ~unparsed
         flag(future, "observed_at", f"date lies in the future (after {reference.isoformat(timespec='seconds')})", raw)
+        early = (stamps < pd.Timestamp(EARLIEST_DATE, tz=LOCAL_TZ)).to_numpy(dtype=bool) & ~unparsed
+        flag(early, "observed_at", f"date lies before {EARLIEST_DATE}; check the year", raw)
         # Floor in UTC: local time has an ambiguous hour each autumn.
         out["observed_at"] = stamps.dt.tz_convert("UTC").dt.floor("s").dt.tz_convert(LOCAL_TZ)
 
@@ -436,7 +440,7 @@ def validate_events(
         loc_bad |= nowhere
     finite = np.isfinite(x) & np.isfinite(y) & ~loc_bad
     if outline is not None and outline is not False and finite.any():
-        margin = float(margin_m if margin_m is not None else _default_margin())
+        margin = float(margin_m if margin_m is not None else default_margin_m())
         area = shapely.buffer(outline, margin) if margin > 0 else outline
         shapely.prepare(area)
         inside = np.zeros(n, dtype=bool)
@@ -514,10 +518,6 @@ def _match_codes(raw: pd.Series, allowed: tuple[str, ...]) -> tuple[np.ndarray, 
     mapped = np.array([None if t is None else lookup.get(t.lower()) for t in unique_text] + [None], dtype=object)
     blank = np.array([t is None for t in unique_text] + [True], dtype=bool)
     return mapped[codes], blank[codes]  # the NA sentinel -1 picks the trailing entry
-
-
-def _default_margin() -> float:
-    return margin_m()
 
 
 def _location_text(
