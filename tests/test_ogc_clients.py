@@ -27,8 +27,6 @@ N_EVENTS = 240
 TO_LONLAT = Transformer.from_crs("EPSG:2169", "EPSG:4326", always_xy=True)
 BBOX = (5.95, 49.45, 6.3, 49.75)
 
-pytestmark = pytest.mark.slow
-
 
 def _free_port() -> int:
     with socket.socket() as sock:
