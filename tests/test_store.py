@@ -91,6 +91,25 @@ def test_init_is_idempotent_and_gdal_opens_the_store(tmp_path):
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+GDAL_VALIDATOR = "/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py"
+
+
+@pytest.mark.skipif(not os.path.exists(GDAL_VALIDATOR), reason="GDAL's validate_gpkg.py (python3-gdal) not installed")
+def test_gdal_geopackage_validator_accepts_the_store(tmp_path):
+    store = make_store(tmp_path)
+    store.import_file(write_events(tmp_path / "e.csv", event_rows(300)), user="ana")
+    store.import_file(write_events(tmp_path / "f.csv", event_rows(20, prefix="F")), user="ana")
+    truth = gpd.GeoDataFrame(
+        {"name": ["h"], "start": pd.to_datetime(["2024-01-01"]).tz_localize("UTC"), "n": [1]},
+        geometry=[shapely.Point(80_000, 90_000).buffer(500)],
+        crs=2169,
+    )
+    store.write_ground_truth(truth)
+    out = subprocess.run(["/usr/bin/python3", GDAL_VALIDATOR, str(store.path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip() == "" and "Exception" not in out.stderr
+
+
 def test_ogrinfo_reads_layer_and_uses_spatial_index(tmp_path):
     store = make_store(tmp_path)
     store.import_file(write_events(tmp_path / "e.csv", event_rows(200)), user="ana")
