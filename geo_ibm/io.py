@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from geo_ibm.errors import CrsError, ValidationError
-from geo_ibm.settings import WEB_CRS, WORKING_CRS
+from geo_ibm.settings import LOCAL_TZ, WEB_CRS, WORKING_CRS
 
 PathLike = str | os.PathLike[str]
 
@@ -52,7 +52,26 @@ def read_vector(path: PathLike, *, layer: str | None = None) -> gpd.GeoDataFrame
         gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
     except Exception as exc:
         raise ValidationError(f"{path}: cannot read as a vector file: {exc}") from exc
-    return ensure_working_crs(gdf, name=str(path))
+    return _local_datetimes(ensure_working_crs(gdf, name=str(path)))
+
+
+def _local_datetimes(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Tz-aware datetime columns in Europe/Luxembourg (GDAL returns fixed offsets or UTC)."""
+    for col in gdf.columns:
+        if isinstance(gdf[col].dtype, pd.DatetimeTZDtype):
+            gdf[col] = gdf[col].dt.tz_convert(LOCAL_TZ)
+    return gdf
+
+
+def _utc_datetimes(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Tz-aware datetime columns in UTC, as the GeoPackage DATETIME type requires."""
+    aware = [c for c in gdf.columns if isinstance(gdf[c].dtype, pd.DatetimeTZDtype)]
+    if not aware:
+        return gdf
+    gdf = gdf.copy()
+    for col in aware:
+        gdf[col] = gdf[col].dt.tz_convert("UTC")
+    return gdf
 
 
 def write_vector(gdf: gpd.GeoDataFrame, path: PathLike, *, layer: str | None = None) -> Path:
@@ -68,7 +87,7 @@ def write_vector(gdf: gpd.GeoDataFrame, path: PathLike, *, layer: str | None = N
             path.unlink()
         gdf.to_crs(WEB_CRS).to_file(path, driver="GeoJSON", engine="pyogrio", RFC7946="YES")
     elif suffix == ".gpkg":
-        gdf.to_file(path, layer=layer, driver="GPKG", engine="pyogrio")
+        _utc_datetimes(gdf).to_file(path, layer=layer, driver="GPKG", engine="pyogrio")
     else:
         raise ValidationError(f"{path}: unsupported output format {suffix!r}; use .gpkg or .geojson")
     return path

@@ -45,6 +45,20 @@ def test_vector_round_trip_gpkg_and_geojson(tmp_path):
     assert back.geometry.x.tolist() == pytest.approx([80000, 81000], abs=0.01)
 
 
+@pytest.mark.parametrize("suffix", [".gpkg", ".geojson"])
+def test_vector_datetimes_round_trip_without_gdal_warnings(tmp_path, suffix):
+    import warnings
+
+    stamps = pd.to_datetime(["2024-01-02 12:56", "2024-07-02 08:00"]).tz_localize("Europe/Luxembourg")
+    gdf = gpd.GeoDataFrame({"t": stamps}, geometry=[shapely.Point(80000, 90000), shapely.Point(80001, 90001)], crs=2169)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = read_vector(write_vector(gdf, tmp_path / f"t{suffix}", layer="t"), layer=None)
+    assert str(back["t"].dt.tz) == "Europe/Luxembourg"
+    assert (back["t"] == stamps).all()
+    assert gdf["t"].dt.tz is not None and str(gdf["t"].dt.tz) == "Europe/Luxembourg"  # input untouched
+
+
 def test_vector_errors(tmp_path):
     with pytest.raises(ValidationError, match="file not found"):
         read_vector(tmp_path / "none.gpkg")
