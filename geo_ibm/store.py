@@ -142,7 +142,7 @@ class EventStore(Protocol):
 
     def ground_truth(self) -> gpd.GeoDataFrame: ...
 
-    def connect(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+    def connect(self, *, immediate: bool = False) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
 
 
 def open_store(path: io.PathLike | None = None) -> GeoPackageStore:
@@ -326,16 +326,24 @@ class GeoPackageStore:
             conn.close()
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
+    def connect(self, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
         """A sqlite3 connection inside a transaction: committed on success, rolled back on error.
 
         For the web app's own tables (accounts, tokens), kept in the same file. The connection
         has a 30 s busy timeout and is closed afterwards.
+
+        Parameters
+        ----------
+        immediate
+            Take the write lock at once (``BEGIN IMMEDIATE``), waiting for a running import
+            to finish. By default the transaction is deferred: reads never wait, but a
+            read-then-write sequence can fail with "database is locked" if an import commits
+            in between; pass ``immediate=True`` where that must not happen.
         """
         self._require()
         conn = self._connect()
         try:
-            conn.execute("BEGIN")
+            conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
                 yield conn
             except BaseException:

@@ -602,6 +602,19 @@ def test_connect_commits_or_rolls_back(tmp_path):
     assert "accounts" not in dict(pyogrio.list_layers(store.path).tolist())
 
 
+def test_immediate_connect_holds_the_write_lock(tmp_path, monkeypatch):
+    monkeypatch.setattr("geo_ibm.store.BUSY_TIMEOUT_MS", 200)
+    store = make_store(tmp_path)
+    store.init()
+    with store.connect(immediate=True):
+        with pytest.raises(StoreError, match="cannot start a write"):
+            store.audit("blocked", user="ana", detail={})
+        with store.connect() as reader:  # readers never wait
+            assert reader.execute("SELECT count(*) FROM audit").fetchone()[0] == 0
+    store.audit("free", user="ana", detail={})
+    assert store.audit_log()["action"].tolist() == ["free"]
+
+
 def test_open_store_uses_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("GEO_IBM_STORE", str(tmp_path / "env.gpkg"))
     assert open_store().path == tmp_path / "env.gpkg"
