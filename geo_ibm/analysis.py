@@ -101,9 +101,12 @@ def run_method(
         else:
             result = density_clusters(events, method="dbscan", eps=band)
         params = dict(result.attrs.get("parameters", {}))
-        result = result.drop(columns=[c for c in ("first_seen", "last_seen") if c in result], errors="ignore").join(
-            result[[c for c in ("first_seen", "last_seen") if c in result]].astype(str)
-        )
+        result = result.copy()
+        result.attrs = {}
+        # GeoJSON and GeoPackage writers want text, not tz-aware timestamps, in attribute columns.
+        for column in ("first_seen", "last_seen"):
+            if column in result:
+                result[column] = result[column].map(lambda t: t.isoformat() if hasattr(t, "isoformat") else t)
     else:
         from geo_ibm.emerging import emerging_hotspots
 
@@ -111,7 +114,7 @@ def run_method(
         params = dict(result.attrs.get("parameters", {}))
     params.setdefault("method", method)
     params["region"] = region
-    out = gpd.GeoDataFrame(result.copy(), geometry="geometry", crs=result.crs)
+    out = gpd.GeoDataFrame(result, geometry="geometry", crs=result.crs).copy()
     out.attrs = {"parameters": _jsonable(params)}
     return out
 

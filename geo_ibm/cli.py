@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from geo_ibm.errors import GeoIbmError
+from geo_ibm.errors import GeoIbmError, ValidationError
 from geo_ibm.settings import store_path
 
 
@@ -255,6 +255,10 @@ def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | 
 
     store = _store(ctx)
     events = store.events(start=start, end=end, region=region)
+    if events.empty:
+        chosen = {"--from": start, "--to": end, "--region": region}
+        said = ", ".join(f"{k} {v}" for k, v in chosen.items() if v) or "no filter"
+        raise ValidationError(f"no events in {ctx.obj['store']} match the selection ({said})")
     result = run_method(events, method=method, cell=cell, band=band, region=region, seed=seed)
     params = dict(result.attrs.get("parameters", {}))
     params.update({"method": method, "from": start, "to": end, "region": region, "n_events": int(len(events))})

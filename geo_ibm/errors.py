@@ -15,8 +15,9 @@ class GeoIbmError(ValueError):
 class Problem:
     """One problem found in an input: where (file, row, column), what value, and why.
 
-    ``row`` is the 1-based data row as a user sees it in the file (header not counted for
-    tables; feature number for vector files), or ``None`` for file-level problems.
+    ``row`` is the row as a user sees it in the file: for CSV and XLSX the spreadsheet line
+    number (the header is line 1, so the first data row is 2); for vector files the 1-based
+    feature number; ``None`` for file-level problems.
     """
 
     reason: str

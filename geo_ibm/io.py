@@ -4,8 +4,10 @@ from __future__ import annotations
 import datetime
 import hashlib
 import io
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -74,10 +76,23 @@ def _utc_datetimes(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return gdf
 
 
-def write_vector(gdf: gpd.GeoDataFrame, path: PathLike, *, layer: str | None = None) -> Path:
+def write_vector(
+    gdf: gpd.GeoDataFrame,
+    path: PathLike,
+    *,
+    layer: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
     """Write ``gdf`` to GeoPackage (``.gpkg``) or GeoJSON (``.geojson``/``.json``).
 
     GeoJSON is written in EPSG:4326 as RFC 7946 requires; GeoPackage keeps EPSG:2169.
+
+    Parameters
+    ----------
+    metadata
+        How the layer was made (for example an analysis' parameters). GeoPackage: a layer
+        metadata item ``parameters`` holding the JSON text (``ogrinfo`` and QGIS show it);
+        GeoJSON: a top-level ``parameters`` member of the FeatureCollection.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,9 +100,18 @@ def write_vector(gdf: gpd.GeoDataFrame, path: PathLike, *, layer: str | None = N
     if suffix in {".geojson", ".json"}:
         if path.exists():
             path.unlink()
-        gdf.to_crs(WEB_CRS).to_file(path, driver="GeoJSON", engine="pyogrio", RFC7946="YES")
+        if metadata is None:
+            gdf.to_crs(WEB_CRS).to_file(path, driver="GeoJSON", engine="pyogrio", RFC7946="YES")
+        else:
+            from geo_ibm.geojson import to_feature_collection
+
+            collection = to_feature_collection(gdf, members={"parameters": metadata})
+            path.write_text(json.dumps(collection, ensure_ascii=False, allow_nan=False), encoding="utf-8")
     elif suffix == ".gpkg":
-        _utc_datetimes(gdf).to_file(path, layer=layer, driver="GPKG", engine="pyogrio")
+        extra: dict[str, Any] = {}
+        if metadata is not None:
+            extra["layer_metadata"] = {"parameters": json.dumps(metadata, default=str)}
+        _utc_datetimes(gdf).to_file(path, layer=layer, driver="GPKG", engine="pyogrio", **extra)
     else:
         raise ValidationError(f"{path}: unsupported output format {suffix!r}; use .gpkg or .geojson")
     return path
