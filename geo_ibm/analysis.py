@@ -112,7 +112,9 @@ def run_method(
 
         result = emerging_hotspots(events, study_area=area, cell=cell, band=band, step=step)
         params = dict(result.attrs.get("parameters", {}))
-    params.setdefault("method", method)
+    if params.get("method") not in (None, method):
+        params["algorithm"] = params["method"]  # e.g. clusters: hdbscan or dbscan
+    params["method"] = method
     params["region"] = region
     out = gpd.GeoDataFrame(result, geometry="geometry", crs=result.crs).copy()
     out.attrs = {"parameters": _jsonable(params)}

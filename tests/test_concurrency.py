@@ -1,0 +1,115 @@
+"""Concurrent uploads and reads against the real server (waitress, threads) lose nothing."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from webfixtures import build_store, demo_events, events_csv
+
+UPLOADERS = 4
+FILES_EACH = 3
+EVENTS_PER_FILE = 150
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("concurrency")
+    store_path = build_store(root / "store.gpkg", n_events=100, seed=2)
+    from geo_ibm.store import open_store
+    from webapp.accounts import new_token
+
+    token = new_token(open_store(store_path), "ana")  # analyst: may import and read events
+    port = _free_port()
+    env = {**os.environ, "GEO_IBM_INSTANCE": str(root / "instance"), "GEO_IBM_STORE": str(store_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "geo_ibm.cli", "--store", str(store_path), "serve", "--port", str(port), "--threads", "8"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            requests.get(f"{base}/login", timeout=5)
+            break
+        except requests.ConnectionError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("server did not start: " + proc.stderr.read().decode(errors="replace"))
+            time.sleep(0.3)
+    yield {"base": base, "token": token, "store": store_path, "root": root}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_concurrent_uploads_and_reads_lose_nothing(server):
+    from geo_ibm.store import open_store
+
+    store = open_store(server["store"])
+    before = store.count()
+    headers = {"Authorization": f"Bearer {server['token']}"}
+    files: list[tuple[str, str]] = []
+    for u in range(UPLOADERS):
+        for f in range(FILES_EACH):
+            events = demo_events(EVENTS_PER_FILE, seed=100 + u * FILES_EACH + f)
+            files.append((f"batch-{u}-{f}.csv", events_csv(events, id_prefix=f"U{u}F{f}-")))
+
+    errors: list[str] = []
+    seen_counts: list[list[int]] = [[] for _ in range(3)]
+    done = threading.Event()
+
+    def upload(worker: int) -> None:
+        for name, text in files[worker * FILES_EACH:(worker + 1) * FILES_EACH]:
+            for attempt in range(2):  # the second upload of the same file must add nothing
+                r = requests.post(f"{server['base']}/import", headers=headers,
+                                  files={"file": (name, text.encode("utf-8"), "text/csv")}, timeout=120)
+                if r.status_code != 200:
+                    errors.append(f"upload {name} #{attempt}: {r.status_code} {r.text[:300]}")
+
+    def read(worker: int) -> None:
+        while not done.is_set():
+            r = requests.get(f"{server['base']}/api/stats", headers=headers, timeout=60)
+            if r.status_code != 200:
+                errors.append(f"stats: {r.status_code} {r.text[:300]}")
+                return
+            seen_counts[worker].append(int(r.json()["total"]))
+            items = requests.get(f"{server['base']}/ogc/collections/events/items?limit=5", headers=headers, timeout=60)
+            if items.status_code != 200:
+                errors.append(f"items: {items.status_code} {items.text[:300]}")
+                return
+
+    uploaders = [threading.Thread(target=upload, args=(i,)) for i in range(UPLOADERS)]
+    readers = [threading.Thread(target=read, args=(i,)) for i in range(3)]
+    for t in readers + uploaders:
+        t.start()
+    for t in uploaders:
+        t.join(timeout=300)
+    done.set()
+    for t in readers:
+        t.join(timeout=60)
+
+    assert not errors, errors
+    expected = before + UPLOADERS * FILES_EACH * EVENTS_PER_FILE
+    assert store.count() == expected
+    # Readers never saw a half import: every count they saw is the base plus whole files.
+    for counts in seen_counts:
+        assert counts, "a reader never got an answer"
+        assert counts == sorted(counts)
+        for c in counts:
+            assert (c - before) % EVENTS_PER_FILE == 0, c
+    imports = store.imports()
+    ok = imports[imports["status"] == "ok"]
+    assert len(ok[ok["file_name"].str.startswith("batch-")]) == 2 * UPLOADERS * FILES_EACH
