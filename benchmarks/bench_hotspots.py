@@ -27,6 +27,63 @@ floor, see ``bench_kde.py``): append a function returning ``[(label, seconds, no
 """
 
 
+def kde_timings(xy: np.ndarray, area: BaseGeometry, repeat: int) -> list[Timing]:
+    """Quartic KDE on the same events: ours, a bincount + FFT floor, KDEpy (see bench_kde.py for all)."""
+    import geopandas as gpd
+
+    from scipy.signal import fftconvolve
+
+    from bench_kde import best_of  # same folder; run as a script
+    from geo_ibm.kde import _kernel_stencil, kernel_density
+
+    radius = 2_000.0
+    events = gpd.GeoDataFrame(geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs="EPSG:2169")
+    t_ours, kde = best_of(lambda: kernel_density(events, study_area=area, radius=radius), repeat)
+    rows, cols = kde.shape
+    x0, cell, _, y0 = kde.transform[0], kde.transform[1], kde.transform[2], kde.transform[3]
+    stencil = _kernel_stencil(radius, cell)
+
+    def floor() -> np.ndarray:
+        # The least work possible: nearest-cell bincount, one FFT convolution, precomputed kernel.
+        pad = int(radius // cell) + 1
+        pr, pc = rows + 2 * pad, cols + 2 * pad
+        ci = ((xy[:, 0] - x0) / cell).astype(np.intp) + pad
+        ri = ((y0 - xy[:, 1]) / cell).astype(np.intp) + pad
+        ok = (ci >= 0) & (ci < pc) & (ri >= 0) & (ri < pr)
+        grid = np.bincount(ri[ok] * pc + ci[ok], minlength=pr * pc).reshape(pr, pc)
+        return fftconvolve(grid, stencil, mode="same")[pad:-pad, pad:-pad]
+
+    t_floor, _ = best_of(floor, repeat)
+    out: list[Timing] = [
+        (f"KDE quartic r={radius:.0f} m, {rows}x{cols} cells of {kde.cell:.0f} m (ours)", t_ours,
+         f"{t_ours / t_floor:.2f}x the floor (target <= 1.5x)"),
+        ("KDE floor: bincount + fftconvolve (arrays in)", t_floor, "no binning correction, no GeoDataFrame"),
+    ]
+    try:
+        from KDEpy import FFTKDE
+
+        def kdepy() -> np.ndarray:
+            est = FFTKDE(kernel="biweight", bw=radius / math.sqrt(7), norm=2).fit(xy)
+            return est.evaluate((cols + 20, rows + 20))
+
+        t_kdepy, _ = best_of(kdepy, repeat)
+        out.append(("KDE KDEpy FFTKDE biweight 2-D (similar grid)", t_kdepy, "reference"))
+    except ImportError:
+        out.append(("KDE KDEpy FFTKDE", math.nan, "KDEpy not installed"))
+    from sklearn.neighbors import KernelDensity
+
+    m = min(5_000, len(xy))
+    sample = xy[:m]
+    centres = np.stack(np.meshgrid(np.linspace(*area.bounds[::2], cols), np.linspace(*area.bounds[1::2], rows)), axis=-1).reshape(-1, 2)
+    t_sk, _ = best_of(lambda: KernelDensity(kernel="epanechnikov", bandwidth=radius).fit(sample).score_samples(centres), 1)
+    out.append((f"KDE sklearn KernelDensity epanechnikov, {m:,} events", t_sk,
+                f"reference; ~{t_sk * len(xy) / m:.0f} s extrapolated to {len(xy):,}"))
+    return out
+
+
+EXTRA_BENCHMARKS.append(kde_timings)
+
+
 def study_area() -> tuple[BaseGeometry, str]:
     """Luxembourg's outline if the shipped layer can be read, else a box of its extent."""
     try:
