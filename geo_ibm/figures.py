@@ -1,0 +1,596 @@
+"""Static print-quality maps in EPSG:2169 (matplotlib, Agg) and their PNG / SVG / PDF bytes."""
+from __future__ import annotations
+
+import io
+import math
+import re
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import geopandas as gpd
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import shapely  # noqa: E402
+from matplotlib import rc_context  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
+from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch, PathPatch, Rectangle  # noqa: E402
+from matplotlib.path import Path as MplPath  # noqa: E402
+
+from geo_ibm.errors import Problem, ValidationError  # noqa: E402
+from geo_ibm.io import ensure_working_crs  # noqa: E402
+from geo_ibm.maps import CROSSING_COLOURS, EVENT_CLASS_COLOURS, GI_BIN_COLOURS, GI_BIN_LABELS, NEIGHBOUR_COLOURS  # noqa: E402
+from geo_ibm.settings import LOCAL_TZ, OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS  # noqa: E402
+
+Translate = Callable[[str], str]
+FigureFormat = Literal["png", "svg", "pdf"]
+
+FORMATS: dict[str, str] = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
+"""Figure formats and their media types."""
+
+MAP_KINDS: tuple[str, ...] = ("overview", "hotspots", "kde")
+"""Kinds of report map :func:`report_map` draws."""
+
+DENSITY_RAMP: tuple[str, ...] = ("#fff5eb", "#fdd0a2", "#fdae6b", "#fd8d3c", "#e6550d", "#a63603")
+"""Low-to-high colours of kernel density bands (the web hotspot map's ramp)."""
+
+REPORT_CELL_M = 500.0
+"""Default Gi* cell of report maps (metres), as on the web hotspot page; ``None`` lets the library choose."""
+
+MAX_POINTS = 2000
+"""Above this many events the density is drawn as hexagons instead of one dot per event."""
+
+_FALLBACK_COLOURS = ("#5d4037", "#1565c0", "#ad1457", "#2e7d32", "#f9a825", "#4e342e", "#00695c")
+_PAD_M = 3_000.0
+_MAX_DRAWN_CELLS = 2_000
+
+# matplotlib reads these when a figure is built and saved. rcParams are process-global, so
+# building and saving hold one lock (the web app serves requests from several threads).
+_STYLE: dict[str, Any] = {
+    "font.family": "DejaVu Sans",
+    "svg.fonttype": "path",
+    "svg.hashsalt": "geo_ibm",
+    "pdf.fonttype": 42,
+    "pdf.compression": 6,
+    "path.simplify": True,
+    "axes.unicode_minus": True,
+}
+_lock = threading.RLock()
+
+
+# --------------------------------------------------------------------------- geometry to artists
+
+
+def _rings_path(geoms: Sequence[Any]) -> MplPath:
+    """One compound path of every polygon ring in ``geoms`` (holes drawn by the even-odd rule)."""
+    parts = []
+    for geom in geoms:
+        if geom is None or geom.is_empty:
+            continue
+        for poly in shapely.get_parts(geom):
+            if poly.geom_type != "Polygon":
+                continue
+            for ring in [poly.exterior, *poly.interiors]:
+                xy = np.asarray(ring.coords)[:, :2]
+                if len(xy) >= 4:
+                    parts.append(MplPath(xy, closed=True))
+    if not parts:
+        return MplPath(np.zeros((0, 2)))
+    return MplPath.make_compound_path(*parts)
+
+
+def _add_polygons(ax: Any, geoms: Sequence[Any], **style: Any) -> PathPatch:
+    patch = PathPatch(_rings_path(geoms), **style)
+    ax.add_patch(patch)
+    return patch
+
+
+def _line_segments(geom: Any) -> list[np.ndarray]:
+    out = []
+    for part in shapely.get_parts(geom):
+        if part.geom_type in ("LineString", "LinearRing"):
+            out.append(np.asarray(part.coords)[:, :2])
+        elif part.geom_type == "Polygon":
+            out.extend(np.asarray(r.coords)[:, :2] for r in [part.exterior, *part.interiors])
+    return out
+
+
+def _layer(gdf: gpd.GeoDataFrame | None, name: str) -> gpd.GeoDataFrame | None:
+    if gdf is None:
+        return None
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise ValidationError(f"{name} must be a GeoDataFrame, got {type(gdf).__name__}",
+                              [Problem("not a GeoDataFrame", column=name)])
+    return ensure_working_crs(gdf, name=name)
+
+
+def _kind_colours(kinds: Sequence[str]) -> dict[str, str]:
+    # The same assignment as the web map: known kinds keep their colour, others take spares in order.
+    colours: dict[str, str] = {}
+    spare = iter(list(_FALLBACK_COLOURS) * 4)
+    for kind in sorted(set(kinds)):
+        colours[kind] = CROSSING_COLOURS.get(kind) or next(spare)
+    return colours
+
+
+# --------------------------------------------------------------------------- map furniture
+
+
+def _nice_length(span_m: float) -> float:
+    """A round scale-bar length (1, 2 or 5 × 10^k metres) of about a quarter of ``span_m``."""
+    target = span_m / 4.0
+    exp = 10 ** math.floor(math.log10(target))
+    for step in (5, 2, 1):
+        if step * exp <= target:
+            return float(step * exp)
+    return float(exp)
+
+
+def _scale_bar(ax: Any, extent: tuple[float, float, float, float], *, fontsize: float) -> None:
+    minx, miny, maxx, maxy = extent
+    length = _nice_length(maxx - minx)
+    x0 = minx + 0.04 * (maxx - minx)
+    y0 = miny + 0.035 * (maxy - miny)
+    height = 0.008 * (maxy - miny)
+    n = 4
+    for i in range(n):
+        ax.add_patch(Rectangle((x0 + i * length / n, y0), length / n, height, facecolor="#222222" if i % 2 == 0 else "white",
+                               edgecolor="#222222", linewidth=0.6, zorder=8))
+    for value in (0.0, length / 2, length):
+        ax.text(x0 + value, y0 + height * 1.6, f"{value / 1000:g}", ha="center", va="bottom", fontsize=fontsize, zorder=8)
+    ax.text(x0 + length + 0.012 * (maxx - minx), y0 + height / 2, "km", ha="left", va="center", fontsize=fontsize, zorder=8)
+
+
+def _north_angle(x: float, y: float) -> float:
+    """Angle (radians, clockwise from grid north) of true north at ``(x, y)`` in EPSG:2169."""
+    from pyproj import Transformer
+
+    to_geo = Transformer.from_crs(WORKING_CRS, WEB_CRS, always_xy=True)
+    to_grid = Transformer.from_crs(WEB_CRS, WORKING_CRS, always_xy=True)
+    lon, lat = to_geo.transform(x, y)
+    nx, ny = to_grid.transform(lon, lat + 0.05)
+    return math.atan2(nx - x, ny - y)
+
+
+def _north_arrow(ax: Any, extent: tuple[float, float, float, float], *, fontsize: float) -> None:
+    minx, miny, maxx, maxy = extent
+    size = 0.07 * (maxy - miny)
+    x0 = maxx - 0.08 * (maxx - minx)
+    y0 = maxy - 0.05 * (maxy - miny) - size
+    angle = _north_angle(x0, y0 + size / 2)
+    dx, dy = math.sin(angle), math.cos(angle)
+    tip = (x0 + dx * size, y0 + dy * size)
+    half = size * 0.22
+    left = (x0 - dy * half, y0 + dx * half)
+    right = (x0 + dy * half, y0 - dx * half)
+    base = (x0 + dx * size * 0.25, y0 + dy * size * 0.25)
+    ax.add_patch(PathPatch(MplPath([left, tip, base, left], closed=True), facecolor="#222222", edgecolor="#222222",
+                           linewidth=0.6, zorder=8))
+    ax.add_patch(PathPatch(MplPath([right, tip, base, right], closed=True), facecolor="white", edgecolor="#222222",
+                           linewidth=0.6, zorder=8))
+    ax.text(tip[0] + dx * size * 0.08, tip[1] + dy * size * 0.08, "N", ha="center", va="bottom",
+            fontsize=fontsize * 1.3, fontweight="bold", zorder=8)
+
+
+def _period_of(events: gpd.GeoDataFrame | None) -> str | None:
+    if events is None or len(events) == 0 or "observed_at" not in events.columns:
+        return None
+    when = pd.to_datetime(events["observed_at"], errors="coerce").dropna()
+    if when.empty:
+        return None
+    when = when.dt.tz_convert(LOCAL_TZ) if when.dt.tz is not None else when
+    return f"{when.min():%Y-%m-%d} – {when.max():%Y-%m-%d}"
+
+
+def _header(label: str) -> tuple[Any, str]:
+    return Patch(visible=False), label
+
+
+# --------------------------------------------------------------------------- static map
+
+
+def static_map(
+    *,
+    outline: gpd.GeoDataFrame,
+    borders: gpd.GeoDataFrame,
+    crossings: gpd.GeoDataFrame,
+    events: gpd.GeoDataFrame | None = None,
+    hotspots: gpd.GeoDataFrame | None = None,
+    contours: gpd.GeoDataFrame | None = None,
+    neighbours: gpd.GeoDataFrame | None = None,
+    regions: gpd.GeoDataFrame | None = None,
+    title: str | None = None,
+    subtitle: str | None = None,
+    period: str | None = None,
+    attribution: str = OSM_ATTRIBUTION,
+    width_mm: float = 170,
+    dpi: int = 200,
+    max_points: int = MAX_POINTS,
+    t: Translate = str,
+) -> Figure:
+    """A print map of Luxembourg's internal borders in EPSG:2169 with a legend, scale bar and north arrow.
+
+    Parameters
+    ----------
+    outline
+        Luxembourg's outline (:func:`geo_ibm.layers.luxembourg_outline`); sets the map extent.
+    borders
+        Internal border lines with ``neighbour`` (and ``name``, ``length_km`` for the legend),
+        drawn in the web map's colours (:data:`geo_ibm.maps.NEIGHBOUR_COLOURS`).
+    crossings
+        Crossing points with ``kind``, coloured as in the web map.
+    events
+        Point events. Up to ``max_points`` are drawn as dots; more as a hexagon density
+        (about 1 km hexagons, counts in at most five quantile classes), so a million events
+        cost no more to draw than a thousand.
+    hotspots
+        Gi* grid cells (:func:`geo_ibm.hotspots.hotspots_from_events`); coloured by
+        ``gi_bin_fdr`` (else ``gi_bin``), −3..+3, with the 99/95/90 % red/blue palette;
+        bin 0 is not drawn.
+    contours
+        Kernel density bands (:func:`geo_ibm.kde.density_contours`: ``level``, ``upper``).
+    neighbours
+        Neighbouring countries (``country``, ``name``), drawn as grey context and labelled.
+    regions
+        Police regions (``region``), drawn as thin boundaries.
+    title, subtitle
+        Heading lines above the map.
+    period
+        Data period shown in the footer; default: the first and last event date.
+    attribution
+        Footer credit of the map data.
+    width_mm, dpi
+        Printed width (the height follows from the extent) and raster resolution.
+    max_points
+        Largest event count drawn as dots.
+    t
+        Translates the legend and footer labels (English source strings).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Not attached to pyplot; save it with :func:`figure_bytes`.
+    """
+    if not (isinstance(width_mm, (int, float)) and 60 <= float(width_mm) <= 600):
+        raise ValidationError(f"width_mm must be between 60 and 600, got {width_mm!r}",
+                              [Problem("out of range", column="width_mm", value=width_mm)])
+    if not (isinstance(dpi, (int, np.integer)) and 50 <= int(dpi) <= 1200):
+        raise ValidationError(f"dpi must be an integer between 50 and 1200, got {dpi!r}",
+                              [Problem("out of range", column="dpi", value=dpi)])
+    outline = _layer(outline, "outline")
+    borders = _layer(borders, "borders")
+    crossings = _layer(crossings, "crossings")
+    events = _layer(events, "events")
+    hotspots = _layer(hotspots, "hotspots")
+    contours = _layer(contours, "contours")
+    neighbours = _layer(neighbours, "neighbours")
+    regions = _layer(regions, "regions")
+    with _lock, rc_context(_STYLE):
+        return _draw(
+            outline=outline, borders=borders, crossings=crossings, events=events, hotspots=hotspots,
+            contours=contours, neighbours=neighbours, regions=regions, title=title, subtitle=subtitle,
+            period=period if period is not None else _period_of(events), attribution=attribution,
+            width_mm=float(width_mm), dpi=int(dpi), max_points=int(max_points), t=t,
+        )
+
+
+def _draw(
+    *,
+    outline: gpd.GeoDataFrame,
+    borders: gpd.GeoDataFrame,
+    crossings: gpd.GeoDataFrame,
+    events: gpd.GeoDataFrame | None,
+    hotspots: gpd.GeoDataFrame | None,
+    contours: gpd.GeoDataFrame | None,
+    neighbours: gpd.GeoDataFrame | None,
+    regions: gpd.GeoDataFrame | None,
+    title: str | None,
+    subtitle: str | None,
+    period: str | None,
+    attribution: str,
+    width_mm: float,
+    dpi: int,
+    max_points: int,
+    t: Translate,
+) -> Figure:
+    minx, miny, maxx, maxy = (float(v) for v in outline.total_bounds)
+    extent = (minx - _PAD_M, miny - _PAD_M, maxx + _PAD_M, maxy + _PAD_M)
+    ex_w, ex_h = extent[2] - extent[0], extent[3] - extent[1]
+    scale = min(1.6, max(0.6, width_mm / 170.0))
+    fs = 7.0 * scale
+
+    width_in = width_mm / 25.4
+    map_frac = 0.56
+    map_w_in = width_in * (map_frac - 0.03)
+    map_h_in = map_w_in * ex_h / ex_w
+    top_in = (0.30 if title else 0.08) * scale + (0.20 * scale if subtitle else 0.0) + 0.08
+    bottom_in = 0.42 * scale
+    height_in = top_in + map_h_in + bottom_in
+
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi, facecolor="white")
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.02, bottom_in / height_in, map_w_in / width_in, map_h_in / height_in))
+    ax.set_xlim(extent[0], extent[2])
+    ax.set_ylim(extent[1], extent[3])
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_facecolor("#eef3f7")
+    for spine in ax.spines.values():
+        spine.set_linewidth(0.6)
+        spine.set_edgecolor("#555555")
+
+    handles: list[Any] = []
+    labels: list[str] = []
+    headings: set[int] = set()
+
+    def section(label: str) -> None:
+        if handles:
+            handles.append(Patch(visible=False))
+            labels.append("")
+        handle, text = _header(label)
+        headings.add(len(handles))
+        handles.append(handle)
+        labels.append(text)
+
+    box = shapely.box(*extent)
+    if neighbours is not None and len(neighbours):
+        _add_polygons(ax, list(neighbours.geometry), facecolor="#e8e6e1", edgecolor="#b9b5ad", linewidth=0.5, zorder=0)
+        name_col = "name" if "name" in neighbours.columns else None
+        for geom, name in zip(neighbours.geometry, neighbours[name_col] if name_col else [None] * len(neighbours)):
+            visible = shapely.intersection(geom, box)
+            if name is None or visible.is_empty or visible.area < 0.04 * box.area:
+                continue
+            # Label the visible part, well away from Luxembourg's outline.
+            away = shapely.difference(visible, outline.geometry.union_all().buffer(4_000))
+            spot = (away if not away.is_empty else visible)
+            parts = sorted(shapely.get_parts(spot), key=lambda g: g.area)
+            p = parts[-1].point_on_surface()
+            ax.text(p.x, p.y, t(str(name)).upper(), ha="center", va="center", fontsize=fs * 1.05, color="#8d877c",
+                    fontstyle="italic", zorder=0.5)
+    _add_polygons(ax, list(outline.geometry), facecolor="white", edgecolor="none", zorder=1)
+
+    if contours is not None and len(contours):
+        levels = contours["level"].astype(float).to_numpy() if "level" in contours else np.arange(len(contours), dtype=float)
+        order = np.argsort(levels)
+        ramp = DENSITY_RAMP[1:]
+        section(t("Kernel density (events per km²)"))
+        for rank, i in enumerate(order):
+            colour = ramp[min(len(ramp) - 1, int(rank * len(ramp) / max(1, len(order))))]
+            row = contours.iloc[int(i)]
+            _add_polygons(ax, [row.geometry], facecolor=colour, edgecolor="none", alpha=0.85, zorder=2)
+            if "upper" in contours:
+                label = f"{float(row['level']):.3g} – {float(row['upper']):.3g}"
+            else:
+                label = f"≥ {float(levels[i]):.3g}"
+            handles.append(Patch(facecolor=colour, edgecolor="none", alpha=0.85))
+            labels.append(label)
+
+    if hotspots is not None and len(hotspots):
+        column = "gi_bin_fdr" if "gi_bin_fdr" in hotspots.columns else "gi_bin"
+        if column not in hotspots.columns:
+            raise ValidationError("hotspots has no 'gi_bin_fdr' or 'gi_bin' column",
+                                  [Problem("missing column", column="gi_bin_fdr")])
+        bins = hotspots[column].astype(int).to_numpy()
+        geoms = np.asarray(hotspots.geometry.values)
+        section(t("Gi* hot and cold spots") + (" (FDR)" if column == "gi_bin_fdr" else ""))
+        present = [b for b in (3, 2, 1, -1, -2, -3) if (bins == b).any()]
+        for b in present:
+            cells = geoms[bins == b]
+            if len(cells) > _MAX_DRAWN_CELLS:
+                # Adjacent cells of one bin merged: the same picture with far fewer vector paths.
+                cells = shapely.get_parts(shapely.union_all(cells))
+            _add_polygons(ax, list(cells), facecolor=GI_BIN_COLOURS[b], edgecolor="none", zorder=2)
+            handles.append(Patch(facecolor=GI_BIN_COLOURS[b], edgecolor="#777777", linewidth=0.3))
+            labels.append(t(GI_BIN_LABELS[b]))
+        if not present:
+            handles.append(Patch(facecolor="white", edgecolor="#777777", linewidth=0.3))
+            labels.append(t("No significant cells"))
+
+    n_events = 0 if events is None else int(len(events))
+    if events is not None and n_events:
+        pts = events.geometry
+        pts = pts[~(pts.isna() | pts.is_empty)]
+        xy = shapely.get_coordinates(pts.to_numpy())[:, :2]
+        if len(xy) <= max_points:
+            ax.scatter(xy[:, 0], xy[:, 1], s=3.0 * scale, c="#bd0026", alpha=0.65, linewidths=0, zorder=4.5,
+                       rasterized=False)
+            section(t("Interceptions"))
+            handles.append(Line2D([], [], linestyle="none", marker="o", markersize=2.5 * scale, markerfacecolor="#bd0026",
+                                  markeredgewidth=0, alpha=0.8))
+            labels.append(t("one event") + f" (n = {len(xy):,})".replace(",", " "))
+        else:
+            hex_m = max(500.0, round(ex_w / 60.0 / 100.0) * 100.0)
+            gridsize = (max(1, int(round(ex_w / hex_m))), max(1, int(round(ex_h / (hex_m * math.sqrt(3))))))
+            hb = ax.hexbin(xy[:, 0], xy[:, 1], gridsize=gridsize, extent=(extent[0], extent[2], extent[1], extent[3]), mincnt=1, linewidths=0.0,
+                           edgecolors="face", zorder=2.5)
+            counts = np.asarray(hb.get_array(), dtype=float)
+            from geo_ibm.maps import count_classes
+
+            classes = count_classes(counts, n=len(EVENT_CLASS_COLOURS))
+            colours = list(EVENT_CLASS_COLOURS[len(EVENT_CLASS_COLOURS) - len(classes):]) if len(classes) < 3 else \
+                list(EVENT_CLASS_COLOURS[: len(classes)])
+            edges = [classes[0][0] - 0.5] + [hi + 0.5 for _lo, hi in classes]
+            hb.set_cmap(ListedColormap(colours))
+            hb.set_norm(BoundaryNorm(edges, len(colours)))
+            section(t("Interceptions per hexagon") + f" ({hex_m / 1000:g} km)")
+            for (lo, hi), colour in zip(classes, colours):
+                handles.append(Patch(facecolor=colour, edgecolor="#999999", linewidth=0.3))
+                labels.append(f"{lo}" if lo == hi else f"{lo} – {hi}")
+            handles.append(Patch(visible=False))
+            labels.append(t("%(n)s events in all") % {"n": f"{len(xy):,}".replace(",", " ")})
+
+    if regions is not None and len(regions):
+        segments = [s for g in regions.geometry for s in _line_segments(g)]
+        ax.add_collection(LineCollection(segments, colors="#9a9a9a", linewidths=0.5, linestyles=(0, (3, 2)), zorder=3))
+    _add_polygons(ax, list(outline.geometry), facecolor="none", edgecolor="#444444", linewidth=0.7, zorder=3.5)
+
+    section(t("Internal Schengen borders"))
+    for row in borders.itertuples(index=False):
+        code = str(getattr(row, "neighbour"))
+        colour = NEIGHBOUR_COLOURS.get(code, "#000000")
+        ax.add_collection(LineCollection(_line_segments(row.geometry), colors=colour, linewidths=2.0 * scale,
+                                         capstyle="round", joinstyle="round", zorder=4))
+        name = str(getattr(row, "name", code))
+        length = getattr(row, "length_km", None)
+        handles.append(Line2D([], [], color=colour, linewidth=2.0 * scale))
+        labels.append(f"{name} ({float(length):.0f} km)" if length is not None and pd.notna(length) else name)
+    if regions is not None and len(regions):
+        handles.append(Line2D([], [], color="#9a9a9a", linewidth=0.8, linestyle=(0, (3, 2))))
+        labels.append(t("Police region boundaries"))
+
+    if crossings is not None and len(crossings):
+        kinds = crossings["kind"].astype(str).to_numpy() if "kind" in crossings.columns else np.full(len(crossings), "crossing")
+        colours_by_kind = _kind_colours(list(kinds))
+        cxy = shapely.get_coordinates(crossings.geometry.to_numpy())[:, :2]
+        section(t("Border crossing points"))
+        for kind, colour in colours_by_kind.items():
+            sel = kinds == kind
+            marker = "^" if kind == "airport" else "o"
+            ax.scatter(cxy[sel, 0], cxy[sel, 1], s=14 * scale * scale, marker=marker, c=colour, edgecolors="#222222",
+                       linewidths=0.5, zorder=5)
+            handles.append(Line2D([], [], linestyle="none", marker=marker, markersize=4 * scale, markerfacecolor=colour,
+                                  markeredgecolor="#222222", markeredgewidth=0.5))
+            labels.append(f"{t(kind.replace('_', ' '))} ({int(sel.sum())})")
+
+    _scale_bar(ax, extent, fontsize=fs * 0.9)
+    _north_arrow(ax, extent, fontsize=fs)
+
+    legend_ax = fig.add_axes((map_frac + 0.01, bottom_in / height_in, 1 - map_frac - 0.02, map_h_in / height_in))
+    legend_ax.set_axis_off()
+    legend = legend_ax.legend(handles, labels, loc="upper left", frameon=False, fontsize=fs, handlelength=1.6,
+                              handleheight=1.0, borderaxespad=0.0, labelspacing=0.45, alignment="left")
+    rows = [row for column in legend._legend_handle_box.get_children() for row in column.get_children()]
+    for index, (row, text) in enumerate(zip(rows, legend.get_texts())):
+        if index in headings or not handles[index].get_visible():
+            if index in headings:
+                text.set_fontweight("bold")
+            # Section headings start where the symbols do (private layout: harmless if it changes).
+            boxes = row.get_children()
+            if len(boxes) == 2 and hasattr(boxes[0], "width"):
+                boxes[0].width = 0
+                row.sep = 0
+
+    y = 1 - 0.08 / height_in
+    if title:
+        fig.text(0.02, y, title, ha="left", va="top", fontsize=fs * 1.6, fontweight="bold")
+        y -= 0.30 * scale / height_in
+    if subtitle:
+        fig.text(0.02, y, subtitle, ha="left", va="top", fontsize=fs * 1.15, color="#333333")
+    footer_y = 0.16 * scale / height_in
+    left = [f"{t('Data period')}: {period}" if period else t("No events in the selection")]
+    left.append(f"{t('Projection')}: LUREF / Luxembourg TM ({WORKING_CRS})")
+    fig.text(0.02, footer_y, "   ·   ".join(left), ha="left", va="center", fontsize=fs * 0.85, color="#333333")
+    fig.text(0.98, footer_y, attribution, ha="right", va="center", fontsize=fs * 0.85, color="#333333")
+    return fig
+
+
+# --------------------------------------------------------------------------- report maps
+
+
+def report_map(
+    events: gpd.GeoDataFrame,
+    *,
+    kind: str = "overview",
+    outline: gpd.GeoDataFrame,
+    borders: gpd.GeoDataFrame,
+    crossings: gpd.GeoDataFrame,
+    neighbours: gpd.GeoDataFrame | None = None,
+    regions: gpd.GeoDataFrame | None = None,
+    cell: float | None = REPORT_CELL_M,
+    band: float | None = None,
+    title: str | None = None,
+    subtitle: str | None = None,
+    period: str | None = None,
+    width_mm: float = 170,
+    dpi: int = 200,
+    t: Translate = str,
+) -> Figure:
+    """The report map of one ``kind`` for ``events``: the library's analysis, then :func:`static_map`.
+
+    ``"overview"`` draws the events (dots or hexagon density); ``"hotspots"`` the Gi* cells
+    of :func:`geo_ibm.hotspots.hotspots_from_events` (``cell``/``band`` passed on; at least 30
+    events); ``"kde"`` the bands of :func:`geo_ibm.kde.density_contours`. The default title
+    names the kind and the number of events.
+
+    Raises
+    ------
+    ValidationError
+        Unknown ``kind`` (the problem names ``map``), or the analysis refused the selection.
+    """
+    if kind not in MAP_KINDS:
+        raise ValidationError(f"invalid map kind {kind!r}; use one of {', '.join(MAP_KINDS)}",
+                              [Problem("unknown map", column="map", value=kind)])
+    layers: dict[str, Any] = {}
+    if kind == "overview":
+        layers["events"] = events
+        default_title = t("Interceptions near the internal Schengen borders")
+    elif kind == "hotspots":
+        from geo_ibm.hotspots import hotspots_from_events
+
+        gi = hotspots_from_events(events, study_area=outline, cell=cell, band=band)
+        layers["hotspots"] = gi
+        params = gi.attrs.get("parameters", {})
+        default_title = t("Hot and cold spots of interceptions (Getis–Ord Gi*)")
+        if subtitle is None:
+            subtitle = t("Cell %(cell)s m, distance band %(band)s m, false discovery rate corrected") % {
+                "cell": f"{float(params.get('cell', 0)):.0f}", "band": f"{float(params.get('band', 0)):.0f}"}
+    else:
+        from geo_ibm.kde import density_contours, kernel_density
+
+        surface = kernel_density(events, study_area=outline)
+        layers["contours"] = density_contours(surface, study_area=outline)
+        default_title = t("Kernel density of interceptions")
+        if subtitle is None:
+            subtitle = t("Quartic kernel, search radius %(radius)s m; bands at the 50/75/90/95/99 %% quantiles") % {
+                "radius": f"{float(surface.radius):.0f}"}
+    if subtitle is None:
+        subtitle = t("%(n)s events") % {"n": f"{len(events):,}".replace(",", " ")}
+    return static_map(
+        outline=outline, borders=borders, crossings=crossings, neighbours=neighbours, regions=regions,
+        title=title if title is not None else default_title, subtitle=subtitle,
+        period=period if period is not None else _period_of(events), width_mm=width_mm, dpi=dpi, t=t, **layers,
+    )
+
+
+# --------------------------------------------------------------------------- serialisation
+
+
+def figure_bytes(fig: Figure, *, format: str = "png") -> bytes:
+    """The figure as PNG, SVG or PDF bytes, written in memory.
+
+    SVG text is drawn as paths (no font needed to view it) and no external resource is
+    referenced; SVG and PDF carry no creation date and fixed element ids, so the same figure
+    gives the same bytes. Fonts are embedded in the PDF.
+
+    Raises
+    ------
+    ValidationError
+        Unknown ``format`` (the problem names ``format``).
+    """
+    if format not in FORMATS:
+        raise ValidationError(f"invalid figure format {format!r}; use one of {', '.join(FORMATS)}",
+                              [Problem("unknown format", column="format", value=format)])
+    metadata: dict[str, Any] = {}
+    if format == "svg":
+        metadata = {"Date": None, "Type": None, "Creator": "geo_ibm"}
+    elif format == "pdf":
+        metadata = {"CreationDate": None, "ModDate": None, "Creator": "geo_ibm", "Producer": "geo_ibm (matplotlib)"}
+    elif format == "png":
+        metadata = {"Software": "geo_ibm (matplotlib)"}
+    buffer = io.BytesIO()
+    with _lock, rc_context(_STYLE):
+        fig.savefig(buffer, format=format, dpi=fig.dpi, facecolor="white", metadata=metadata)
+    data = buffer.getvalue()
+    if format == "svg":
+        # The DOCTYPE names a DTD by URL; SVG viewers do not need it, and the file stays offline-clean.
+        data = re.sub(rb"<!DOCTYPE[^>]*>\s*", b"", data, count=1)
+    return data
