@@ -54,11 +54,13 @@ def uniform_in(area, n, rng):
     return out[:n]
 
 
-@pytest.mark.parametrize("shape", ["square", "hex"])
-@pytest.mark.parametrize("band", [1_000, 1_010, 1_600, 3_150])
+# Not (hex, 1000): hexagon neighbours sit exactly 1000 m apart there, so float rounding, not
+# the statistic, decides whether libpysal's band includes them.
+@pytest.mark.parametrize(
+    ("shape", "band"),
+    [(s, b) for s in ("square", "hex") for b in (1_000, 1_010, 1_600, 3_150) if (s, b) != ("hex", 1_000)],
+)
 def test_gi_star_equals_esda(shape, band):
-    if shape == "hex" and band == 1_000:
-        pytest.skip("hex neighbours sit exactly at 1000 m, where float rounding decides libpysal's band")
     grid = make_grid(SMALL, cell=1_000, shape=shape)
     centres = grid_spec(grid).centres()
     y = np.random.default_rng(11).poisson(2.0, len(grid)).astype(float)
