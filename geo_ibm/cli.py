@@ -268,6 +268,51 @@ def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | 
     store.audit("export", user=_user(None), detail={"what": f"hotspots {method}", "file": str(out)})
 
 
+REPORT_SUFFIXES = (".png", ".svg", ".pdf", ".xlsx")
+
+
+@main.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Output file: .png, .svg or .pdf (a map) or .xlsx (the report tables).")
+@click.option("--from", "start", default=None, help="First day (YYYY-MM-DD), inclusive.")
+@click.option("--to", "end", default=None, help="Last day (YYYY-MM-DD), inclusive.")
+@click.option("--region", default=None, help="Police region (Capitale, Centre-Est, Nord, Sud-Ouest).")
+@click.option("--map", "kind", type=click.Choice(["overview", "hotspots", "kde"]), default="overview", show_default=True,
+              help="Map kind (maps only).")
+@click.pass_context
+def report(ctx: click.Context, out: Path, start: str | None, end: str | None, region: str | None, kind: str) -> None:
+    """Write a print map (PNG/SVG/PDF) or the report tables workbook (XLSX) of the stored events."""
+    from geo_ibm import figures, layers, tables
+
+    suffix = out.suffix.lower()
+    if suffix not in REPORT_SUFFIXES:
+        raise ValidationError(f"--out must end in {', '.join(REPORT_SUFFIXES)}, got {out.name!r}")
+    store = _store(ctx)
+    events = store.events(start=start, end=end, region=region)
+    filters = {k: v for k, v in {"from": start, "to": end, "region": region}.items() if v}
+    period = f"{start or '…'} – {end or '…'}" if (start or end) else None
+    outline, borders, crossings = layers.luxembourg_outline(), layers.internal_borders(), layers.crossing_points()
+    if suffix == ".xlsx":
+        from datetime import datetime, timezone
+
+        built = tables.report_tables(events, outline=outline, borders=borders, crossings=crossings, cantons=layers.cantons())
+        data = tables.tables_to_xlsx(built.tables, period=period or figures.period_of(events), filters=filters,
+                                     events=len(events), notes=built.notes, generated_at=datetime.now(timezone.utc))
+        for note in built.notes:
+            click.echo(f"not computed: {note}", err=True)
+        what = "report tables"
+    else:
+        fig = figures.report_map(events, kind=kind, outline=outline, borders=borders, crossings=crossings,
+                                 neighbours=layers.neighbour_outlines(), regions=layers.police_regions(), period=period)
+        data = figures.figure_bytes(fig, format=suffix[1:])
+        what = f"report map {kind}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    click.echo(f"{what} of {len(events)} events written to {out} ({len(data)} bytes)")
+    store.audit("export", user=_user(None), detail={"what": what, "format": suffix[1:], "file": str(out),
+                                                    "rows": int(len(events)), "filters": filters})
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)

@@ -180,7 +180,8 @@ def _north_arrow(ax: Any, extent: tuple[float, float, float, float], *, fontsize
             fontsize=fontsize * 1.3, fontweight="bold", zorder=8)
 
 
-def _period_of(events: gpd.GeoDataFrame | None) -> str | None:
+def period_of(events: gpd.GeoDataFrame | None) -> str | None:
+    """The first and last event date (local time) as ``"YYYY-MM-DD – YYYY-MM-DD"``; ``None`` without events."""
     if events is None or len(events) == 0 or "observed_at" not in events.columns:
         return None
     when = pd.to_datetime(events["observed_at"], errors="coerce").dropna()
@@ -277,7 +278,7 @@ def static_map(
         return _draw(
             outline=outline, borders=borders, crossings=crossings, events=events, hotspots=hotspots,
             contours=contours, neighbours=neighbours, regions=regions, title=title, subtitle=subtitle,
-            period=period if period is not None else _period_of(events), attribution=attribution,
+            period=period if period is not None else period_of(events), attribution=attribution,
             width_mm=float(width_mm), dpi=int(dpi), max_points=int(max_points), t=t,
         )
 
@@ -459,7 +460,8 @@ def _draw(
                        linewidths=0.5, zorder=5)
             handles.append(Line2D([], [], linestyle="none", marker=marker, markersize=4 * scale, markerfacecolor=colour,
                                   markeredgecolor="#222222", markeredgewidth=0.5))
-            labels.append(f"{t(kind.replace('_', ' '))} ({int(sel.sum())})")
+            label = t(kind)
+            labels.append(f"{kind.replace('_', ' ') if label == kind else label} ({int(sel.sum())})")
 
     _scale_bar(ax, extent, fontsize=fs * 0.9)
     _north_arrow(ax, extent, fontsize=fs)
@@ -557,7 +559,7 @@ def report_map(
     return static_map(
         outline=outline, borders=borders, crossings=crossings, neighbours=neighbours, regions=regions,
         title=title if title is not None else default_title, subtitle=subtitle,
-        period=period if period is not None else _period_of(events), width_mm=width_mm, dpi=dpi, t=t, **layers,
+        period=period if period is not None else period_of(events), width_mm=width_mm, dpi=dpi, t=t, **layers,
     )
 
 

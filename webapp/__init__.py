@@ -84,6 +84,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(assets_bp)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    from webapp.reports import reports_bp
+
+    app.register_blueprint(reports_bp)
     _register_optional(app, "webapp.api", "api_bp", "/api")
     _register_optional(app, "webapp.ogc", "ogc_bp", "/ogc")
     _register_error_handlers(app)
