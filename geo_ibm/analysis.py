@@ -40,6 +40,7 @@ def run_method(
     region: str | None = None,
     seed: int = 0,
     step: Literal["quarter", "month"] = "quarter",
+    fdr: bool | None = None,
 ) -> gpd.GeoDataFrame:
     """Run one hotspot method on already selected events and return its GeoDataFrame.
 
@@ -65,6 +66,11 @@ def run_method(
         Seed of LISA's permutation inference.
     step
         Time step of the emerging hot spot cube.
+    fdr
+        Benjamini–Hochberg false discovery rate correction of the significance classes.
+        ``None`` takes each method's usual default, as ArcGIS Pro does: on for Gi* and emerging
+        hot spots, off for LISA, whose permutation p-values (at best 1/1000) rarely survive
+        FDR over thousands of cells.
 
     Returns
     -------
@@ -79,13 +85,17 @@ def run_method(
     if method == "gi":
         from geo_ibm.hotspots import hotspots_from_events
 
-        result = hotspots_from_events(events, study_area=area, cell=cell, band=band)
+        result = hotspots_from_events(events, study_area=area, cell=cell, band=band, fdr=True if fdr is None else fdr)
         params = dict(result.attrs.get("parameters", {}))
     elif method == "lisa":
         from geo_ibm.lisa import lisa_from_events
 
-        result = lisa_from_events(events, study_area=area, cell=cell, band=band, seed=seed)
+        lisa_cell, note = _lisa_cell(events, area, cell)
+        result = lisa_from_events(events, study_area=area, cell=lisa_cell, band=band, seed=seed,
+                                  fdr=False if fdr is None else fdr)
         params = dict(result.attrs.get("parameters", {}))
+        if note:
+            params["cell_method"] = note
     elif method == "kde":
         from geo_ibm.kde import density_contours, kernel_density
 
@@ -110,7 +120,8 @@ def run_method(
     else:
         from geo_ibm.emerging import emerging_hotspots
 
-        result = emerging_hotspots(events, study_area=area, cell=cell, band=band, step=step)
+        result = emerging_hotspots(events, study_area=area, cell=cell, band=band, step=step,
+                                   fdr=True if fdr is None else fdr)
         params = dict(result.attrs.get("parameters", {}))
     if params.get("method") not in (None, method):
         params["algorithm"] = params["method"]  # e.g. clusters: hdbscan or dbscan
@@ -119,6 +130,33 @@ def run_method(
     out = gpd.GeoDataFrame(result, geometry="geometry", crs=result.crs).copy()
     out.attrs = {"parameters": _jsonable(params)}
     return out
+
+
+LISA_MAX_AUTO_CELLS = 20_000
+"""Largest grid an automatic LISA cell size may give: each cell costs ``permutations`` draws of
+its neighbourhood, so the automatic Gi* cell (up to 250,000 cells) would take minutes."""
+
+
+def _lisa_cell(events: gpd.GeoDataFrame, area: gpd.GeoDataFrame, cell: float | None) -> tuple[float | None, str | None]:
+    """The automatic cell size of Gi*, enlarged if needed to keep LISA's grid small enough."""
+    import math
+
+    import numpy as np
+    import shapely
+
+    from geo_ibm.hotspots import choose_cell
+
+    if cell is not None or len(events) == 0:
+        return cell, None
+    geom = area.geometry.union_all()
+    xy = np.column_stack([shapely.get_x(events.geometry.values), shapely.get_y(events.geometry.values)])
+    probe: dict[str, Any] = {}
+    auto = choose_cell(None, xy, geom, probe)
+    smallest = float(math.ceil(math.sqrt(geom.area / LISA_MAX_AUTO_CELLS)))
+    if auto >= smallest:
+        return auto, str(probe.get("cell_method"))
+    return smallest, (f"{probe.get('cell_method')}; raised from {auto:.0f} m to {smallest:.0f} m to keep the "
+                      f"permutation test within {LISA_MAX_AUTO_CELLS:,} cells")
 
 
 def _jsonable(value: Any) -> Any:

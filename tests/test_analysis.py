@@ -112,3 +112,18 @@ def test_bad_method_and_region_are_named(demo):
         run_method(events, method="magic")
     with pytest.raises(NotFoundError, match="region.*Atlantis"):
         run_method(events, method="gi", region="Atlantis")
+
+
+def test_lisa_defaults_keep_the_grid_small_and_find_high_high_at_planted_sites(demo):
+    events, truth = demo
+    result = run_method(events, method="lisa", seed=1)
+    params = result.attrs["parameters"]
+    assert len(result) <= 21_000  # LISA_MAX_AUTO_CELLS, plus partial cells on the outline
+    assert "20,000 cells" in params["cell_method"] or float(params["cell"]) >= 300
+    assert params["fdr"] == "none"  # ArcGIS's default for cluster and outlier analysis
+    high = result[result["lisa_class"] == "HH"]
+    busiest = truth.sort_values("events", ascending=False).head(5)
+    near = [bool((high.geometry.distance(pt) <= 1000).any()) for pt in busiest.geometry]
+    assert sum(near) >= 4, list(zip(busiest["name"], near))
+    with_fdr = run_method(events, method="lisa", seed=1, cell=1000, fdr=True)
+    assert with_fdr.attrs["parameters"]["fdr"].startswith("Benjamini")
