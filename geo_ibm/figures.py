@@ -18,12 +18,13 @@ import pandas as pd  # noqa: E402
 import shapely  # noqa: E402
 from matplotlib import rc_context  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch, PathPatch, Rectangle  # noqa: E402
 from matplotlib.path import Path as MplPath  # noqa: E402
+from shapely.ops import polylabel  # noqa: E402
 
 from geo_ibm.errors import Problem, ValidationError  # noqa: E402
 from geo_ibm.io import ensure_working_crs  # noqa: E402
@@ -352,9 +353,15 @@ def _draw(
                 continue
             # Label the visible part, well away from Luxembourg's outline.
             away = shapely.difference(visible, outline.geometry.union_all().buffer(4_000))
-            spot = (away if not away.is_empty else visible)
+            # Keep labels off the scale bar (lower left) and the north arrow (upper right).
+            furniture = shapely.union_all([
+                shapely.box(extent[0], extent[1], extent[0] + 0.45 * (extent[2] - extent[0]), extent[1] + 0.12 * (extent[3] - extent[1])),
+                shapely.box(extent[0] + 0.8 * (extent[2] - extent[0]), extent[1] + 0.8 * (extent[3] - extent[1]), extent[2], extent[3]),
+            ])
+            free = shapely.difference(away, furniture)
+            spot = free if not free.is_empty else (away if not away.is_empty else visible)
             parts = sorted(shapely.get_parts(spot), key=lambda g: g.area)
-            p = parts[-1].point_on_surface()
+            p = polylabel(parts[-1], tolerance=200.0) if parts[-1].geom_type == "Polygon" else parts[-1].point_on_surface()
             ax.text(p.x, p.y, t(str(name)).upper(), ha="center", va="center", fontsize=fs * 1.05, color="#8d877c",
                     fontstyle="italic", zorder=0.5)
     _add_polygons(ax, list(outline.geometry), facecolor="white", edgecolor="none", zorder=1)
@@ -481,17 +488,41 @@ def _draw(
                 boxes[0].width = 0
                 row.sep = 0
 
+    renderer = fig.canvas.get_renderer()
+    fig_w = fig.bbox.width
+
+    def fit(text: Any, right: float) -> None:
+        # Long titles or translations shrink (to 60 % at most) rather than run off the page.
+        size = text.get_fontsize()
+        for _step in range(8):
+            box = text.get_window_extent(renderer)
+            if box.x1 <= right * fig_w or text.get_fontsize() <= 0.6 * size:
+                return
+            text.set_fontsize(text.get_fontsize() * max(0.6, min(0.95, right * fig_w / box.x1)))
+
+    legend_box = legend.get_window_extent(renderer)
+    if legend_box.x1 > 0.99 * fig_w:
+        factor = max(0.6, (0.99 * fig_w - legend_box.x0) / legend_box.width)
+        for text in legend.get_texts():
+            text.set_fontsize(text.get_fontsize() * factor)
+
     y = 1 - 0.08 / height_in
     if title:
-        fig.text(0.02, y, title, ha="left", va="top", fontsize=fs * 1.6, fontweight="bold")
+        fit(fig.text(0.02, y, title, ha="left", va="top", fontsize=fs * 1.6, fontweight="bold"), 0.98)
         y -= 0.30 * scale / height_in
     if subtitle:
-        fig.text(0.02, y, subtitle, ha="left", va="top", fontsize=fs * 1.15, color="#333333")
+        fit(fig.text(0.02, y, subtitle, ha="left", va="top", fontsize=fs * 1.15, color="#333333"), 0.98)
     footer_y = 0.16 * scale / height_in
     left = [f"{t('Data period')}: {period}" if period else t("No events in the selection")]
     left.append(f"{t('Projection')}: LUREF / Luxembourg TM ({WORKING_CRS})")
-    fig.text(0.02, footer_y, "   ·   ".join(left), ha="left", va="center", fontsize=fs * 0.85, color="#333333")
-    fig.text(0.98, footer_y, attribution, ha="right", va="center", fontsize=fs * 0.85, color="#333333")
+    footer = fig.text(0.02, footer_y, "   ·   ".join(left), ha="left", va="center", fontsize=fs * 0.85, color="#333333")
+    credit = fig.text(0.98, footer_y, attribution, ha="right", va="center", fontsize=fs * 0.85, color="#333333")
+    if footer.get_window_extent(renderer).x1 + 0.02 * fig_w > credit.get_window_extent(renderer).x0:
+        # Too narrow for one footer line: the credit goes below the period.
+        footer.set_y(0.25 * scale / height_in)
+        credit.set_position((0.02, 0.09 * scale / height_in))
+        credit.set_horizontalalignment("left")
+        fit(footer, 0.98)
     return fig
 
 

@@ -231,3 +231,18 @@ def test_empty_selection_still_draws_the_reference_map(ref):
     fig = figures.report_map(empty, kind="overview", **ref)
     assert any(t.get_text().startswith("No events in the selection") for t in fig.texts)
     assert figures.figure_bytes(fig, format="pdf").startswith(b"%PDF")
+
+
+def test_narrow_figure_keeps_footer_and_legend_on_the_page(ref, events):
+    fig = figures.report_map(events, kind="overview", **ref, width_mm=85, dpi=150, neighbours=layers.neighbour_outlines())
+    figures.figure_bytes(fig, format="png")
+    renderer = fig.canvas.get_renderer()
+    width = fig.bbox.width
+    boxes = {t.get_text(): t.get_window_extent(renderer) for t in fig.texts}
+    credit = boxes[OSM_ATTRIBUTION]
+    period = next(b for text, b in boxes.items() if text.startswith("Data period"))
+    assert credit.y1 < period.y0 or credit.x0 > period.x1  # on its own line, or beside without overlap
+    for box in boxes.values():
+        assert 0 <= box.x0 and box.x1 <= width + 1
+    legend = fig.axes[1].get_legend().get_window_extent(renderer)
+    assert legend.x1 <= width + 1

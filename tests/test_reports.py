@@ -109,8 +109,10 @@ def test_png_map_is_audited(logged_in, store):
     assert entry["detail"]["filters"] == {"entry_country": "DE"}
 
 
-@pytest.mark.parametrize(("fmt", "mimetype", "magic"), [("svg", "image/svg+xml", b"<?xml"), ("pdf", "application/pdf", b"%PDF-")])
-@pytest.mark.parametrize("kind", ["hotspots", "kde"])
+@pytest.mark.parametrize(
+    ("fmt", "mimetype", "magic", "kind"),
+    [("svg", "image/svg+xml", b"<?xml", "hotspots"), ("pdf", "application/pdf", b"%PDF-", "kde")],
+)
 def test_vector_maps(logged_in, store, fmt, mimetype, magic, kind):
     response = logged_in("ana").get(f"/reports/map.{fmt}?map={kind}&from=2024-01-01&to=2026-12-31")
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
@@ -247,3 +249,14 @@ def test_cli_report_bad_arguments(store_path, tmp_path, args, message):
     assert result.exit_code != 0
     assert message in result.output
     assert not list(Path(tmp_path).glob("x.*"))
+
+
+def test_french_catalog_covers_the_report_strings():
+    from geo_ibm import figures
+    from webapp.i18n import catalog
+
+    source = Path(figures.__file__).read_text(encoding="utf-8")
+    messages = set(re.findall(r'\bt\("([^"]+)"\)', source))
+    messages |= set(tables.TABLE_TITLES.values()) | {"Belgium", "France", "Germany"}
+    assert len(messages) > 20
+    assert sorted(m for m in messages if m not in catalog("fr")) == []
