@@ -279,36 +279,68 @@ def add_crossings(fmap: folium.Map, crossings: gpd.GeoDataFrame, *, t: Translate
     return [(colour, "dot", t(kind)) for kind, colour in colours.items()]
 
 
-def aggregate_events(events: gpd.GeoDataFrame, *, max_cells: int = 1500, min_cell_m: float = 500.0) -> gpd.GeoDataFrame:
+def event_coordinates(events: gpd.GeoDataFrame | np.ndarray) -> np.ndarray:
+    """``(n, 2)`` EPSG:2169 coordinates of events given as a GeoDataFrame or as such an array.
+
+    Missing and empty geometries (and non-finite coordinates) are left out.
+    """
+    if isinstance(events, np.ndarray):
+        xy = np.asarray(events, dtype=float)
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            from geo_ibm.errors import ValidationError
+
+            raise ValidationError(f"events as an array must have shape (n, 2) (x, y in EPSG:2169), got {xy.shape}")
+    else:
+        events = ensure_working_crs(events, name="events")
+        pts = events.geometry
+        pts = pts[~(pts.isna() | pts.is_empty)]
+        xy = shapely.get_coordinates(pts.values)
+    return xy[np.isfinite(xy).all(axis=1)]
+
+
+def aggregate_events(
+    events: gpd.GeoDataFrame | np.ndarray, *, max_cells: int = 1500, min_cell_m: float = 500.0
+) -> gpd.GeoDataFrame:
     """Count events in square display cells, doubling the cell size until at most ``max_cells`` are used.
 
     This bounds the size of a map page whatever the number of events. Analysis grids live in
     ``geo_ibm.grid``; these cells only serve drawing.
+
+    Parameters
+    ----------
+    events
+        Point GeoDataFrame, or an ``(n, 2)`` array of EPSG:2169 coordinates (e.g. from
+        ``GeoPackageStore.event_points``).
 
     Returns
     -------
     GeoDataFrame in EPSG:2169 with columns ``count`` (events in the cell), ``cell_m`` (side in
     metres) and ``geometry`` (the square cell).
     """
-    events = ensure_working_crs(events, name="events")
     if max_cells < 1:
         from geo_ibm.errors import ValidationError
 
         raise ValidationError(f"max_cells must be at least 1, got {max_cells}")
-    pts = events.geometry
-    pts = pts[~(pts.isna() | pts.is_empty)]
-    xy = shapely.get_coordinates(pts.values)
+    xy = event_coordinates(events)
+    crs = "EPSG:2169" if isinstance(events, np.ndarray) else ensure_working_crs(events, name="events").crs
     if len(xy) == 0:
-        return gpd.GeoDataFrame({"count": [], "cell_m": []}, geometry=[], crs=events.crs)
+        return gpd.GeoDataFrame({"count": [], "cell_m": []}, geometry=[], crs=crs)
     size = float(min_cell_m)
-    while True:
-        ij = np.floor(xy / size).astype(np.int64)
-        cells, counts = np.unique(ij, axis=0, return_counts=True)
-        if len(cells) <= max_cells:
-            break
+    # Bin once at the finest size; a doubled cell's index is the halved index (floor(v/2) ==
+    # floor(floor(v)/2), and x/(2s) == (x/s)/2 exactly in binary floating point), so coarser
+    # levels merge the few occupied cells instead of re-binning every event.
+    ij = np.floor(xy / size).astype(np.int64)
+    low = ij.min(axis=0)
+    rows = int(ij[:, 1].max() - low[1]) + 1
+    # One integer key per cell sorts like the (i, j) pairs and is much faster to unique.
+    keys, counts = np.unique((ij[:, 0] - low[0]) * rows + (ij[:, 1] - low[1]), return_counts=True)
+    cells = np.column_stack([keys // rows + low[0], keys % rows + low[1]])
+    while len(cells) > max_cells:
         size *= 2
+        cells, inverse = np.unique(np.floor_divide(cells, 2), axis=0, return_inverse=True)
+        counts = np.bincount(inverse.ravel(), weights=counts, minlength=len(cells)).astype(np.int64)
     geoms = shapely.box(cells[:, 0] * size, cells[:, 1] * size, (cells[:, 0] + 1) * size, (cells[:, 1] + 1) * size)
-    return gpd.GeoDataFrame({"count": counts.astype(int), "cell_m": size}, geometry=geoms, crs=events.crs)
+    return gpd.GeoDataFrame({"count": counts.astype(int), "cell_m": size}, geometry=geoms, crs=crs)
 
 
 def count_classes(counts: np.ndarray, *, n: int = 5) -> list[tuple[int, int]]:
@@ -329,7 +361,7 @@ def count_classes(counts: np.ndarray, *, n: int = 5) -> list[tuple[int, int]]:
 
 def add_events(
     fmap: folium.Map,
-    events: gpd.GeoDataFrame,
+    events: gpd.GeoDataFrame | np.ndarray,
     *,
     max_markers: int = 1000,
     max_cells: int = 1500,
@@ -339,7 +371,8 @@ def add_events(
 ) -> list[str]:
     """Events as aggregated cells, plus individual CircleMarkers with popups when few enough.
 
-    Returns the legend HTML blocks.
+    ``events`` may also be an ``(n, 2)`` array of EPSG:2169 coordinates; those are drawn as
+    cells only (an array has no attributes for popups). Returns the legend HTML blocks.
     """
     blocks: list[str] = []
     if len(events) == 0:
@@ -371,7 +404,7 @@ def add_events(
         layer.default_js = [("leaflet-heat.js", vendor_url("heat_js", asset_base=asset_base))]
         layer.add_to(fmap)
 
-    if len(events) <= max_markers:
+    if len(events) <= max_markers and not isinstance(events, np.ndarray):
         ev = ensure_working_crs(events, name="events")
         ev = ev[~(ev.geometry.isna() | ev.geometry.is_empty)]
         web_ev = _to_web(ev, name="events")
@@ -401,7 +434,7 @@ def _finish(fmap: folium.Map, blocks: list[str]) -> folium.Map:
 
 
 def overview_map(
-    events: gpd.GeoDataFrame,
+    events: gpd.GeoDataFrame | np.ndarray,
     *,
     outline: gpd.GeoDataFrame,
     borders: gpd.GeoDataFrame,
@@ -418,7 +451,9 @@ def overview_map(
     All inputs are EPSG:2169 GeoDataFrames (converted to EPSG:4326 here). ``borders`` needs
     ``neighbour``, ``name``, ``length_km``; ``crossings`` needs ``name`` and ``kind``. Events are
     drawn as at most ``max_cells`` display cells, and individually (with escaped popups) only
-    when at most ``max_markers`` are given, so the page size is bounded. ``t`` translates labels.
+    when at most ``max_markers`` are given, so the page size is bounded. ``events`` may be an
+    ``(n, 2)`` array of EPSG:2169 coordinates instead (cells only: the fast path for large
+    selections, see ``GeoPackageStore.event_points``). ``t`` translates labels.
     """
     fmap = base_map(tiles_url=tiles_url, tile_attribution=tile_attribution, asset_base=asset_base)
     add_outline(fmap, outline, t=t)
@@ -562,5 +597,5 @@ def layer_names(fmap: folium.Map) -> list[str]:
 __all__ = [
     "NEIGHBOUR_COLOURS", "CROSSING_COLOURS", "GI_BIN_COLOURS", "EMERGING_COLOURS", "VENDOR_FILES",
     "text", "vendor_url", "base_map", "add_outline", "add_borders", "add_crossings", "add_events",
-    "aggregate_events", "count_classes", "overview_map", "hotspot_map", "render_map", "asset_urls", "layer_names",
+    "aggregate_events", "event_coordinates", "count_classes", "overview_map", "hotspot_map", "render_map", "asset_urls", "layer_names",
 ]

@@ -292,6 +292,26 @@ def test_stats_filtered(site):
     assert body["filters"]["entry_country"] == "DE"
 
 
+@pytest.mark.parametrize("query", ["region=Nord", "quarter=2025-Q1&transport_mode=car", "region=Capitale&from=2024-06-01"])
+def test_stats_breakdowns_match_the_store_rows(site, query):
+    from urllib.parse import parse_qsl
+
+    body = site.get(f"/api/stats?{query}", role="viewer").get_json()
+    args = dict(parse_qsl(query))
+    filters = {k: v for k, v in args.items() if k != "from"}
+    if "from" in args:
+        filters["start"] = args["from"]
+    rows = site.store.events(**filters)
+    assert body["total"] == len(rows) > 0
+    expected_q = rows.groupby("quarter").agg(events=("event_id", "size"), persons=("persons", "sum")).reset_index()
+    assert body["by_quarter"] == [{"quarter": q, "events": int(e), "persons": int(p)} for q, e, p in expected_q.itertuples(index=False)]
+    expected_r = rows["region"].value_counts().to_dict()
+    shown = {row["region"]: row["events"] for row in body["by_region"]}
+    if "region" in args:
+        assert list(shown) == [args["region"]]
+    assert {r: e for r, e in shown.items() if e} == expected_r
+
+
 # --------------------------------------------------------------------------- hotspots
 
 

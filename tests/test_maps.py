@@ -178,6 +178,47 @@ def test_aggregate_events_matches_brute_force(max_cells):
         assert len(keys) > max_cells
 
 
+@pytest.mark.parametrize("max_cells", [1, 3, 40, 900, 100_000])
+@pytest.mark.parametrize("min_cell_m", [250.0, 500.0, 1000.0 / 3])
+def test_aggregate_events_equals_rebinning_at_every_size(max_cells, min_cell_m):
+    # Reference: re-bin every event at each doubled size, as a plain loop would.
+    rng = np.random.default_rng(11)
+    xy = np.column_stack([rng.uniform(52_000, 104_000, 5_000), rng.uniform(58_000, 138_000, 5_000)])
+    xy[:50] = np.floor(xy[:50] / 4000) * 4000  # points on cell corners of several sizes
+    size = min_cell_m
+    while True:
+        cells, counts = np.unique(np.floor(xy / size).astype(np.int64), axis=0, return_counts=True)
+        if len(cells) <= max_cells:
+            break
+        size *= 2
+    got = maps.aggregate_events(xy, max_cells=max_cells, min_cell_m=min_cell_m)
+    assert float(got["cell_m"].iloc[0]) == size and got.crs == "EPSG:2169"
+    np.testing.assert_array_equal(got["count"].to_numpy(), counts)
+    np.testing.assert_array_equal(shapely.bounds(got.geometry.values), np.column_stack([cells * size, (cells + 1) * size]))
+
+
+def test_coordinates_draw_the_same_cells_as_the_frame(outline, borders, crossings):
+    events = synthetic_events(2_000, seed=12)
+    xy = shapely.get_coordinates(events.geometry.values)
+    from_frame = maps.aggregate_events(events, max_cells=300)
+    from_array = maps.aggregate_events(xy, max_cells=300)
+    assert from_frame.equals(from_array)
+    doc_frame = maps.render_map(maps.overview_map(events, outline=outline, borders=borders, crossings=crossings, max_markers=10))
+    doc_array = maps.render_map(maps.overview_map(xy, outline=outline, borders=borders, crossings=crossings, max_markers=10))
+    cells = [sorted((json.dumps(f["geometry"]), f["properties"]["count"]) for fc in feature_collections(doc)
+                    for f in fc["features"] if "count" in f["properties"]) for doc in (doc_frame, doc_array)]
+    assert cells[0] == cells[1] and sum(c for _g, c in cells[1]) == 2_000
+    # An array has no attributes: never individual markers, whatever max_markers says.
+    few = maps.render_map(maps.overview_map(xy[:5], outline=outline, borders=borders, crossings=crossings, max_markers=10))
+    assert "Individual events are shown when at most" in few and "Individual events\"" not in few
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 3)), np.zeros(6)])
+def test_coordinate_arrays_must_be_n_by_2(bad):
+    with pytest.raises(ValidationError, match=r"shape \(n, 2\)"):
+        maps.aggregate_events(bad)
+
+
 def test_aggregate_events_refuses_missing_crs_and_bad_limit():
     events = synthetic_events(5, seed=9).set_crs(None, allow_override=True)
     with pytest.raises(CrsError, match="no CRS"):

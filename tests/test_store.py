@@ -431,9 +431,7 @@ def brute(store: GeoPackageStore) -> gpd.GeoDataFrame:
     return store.events()
 
 
-@pytest.mark.parametrize(
-    ("filters", "predicate"),
-    [
+FILTER_CASES = [
         ({"start": "2024-07-01"}, lambda g: g["observed_at"] >= pd.Timestamp("2024-07-01", tz="Europe/Luxembourg")),
         ({"end": "2024-03-31"}, lambda g: g["observed_at"] < pd.Timestamp("2024-04-01", tz="Europe/Luxembourg")),
         (
@@ -453,8 +451,11 @@ def brute(store: GeoPackageStore) -> gpd.GeoDataFrame:
             {"bbox": (70_000, 80_000, 85_000, 110_000)},
             lambda g: g.geometry.x.between(70_000, 85_000) & g.geometry.y.between(80_000, 110_000),
         ),
-    ],
-)
+]
+"""Filters with the pandas predicate that selects the same events from the full frame."""
+
+
+@pytest.mark.parametrize(("filters", "predicate"), FILTER_CASES)
 def test_filters_match_brute_force(filled, filters, predicate):
     everything = brute(filled)
     expected = sorted(everything.loc[predicate(everything).to_numpy(), "event_id"])
@@ -512,6 +513,114 @@ def test_quarter_counts_and_summary_match_pandas(filled):
     assert summary["events"] == 400 and summary["persons"] == int(everything["persons"].sum())
     assert summary["first_event"] == everything["observed_at"].min().isoformat()
     assert "events" in summary["layers"] and summary["imports"] == 1
+
+
+# --- lean reads: coordinates, chosen columns, grouped counts ---------------------------------
+
+
+@pytest.fixture
+def tied(tmp_path):
+    """400 events on only 7 distinct times, so ordering by time alone would be ambiguous."""
+    rows = event_rows(400, seed=5, prefix="T")
+    times = ["2024-02-01T08:00", "2024-05-05T12:00", "2024-05-05T12:00:01", "2024-08-01T00:00",
+             "2024-11-30T23:59", "2025-01-01T00:00", "2025-06-15T10:00"]
+    rng = np.random.default_rng(9)
+    rows = [with_field(r, "observed_at", times[k]) for r, k in zip(rows, rng.integers(0, len(times), len(rows)))]
+    store = make_store(tmp_path, "tied.gpkg")
+    store.import_file(write_events(tmp_path / "t.csv", rows), user="ana")
+    return store
+
+
+@pytest.mark.parametrize(("filters", "predicate"), FILTER_CASES)
+def test_event_points_match_brute_force(filled, filters, predicate):
+    everything = brute(filled)
+    chosen = everything[predicate(everything).to_numpy()]
+    expected = np.column_stack([chosen.geometry.x, chosen.geometry.y])
+    got = filled.event_points(**filters)
+    assert got.shape == expected.shape and got.dtype == np.float64
+    # Same multiset of points (the order is unspecified): compare after a lexicographic sort.
+    np.testing.assert_array_equal(got[np.lexsort(got.T[::-1])], expected[np.lexsort(expected.T[::-1])])
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [["observed_at", "persons"], ["persons"], ["observed_at"], ["region", "observed_at", "smugglers", "notes"],
+     ["event_id", "quarter", "canton", "location_kind", "entry_country", "transport_mode", "operation_id", "source_unit"]],
+)
+@pytest.mark.parametrize("filters", [{}, {"region": "centre-est"}, {"start": "2024-05-05", "end": "2024-12-31"}])
+def test_lean_columns_equal_the_full_frame(tied, columns, filters):
+    full = tied.events(**filters)
+    lean = tied.events(**filters, columns=columns)
+    assert 0 < len(lean) < 400 or not filters
+    assert list(lean.columns) == [*columns, "geometry"] and lean.crs == full.crs
+    pd.testing.assert_frame_equal(pd.DataFrame(lean), pd.DataFrame(full[[*columns, "geometry"]]))
+
+
+def test_lean_columns_keep_the_time_order_and_paging(tied):
+    full = tied.events()
+    assert full["observed_at"].nunique() == 7
+    lean = tied.events(columns=["event_id"])
+    assert lean["event_id"].tolist() == full["event_id"].tolist()
+    page = tied.events(columns=["event_id", "persons"], limit=25, offset=190)
+    pd.testing.assert_frame_equal(pd.DataFrame(page), pd.DataFrame(full[["event_id", "persons", "geometry"]].iloc[190:215].reset_index(drop=True)))
+    empty = tied.events(columns=["observed_at", "persons", "notes"], quarter="2023Q1")
+    assert len(empty) == 0 and list(empty.columns) == ["observed_at", "persons", "notes", "geometry"]
+
+
+@pytest.mark.parametrize("columns", [["geometry"], ["observed_at", "observed_at"], ["colour"], "x"])
+def test_lean_columns_refuse_unknown_names(filled, columns):
+    with pytest.raises(ValidationError, match="columns must be distinct names of observed_at"):
+        filled.events(columns=columns)
+
+
+@pytest.mark.parametrize(
+    "by", ["quarter", ("quarter", "region"), ["region"], ("canton", "entry_country", "transport_mode"), ("location_kind",)]
+)
+@pytest.mark.parametrize(("filters", "predicate"), [FILTER_CASES[0], FILTER_CASES[5], FILTER_CASES[9], FILTER_CASES[11]])
+def test_counts_match_pandas_groupby(filled, by, filters, predicate):
+    everything = brute(filled)
+    chosen = everything[predicate(everything).to_numpy()]
+    keys = [by] if isinstance(by, str) else list(by)
+    expected = (chosen.groupby(keys).agg(events=("event_id", "size"), persons=("persons", "sum")).reset_index()
+                .astype({"events": np.int64, "persons": np.int64}))
+    got = filled.counts(by=by, **filters)
+    assert list(got.columns) == [*keys, "events", "persons"]
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert got["events"].sum() == filled.count(**filters)
+
+
+def test_counts_keep_events_without_region(tmp_path):
+    store = GeoPackageStore(tmp_path / "nr.gpkg", outline=OUTLINE, assign_regions=False)
+    store.import_file(write_events(tmp_path / "e.csv", event_rows(50, seed=1)), user="ana")
+    got = store.counts(by=("region", "quarter"))
+    assert got["region"].isna().all() and got["events"].sum() == 50
+    quarters = store.quarter_counts()
+    assert got["events"].tolist() == quarters["events"].tolist()
+
+
+@pytest.mark.parametrize("by", ["persons", ("quarter", "x"), (), "observed_at"])
+def test_counts_refuse_other_groupings(filled, by):
+    with pytest.raises(ValidationError, match="by must name one or more of quarter, region"):
+        filled.counts(by=by)
+
+
+def test_counts_and_points_refuse_unknown_filters(filled):
+    with pytest.raises(ValidationError, match="unknown filter.*colour"):
+        filled.counts(colour="red")
+    with pytest.raises(ValidationError, match="unknown filter.*limit"):
+        filled.event_points(limit=3)
+
+
+def test_lean_reads_scan_the_covering_index_and_old_stores_get_it(filled):
+    with sqlite3.connect(filled.path) as conn:
+        plan = " ".join(str(r) for r in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT quarter, region, count(*), sum(persons) FROM events GROUP BY quarter, region"))
+        assert "COVERING INDEX events_lean" in plan and "TEMP B-TREE" not in plan
+        conn.execute("DROP INDEX events_lean")
+    filled.init()
+    with sqlite3.connect(filled.path) as conn:
+        assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events_lean'").fetchone()
+    assert filled.counts(by="quarter")["events"].sum() == 400
 
 
 def test_event_lookup_and_not_found(filled):

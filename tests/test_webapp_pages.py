@@ -88,6 +88,29 @@ def test_hotspot_map_document_has_the_layers(logged_in):
     assert re.findall(r"https?://", doc) == []
 
 
+def _cell_counts(doc: str) -> list[int]:
+    counts = []
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"_add\((\{)", doc):
+        obj, _end = decoder.raw_decode(doc, match.start(1))
+        if obj.get("type") == "FeatureCollection":
+            counts += [f["properties"]["count"] for f in obj["features"] if "count" in f["properties"]]
+    return counts
+
+
+@pytest.mark.parametrize("max_markers", [0, 10_000])
+@pytest.mark.parametrize("query, filters", [("", {}), ("?region=Nord&from=2024-03-01", {"region": "Nord", "start": "2024-03-01"})])
+def test_overview_map_cells_count_every_selected_event(logged_in, app, store, max_markers, query, filters):
+    # Above MAP_MAX_MARKERS the map is built from coordinates only; the cells must still hold
+    # every selected event, and individual markers appear only below the limit.
+    app.config["MAP_MAX_MARKERS"] = max_markers
+    doc = logged_in("vic").get(f"/maps/overview{query}").get_data(as_text=True)
+    expected = store.count(**filters)
+    assert 0 < expected and sum(_cell_counts(doc)) == expected
+    first = store.events(**filters, limit=1)["event_id"].iloc[0]
+    assert (f'"event_id": "{first}"' in doc) == (max_markers > 0)
+
+
 def test_map_document_in_french(logged_in):
     c = logged_in("vic")
     c.get("/lang/fr")

@@ -243,14 +243,16 @@ def stats() -> Response:
     check_known(args, (*EVENT_FILTERS, "from", "to"))
     filters = parse_event_filters(args, choices=event_filter_choices())
     filters.update(time_filters(parse_date_range(args)))
-    store = get_store()
-    quarters = store.quarter_counts(**filters)
-    by_quarter = [{"quarter": str(row.quarter), "events": int(row.events), "persons": int(row.persons)}
-                  for row in quarters.itertuples(index=False)]
+    # One GROUP BY quarter, region gives the total and both breakdowns.
+    counts = get_store().counts(by=("quarter", "region"), **filters)
+    quarters = counts.groupby("quarter", sort=True)[["events", "persons"]].sum()
+    by_quarter = [{"quarter": str(q), "events": int(row.events), "persons": int(row.persons)}
+                  for q, row in quarters.iterrows()]
+    per_region = counts.dropna(subset=["region"]).groupby("region")["events"].sum()
     regions = [r for r in event_filter_choices().get("region", []) if filters.get("region") in (None, r)]
-    by_region = [{"region": r, "events": int(store.count(**{**filters, "region": r}))} for r in regions]
+    by_region = [{"region": r, "events": int(per_region.get(r, 0))} for r in regions]
     body = {
-        "total": int(store.count(**filters)),
+        "total": int(counts["events"].sum()),
         "by_quarter": by_quarter,
         "by_region": by_region,
         "filters": {k: (v.isoformat() if isinstance(v, pd.Timestamp) else v) for k, v in filters.items()},
@@ -259,6 +261,8 @@ def stats() -> Response:
 
 
 HOTSPOT_PARAMS = ("method", "cell", "band", "from", "to", "region", "seed", "cells")
+ANALYSIS_COLUMNS = ("observed_at", "persons")
+"""Event columns the hotspot methods read besides the geometry; the store reads only these."""
 CELL_CHOICES = ("significant", "nonzero", "all")
 
 
@@ -302,7 +306,7 @@ def hotspot_result(
     filters: dict[str, Any] = time_filters(interval)
     if region is not None:
         filters["region"] = region
-    events = get_store().events(**filters)
+    events = get_store().events(**filters, columns=ANALYSIS_COLUMNS)
     result = run_method(events, method=method, cell=cell, band=band, region=region, seed=seed)
     parameters = dict(result.attrs.get("parameters", {}))
     parameters.update({

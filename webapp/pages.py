@@ -144,6 +144,10 @@ def _cached(kind: str, filters: dict[str, Any], build: Any) -> Any:
     return value
 
 
+ANALYSIS_COLUMNS: tuple[str, ...] = ("observed_at", "persons")
+"""What the hotspot methods read besides the geometry (time for emerging hot spots and
+cluster spans, persons for cluster sums): the store reads only these for the hotspot map."""
+
 HOTSPOT_PARAMS: tuple[str, ...] = ("cell", "band")
 """Extra query parameters of the hotspot page and map: Gi* cell size and distance band (metres)."""
 DEFAULT_HOTSPOT_CELL_M = 500.0
@@ -222,14 +226,19 @@ def build_map(kind: str, filters: dict[str, Any], options: dict[str, Any] | None
     tiles_url, tiles_attr = _tiles()
 
     def build() -> str:
-        events = get_store().events(**filters)
+        store = get_store()
         if kind == "overview":
+            max_markers = int(current_app.config.get("MAP_MAX_MARKERS", 1000))
+            # Above max_markers the map draws cells only, which need nothing but coordinates.
+            few = store.count(**filters) <= max_markers
+            events = store.events(**filters) if few else store.event_points(**filters)
             fmap = maps.overview_map(
                 events, outline=ref["outline"], borders=ref["borders"], crossings=ref["crossings"],
                 tiles_url=tiles_url, tile_attribution=tiles_attr, asset_base=ASSET_PREFIX,
-                max_markers=int(current_app.config.get("MAP_MAX_MARKERS", 1000)), t=_translate,
+                max_markers=max_markers, t=_translate,
             )
         else:
+            events = store.events(**filters, columns=ANALYSIS_COLUMNS)
             layers, notes = hotspot_layers(
                 events, ref["outline"], max_cluster_events=int(current_app.config.get("MAX_CLUSTER_EVENTS", 200_000)), **options
             )
