@@ -276,11 +276,13 @@ REPORT_SUFFIXES = (".png", ".svg", ".pdf", ".xlsx")
               help="Output file: .png, .svg or .pdf (a map) or .xlsx (the report tables).")
 @click.option("--from", "start", default=None, help="First day (YYYY-MM-DD), inclusive.")
 @click.option("--to", "end", default=None, help="Last day (YYYY-MM-DD), inclusive.")
+@click.option("--quarter", default=None, help="Calendar quarter (2025Q3); tables then compare it with the quarter before.")
 @click.option("--region", default=None, help="Police region (Capitale, Centre-Est, Nord, Sud-Ouest).")
 @click.option("--map", "kind", type=click.Choice(["overview", "hotspots", "kde"]), default="overview", show_default=True,
               help="Map kind (maps only).")
 @click.pass_context
-def report(ctx: click.Context, out: Path, start: str | None, end: str | None, region: str | None, kind: str) -> None:
+def report(ctx: click.Context, out: Path, start: str | None, end: str | None, quarter: str | None, region: str | None,
+           kind: str) -> None:
     """Write a print map (PNG/SVG/PDF) or the report tables workbook (XLSX) of the stored events."""
     from geo_ibm import figures, layers, tables
 
@@ -288,14 +290,18 @@ def report(ctx: click.Context, out: Path, start: str | None, end: str | None, re
     if suffix not in REPORT_SUFFIXES:
         raise ValidationError(f"--out must end in {', '.join(REPORT_SUFFIXES)}, got {out.name!r}")
     store = _store(ctx)
-    events = store.events(start=start, end=end, region=region)
-    filters = {k: v for k, v in {"from": start, "to": end, "region": region}.items() if v}
+    events = store.events(start=start, end=end, quarter=quarter, region=region)
+    filters = {k: v for k, v in {"from": start, "to": end, "quarter": quarter, "region": region}.items() if v}
     period = f"{start or '…'} – {end or '…'}" if (start or end) else None
+    if quarter:
+        period = f"{quarter.upper().replace('-', '')}" + (f" ({period})" if period else "")
     outline, borders, crossings = layers.luxembourg_outline(), layers.internal_borders(), layers.crossing_points()
     if suffix == ".xlsx":
         from datetime import datetime, timezone
 
-        built = tables.report_tables(events, outline=outline, borders=borders, crossings=crossings, cantons=layers.cantons())
+        previous = store.events(**tables.previous_quarter_filters({"quarter": quarter, "region": region})) if quarter else None
+        built = tables.report_tables(events, outline=outline, borders=borders, crossings=crossings, cantons=layers.cantons(),
+                                     previous=previous)
         data = tables.tables_to_xlsx(built.tables, period=period or figures.period_of(events), filters=filters,
                                      events=len(events), notes=built.notes, generated_at=datetime.now(timezone.utc))
         for note in built.notes:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -153,6 +154,27 @@ def top_hotspot_cells(
 # --------------------------------------------------------------------------- the report set
 
 
+def previous_quarter_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """Event-store filters for the quarter before ``filters["quarter"]``, the other code filters kept.
+
+    ``start``/``end`` are dropped: the comparison quarter is taken whole.
+
+    Raises
+    ------
+    ValidationError
+        No ``quarter`` in ``filters`` or one not like ``2025Q3`` (the problem names ``quarter``).
+    """
+    raw = str(filters.get("quarter") or "")
+    text = raw.strip().upper().replace("-", "")
+    if not re.fullmatch(r"\d{4}Q[1-4]", text):
+        raise ValidationError(f"quarter must look like '2025Q3', got {raw!r}",
+                              [Problem("not a quarter", column="quarter", value=raw)])
+    period = pd.Period(text, freq="Q")
+    out = {k: v for k, v in filters.items() if k not in ("start", "end")}
+    out["quarter"] = str(period - 1)
+    return out
+
+
 @dataclass(frozen=True)
 class ReportTables:
     """The report's tables and why any could not be built.
@@ -181,8 +203,13 @@ def report_tables(
     band: float | None = None,
     top_n: int = 20,
     names: Sequence[str] = TABLE_NAMES,
+    previous: gpd.GeoDataFrame | None = None,
 ) -> ReportTables:
     """Every report table for ``events``; a table the analysis refuses is left out with a note.
+
+    ``previous``: the events of the period before the selection (e.g. the previous quarter
+    when one quarter is selected), used only by the quarter-on-quarter tables, so a report
+    on one quarter still compares it with the quarter before. Other tables use ``events`` only.
 
     Raises
     ------
@@ -196,9 +223,10 @@ def report_tables(
     if len(events) == 0:
         raise ValidationError("no events match the selection; nothing to tabulate",
                               [Problem("empty selection", column="events", value=0)])
+    trend = events if previous is None or len(previous) == 0 else pd.concat([previous, events], ignore_index=True)
     builders: dict[str, Callable[[], Any]] = {
-        "region_quarters": lambda: quarter_change_table(events, by="region", cantons=cantons),
-        "canton_quarters": lambda: quarter_change_table(events, by="canton", cantons=cantons),
+        "region_quarters": lambda: quarter_change_table(trend, by="region", cantons=cantons),
+        "canton_quarters": lambda: quarter_change_table(trend, by="canton", cantons=cantons),
         "hour_weekday": lambda: hour_weekday_table(events),
         "top_hotspots": lambda: top_hotspot_cells(events, study_area=outline, cantons=cantons, cell=cell, band=band, n=top_n),
     }

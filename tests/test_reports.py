@@ -203,8 +203,23 @@ def test_csv_table_matches_a_pandas_recount(logged_in, store):
 
 
 def test_csv_of_a_refused_table_is_400(logged_in):
-    response = logged_in("ana").get("/reports/tables.csv?table=canton_quarters&quarter=2025Q1")
+    response = logged_in("ana").get("/reports/tables.csv?table=canton_quarters&from=2025-02-01&to=2025-02-28")
     assert response.status_code == 400 and "single quarter" in response.get_data(as_text=True)
+
+
+def test_one_quarter_is_compared_with_the_quarter_before(logged_in, store):
+    response = logged_in("ana").get("/reports/tables.csv?table=region_quarters&quarter=2025-Q1&entry_country=unknown")
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    table = pd.read_csv(io.BytesIO(response.data), encoding="utf-8-sig")
+    assert set(table["quarter"]) == {"2025Q1"}
+    assert sorted(table["region"]) == ["Capitale", "Centre-Est", "Nord", "Sud-Ouest"]
+    for row in table.itertuples(index=False):
+        assert row.count == store.count(quarter="2025Q1", region=row.region, entry_country="unknown")
+        assert row.previous == store.count(quarter="2024Q4", region=row.region, entry_country="unknown")
+    # The other tables stay on the selected quarter only.
+    hours = pd.read_csv(io.BytesIO(logged_in("ana").get("/reports/tables.csv?table=hour_weekday&quarter=2025Q1").data),
+                        encoding="utf-8-sig")
+    assert hours["total"].sum() == store.count(quarter="2025Q1")
 
 
 # --------------------------------------------------------------------------- CLI
@@ -217,6 +232,7 @@ def test_csv_of_a_refused_table_is_400(logged_in):
         ("svg", b"<?xml", ["--map", "kde"]),
         ("pdf", b"%PDF-", ["--map", "hotspots", "--region", "Sud-Ouest"]),
         ("xlsx", b"PK", ["--from", "2024-01-01", "--to", "2025-12-31"]),
+        ("xlsx", b"PK", ["--quarter", "2025Q2"]),
     ],
 )
 def test_cli_report_writes_each_format(store_path, tmp_path, suffix, magic, extra):
@@ -232,7 +248,12 @@ def test_cli_report_writes_each_format(store_path, tmp_path, suffix, magic, extr
     if suffix == "xlsx":
         wb = load_workbook(out)
         about = {row[0]: row[1] for row in wb["About"].iter_rows(values_only=True) if row[0]}
-        assert about["Data period"] == "2024-01-01 – 2025-12-31"
+        if "--quarter" in extra:
+            assert about["Data period"] == "2025Q2" and "Not computed" not in about
+            quarters = {row[1] for row in wb["Regions QoQ"].iter_rows(min_row=2, values_only=True)}
+            assert quarters == {"2025Q2"}
+        else:
+            assert about["Data period"] == "2024-01-01 – 2025-12-31"
 
 
 @pytest.mark.parametrize(

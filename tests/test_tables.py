@@ -191,3 +191,34 @@ def test_csv_bytes(report):
     assert data.startswith("\ufeff".encode())
     back = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig")
     assert back["total"].sum() == 800
+
+
+def test_previous_quarter_feeds_only_the_quarter_tables(events, ref):
+    quarter = events["observed_at"].dt.tz_convert("Europe/Luxembourg").dt.tz_localize(None).dt.to_period("Q").astype(str)
+    current, before = events[quarter == "2025Q2"], events[quarter == "2025Q1"]
+    result = tables.report_tables(current, **ref, previous=before)
+    region = result.tables["region_quarters"]
+    assert set(region["quarter"]) == {"2025Q2"}
+    placed = _canton_of(events, ref["cantons"])
+    for row in region.itertuples(index=False):
+        assert row.count == int(((placed["region"] == row.region) & (quarter == "2025Q2")).sum())
+        assert row.previous == int(((placed["region"] == row.region) & (quarter == "2025Q1")).sum())
+    assert result.tables["hour_weekday"]["total"].sum() == len(current)
+    assert result.tables["border_distance"]["events"].sum() == len(current)
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"quarter": "2025Q1", "region": "Nord", "start": "x", "end": "y"}, {"quarter": "2024Q4", "region": "Nord"}),
+        ({"quarter": "2025-q3"}, {"quarter": "2025Q2"}),
+    ],
+)
+def test_previous_quarter_filters(filters, expected):
+    assert tables.previous_quarter_filters(filters) == expected
+
+
+@pytest.mark.parametrize("filters", [{}, {"quarter": "2025Q5"}, {"quarter": "Q1"}])
+def test_previous_quarter_filters_refuses_bad_quarters(filters):
+    with pytest.raises(ValidationError, match="quarter must look like '2025Q3'"):
+        tables.previous_quarter_filters(filters)

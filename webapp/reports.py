@@ -70,6 +70,13 @@ def _filters_text(filters: Mapping[str, Any]) -> dict[str, str]:
     return {k: (f"{pd.Timestamp(v):%Y-%m-%d %H:%M}" if k in ("start", "end") else str(v)) for k, v in filters.items()}
 
 
+def _previous_quarter(store: Any, filters: Mapping[str, Any]) -> gpd.GeoDataFrame | None:
+    """With a ``quarter`` filter, the quarter before it under the same other filters (for quarter-on-quarter change)."""
+    if not filters.get("quarter"):
+        return None
+    return store.events(**tables.previous_quarter_filters(filters))
+
+
 def _neighbours() -> gpd.GeoDataFrame:
     cache: dict[str, gpd.GeoDataFrame] = current_app.extensions.setdefault("geo_ibm_report_layers", {})
     if "neighbours" not in cache:
@@ -161,11 +168,12 @@ def report_tables(fmt: str) -> Any:
         if single(request.args, "table"):
             raise parameter_error("table", request.args.get("table"), "the workbook holds every table; use it with CSV only")
         names = tables.TABLE_NAMES
-    events = get_store().events(**filters)
+    store = get_store()
+    events = store.events(**filters)
     ref = reference_layers()
     built = tables.report_tables(
         events, outline=ref["outline"], borders=ref["borders"], crossings=ref["crossings"], cantons=ref["cantons"],
-        cell=options["cell"], band=options["band"], names=names,
+        cell=options["cell"], band=options["band"], names=names, previous=_previous_quarter(store, filters),
     )
     detail = {"format": fmt, "rows": len(events), "filters": _filters_text(filters)}
     if fmt == "csv":
