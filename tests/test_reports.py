@@ -66,6 +66,8 @@ def test_page_lists_the_downloads_with_the_filter(logged_in, store):
     assert "/reports/tables.xlsx?region=Nord" in page
     assert "/reports/tables.csv?table=top_hotspots&amp;region=Nord" in page
     assert re.search(r'<option value="kde" selected>', page) and re.search(r'<option value="pdf" selected>', page)
+    # One form: "Apply" reloads this page with the filter, "Download" goes to the chosen file.
+    assert 'action="/reports/download"' in page and 'formaction="/reports/"' in page
     # The page follows the strict CSP: no inline script or style.
     assert "<script" not in page and "style=" not in page and "<style" not in page
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
