@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import unicodedata
 from pathlib import Path
@@ -237,6 +238,12 @@ def assign_regions(gdf: gpd.GeoDataFrame, *, max_distance_m: float | None = None
     ``settings.margin_m()``, for events just across a border) get the nearest canton; farther
     points get missing values.
 
+    Most points are looked up in a grid of ~200 m cells over the cantons (built once per
+    canton layer and distance): a cell that lies wholly inside one canton, or wholly outside
+    all of them with one canton clearly nearest (or all beyond ``max_distance_m``), gives its
+    answer directly. Points in cells touched by a canton boundary, or with no clear nearest
+    canton, go through the exact spatial join, so the result equals the exact method's.
+
     Parameters
     ----------
     gdf
@@ -268,21 +275,149 @@ def assign_regions(gdf: gpd.GeoDataFrame, *, max_distance_m: float | None = None
         raise ValidationError(f"assign_regions needs points; {len(bad)} geometries are not points", problems)
 
     areas = cantons()
-    probe = gpd.GeoDataFrame({"_pos": np.flatnonzero(present)}, geometry=geoms[present], crs=WORKING_CRS)
-    inside = gpd.sjoin(probe, areas, how="inner", predicate="intersects")
-    inside = inside.drop_duplicates("_pos")
-    canton = pd.Series(index=range(len(points)), dtype=object)
-    canton[inside["_pos"].to_numpy()] = inside["canton"].to_numpy()
-    outside = probe[~probe["_pos"].isin(inside["_pos"])]
-    if len(outside) and limit > 0:
-        near = gpd.sjoin_nearest(outside, areas, how="inner", max_distance=limit)
-        near = near.drop_duplicates("_pos")
-        canton[near["_pos"].to_numpy()] = near["canton"].to_numpy()
+    names = areas["canton"].to_numpy(dtype=object)
+    code = np.full(len(points), _NONE, dtype=np.int64)
+    if present.any():
+        raster = _canton_raster(areas, limit)
+        where = np.flatnonzero(present)
+        code[where] = raster.lookup(shapely.get_x(geoms[where]), shapely.get_y(geoms[where]))
+        exact = np.flatnonzero(code == _EXACT)
+        if len(exact):
+            code[exact] = assign_cantons_exact(geoms[exact], areas, max_distance_m=limit)
     region_of = dict(zip(areas["canton"], areas["region"]))
+    # Missing cantons stay NaN and missing regions None, as the plain spatial join gives them.
+    canton_values = np.append(names, np.nan).astype(object)
+    region_values = np.array([*(region_of.get(c) for c in names), None], dtype=object)
+    pick = np.where(code >= 0, code, len(names))
     out = points.copy()
-    out["canton"] = canton.to_numpy()
-    out["region"] = [region_of.get(c) if isinstance(c, str) else None for c in canton]
+    out["canton"] = canton_values[pick]
+    out["region"] = region_values[pick]
     return out
+
+
+_NONE = -2
+_EXACT = -1
+_RASTER_CELL_M = 200.0
+_RASTER_PAD_M = 0.01
+"""Cells are tested 1 cm larger than they are, far beyond the rounding of the cell index."""
+
+
+def assign_cantons_exact(geoms: np.ndarray, areas: gpd.GeoDataFrame, *, max_distance_m: float) -> np.ndarray:
+    """Canton of each point by spatial join: row number in ``areas``, or -2 for none.
+
+    A point on the limit of several cantons gets the first one the join returns; a point
+    outside all of them gets the nearest within ``max_distance_m`` (the first at equal
+    distance). The reference :func:`assign_regions` must agree with.
+    """
+    probe = gpd.GeoDataFrame({"_pos": np.arange(len(geoms))}, geometry=geoms, crs=WORKING_CRS)
+    target = gpd.GeoDataFrame({"_row": np.arange(len(areas))}, geometry=areas.geometry.to_numpy(), crs=WORKING_CRS)
+    code = np.full(len(geoms), _NONE, dtype=np.int64)
+    inside = gpd.sjoin(probe, target, how="inner", predicate="intersects").drop_duplicates("_pos")
+    code[inside["_pos"].to_numpy()] = inside["_row"].to_numpy()
+    outside = probe[code == _NONE]
+    if len(outside) and max_distance_m > 0:
+        near = gpd.sjoin_nearest(outside, target, how="inner", max_distance=max_distance_m).drop_duplicates("_pos")
+        code[near["_pos"].to_numpy()] = near["_row"].to_numpy()
+    return code
+
+
+class _CantonRaster:
+    """Grid lookup: per cell the canton row, ``_NONE`` or ``_EXACT`` (ask the spatial join)."""
+
+    def __init__(self, x0: float, y0: float, cell: float, nx: int, ny: int, state: np.ndarray) -> None:
+        self.x0, self.y0, self.cell, self.nx, self.ny, self.state = x0, y0, cell, nx, ny, state
+
+    def lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        i = np.floor((x - self.x0) / self.cell)
+        j = np.floor((y - self.y0) / self.cell)
+        inside = (i >= 0) & (i < self.nx) & (j >= 0) & (j < self.ny)
+        out = np.full(len(x), _EXACT, dtype=np.int64)
+        out[inside] = self.state[j[inside].astype(np.int64) * self.nx + i[inside].astype(np.int64)]
+        return out
+
+
+_RASTERS: dict[tuple, _CantonRaster] = {}
+
+
+def _canton_raster(areas: gpd.GeoDataFrame, limit: float, *, cell: float = _RASTER_CELL_M) -> _CantonRaster:
+    geoms = areas.geometry.to_numpy()
+    digest = hashlib.sha1(b"".join(shapely.to_wkb(geoms, byte_order=1))).hexdigest()
+    key = (digest, len(geoms), float(limit), float(cell))
+    if key not in _RASTERS:
+        if len(_RASTERS) >= 8:
+            _RASTERS.pop(next(iter(_RASTERS)))
+        _RASTERS[key] = _build_raster(geoms, limit, cell)
+    return _RASTERS[key]
+
+
+def _build_raster(geoms: np.ndarray, limit: float, cell: float) -> _CantonRaster:
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+    reach = limit + cell
+    x0 = np.floor((minx - reach) / cell) * cell
+    y0 = np.floor((miny - reach) / cell) * cell
+    nx = int(np.ceil((maxx + reach - x0) / cell))
+    ny = int(np.ceil((maxy + reach - y0) / cell))
+    jj, ii = np.divmod(np.arange(nx * ny), nx)
+    left, bottom = x0 + ii * cell, y0 + jj * cell
+    pad = _RASTER_PAD_M
+    boxes = shapely.box(left - pad, bottom - pad, left + cell + pad, bottom + cell + pad)
+    cx, cy = left + cell / 2, bottom + cell / 2
+    state = np.full(nx * ny, _EXACT, dtype=np.int64)
+
+    # Cells crossed by any canton limit stay exact; the others lie wholly inside or outside
+    # each canton, so their centre tells.
+    segments, owner = _boundary_segments(geoms)
+    touched = np.zeros(nx * ny, dtype=bool)
+    if len(segments):
+        touched[shapely.STRtree(boxes).query(segments, predicate="intersects")[1]] = True
+    clear = np.flatnonzero(~touched)
+    hits = np.zeros(len(clear), dtype=np.int64)
+    first = np.full(len(clear), _NONE, dtype=np.int64)
+    for k, geom in enumerate(geoms):
+        shapely.prepare(geom)
+        within = shapely.intersects_xy(geom, cx[clear], cy[clear])
+        first[within & (hits == 0)] = k
+        hits += within
+    state[clear[hits == 1]] = first[hits == 1]
+
+    # Wholly outside: the nearest canton is certain when no other canton comes within two
+    # half-diagonals of the centre's nearest distance (triangle inequality), and the whole
+    # cell is within the limit; beyond the limit by a half-diagonal, no canton. Outside a
+    # polygon the distance to it is the distance to its nearest edge, and a tree of short
+    # edges answers nearest queries far faster than one of twelve large polygons.
+    out = clear[hits == 0]
+    half_diag = np.sqrt(2.0) * (cell / 2 + pad)
+    eps = 1e-6
+    if len(out) and limit > 0 and len(segments):
+        tree = shapely.STRtree(segments)
+        centres = shapely.points(cx[out], cy[out])
+        pos, dist = tree.query_nearest(centres, return_distance=True, all_matches=False)
+        d1 = np.full(len(out), np.inf)
+        d1[pos[0]] = dist
+        far = d1 - half_diag - eps > limit
+        state[out[far]] = _NONE
+        near = np.flatnonzero(~far & (d1 + half_diag + eps < limit))
+        if len(near):
+            pairs = tree.query(centres[near], predicate="dwithin", distance=d1[near] + 2 * half_diag + eps)
+            cell_canton = np.unique(np.column_stack([pairs[0], owner[pairs[1]]]), axis=0)
+            count = np.bincount(cell_canton[:, 0], minlength=len(near))
+            only = np.full(len(near), _NONE, dtype=np.int64)
+            only[cell_canton[:, 0]] = cell_canton[:, 1]
+            sure = count == 1
+            state[out[near[sure]]] = only[sure]
+    elif len(out):
+        state[out] = _NONE  # no nearest-canton fallback at all
+    return _CantonRaster(float(x0), float(y0), float(cell), nx, ny, state)
+
+
+def _boundary_segments(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every edge of every ring of the polygons as two-point line strings, and its polygon's row."""
+    rings, ring_owner = shapely.get_parts(shapely.boundary(geoms), return_index=True)
+    coords, index = shapely.get_coordinates(rings, return_index=True)
+    same = index[1:] == index[:-1]
+    starts, ends = coords[:-1][same], coords[1:][same]
+    owner = ring_owner[index[:-1][same]]
+    return shapely.linestrings(np.stack([starts, ends], axis=1)), owner.astype(np.int64)
 
 
 def _canton_column(gdf: gpd.GeoDataFrame, name_column: str | None, file: str) -> str:

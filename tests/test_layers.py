@@ -326,6 +326,71 @@ def test_assign_regions_rejects_bad_input():
         layers.assign_regions(gpd.GeoDataFrame(geometry=[Point(70000, 70000)]))
 
 
+def _sjoin_reference(points: gpd.GeoDataFrame, limit: float) -> pd.DataFrame:
+    """The plain two-join method: intersecting canton (first match), else nearest within ``limit``."""
+    areas = layers.cantons()
+    probe = gpd.GeoDataFrame({"_pos": np.arange(len(points))}, geometry=points.geometry.to_numpy(), crs=WORKING_CRS)
+    canton = pd.Series(index=range(len(points)), dtype=object)
+    inside = gpd.sjoin(probe, areas, how="inner", predicate="intersects").drop_duplicates("_pos")
+    canton[inside["_pos"].to_numpy()] = inside["canton"].to_numpy()
+    outside = probe[~probe["_pos"].isin(inside["_pos"])]
+    if len(outside) and limit > 0:
+        near = gpd.sjoin_nearest(outside, areas, how="inner", max_distance=limit).drop_duplicates("_pos")
+        canton[near["_pos"].to_numpy()] = near["canton"].to_numpy()
+    region_of = dict(zip(areas["canton"], areas["region"]))
+    return pd.DataFrame({"canton": canton.to_numpy(), "region": [region_of.get(c) if isinstance(c, str) else None for c in canton]})
+
+
+def _hard_points(n_random: int, *, seed: int) -> gpd.GeoDataFrame:
+    """Random points over the margin box plus points on, and a hair off, every canton limit."""
+    rng = np.random.default_rng(seed)
+    areas = layers.cantons()
+    minx, miny, maxx, maxy = areas.total_bounds
+    spread = rng.uniform([minx - 3000, miny - 3000], [maxx + 3000, maxy + 3000], size=(n_random, 2))
+    rings = shapely.get_parts(shapely.boundary(areas.geometry.to_numpy()))
+    vertices = shapely.get_coordinates(rings)
+    on_lines = shapely.get_coordinates(shapely.line_interpolate_point(
+        rings[rng.integers(0, len(rings), 3000)], rng.uniform(0, 1, 3000), normalized=True))
+    off = np.concatenate([on_lines + rng.normal(0, scale, on_lines.shape) for scale in (1e-9, 1e-3, 0.5, 30.0)])
+    # Points about the margin distance out, where "nearest within the limit" is decided.
+    outline = layers.luxembourg_outline().geometry.iloc[0]
+    ring_pts = shapely.get_coordinates(shapely.line_interpolate_point(
+        outline.exterior.buffer(2000).exterior, rng.uniform(0, 1, 2000), normalized=True))
+    xy = np.concatenate([spread, vertices[rng.integers(0, len(vertices), 2000)], on_lines, off,
+                         ring_pts + rng.normal(0, 3, ring_pts.shape)])
+    return gpd.GeoDataFrame(geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=WORKING_CRS)
+
+
+@pytest.mark.parametrize("limit", [0.0, 2000.0, 350.0])
+def test_assign_regions_equals_the_plain_spatial_join(limit):
+    points = _hard_points(20_000, seed=int(limit) + 1)
+    got = layers.assign_regions(points, max_distance_m=limit)
+    expected = _sjoin_reference(points, limit)
+    pd.testing.assert_series_equal(got["canton"].reset_index(drop=True), expected["canton"], check_names=False)
+    pd.testing.assert_series_equal(got["region"].reset_index(drop=True), expected["region"], check_names=False)
+    assert got["canton"].notna().sum() > 10_000
+
+
+@pytest.mark.parametrize("cell", [130.0, 200.0, 1500.0])
+@pytest.mark.parametrize("limit", [0.0, 2000.0])
+def test_canton_grid_answers_only_what_the_spatial_join_says(cell, limit):
+    # The grid may leave a point to the exact join, but every answer it gives must be the join's.
+    points = _hard_points(20_000, seed=7)
+    areas = layers.cantons()
+    xy = shapely.get_coordinates(points.geometry.to_numpy())
+    grid = layers._canton_raster(areas, limit, cell=cell)
+    code = grid.lookup(xy[:, 0], xy[:, 1])
+    names = np.append(areas["canton"].to_numpy(dtype=object), None)
+    answered = code != layers._EXACT
+    expected = _sjoin_reference(points, limit)["canton"].to_numpy(dtype=object)
+    got = names[np.where(code >= 0, code, len(names) - 1)]
+    mismatch = [(i, got[i], expected[i]) for i in np.flatnonzero(answered)
+                if not (got[i] == expected[i] or (got[i] is None and pd.isna(expected[i])))]
+    assert mismatch == []
+    # Most of the uniformly spread points (the first 20 000) need no join at all.
+    assert answered[:20_000].mean() > (0.8 if cell < 1000 else 0.4)
+
+
 # --- canton override --------------------------------------------------------------------------
 NAME_VARIANTS = {  # how another file might spell each canton
     "Capellen": "CAPELLEN", "Clervaux": "Canton Clervaux", "Diekirch": "diekirch", "Echternach": "Echternach",
