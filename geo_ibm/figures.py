@@ -1,4 +1,6 @@
 """Static print-quality maps in EPSG:2169 (matplotlib, Agg) and their PNG / SVG / PDF bytes."""
+# Figures are built on matplotlib.figure.Figure with an Agg canvas, never through pyplot: no
+# global figure registry, no GUI backend, nothing kept alive between web requests.
 from __future__ import annotations
 
 import io
@@ -9,27 +11,23 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import geopandas as gpd
-import matplotlib
+import numpy as np
+import pandas as pd
+import shapely
+from matplotlib import rc_context
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, PathPatch, Rectangle
+from matplotlib.path import Path as MplPath
+from shapely.ops import polylabel
 
-matplotlib.use("Agg", force=False)
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import shapely  # noqa: E402
-from matplotlib import rc_context  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch, PathPatch, Rectangle  # noqa: E402
-from matplotlib.path import Path as MplPath  # noqa: E402
-from shapely.ops import polylabel  # noqa: E402
-
-from geo_ibm.errors import Problem, ValidationError  # noqa: E402
-from geo_ibm.io import ensure_working_crs  # noqa: E402
-from geo_ibm.maps import CROSSING_COLOURS, EVENT_CLASS_COLOURS, GI_BIN_COLOURS, GI_BIN_LABELS, NEIGHBOUR_COLOURS  # noqa: E402
-from geo_ibm.settings import LOCAL_TZ, OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS  # noqa: E402
+from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.io import ensure_working_crs
+from geo_ibm.maps import CROSSING_COLOURS, EVENT_CLASS_COLOURS, GI_BIN_COLOURS, GI_BIN_LABELS, NEIGHBOUR_COLOURS
+from geo_ibm.settings import LOCAL_TZ, OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS
 
 Translate = Callable[[str], str]
 FigureFormat = Literal["png", "svg", "pdf"]
@@ -597,7 +595,7 @@ def report_map(
 # --------------------------------------------------------------------------- serialisation
 
 
-def figure_bytes(fig: Figure, *, format: str = "png") -> bytes:
+def figure_bytes(fig: Figure, *, format: FigureFormat = "png") -> bytes:
     """The figure as PNG, SVG or PDF bytes, written in memory.
 
     SVG text is drawn as paths (no font needed to view it) and no external resource is

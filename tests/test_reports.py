@@ -13,11 +13,9 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 from PIL import Image
 from webfixtures import (  # noqa: F401
-    N_EVENTS,
     app,
     base_store,
     client,
-    csrf_token,
     logged_in,
     store,
     store_path,
