@@ -59,15 +59,19 @@ _GI_CONFIDENCE = {3: "99%", 2: "95%", 1: "90%", -1: "90%", -2: "95%", -3: "99%"}
 def quarter_change_table(events: gpd.GeoDataFrame, *, by: str, cantons: gpd.GeoDataFrame) -> pd.DataFrame:
     """:func:`geo_ibm.trends.quarter_change` per ``"region"`` or ``"canton"``, the unit column renamed to ``by``.
 
-    Columns: ``<by>``, ``quarter``, ``count``, ``previous``, ``change``, ``change_pct``,
-    ``p_value``, ``significant`` (Benjamini–Hochberg at 5 % within each quarter).
+    Columns: ``<by>`` (for cantons followed by their police ``region``), ``quarter``, ``count``,
+    ``previous``, ``change``, ``change_pct``, ``p_value``, ``significant`` (Benjamini–Hochberg
+    at 5 % within each quarter).
     """
     from geo_ibm.trends import quarter_change
 
     if by not in ("region", "canton"):
         raise ValidationError(f"by must be 'region' or 'canton', got {by!r}", [Problem("unknown", column="by", value=by)])
-    table = quarter_change(events, by=by, cantons=cantons)
-    return table.rename(columns={"unit": by}).sort_values(["quarter", by], kind="stable").reset_index(drop=True)
+    table = quarter_change(events, by=by, cantons=cantons).rename(columns={"unit": by})
+    if by == "canton" and "region" in cantons.columns:
+        region_of = dict(zip(cantons["canton"].astype(str), cantons["region"].astype(str)))
+        table.insert(1, "region", table["canton"].astype(str).map(region_of))
+    return table.sort_values(["quarter", by], kind="stable").reset_index(drop=True)
 
 
 def hour_weekday_table(events: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,8 @@ from geo_ibm import figures, tables
 from geo_ibm.errors import Problem, ValidationError
 from webapp.auth import audit, get_store, require_role
 from webapp.i18n import gettext as _
-from webapp.pages import filter_choices, filter_query, parse_filters, reference_layers
+# Gi* cell/band take the hotspot page's bounds and default cell.
+from webapp.pages import filter_choices, filter_query, parse_filters, parse_hotspot_options, reference_layers
 from webapp.params import parameter_error, parse_float, parse_int, single
 
 reports_bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -41,13 +42,6 @@ def _format(fmt: str, allowed: tuple[str, ...]) -> str:
         raise ValidationError(f"invalid query parameter 'format': use one of {', '.join(allowed)} (got {fmt!r})",
                               [Problem("unknown format", column="format", value=fmt)])
     return fmt
-
-
-def _gi_options(args: Mapping[str, Any]) -> dict[str, float | None]:
-    # The same bounds and default cell as the hotspot page.
-    from webapp.pages import parse_hotspot_options
-
-    return parse_hotspot_options(args)
 
 
 def _period(filters: Mapping[str, Any], events: gpd.GeoDataFrame) -> str | None:
@@ -98,7 +92,7 @@ def reports_page() -> Any:
     kind = _choice(request.args, "map", figures.MAP_KINDS, "overview")
     fmt = _choice(request.args, "format", MAP_FORMATS + tuple(TABLE_FORMATS), "png")
     table = _choice(request.args, "table", tables.TABLE_NAMES, tables.TABLE_NAMES[0])
-    _gi_options(request.args)
+    parse_hotspot_options(request.args)
     total = int(get_store().count(**filters))
     query = filter_query(request.args)
     return render_template(
@@ -136,7 +130,7 @@ def report_map(fmt: str) -> Any:
     fmt = _format(fmt, MAP_FORMATS)
     filters = parse_filters(request.args, extra=MAP_PARAMS)
     kind = _choice(request.args, "map", figures.MAP_KINDS, "overview")
-    options = _gi_options(request.args)
+    options = parse_hotspot_options(request.args)
     width_mm = parse_float(single(request.args, "width_mm"), name="width_mm", default=170.0, minimum=60, maximum=600)
     dpi = parse_int(single(request.args, "dpi"), name="dpi", default=200, minimum=72, maximum=600)
     events = get_store().events(**filters)
@@ -157,7 +151,7 @@ def report_tables(fmt: str) -> Any:
     """The report tables of the filtered events: every table as XLSX, or one (``table=``) as CSV; audited."""
     fmt = _format(fmt, tuple(TABLE_FORMATS))
     filters = parse_filters(request.args, extra=TABLE_PARAMS)
-    options = _gi_options(request.args)
+    options = parse_hotspot_options(request.args)
     if fmt == "csv":
         name = single(request.args, "table")
         if not name:
