@@ -161,7 +161,13 @@ def _conditional_permutations(
         k_i = card[ids]
         lag_sim = sums[np.arange(ids.size), :, k_i - 1] / k_i[:, None]
         sims = scale * z[ids, None] * lag_sim
-        larger = (sims >= observed[ids, None]).sum(axis=1)
+        obs = observed[ids, None]
+        # The observed I and the simulated ones sum the same values in different orders, so a
+        # tie (e.g. an empty cell among empty cells drawing only empty neighbours) can differ in
+        # the last bit; without a tolerance such ties would all count as "smaller" and make
+        # empty areas look like highly significant low-low clusters.
+        tol = 1e-9 * np.maximum(np.abs(obs), np.abs(sims).max(axis=1, keepdims=True))
+        larger = (sims >= obs - tol).sum(axis=1)
         larger = np.minimum(larger, permutations - larger)
         p_sim[ids] = (larger + 1.0) / (permutations + 1.0)
         spread = sims.std(axis=1)

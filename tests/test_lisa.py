@@ -85,6 +85,22 @@ def test_pseudo_p_values_agree_with_esda_statistically(centres):
     assert ours.p_sim[outlier] <= 0.01 and ours.quadrant[outlier] == 4
 
 
+def test_mostly_empty_grid_agrees_with_esda(centres):
+    # A sparse pattern (most cells empty, as with events along a few roads): an empty cell among
+    # empty neighbours ties with most of its permutations and must not come out significant.
+    rng = np.random.default_rng(8)
+    y = np.zeros(len(centres))
+    y[rng.choice(len(centres), 40, replace=False)] = rng.integers(1, 20, 40)
+    w = libpysal.weights.DistanceBand(centres, threshold=1_500, binary=True, silence_warnings=True)
+    ref = _esda(y, w, seed=3)
+    ours = local_moran_values(y, centres, band=1_500, permutations=999, seed=3)
+    empty_block = (y == 0) & (np.asarray(libpysal.weights.lag_spatial(w, y)) == 0)
+    assert empty_block.sum() > 300
+    assert (ref.p_sim[empty_block] > 0.05).all()
+    assert (ours.p_sim[empty_block] > 0.05).all()
+    assert np.abs(ours.p_sim - ref.p_sim).mean() < 0.03
+
+
 def test_permutations_are_seeded(centres):
     y, _ = clustered_values(centres, seed=4)
     a = local_moran_values(y, centres, band=1_500, permutations=199, seed=5)
