@@ -5,6 +5,10 @@ Usage::
     python benchmarks/bench_import.py            # 1 000 000 rows
     python benchmarks/bench_import.py --rows 50000
 
+After the import it times the read paths: every event with all columns (``events()``), the
+coordinates only (``event_points()``, what the overview map reads), two columns for the hotspot
+methods (``events(columns=...)``) and the per quarter and region counts of ``/api/stats``.
+
 Both routes start from the same seeded CSV (``;``-separated, lat/lon) in a temporary folder:
 
 - ``geo_ibm``: ``GeoPackageStore.import_file`` (read, validate every rule against the shipped
@@ -93,6 +97,18 @@ def main(argv: list[str] | None = None) -> None:
         read_all = time.perf_counter() - t0
 
         t0 = time.perf_counter()
+        points = store.event_points()
+        read_points = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        lean = store.events(columns=["observed_at", "persons"])
+        read_lean = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        grouped = store.counts(by=("quarter", "region"))
+        count_groups = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
         naive_back = gpd.read_file(folder / "naive.gpkg", engine="pyogrio")
         naive_read = time.perf_counter() - t0
 
@@ -101,7 +117,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{'naive pandas -> pyogrio GPKG':<34}{naive_rows:>12,}{naive:>10.1f}{naive_rows / naive:>12,.0f}")
         print(f"{'geo_ibm re-import (all dupes)':<34}{again.accepted:>12,}{reimport:>10.1f}{'':>12}")
         print(f"{'geo_ibm events() read all':<34}{len(everything):>12,}{read_all:>10.1f}{len(everything) / read_all:>12,.0f}")
+        print(f"{'geo_ibm event_points() (x, y)':<34}{len(points):>12,}{read_points:>10.1f}{len(points) / read_points:>12,.0f}")
+        print(f"{'geo_ibm events(columns=2)':<34}{len(lean):>12,}{read_lean:>10.1f}{len(lean) / read_lean:>12,.0f}")
         print(f"{'naive geopandas read_file':<34}{len(naive_back):>12,}{naive_read:>10.1f}{len(naive_back) / naive_read:>12,.0f}")
+        print(f"counts(by=('quarter', 'region')): {len(grouped)} groups in {count_groups:.2f} s")
         print(f"rejected by validation (outside outline + margin): {report.rejected:,}; "
               f"duplicates on re-import: {again.duplicates:,}; count(quarter='2024Q2') = {n_q:,} in {count_time:.2f} s")
 

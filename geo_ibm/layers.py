@@ -238,8 +238,8 @@ def assign_regions(gdf: gpd.GeoDataFrame, *, max_distance_m: float | None = None
     ``settings.margin_m()``, for events just across a border) get the nearest canton; farther
     points get missing values.
 
-    Most points are looked up in a grid of ~200 m cells over the cantons (built once per
-    canton layer and distance): a cell that lies wholly inside one canton, or wholly outside
+    Large inputs (from 50 000 points) are mostly looked up in a grid of 200 m cells over the
+    cantons (built once per canton layer and distance, in about a second): a cell that lies wholly inside one canton, or wholly outside
     all of them with one canton clearly nearest (or all beyond ``max_distance_m``), gives its
     answer directly. Points in cells touched by a canton boundary, or with no clear nearest
     canton, go through the exact spatial join, so the result equals the exact method's.
@@ -277,13 +277,15 @@ def assign_regions(gdf: gpd.GeoDataFrame, *, max_distance_m: float | None = None
     areas = cantons()
     names = areas["canton"].to_numpy(dtype=object)
     code = np.full(len(points), _NONE, dtype=np.int64)
-    if present.any():
+    where = np.flatnonzero(present)
+    if len(where) >= _RASTER_MIN_POINTS or _raster_key(areas, limit) in _RASTERS:
         raster = _canton_raster(areas, limit)
-        where = np.flatnonzero(present)
         code[where] = raster.lookup(shapely.get_x(geoms[where]), shapely.get_y(geoms[where]))
-        exact = np.flatnonzero(code == _EXACT)
-        if len(exact):
-            code[exact] = assign_cantons_exact(geoms[exact], areas, max_distance_m=limit)
+    else:
+        code[where] = _EXACT  # building the grid (~1 s) would cost more than joining a few points
+    exact = np.flatnonzero(code == _EXACT)
+    if len(exact):
+        code[exact] = assign_cantons_exact(geoms[exact], areas, max_distance_m=limit)
     region_of = dict(zip(areas["canton"], areas["region"]))
     # Missing cantons stay NaN and missing regions None, as the plain spatial join gives them.
     canton_values = np.append(names, np.nan).astype(object)
@@ -298,6 +300,8 @@ def assign_regions(gdf: gpd.GeoDataFrame, *, max_distance_m: float | None = None
 _NONE = -2
 _EXACT = -1
 _RASTER_CELL_M = 200.0
+_RASTER_MIN_POINTS = 50_000
+"""Below this many points the exact join alone is faster than building the grid first."""
 _RASTER_PAD_M = 0.01
 """Cells are tested 1 cm larger than they are, far beyond the rounding of the cell index."""
 
@@ -339,14 +343,18 @@ class _CantonRaster:
 _RASTERS: dict[tuple, _CantonRaster] = {}
 
 
-def _canton_raster(areas: gpd.GeoDataFrame, limit: float, *, cell: float = _RASTER_CELL_M) -> _CantonRaster:
+def _raster_key(areas: gpd.GeoDataFrame, limit: float, cell: float = _RASTER_CELL_M) -> tuple:
     geoms = areas.geometry.to_numpy()
     digest = hashlib.sha1(b"".join(shapely.to_wkb(geoms, byte_order=1))).hexdigest()
-    key = (digest, len(geoms), float(limit), float(cell))
+    return (digest, len(geoms), float(limit), float(cell))
+
+
+def _canton_raster(areas: gpd.GeoDataFrame, limit: float, *, cell: float = _RASTER_CELL_M) -> _CantonRaster:
+    key = _raster_key(areas, limit, cell)
     if key not in _RASTERS:
         if len(_RASTERS) >= 8:
             _RASTERS.pop(next(iter(_RASTERS)))
-        _RASTERS[key] = _build_raster(geoms, limit, cell)
+        _RASTERS[key] = _build_raster(areas.geometry.to_numpy(), limit, cell)
     return _RASTERS[key]
 
 

@@ -362,7 +362,12 @@ def _hard_points(n_random: int, *, seed: int) -> gpd.GeoDataFrame:
 
 
 @pytest.mark.parametrize("limit", [0.0, 2000.0, 350.0])
-def test_assign_regions_equals_the_plain_spatial_join(limit):
+@pytest.mark.parametrize("grid_from", [0, 10**9])
+def test_assign_regions_equals_the_plain_spatial_join(limit, grid_from, monkeypatch):
+    # grid_from: the number of points from which the canton grid is used (0: always; 10**9:
+    # never, unless built already), so both routes are checked.
+    monkeypatch.setattr(layers, "_RASTER_MIN_POINTS", grid_from)
+    monkeypatch.setattr(layers, "_RASTERS", {})
     points = _hard_points(20_000, seed=int(limit) + 1)
     got = layers.assign_regions(points, max_distance_m=limit)
     expected = _sjoin_reference(points, limit)
