@@ -13,7 +13,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_ibm.errors import CrsError, ValidationError
+from geo_ibm.errors import CrsError, Problem, ValidationError
 from geo_ibm.settings import LOCAL_TZ, WEB_CRS, WORKING_CRS
 
 PathLike = str | os.PathLike[str]
@@ -51,9 +51,13 @@ def read_vector(path: PathLike, *, layer: str | None = None) -> gpd.GeoDataFrame
     if not path.exists():
         raise ValidationError(f"{path}: file not found")
     try:
-        gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
+        gdf = gpd.read_file(_vector_source(path), layer=layer, engine="pyogrio")
+    except ValidationError:
+        raise
     except Exception as exc:
         raise ValidationError(f"{path}: cannot read as a vector file: {exc}") from exc
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
+        raise ValidationError(f"{path}: the layer has no geometry column")
     return _local_datetimes(ensure_working_crs(gdf, name=str(path)))
 
 
@@ -238,9 +242,26 @@ def _xlsx_cell(value: object) -> object:
     return str(value)
 
 
+XLSX_MAX_UNCOMPRESSED = 1 << 30
+"""Largest total uncompressed size of an XLSX file's parts (a zip bomb stops here)."""
+
+XLSX_MAX_COLUMNS = 500
+"""Widest sheet row read; the event schema has 13 columns."""
+
+
 def _read_event_xlsx(path: Path) -> pd.DataFrame:
+    import zipfile
+
     import openpyxl
 
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(item.file_size for item in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValidationError(f"{path.name}: cannot read as an XLSX workbook: {exc}") from exc
+    if unpacked > XLSX_MAX_UNCOMPRESSED:
+        raise ValidationError(f"{path.name}: the workbook unpacks to {unpacked / 2**20:,.0f} MiB, more than the "
+                              f"{XLSX_MAX_UNCOMPRESSED / 2**20:,.0f} MiB accepted; export the events sheet as CSV")
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises zipfile, KeyError and its own errors
@@ -248,10 +269,19 @@ def _read_event_xlsx(path: Path) -> pd.DataFrame:
     try:
         names = {name.lower(): name for name in book.sheetnames}
         sheet = book[names.get("events", book.sheetnames[0])]
+        # The sheet's declared size is the file's own claim (a 1.5 kB file can declare a million
+        # rows by 16,384 columns): read only the cells that are there.
+        sheet.reset_dimensions()
         header: list[str] | None = None
         records: list[list[object]] = []
         numbers: list[int] = []
         for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            if len(values) > XLSX_MAX_COLUMNS:
+                raise ValidationError(
+                    f"{path.name}: row {number} of sheet {sheet.title!r} has {len(values):,} columns, more than "
+                    f"the {XLSX_MAX_COLUMNS} accepted",
+                    [Problem("too many columns", file=path.name, row=number, value=len(values))],
+                )
             cells = [_xlsx_cell(v) for v in values]
             if header is None:
                 if any(c.strip() for c in cells):
@@ -273,14 +303,46 @@ def _read_event_xlsx(path: Path) -> pd.DataFrame:
     return frame
 
 
+_FORCED_DRIVERS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG"}
+
+
+def _vector_source(path: Path) -> str:
+    """A GDAL connection string that opens ``path`` only with the driver its suffix names.
+
+    GDAL picks a driver from a file's content, not its name: an uploaded ``.geojson`` that is
+    really a GDAL virtual-file (VRT) document would make the server read any file it can
+    reach. Forcing the driver (``GeoJSON:``/``GPKG:`` prefix) closes that; the leading bytes
+    are checked first so the error names the real problem.
+    """
+    driver = _FORCED_DRIVERS.get(path.suffix.lower())
+    if driver is None:
+        return str(path)
+    with path.open("rb") as fh:
+        head = fh.read(100)
+    if driver == "GeoJSON":
+        start = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+        if not start.lstrip()[:1] == b"{":
+            raise ValidationError(f"{path.name}: not a GeoJSON file (it must start with '{{')",
+                                  [Problem("not GeoJSON", file=path.name)])
+    else:
+        if not head.startswith(b"SQLite format 3\x00") or head[68:72] not in (b"GPKG", b"GP10", b"GP11"):
+            raise ValidationError(f"{path.name}: not a GeoPackage (no SQLite header with the GeoPackage application id)",
+                                  [Problem("not a GeoPackage", file=path.name)])
+    return f"{driver}:{path}"
+
+
 def _read_event_vector(path: Path, *, layer: str | None) -> pd.DataFrame:
     import pyogrio
     import shapely
 
+    source = _vector_source(path)
     try:
-        gdf = pyogrio.read_dataframe(path, layer=layer)
+        gdf = pyogrio.read_dataframe(source, layer=layer)
     except Exception as exc:
-        raise ValidationError(f"{path}: cannot read as a vector file: {exc}") from exc
+        raise ValidationError(f"{path.name}: cannot read as a vector file: {exc}") from exc
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise ValidationError(f"{path.name}: the layer has no geometry column; expected point features",
+                              [Problem("no geometry", file=path.name, column="geometry")])
     if gdf.crs is None:
         raise CrsError(f"{path}: the layer has no CRS; expected EPSG:2169 or EPSG:4326")
     frame = pd.DataFrame(gdf.drop(columns=[gdf.geometry.name]))

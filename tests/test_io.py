@@ -215,3 +215,85 @@ def test_write_table_and_sha256(tmp_path):
     import hashlib
 
     assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- hostile files: what an upload can make the server do -------------------------------
+
+
+def test_vrt_document_named_geojson_cannot_read_other_files(tmp_path):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("event_id,observed_at,lat,lon\nhunter2,2025-01-01,49.6,6.1\n", encoding="utf-8")
+    evil = tmp_path / "evil.geojson"
+    evil.write_text(
+        f"<OGRVRTDataSource><OGRVRTLayer name='secret'><SrcDataSource>{secret}</SrcDataSource>"
+        "</OGRVRTLayer></OGRVRTDataSource>",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValidationError, match="not a GeoJSON") as info:
+        read_event_table(evil)
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(ValidationError, match="not a GeoJSON"):
+        read_vector(evil)
+
+
+def test_sqlite_file_that_is_not_a_geopackage_is_refused(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "plain.gpkg"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE t (event_id TEXT)")
+    with pytest.raises(ValidationError, match="not a GeoPackage"):
+        read_event_table(path)
+
+
+def test_geopackage_table_without_geometry_is_a_clean_error(tmp_path):
+    path = tmp_path / "attrs.gpkg"
+    pd.DataFrame({"event_id": ["E1"]}).pipe(
+        lambda f: gpd.GeoDataFrame(f, geometry=[shapely.Point(77_000, 75_000)], crs=2169)
+    ).to_file(path, layer="events")
+    import pyogrio
+
+    pyogrio.write_dataframe(pd.DataFrame({"event_id": ["E2"]}), path, layer="plain", driver="GPKG", append=False)
+    with pytest.raises(ValidationError, match="no geometry"):
+        read_event_table(path, layer="plain")
+
+
+def _xlsx_declaring(path, *, dimension, far_cell):
+    """A tiny valid workbook whose sheet claims ``dimension`` and has one cell at ``far_cell``."""
+    import re
+    import zipfile
+
+    base = path.with_suffix(".base.xlsx")
+    write_xlsx(base, ["event_id", "x", "y"], [["E1", "77000", "75000"]])
+    row = int(re.sub(r"[A-Z]", "", far_cell))
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.startswith("xl/worksheets/sheet"):
+                text = re.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="{dimension}"/>', data.decode())
+                text = text.replace(
+                    "</sheetData>",
+                    f'<row r="{row}"><c r="{far_cell}" t="inlineStr"><is><t>z</t></is></c></row></sheetData>',
+                )
+                data = text.encode()
+            dst.writestr(item, data)
+    return path
+
+
+def test_xlsx_declaring_a_huge_sheet_is_read_quickly_or_refused(tmp_path):
+    import time
+
+    path = _xlsx_declaring(tmp_path / "bomb.xlsx", dimension="A1:XFD1048576", far_cell="XFD1048576")
+    assert path.stat().st_size < 10_000
+    start = time.perf_counter()
+    with pytest.raises(ValidationError, match="columns") as info:
+        read_event_table(path)
+    assert time.perf_counter() - start < 20  # was about 26 minutes of CPU before the fix
+    assert info.value.problems[0].row == 1_048_576
+
+
+def test_xlsx_with_a_wrong_declared_dimension_still_reads_its_cells(tmp_path):
+    path = _xlsx_declaring(tmp_path / "odd.xlsx", dimension="A1:C2", far_cell="C4")
+    frame = read_event_table(path)
+    assert list(frame.index) == [2, 4]
+    assert frame.loc[2, "event_id"] == "E1"
