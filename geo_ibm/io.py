@@ -209,9 +209,31 @@ def _read_event_csv(path: Path) -> pd.DataFrame:
         )
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise ValidationError(f"{path}: cannot read as CSV (delimiter {sep!r}, {encoding}): {exc}") from exc
+    import csv
+
+    # pandas renames a repeated header to "name.1" silently; the user must hear of it.
+    names = next(csv.reader([header], delimiter=sep))
+    _refuse_duplicate_columns(names, file=path.name)
     frame.columns = [str(c) for c in frame.columns]
     frame.index = pd.RangeIndex(2, len(frame) + 2, name="row")
     return _drop_blank_rows(frame)
+
+
+def _refuse_duplicate_columns(names: list[str], *, file: str) -> None:
+    """Raise if two header cells name the same column (ignoring case and surrounding spaces)."""
+    seen: dict[str, int] = {}
+    problems = []
+    for number, name in enumerate(names, start=1):
+        key = str(name).strip().lower()
+        if not key:
+            continue
+        if key in seen:
+            problems.append(Problem(f"column {number} repeats column {seen[key]}", file=file, row=1,
+                                    column=str(name).strip()))
+        else:
+            seen[key] = number
+    if problems:
+        raise ValidationError(f"{file}: the header names a column more than once", problems)
 
 
 def _drop_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -296,6 +318,7 @@ def _read_event_xlsx(path: Path) -> pd.DataFrame:
         raise ValidationError(f"{path}: the sheet {sheet.title!r} is empty (no header row)")
     while header and not header[-1].strip():
         header.pop()
+    _refuse_duplicate_columns(header, file=path.name)
     width = len(header)
     records = [(r + [""] * width)[:width] for r in records]
     frame = pd.DataFrame(records, columns=[h.strip() or f"column {i + 1}" for i, h in enumerate(header)], dtype=object)

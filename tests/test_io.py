@@ -297,3 +297,19 @@ def test_xlsx_with_a_wrong_declared_dimension_still_reads_its_cells(tmp_path):
     frame = read_event_table(path)
     assert list(frame.index) == [2, 4]
     assert frame.loc[2, "event_id"] == "E1"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_repeated_header_is_refused(tmp_path, suffix):
+    header = ["event_id", "observed_at", "x", "y", "Event_ID "]
+    row = ["E1", "2025-01-01 10:00", "77000", "75000", "E2"]
+    path = tmp_path / f"dup{suffix}"
+    if suffix == ".csv":
+        path.write_text(",".join(header) + "\n" + ",".join(row) + "\n", encoding="utf-8")
+    else:
+        write_xlsx(path, header, [row])
+    with pytest.raises(ValidationError, match="more than once") as info:
+        read_event_table(path)
+    problem = info.value.problems[0]
+    assert (problem.row, problem.column) == (1, "Event_ID")
+    assert "column 5 repeats column 1" in problem.reason
