@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 import geopandas as gpd
 
-from geo_ibm.errors import NotFoundError, ValidationError
+from geo_ibm.errors import NotFoundError, Problem, ValidationError
 
 Method = Literal["gi", "lisa", "kde", "clusters", "emerging"]
 METHODS: tuple[str, ...] = ("gi", "lisa", "kde", "clusters", "emerging")
@@ -81,6 +81,7 @@ def run_method(
     if method not in METHODS:
         raise ValidationError(f"method: unknown method {method!r}; use one of {', '.join(METHODS)}")
     area = study_area(region)
+    check_budget(method, area=area.geometry.union_all(), cell=cell, band=band)
     params: dict[str, Any]
     if method == "gi":
         from geo_ibm.hotspots import hotspots_from_events
@@ -130,6 +131,66 @@ def run_method(
     out = gpd.GeoDataFrame(result, geometry="geometry", crs=result.crs).copy()
     out.attrs = {"parameters": _jsonable(params)}
     return out
+
+
+MAX_CELLS: dict[str, int] = {"gi": 300_000, "lisa": 50_000, "emerging": 100_000, "kde": 4_000_000}
+"""Largest grid (or KDE raster) a given cell size may make, per method: beyond these one request
+takes minutes and gigabytes (LISA draws ``permutations`` neighbourhoods per cell; emerging hot
+spots repeat Gi* per time step)."""
+
+MAX_BAND_CELLS = 20.0
+"""Largest distance band (or KDE radius) in cells: about 1,250 neighbours per cell."""
+
+
+def check_budget(method: str, *, area: Any, cell: float | None, band: float | None) -> None:
+    """Refuse a cell size or band that would make ``method`` too costly to run.
+
+    Parameters
+    ----------
+    method
+        One of :data:`METHODS`.
+    area
+        Study area polygon (EPSG:2169).
+    cell, band
+        The sizes the user gave (``None``: automatic, already bounded by each method).
+
+    Raises
+    ------
+    ValidationError
+        Naming ``cell`` or ``band``, the size that would result and the limit.
+    """
+    import math
+
+    limit = MAX_CELLS.get(method)
+    if limit is not None and cell is not None:
+        try:
+            size = float(cell)
+        except (TypeError, ValueError):
+            return  # the method's own validation names the bad value
+        if math.isfinite(size) and size > 0:
+            if method == "kde":
+                minx, miny, maxx, maxy = area.bounds
+                cells = (maxx - minx) * (maxy - miny) / size**2
+            else:
+                cells = area.area / size**2
+            if cells > limit:
+                smallest = math.ceil(math.sqrt(area.area / limit))
+                raise ValidationError(
+                    f"cell: {size:g} m makes about {cells:,.0f} cells over the study area; {method} accepts at "
+                    f"most {limit:,} (use a cell of at least {smallest} m, or a smaller region)",
+                    [Problem("too many cells", column="cell", value=cell)],
+                )
+    if band is not None and cell is not None and method != "clusters":
+        try:
+            ratio = float(band) / float(cell)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return
+        if math.isfinite(ratio) and ratio > MAX_BAND_CELLS:
+            raise ValidationError(
+                f"band: {float(band):g} m is {ratio:.0f} cells of {float(cell):g} m; at most {MAX_BAND_CELLS:g} "
+                f"cells (use a larger cell or a smaller band)",
+                [Problem("band too wide for the cell", column="band", value=band)],
+            )
 
 
 LISA_MAX_AUTO_CELLS = 20_000

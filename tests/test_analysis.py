@@ -127,3 +127,25 @@ def test_lisa_defaults_keep_the_grid_small_and_find_high_high_at_planted_sites(d
     assert sum(near) >= 4, list(zip(busiest["name"], near))
     with_fdr = run_method(events, method="lisa", seed=1, cell=1000, fdr=True)
     assert with_fdr.attrs["parameters"]["fdr"].startswith("Benjamini")
+
+
+@pytest.mark.parametrize(
+    ("method", "cell", "band", "needle"),
+    [
+        ("gi", 50, None, "cell: 50 m makes about"),
+        ("lisa", 200, None, "lisa accepts at most 50,000"),
+        ("emerging", 100, None, "emerging accepts at most 100,000"),
+        ("kde", 20, None, "kde accepts at most 4,000,000"),
+        ("gi", 500, 50_000, "band: 50000 m is 100 cells"),
+        ("emerging", 1000, 30_000, "band"),
+    ],
+)
+def test_costly_requests_are_refused_before_running(demo, method, cell, band, needle):
+    import time
+
+    events, _ = demo
+    start = time.perf_counter()
+    with pytest.raises(ValidationError, match=needle) as info:
+        run_method(events, method=method, cell=cell, band=band)
+    assert time.perf_counter() - start < 2
+    assert info.value.problems[0].column in {"cell", "band"}
