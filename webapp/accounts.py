@@ -1,4 +1,4 @@
-"""Web accounts in the event store: users with roles, scrypt password hashes and hashed API tokens."""
+"""Web accounts in the event store: users with roles, scrypt password hashes, hashed API tokens and sessions."""
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +6,7 @@ import hmac
 import os
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -38,11 +38,19 @@ _SCHEMA = (
         name TEXT NOT NULL COLLATE NOCASE,
         created TEXT NOT NULL
     )""",
+    # Login sessions: the cookie only carries a random id, so logging out (deleting the row)
+    # ends the session even for a copy of the cookie taken before.
+    """CREATE TABLE IF NOT EXISTS web_sessions (
+        sid_sha256 TEXT PRIMARY KEY,
+        name TEXT NOT NULL COLLATE NOCASE,
+        created TEXT NOT NULL,
+        expires TEXT NOT NULL
+    )""",
 )
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def _now(offset_s: float = 0.0) -> str:
+    return (datetime.now(timezone.utc) + timedelta(seconds=offset_s)).isoformat(timespec="seconds")
 
 
 def _ensure_tables(conn: Any) -> None:
@@ -107,7 +115,7 @@ def add_user(store: Any, name: str, role: str, password: str) -> None:
 
 
 def set_password(store: Any, name: str, password: str) -> None:
-    """Replace the password of ``name`` (sessions opened with the old password end)."""
+    """Replace the password of ``name``; every session of ``name`` ends (see :func:`open_session`)."""
     check_password(password)
     hashed = _hash(password)
     with store.connect() as conn:
@@ -115,6 +123,7 @@ def set_password(store: Any, name: str, password: str) -> None:
         cur = conn.execute("UPDATE web_users SET password_hash = ?, updated = ? WHERE name = ?", (hashed, _now(), name))
         if cur.rowcount == 0:
             raise NotFoundError(f"no user {name!r}")
+        conn.execute("DELETE FROM web_sessions WHERE name = ?", (name,))
 
 
 def set_role(store: Any, name: str, role: str) -> None:
@@ -138,6 +147,10 @@ def list_users(store: Any) -> list[dict[str, Any]]:
     return [{"name": r[0], "role": r[1], "created": r[2], "tokens": int(r[3])} for r in rows]
 
 
+def _stamp(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
 def get_user(store: Any, name: str) -> dict[str, Any] | None:
     """The account ``name`` as ``{"name", "role", "stamp"}`` or ``None``.
 
@@ -149,7 +162,7 @@ def get_user(store: Any, name: str) -> dict[str, Any] | None:
         row = conn.execute("SELECT name, role, password_hash FROM web_users WHERE name = ?", (name,)).fetchone()
     if row is None:
         return None
-    return {"name": row[0], "role": row[1], "stamp": hashlib.sha256(row[2].encode()).hexdigest()[:16]}
+    return {"name": row[0], "role": row[1], "stamp": _stamp(row[2])}
 
 
 def verify_password(store: Any, name: str, password: str) -> dict[str, Any] | None:
@@ -210,13 +223,86 @@ def revoke_tokens(store: Any, name: str) -> int:
 
 
 def delete_user(store: Any, name: str) -> None:
-    """Remove an account and its tokens."""
+    """Remove an account, its tokens and its sessions."""
     with store.connect() as conn:
         _ensure_tables(conn)
         conn.execute("DELETE FROM web_tokens WHERE name = ?", (name,))
+        conn.execute("DELETE FROM web_sessions WHERE name = ?", (name,))
         cur = conn.execute("DELETE FROM web_users WHERE name = ?", (name,))
         if cur.rowcount == 0:
             raise NotFoundError(f"no user {name!r}")
+
+
+def _session_digest(sid: str) -> str:
+    # Session ids carry 256 random bits: a plain SHA-256 keeps a leaked table from being replayed.
+    return hashlib.sha256(sid.encode("utf-8")).hexdigest()
+
+
+def open_session(store: Any, name: str, *, lifetime_s: float) -> str:
+    """Start a login session for ``name`` lasting at most ``lifetime_s`` seconds; returns its id.
+
+    Only the SHA-256 of the id is stored. Expired sessions of every account are removed here,
+    so the table holds only live sessions.
+
+    Raises
+    ------
+    ValidationError
+        ``lifetime_s`` is not positive.
+    NotFoundError
+        No account ``name``.
+    """
+    if not lifetime_s > 0:
+        raise ValidationError(f"session lifetime_s must be positive, got {lifetime_s!r}")
+    sid = secrets.token_urlsafe(32)
+    with store.connect() as conn:
+        _ensure_tables(conn)
+        conn.execute("DELETE FROM web_sessions WHERE expires <= ?", (_now(),))
+        row = conn.execute("SELECT name FROM web_users WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no user {name!r}")
+        conn.execute(
+            "INSERT INTO web_sessions (sid_sha256, name, created, expires) VALUES (?, ?, ?, ?)",
+            (_session_digest(sid), row[0], _now(), _now(lifetime_s)),
+        )
+    return sid
+
+
+def session_user(store: Any, sid: str | None) -> dict[str, Any] | None:
+    """The account (as :func:`get_user` gives it) of a live session id, else ``None``.
+
+    ``None`` for an unknown, closed or expired id, and for an id whose account is gone.
+    """
+    if not sid or not isinstance(sid, str) or len(sid) > 200:
+        return None
+    digest = _session_digest(sid)
+    with store.connect() as conn:
+        _ensure_tables(conn)
+        row = conn.execute(
+            "SELECT s.sid_sha256, u.name, u.role, u.password_hash FROM web_sessions s "
+            "JOIN web_users u ON u.name = s.name WHERE s.sid_sha256 = ? AND s.expires > ?",
+            (digest, _now()),
+        ).fetchone()
+    if row is None or not hmac.compare_digest(row[0], digest):
+        return None
+    return {"name": row[1], "role": row[2], "stamp": _stamp(row[3])}
+
+
+def close_session(store: Any, sid: str | None) -> bool:
+    """End one session (logout); returns whether it was live."""
+    if not sid or not isinstance(sid, str):
+        return False
+    with store.connect() as conn:
+        _ensure_tables(conn)
+        cur = conn.execute("DELETE FROM web_sessions WHERE sid_sha256 = ?", (_session_digest(sid),))
+        return cur.rowcount > 0
+
+
+def close_sessions(store: Any, name: str) -> int:
+    """End every session of ``name``; returns how many there were."""
+    with store.connect() as conn:
+        _ensure_tables(conn)
+        cur = conn.execute("DELETE FROM web_sessions WHERE name = ?", (name,))
+        return int(cur.rowcount)
 
 
 def ensure_demo_account(store: Any) -> tuple[str, str | None]:

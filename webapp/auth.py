@@ -6,7 +6,7 @@ import hmac
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -28,6 +28,7 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.urls import iri_to_uri
 
 from geo_ibm.errors import GeoIbmError
 from geo_ibm.settings import store_path
@@ -89,39 +90,82 @@ class LoginThrottle:
     After ``max_failures`` failures within ``window_s`` seconds further attempts for that pair
     are refused until the oldest failure leaves the window. Kept in memory: the app runs as
     one waitress process, and a restart forgetting the count is acceptable.
+
+    Memory stays bounded however many names are tried: pairs are kept in the order of their
+    latest failure, so pairs whose failures have all left the window are dropped from the
+    front at each access, checks never add a pair, each pair keeps at most ``max_failures``
+    times, and beyond ``max_keys`` pairs the one with the oldest latest failure is dropped.
+    ``clock`` gives the time in seconds (monotonic by default).
     """
 
-    def __init__(self, *, max_failures: int = 5, window_s: float = 900.0) -> None:
+    def __init__(self, *, max_failures: int = 5, window_s: float = 900.0, max_keys: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if max_failures < 1 or max_keys < 1 or not window_s > 0:
+            raise ValueError(f"LoginThrottle needs max_failures >= 1, max_keys >= 1 and window_s > 0, got "
+                             f"{max_failures!r}, {max_keys!r}, {window_s!r}")
         self.max_failures = max_failures
         self.window_s = window_s
-        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self.max_keys = max_keys
+        self._clock = clock
+        self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
+    def __len__(self) -> int:
+        """Number of (name, address) pairs currently remembered."""
+        with self._lock:
+            return len(self._failures)
+
+    @staticmethod
+    def _key(name: str, address: str | None) -> tuple[str, str]:
+        return name.casefold(), address or ""
+
+    def _expire(self, now: float) -> None:
+        # The front pair has the oldest latest failure: once it is recent, all the others are.
+        while self._failures:
+            times = next(iter(self._failures.values()))
+            if times and now - times[-1] < self.window_s:
+                break
+            self._failures.popitem(last=False)
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float] | None:
+        times = self._failures.get(key)
+        if times is None:
+            return None
         while times and now - times[0] >= self.window_s:
             times.popleft()
         return times
 
     def retry_after(self, name: str, address: str | None) -> int:
         """Seconds until the pair may try again (0: allowed now)."""
-        key = (name.casefold(), address or "")
-        now = time.monotonic()
+        key = self._key(name, address)
+        now = self._clock()
         with self._lock:
+            self._expire(now)
             times = self._recent(key, now)
-            if len(times) < self.max_failures:
+            if times is None or len(times) < self.max_failures:
                 return 0
             return max(1, int(self.window_s - (now - times[0])) + 1)
 
     def failed(self, name: str, address: str | None) -> None:
-        key = (name.casefold(), address or "")
-        now = time.monotonic()
+        """Count one failure of the pair."""
+        key = self._key(name, address)
+        now = self._clock()
         with self._lock:
-            self._recent(key, now).append(now)
+            self._expire(now)
+            times = self._recent(key, now)
+            if times is None:
+                times = deque(maxlen=self.max_failures)
+            else:
+                del self._failures[key]
+            times.append(now)
+            self._failures[key] = times
+            while len(self._failures) > self.max_keys:
+                self._failures.popitem(last=False)
 
     def reset(self, name: str, address: str | None) -> None:
+        """Forget the pair's failures (after a successful login)."""
         with self._lock:
-            self._failures.pop((name.casefold(), address or ""), None)
+            self._failures.pop(self._key(name, address), None)
 
 
 def _throttle() -> LoginThrottle:
@@ -290,12 +334,21 @@ def _from_session() -> None:
     name = session.get("user")
     if not name:
         return
-    user = accounts.get_user(get_store(), name)
-    if user is None or user["stamp"] != session.get("stamp"):
-        # Account removed or password changed since this session began.
+    user = accounts.session_user(get_store(), session.get("sid"))
+    if user is None or user["name"].casefold() != str(name).casefold() or user["stamp"] != session.get("stamp"):
+        # Logged out, expired, account removed or password changed since this session began.
         session.clear()
         return
     g.user, g.auth_via = user, "session"
+
+
+def _start_session(store: Any, user: dict[str, Any]) -> None:
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    session.clear()  # a fresh session at each login: no fixation
+    session["user"] = user["name"]
+    session["stamp"] = user["stamp"]
+    session["sid"] = accounts.open_session(store, user["name"], lifetime_s=lifetime)
+    session.permanent = True
 
 
 def _before_request() -> Response | None:
@@ -311,9 +364,10 @@ def _before_request() -> Response | None:
             return refused
     else:
         _from_session()
-    # Requests authenticated by a token or Basic credentials carry no ambient authority
-    # (a browser never adds them on its own), so only cookie-based requests need a CSRF token.
-    if request.method not in SAFE_METHODS and g.auth_via not in ("token", "basic"):
+    # Only a Bearer token carries no ambient authority: a browser never adds one on its own.
+    # Cookies and Basic credentials (which browsers cache and resend to the site, also on
+    # cross-site form posts) need the CSRF token on every state-changing request.
+    if request.method not in SAFE_METHODS and g.auth_via != "token":
         csrf.protect()
     if public or endpoint is None:
         return None
@@ -407,6 +461,7 @@ def init_app(app: Flask) -> None:
     app.extensions["geo_ibm_login_throttle"] = LoginThrottle(
         max_failures=int(app.config.get("LOGIN_MAX_FAILURES", 5)),
         window_s=float(app.config.get("LOGIN_WINDOW_S", 900)),
+        max_keys=int(app.config.get("LOGIN_MAX_KEYS", 10_000)),
     )
     app.extensions["geo_ibm_basic_cache"] = BasicAuthCache(ttl_s=float(app.config.get("BASIC_AUTH_CACHE_S", 300)))
     app.before_request(_before_request)
@@ -418,11 +473,31 @@ def init_app(app: Flask) -> None:
 # --------------------------------------------------------------------------- views
 
 
+def local_target(target: str | None) -> str | None:
+    """``target`` as an ASCII path on this site (``/path?query#fragment``), else ``None``.
+
+    Refused: control characters and other unprintable ones (browsers drop tabs and newlines
+    from URLs, so ``/<TAB>/host`` would become ``//host``; newlines cannot go in a header),
+    backslashes (browsers read them as ``/``), a scheme or host, and paths not starting with
+    exactly one ``/``. Non-ASCII characters are percent-encoded. A percent-encoded slash
+    (``/%2F%2Fhost``) stays a path on this site: browsers do not decode it.
+    """
+    if not target or not isinstance(target, str) or len(target) > 4096:
+        return None
+    if "\\" in target or any(not ch.isprintable() for ch in target):
+        return None
+    # Checked before and after encoding: iri_to_uri rewrites "////host" to "//host".
+    uri = iri_to_uri(target)
+    return uri if _is_local_path(target) and _is_local_path(uri) else None
+
+
+def _is_local_path(url: str) -> bool:
+    parts = urlsplit(url)
+    return not parts.scheme and not parts.netloc and url.startswith("/") and not url.startswith("//")
+
+
 def _safe_next(target: str | None) -> str:
-    # Only local paths: "//host" and "/\\host" would leave the site.
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return url_for("pages.overview")
+    return local_target(target) or url_for("pages.overview")
 
 
 @auth_bp.route("/login", methods=["GET", "POST"])
@@ -452,10 +527,7 @@ def login() -> Any:
         store.audit("login_failure", user=name, detail={"ip": address, "via": "form"})
         return render_template("login.html", next_url=next_url, error=_("Wrong user name or password.")), 200
     _throttle().reset(name, address)
-    session.clear()  # a fresh session at each login: no fixation
-    session["user"] = user["name"]
-    session["stamp"] = user["stamp"]
-    session.permanent = True
+    _start_session(store, user)
     g.user, g.auth_via = user, "session"
     store.audit("login_success", user=user["name"], detail={"ip": address, "via": "form"})
     return redirect(_safe_next(next_url))
@@ -467,6 +539,8 @@ def logout() -> Any:
     user = g.get("user")
     if user:
         get_store().audit("logout", user=user["name"], detail={"ip": request.remote_addr})
+    # Delete the server-side session too: a copy of the cookie must not outlive the logout.
+    accounts.close_session(get_store(), session.get("sid"))
     session.clear()
     return redirect(url_for("auth.login"))
 
@@ -483,6 +557,16 @@ def set_language(code: str) -> Any:
         "lang", code, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
         secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
     )
+    return response
+
+
+def _too_many(wait: int) -> Response:
+    message = _("Too many failed logins. Try again in %(s)s seconds.", s=wait)
+    if is_api_request():
+        response = _challenge(429, f"too many failed attempts; try again in {wait} s")
+    else:
+        response = make_response(render_template("error.html", status=429, message=message), 429)
+    response.headers["Retry-After"] = str(wait)
     return response
 
 
@@ -503,13 +587,24 @@ def account() -> Any:
             audit("token_revoke", name=user["name"], count=count)
             flash(_("%(n)s token(s) revoked.", n=count))
         elif action == "password":
+            # The current password is a login secret: guessing it is throttled like the login.
+            address = request.remote_addr
+            wait = _throttle().retry_after(user["name"], address)
+            if wait:
+                audit("passwd_throttled", name=user["name"])
+                return _too_many(wait)
             if accounts.verify_password(store, user["name"], request.form.get("current") or "") is None:
+                _throttle().failed(user["name"], address)
+                audit("passwd_failure", name=user["name"])
                 raise GeoIbmError(_("The current password is wrong."))
+            _throttle().reset(user["name"], address)
             new = request.form.get("new") or ""
             if new != (request.form.get("confirm") or ""):
                 raise GeoIbmError(_("The two new passwords differ."))
             accounts.set_password(store, user["name"], new)
-            session["stamp"] = accounts.get_user(store, user["name"])["stamp"]
+            if g.auth_via == "session":
+                # set_password ended every session of the account; this one goes on.
+                _start_session(store, accounts.get_user(store, user["name"]))
             audit("user_passwd", name=user["name"], via="web")
             flash(_("Password changed."))
         else:

@@ -1,0 +1,403 @@
+"""Tests of webapp.auth hardening: redirect targets, CSRF with Basic auth, throttles, server-side sessions."""
+from __future__ import annotations
+
+import base64
+import sqlite3
+import time
+from datetime import timedelta
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+from webfixtures import PASSWORD, app, base_store, client, csrf_token, logged_in, login, store, store_path  # noqa: F401
+
+from geo_ibm.errors import NotFoundError, ValidationError
+from webapp import accounts, create_app
+from webapp.auth import LoginThrottle, local_target
+
+HOST = "http://localhost"
+COOKIE = "geo_ibm_session"
+
+# Targets that must never leave the site; with "fallback" the app goes to its default page.
+OFF_SITE = [
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "/\r/evil.example",
+    "/\r\n/evil.example",
+    "\t//evil.example",
+    "/\x00/evil.example",
+    "/\x7f/evil.example",
+    "/\x85/evil.example",
+    "/\u2028/evil.example",
+    "\\evil.example",
+    "\\\\evil.example",
+    "/\\evil.example",
+    "/\\/evil.example",
+    "//evil.example",
+    "///evil.example",
+    "////evil.example/x",
+    "https://evil.example/",
+    "http:evil.example",
+    "HTTPS://evil.example",
+    "javascript:alert(1)",
+    "data:text/html,x",
+    " //evil.example",
+    "evil.example",
+    "overview",
+    "",
+]
+# Local targets and the Location they give (non-ASCII percent-encoded, encoded slashes kept).
+LOCAL = [
+    ("/hotspots", "/hotspots"),
+    ("/hotspots?entry_country=DE&x=//y#//z", "/hotspots?entry_country=DE&x=//y#//z"),
+    ("/%2F%2Fevil.example", "/%2F%2Fevil.example"),
+    ("/%5Cevil.example", "/%5Cevil.example"),
+    ("/%09/evil.example", "/%09/evil.example"),
+    ("/ /evil.example", "/%20/evil.example"),
+    ("/\uff0fevil.example", "/%EF%BC%8Fevil.example"),
+    ("/caf\u00e9?q=\u00e9", "/caf%C3%A9?q=%C3%A9"),
+]
+
+
+def basic(name: str, password: str) -> dict[str, str]:
+    raw = base64.b64encode(f"{name}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+def stays_on_site(location: str) -> bool:
+    # What a browser does with the header: drop tabs/newlines, resolve against the page.
+    cleaned = location.replace("\t", "").replace("\n", "").replace("\r", "").replace("\\", "/")
+    return urlsplit(urljoin(HOST + "/login", cleaned)).netloc == "localhost"
+
+
+# --------------------------------------------------------------------------- redirect targets
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
+def test_local_target_refuses(target):
+    assert local_target(target) is None
+
+
+@pytest.mark.parametrize(("target", "expected"), LOCAL)
+def test_local_target_accepts_local_paths(target, expected):
+    assert local_target(target) == expected
+    assert stays_on_site(expected)
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
+def test_language_switch_without_login_never_leaves_the_site(client, target):
+    response = client.get("/lang/en", query_string={"next": target})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/overview"
+
+
+@pytest.mark.parametrize(("target", "expected"), LOCAL)
+def test_language_switch_keeps_local_targets(client, target, expected):
+    response = client.get("/lang/fr", query_string={"next": target})
+    assert response.status_code == 302 and response.headers["Location"] == expected
+    assert "lang=fr" in response.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize("raw_query", ["next=/%09/evil.example", "next=/%0a/x", "next=/%0d/x", "next=/%0d%0aSet-Cookie:%20x=1",
+                                       "next=%5C%5Cevil.example", "next=/%5Cevil.example", "next=%2F%2Fevil.example"])
+def test_reported_requests_redirect_home(client, logged_in, raw_query):
+    # The exact query strings of the review: no 500, no header injection, no other host.
+    for response in (client.get(f"/lang/en?{raw_query}"), logged_in("vic").get(f"/login?{raw_query}")):
+        assert response.status_code == 302
+        assert response.headers["Location"] == "/overview"
+        assert "x=1" not in response.headers.get("Set-Cookie", "")
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
+def test_login_post_never_leaves_the_site(client, target):
+    token = csrf_token(client)
+    response = client.post("/login", data={"username": "vic", "password": PASSWORD, "csrf_token": token, "next": target})
+    assert response.status_code == 302 and response.headers["Location"] == "/overview"
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
+def test_login_page_when_logged_in_never_leaves_the_site(logged_in, target):
+    response = logged_in("vic").get("/login", query_string={"next": target})
+    assert response.status_code == 302 and response.headers["Location"] == "/overview"
+
+
+def test_login_page_when_logged_in_follows_local_target(logged_in):
+    response = logged_in("vic").get("/login", query_string={"next": "/hotspots?entry_country=FR"})
+    assert response.headers["Location"] == "/hotspots?entry_country=FR"
+
+
+# --------------------------------------------------------------------------- CSRF and Basic auth
+
+
+def test_basic_auth_form_post_without_csrf_token_is_refused(client, store):
+    # The reviewed attack: a cross-site form riding on cached Basic credentials adds an admin.
+    response = client.post("/admin/users", headers=basic("ada", PASSWORD),
+                           data={"action": "add", "name": "intruder", "role": "admin", "password": "intruder-pass-1"})
+    assert response.status_code == 400
+    assert "did not come from this site" in response.get_json()["description"]
+    assert accounts.get_user(store, "intruder") is None
+
+
+@pytest.mark.parametrize(("url", "data"), [("/account", {"action": "token"}), ("/account", {"action": "revoke"}),
+                                           ("/logout", {}), ("/import", {})])
+def test_basic_auth_state_changes_need_csrf_token(client, store, url, data):
+    accounts.new_token(store, "ana")
+    assert client.post(url, data=data, headers=basic("ana", PASSWORD)).status_code == 400
+    assert next(u["tokens"] for u in accounts.list_users(store) if u["name"] == "ana") == 1
+
+
+def test_basic_auth_post_with_csrf_token_works(client):
+    # A browser using Basic credentials gets the form (and its session-bound token) first.
+    page = client.get("/account", headers=basic("vic", PASSWORD))
+    assert page.status_code == 200
+    token = csrf_token(client, "/login")
+    response = client.post("/account", data={"action": "token", "csrf_token": token}, headers=basic("vic", PASSWORD))
+    assert response.status_code == 200 and "<code>gib_" in response.get_data(as_text=True)
+
+
+def test_basic_auth_reads_need_no_csrf_token(client):
+    assert client.get("/api/layers", headers=basic("vic", PASSWORD)).status_code == 200
+    assert client.get("/overview", headers=basic("vic", PASSWORD)).status_code == 200
+
+
+def test_bearer_post_to_import_needs_no_csrf_token(client, store):
+    token = accounts.new_token(store, "ana")
+    response = client.post("/import", headers={"Authorization": f"Bearer {token}"}, data={})
+    # Past authentication and CSRF: the view itself complains about the missing file.
+    assert response.status_code not in (401, 403)
+    assert "did not come from this site" not in response.get_data(as_text=True)
+
+
+# --------------------------------------------------------------------------- password change throttle
+
+
+def change_password(c, token, current, **environ):
+    return c.post("/account", data={"csrf_token": token, "action": "password", "current": current,
+                                    "new": "another-pass-1", "confirm": "another-pass-1"}, environ_base=environ)
+
+
+def test_password_change_is_throttled_like_login(logged_in, store):
+    c = logged_in("pia")
+    token = csrf_token(c, "/account")
+    for _ in range(5):
+        assert change_password(c, token, "wrong-guess").status_code == 400
+    blocked = change_password(c, token, "wrong-guess")
+    assert blocked.status_code == 429
+    assert 0 < int(blocked.headers["Retry-After"]) <= 900
+    # While blocked even the right password is not checked, and nothing changes.
+    assert change_password(c, token, PASSWORD).status_code == 429
+    assert accounts.verify_password(store, "pia", PASSWORD) is not None
+    # Another address is counted apart.
+    assert change_password(c, token, PASSWORD, REMOTE_ADDR="10.9.9.9").status_code == 200
+    actions = [e["action"] for e in store.audit_log(limit=1000).to_dict(orient="records")] \
+        if hasattr(store.audit_log(limit=1), "to_dict") else [e["action"] for e in store.audit_log(limit=1000)]
+    assert actions.count("passwd_failure") == 5 and "passwd_throttled" in actions
+
+
+def test_password_change_success_resets_the_count(logged_in):
+    c = logged_in("pia")
+    token = csrf_token(c, "/account")
+    for _ in range(4):
+        assert change_password(c, token, "wrong-guess").status_code == 400
+    assert change_password(c, token, PASSWORD).status_code == 200
+    token = csrf_token(c, "/account")
+    for _ in range(4):
+        assert change_password(c, token, "wrong-guess").status_code == 400
+
+
+def test_password_change_throttle_answers_programs_in_json(logged_in):
+    c = logged_in("vic")
+    token = csrf_token(c, "/account")
+    for _ in range(5):
+        assert change_password(c, token, "bad-guess").status_code == 400
+    response = c.post("/account", headers={"Accept": "application/json"},
+                      data={"csrf_token": token, "action": "password", "current": "bad-guess"})
+    assert response.status_code == 429 and response.get_json()["code"] == "TooManyRequests"
+    assert int(response.headers["Retry-After"]) > 0
+
+
+# --------------------------------------------------------------------------- server-side sessions
+
+
+def copy_of_session(source, app):
+    copy = app.test_client()
+    copy.set_cookie(COOKIE, source.get_cookie(COOKIE).value)
+    return copy
+
+
+def test_logout_ends_a_copied_session_cookie(app, logged_in):
+    c = logged_in("vic")
+    stolen = copy_of_session(c, app)
+    assert stolen.get("/overview").status_code == 200
+    token = csrf_token(c, "/overview")
+    assert c.post("/logout", data={"csrf_token": token}).status_code == 302
+    response = stolen.get("/overview")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=")
+    assert stolen.get("/api/layers").status_code == 401
+
+
+def test_logout_ends_only_that_session(logged_in):
+    first, second = logged_in("vic"), logged_in("vic")
+    first.post("/logout", data={"csrf_token": csrf_token(first, "/overview")})
+    assert first.get("/overview").status_code == 302
+    assert second.get("/overview").status_code == 200
+
+
+def test_password_change_keeps_own_session_and_ends_copies(app, logged_in):
+    c = logged_in("pia")
+    stolen = copy_of_session(c, app)
+    assert change_password(c, csrf_token(c, "/account"), PASSWORD).status_code == 200
+    assert c.get("/overview").status_code == 200
+    assert stolen.get("/overview").status_code == 302
+
+
+def test_admin_removal_ends_sessions(logged_in, store):
+    c = logged_in("vic")
+    accounts.delete_user(store, "vic")
+    assert c.get("/overview").status_code == 302
+
+
+def test_cookie_without_session_id_is_refused(app, logged_in):
+    # A cookie signed with the app's key but naming no live session (e.g. made before this
+    # change, or forged with a leaked key) does not log anyone in.
+    c = logged_in("ada")
+    with c.session_transaction() as sess:
+        sess.pop("sid")
+    assert c.get("/overview").status_code == 302
+    c = logged_in("ada")
+    with c.session_transaction() as sess:
+        sess["sid"] = "made-up"
+    assert c.get("/overview").status_code == 302
+
+
+def test_session_of_one_user_cannot_be_relabelled(logged_in):
+    c = logged_in("vic")
+    with c.session_transaction() as sess:
+        sess["user"] = "ada"
+    assert c.get("/admin/users").status_code == 302
+
+
+def test_session_expires_after_the_configured_lifetime(store_path, tmp_path):
+    short = create_app({"TESTING": True, "SECRET_KEY": "k", "STORE_PATH": str(store_path),
+                        "INSTANCE_PATH": str(tmp_path / "i"), "PERMANENT_SESSION_LIFETIME": timedelta(seconds=1)})
+    c = short.test_client()
+    assert login(c, "vic").status_code == 302
+    assert c.get("/overview").status_code == 200
+    time.sleep(1.2)
+    assert c.get("/overview").status_code == 302
+
+
+def test_session_rows_hold_only_hashes_and_expired_ones_are_pruned(store, store_path):
+    sid = accounts.open_session(store, "vic", lifetime_s=1)
+    assert accounts.session_user(store, sid)["name"] == "vic"
+    with sqlite3.connect(store_path) as conn:
+        rows = conn.execute("SELECT sid_sha256, name FROM web_sessions").fetchall()
+    assert rows and all(sid not in row[0] and len(row[0]) == 64 for row in rows)
+    time.sleep(1.2)
+    assert accounts.session_user(store, sid) is None
+    live = accounts.open_session(store, "ana", lifetime_s=60)
+    with sqlite3.connect(store_path) as conn:
+        names = [row[0] for row in conn.execute("SELECT name FROM web_sessions")]
+    assert names == ["ana"]
+    assert accounts.close_session(store, live) is True
+    assert accounts.close_session(store, live) is False
+    assert accounts.session_user(store, live) is None
+
+
+def test_session_helpers_refuse_bad_input(store):
+    with pytest.raises(NotFoundError, match="no user 'ghost'"):
+        accounts.open_session(store, "ghost", lifetime_s=60)
+    with pytest.raises(ValidationError, match="lifetime_s must be positive"):
+        accounts.open_session(store, "vic", lifetime_s=0)
+    assert accounts.session_user(store, None) is None
+    assert accounts.session_user(store, "x" * 500) is None
+
+
+def test_close_sessions_and_set_password_end_every_session(store):
+    sids = [accounts.open_session(store, "ana", lifetime_s=60) for _ in range(3)]
+    other = accounts.open_session(store, "vic", lifetime_s=60)
+    assert accounts.close_sessions(store, "ANA") == 3
+    assert all(accounts.session_user(store, s) is None for s in sids)
+    assert accounts.session_user(store, other)["name"] == "vic"
+    accounts.set_password(store, "vic", "new-password-9")
+    assert accounts.session_user(store, other) is None
+
+
+# --------------------------------------------------------------------------- bounded throttle memory
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_throttle_checks_add_no_entries():
+    throttle = LoginThrottle(max_failures=3, window_s=60)
+    for i in range(2000):
+        assert throttle.retry_after(f"user{i}", "10.0.0.1") == 0
+    assert len(throttle) == 0
+
+
+def test_throttle_forgets_pairs_whose_failures_left_the_window():
+    clock = Clock()
+    throttle = LoginThrottle(max_failures=3, window_s=60, clock=clock)
+    for i in range(500):
+        throttle.failed(f"user{i}", "10.0.0.1")
+        clock.now += 0.01
+    assert len(throttle) == 500
+    clock.now = 1061.0  # the failures of the first second (about 100) are now out of the window
+    throttle.retry_after("someone", "10.0.0.2")
+    assert 395 <= len(throttle) <= 405
+    clock.now += 60.0
+    throttle.retry_after("someone", "10.0.0.2")
+    assert len(throttle) == 0
+
+
+def test_throttle_caps_the_number_of_pairs_and_keeps_recent_ones():
+    clock = Clock()
+    throttle = LoginThrottle(max_failures=2, window_s=900, max_keys=100, clock=clock)
+    throttle.failed("target", "10.0.0.1")
+    throttle.failed("target", "10.0.0.1")
+    for i in range(5000):
+        clock.now += 0.001
+        throttle.failed(f"flood{i}", "10.6.6.6")
+        assert len(throttle) <= 100
+    assert len(throttle) == 100
+    # The most recent pairs are the ones kept.
+    assert throttle.retry_after("flood4999", "10.6.6.6") == 0
+    throttle.failed("flood4999", "10.6.6.6")
+    assert throttle.retry_after("flood4999", "10.6.6.6") > 0
+
+
+def test_throttle_keeps_the_sliding_window_semantics():
+    clock = Clock()
+    throttle = LoginThrottle(max_failures=3, window_s=100, clock=clock)
+    for step in (0, 10, 20, 30, 40):  # more failures than the limit: only the last 3 matter
+        clock.now = 1000.0 + step
+        throttle.failed("Ana", "10.0.0.1")
+    assert throttle.retry_after("ana", "10.0.0.1") == 100 - 20 + 1  # the 3rd last (t=20) leaves at t=120
+    clock.now = 1000.0 + 119.5
+    assert throttle.retry_after("ANA", "10.0.0.1") == 1
+    clock.now = 1000.0 + 120.0
+    assert throttle.retry_after("ana", "10.0.0.1") == 0
+    assert throttle.retry_after("ana", "10.0.0.2") == 0
+    throttle.reset("ana", "10.0.0.1")
+    assert len(throttle) == 0
+
+
+@pytest.mark.parametrize("kwargs", [{"max_failures": 0}, {"max_keys": 0}, {"window_s": 0}])
+def test_throttle_refuses_bad_settings(kwargs):
+    with pytest.raises(ValueError, match="LoginThrottle needs"):
+        LoginThrottle(**kwargs)
+
+
+def test_login_flood_with_random_names_stays_bounded(store_path, tmp_path):
+    flood_app = create_app({"TESTING": True, "SECRET_KEY": "k", "STORE_PATH": str(store_path),
+                            "INSTANCE_PATH": str(tmp_path / "i"), "LOGIN_MAX_KEYS": 6})
+    c = flood_app.test_client()
+    for i in range(10):
+        assert login(c, f"nobody{i}", "guess-guess").status_code == 200
+        assert c.get("/api/layers", headers=basic(f"basic{i}", "guess-guess")).status_code == 401
+    assert len(flood_app.extensions["geo_ibm_login_throttle"]) == 6
