@@ -262,7 +262,8 @@ def stats() -> Response:
 
 HOTSPOT_PARAMS = ("method", "cell", "band", "from", "to", "region", "seed", "cells")
 ANALYSIS_COLUMNS = ("observed_at", "persons")
-"""Event columns the hotspot methods read besides the geometry; the store reads only these."""
+"""Event columns the hotspot methods read besides the geometry (time for emerging hot spots and
+cluster spans, persons for cluster sums); the store reads only these for hotspot results."""
 CELL_CHOICES = ("significant", "nonzero", "all")
 
 

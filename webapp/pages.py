@@ -29,6 +29,7 @@ from geo_ibm import maps
 from geo_ibm.errors import GeoIbmError, Problem, ValidationError
 from geo_ibm.settings import WEB_CRS, boundaries_dir
 from webapp import accounts
+from webapp.api import ANALYSIS_COLUMNS
 from webapp.assets import ASSET_PREFIX, inline_assets
 from webapp.auth import audit, get_store, map_csp, require_role, tile_origin
 from webapp.i18n import gettext as _
@@ -143,10 +144,6 @@ def _cached(kind: str, filters: dict[str, Any], build: Any) -> Any:
             cache.popitem(last=False)
     return value
 
-
-ANALYSIS_COLUMNS: tuple[str, ...] = ("observed_at", "persons")
-"""What the hotspot methods read besides the geometry (time for emerging hot spots and
-cluster spans, persons for cluster sums): the store reads only these for the hotspot map."""
 
 HOTSPOT_PARAMS: tuple[str, ...] = ("cell", "band")
 """Extra query parameters of the hotspot page and map: Gi* cell size and distance band (metres)."""
