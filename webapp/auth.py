@@ -133,6 +133,9 @@ class LoginThrottle:
             return None
         while times and now - times[0] >= self.window_s:
             times.popleft()
+        if not times:
+            del self._failures[key]
+            return None
         return times
 
     def retry_after(self, name: str, address: str | None) -> int:
