@@ -1398,9 +1398,11 @@ def _pack_rtree(conn: sqlite3.Connection, rtree: str, table: str) -> None:
         levels.append((groups, boxes))
         if len(groups) == 1:
             break
+        order = np.concatenate(groups)
+        starts = np.cumsum([0, *(len(g) for g in groups[:-1])])
         boxes = tuple(
-            np.array([reduce(boxes[k][g]) for g in groups], dtype=np.float32)
-            for k, reduce in enumerate((np.min, np.max, np.min, np.max))
+            reduce.reduceat(boxes[k][order], starts).astype(np.float32)
+            for k, reduce in enumerate((np.minimum, np.maximum, np.minimum, np.maximum))
         )
         cx = (boxes[0].astype(np.float64) + boxes[1]) / 2
         cy = (boxes[2].astype(np.float64) + boxes[3]) / 2
@@ -1412,36 +1414,33 @@ def _pack_rtree(conn: sqlite3.Connection, rtree: str, table: str) -> None:
         next_number += count
     depth = len(levels) - 1
     nodes: list[tuple[int, bytes]] = []
-    parents: list[tuple[int, int]] = []
-    rowids: list[np.ndarray] = []
+    links: list[tuple[np.ndarray, np.ndarray]] = []  # (child, node holding it) per level
+    size = _RTREE_CELL.itemsize
     for level, (groups, level_boxes) in enumerate(levels):
         child_ids = ids if level == 0 else numbers[level - 1]
-        for g, members in enumerate(groups):
-            cells = np.empty(len(members), dtype=_RTREE_CELL)
-            cells["id"] = child_ids[members]
-            for k, name in enumerate(("minx", "maxx", "miny", "maxy")):
-                cells[name] = level_boxes[k][members]
-            number = int(numbers[level][g])
-            header = struct.pack(">HH", depth if number == 1 else 0, len(members))
-            blob = header + cells.tobytes()
+        # All cells of a level in one record array, cut into node blobs by byte offsets.
+        order = np.concatenate(groups)
+        counts = np.array([len(g) for g in groups], dtype=np.int64)
+        cells = np.empty(len(order), dtype=_RTREE_CELL)
+        cells["id"] = child_ids[order]
+        for k, name in enumerate(("minx", "maxx", "miny", "maxy")):
+            cells[name] = level_boxes[k][order]
+        raw = cells.tobytes()
+        ends = np.cumsum(counts) * size
+        for number, count, end in zip(numbers[level].tolist(), counts.tolist(), ends.tolist()):
+            blob = struct.pack(">HH", depth if number == 1 else 0, count) + raw[end - count * size : end]
             nodes.append((number, blob + bytes(node_size - len(blob))))
-            if level == 0:
-                rowids.append(np.column_stack([child_ids[members], np.full(len(members), number)]))
-            else:
-                parents.extend((int(c), number) for c in child_ids[members])
+        links.append((child_ids[order], np.repeat(numbers[level], counts)))
     conn.execute(f"DELETE FROM {rtree}_node")
     conn.execute(f"DELETE FROM {rtree}_rowid")
     conn.execute(f"DELETE FROM {rtree}_parent")
     # Inserting in key order appends to each shadow table's B-tree instead of splitting pages
     # all over it.
     conn.executemany(f"INSERT INTO {rtree}_node (nodeno, data) VALUES (?, ?)", sorted(nodes))
-    conn.executemany(f"INSERT INTO {rtree}_parent (nodeno, parentnode) VALUES (?, ?)", sorted(parents))
-    if rowids:
-        pairs = np.concatenate(rowids)
-        pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
-        conn.executemany(
-            f"INSERT INTO {rtree}_rowid (rowid, nodeno) VALUES (?, ?)", zip(pairs[:, 0].tolist(), pairs[:, 1].tolist())
-        )
+    for level, (child, node) in enumerate(links):
+        by_child = np.argsort(child, kind="stable")
+        target = f"{rtree}_rowid (rowid, nodeno)" if level == 0 else f"{rtree}_parent (nodeno, parentnode)"
+        conn.executemany(f"INSERT INTO {target} VALUES (?, ?)", zip(child[by_child].tolist(), node[by_child].tolist()))
 
 
 # --- generic small layers (ground truth) --------------------------------------------------
