@@ -451,6 +451,12 @@ FILTER_CASES = [
             {"bbox": (70_000, 80_000, 85_000, 110_000)},
             lambda g: g.geometry.x.between(70_000, 85_000) & g.geometry.y.between(80_000, 110_000),
         ),
+        (   # most of the extent: scanned without the R-tree
+            {"bbox": (65_000, 62_000, 100_500, 131_000)},
+            lambda g: g.geometry.x.between(65_000, 100_500) & g.geometry.y.between(62_000, 131_000),
+        ),
+        ({"event_id": ["E00003", "E00399", "E00100", "nope"]}, lambda g: g["event_id"].isin(["E00003", "E00100", "E00399"])),
+        ({"event_id": "E00007", "region": "Centre-Est"}, lambda g: (g["event_id"] == "E00007") & (g.geometry.x >= 80_000)),
 ]
 """Filters with the pandas predicate that selects the same events from the full frame."""
 
@@ -492,6 +498,7 @@ def test_date_objects_and_paging(filled):
         ({"bbox": (10, 0, 0, 10)}, "bbox must have minx <= maxx"),
         ({"limit": -1}, "limit must be a whole number"),
         ({"offset": 1.5}, "offset must be a whole number"),
+        ({"event_id": [1, 2]}, "event_id must be a text or a list"),
     ],
 )
 def test_bad_filters_name_the_parameter(filled, filters, match):

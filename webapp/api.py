@@ -131,17 +131,22 @@ def events_in_bbox(
 
     The store filters on the EPSG:2169 box enclosing ``bbox``; the points are then tested
     against the exact longitude/latitude box, so paging counts only the events inside it.
+    Only the ids and points of the candidates are read (a box around the whole country holds
+    every event); the full rows are read for the page alone.
     """
     if bbox is None:
         total = int(store.count(**filters))
         page = store.events(**filters, limit=limit, offset=offset)
         return page, total
-    candidates = store.events(**filters, bbox=bbox_to_working_crs(bbox))
+    candidates = store.events(**filters, bbox=bbox_to_working_crs(bbox), columns=["event_id"])
     if len(candidates):
         lonlat = candidates.geometry.to_crs(WEB_CRS)
         inside = ((lonlat.x >= bbox[0]) & (lonlat.x <= bbox[2]) & (lonlat.y >= bbox[1]) & (lonlat.y <= bbox[3])).to_numpy()
         candidates = candidates[inside]
-    return candidates.iloc[offset: offset + limit], int(len(candidates))
+    wanted = candidates["event_id"].iloc[offset: offset + limit].tolist()
+    # Both reads order by time, so the page keeps the candidates' order.
+    page = store.events(event_id=wanted) if wanted else store.events(**filters, limit=0)
+    return page, int(len(candidates))
 
 
 def event_filter_choices() -> dict[str, list[str]]:
