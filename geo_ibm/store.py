@@ -696,7 +696,8 @@ class GeoPackageStore:
             return table
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (event_id TEXT PRIMARY KEY)")
         conn.execute("DELETE FROM incoming")
-        conn.executemany("INSERT INTO incoming VALUES (?)", ((v,) for v in table["event_id"].tolist()))
+        # Sorted keys append to the temporary index instead of splitting its pages at random.
+        conn.executemany("INSERT INTO incoming VALUES (?)", ((v,) for v in sorted(table["event_id"].tolist())))
         cols = ", ".join(f"e.{c}" for c in ("event_id", *_CONTENT_COLUMNS, "x", "y"))
         stored = pd.DataFrame(
             conn.execute(f"SELECT {cols} FROM events e JOIN incoming i ON e.event_id = i.event_id").fetchall(),
