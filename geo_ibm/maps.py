@@ -367,12 +367,15 @@ def add_events(
     max_cells: int = 1500,
     heat: bool = True,
     asset_base: str = "/assets",
+    details: bool = True,
     t: Translate = str,
 ) -> list[str]:
     """Events as aggregated cells, plus individual CircleMarkers with popups when few enough.
 
     ``events`` may also be an ``(n, 2)`` array of EPSG:2169 coordinates; those are drawn as
-    cells only (an array has no attributes for popups). Returns the legend HTML blocks.
+    cells only (an array has no attributes for popups). With ``details=False`` no individual
+    event is drawn at all (cells and heat only) and the legend says why: single records are
+    for readers entitled to them. Returns the legend HTML blocks.
     """
     blocks: list[str] = []
     if len(events) == 0:
@@ -404,7 +407,9 @@ def add_events(
         layer.default_js = [("leaflet-heat.js", vendor_url("heat_js", asset_base=asset_base))]
         layer.add_to(fmap)
 
-    if len(events) <= max_markers and not isinstance(events, np.ndarray):
+    if not details:
+        blocks.append(f'<div class="block">{text(t("Individual events need the analyst role."))}</div>')
+    elif len(events) <= max_markers and not isinstance(events, np.ndarray):
         ev = ensure_working_crs(events, name="events")
         ev = ev[~(ev.geometry.isna() | ev.geometry.is_empty)]
         web_ev = _to_web(ev, name="events")
@@ -444,6 +449,7 @@ def overview_map(
     asset_base: str = "/assets",
     max_markers: int = 1000,
     max_cells: int = 1500,
+    details: bool = True,
     t: Translate = str,
 ) -> folium.Map:
     """Overview map: outline, border lines by neighbour, crossing points by kind and the events.
@@ -453,11 +459,13 @@ def overview_map(
     drawn as at most ``max_cells`` display cells, and individually (with escaped popups) only
     when at most ``max_markers`` are given, so the page size is bounded. ``events`` may be an
     ``(n, 2)`` array of EPSG:2169 coordinates instead (cells only: the fast path for large
-    selections, see ``GeoPackageStore.event_points``). ``t`` translates labels.
+    selections, see ``GeoPackageStore.event_points``). ``details=False`` leaves individual
+    events out whatever their number (aggregated cells and heat only). ``t`` translates labels.
     """
     fmap = base_map(tiles_url=tiles_url, tile_attribution=tile_attribution, asset_base=asset_base)
     add_outline(fmap, outline, t=t)
-    blocks = add_events(fmap, events, max_markers=max_markers, max_cells=max_cells, asset_base=asset_base, t=t)
+    blocks = add_events(fmap, events, max_markers=max_markers, max_cells=max_cells, asset_base=asset_base,
+                        details=details, t=t)
     border_entries = add_borders(fmap, borders, t=t)
     crossing_entries = add_crossings(fmap, crossings, t=t)
     blocks.insert(0, _legend_html(t("Internal Schengen borders"), border_entries))

@@ -276,3 +276,18 @@ def test_hotspot_map_merges_cells_above_the_limit(outline, borders):
     count = lambda doc: len([f for fc in feature_collections(doc) for f in fc["features"] if "gi_bin" in f["properties"]])  # noqa: E731
     assert count(few) == 50 and count(merged) == 2
     assert len(merged) < len(few)
+
+
+@pytest.mark.parametrize("details", [True, False])
+def test_overview_without_details_draws_aggregates_only(outline, borders, crossings, details):
+    events = synthetic_events(30, seed=5, notes="secret-note-31")
+    doc = maps.render_map(maps.overview_map(events, outline=outline, borders=borders, crossings=crossings,
+                                            max_markers=100, details=details))
+    collections = feature_collections(doc)
+    point_ids = [f["properties"].get("event_id") for fc in collections for f in fc["features"]
+                 if f["geometry"]["type"] == "Point" and "event_id" in f["properties"]]
+    counted = sum(f["properties"]["count"] for fc in collections for f in fc["features"] if "count" in f["properties"])
+    assert counted == 30  # the cells hold every event either way
+    assert ("secret-note-31" in doc) == details
+    assert len(point_ids) == (30 if details else 0)
+    assert ("Individual events need the analyst role." in doc) == (not details)

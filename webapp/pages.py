@@ -31,7 +31,7 @@ from geo_ibm.settings import WEB_CRS, boundaries_dir
 from webapp import accounts
 from webapp.api import ANALYSIS_COLUMNS
 from webapp.assets import ASSET_PREFIX, inline_assets
-from webapp.auth import audit, get_store, map_csp, require_role, tile_origin
+from webapp.auth import audit, get_store, has_role, map_csp, require_role, tile_origin
 from webapp.i18n import gettext as _
 from webapp.params import check_known, parse_date_range, parse_event_filters
 
@@ -51,6 +51,8 @@ FILTER_PARAMS: tuple[str, ...] = (
 MAP_KINDS = ("overview", "hotspots")
 UPLOAD_SUFFIXES = (".csv", ".xlsx", ".geojson", ".json", ".gpkg")
 RECENT_EVENTS = 20
+DETAIL_ROLE = "analyst"
+"""Role needed to see single interception records (tables, popups); viewers get aggregates."""
 
 _cache_lock = threading.Lock()
 
@@ -221,18 +223,21 @@ def build_map(kind: str, filters: dict[str, Any], options: dict[str, Any] | None
     options = dict(options or {})
     ref = reference_layers()
     tiles_url, tiles_attr = _tiles()
+    # Part of the cache key: a map built for an analyst must never be served to a viewer.
+    details = has_role(DETAIL_ROLE)
 
     def build() -> str:
         store = get_store()
         if kind == "overview":
             max_markers = int(current_app.config.get("MAP_MAX_MARKERS", 1000))
-            # Above max_markers the map draws cells only, which need nothing but coordinates.
-            few = store.count(**filters) <= max_markers
+            # Above max_markers (or without the right to see single records) the map draws
+            # cells only, which need nothing but coordinates.
+            few = details and store.count(**filters) <= max_markers
             events = store.events(**filters) if few else store.event_points(**filters)
             fmap = maps.overview_map(
                 events, outline=ref["outline"], borders=ref["borders"], crossings=ref["crossings"],
                 tiles_url=tiles_url, tile_attribution=tiles_attr, asset_base=ASSET_PREFIX,
-                max_markers=max_markers, t=_translate,
+                max_markers=max_markers, details=details, t=_translate,
             )
         else:
             events = store.events(**filters, columns=ANALYSIS_COLUMNS)
@@ -245,7 +250,8 @@ def build_map(kind: str, filters: dict[str, Any], options: dict[str, Any] | None
             )
         return maps.render_map(fmap)
 
-    return _cached(kind, {**filters, **{f"option_{k}": v for k, v in options.items()}}, build)
+    key = {**filters, **{f"option_{k}": v for k, v in options.items()}, "details": details}
+    return _cached(kind, key, build)
 
 
 def _map_headers(response: Response) -> Response:
@@ -268,16 +274,22 @@ def index() -> Any:
 @pages_bp.route("/overview")
 @require_role("viewer")
 def overview() -> Any:
-    """Borders, crossing points and the filtered events, with counts and the latest events."""
+    """Borders, crossing points and the filtered events, with counts and the latest events.
+
+    The table of latest events is for the analyst role and above; viewers see aggregates only.
+    """
     filters = parse_filters(request.args)
     store = get_store()
     total = int(store.count(**filters))
-    # The store orders by time: the last page holds the latest events.
-    recent = store.events(**filters, limit=RECENT_EVENTS, offset=max(0, total - RECENT_EVENTS))
-    recent = recent.iloc[::-1]
-    rows = _event_rows(recent)
+    details = has_role(DETAIL_ROLE)
+    rows: list[dict[str, Any]] = []
+    if details:
+        # The store orders by time: the last page holds the latest events.
+        recent = store.events(**filters, limit=RECENT_EVENTS, offset=max(0, total - RECENT_EVENTS))
+        rows = _event_rows(recent.iloc[::-1])
     return render_template(
-        "overview.html", total=total, recent=rows, choices=filter_choices(), query=filter_query(request.args),
+        "overview.html", total=total, recent=rows, details=details, choices=filter_choices(),
+        query=filter_query(request.args),
         map_src=url_for("maps.map_document", kind="overview", **filter_query(request.args)),
     )
 
