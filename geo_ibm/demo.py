@@ -11,23 +11,10 @@ import shapely
 from pyproj import Transformer
 
 from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.events import ENTRY_COUNTRIES, EVENT_COLUMNS, TRANSPORT_MODES
 from geo_ibm.io import ensure_working_crs
 from geo_ibm.settings import LOCAL_TZ, WORKING_CRS, margin_m
 
-EVENT_COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "observed_at",
-    "location_kind",
-    "persons",
-    "smugglers",
-    "transport_mode",
-    "entry_country",
-    "operation_id",
-    "source_unit",
-    "notes",
-    "geometry",
-)
-"""Columns of a generated event GeoDataFrame, in order (the schema of ``geo_ibm.events``)."""
 
 TRUTH_COLUMNS: tuple[str, ...] = (
     "hotspot_id",
@@ -44,8 +31,9 @@ TRUTH_COLUMNS: tuple[str, ...] = (
 )
 """Columns of the ground-truth GeoDataFrame returned next to the events."""
 
-MODES: tuple[str, ...] = ("car", "van", "truck", "bus", "train", "taxi", "on_foot", "other")
-COUNTRIES: tuple[str, ...] = ("BE", "FR", "DE", "unknown")
+# The probability vectors below follow the order of these code lists.
+MODES = TRANSPORT_MODES
+COUNTRIES = ENTRY_COUNTRIES
 
 # Fixed sites as WGS84 lon/lat. These are data facts: approximate positions read off the
 # OpenStreetMap map view (openstreetmap.org, © OpenStreetMap contributors, ODbL 1.0), good to a

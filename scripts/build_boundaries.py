@@ -41,6 +41,7 @@ from shapely.geometry import LineString, MultiPoint, Point, Polygon, box
 
 from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.io import write_vector
+from geo_ibm.layers import CANTON_REGION
 from geo_ibm.settings import WORKING_CRS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -99,22 +100,6 @@ CROSSING_COLUMNS = [
 COORD_QUALITIES = {"published", "published-3rdparty", "derived", "estimate"}
 MAX_CROSSING_DISTANCE_M = 300.0
 
-# Canton -> police region. The 2018 police law created four regions; this mapping by canton is
-# inferred (no official canton list was found) and is therefore approximate near region limits.
-CANTON_REGION = {
-    "Luxembourg": "Capitale",
-    "Capellen": "Sud-Ouest",
-    "Esch-sur-Alzette": "Sud-Ouest",
-    "Clervaux": "Nord",
-    "Diekirch": "Nord",
-    "Redange": "Nord",
-    "Vianden": "Nord",
-    "Wiltz": "Nord",
-    "Echternach": "Centre-Est",
-    "Grevenmacher": "Centre-Est",
-    "Remich": "Centre-Est",
-    "Mersch": "Centre-Est",
-}
 
 # --- schematic road network -------------------------------------------------------------------
 # Node coordinates (lat, lon, source key). Source keys are explained in SOURCES; "estimate" means
