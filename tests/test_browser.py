@@ -115,7 +115,8 @@ def test_pages_load_maps_offline_without_errors(watched):
     assert frame.evaluate("() => { try { return document.cookie; } catch (e) { return 'blocked'; } }") in ("", "blocked")
 
     for path, heading in [("/hotspots", "Hotspots"), ("/import", "Import events"), ("/exports/", "Exports"),
-                          ("/admin/audit", "Audit trail"), ("/admin/users", "Users"), ("/account", "Account")]:
+                          ("/reports/", "Reports"), ("/admin/audit", "Audit trail"), ("/admin/users", "Users"),
+                          ("/account", "Account")]:
         watched.page.click(f"nav a[href='{path}']")
         watched.page.wait_for_url(re.compile(f".*{re.escape(path)}$"))
         assert heading in watched.page.inner_text("h1")
