@@ -217,3 +217,26 @@ def test_serve_runs_waitress_and_answers(demo_store, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_regions_installs_an_official_canton_file(tmp_path, store, monkeypatch):
+    from geo_ibm import layers
+
+    monkeypatch.setenv("GEO_IBM_STORE", str(store))
+    official = layers.cantons().rename(columns={"canton": "CANTON"}).drop(columns="region")
+    official["CANTON"] = "Canton " + official["CANTON"].str.upper()  # spelt as an official file might
+    official.geometry = official.geometry.buffer(-50)  # not the shipped shapes
+    path = tmp_path / "act_cantons.geojson"
+    official.to_crs(4326).to_file(path, driver="GeoJSON")
+    result = _run(["regions", str(path)], store)
+    assert result.exit_code == 0, result.output
+    assert "12 cantons in 4 police regions" in result.output
+    installed = layers.cantons()
+    assert len(installed) == 12
+    assert installed.area.sum() < official.area.sum() + 1e4  # the buffered shapes, not the shipped ones
+    assert set(installed["region"]) == {"Capitale", "Centre-Est", "Nord", "Sud-Ouest"}
+    bad = tmp_path / "bad.geojson"
+    official.assign(CANTON="Atlantis").to_crs(4326).to_file(bad, driver="GeoJSON")
+    failed = subprocess.run([sys.executable, "-m", "geo_ibm.cli", "--store", str(store), "regions", str(bad)],
+                            capture_output=True, text=True)
+    assert failed.returncode == 1 and "Atlantis" in failed.stderr and "Traceback" not in failed.stderr
