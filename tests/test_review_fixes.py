@@ -61,3 +61,75 @@ def test_exported_map_keeps_the_records_for_analysts(logged_in, store):
     doc = logged_in("ana").get(f"/exports/map.html?map=overview&quarter={quarter}").get_data(as_text=True)
     assert f'"event_id": "{first}"' in doc
     assert logged_in("vic").get(f"/exports/map.html?map=overview&quarter={quarter}").status_code == 403
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+def _upload(c, data: bytes, filename: str):
+    token = csrf_token(c, "/import")
+    form = {"csrf_token": token, "file": (io.BytesIO(data), filename)}
+    return c.post("/import", data=form, content_type="multipart/form-data")
+
+
+@pytest.mark.parametrize("filename, expected", [
+    ("a" * 300 + ".csv", "a" * 100 + ".csv"),
+    ("b" * 300 + ".tar.csv", "b" * 100 + ".csv"),  # the stem "bbb….tar" is cut to 100
+    ("../../etc/passwd.csv", "etc_passwd.csv"),
+    ("événements.csv", "evenements.csv"),
+    ("???", "upload"),
+])
+def test_upload_name_is_short_and_keeps_the_suffix(filename, expected):
+    from webapp.pages import upload_name
+
+    name = upload_name(filename)
+    assert name == expected and len(name.encode("utf-8")) <= 255
+
+
+def test_upload_with_a_300_character_name_is_imported(logged_in, store):
+    from webfixtures import demo_events, events_csv
+
+    before = store.count()
+    csv = events_csv(demo_events(3, seed=301), id_prefix="long-name-").encode("utf-8")
+    response = _upload(logged_in("ana"), csv, "x" * 300 + ".csv")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200, body[:500]
+    assert "3 new events" in body and store.count() == before + 3
+
+
+# --------------------------------------------------------------------------- spreadsheet formulas
+
+FORMULAS = ['=HYPERLINK("http://evil/","x")', "@SUM(1+1)*cmd|' /C calc'!A0", "+1+1", "-2+3", "\tTAB", "\rCR"]
+
+
+def test_formula_cells_are_neutralised_but_numbers_stay_numbers():
+    import pandas as pd
+    from webapp.pages import neutralise_formulas
+
+    frame = pd.DataFrame({"notes": FORMULAS + ["plain", None], "persons": [-3, 2, 1, 0, 4, 5, -1, 7],
+                          "x": [-1.5] * 8})
+    out = neutralise_formulas(frame)
+    assert list(out["notes"][:7]) == ["'" + f for f in FORMULAS] + ["plain"] and pd.isna(out["notes"].iloc[7])
+    assert out["persons"].tolist() == [-3, 2, 1, 0, 4, 5, -1, 7] and out["persons"].dtype == frame["persons"].dtype
+    assert out["x"].tolist() == [-1.5] * 8
+    assert list(frame["notes"])[:1] == FORMULAS[:1]  # the input is left alone
+
+
+def test_events_csv_export_neutralises_formulas(logged_in, store, tmp_path):
+    import pandas as pd
+    from webfixtures import demo_events, events_csv
+
+    events = demo_events(len(FORMULAS[:2]), seed=302)
+    text = events_csv(events, id_prefix="formula-")
+    frame = pd.read_csv(io.StringIO(text), dtype=str)
+    frame["notes"] = FORMULAS[:2]
+    path = tmp_path / "formulas.csv"
+    path.write_text(frame.to_csv(index=False), encoding="utf-8")
+    store.import_file(path, user="fixture")
+    response = logged_in("ana").get("/exports/events.csv")
+    assert response.status_code == 200
+    exported = pd.read_csv(io.StringIO(response.get_data(as_text=True)), dtype={"event_id": str})
+    notes = exported.set_index("event_id")["notes"]
+    assert [notes[f"formula-{i}"] for i in frame["event_id"].str.removeprefix("formula-")] == ["'" + f for f in FORMULAS[:2]]
+    assert not exported["notes"].dropna().astype(str).str.match(r"^[=+\-@\t\r]").any()
+    assert pd.api.types.is_numeric_dtype(exported["x"]) and pd.api.types.is_integer_dtype(exported["persons"])

@@ -345,7 +345,7 @@ def import_page() -> Any:
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ValidationError(_("Choose a file to upload."), [Problem("missing", column="file")])
-    name = secure_filename(upload.filename) or "upload"
+    name = upload_name(upload.filename)
     suffix = Path(name).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
         raise ValidationError(
@@ -365,6 +365,19 @@ def import_page() -> Any:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return render_template("import.html", report=report, problems=None, error=None)
+
+
+MAX_UPLOAD_STEM = 100
+"""Characters kept of an uploaded file's stem on disk (file systems refuse names over 255 bytes)."""
+
+
+def upload_name(filename: str) -> str:
+    """A safe on-disk name for an uploaded file: ``secure_filename``, stem cut to ``MAX_UPLOAD_STEM``, suffix kept."""
+    name = secure_filename(filename) or "upload"
+    path = Path(name)
+    suffix = path.suffix if len(path.suffix) <= 16 else ""
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    return (stem[:MAX_UPLOAD_STEM] or "upload") + suffix
 
 
 def _upload_root() -> Path:
@@ -404,7 +417,30 @@ def events_csv(events: gpd.GeoDataFrame) -> str:
     for col in frame.columns:
         if isinstance(frame[col].dtype, pd.DatetimeTZDtype):
             frame[col] = frame[col].map(lambda v: v.isoformat() if pd.notna(v) else "")
-    return frame.to_csv(index=False)
+    return neutralise_formulas(frame).to_csv(index=False)
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a text cell as a formula (OWASP CSV injection)."""
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """``value`` with a leading ``'`` when it is text a spreadsheet would run as a formula.
+
+    Only strings are changed: numbers (negative ones too) stay numbers.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text columns hold no cell a spreadsheet would run as a formula."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or isinstance(out[col].dtype, (pd.StringDtype, pd.CategoricalDtype)):
+            out[col] = out[col].map(spreadsheet_safe)
+    return out
 
 
 @exports_bp.route("/events.<fmt>")

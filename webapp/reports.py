@@ -14,7 +14,14 @@ from geo_ibm.errors import Problem, ValidationError
 from webapp.auth import audit, get_store, require_role
 from webapp.i18n import gettext as _
 # Gi* cell/band take the hotspot page's bounds and default cell.
-from webapp.pages import filter_choices, filter_query, parse_filters, parse_hotspot_options, reference_layers
+from webapp.pages import (
+    filter_choices,
+    filter_query,
+    neutralise_formulas,
+    parse_filters,
+    parse_hotspot_options,
+    reference_layers,
+)
 from webapp.params import parameter_error, parse_float, parse_int, single
 
 reports_bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -169,17 +176,20 @@ def report_tables(fmt: str) -> Any:
         events, outline=ref["outline"], borders=ref["borders"], crossings=ref["crossings"], cantons=ref["cantons"],
         cell=options["cell"], band=options["band"], names=names, previous=_previous_quarter(store, filters),
     )
+    # Table cells are aggregates, but unit names come from installable reference files: a text
+    # cell must never reach a spreadsheet as a formula.
+    safe = {key: neutralise_formulas(table) for key, table in built.tables.items()}
     detail = {"format": fmt, "rows": len(events), "filters": _filters_text(filters)}
     if fmt == "csv":
-        if names[0] not in built.tables:
+        if names[0] not in safe:
             # The analysis refused this table for the selection: say why, as a bad request.
             raise ValidationError(built.notes[0], [Problem("not computed", column="table", value=names[0])])
         audit("export", table=names[0], **detail)
-        return _attachment(tables.table_csv(built.tables[names[0]]), TABLE_FORMATS["csv"], f"geo_ibm-{names[0]}.csv")
+        return _attachment(tables.table_csv(safe[names[0]]), TABLE_FORMATS["csv"], f"geo_ibm-{names[0]}.csv")
     data = tables.tables_to_xlsx(
-        built.tables, period=_period(filters, events), filters=_filters_text(filters), events=len(events),
+        safe, period=_period(filters, events), filters=_filters_text(filters), events=len(events),
         notes=built.notes, generated_at=datetime.now(timezone.utc),
     )
-    audit("export", tables=list(built.tables), **detail)
+    audit("export", tables=list(safe), **detail)
     return _attachment(data, TABLE_FORMATS["xlsx"], "geo_ibm-tables.xlsx")
 
