@@ -31,6 +31,7 @@ import re
 import sqlite3
 import struct
 from collections.abc import Callable, Iterator
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -179,6 +180,32 @@ class EventStore(Protocol):
     def ground_truth(self) -> gpd.GeoDataFrame: ...
 
     def connect(self, *, immediate: bool = False) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+
+
+def _hide_path(exc: ValidationError, path: Path, label: str) -> None:
+    """Put ``label`` in place of ``path`` (and its folder) in ``exc``'s message and problems.
+
+    The web app imports uploads from a temporary file: users must see their file's name,
+    never a path on the server.
+    """
+    variants = sorted({str(path), path.as_posix(), str(path.absolute()), str(path.resolve())}, key=len, reverse=True)
+    folders = sorted({f for f in (str(path.parent), str(path.parent.absolute()), str(path.parent.resolve()))
+                      if Path(f).is_absolute() and len(f) > 1}, key=len, reverse=True)
+    # One pass, longest first: the label itself may contain the on-disk name.
+    pattern = re.compile(
+        "|".join([*(re.escape(v) for v in variants), rf"(?<![\w.-]){re.escape(path.name)}(?![\w.-])",
+                  *(re.escape(f) + r"/?" for f in folders)])
+    )
+
+    def scrub(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return pattern.sub(lambda m: "" if m.group(0).rstrip("/") in folders else label, value)
+
+    exc.args = tuple(scrub(a) for a in exc.args)
+    exc.problems = [
+        dataclasses.replace(p, reason=scrub(p.reason), file=scrub(p.file), value=scrub(p.value)) for p in exc.problems
+    ]
 
 
 def open_store(path: io.PathLike | None = None) -> GeoPackageStore:
@@ -569,6 +596,8 @@ class GeoPackageStore:
             frame = io.read_event_table(path)
             valid, problems = validate_events(frame, file=label, outline=self._outline_geometry())
         except ValidationError as exc:
+            if name:
+                _hide_path(exc, path, label)
             self._record_failure(label, sha, user, rows=0, rejected=0, message=str(exc))
             raise
         file_level = [p for p in problems if p.row is None]

@@ -133,3 +133,22 @@ def test_events_csv_export_neutralises_formulas(logged_in, store, tmp_path):
     assert [notes[f"formula-{i}"] for i in frame["event_id"].str.removeprefix("formula-")] == ["'" + f for f in FORMULAS[:2]]
     assert not exported["notes"].dropna().astype(str).str.match(r"^[=+\-@\t\r]").any()
     assert pd.api.types.is_numeric_dtype(exported["x"]) and pd.api.types.is_integer_dtype(exported["persons"])
+
+
+# --------------------------------------------------------------------------- server paths
+
+
+@pytest.mark.parametrize("data, filename, message", [
+    (b"", "empty.csv", "empty.csv: the file is empty"),
+    (b"PK\x03\x04garbage" * 20, "Rapport T3.xlsx", "Rapport T3.xlsx: cannot read as an XLSX workbook"),
+])
+def test_import_errors_name_the_uploaded_file_not_the_server_path(logged_in, app, store, data, filename, message):
+    import html
+
+    before = store.count()
+    response = _upload(logged_in("ana"), data, filename)
+    body = html.unescape(response.get_data(as_text=True))
+    assert response.status_code == 400
+    assert message in body
+    assert app.instance_path not in body and "uploads" not in body and "upload-" not in body
+    assert store.count() == before

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -749,3 +751,25 @@ def test_audit_detail_is_json(tmp_path):
         detail = conn.execute("SELECT detail FROM audit").fetchone()[0]
     assert json.loads(detail) == {"path": str(tmp_path)}
     assert os.path.exists(store.path)
+
+
+@pytest.mark.parametrize("content, name, message", [
+    (b"", "My events.csv", "My events.csv: the file is empty"),
+    (b"PK\x03\x04 not really a workbook", "rapport T3.xlsx", "rapport T3.xlsx: cannot read as an XLSX workbook"),
+])
+def test_import_messages_name_the_given_file_never_its_path(tmp_path, content, name, message):
+    from geo_ibm.errors import ValidationError
+    from geo_ibm.store import open_store
+
+    store = open_store(tmp_path / "s" / "geo_ibm.gpkg")
+    folder = tmp_path / "upload-3futivex"
+    folder.mkdir()
+    path = folder / ("upload" + Path(name).suffix)
+    path.write_bytes(content)
+    with pytest.raises(ValidationError, match=re.escape(message)) as caught:
+        store.import_file(path, user="u", name=name)
+    shown = str(caught.value) + "".join(str(p) for p in caught.value.problems)
+    assert str(tmp_path) not in shown and "upload-3futivex" not in shown and "upload." not in shown
+    # Without a name (the command line) the file's own name is used.
+    with pytest.raises(ValidationError, match=re.escape(path.name)):
+        store.import_file(path, user="u")
