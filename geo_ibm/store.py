@@ -27,6 +27,7 @@ import contextlib
 import datetime
 import itertools
 import json
+import os
 import re
 import sqlite3
 import struct
@@ -342,7 +343,36 @@ class GeoPackageStore:
 
     # -- connections ------------------------------------------------------------------------
 
+    def _create_private(self) -> None:
+        """Create the store file (and its folder) readable by the owner only.
+
+        The store holds password hashes and interception records. SQLite gives the -wal and
+        -shm files the mode of the database file, so creating that file 0600 covers them too.
+        """
+        folder = self.path.parent
+        if not folder.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                os.chmod(folder, 0o700)  # whatever the umask
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)
+
+    def _restrict_modes(self) -> None:
+        """Take group and other permissions off an existing store and its -wal/-shm files."""
+        for candidate in (self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")):
+            with contextlib.suppress(OSError):
+                mode = candidate.stat().st_mode & 0o777
+                if mode & 0o077:
+                    os.chmod(candidate, mode & 0o700)
+
     def _connect(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            self._create_private()
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         # WAL + NORMAL keeps every commit atomic (a killed process loses nothing committed);
@@ -419,8 +449,13 @@ class GeoPackageStore:
     # -- creation ---------------------------------------------------------------------------
 
     def init(self) -> None:
-        """Create the GeoPackage and its tables; does nothing to an existing store's data."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Create the GeoPackage and its tables; does nothing to an existing store's data.
+
+        A new store file is created readable by its owner only (0600), in a folder made 0700
+        when the store creates it; an existing store loses any group or other permission.
+        """
+        self._create_private()
+        self._restrict_modes()
         conn = self._connect()
         try:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]

@@ -773,3 +773,31 @@ def test_import_messages_name_the_given_file_never_its_path(tmp_path, content, n
     # Without a name (the command line) the file's own name is used.
     with pytest.raises(ValidationError, match=re.escape(path.name)):
         store.import_file(path, user="u")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o000])
+def test_new_store_and_its_folder_are_private(tmp_path, umask):
+    path = tmp_path / "instance" / "geo_ibm.gpkg"
+    old = os.umask(umask)
+    try:
+        store = open_store(path)
+        store.init()
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    with sqlite3.connect(path) as conn:  # a writer keeps the -wal/-shm files while connected
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS probe (x)")
+        conn.execute("INSERT INTO probe VALUES (1)")
+        for suffix in ("-wal", "-shm"):
+            extra = path.with_name(path.name + suffix)
+            assert extra.exists() and extra.stat().st_mode & 0o777 == 0o600, suffix
+
+
+def test_init_tightens_an_existing_world_readable_store(tmp_path):
+    path = tmp_path / "shared" / "geo_ibm.gpkg"
+    open_store(path).init()
+    os.chmod(path, 0o644)
+    open_store(path).init()
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -382,7 +382,9 @@ def upload_name(filename: str) -> str:
 
 def _upload_root() -> Path:
     root = Path(current_app.instance_path) / "uploads"
-    root.mkdir(parents=True, exist_ok=True)
+    if not root.is_dir():
+        # Uploads hold interception records until imported: owner only.
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
     return root
 
 
