@@ -152,3 +152,47 @@ def test_import_errors_name_the_uploaded_file_not_the_server_path(logged_in, app
     assert message in body
     assert app.instance_path not in body and "uploads" not in body and "upload-" not in body
     assert store.count() == before
+
+
+# --------------------------------------------------------------------------- OSM attribution
+
+OSM_LAYERS = {"outline": "outline", "borders": "internal-borders", "tripoints": "tripoints",
+              "cantons": "cantons", "regions": "regions"}
+"""API layer name -> OGC collection id of the OpenStreetMap-derived reference layers."""
+OWN_LAYERS = {"crossings": "crossing-points", "corridors": "corridors"}
+
+
+@pytest.mark.parametrize("layer, osm", [*((name, True) for name in OSM_LAYERS), *((name, False) for name in OWN_LAYERS)])
+def test_api_layers_carry_the_osm_attribution(logged_in, layer, osm):
+    from geo_ibm.settings import OSM_ATTRIBUTION
+
+    c = logged_in("vic")
+    body = c.get(f"/api/layers/{layer}").get_json()
+    assert body["type"] == "FeatureCollection" and body["features"]
+    assert body.get("attribution") == (OSM_ATTRIBUTION if osm else None)
+    listed = {entry["name"]: entry for entry in c.get("/api/layers").get_json()["layers"]}
+    assert listed[layer].get("attribution") == (OSM_ATTRIBUTION if osm else None)
+
+
+@pytest.mark.parametrize("collection, osm", [*((cid, True) for cid in OSM_LAYERS.values()),
+                                             *((cid, False) for cid in OWN_LAYERS.values())])
+def test_ogc_collections_carry_attribution_and_licence(logged_in, collection, osm):
+    from geo_ibm.settings import OSM_ATTRIBUTION
+
+    c = logged_in("vic")
+    licence = {"href": "https://opendatacommons.org/licenses/odbl/", "rel": "license"}
+
+    def licence_links(doc):
+        return [{k: link[k] for k in ("href", "rel")} for link in doc["links"] if link["rel"] == "license"]
+
+    meta = c.get(f"/ogc/collections/{collection}").get_json()
+    items = c.get(f"/ogc/collections/{collection}/items?limit=2").get_json()
+    listed = {doc["id"]: doc for doc in c.get("/ogc/collections").get_json()["collections"]}[collection]
+    for doc in (meta, items, listed):
+        assert doc.get("attribution") == (OSM_ATTRIBUTION if osm else None)
+        assert licence_links(doc) == ([licence] if osm else [])
+    assert items["numberReturned"] > 0
+    feature_id = items["features"][0].get("id")
+    if feature_id is not None:
+        one = c.get(f"/ogc/collections/{collection}/items/{feature_id}").get_json()
+        assert one.get("attribution") == (OSM_ATTRIBUTION if osm else None) and licence_links(one) == ([licence] if osm else [])

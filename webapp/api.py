@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from geo_ibm.errors import GeoIbmError, NotFoundError
 from geo_ibm.geojson import json_value, to_feature_collection
-from geo_ibm.settings import WEB_CRS
+from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS
 from webapp.auth import get_store, require_role
 from webapp.params import (
     EVENT_FILTERS,
@@ -58,18 +58,25 @@ class LayerSpec:
     id_column: str | None
     title: str
     description: str
+    attribution: str | None = None
+    """Credit the data's licence requires wherever the layer is served (ODbL for OSM-derived layers)."""
 
 
 LAYERS: dict[str, LayerSpec] = {
     "outline": LayerSpec("luxembourg_outline", None, "Luxembourg outline",
-                         "National boundary of the Grand Duchy of Luxembourg."),
+                         "National boundary of the Grand Duchy of Luxembourg.",
+                         attribution=OSM_ATTRIBUTION),
     "borders": LayerSpec("internal_borders", "neighbour", "Internal Schengen borders",
-                         "Border lines with Belgium, France and Germany, with their length in km."),
-    "tripoints": LayerSpec("tripoints", None, "Tripoints", "Points where three national borders meet."),
+                         "Border lines with Belgium, France and Germany, with their length in km.",
+                         attribution=OSM_ATTRIBUTION),
+    "tripoints": LayerSpec("tripoints", None, "Tripoints", "Points where three national borders meet.",
+                           attribution=OSM_ATTRIBUTION),
     "crossings": LayerSpec("crossing_points", "crossing_id", "Border crossing points",
                            "Road, rail and path crossings of the internal borders."),
-    "cantons": LayerSpec("cantons", "canton", "Cantons", "The 12 cantons with their police region."),
-    "regions": LayerSpec("police_regions", "region", "Police regions", "The Grand-Ducal Police regions."),
+    "cantons": LayerSpec("cantons", "canton", "Cantons", "The 12 cantons with their police region.",
+                         attribution=OSM_ATTRIBUTION),
+    "regions": LayerSpec("police_regions", "region", "Police regions", "The Grand-Ducal Police regions.",
+                         attribution=OSM_ATTRIBUTION),
     "corridors": LayerSpec("road_corridors", None, "Road corridors",
                            "Motorways and main roads crossing the internal borders."),
 }
@@ -176,7 +183,8 @@ def time_filters(interval: Interval | None) -> dict[str, Any]:
 def layer_list() -> Response:
     """List the reference layers and their URLs."""
     body = [
-        {"name": name, "title": spec.title, "description": spec.description, "href": url_for("api.layer", name=name)}
+        {"name": name, "title": spec.title, "description": spec.description, "href": url_for("api.layer", name=name),
+         **({"attribution": spec.attribution} if spec.attribution else {})}
         for name, spec in LAYERS.items()
     ]
     return json_response({"layers": body})
@@ -190,7 +198,10 @@ def layer(name: str) -> Response:
     gdf = layer_frame(name)
     spec = LAYERS[name]
     id_column = spec.id_column if spec.id_column in gdf.columns else None
-    return json_response(to_feature_collection(gdf, id_column=id_column, members={"name": name}), mimetype=GEOJSON)
+    members: dict[str, Any] = {"name": name}
+    if spec.attribution:
+        members["attribution"] = spec.attribution
+    return json_response(to_feature_collection(gdf, id_column=id_column, members=members), mimetype=GEOJSON)
 
 
 EVENT_PARAMS = (*EVENT_FILTERS, "from", "to", "datetime", "bbox", "limit", "offset")

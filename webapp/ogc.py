@@ -14,7 +14,7 @@ from shapely.geometry import box
 
 from geo_ibm.errors import NotFoundError, ValidationError
 from geo_ibm.geojson import to_feature_collection
-from geo_ibm.settings import WEB_CRS, WORKING_CRS
+from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS
 from webapp.api import (
     GEOJSON,
     LAYERS,
@@ -49,6 +49,8 @@ ogc_bp = Blueprint("ogc", __name__)
 ogc_bp.register_error_handler(Exception, handle_error)
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+ODBL_URL = "https://opendatacommons.org/licenses/odbl/"
+"""Licence of the OpenStreetMap-derived reference layers (a link for clients, never fetched)."""
 CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
@@ -71,11 +73,14 @@ class Collection:
     id_column: str | None = None
     temporal: bool = False
     filters: tuple[str, ...] = field(default_factory=tuple)
+    attribution: str | None = None
+    """Credit the data's licence requires (ODbL for the OSM-derived reference layers)."""
 
 
 def _reference(ogc_id: str, layer: str) -> Collection:
     spec = LAYERS[layer]
-    return Collection(ogc_id, spec.title, spec.description, ROLE_LAYERS, layer=layer, id_column=spec.id_column)
+    return Collection(ogc_id, spec.title, spec.description, ROLE_LAYERS, layer=layer, id_column=spec.id_column,
+                      attribution=spec.attribution)
 
 
 COLLECTIONS: dict[str, Collection] = {
@@ -206,18 +211,30 @@ def _extent(collection: Collection) -> dict[str, Any]:
     return extent
 
 
+def _licence_links(collection: Collection) -> list[dict[str, str]]:
+    if collection.attribution != OSM_ATTRIBUTION:
+        return []
+    return [_link(ODBL_URL, "license", "text/html", "Open Database License (ODbL) 1.0")]
+
+
+def _attribution(collection: Collection) -> dict[str, str]:
+    return {"attribution": collection.attribution} if collection.attribution else {}
+
+
 def _collection_doc(collection: Collection) -> dict[str, Any]:
     items = _url("ogc.items", collection_id=collection.id)
     return {
         "id": collection.id,
         "title": collection.title,
         "description": collection.description,
+        **_attribution(collection),
         "itemType": "feature",
         "crs": [CRS84],
         "extent": _extent(collection),
         "links": [
             _link(_url("ogc.collection", collection_id=collection.id), "self", "application/json", collection.title),
             _link(items, "items", GEOJSON, f"{collection.title} (GeoJSON)"),
+            *_licence_links(collection),
         ],
     }
 
@@ -345,10 +362,12 @@ def _items(collection_id: str) -> Response:
         matched = len(gdf)
         page = gdf.iloc[offset: offset + limit]
     members.update({
+        **_attribution(coll),
         "timeStamp": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
         "numberMatched": int(matched),
         "numberReturned": int(len(page)),
-        "links": _page_links(collection_id, offset=offset, limit=limit, returned=len(page), matched=matched),
+        "links": _page_links(collection_id, offset=offset, limit=limit, returned=len(page), matched=matched)
+        + _licence_links(coll),
     })
     return json_response(to_feature_collection(page, id_column=id_column, members=members), mimetype=GEOJSON)
 
@@ -379,5 +398,7 @@ def _item(collection_id: str, feature_id: str) -> Response:
     feature["links"] = [
         _link(_url("ogc.item", collection_id=collection_id, feature_id=feature_id), "self", GEOJSON),
         _link(_url("ogc.collection", collection_id=collection_id), "collection", "application/json"),
+        *_licence_links(coll),
     ]
+    feature.update(_attribution(coll))
     return json_response(feature, mimetype=GEOJSON)
