@@ -196,3 +196,41 @@ def test_ogc_collections_carry_attribution_and_licence(logged_in, collection, os
     if feature_id is not None:
         one = c.get(f"/ogc/collections/{collection}/items/{feature_id}").get_json()
         assert one.get("attribution") == (OSM_ATTRIBUTION if osm else None) and licence_links(one) == ([licence] if osm else [])
+
+
+# --------------------------------------------------------------------------- hotspot cost limits
+
+
+@pytest.mark.parametrize("url, parameter", [
+    ("/maps/hotspots?cell=100&band=5000", "band"),
+    ("/hotspots?cell=100&band=5000", "band"),
+    ("/maps/hotspots?cell=100", "cell"),  # about 260,000 cells: beyond the emerging hot spot limit
+    ("/exports/map.html?map=hotspots&cell=200&band=4500", "band"),
+    ("/reports/map.png?map=hotspots&cell=100&band=5000", "band"),
+    ("/reports/tables.xlsx?cell=100&band=5000", "band"),
+])
+def test_hotspot_sizes_over_the_cost_limits_are_400_naming_the_parameter(logged_in, app, url, parameter):
+    import time
+
+    from geo_ibm.analysis import check_budget
+    from geo_ibm.errors import ValidationError
+    from webapp.pages import reference_layers
+
+    # The same refusal as the CLI and API give (run_method calls check_budget).
+    with app.test_request_context():
+        area = reference_layers()["outline"].geometry.union_all()
+    query = dict(part.split("=") for part in url.split("?")[1].split("&") if part.split("=")[0] in ("cell", "band"))
+    method = "emerging" if "band" not in query else "gi"
+    with pytest.raises(ValidationError, match=parameter):
+        check_budget(method, area=area, cell=float(query["cell"]), band=float(query["band"]) if "band" in query else None)
+    start = time.perf_counter()
+    response = logged_in("ana").get(url)
+    elapsed = time.perf_counter() - start
+    assert response.status_code == 400
+    assert re.search(rf"{parameter}: \d+ m (is|makes about) ", response.get_data(as_text=True))
+    assert elapsed < 2.0
+
+
+def test_hotspot_sizes_within_the_limits_still_draw(logged_in):
+    response = logged_in("vic").get("/maps/hotspots?cell=1000&band=3000")
+    assert response.status_code == 200 and "Gi* hot and cold spots" in response.get_data(as_text=True)

@@ -161,6 +161,25 @@ def parse_hotspot_options(args: Mapping[str, Any]) -> dict[str, float | None]:
     return {"cell": cell, "band": band}
 
 
+PAGE_METHODS: tuple[str, ...] = ("gi", "kde", "clusters", "emerging")
+"""Hotspot methods drawn on the hotspot map; the user's ``cell``/``band`` go to Gi* and emerging."""
+
+
+def check_hotspot_budget(outline: gpd.GeoDataFrame, *, cell: float | None, band: float | None,
+                         methods: tuple[str, ...] = PAGE_METHODS) -> None:
+    """Refuse, before any computation, a ``cell``/``band`` that the CLI and API would refuse.
+
+    Raises the ``ValidationError`` of :func:`geo_ibm.analysis.check_budget` (400, naming
+    ``cell`` or ``band``). Kernel density and clusters choose their own sizes on this page.
+    """
+    from geo_ibm.analysis import check_budget
+
+    area = outline.geometry.union_all()
+    for method in methods:
+        user_sizes = method in ("gi", "lisa", "emerging")
+        check_budget(method, area=area, cell=cell if user_sizes else None, band=band if user_sizes else None)
+
+
 def hotspot_layers(
     events: gpd.GeoDataFrame,
     outline: gpd.GeoDataFrame,
@@ -173,6 +192,7 @@ def hotspot_layers(
 
     Views never compute statistics: each layer comes from its ``geo_ibm`` function as is.
     """
+    check_hotspot_budget(outline, cell=cell, band=band)
     layers: dict[str, Any] = {}
     notes: list[str] = []
 
@@ -300,6 +320,7 @@ def hotspots() -> Any:
     """Gi*, kernel density, clusters and emerging hot spots as switchable map layers."""
     filters = parse_filters(request.args, extra=HOTSPOT_PARAMS)
     options = parse_hotspot_options(request.args)
+    check_hotspot_budget(reference_layers()["outline"], **options)
     total = int(get_store().count(**filters))
     query = filter_query(request.args, extra=HOTSPOT_PARAMS)
     return render_template(
@@ -327,6 +348,8 @@ def map_document(kind: str) -> Any:
     if kind == "hotspots":
         filters = parse_filters(request.args, extra=HOTSPOT_PARAMS)
         options = parse_hotspot_options(request.args)
+        # Before the cache and the store: a refused size costs nothing.
+        check_hotspot_budget(reference_layers()["outline"], **options)
     else:
         filters, options = parse_filters(request.args), {}
     response = Response(build_map(kind, filters, options), mimetype="text/html")

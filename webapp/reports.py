@@ -15,6 +15,7 @@ from webapp.auth import audit, get_store, require_role
 from webapp.i18n import gettext as _
 # Gi* cell/band take the hotspot page's bounds and default cell.
 from webapp.pages import (
+    check_hotspot_budget,
     filter_choices,
     filter_query,
     neutralise_formulas,
@@ -138,6 +139,9 @@ def report_map(fmt: str) -> Any:
     filters = parse_filters(request.args, extra=MAP_PARAMS)
     kind = _choice(request.args, "map", figures.MAP_KINDS, "overview")
     options = parse_hotspot_options(request.args)
+    if kind == "hotspots":
+        # The print map runs Gi* with the user's sizes: the same limits as the CLI and API.
+        check_hotspot_budget(reference_layers()["outline"], **options, methods=("gi",))
     width_mm = parse_float(single(request.args, "width_mm"), name="width_mm", default=170.0, minimum=60, maximum=600)
     dpi = parse_int(single(request.args, "dpi"), name="dpi", default=200, minimum=72, maximum=600)
     events = get_store().events(**filters)
@@ -169,9 +173,11 @@ def report_tables(fmt: str) -> Any:
         if single(request.args, "table"):
             raise parameter_error("table", request.args.get("table"), "the workbook holds every table; use it with CSV only")
         names = tables.TABLE_NAMES
+    ref = reference_layers()
+    # The hotspot table runs Gi* with the user's sizes: the same limits as the CLI and API.
+    check_hotspot_budget(ref["outline"], **options, methods=("gi",))
     store = get_store()
     events = store.events(**filters)
-    ref = reference_layers()
     built = tables.report_tables(
         events, outline=ref["outline"], borders=ref["borders"], crossings=ref["crossings"], cantons=ref["cantons"],
         cell=options["cell"], band=options["band"], names=names, previous=_previous_quarter(store, filters),
