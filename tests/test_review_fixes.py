@@ -202,12 +202,11 @@ def test_ogc_collections_carry_attribution_and_licence(logged_in, collection, os
 
 
 @pytest.mark.parametrize("url, parameter", [
-    ("/maps/hotspots?cell=100&band=5000", "band"),
-    ("/hotspots?cell=100&band=5000", "band"),
-    ("/maps/hotspots?cell=100", "cell"),  # about 260,000 cells: beyond the emerging hot spot limit
+    ("/maps/hotspots?cell=200&band=5000", "band"),
+    ("/hotspots?cell=200&band=5000", "band"),
     ("/exports/map.html?map=hotspots&cell=200&band=4500", "band"),
-    ("/reports/map.png?map=hotspots&cell=100&band=5000", "band"),
-    ("/reports/tables.xlsx?cell=100&band=5000", "band"),
+    ("/reports/map.png?map=hotspots&cell=200&band=5000", "band"),
+    ("/reports/tables.xlsx?cell=200&band=5000", "band"),
 ])
 def test_hotspot_sizes_over_the_cost_limits_are_400_naming_the_parameter(logged_in, app, url, parameter):
     import time
@@ -234,3 +233,11 @@ def test_hotspot_sizes_over_the_cost_limits_are_400_naming_the_parameter(logged_
 def test_hotspot_sizes_within_the_limits_still_draw(logged_in):
     response = logged_in("vic").get("/maps/hotspots?cell=1000&band=3000")
     assert response.status_code == 200 and "Gi* hot and cold spots" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("url", ["/maps/hotspots?cell=100", "/hotspots?cell=150", "/reports/map.png?map=hotspots&cell=100"])
+def test_page_cells_below_200_m_are_refused_by_the_form_rules(logged_in, url):
+    # 100 m would make about 260,000 cells, beyond the emerging hot spot limit of 100,000.
+    response = logged_in("ana").get(url)
+    assert response.status_code == 400
+    assert "cell" in response.get_data(as_text=True) and "200" in response.get_data(as_text=True)

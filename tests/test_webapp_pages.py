@@ -382,3 +382,16 @@ def test_hotspot_map_reports_methods_that_cannot_run(logged_in, app):
     app.config["MAX_CLUSTER_EVENTS"] = 10
     doc = logged_in("vic").get("/maps/hotspots?cell=700").get_data(as_text=True)
     assert "too many for clustering on request (limit 10)" in doc
+
+
+def test_instance_folder_is_private(tmp_path, store_path, monkeypatch):
+    import os
+    import stat
+
+    from webapp import create_app
+
+    monkeypatch.delenv("GEO_IBM_SECRET_KEY", raising=False)
+    instance = tmp_path / "fresh-instance"
+    create_app({"TESTING": True, "STORE_PATH": str(store_path), "INSTANCE_PATH": str(instance)})
+    assert stat.S_IMODE(os.stat(instance).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(instance / "secret_key").st_mode) == 0o600

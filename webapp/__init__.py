@@ -26,7 +26,8 @@ def _secret_key(instance: Path) -> str:
     if env:
         return env
     path = instance / "secret_key"
-    instance.mkdir(parents=True, exist_ok=True)
+    # The instance folder holds the secret key, uploads in progress and usually the store.
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -153,10 +153,14 @@ DEFAULT_HOTSPOT_CELL_M = 500.0
 
 
 def parse_hotspot_options(args: Mapping[str, Any]) -> dict[str, float | None]:
-    """``cell`` (100-5000 m, default 500) and ``band`` (metres, default: the library's choice)."""
+    """``cell`` (200-5000 m, default 500) and ``band`` (metres, default: the library's choice).
+
+    200 m is the smallest cell whose grid over Luxembourg stays within the emerging hot spot
+    limit (:data:`geo_ibm.analysis.MAX_CELLS`), so every layer of the page can be drawn.
+    """
     from webapp.params import parse_float
 
-    cell = parse_float(args.get("cell"), name="cell", default=DEFAULT_HOTSPOT_CELL_M, minimum=100, maximum=5000)
+    cell = parse_float(args.get("cell"), name="cell", default=DEFAULT_HOTSPOT_CELL_M, minimum=200, maximum=5000)
     band = parse_float(args.get("band"), name="band", default=None, minimum=100, maximum=50_000)
     return {"cell": cell, "band": band}
 
