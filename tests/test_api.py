@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -13,45 +11,17 @@ import shapely
 from pyproj import Transformer
 
 from geo_ibm import layers
-from geo_ibm.demo import generate_events
 from geo_ibm.hotspots import hotspots_from_events
-from geo_ibm.store import open_store
-from webapp import create_app
-from webapp.accounts import ROLES, add_user, new_token
+from webfixtures import API_PASSWORD as PASSWORD
+from webfixtures import Site, make_site
 
-PASSWORD = "correct-horse-battery"
 N_EVENTS = 700
 TO_LONLAT = Transformer.from_crs("EPSG:2169", "EPSG:4326", always_xy=True)
 
 
-@dataclass
-class Site:
-    app: Any
-    store: Any
-    events: gpd.GeoDataFrame
-    tokens: dict[str, str]
-
-    def get(self, url: str, role: str | None = "analyst", **kwargs: Any):
-        headers = kwargs.pop("headers", {})
-        if role is not None:
-            headers["Authorization"] = f"Bearer {self.tokens[role]}"
-        return self.app.test_client().get(url, headers=headers, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Site:
-    path = tmp_path_factory.mktemp("api") / "store.gpkg"
-    store = open_store(path)
-    store.init()
-    events, _truth = generate_events(N_EVENTS, seed=11)
-    report = store.import_events(events, source="test_api", user="test")
-    assert report.accepted == N_EVENTS
-    tokens = {}
-    for role in ROLES:
-        add_user(store, role, role, PASSWORD)
-        tokens[role] = new_token(store, role)
-    app = create_app({"TESTING": True, "STORE_PATH": str(path), "SECRET_KEY": "test"})
-    return Site(app, store, events, tokens)
+    return make_site(tmp_path_factory.mktemp("api") / "store.gpkg", seed=11, n_events=N_EVENTS)
 
 
 def lonlat(events: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:

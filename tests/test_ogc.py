@@ -1,11 +1,8 @@
 """Tests of the OGC API – Features endpoints (webapp.ogc) and their OpenAPI document, via Flask's test client."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,28 +12,12 @@ from shapely.geometry import box, shape
 
 from geo_ibm import layers
 from geo_ibm.demo import generate_events
-from geo_ibm.store import open_store
-from webapp import create_app
-from webapp.accounts import ROLES, add_user, new_token
 from webapp.ogc import COLLECTIONS, CONFORMANCE
+from webfixtures import Site
+from webfixtures import make_site as make_api_site
 
-PASSWORD = "correct-horse-battery"
 N_EVENTS = 400
 TO_LONLAT = Transformer.from_crs("EPSG:2169", "EPSG:4326", always_xy=True)
-
-
-@dataclass
-class Site:
-    app: Any
-    store: Any
-    events: gpd.GeoDataFrame
-    tokens: dict[str, str]
-
-    def get(self, url: str, role: str | None = "analyst", **kwargs: Any):
-        headers = kwargs.pop("headers", {})
-        if role is not None:
-            headers["Authorization"] = f"Bearer {self.tokens[role]}"
-        return self.app.test_client().get(url, headers=headers, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +26,7 @@ def site(tmp_path_factory) -> Site:
 
 
 def make_site(path, *, seed: int, n_events: int = N_EVENTS) -> Site:
-    store = open_store(path)
-    store.init()
-    events, _truth = generate_events(n_events, seed=seed)
-    assert store.import_events(events, source="test_ogc", user="test").accepted == n_events
-    tokens = {}
-    for role in ROLES:
-        add_user(store, role, role, PASSWORD)
-        tokens[role] = new_token(store, role)
-    app = create_app({"TESTING": True, "STORE_PATH": str(path), "SECRET_KEY": "test"})
-    return Site(app, store, events, tokens)
+    return make_api_site(path, seed=seed, n_events=n_events)
 
 
 def rels(links: list[dict]) -> dict[str, dict]:

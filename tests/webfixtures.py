@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -118,3 +120,45 @@ def logged_in(app):
         return c
 
     return make
+
+
+# --------------------------------------------------------------------------- API sites
+
+API_PASSWORD = "correct-horse-battery"
+"""Password of the one-account-per-role stores the API and OGC tests build."""
+
+
+@dataclass
+class Site:
+    """An app over a store of generated events, with one account (named after its role) and
+    one API token per role."""
+
+    app: Any
+    store: Any
+    events: gpd.GeoDataFrame
+    tokens: dict[str, str]
+
+    def get(self, url: str, role: str | None = "analyst", **kwargs: Any):
+        headers = kwargs.pop("headers", {})
+        if role is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[role]}"
+        return self.app.test_client().get(url, headers=headers, **kwargs)
+
+
+def make_site(path: Path, *, seed: int, n_events: int) -> Site:
+    """A store at ``path`` with ``n_events`` demo events (seeded), the role accounts and an app."""
+    from geo_ibm.demo import generate_events
+    from geo_ibm.store import open_store
+    from webapp import create_app
+    from webapp.accounts import ROLES, add_user, new_token
+
+    store = open_store(path)
+    store.init()
+    events, _truth = generate_events(n_events, seed=seed)
+    assert store.import_events(events, source=path.stem, user="test").accepted == n_events
+    tokens = {}
+    for role in ROLES:
+        add_user(store, role, role, API_PASSWORD)
+        tokens[role] = new_token(store, role)
+    app = create_app({"TESTING": True, "STORE_PATH": str(path), "SECRET_KEY": "test"})
+    return Site(app, store, events, tokens)
