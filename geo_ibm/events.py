@@ -49,20 +49,6 @@ from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.settings import LOCAL_TZ, WORKING_CRS
 from geo_ibm.settings import margin_m as default_margin_m
 
-EVENT_COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "observed_at",
-    "location_kind",
-    "persons",
-    "smugglers",
-    "transport_mode",
-    "entry_country",
-    "operation_id",
-    "source_unit",
-    "notes",
-    "geometry",
-)
-"""Columns of a validated event GeoDataFrame, in order."""
 
 LOCATION_KINDS: tuple[str, ...] = (
     "motorway",
@@ -98,6 +84,9 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "entry_country",
 )
 OPTIONAL_COLUMNS: tuple[str, ...] = ("operation_id", "source_unit", "notes")
+
+EVENT_COLUMNS: tuple[str, ...] = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "geometry")
+"""Columns of a validated event GeoDataFrame, in order."""
 
 COLUMN_ALIASES: dict[str, str] = {
     "lat": "lat",

@@ -75,17 +75,7 @@ EVENT_FIELDS: tuple[tuple[str, str], ...] = (
 )
 """Attribute columns of the ``events`` table with their SQL declarations (after fid, geom)."""
 
-_CONTENT_COLUMNS = (
-    "observed_utc",
-    "location_kind",
-    "persons",
-    "smugglers",
-    "transport_mode",
-    "entry_country",
-    "operation_id",
-    "source_unit",
-    "notes",
-)
+_CONTENT_COLUMNS = ("observed_utc", *(c for c in EVENT_COLUMNS if c not in ("event_id", "observed_at", "geometry")))
 """What must match for a re-imported event to count as the same event (plus x/y within 1 mm)."""
 
 _RTREE = "rtree_events_geom"
