@@ -5,7 +5,7 @@ import argparse
 import math
 import time
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -30,10 +30,9 @@ floor, see ``bench_kde.py``): append a function returning ``[(label, seconds, no
 def kde_timings(xy: np.ndarray, area: BaseGeometry, repeat: int) -> list[Timing]:
     """Quartic KDE on the same events: ours, a bincount + FFT floor, KDEpy (see bench_kde.py for all)."""
     import geopandas as gpd
-
+    from bench_kde import best_of  # same folder; run as a script
     from scipy.signal import fftconvolve
 
-    from bench_kde import best_of  # same folder; run as a script
     from geo_ibm.kde import _kernel_stencil, kernel_density
 
     radius = 2_000.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import geopandas as gpd
 import numpy as np

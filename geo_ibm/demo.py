@@ -11,10 +11,9 @@ import shapely
 from pyproj import Transformer
 
 from geo_ibm.errors import Problem, ValidationError
-from geo_ibm.events import ENTRY_COUNTRIES, EVENT_COLUMNS, TRANSPORT_MODES
+from geo_ibm.events import ENTRY_COUNTRIES, TRANSPORT_MODES
 from geo_ibm.io import ensure_working_crs
 from geo_ibm.settings import LOCAL_TZ, WORKING_CRS, margin_m
-
 
 TRUTH_COLUMNS: tuple[str, ...] = (
     "hotspot_id",

@@ -49,7 +49,6 @@ from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.settings import LOCAL_TZ, WORKING_CRS
 from geo_ibm.settings import margin_m as default_margin_m
 
-
 LOCATION_KINDS: tuple[str, ...] = (
     "motorway",
     "rest_area",

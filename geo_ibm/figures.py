@@ -441,7 +441,7 @@ def _draw(
 
     section(t("Internal Schengen borders"))
     for row in borders.itertuples(index=False):
-        code = str(getattr(row, "neighbour"))
+        code = str(row.neighbour)
         colour = NEIGHBOUR_COLOURS.get(code, "#000000")
         ax.add_collection(LineCollection(_line_segments(row.geometry), colors=colour, linewidths=2.0 * scale,
                                          capstyle="round", joinstyle="round", zorder=4))

@@ -5,6 +5,7 @@ import datetime
 import hashlib
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -243,7 +244,7 @@ def _drop_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:
     for col in frame.columns:
         values = frame[col].to_numpy(dtype=object)
         blank &= np.fromiter(
-            ((v is None or (v.__class__ is str and not v.strip()) or (v.__class__ is float and v != v)) for v in values),
+            ((v is None or (v.__class__ is str and not v.strip()) or (v.__class__ is float and math.isnan(v))) for v in values),
             dtype=bool,
             count=len(values),
         )
@@ -347,10 +348,9 @@ def _vector_source(path: Path) -> str:
         if not start.lstrip()[:1] == b"{":
             raise ValidationError(f"{path.name}: not a GeoJSON file (it must start with '{{')",
                                   [Problem("not GeoJSON", file=path.name)])
-    else:
-        if not head.startswith(b"SQLite format 3\x00") or head[68:72] not in (b"GPKG", b"GP10", b"GP11"):
-            raise ValidationError(f"{path.name}: not a GeoPackage (no SQLite header with the GeoPackage application id)",
-                                  [Problem("not a GeoPackage", file=path.name)])
+    elif not head.startswith(b"SQLite format 3\x00") or head[68:72] not in (b"GPKG", b"GP10", b"GP11"):
+        raise ValidationError(f"{path.name}: not a GeoPackage (no SQLite header with the GeoPackage application id)",
+                              [Problem("not a GeoPackage", file=path.name)])
     return f"{driver}:{path}"
 
 

@@ -24,6 +24,7 @@ file so a copy of the ``.gpkg`` alone is complete when no one is writing).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import itertools
 import json
@@ -32,7 +33,6 @@ import re
 import sqlite3
 import struct
 from collections.abc import Callable, Iterator
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol

@@ -365,7 +365,7 @@ def tables_to_xlsx(
             cell.fill = header_fill
             cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
         ws.freeze_panes = "A2"
-        if len(columns):
+        if columns:
             ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(table) + 1}"
         for i, column in enumerate(columns, start=1):
             series = table.iloc[:, i - 1]

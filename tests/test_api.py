@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import shapely
 from pyproj import Transformer
+from webfixtures import API_PASSWORD as PASSWORD
+from webfixtures import Site, make_site
 
 from geo_ibm import layers
 from geo_ibm.hotspots import hotspots_from_events
-from webfixtures import API_PASSWORD as PASSWORD
-from webfixtures import Site, make_site
 
 N_EVENTS = 700
 TO_LONLAT = Transformer.from_crs("EPSG:2169", "EPSG:4326", always_xy=True)

@@ -144,7 +144,7 @@ def test_nearest_border_without_per_neighbour_columns(events):
 @pytest.mark.parametrize("candidates", [1, 4])
 def test_exact_near_tight_bends(monkeypatch, candidates):
     """A saw-tooth border with 30 m teeth; with 1 candidate most points need the fallback search."""
-    import geo_ibm.bordergeo as bordergeo
+    from geo_ibm import bordergeo
 
     monkeypatch.setattr(bordergeo, "_CANDIDATES", candidates)
     xs = 70_000 + np.arange(0, 3_000, 15.0)

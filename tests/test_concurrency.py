@@ -7,11 +7,9 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
-
 from webfixtures import build_store, demo_events, events_csv
 
 UPLOADERS = 4

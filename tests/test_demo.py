@@ -1,15 +1,15 @@
 """Tests of the synthetic demo event generator and its ground truth."""
 from __future__ import annotations
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 import shapely
 from pandas.testing import assert_frame_equal
 
-from geo_ibm.demo import EVENT_COLUMNS, TRUTH_COLUMNS, generate_events
+from geo_ibm.demo import TRUTH_COLUMNS, generate_events
 from geo_ibm.errors import ValidationError
+from geo_ibm.events import EVENT_COLUMNS
 from geo_ibm.settings import LOCAL_TZ
 
 N = 12_000

@@ -9,12 +9,12 @@ import pytest
 from openapi_spec_validator import validate as validate_openapi
 from pyproj import Transformer
 from shapely.geometry import box, shape
+from webfixtures import Site
+from webfixtures import make_site as make_api_site
 
 from geo_ibm import layers
 from geo_ibm.demo import generate_events
 from webapp.ogc import COLLECTIONS, CONFORMANCE
-from webfixtures import Site
-from webfixtures import make_site as make_api_site
 
 N_EVENTS = 400
 TO_LONLAT = Transformer.from_crs("EPSG:2169", "EPSG:4326", always_xy=True)

@@ -104,6 +104,7 @@ FORMULAS = ['=HYPERLINK("http://evil/","x")', "@SUM(1+1)*cmd|' /C calc'!A0", "+1
 
 def test_formula_cells_are_neutralised_but_numbers_stay_numbers():
     import pandas as pd
+
     from webapp.pages import neutralise_formulas
 
     frame = pd.DataFrame({"notes": FORMULAS + ["plain", None], "persons": [-3, 2, 1, 0, 4, 5, -1, 7],

@@ -8,7 +8,6 @@ import re
 import geopandas as gpd
 import pandas as pd
 import pytest
-from geo_ibm.errors import ValidationError
 from webfixtures import (  # noqa: F401
     N_EVENTS,
     PASSWORD,
@@ -23,6 +22,8 @@ from webfixtures import (  # noqa: F401
     store,
     store_path,
 )
+
+from geo_ibm.errors import ValidationError
 
 NAV = ["/overview", "/hotspots", "/import", "/exports/", "/admin/audit", "/admin/users", "/account"]
 

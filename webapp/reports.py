@@ -13,6 +13,7 @@ from geo_ibm import figures, tables
 from geo_ibm.errors import Problem, ValidationError
 from webapp.auth import audit, get_store, require_role
 from webapp.i18n import gettext as _
+
 # Gi* cell/band take the hotspot page's bounds and default cell.
 from webapp.pages import (
     check_hotspot_budget,
