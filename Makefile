@@ -1,6 +1,6 @@
 # Two commands for a fresh machine:
 #   make run   - create .venv, install, build the demo store, serve the web app on http://127.0.0.1:5000
-#   make test  - create .venv, install the test dependencies, run the whole test suite
+#   make test  - create .venv, install the test dependencies, lint (ruff), type-check (mypy), run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -27,6 +27,8 @@ run: demo
 	$(BIN)/geo-ibm --store "$(STORE)" serve --host 127.0.0.1 --port 5000
 
 test: install-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -1,0 +1,126 @@
+"""Dates, times and calendar quarters: the one place where geo_ibm parses them.
+
+Every module that reads a date from a user (filters, analysis windows, report quarters)
+parses it here, so ``2025-07-14``, ``2025Q3`` and ``2025-Q3`` mean the same thing
+everywhere. Times without an offset are Europe/Luxembourg wall-clock time; quarters are
+local-time calendar quarters, spelt ``YYYYQn`` as the store spells them.
+"""
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.settings import LOCAL_TZ
+
+QUARTER_PATTERN = re.compile(r"^\s*(\d{4})\s*-?\s*[qQ]([1-4])\s*$")
+"""``2025Q3``, ``2025-Q3``, ``2025q3`` (spaces around the parts allowed)."""
+
+_DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
+
+
+def _error(name: str, value: Any, reason: str) -> ValidationError:
+    shown = value if not isinstance(value, str) or len(value) <= 200 else value[:200] + "..."
+    return ValidationError(f"{name} {reason}, got {shown!r}", [Problem(reason, column=name, value=shown)])
+
+
+def parse_quarter(value: Any, *, name: str = "quarter") -> str:
+    """``value`` as a quarter label ``YYYYQn``.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``name`` when ``value`` is not a quarter such as ``2025Q3`` or ``2025-Q3``.
+    """
+    if isinstance(value, pd.Period) and value.freqstr.startswith("Q"):
+        return f"{value.year}Q{value.quarter}"
+    match = QUARTER_PATTERN.match(str(value)) if value is not None else None
+    if not match:
+        raise _error(name, value, "must look like '2025Q3' (or 2025-Q3)")
+    return f"{match.group(1)}Q{match.group(2)}"
+
+
+def quarter_period(value: Any, *, name: str = "quarter") -> pd.Period:
+    """``value`` (``2025Q3``, ``2025-Q3`` or a quarterly Period) as a ``pandas.Period``."""
+    return pd.Period(parse_quarter(value, name=name), freq="Q")
+
+
+def shift_quarter(value: Any, quarters: int, *, name: str = "quarter") -> str:
+    """The quarter ``quarters`` after ``value`` (negative: before), as ``YYYYQn``."""
+    return parse_quarter(quarter_period(value, name=name) + int(quarters))
+
+
+def quarter_bounds(value: Any, *, name: str = "quarter") -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Local start (inclusive) and end (exclusive) instants of a quarter."""
+    period = quarter_period(value, name=name)
+    start = period.start_time.tz_localize(LOCAL_TZ)
+    end = (period + 1).start_time.tz_localize(LOCAL_TZ)
+    return start, end
+
+
+def quarter_labels(stamps: pd.Series) -> np.ndarray:
+    """``YYYYQn`` of each tz-aware timestamp, in local time (vectorised; object array)."""
+    local = stamps.dt.tz_convert(LOCAL_TZ)
+    years = local.dt.year.astype(str).to_numpy(dtype=object)
+    quarters = local.dt.quarter.astype(str).to_numpy(dtype=object)
+    return years + "Q" + quarters
+
+
+def is_date_only(value: Any) -> bool:
+    """Whether ``value`` names a whole day: a ``date`` (not a datetime) or ``YYYY-MM-DD`` text."""
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return True
+    return isinstance(value, str) and bool(_DATE_ONLY.match(value))
+
+
+def to_timestamp(value: Any, *, name: str = "time") -> pd.Timestamp:
+    """``value`` (ISO text, date, datetime, Timestamp, numpy datetime) as a tz-aware Timestamp.
+
+    Naive values are Europe/Luxembourg wall-clock time; in the autumn hour that occurs twice
+    the summer-time reading is taken, and a time skipped in spring moves to the next valid
+    instant.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``name`` when ``value`` is not a date or date and time.
+    """
+    if isinstance(value, str):
+        value = value.strip()
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError, OverflowError):
+        stamp = pd.NaT
+    if value is None or value == "" or pd.isna(stamp):
+        raise _error(name, value, "is not a date or date and time (use ISO 8601, e.g. 2025-07-14 or 2025-07-14T08:00)")
+    if stamp.tzinfo is None:
+        return stamp.tz_localize(LOCAL_TZ, ambiguous=True, nonexistent="shift_forward")
+    return stamp.tz_convert(LOCAL_TZ)
+
+
+def period_start(value: Any, *, name: str = "start") -> pd.Timestamp:
+    """The first instant ``value`` names (a date: its local midnight)."""
+    return to_timestamp(value, name=name)
+
+
+def period_end(value: Any, *, name: str = "end") -> pd.Timestamp:
+    """The exclusive end of what ``value`` names: a date alone includes that whole local day."""
+    stamp = to_timestamp(value, name=name)
+    if is_date_only(value):
+        nxt = stamp.tz_localize(None).normalize() + pd.Timedelta(days=1)
+        return nxt.tz_localize(LOCAL_TZ, ambiguous=True, nonexistent="shift_forward")
+    return stamp
+
+
+def epoch_seconds(stamp: pd.Timestamp) -> int:
+    """Whole UTC seconds since 1970 of a tz-aware Timestamp (floored)."""
+    return int(stamp.tz_convert("UTC").timestamp() // 1)
+
+
+def iso_or_none(value: Any, *, name: str = "time") -> str | None:
+    """ISO 8601 text of a date/time value (local time with offset), ``None`` for ``None``."""
+    return None if value is None else to_timestamp(value, name=name).isoformat()
