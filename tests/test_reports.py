@@ -270,14 +270,3 @@ def test_cli_report_bad_arguments(store_path, tmp_path, args, message):
     assert result.exit_code != 0
     assert message in result.output
     assert not list(Path(tmp_path).glob("x.*"))
-
-
-def test_french_catalog_covers_the_report_strings():
-    from geo_ibm import figures
-    from webapp.i18n import catalog
-
-    source = Path(figures.__file__).read_text(encoding="utf-8")
-    messages = set(re.findall(r'\bt\("([^"]+)"\)', source))
-    messages |= set(tables.TABLE_TITLES.values()) | {"Belgium", "France", "Germany"}
-    assert len(messages) > 20
-    assert sorted(m for m in messages if m not in catalog("fr")) == []
