@@ -1,14 +1,23 @@
-"""One entry point for the hotspot methods, as the CLI and the web layer name them."""
+"""The hotspot methods by name: one call runs any of them on selected events, and says which cells count."""
 from __future__ import annotations
 
 from typing import Any, Literal
 
 import geopandas as gpd
+import numpy as np
 
+from geo_ibm.analysis.budget import check_budget
 from geo_ibm.errors import NotFoundError, Problem, ValidationError
 
 Method = Literal["gi", "lisa", "kde", "clusters", "emerging"]
 METHODS: tuple[str, ...] = ("gi", "lisa", "kde", "clusters", "emerging")
+"""Every hotspot method, as the CLI, the API and the OGC service name them."""
+
+GRID_METHODS: tuple[str, ...] = ("gi", "lisa", "emerging")
+"""Methods whose result is one row per grid cell (the others give contour bands or hulls)."""
+
+CELL_CHOICES: tuple[str, ...] = ("significant", "nonzero", "all")
+"""Which grid cells a result keeps: see :func:`select_cells`."""
 
 
 def study_area(region: str | None = None) -> gpd.GeoDataFrame:
@@ -133,64 +142,48 @@ def run_method(
     return out
 
 
-MAX_CELLS: dict[str, int] = {"gi": 300_000, "lisa": 50_000, "emerging": 100_000, "kde": 4_000_000}
-"""Largest grid (or KDE raster) a given cell size may make, per method: beyond these one request
-takes minutes and gigabytes (LISA draws ``permutations`` neighbourhoods per cell; emerging hot
-spots repeat Gi* per time step)."""
+def significant(result: gpd.GeoDataFrame, method: str) -> np.ndarray:
+    """Which rows of a grid method's result are significant, by that method's own verdict.
 
-MAX_BAND_CELLS = 20.0
-"""Largest distance band (or KDE radius) in cells: about 1,250 neighbours per cell."""
+    Gi*: a non-zero FDR-corrected bin (``gi_bin_fdr``, else ``gi_bin``); LISA: any class but
+    "not significant"; emerging hot spots: any category but "no pattern detected". Results
+    that are not grids (KDE bands, cluster hulls) are significant throughout.
+    """
+    if result.empty:
+        return np.zeros(0, dtype=bool)
+    if method == "gi":
+        column = "gi_bin_fdr" if "gi_bin_fdr" in result.columns else "gi_bin"
+        return (result[column].to_numpy() != 0)
+    if method == "lisa":
+        return (result["lisa_class"].to_numpy() != "not significant")
+    if method == "emerging":
+        return (result["category"].to_numpy() != "no pattern detected")
+    return np.ones(len(result), dtype=bool)
 
 
-def check_budget(method: str, *, area: Any, cell: float | None, band: float | None) -> None:
-    """Refuse a cell size or band that would make ``method`` too costly to run.
+def select_cells(result: gpd.GeoDataFrame, *, method: str, cells: str = "significant") -> gpd.GeoDataFrame:
+    """The grid cells a map needs: ``significant`` ones, ``nonzero`` counts, or ``all``.
 
-    Parameters
-    ----------
-    method
-        One of :data:`METHODS`.
-    area
-        Study area polygon (EPSG:2169).
-    cell, band
-        The sizes the user gave (``None``: automatic, already bounded by each method).
+    Automatic cell sizes can give hundreds of thousands of cells over Luxembourg; the cells
+    that are neither significant nor hold events draw nothing on a map. ``nonzero`` keeps the
+    cells holding events (and the significant ones where a method has no counts). Results that
+    are not grids (KDE bands, clusters) are returned whole.
 
     Raises
     ------
     ValidationError
-        Naming ``cell`` or ``band``, the size that would result and the limit.
+        If ``cells`` is not one of :data:`CELL_CHOICES`.
     """
-    import math
-
-    limit = MAX_CELLS.get(method)
-    if limit is not None and cell is not None:
-        try:
-            size = float(cell)
-        except (TypeError, ValueError):
-            return  # the method's own validation names the bad value
-        if math.isfinite(size) and size > 0:
-            if method == "kde":
-                minx, miny, maxx, maxy = area.bounds
-                cells = (maxx - minx) * (maxy - miny) / size**2
-            else:
-                cells = area.area / size**2
-            if cells > limit:
-                smallest = math.ceil(math.sqrt(area.area / limit))
-                raise ValidationError(
-                    f"cell: {size:g} m makes about {cells:,.0f} cells over the study area; {method} accepts at "
-                    f"most {limit:,} (use a cell of at least {smallest} m, or a smaller region)",
-                    [Problem("too many cells", column="cell", value=cell)],
-                )
-    if band is not None and cell is not None and method != "clusters":
-        try:
-            ratio = float(band) / float(cell)
-        except (TypeError, ValueError, ZeroDivisionError):
-            return
-        if math.isfinite(ratio) and ratio > MAX_BAND_CELLS:
-            raise ValidationError(
-                f"band: {float(band):g} m is {ratio:.0f} cells of {float(cell):g} m; at most {MAX_BAND_CELLS:g} "
-                f"cells (use a larger cell or a smaller band)",
-                [Problem("band too wide for the cell", column="band", value=band)],
-            )
+    if cells not in CELL_CHOICES:
+        raise ValidationError(f"cells must be one of {', '.join(CELL_CHOICES)}, got {cells!r}",
+                              [Problem("unknown choice", column="cells", value=cells)])
+    if cells == "all" or method not in GRID_METHODS or result.empty:
+        return result
+    if cells == "nonzero" and "count" in result.columns:
+        keep = result["count"].to_numpy() > 0
+    else:
+        keep = significant(result, method)
+    return result[keep]
 
 
 LISA_MAX_AUTO_CELLS = 20_000
@@ -202,7 +195,6 @@ def _lisa_cell(events: gpd.GeoDataFrame, area: gpd.GeoDataFrame, cell: float | N
     """The automatic cell size of Gi*, enlarged if needed to keep LISA's grid small enough."""
     import math
 
-    import numpy as np
     import shapely
 
     from geo_ibm.hotspots import choose_cell
@@ -222,8 +214,6 @@ def _lisa_cell(events: gpd.GeoDataFrame, area: gpd.GeoDataFrame, cell: float | N
 
 def _jsonable(value: Any) -> Any:
     """Parameters as plain JSON types (numpy scalars, arrays and timestamps become Python values)."""
-    import numpy as np
-
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

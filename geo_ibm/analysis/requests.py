@@ -1,0 +1,172 @@
+"""Hotspot requests on the stored events: one query, the same cells for the CLI, the API, OGC and the map pages."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+
+from geo_ibm.analysis.budget import check_budget, check_event_count
+from geo_ibm.analysis.methods import GRID_METHODS, METHODS, run_method, select_cells, study_area
+from geo_ibm.errors import GeoIbmError, Problem, ValidationError
+from geo_ibm.periods import iso_or_none
+
+ANALYSIS_COLUMNS: tuple[str, ...] = ("observed_at", "persons")
+"""Event columns the hotspot methods read besides the geometry (time for emerging hot spots and
+cluster spans, persons for cluster sums): the store reads only these for an analysis."""
+
+PAGE_METHODS: tuple[str, ...] = ("gi", "kde", "clusters", "emerging")
+"""The layers of the hotspot map, in drawing order."""
+
+SIZED_METHODS: tuple[str, ...] = ("gi", "lisa", "emerging")
+"""Methods that take the query's ``cell`` and ``band`` on the hotspot map; kernel density and
+clusters choose their own sizes there (a Gi* band is no sensible KDE radius or DBSCAN eps)."""
+
+
+@dataclass(frozen=True)
+class HotspotQuery:
+    """One hotspot analysis of the stored events.
+
+    Attributes
+    ----------
+    method
+        One of :data:`geo_ibm.analysis.METHODS`.
+    cell, band
+        Cell size and distance band (KDE radius, DBSCAN eps) in metres; ``None`` chooses them
+        from the data with the one default rule of each method.
+    start, end
+        Time window ``start <= observed_at < end`` (tz-aware instants; ``None`` is open).
+    region
+        Police region: both the event filter and the study area.
+    seed
+        Seed of LISA's permutation test.
+    """
+
+    method: str = "gi"
+    cell: float | None = None
+    band: float | None = None
+    start: Any = None
+    end: Any = None
+    region: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValidationError(f"method: unknown method {self.method!r}; use one of {', '.join(METHODS)}",
+                                  [Problem("unknown method", column="method", value=self.method)])
+
+    def store_filters(self) -> dict[str, Any]:
+        """Keyword filters of ``store.events`` for this query's events."""
+        filters = {"start": self.start, "end": self.end, "region": self.region}
+        return {k: v for k, v in filters.items() if v is not None}
+
+    def described(self) -> dict[str, Any]:
+        """The selection as plain values, for the ``parameters`` of a result."""
+        return {"method": self.method, "from": iso_or_none(self.start, name="from"),
+                "to": iso_or_none(self.end, name="to"), "region": self.region}
+
+    def sized_for(self, method: str) -> HotspotQuery:
+        """This query for ``method`` on the hotspot map: sizes only where :data:`SIZED_METHODS`."""
+        if method in SIZED_METHODS:
+            return HotspotQuery(method, self.cell, self.band, self.start, self.end, self.region, self.seed)
+        return HotspotQuery(method, None, None, self.start, self.end, self.region, self.seed)
+
+
+def check_query(query: HotspotQuery) -> gpd.GeoDataFrame:
+    """Refuse a query whose sizes are too costly, before any event is read; returns its study area."""
+    area = study_area(query.region)
+    check_budget(query.method, area=area.geometry.union_all(), cell=query.cell, band=query.band)
+    return area
+
+
+def hotspots(store: Any, query: HotspotQuery, *, cells: str = "all") -> gpd.GeoDataFrame:
+    """Run ``query`` on the events of ``store``.
+
+    Parameters
+    ----------
+    store
+        An event store (:func:`geo_ibm.store.open_store`).
+    query
+        What to compute.
+    cells
+        For grid methods, which cells to return (:func:`geo_ibm.analysis.select_cells`).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The method's result (columns documented by each method), EPSG:2169, with
+        ``.attrs["parameters"]``: every parameter used (automatic ones included), the
+        selection (``method``, ``from``, ``to``, ``region``), ``n_events``, and for grid
+        methods ``n_cells`` (the whole grid) and ``cells``; ``n_features`` (rows returned).
+
+    Raises
+    ------
+    ValidationError
+        Sizes over the cost limits (naming ``cell`` or ``band``), too many events for the
+        method, or too few events for it.
+    """
+    check_query(query)
+    filters = query.store_filters()
+    check_event_count(query.method, store.count(**filters))
+    events = store.events(**filters, columns=list(ANALYSIS_COLUMNS))
+    result = run_method(events, method=query.method, cell=query.cell, band=query.band, region=query.region,
+                        seed=query.seed)
+    parameters = dict(result.attrs.get("parameters", {}))
+    parameters.update(query.described())
+    parameters["n_events"] = int(len(events))
+    if query.method in GRID_METHODS:
+        parameters["n_cells"] = int(len(result))
+        parameters["cells"] = cells
+        result = select_cells(result, method=query.method, cells=cells)
+    parameters["n_features"] = int(len(result))
+    result.attrs = {"parameters": parameters}
+    return result
+
+
+@dataclass
+class HotspotLayers:
+    """The hotspot map's layers: one result per method that ran, and why the others did not."""
+
+    layers: dict[str, gpd.GeoDataFrame]
+    failures: dict[str, str]
+    n_events: int
+
+
+def hotspot_layers(store: Any, query: HotspotQuery, *, methods: tuple[str, ...] = PAGE_METHODS) -> HotspotLayers:
+    """Every layer of the hotspot map for one selection, each as :func:`hotspots` computes it.
+
+    The events are read once. Grid layers keep their significant cells only (the others draw
+    nothing). Layer ``m`` equals ``hotspots(store, query.sized_for(m), cells="significant")``:
+    the map, ``/api/hotspots`` and ``geo-ibm hotspots`` give the same cells for the same query.
+
+    Raises
+    ------
+    ValidationError
+        Before any work, if the query's sizes are over a cost limit of a method that takes
+        them (the map would otherwise silently lose a layer the user asked to size).
+    """
+    for method in methods:
+        check_query(query.sized_for(method))
+    filters = query.store_filters()
+    n_events = int(store.count(**filters))
+    events = store.events(**filters, columns=list(ANALYSIS_COLUMNS))
+    layers: dict[str, gpd.GeoDataFrame] = {}
+    failures: dict[str, str] = {}
+    for method in methods:
+        sized = query.sized_for(method)
+        try:
+            check_event_count(method, n_events)
+            result = run_method(events, method=method, cell=sized.cell, band=sized.band, region=sized.region,
+                                seed=sized.seed)
+        except ModuleNotFoundError as exc:
+            failures[method] = f"not available in this installation ({exc.name})"
+            continue
+        except GeoIbmError as exc:
+            failures[method] = str(exc).splitlines()[0]
+            continue
+        parameters = result.attrs.get("parameters", {})
+        if method in GRID_METHODS:
+            result = select_cells(result, method=method, cells="significant")
+        result.attrs = {"parameters": {**parameters, **sized.described(), "n_events": n_events}}
+        layers[method] = result
+    return HotspotLayers(layers=layers, failures=failures, n_events=n_events)
