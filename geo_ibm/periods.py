@@ -91,11 +91,12 @@ def to_timestamp(value: Any, *, name: str = "time") -> pd.Timestamp:
     """
     if isinstance(value, str):
         value = value.strip()
+    stamp: pd.Timestamp | None
     try:
         stamp = pd.Timestamp(value)
     except (TypeError, ValueError, OverflowError):
-        stamp = pd.NaT
-    if value is None or value == "" or pd.isna(stamp):
+        stamp = None
+    if value is None or value == "" or stamp is None or pd.isna(stamp):
         raise _error(name, value, "is not a date or date and time (use ISO 8601, e.g. 2025-07-14 or 2025-07-14T08:00)")
     if stamp.tzinfo is None:
         return stamp.tz_localize(LOCAL_TZ, ambiguous=True, nonexistent="shift_forward")
@@ -124,3 +125,17 @@ def epoch_seconds(stamp: pd.Timestamp) -> int:
 def iso_or_none(value: Any, *, name: str = "time") -> str | None:
     """ISO 8601 text of a date/time value (local time with offset), ``None`` for ``None``."""
     return None if value is None else to_timestamp(value, name=name).isoformat()
+
+
+def local_period(value: Any, freq: str, *, name: str = "time") -> pd.Period:
+    """The calendar period (``"Q"``, ``"M"``, ...) holding ``value`` on the local wall clock.
+
+    ``value`` is anything :func:`to_timestamp` reads; ``2025-07`` names 1 July 2025, so its
+    month is July.
+    """
+    return to_timestamp(value, name=name).tz_localize(None).to_period(freq)
+
+
+def local_periods(stamps: pd.Series, freq: str) -> pd.Series:
+    """Calendar period (``"Q"``, ``"M"``, ...) of each tz-aware timestamp in local time (vectorised)."""
+    return stamps.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).dt.to_period(freq)

@@ -57,3 +57,21 @@ def test_epoch_seconds_against_datetime():
 def test_bad_times_name_the_parameter(raw):
     with pytest.raises(ValidationError, match="^start is not a date"):
         periods.to_timestamp(raw, name="start")
+
+
+def test_local_period_of_a_value_uses_local_time():
+    # 23:30 UTC on 30 September is 01:30 on 1 October in Luxembourg (UTC+2).
+    assert str(periods.local_period("2025-09-30T23:30:00Z", "Q")) == "2025Q4"
+    assert str(periods.local_period("2025-09-30T23:30:00Z", "M")) == "2025-10"
+    assert str(periods.local_period("2025-07", "M")) == "2025-07"
+    assert str(periods.local_period(datetime.date(2025, 3, 31), "Q")) == "2025Q1"
+    with pytest.raises(ValidationError, match="^end is not a date"):
+        periods.local_period("soon", "M", name="end")
+
+
+def test_local_periods_match_a_per_value_conversion():
+    stamps = pd.Series(pd.to_datetime(["2025-06-30T22:30:00Z", "2025-12-31T23:00:00Z", "2025-03-01T00:00:00Z"], utc=True))
+    for freq in ("Q", "M"):
+        expected = [stamp.tz_convert("Europe/Luxembourg").tz_localize(None).to_period(freq) for stamp in stamps]
+        assert periods.local_periods(stamps, freq).tolist() == expected
+    assert [str(p) for p in periods.local_periods(stamps, "Q")] == ["2025Q3", "2026Q1", "2025Q1"]
