@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STORE ?= instance/geo_ibm.gpkg
 DEMO_EVENTS ?= 20000
 
-.PHONY: run test venv install install-test demo clean
+.PHONY: run test venv install install-test demo messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,19 @@ test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# Interface messages (see babel.cfg): extract them into the template, merge the template into each
+# language's catalog (new messages come in untranslated, changed ones fuzzy), compile the catalogs.
+# Translate the empty and fuzzy entries of the .po files, then run it again: it recompiles the .mo.
+# pybabel compile takes the "%" of labels such as "Hot spot, 99% confidence" for a placeholder and
+# exits 1 although it writes the .mo, hence the "-"; tests/test_i18n.py checks the placeholders.
+TRANSLATIONS := webapp/translations
+
+messages: install
+	$(BIN)/pybabel extract --mapping-file babel.cfg --add-comments Translators: --add-location file \
+		--project geo_ibm --output-file $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel update --input-file $(TRANSLATIONS)/messages.pot --output-dir $(TRANSLATIONS)
+	-$(BIN)/pybabel compile --directory $(TRANSLATIONS) --statistics
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
