@@ -34,6 +34,7 @@ from geo_ibm.errors import GeoIbmError
 from geo_ibm.settings import store_path
 from webapp import accounts
 from webapp.i18n import gettext as _
+from webapp.i18n import ngettext
 
 auth_bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
@@ -519,7 +520,7 @@ def login() -> Any:
     if wait:
         store.audit("login_throttled", user=name, detail={"ip": address})
         response = make_response(
-            render_template("login.html", next_url=next_url, error=_("Too many failed logins. Try again in %(s)s seconds.", s=wait)),
+            render_template("login.html", next_url=next_url, error=ngettext("Too many failed logins. Try again in %(s)s second.", "Too many failed logins. Try again in %(s)s seconds.", wait, s=wait)),
             429,
         )
         response.headers["Retry-After"] = str(wait)
@@ -564,7 +565,7 @@ def set_language(code: str) -> Any:
 
 
 def _too_many(wait: int) -> Response:
-    message = _("Too many failed logins. Try again in %(s)s seconds.", s=wait)
+    message = ngettext("Too many failed logins. Try again in %(s)s second.", "Too many failed logins. Try again in %(s)s seconds.", wait, s=wait)
     if is_api_request():
         response = _challenge(429, f"too many failed attempts; try again in {wait} s")
     else:
@@ -588,7 +589,7 @@ def account() -> Any:
         elif action == "revoke":
             count = accounts.revoke_tokens(store, user["name"])
             audit("token_revoke", name=user["name"], count=count)
-            flash(_("%(n)s token(s) revoked.", n=count))
+            flash(ngettext("%(n)s token revoked.", "%(n)s tokens revoked.", count))
         elif action == "password":
             # The current password is a login secret: guessing it is throttled like the login.
             address = request.remote_addr

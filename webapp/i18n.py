@@ -1,26 +1,19 @@
-"""Interface language (English, French): choice from a cookie or Accept-Language, message catalogs."""
+"""Interface language (English, French): the choice per request and the gettext catalogs (Flask-Babel)."""
 from __future__ import annotations
 
-import json
-from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
-from flask import has_request_context, request
+import flask_babel
+from flask import Flask, has_request_context, request
 
 LANGUAGES: tuple[str, ...] = ("en", "fr")
 """Interface languages; English is the source language of every message."""
 
 DEFAULT_LANGUAGE = "en"
 
-
-@cache
-def catalog(language: str) -> dict[str, str]:
-    """The message catalog of ``language`` (English source text -> translation)."""
-    if language == DEFAULT_LANGUAGE:
-        return {}
-    text = resources.files("webapp").joinpath("translations", f"{language}.json").read_text(encoding="utf-8")
-    return json.loads(text)
+TRANSLATIONS_DIR = Path(__file__).with_name("translations")
+"""The catalogs: ``<language>/LC_MESSAGES/messages.po`` and its compiled ``messages.mo``."""
 
 
 def get_language() -> str:
@@ -33,17 +26,78 @@ def get_language() -> str:
     return request.accept_languages.best_match(LANGUAGES, default=DEFAULT_LANGUAGE) or DEFAULT_LANGUAGE
 
 
-def translate(message: str, language: str, **values: Any) -> str:
-    """``message`` in ``language`` with ``%(name)s`` placeholders filled from ``values``."""
-    text = catalog(language).get(message, message)
-    return text % values if values else text
-
-
 def gettext(message: str, **values: Any) -> str:
-    """``message`` in the request's language."""
-    return translate(message, get_language(), **values)
+    """``message`` in the request's language, ``%(name)s`` placeholders filled from ``values``.
+
+    Without ``values`` the text is returned as is (a literal ``%`` needs no doubling); outside a
+    request it stays English.
+    """
+    return flask_babel.gettext(message, **values)
 
 
-def init_app(app: Any) -> None:
-    """Expose ``_`` and ``current_language`` to templates."""
-    app.jinja_env.globals.update(_=gettext, current_language=get_language, LANGUAGES=LANGUAGES)
+def ngettext(singular: str, plural: str, n: int, /, **values: Any) -> str:
+    """The form of ``singular``/``plural`` that fits the count ``n`` in the request's language.
+
+    ``%(n)s`` stands for ``n`` unless ``values`` give another ``n``; other placeholders are
+    filled from ``values``. The text is always formatted, so a literal ``%`` is written ``%%``.
+    """
+    return flask_babel.ngettext(singular, plural, n, **{"n": n, **values})
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction where it is translated later, from data; returns it unchanged."""
+    return message
+
+
+DATA_MESSAGES: tuple[str, ...] = (
+    # Roles (webapp.accounts.ROLES), shown through _(role).
+    N_("viewer"), N_("analyst"), N_("planner"), N_("admin"),
+    # Event codes (geo_ibm.events): filter choices, map legends. Country codes stay as they are.
+    N_("motorway"), N_("rest_area"), N_("border_crossing"), N_("train_station"), N_("bus_station"),
+    N_("urban"), N_("other"),
+    N_("car"), N_("van"), N_("truck"), N_("bus"), N_("train"), N_("taxi"), N_("on_foot"),
+    N_("unknown"),
+    # Columns: the overview's event table and the map tooltips name them as they are...
+    N_("event_id"), N_("observed_at"), N_("location_kind"), N_("entry_country"), N_("transport_mode"),
+    N_("persons"), N_("smugglers"), N_("source_unit"), N_("notes"),
+    N_("count"), N_("n_events"), N_("cluster"), N_("gi_bin"), N_("gi_z"),
+    # ...event popups as words (geo_ibm.maps.EVENT_POPUP_COLUMNS), crossing tooltips capitalised.
+    N_("Event id"), N_("Observed at"), N_("Persons"), N_("Smugglers"), N_("Source unit"), N_("Notes"),
+    N_("Kind"), N_("Ref"), N_("Neighbour"),
+    # Crossing kinds (geo_ibm.layers.CROSSING_KINDS).
+    N_("national_road"), N_("bridge"), N_("rail"), N_("airport"),
+    # Neighbour names drawn on report maps.
+    N_("Belgium"), N_("France"), N_("Germany"),
+    # Gi* confidence bins (geo_ibm.maps.GI_BIN_LABELS).
+    N_("Hot spot, 99% confidence"), N_("Hot spot, 95% confidence"), N_("Hot spot, 90% confidence"),
+    N_("Cold spot, 90% confidence"), N_("Cold spot, 95% confidence"), N_("Cold spot, 99% confidence"),
+    # Emerging hot spot categories (geo_ibm.maps.EMERGING_COLOURS).
+    N_("new hot spot"), N_("consecutive hot spot"), N_("intensifying hot spot"), N_("persistent hot spot"),
+    N_("diminishing hot spot"), N_("sporadic hot spot"), N_("oscillating hot spot"), N_("historical hot spot"),
+    N_("new cold spot"), N_("consecutive cold spot"), N_("intensifying cold spot"), N_("persistent cold spot"),
+    N_("diminishing cold spot"), N_("sporadic cold spot"), N_("oscillating cold spot"), N_("historical cold spot"),
+    # Report table titles (geo_ibm.tables.TABLE_TITLES).
+    N_("Quarter-on-quarter change per police region"), N_("Quarter-on-quarter change per canton"),
+    N_("Events per weekday and hour (local time)"), N_("Events by distance band to the nearest border"),
+    N_("Events by distance band to the nearest crossing point"), N_("Hot spot cells with the highest Gi* z-scores"),
+    # Translated inside f-strings, which extraction cannot read before Python 3.12.
+    N_("Data period"), N_("Projection"), N_("not available in this installation"),
+    N_("Individual events are shown when at most"), N_("match the filter."),
+)
+"""Messages the code translates from data or where extraction cannot see them, so that
+``make messages`` keeps them in the catalogs; the tests check the lists they come from."""
+
+
+def init_app(app: Flask) -> None:
+    """Serve the catalogs of ``TRANSLATIONS_DIR`` in the language of :func:`get_language`.
+
+    Templates get ``_``, ``gettext`` and ``ngettext`` (Jinja's i18n extension) with this module's
+    functions, plus ``current_language`` and ``LANGUAGES``.
+    """
+    flask_babel.Babel(app, locale_selector=get_language, default_locale=DEFAULT_LANGUAGE,
+                      default_translation_directories=str(TRANSLATIONS_DIR), configure_jinja=False)
+    # Old-style callables: messages come back as plain text and are escaped on output like any
+    # value. Newstyle ones would return markup, trusting translations and any data passed to _().
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    app.jinja_env.install_gettext_callables(gettext, ngettext, newstyle=False)
+    app.jinja_env.globals.update(current_language=get_language, LANGUAGES=LANGUAGES)
