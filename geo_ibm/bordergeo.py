@@ -12,7 +12,7 @@ import shapely
 from scipy.spatial import cKDTree
 
 from geo_ibm.errors import ValidationError
-from geo_ibm.kde import _event_xy
+from geo_ibm.eventframe import event_xy
 
 DEFAULT_BANDS = (0.0, 1_000.0, 2_000.0, 5_000.0, 10_000.0, 20_000.0, math.inf)
 
@@ -146,7 +146,7 @@ def distance_to_borders(
         ``crossing_id``, ``crossing_neighbour``, ``crossing_kind`` (None when the columns are
         absent) and ``crossing_distance`` of the nearest crossing.
     """
-    xy = _event_xy(events)
+    xy = event_xy(events)
     lines = _layer(borders, name="borders", column=neighbour_column, kinds=("LineString", "MultiLineString"))
     line_codes = lines[neighbour_column].astype(str).to_numpy()
     line_geoms = np.asarray(lines.geometry.values)
@@ -290,7 +290,7 @@ def border_distance_profile(
         Empty ``events``, bad ``bands``, or layers without the needed columns.
     """
     edges = _check_bands(bands)
-    xy = _event_xy(events)
+    xy = event_xy(events)
     if len(xy) == 0:
         raise ValidationError("events is empty; nothing to profile")
     per_event = distance_to_borders(

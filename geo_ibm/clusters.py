@@ -10,7 +10,7 @@ import pandas as pd
 import shapely
 
 from geo_ibm.errors import ValidationError
-from geo_ibm.kde import _event_xy
+from geo_ibm.eventframe import event_xy
 from geo_ibm.settings import WORKING_CRS
 
 METHODS = ("dbscan", "hdbscan")
@@ -86,7 +86,7 @@ def cluster_labels(
         or fewer events than ``min_samples`` (and than ``min_cluster_size`` for HDBSCAN).
     """
     _check_params(method, eps, min_samples, min_cluster_size, 0.0, min_probability)
-    xy = _event_xy(events)
+    xy = event_xy(events)
     needed = min_samples if method == "dbscan" else max(min_samples, min_cluster_size)
     if len(xy) < needed:
         param = "min_samples" if method == "dbscan" or min_samples >= min_cluster_size else "min_cluster_size"
@@ -169,7 +169,7 @@ def density_clusters(
     """
     _check_params(method, eps, min_samples, min_cluster_size, hull_buffer, min_probability)
     if method == "dbscan" and eps is None and isinstance(events, gpd.GeoDataFrame) and len(events):
-        eps = default_eps(_event_xy(events), min_samples=min_samples)
+        eps = default_eps(event_xy(events), min_samples=min_samples)
     labels = cluster_labels(
         events,
         method=method,
@@ -178,7 +178,7 @@ def density_clusters(
         min_cluster_size=min_cluster_size,
         min_probability=min_probability,
     )
-    xy = _event_xy(events)
+    xy = event_xy(events)
     n_clusters = int(labels.max()) + 1 if labels.size else 0
     member = labels >= 0
     lab = labels[member]

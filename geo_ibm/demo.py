@@ -10,6 +10,7 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
+from geo_ibm import periods
 from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.events import ENTRY_COUNTRIES, TRANSPORT_MODES
 from geo_ibm.io import ensure_working_crs
@@ -360,12 +361,9 @@ def _check_counts(n: Any, seed: Any) -> tuple[int, int]:
 
 def _timestamp(value: Any, name: str) -> pd.Timestamp:
     try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"generate_events: {name} {value!r} is not a date/time: {exc}") from None
-    if stamp is pd.NaT:
-        raise ValidationError(f"generate_events: {name} {value!r} is not a date/time")
-    return stamp.tz_localize(LOCAL_TZ) if stamp.tzinfo is None else stamp.tz_convert(LOCAL_TZ)
+        return periods.to_timestamp(value, name=name)
+    except ValidationError as exc:
+        raise ValidationError(f"generate_events: {name} {value!r} is not a date/time", exc.problems) from None
 
 
 def _check_period(start: Any, end: Any, now: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -782,6 +780,8 @@ def _truth(
 ) -> gpd.GeoDataFrame:
     rows = []
     for i, comp in enumerate(components):
+        if comp.xy is None:  # line-scattered background: no anchor, no planted hotspot
+            continue
         share = intensity[i].sum() / total
         if comp.truth:
             start, end = t0, t1

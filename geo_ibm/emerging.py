@@ -6,26 +6,31 @@ from typing import Any, Literal, NamedTuple
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 from shapely.geometry.base import BaseGeometry
 
+from geo_ibm import periods
 from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.eventframe import (
+    check_fraction,
+    check_length,
+    check_probability,
+    check_whole,
+    event_times,
+    event_weights,
+    event_xy,
+    select_events,
+)
 from geo_ibm.grid import GridSpec, as_area, grid_spec, locate, make_grid, neighbourhood_sum, subset_grid
 from geo_ibm.hotspots import (
     MIN_EVENTS,
-    _check_band_value,
-    _check_fraction,
-    _weights,
     auto_band,
     benjamini_hochberg,
     choose_cell,
     fdr_bins,
     gi_z_from_sums,
-    select_events,
     two_sided_p,
     validate_band,
 )
-from geo_ibm.settings import LOCAL_TZ
 
 MIN_STEPS = 6
 """Fewest time steps accepted (ArcGIS asks for ten for a trend; with fewer than ten the
@@ -204,7 +209,7 @@ def space_time_cube(
         )
     spec = grid_spec(grid)
     selected = select_events(events, start=start, end=end)
-    return _cube(selected, _coords(selected), spec, step=step, start=start, end=end, weight=weight)
+    return _cube(selected, event_xy(selected), spec, step=step, start=start, end=end, weight=weight)
 
 
 def _cube(
@@ -217,23 +222,25 @@ def _cube(
     end: object,
     weight: str | None,
 ) -> tuple[np.ndarray, pd.PeriodIndex]:
-    if "observed_at" not in selected.columns:
-        raise ValidationError("events have no 'observed_at' column", [Problem("missing column", column="observed_at")])
-    when = pd.to_datetime(selected["observed_at"])
-    when = when.dt.tz_localize(LOCAL_TZ) if when.dt.tz is None else when.dt.tz_convert(LOCAL_TZ)
-    periods = when.dt.tz_localize(None).dt.to_period(_STEP_FREQ[step])
-    first = _period(start, step) if start is not None else periods.min()
-    last = _period(end, step, before=True) if end is not None else periods.max()
+    freq = _STEP_FREQ[step]
+    steps_of = periods.local_periods(event_times(selected), freq)
+    first = periods.local_period(start, freq, name="start") if start is not None else steps_of.min()
+    # the last step is the one holding the last instant before the (exclusive) end
+    last = (
+        periods.local_period(periods.to_timestamp(end, name="end") - pd.Timedelta(1, "ns"), freq, name="end")
+        if end is not None
+        else steps_of.max()
+    )
     steps = pd.period_range(first, last, freq=_STEP_FREQ[step])
     if len(steps) == 0:
         raise ValidationError(
             f"no {step} lies between start={start} and end={end}", [Problem("empty period", column="start")]
         )
-    t = periods.array.asi8 - first.ordinal
+    t = steps_of.array.asi8 - first.ordinal
     cells = locate(xy, spec)
     keep = cells >= 0
     flat = cells[keep] * len(steps) + t[keep]
-    w = _weights(selected, weight)
+    w = event_weights(selected, weight, name="weight", negative=True)
     size = spec.n_cells * len(steps)
     if w is None:
         cube = np.bincount(flat, minlength=size).astype(np.int64)
@@ -260,18 +267,13 @@ def space_time_gi(
     y = np.asarray(cube, dtype=float)
     if y.ndim != 2 or y.shape[0] != spec.n_cells:
         raise ValidationError(f"cube must have shape ({spec.n_cells}, n_steps), got {y.shape}")
-    if not isinstance(neighborhood_time_step, (int, np.integer)) or neighborhood_time_step < 0:
-        raise ValidationError(
-            f"neighborhood_time_step must be a whole number >= 0, got {neighborhood_time_step!r}",
-            [Problem("out of range", column="neighborhood_time_step", value=neighborhood_time_step)],
-        )
-    _check_band_value(band)
+    k = check_whole(neighborhood_time_step, name="neighborhood_time_step")
+    band = check_length(band, name="band")
     n_steps = y.shape[1]
     spatial = neighbourhood_sum(y, spec, radius=band)
     card_space = neighbourhood_sum(np.ones(spec.n_cells), spec, radius=band)
     running = np.cumsum(spatial, axis=1)
     lag = running.copy()
-    k = int(neighborhood_time_step)
     if k + 1 < n_steps:
         lag[:, k + 1 :] -= running[:, : n_steps - k - 1]
     depth = np.minimum(np.arange(n_steps), k) + 1
@@ -334,10 +336,7 @@ def emerging_hotspots(
     neighborhood_time_step, alpha, FDR, n_events and the count of each category.
     """
     area = as_area(study_area)
-    if not 0 < alpha < 1:
-        raise ValidationError(
-            f"alpha must be between 0 and 1, got {alpha!r}", [Problem("out of range", column="alpha", value=alpha)]
-        )
+    check_probability(alpha, name="alpha")
     selected = select_events(events, start=start, end=end)
     if len(selected) < MIN_EVENTS:
         raise ValidationError(
@@ -345,10 +344,10 @@ def emerging_hotspots(
             [Problem("too few events", column="events", value=len(selected))],
         )
     params: dict[str, Any] = {"n_events": len(selected), "shape": shape, "step": step}
-    xy = _coords(selected)
+    xy = event_xy(selected)
     cell = choose_cell(cell, xy, area, params)
     grid = make_grid(area, cell=cell, shape=shape)
-    frac = _check_fraction(min_area_frac)
+    frac = check_fraction(min_area_frac)
     if frac > 0:
         grid = subset_grid(grid, grid["area_frac"].to_numpy() >= frac)
     spec = grid_spec(grid)
@@ -402,15 +401,3 @@ def emerging_hotspots(
     out.attrs["parameters"] = params
     out.attrs["grid"] = spec
     return out
-
-
-def _coords(frame: gpd.GeoDataFrame) -> np.ndarray:
-    return shapely.get_coordinates(frame.geometry.to_numpy())[:, :2]
-
-
-def _period(value: object, step: str, *, before: bool = False) -> pd.Period:
-    ts = pd.Timestamp(value)  # type: ignore[arg-type]
-    ts = ts.tz_localize(LOCAL_TZ) if ts.tzinfo is None else ts.tz_convert(LOCAL_TZ)
-    if before:
-        ts = ts - pd.Timedelta(1, "ns")
-    return ts.tz_localize(None).to_period(_STEP_FREQ[step])

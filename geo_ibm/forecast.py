@@ -9,8 +9,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from geo_ibm import periods
 from geo_ibm.errors import ValidationError
-from geo_ibm.trends import local_times
+from geo_ibm.eventframe import check_probability, event_times, event_xy
+from geo_ibm.grid import as_area, bin_counts, locate, square_grid, validate_cell
 
 METHODS = ("top", "gi")
 
@@ -100,37 +102,19 @@ def backtest_hotspots(
         Unknown ``method``, bad ``top_share``/``gi_level``/``cell``, events in one quarter
         only, or a requested quarter outside the data.
     """
-    from geo_ibm.grid import as_area, bin_counts, locate, square_grid, validate_cell
-    from geo_ibm.kde import _event_xy
-
     if method not in METHODS:
         raise ValidationError(f"method must be one of {METHODS}, got {method!r}")
-    if not (isinstance(top_share, (int, float)) and 0 < top_share < 1):
-        raise ValidationError(f"top_share must be between 0 and 1 (exclusive), got {top_share!r}")
+    check_probability(top_share, name="top_share")
     if gi_level not in (1, 2, 3):
         raise ValidationError(f"gi_level must be 1, 2 or 3, got {gi_level!r}")
     area = as_area(study_area)
-    if not (isinstance(cell, (int, float)) and math.isfinite(cell) and cell > 0):
-        raise ValidationError(f"cell must be a positive number of metres, got {cell!r}")
     cell = validate_cell(cell, area)
-    xy = _event_xy(events)
-    when = local_times(events)
-    q_of = when.dt.tz_localize(None).dt.to_period("Q").to_numpy()
+    xy = event_xy(events)
+    q_of = periods.local_periods(event_times(events), "Q").to_numpy()
     q_all = pd.period_range(q_of.min(), q_of.max(), freq="Q")
     if len(q_all) < 2:
         raise ValidationError(f"events span a single quarter ({q_all[0]}); a backtest needs at least two")
-    if quarters is None:
-        targets = list(q_all[1:])
-    else:
-        targets = []
-        for q in quarters:
-            try:
-                p = pd.Period(str(q), freq="Q")
-            except (ValueError, TypeError):
-                raise ValidationError(f"quarters: {q!r} is not a quarter such as '2025Q2'") from None
-            if p - 1 < q_all[0] or p > q_all[-1]:
-                raise ValidationError(f"quarters: {p} needs events in {p - 1} and {p}; the data span {q_all[0]}..{q_all[-1]}")
-            targets.append(p)
+    targets = list(q_all[1:]) if quarters is None else [_target(q, q_all) for q in quarters]
     grid = square_grid(area, cell=cell)
     spec = grid.attrs["grid"]
     cell_of = locate(xy, spec)
@@ -173,6 +157,19 @@ def backtest_hotspots(
     out.attrs["grid"] = grid
     out.attrs["parameters"] = {"cell": cell, "method": method, "top_share": top_share, "band": band, "gi_level": gi_level}
     return out
+
+
+def _target(value: object, q_all: pd.PeriodIndex) -> pd.Period:
+    """A requested quarter, checked to have events in it and in the quarter before."""
+    try:
+        target = periods.quarter_period(value, name="quarters")
+    except ValidationError:
+        raise ValidationError(f"quarters: {value!r} is not a quarter such as '2025Q2'") from None
+    if target - 1 < q_all[0] or target > q_all[-1]:
+        raise ValidationError(
+            f"quarters: {target} needs events in {target - 1} and {target}; the data span {q_all[0]}..{q_all[-1]}"
+        )
+    return target
 
 
 def _predict_gi(counts: np.ndarray, spec: Any, *, band: float | None, level: int) -> np.ndarray:

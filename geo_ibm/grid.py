@@ -11,6 +11,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.eventframe import check_length
 from geo_ibm.settings import WORKING_CRS
 
 Shape = Literal["square", "hex"]
@@ -213,12 +214,12 @@ def make_grid(
 
 def grid_spec(grid: gpd.GeoDataFrame | GridSpec | H3Spec) -> GridSpec:
     """The :class:`GridSpec` (or :class:`H3Spec`) of a grid built here, or ``grid`` itself if it is one."""
-    if isinstance(grid, (GridSpec, H3Spec)):
-        return grid  # type: ignore[return-value]
-    spec = getattr(grid, "attrs", {}).get("grid")
+    spec = grid if isinstance(grid, (GridSpec, H3Spec)) else getattr(grid, "attrs", {}).get("grid")
     if not isinstance(spec, (GridSpec, H3Spec)):
         raise ValidationError("grid has no GridSpec in .attrs['grid']; build it with square_grid() or hex_grid()")
-    return spec
+    # Typed as GridSpec for the lattice code; an H3Spec has the n_cells and centres() the
+    # generic code uses, and the lattice functions refuse it by its shape.
+    return spec  # type: ignore[return-value]
 
 
 def subset_grid(grid: gpd.GeoDataFrame, keep: np.ndarray) -> gpd.GeoDataFrame:
@@ -370,17 +371,7 @@ def neighbourhood_sum(
 
 def validate_cell(cell: object, area: BaseGeometry, *, name: str = "cell") -> float:
     """Return ``cell`` as a float or raise ValidationError naming ``name`` and the value."""
-    try:
-        value = float(cell)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValidationError(
-            f"{name} must be a number of metres", [Problem("not a number", column=name, value=cell)]
-        ) from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValidationError(
-            f"{name} must be a positive number of metres, got {cell!r}",
-            [Problem("must be > 0", column=name, value=cell)],
-        )
+    value = check_length(cell, name=name)
     minx, miny, maxx, maxy = area.bounds
     extent = max(maxx - minx, maxy - miny)
     if value > extent:

@@ -6,13 +6,13 @@ from typing import Any, Literal, NamedTuple
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
-import shapely
 from scipy import sparse, stats
 from scipy.spatial import cKDTree
 from shapely.geometry.base import BaseGeometry
 
+from geo_ibm import periods
 from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.eventframe import check_fraction, check_length, event_weights, event_xy, select_events
 from geo_ibm.grid import (
     GridSpec,
     as_area,
@@ -24,7 +24,6 @@ from geo_ibm.grid import (
     subset_grid,
     validate_cell,
 )
-from geo_ibm.settings import LOCAL_TZ
 
 MIN_EVENTS = 30
 """Fewest events a hot spot analysis accepts (ArcGIS refuses fewer than 30 features too)."""
@@ -113,7 +112,7 @@ def gi_star(counts: np.ndarray, coords: np.ndarray, *, band: float) -> GiStar:
     xy = np.asarray(coords, dtype=float)
     if xy.shape != (y.size, 2):
         raise ValidationError(f"coords must have shape ({y.size}, 2) to match counts, got {xy.shape}")
-    _check_band_value(band)
+    band = check_length(band, name="band")
     w = distance_band_weights(xy, band, include_self=True)
     card = np.asarray(w.sum(axis=1)).ravel()
     z = gi_z_from_sums(y, w @ y, card, card)
@@ -130,7 +129,7 @@ def gi_star_grid(counts: np.ndarray, grid: gpd.GeoDataFrame | GridSpec, *, band:
     y = np.asarray(counts, dtype=float)
     if y.shape != (spec.n_cells,):
         raise ValidationError(f"counts must have one value per grid cell ({spec.n_cells}), got shape {y.shape}")
-    _check_band_value(band)
+    band = check_length(band, name="band")
     lag = neighbourhood_sum(y, spec, radius=band)
     card = neighbourhood_sum(np.ones(spec.n_cells), spec, radius=band)
     z = gi_z_from_sums(y, lag, card, card)
@@ -299,51 +298,6 @@ def auto_band(counts: np.ndarray, grid: gpd.GeoDataFrame | GridSpec) -> tuple[fl
 # events -> hot spots
 
 
-def select_events(
-    events: gpd.GeoDataFrame,
-    *,
-    start: object = None,
-    end: object = None,
-    name: str = "events",
-) -> gpd.GeoDataFrame:
-    """Point events in EPSG:2169 observed in ``[start, end)``, empty geometries dropped.
-
-    ``start``/``end`` are anything ``pandas.Timestamp`` accepts; naive values are taken in
-    Europe/Luxembourg time. Raises ValidationError for a non-point layer or an empty selection.
-    """
-    from geo_ibm.io import ensure_working_crs
-
-    if not isinstance(events, gpd.GeoDataFrame):
-        raise ValidationError(f"{name} must be a GeoDataFrame, got {type(events).__name__}")
-    frame = ensure_working_crs(events, name=name)
-    geoms = frame.geometry.to_numpy()
-    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    if not present.all():
-        frame, geoms = frame[present], geoms[present]
-    if len(frame) and (shapely.get_type_id(geoms) != 0).any():  # type id 0 is Point
-        bad = sorted(set(frame.geometry.geom_type) - {"Point"})
-        raise ValidationError(f"{name} must be points, found {', '.join(bad)}")
-    if start is not None or end is not None:
-        if "observed_at" not in frame.columns:
-            raise ValidationError(
-                f"{name} has no 'observed_at' column to select by start/end",
-                [Problem("missing column", column="observed_at")],
-            )
-        when = pd.to_datetime(frame["observed_at"])
-        if when.dt.tz is None:
-            when = when.dt.tz_localize(LOCAL_TZ)
-        keep = np.ones(len(frame), dtype=bool)
-        if start is not None:
-            keep &= (when >= _timestamp(start, "start")).to_numpy()
-        if end is not None:
-            keep &= (when < _timestamp(end, "end")).to_numpy()
-        frame = frame[keep]
-    if len(frame) == 0:
-        span = f" between start={start!s} and end={end!s}" if (start is not None or end is not None) else ""
-        raise ValidationError(f"no {name} to analyse{span}", [Problem("empty selection", column="observed_at")])
-    return frame
-
-
 def hotspots_from_events(
     events: gpd.GeoDataFrame,
     *,
@@ -417,14 +371,18 @@ def hotspots_from_events(
             f"too few events for a hot spot analysis: {n_events} selected, at least {MIN_EVENTS} needed",
             [Problem("too few events", column="events", value=n_events)],
         )
-    weights = _weights(selected, weight)
-    xy = shapely.get_coordinates(selected.geometry.to_numpy())[:, :2]
+    weights = event_weights(selected, weight, name="weight", negative=True)
+    xy = event_xy(selected)
     params: dict[str, Any] = {
-        "shape": shape, "n_events": n_events, "start": _iso(start), "end": _iso(end), "weight": weight
+        "shape": shape,
+        "n_events": n_events,
+        "start": periods.iso_or_none(start, name="start"),
+        "end": periods.iso_or_none(end, name="end"),
+        "weight": weight,
     }
     cell_value = choose_cell(cell, xy, area, params)
     grid = make_grid(area, cell=cell_value, shape=shape)
-    min_frac = _check_fraction(min_area_frac)
+    min_frac = check_fraction(min_area_frac)
     if min_frac > 0:
         grid = subset_grid(grid, grid["area_frac"].to_numpy() >= min_frac)
         if len(grid) < 2:
@@ -467,7 +425,7 @@ def validate_band(band: object, *, cell: float, area: BaseGeometry) -> float:
     A band shorter than the cell spacing leaves every cell alone with itself; one longer than
     the study area's diagonal makes every cell a neighbour of every other (Gi* undefined).
     """
-    value = _check_band_value(band)
+    value = check_length(band, name="band")
     if value < cell:
         raise ValidationError(
             f"band={value:g} m is smaller than the cell size ({cell:g} m): no cell would have a neighbour",
@@ -481,51 +439,6 @@ def validate_band(band: object, *, cell: float, area: BaseGeometry) -> float:
             [Problem("larger than the study area", column="band", value=band)],
         )
     return value
-
-
-def _check_fraction(value: object) -> float:
-    try:
-        frac = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        frac = float("nan")
-    if not 0.0 <= frac <= 1.0:
-        raise ValidationError(
-            f"min_area_frac must be between 0 and 1, got {value!r}",
-            [Problem("out of range", column="min_area_frac", value=value)],
-        )
-    return frac
-
-
-def _check_band_value(band: object) -> float:
-    try:
-        value = float(band)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValidationError(
-            "band must be a number of metres", [Problem("not a number", column="band", value=band)]
-        ) from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValidationError(
-            f"band must be a positive number of metres, got {band!r}",
-            [Problem("must be > 0", column="band", value=band)],
-        )
-    return value
-
-
-def _weights(frame: gpd.GeoDataFrame, weight: str | None) -> np.ndarray | None:
-    if weight is None:
-        return None
-    if weight not in frame.columns:
-        raise ValidationError(
-            f"weight column {weight!r} not found in events", [Problem("missing column", column=weight)]
-        )
-    values = pd.to_numeric(frame[weight], errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise ValidationError(
-            f"weight column {weight!r} has {int(bad.sum())} missing or non-numeric values",
-            [Problem("not a number", row=int(i) + 1, column=weight) for i in np.nonzero(bad)[0][:50]],
-        )
-    return values
 
 
 MAX_AUTO_CELLS = 250_000
@@ -551,22 +464,6 @@ def choose_cell(cell: object, xy: np.ndarray, area: BaseGeometry, params: dict[s
     return validate_cell(min(max(value, smallest), largest), area)
 
 
-def _timestamp(value: object, name: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        ts = pd.NaT
-    if pd.isna(ts):
-        raise ValidationError(
-            f"{name} is not a date/time: {value!r}", [Problem("not a date", column=name, value=value)]
-        )
-    return ts.tz_localize(LOCAL_TZ) if ts.tzinfo is None else ts
-
-
-def _iso(value: object) -> str | None:
-    return None if value is None else _timestamp(value, "time").isoformat()
-
-
 __all__ = [
     "GiStar",
     "auto_band",
@@ -578,6 +475,5 @@ __all__ = [
     "gi_star_grid",
     "global_moran_z",
     "hotspots_from_events",
-    "select_events",
     "validate_band",
 ]

@@ -4,15 +4,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 from scipy.signal import fftconvolve
 
-from geo_ibm.errors import CrsError, ValidationError
+from geo_ibm.errors import ValidationError
+from geo_ibm.eventframe import check_length, event_weights, event_xy
 from geo_ibm.grid import as_area
 from geo_ibm.settings import WORKING_CRS
 
@@ -88,48 +88,6 @@ class KdeResult:
             geometry=geoms,
             crs=self.crs,
         )
-
-
-def _event_xy(events: gpd.GeoDataFrame, *, name: str = "events") -> np.ndarray:
-    """Return the ``(n, 2)`` point coordinates of ``events`` in EPSG:2169."""
-    if not isinstance(events, gpd.GeoDataFrame):
-        raise ValidationError(f"{name} must be a GeoDataFrame of points, got {type(events).__name__}")
-    if events.crs is None:
-        raise CrsError(f"{name} has no CRS; expected {WORKING_CRS}")
-    if events.crs.to_epsg() != 2169:
-        raise CrsError(f"{name} is in {events.crs.to_string()}; expected {WORKING_CRS} (convert with to_crs first)")
-    geoms = np.asarray(events.geometry.values)
-    # get_x/get_y are faster than get_coordinates and give NaN for anything but a non-empty Point.
-    xy = np.empty((len(geoms), 2))
-    xy[:, 0] = shapely.get_x(geoms)
-    xy[:, 1] = shapely.get_y(geoms)
-    if not np.isfinite(xy).all():
-        bad = np.flatnonzero(~np.isfinite(xy).all(axis=1))
-        first = int(bad[0])
-        g = geoms[first]
-        what = "missing" if g is None else f"{g.geom_type}{' (empty)' if g.is_empty else ''}"
-        raise ValidationError(
-            f"{name} must contain only non-empty Point geometries; row {first + 1} is {what} ({bad.size} such rows)"
-        )
-    return xy
-
-
-def _event_weights(events: gpd.GeoDataFrame, weights: str | Sequence[float] | np.ndarray | None) -> np.ndarray | None:
-    if weights is None:
-        return None
-    if isinstance(weights, str):
-        if weights not in events.columns:
-            raise ValidationError(f"weights: column {weights!r} not found in events (columns: {list(events.columns)})")
-        w = pd.to_numeric(events[weights], errors="coerce").to_numpy(dtype=float)
-    else:
-        w = np.asarray(weights, dtype=float)
-        if w.shape != (len(events),):
-            raise ValidationError(f"weights must have one value per event ({len(events)}), got shape {w.shape}")
-    bad = ~np.isfinite(w) | (w < 0)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise ValidationError(f"weights must be finite and >= 0; event {first + 1} has {w[first]!r}")
-    return w
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -268,23 +226,20 @@ def kernel_density(
         Empty ``events``, non-positive ``cell``/``radius``, a grid too large, or a default radius
         that cannot be computed (fewer than 2 distinct points).
     """
-    xy = _event_xy(events)
+    xy = event_xy(events)
     if len(xy) == 0:
         raise ValidationError("events is empty; kernel density needs at least one event")
     area = as_area(study_area)
-    w = _event_weights(events, weights)
+    w = event_weights(events, weights)
     minx, miny, maxx, maxy = area.bounds
-    if cell is None:
-        cell = min(maxx - minx, maxy - miny) / 250.0
-    if not (isinstance(cell, (int, float, np.floating, np.integer)) and math.isfinite(cell) and cell > 0):
-        raise ValidationError(f"cell must be a positive number of metres, got {cell!r}")
+    cell_m = min(maxx - minx, maxy - miny) / 250.0 if cell is None else check_length(cell, name="cell")
     if radius is None:
-        radius = default_search_radius(xy, w)
-        if not radius > 0:
+        radius_m = default_search_radius(xy, w)
+        if not radius_m > 0:
             raise ValidationError("radius cannot be derived from fewer than 2 distinct event locations; give radius in metres")
-    if not (isinstance(radius, (int, float, np.floating, np.integer)) and math.isfinite(radius) and radius > 0):
-        raise ValidationError(f"radius must be a positive number of metres, got {radius!r}")
-    result = density_grid(xy, bounds=(minx, miny, maxx, maxy), cell=float(cell), radius=float(radius), weights=w)
+    else:
+        radius_m = check_length(radius, name="radius")
+    result = density_grid(xy, bounds=(minx, miny, maxx, maxy), cell=cell_m, radius=radius_m, weights=w)
     xs, ys = result.cell_centres()
     gx, gy = np.meshgrid(xs, ys)
     return replace(result, inside=shapely.contains_xy(area, gx, gy))
@@ -408,7 +363,9 @@ def density_contours(
         upper_arg = up if i + 1 < lv.size else np.nextafter(vmax, np.inf) * (1 + 1e-9)
         if up <= low:
             continue
-        points, offsets = gen.filled(float(low), float(upper_arg))
+        # FillType.OuterOffset makes filled() return (points, offsets); its annotation covers every fill type.
+        filled = cast("tuple[list[np.ndarray], list[np.ndarray]]", gen.filled(float(low), float(upper_arg)))
+        points, offsets = filled
         polys = _rings_to_polygons(points, offsets)
         if not polys:
             continue

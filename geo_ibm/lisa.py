@@ -5,23 +5,27 @@ from typing import Any, Literal, NamedTuple
 
 import geopandas as gpd
 import numpy as np
-import shapely
 from scipy import sparse
 from scipy.spatial import cKDTree
 from shapely.geometry.base import BaseGeometry
 
 from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.eventframe import (
+    check_fraction,
+    check_length,
+    check_probability,
+    check_whole,
+    event_weights,
+    event_xy,
+    select_events,
+)
 from geo_ibm.grid import GridSpec, as_area, bin_counts, make_grid, subset_grid
 from geo_ibm.hotspots import (
     MIN_EVENTS,
-    _check_band_value,
-    _check_fraction,
-    _weights,
     auto_band,
     benjamini_hochberg,
     choose_cell,
     distance_band_weights,
-    select_events,
     validate_band,
 )
 
@@ -55,7 +59,7 @@ def neighbour_weights(coords: np.ndarray, *, band: float | None = None, k: int |
     if (band is None) == (k is None):
         raise ValidationError("give exactly one of band or k", [Problem("need one", column="band/k", value=(band, k))])
     if band is not None:
-        return distance_band_weights(xy, _check_band_value(band), include_self=False)
+        return distance_band_weights(xy, check_length(band, name="band"), include_self=False)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1 or k >= len(xy):
         raise ValidationError(
             f"k must be a whole number between 1 and {len(xy) - 1}, got {k!r}",
@@ -105,11 +109,7 @@ def local_moran_values(
     xy = np.asarray(coords, dtype=float)
     if xy.shape != (y.size, 2):
         raise ValidationError(f"coords must have shape ({y.size}, 2) to match values, got {xy.shape}")
-    if not isinstance(permutations, (int, np.integer)) or permutations < 0:
-        raise ValidationError(
-            f"permutations must be a whole number >= 0, got {permutations!r}",
-            [Problem("out of range", column="permutations", value=permutations)],
-        )
+    permutations = check_whole(permutations, name="permutations")
     n = y.size
     w = neighbour_weights(xy, band=band, k=k)
     card = np.asarray(w.sum(axis=1)).ravel()
@@ -222,10 +222,7 @@ def local_moran(
     """
     if column not in grid.columns:
         raise ValidationError(f"column {column!r} not found in grid", [Problem("missing column", column=column)])
-    if not 0 < alpha < 1:
-        raise ValidationError(
-            f"alpha must be between 0 and 1, got {alpha!r}", [Problem("out of range", column="alpha", value=alpha)]
-        )
+    check_probability(alpha, name="alpha")
     spec = grid.attrs.get("grid")
     if isinstance(spec, GridSpec) and spec.n_cells == len(grid):
         coords = spec.centres()
@@ -305,14 +302,14 @@ def lisa_from_events(
             f"too few events for a cluster analysis: {len(selected)} selected, at least {MIN_EVENTS} needed",
             [Problem("too few events", column="events", value=len(selected))],
         )
-    xy = shapely.get_coordinates(selected.geometry.to_numpy())[:, :2]
+    xy = event_xy(selected)
     params: dict[str, Any] = {"shape": shape, "n_events": len(selected)}
     cell = choose_cell(cell, xy, area, params)
     grid = make_grid(area, cell=cell, shape=shape)
-    frac = _check_fraction(min_area_frac)
+    frac = check_fraction(min_area_frac)
     if frac > 0:
         grid = subset_grid(grid, grid["area_frac"].to_numpy() >= frac)
-    grid["count"] = bin_counts(xy, grid, weights=_weights(selected, weight))
+    grid["count"] = bin_counts(xy, grid, weights=event_weights(selected, weight, name="weight", negative=True))
     if band is None and k is None:
         band, details = auto_band(grid["count"].to_numpy(), grid)
         params["band_method"] = details["method"]

@@ -14,8 +14,8 @@ from scipy import stats
 from scipy.spatial import cKDTree
 
 from geo_ibm.errors import ValidationError
+from geo_ibm.eventframe import event_times, event_xy
 from geo_ibm.grid import as_area
-from geo_ibm.kde import _event_xy
 
 CLARK_EVANS_SE = 0.26136
 """Standard error constant of the mean nearest-neighbour distance under CSR (Clark & Evans 1954)."""
@@ -86,7 +86,7 @@ def nearest_neighbour_index(events: gpd.GeoDataFrame, *, area: Any) -> NearestNe
     ValidationError
         Fewer than 2 events, or an area that is not positive.
     """
-    xy = _event_xy(events)
+    xy = event_xy(events)
     a = _area_value(area)
     _distinct_minimum(xy, 2, "the nearest neighbour index")
     n = len(xy)
@@ -210,7 +210,7 @@ def ripley_l(
         ``env_low``, ``env_high`` (envelope of ``L``), ``clustered`` (``L > env_high``),
         ``dispersed`` (``L < env_low``).
     """
-    xy = _event_xy(events)
+    xy = event_xy(events)
     poly = as_area(study_area)
     d = _check_distances(distances)
     _distinct_minimum(xy, 3, "Ripley's L")
@@ -290,12 +290,7 @@ class KnoxResult:
 
 def _event_ns(events: gpd.GeoDataFrame) -> np.ndarray:
     """Event times as int64 nanoseconds since the first event (exact comparisons, no float drift)."""
-    if "observed_at" not in events.columns:
-        raise ValidationError("events has no 'observed_at' column; the Knox test needs event times")
-    stamps = pd.to_datetime(events["observed_at"], utc=True)
-    if stamps.isna().any():
-        first = int(np.flatnonzero(stamps.isna().to_numpy())[0])
-        raise ValidationError(f"events: observed_at is missing in row {first + 1}")
+    stamps = event_times(events)
     ns = stamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").astype(np.int64)
     return ns - ns.min()
 
@@ -338,7 +333,7 @@ def knox_test(
         problems.append(f"permutations must be an integer >= 1, got {permutations!r}")
     if problems:
         raise ValidationError("; ".join(problems))
-    xy = _event_xy(events)
+    xy = event_xy(events)
     _distinct_minimum(xy, 3, "the Knox test")
     t = _event_ns(events)
     window = int(round(float(days) * 86_400e9))

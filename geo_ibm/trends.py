@@ -10,43 +10,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from geo_ibm import periods
 from geo_ibm.errors import ValidationError
+from geo_ibm.eventframe import check_probability, event_times
 from geo_ibm.hotspots import benjamini_hochberg
-from geo_ibm.settings import LOCAL_TZ
 
 UNITS = ("cell", "canton", "region")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 QUARTER_COLUMNS = ["unit", "quarter", "count", "previous", "change", "change_pct", "p_value", "significant"]
-
-
-def local_times(events: pd.DataFrame, *, name: str = "events") -> pd.Series:
-    """``observed_at`` in Europe/Luxembourg time (naive values are taken as local).
-
-    Raises ValidationError for a missing column, no rows, or a value that is not a date.
-    """
-    if not isinstance(events, pd.DataFrame):
-        raise ValidationError(f"{name} must be a (Geo)DataFrame, got {type(events).__name__}")
-    if "observed_at" not in events.columns:
-        raise ValidationError(f"{name} has no 'observed_at' column")
-    if len(events) == 0:
-        raise ValidationError(f"{name} is empty; nothing to analyse")
-    when = pd.to_datetime(events["observed_at"], errors="coerce")
-    if when.isna().any():
-        first = int(np.flatnonzero(when.isna().to_numpy())[0])
-        raise ValidationError(
-            f"{name}: observed_at is missing or not a date in row {first + 1} "
-            f"(value {events['observed_at'].iloc[first]!r})"
-        )
-    if when.dt.tz is None:
-        # A wall time repeated when clocks go back is read as the second (standard-time) one.
-        return when.dt.tz_localize(LOCAL_TZ, ambiguous=np.zeros(len(when), dtype=bool), nonexistent="shift_forward")
-    return when.dt.tz_convert(LOCAL_TZ)
-
-
-def _naive_local(when: pd.Series) -> pd.Series:
-    # Calendar periods are local-wall-clock periods; drop the zone only after converting to it.
-    return when.dt.tz_localize(None)
 
 
 def _units_for(
@@ -133,11 +105,10 @@ def quarter_change(
     """
     if by not in UNITS:
         raise ValidationError(f"by must be one of {UNITS}, got {by!r}")
-    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
-        raise ValidationError(f"alpha must be between 0 and 1, got {alpha!r}")
-    when = local_times(events)
+    check_probability(alpha, name="alpha")
+    when = event_times(events)
     labels, known = _units_for(events, by, grid, cantons)
-    quarters = _naive_local(when).dt.to_period("Q")
+    quarters = periods.local_periods(when, "Q")
     frame = pd.DataFrame({"unit": labels, "quarter": quarters.to_numpy()})
     frame = frame[pd.notna(frame["unit"]) & (frame["unit"].astype(object) != -1)]
     q_all = pd.period_range(quarters.min(), quarters.max(), freq="Q")
@@ -193,7 +164,7 @@ def hour_weekday(events: pd.DataFrame) -> pd.DataFrame:
         7 × 24 integer counts; index ``Mon`` … ``Sun`` (named ``weekday``), columns 0 … 23
         (named ``hour``, the local clock hour the event fell in).
     """
-    when = local_times(events)
+    when = event_times(events)
     table = np.zeros((7, 24), dtype=np.int64)
     np.add.at(table, (when.dt.day_of_week.to_numpy(), when.dt.hour.to_numpy()), 1)
     return pd.DataFrame(
@@ -237,18 +208,6 @@ class MonthlySeries:
     r_squared: float
 
 
-def _month(value: Any, name: str) -> pd.Period:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"{name} is not a date or month: {value!r}") from None
-    if pd.isna(ts):
-        raise ValidationError(f"{name} is not a date or month: {value!r}")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert(LOCAL_TZ).tz_localize(None)
-    return ts.to_period("M")
-
-
 def monthly_series(events: pd.DataFrame, *, start: Any = None, end: Any = None) -> MonthlySeries:
     """Monthly counts (Europe/Luxembourg months), seasonal profile and linear trend.
 
@@ -271,10 +230,9 @@ def monthly_series(events: pd.DataFrame, *, start: Any = None, end: Any = None) 
     ValidationError
         No events, ``end`` before ``start``, or fewer than 3 months.
     """
-    when = local_times(events)
-    months = _naive_local(when).dt.to_period("M")
-    first = _month(start, "start") if start is not None else months.min()
-    last = _month(end, "end") if end is not None else months.max()
+    months = periods.local_periods(event_times(events), "M")
+    first = periods.local_period(start, "M", name="start") if start is not None else months.min()
+    last = periods.local_period(end, "M", name="end") if end is not None else months.max()
     if last < first:
         raise ValidationError(f"end ({last}) is before start ({first})")
     index = pd.period_range(first, last, freq="M")
