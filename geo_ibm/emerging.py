@@ -24,9 +24,9 @@ from geo_ibm.grid import GridSpec, as_area, grid_spec, locate, make_grid, neighb
 from geo_ibm.hotspots import (
     MIN_EVENTS,
     auto_band,
-    benjamini_hochberg,
+    bh_adjusted_p,
     choose_cell,
-    fdr_bins,
+    confidence_bins,
     gi_z_from_sums,
     two_sided_p,
     validate_band,
@@ -368,12 +368,12 @@ def emerging_hotspots(
         band = validate_band(band, cell=cell, area=area)
         params["band_method"] = "given"
     z, p = space_time_gi(cube, spec, band=band, neighborhood_time_step=neighborhood_time_step)
-    significant = (benjamini_hochberg(p.ravel(), alpha) if fdr else p.ravel() <= alpha).reshape(p.shape)
-    bins = np.sign(z).astype(np.int8) * significant
+    # the FDR correction is made once over every bin of the cube; the final step's bins come from it too
+    decided = bh_adjusted_p(p) if fdr else p
+    bins = np.sign(z).astype(np.int8) * (decided <= alpha)
     trend = mann_kendall(z)
     categories = classify_emerging(bins, trend.z, trend.p, alpha=alpha)
-    # the FDR correction is made over every bin of the cube, so the final step's bins come from it
-    last_bin = fdr_bins(z.ravel(), p.ravel(), fdr=fdr).reshape(z.shape)[:, -1]
+    last_bin = confidence_bins(z[:, -1], decided[:, -1])
     out = gpd.GeoDataFrame(
         {
             "cell_id": grid["cell_id"].to_numpy(),

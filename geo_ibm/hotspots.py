@@ -136,23 +136,39 @@ def gi_star_grid(counts: np.ndarray, grid: gpd.GeoDataFrame | GridSpec, *, band:
     return GiStar(z, two_sided_p(z), card.astype(np.int64))
 
 
-def benjamini_hochberg(p: np.ndarray, alpha: float) -> np.ndarray:
-    """Benjamini–Hochberg step-up: ``True`` where a p-value is a discovery at FDR ``alpha``.
+def bh_adjusted_p(p: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (``scipy.stats.false_discovery_control``).
 
-    With the ``m`` p-values sorted ascending, ``k`` is the largest rank with
-    ``p_(k) <= k / m * alpha``; the ``k`` smallest p-values are significant. NaNs never are.
+    A p-value is a discovery of the step-up procedure at false discovery rate ``a`` exactly
+    when its adjusted value is ``<= a``, so one adjustment serves every level. NaNs are left
+    out of the count ``m`` and stay NaN (never significant).
     """
     pv = np.asarray(p, dtype=float)
+    out = np.full(pv.shape, np.nan)
     ok = np.isfinite(pv)
-    m = int(ok.sum())
-    out = np.zeros(pv.shape, dtype=bool)
-    if m == 0:
-        return out
-    ranked = np.sort(pv[ok])
-    passing = np.nonzero(ranked <= alpha * np.arange(1, m + 1) / m)[0]
-    if passing.size:
-        out[ok] = pv[ok] <= ranked[passing[-1]]
+    if ok.any():
+        out[ok] = stats.false_discovery_control(pv[ok], method="bh")
     return out
+
+
+def benjamini_hochberg(p: np.ndarray, alpha: float) -> np.ndarray:
+    """``True`` where a p-value is a Benjamini–Hochberg discovery at FDR ``alpha`` (NaN never is)."""
+    return bh_adjusted_p(p) <= alpha
+
+
+def confidence_bins(
+    z: np.ndarray, p: np.ndarray, *, levels: tuple[float, float, float] = CONFIDENCE_LEVELS
+) -> np.ndarray:
+    """Bins −3..+3: the sign of ``z`` times the number of ``levels`` (largest first) that ``p`` meets.
+
+    ``p`` may be raw or already adjusted (:func:`bh_adjusted_p`); NaN meets no level.
+    """
+    zv = np.asarray(z, dtype=float)
+    pv = np.asarray(p, dtype=float)
+    level = np.zeros(zv.shape, dtype=np.int8)
+    for rank, a in enumerate(sorted(levels, reverse=True), start=1):
+        level[pv <= a] = rank
+    return (np.sign(zv) * level).astype(np.int8)
 
 
 def fdr_bins(
@@ -170,20 +186,15 @@ def fdr_bins(
 
     With ``fdr=True`` (ArcGIS's "Apply False Discovery Rate (FDR) correction"), significance at
     each level ``a`` is decided by the Benjamini–Hochberg procedure at FDR ``a`` over all
-    features (:func:`benjamini_hochberg`) instead of ``p <= a``; because the BH critical
-    p-value shrinks with ``a``, the three levels stay nested.
+    features instead of ``p <= a``: the p-values are adjusted once (:func:`bh_adjusted_p`) and
+    each level compares the adjusted values, so the three levels stay nested.
 
     Returns
     -------
     int8 array of bins.
     """
-    zv = np.asarray(z, dtype=float)
     pv = np.asarray(p, dtype=float)
-    level = np.zeros(zv.shape, dtype=np.int8)
-    for rank, a in enumerate(sorted(levels, reverse=True), start=1):
-        sig = benjamini_hochberg(pv, a) if fdr else (pv <= a)
-        level[sig] = rank
-    return (np.sign(zv) * level).astype(np.int8)
+    return confidence_bins(z, bh_adjusted_p(pv) if fdr else pv, levels=levels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,6 +480,8 @@ __all__ = [
     "auto_band",
     "auto_cell_size",
     "benjamini_hochberg",
+    "bh_adjusted_p",
+    "confidence_bins",
     "distance_band_weights",
     "fdr_bins",
     "gi_star",

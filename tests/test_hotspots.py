@@ -1,7 +1,9 @@
 """Tests for geo_ibm.hotspots: Gi* against esda, FDR bins, automatic parameters, events to hot spots."""
 from __future__ import annotations
 
+import math
 import warnings
+from fractions import Fraction
 
 import esda
 import geopandas as gpd
@@ -19,6 +21,8 @@ from geo_ibm.hotspots import (
     auto_band,
     auto_cell_size,
     benjamini_hochberg,
+    bh_adjusted_p,
+    confidence_bins,
     fdr_bins,
     gi_star,
     gi_star_grid,
@@ -91,6 +95,55 @@ def test_benjamini_hochberg_matches_scipy(seed, alpha):
     p = np.concatenate([rng.uniform(0, 1, 400), rng.uniform(0, 0.002, 40)])
     expected = stats.false_discovery_control(p, method="bh") <= alpha
     assert (benjamini_hochberg(p, alpha) == expected).all()
+
+
+def step_up_reference(p, alpha):
+    """Benjamini–Hochberg step-up in exact rational arithmetic, written out rank by rank."""
+    finite = [i for i, v in enumerate(p) if not math.isnan(v)]
+    ranked = sorted(finite, key=lambda i: p[i])
+    m, level, k = len(finite), Fraction(alpha), 0
+    for rank, i in enumerate(ranked, start=1):
+        if Fraction(p[i]) <= level * rank / m:
+            k = rank  # the largest rank under its critical value
+    out = np.zeros(len(p), dtype=bool)
+    if k:
+        threshold = p[ranked[k - 1]]
+        for i in finite:
+            out[i] = p[i] <= threshold  # ties with the k-th smallest p-value pass too
+    return out
+
+
+def _p_value_sets():
+    rng = np.random.default_rng(12)
+    yield np.concatenate([rng.uniform(0, 1, 400), rng.uniform(0, 0.002, 40)])
+    yield np.round(np.concatenate([rng.uniform(0, 1, 300), rng.uniform(0, 0.01, 60)]), 3)  # many ties
+    with_nan = rng.uniform(0, 0.05, 50)
+    with_nan[::7] = np.nan
+    yield with_nan
+    yield np.array([0.004])
+    yield np.array([0.03, 0.04])
+    grid = make_grid(SMALL, cell=1_000, shape="square")
+    y = rng.poisson(2.0, len(grid)).astype(float)
+    y[:30] += 6
+    yield gi_star_grid(y, grid, band=1_500).p
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.05, 0.10])
+def test_benjamini_hochberg_equals_an_exact_step_up(alpha):
+    for p in _p_value_sets():
+        expected = step_up_reference(p.tolist(), alpha)
+        assert (benjamini_hochberg(p, alpha) == expected).all()
+        assert ((bh_adjusted_p(p) <= alpha) == expected).all()
+
+
+def test_fdr_bins_equal_bins_from_the_exact_step_up():
+    for p in _p_value_sets():
+        z = np.where(np.arange(p.size) % 3 == 0, -1.0, 1.0) * np.abs(stats.norm.isf(np.nan_to_num(p, nan=1.0) / 2))
+        expected = np.zeros(p.size, dtype=np.int8)
+        for rank, alpha in enumerate((0.10, 0.05, 0.01), start=1):
+            expected[step_up_reference(p.tolist(), alpha)] = rank
+        assert (fdr_bins(z, p) == np.sign(z) * expected).all()
+        assert (fdr_bins(z, p, fdr=False) == confidence_bins(z, p)).all()
 
 
 def test_fdr_bins_by_hand():
