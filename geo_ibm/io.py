@@ -394,6 +394,47 @@ def _read_event_vector(path: Path, *, layer: str | None) -> pd.DataFrame:
     return frame
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a text cell as a formula (OWASP CSV injection)."""
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """``value`` with a leading ``'`` when it is text a spreadsheet would run as a formula.
+
+    Only strings are changed: numbers (negative ones too) stay numbers.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text columns hold no cell a spreadsheet would run as a formula.
+
+    Every CSV or workbook a user opens in a spreadsheet passes through this: event notes,
+    unit names and installed reference names are user text.
+    """
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or isinstance(out[col].dtype, (pd.StringDtype, pd.CategoricalDtype)):
+            out[col] = out[col].map(spreadsheet_safe)
+    return out
+
+
+def vector_bytes(gdf: gpd.GeoDataFrame, *, suffix: str, layer: str | None = None,
+                 scratch: PathLike | None = None) -> bytes:
+    """``gdf`` as the bytes of a GeoPackage or GeoJSON file (see :func:`write_vector`).
+
+    GDAL writes files, not buffers: the file is made in a temporary folder inside ``scratch``
+    (a private folder: the data may be sensitive) and removed afterwards.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+        path = write_vector(gdf, Path(tmp) / f"export{suffix}", layer=layer)
+        return path.read_bytes()
+
+
 def write_table(frame: pd.DataFrame, path: PathLike) -> Path:
     """Write a table as CSV (UTF-8 with BOM, so spreadsheet programs pick the encoding)."""
     path = Path(path)

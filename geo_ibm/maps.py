@@ -517,7 +517,7 @@ def hotspot_map(
     ----------
     gi
         Gi* grid cells with ``gi_bin`` (-3..3; 0 not significant, not drawn) and optionally ``gi_z``
-        and ``count``.
+        and ``count``; when ``gi_bin_fdr`` is present, cells are drawn by that FDR-corrected bin.
     contours
         KDE contour polygons with a ``level`` column (density threshold) when available.
     clusters
@@ -535,6 +535,9 @@ def hotspot_map(
     add_outline(fmap, outline, t=t)
     blocks: list[str] = []
     if gi is not None and len(gi):
+        if "gi_bin_fdr" in gi.columns:
+            # The FDR-corrected bins are the verdict a map shows (the API's significance too).
+            gi = gi.assign(gi_bin=gi["gi_bin_fdr"])
         sig = gi[gi["gi_bin"].astype(int) != 0]
         if len(sig):
             shown = sig.copy()

@@ -10,7 +10,6 @@ from geo_ibm.errors import NotFoundError, ValidationError
 from webapp.params import (
     bbox_to_working_crs,
     check_known,
-    error_body,
     parse_bbox,
     parse_choice,
     parse_date_range,
@@ -23,6 +22,7 @@ from webapp.params import (
     parse_quarter,
     single,
 )
+from webapp.responses import error_body
 
 LUX = "Europe/Luxembourg"
 

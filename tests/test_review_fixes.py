@@ -80,7 +80,7 @@ def _upload(c, data: bytes, filename: str):
     ("???", "upload"),
 ])
 def test_upload_name_is_short_and_keeps_the_suffix(filename, expected):
-    from webapp.pages import upload_name
+    from webapp.imports import upload_name
 
     name = upload_name(filename)
     assert name == expected and len(name.encode("utf-8")) <= 255
@@ -105,7 +105,7 @@ FORMULAS = ['=HYPERLINK("http://evil/","x")', "@SUM(1+1)*cmd|' /C calc'!A0", "+1
 def test_formula_cells_are_neutralised_but_numbers_stay_numbers():
     import pandas as pd
 
-    from webapp.pages import neutralise_formulas
+    from geo_ibm.io import neutralise_formulas
 
     frame = pd.DataFrame({"notes": FORMULAS + ["plain", None], "persons": [-3, 2, 1, 0, 4, 5, -1, 7],
                           "x": [-1.5] * 8})
@@ -214,11 +214,11 @@ def test_hotspot_sizes_over_the_cost_limits_are_400_naming_the_parameter(logged_
 
     from geo_ibm.analysis import check_budget
     from geo_ibm.errors import ValidationError
-    from webapp.pages import reference_layers
+    from webapp.reference import layer_frame
 
     # The same refusal as the CLI and API give (run_method calls check_budget).
     with app.test_request_context():
-        area = reference_layers()["outline"].geometry.union_all()
+        area = layer_frame("outline").geometry.union_all()
     query = dict(part.split("=") for part in url.split("?")[1].split("&") if part.split("=")[0] in ("cell", "band"))
     method = "emerging" if "band" not in query else "gi"
     with pytest.raises(ValidationError, match=parameter):

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -76,48 +76,34 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
 
-    from webapp import auth, i18n
+    from webapp import auth, cache, i18n
+    from webapp.admin import admin_bp
+    from webapp.api import api_bp
     from webapp.assets import assets_bp
-    from webapp.pages import BLUEPRINTS
-
-    i18n.init_app(app)
-    auth.init_app(app)
-    app.register_blueprint(assets_bp)
-    for blueprint in BLUEPRINTS:
-        app.register_blueprint(blueprint)
+    from webapp.exports import exports_bp
+    from webapp.imports import imports_bp
+    from webapp.maps import maps_bp
+    from webapp.ogc import ogc_bp
+    from webapp.pages import pages_bp
     from webapp.reports import reports_bp
 
-    app.register_blueprint(reports_bp)
-    _register_optional(app, "webapp.api", "api_bp", "/api")
-    _register_optional(app, "webapp.ogc", "ogc_bp", "/ogc")
+    i18n.init_app(app)
+    cache.init_app(app)
+    auth.init_app(app)
+    for blueprint in (assets_bp, pages_bp, maps_bp, imports_bp, exports_bp, reports_bp, admin_bp):
+        app.register_blueprint(blueprint)
+    app.register_blueprint(api_bp, url_prefix="/api")
+    app.register_blueprint(ogc_bp, url_prefix="/ogc")
     _register_error_handlers(app)
     return app
 
 
-def _register_optional(app: Flask, module: str, name: str, prefix: str) -> None:
-    import importlib
-
-    try:
-        blueprint = getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        log.warning("%s is not installed; %s is not served", module, prefix)
-        return
-    app.register_blueprint(blueprint, url_prefix=prefix)
-
-
 def _error_response(status: int, message: str, problems: list[Any] | None = None, parameter: str | None = None):
     from webapp.auth import is_api_request
+    from webapp.responses import json_error
 
     if is_api_request():
-        body: dict[str, Any] = {"code": {400: "InvalidParameterValue", 404: "NotFound", 409: "Conflict", 413: "PayloadTooLarge"}.get(status, "Error"),
-                                "description": message}
-        if parameter:
-            body["parameter"] = parameter
-        response = jsonify(body)
-        response.status_code = status
-        return response
+        return json_error(status, message, parameter=parameter)
     return render_template("error.html", status=status, message=message, problems=problems or []), status
 
 
@@ -126,10 +112,11 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(GeoIbmError)
     def library_error(exc: GeoIbmError):
+        from webapp.responses import error_parameter
+
         problems = list(getattr(exc, "problems", []) or [])
-        parameter = problems[0].column if problems and problems[0].column else None
         first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        return _error_response(int(getattr(exc, "http_status", 400)), first, problems, parameter)
+        return _error_response(int(getattr(exc, "http_status", 400)), first, problems, error_parameter(exc))
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):

@@ -1,26 +1,22 @@
 """JSON API: reference layers, events, counts and hotspot results as GeoJSON (``/api``)."""
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-from flask import Blueprint, Response, json, request, url_for
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Response, request, url_for
 
-from geo_ibm.errors import GeoIbmError, NotFoundError
-from geo_ibm.geojson import json_value, to_feature_collection
-from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS
+from geo_ibm import analysis
+from geo_ibm.errors import NotFoundError
+from geo_ibm.geojson import to_feature_collection
+from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, ROLE_STATS
 from webapp.auth import get_store, require_role
+from webapp.features import events_in_bbox, time_filters
+from webapp.filters import hotspot_query
 from webapp.params import (
     EVENT_FILTERS,
-    Interval,
-    bbox_to_working_crs,
     check_known,
-    error_body,
     parameter_error,
     parse_bbox,
     parse_choice,
@@ -33,146 +29,11 @@ from webapp.params import (
     parse_offset,
     single,
 )
+from webapp.reference import LAYERS, SERVED_LAYERS, filter_choices, layer_frame
+from webapp.responses import GEOJSON, json_error_for, json_response
 
 api_bp = Blueprint("api", __name__)
-log = logging.getLogger(__name__)
-
-GEOJSON = "application/geo+json"
-HOTSPOT_METHODS = ("gi", "lisa", "kde", "clusters", "emerging")
-
-# Who may call what; everything needs a login. Maps and their aggregates (reference layers,
-# counts, hotspot grids) are for every role. Single interception records are the sensitive
-# part (time, place, group size, free-text notes), so reading them raw, here or through the
-# OGC API that GIS clients page through in bulk, takes the analyst role.
-ROLE_LAYERS = "viewer"
-ROLE_STATS = "viewer"
-ROLE_HOTSPOTS = "viewer"
-ROLE_EVENTS = "analyst"
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """A shipped reference layer: the ``geo_ibm.layers`` function and its feature-id column."""
-
-    function: str
-    id_column: str | None
-    title: str
-    description: str
-    attribution: str | None = None
-    """Credit the data's licence requires wherever the layer is served (ODbL for OSM-derived layers)."""
-
-
-LAYERS: dict[str, LayerSpec] = {
-    "outline": LayerSpec("luxembourg_outline", None, "Luxembourg outline",
-                         "National boundary of the Grand Duchy of Luxembourg.",
-                         attribution=OSM_ATTRIBUTION),
-    "borders": LayerSpec("internal_borders", "neighbour", "Internal Schengen borders",
-                         "Border lines with Belgium, France and Germany, with their length in km.",
-                         attribution=OSM_ATTRIBUTION),
-    "tripoints": LayerSpec("tripoints", None, "Tripoints", "Points where three national borders meet.",
-                           attribution=OSM_ATTRIBUTION),
-    "crossings": LayerSpec("crossing_points", "crossing_id", "Border crossing points",
-                           "Road, rail and path crossings of the internal borders."),
-    "cantons": LayerSpec("cantons", "canton", "Cantons", "The 12 cantons with their police region.",
-                         attribution=OSM_ATTRIBUTION),
-    "regions": LayerSpec("police_regions", "region", "Police regions", "The Grand-Ducal Police regions.",
-                         attribution=OSM_ATTRIBUTION),
-    "corridors": LayerSpec("road_corridors", None, "Road corridors",
-                           "Motorways and main roads crossing the internal borders."),
-}
-"""The reference layers served under ``/api/layers/<name>``."""
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def layer_frame(name: str) -> gpd.GeoDataFrame:
-    """Return reference layer ``name`` (a key of :data:`LAYERS`) in EPSG:2169.
-
-    Raises
-    ------
-    NotFoundError
-        For an unknown layer name.
-    """
-    spec = LAYERS.get(name)
-    if spec is None:
-        raise NotFoundError(f"unknown layer {name!r}; layers: {', '.join(LAYERS)}")
-    from geo_ibm import layers
-
-    loader: Callable[[], gpd.GeoDataFrame] = getattr(layers, spec.function)
-    return loader()
-
-
-def json_response(body: Any, *, status: int = 200, mimetype: str = "application/json") -> Response:
-    """Return ``body`` (made JSON-safe) as a response with ``mimetype``."""
-    return Response(json.dumps(json_value(body)), status=status, mimetype=mimetype)
-
-
-def handle_error(exc: Exception) -> Response:
-    """Turn any error of a JSON view into a JSON response; unexpected ones are logged, never shown."""
-    if isinstance(exc, HTTPException):
-        body = {"code": exc.name.replace(" ", ""), "description": exc.description}
-        response = json_response(body, status=exc.code or 500)
-        for key, value in (exc.get_headers() if exc.response is None else []):
-            if key.lower() != "content-type":
-                response.headers[key] = value
-        return response
-    if not isinstance(exc, GeoIbmError):
-        log.exception("unexpected error in %s %s", request.method, request.path)
-    body, status = error_body(exc)
-    return json_response(body, status=status)
-
-
-api_bp.register_error_handler(Exception, handle_error)
-
-
-def events_in_bbox(
-    store: Any,
-    *,
-    bbox: tuple[float, float, float, float] | None,
-    filters: dict[str, Any],
-    limit: int,
-    offset: int,
-) -> tuple[gpd.GeoDataFrame, int]:
-    """Return one page of events (EPSG:2169) matching ``filters`` and a CRS84 ``bbox``, and the total.
-
-    The store filters on the EPSG:2169 box enclosing ``bbox``; the points are then tested
-    against the exact longitude/latitude box, so paging counts only the events inside it.
-    Only the ids and points of the candidates are read (a box around the whole country holds
-    every event); the full rows are read for the page alone.
-    """
-    if bbox is None:
-        total = int(store.count(**filters))
-        page = store.events(**filters, limit=limit, offset=offset)
-        return page, total
-    candidates = store.events(**filters, bbox=bbox_to_working_crs(bbox), columns=["event_id"])
-    if len(candidates):
-        lonlat = candidates.geometry.to_crs(WEB_CRS)
-        inside = ((lonlat.x >= bbox[0]) & (lonlat.x <= bbox[2]) & (lonlat.y >= bbox[1]) & (lonlat.y <= bbox[3])).to_numpy()
-        candidates = candidates[inside]
-    wanted = candidates["event_id"].iloc[offset: offset + limit].tolist()
-    # Both reads order by time, so the page keeps the candidates' order.
-    page = store.events(event_id=wanted) if wanted else store.events(**filters, limit=0)
-    return page, int(len(candidates))
-
-
-def event_filter_choices() -> dict[str, list[str]]:
-    """Known values of the event filters, for validating query parameters."""
-    from geo_ibm.events import CODE_LISTS
-
-    choices: dict[str, list[str]] = {k: list(v) for k, v in CODE_LISTS.items()}
-    try:
-        choices["region"] = [str(r) for r in layer_frame("regions")["region"]]
-        choices["canton"] = [str(c) for c in layer_frame("cantons")["canton"]]
-    except GeoIbmError:
-        # Without the shipped layers the store still validates region names itself.
-        pass
-    return choices
-
-
-def time_filters(interval: Interval | None) -> dict[str, Any]:
-    """``start``/``end`` keyword arguments for ``store.events`` from an interval (end exclusive)."""
-    return {} if interval is None else interval.as_filters()
+api_bp.register_error_handler(Exception, json_error_for)
 
 
 # --------------------------------------------------------------------------- routes
@@ -185,7 +46,7 @@ def layer_list() -> Response:
     body = [
         {"name": name, "title": spec.title, "description": spec.description, "href": url_for("api.layer", name=name),
          **({"attribution": spec.attribution} if spec.attribution else {})}
-        for name, spec in LAYERS.items()
+        for name, spec in ((n, LAYERS[n]) for n in SERVED_LAYERS)
     ]
     return json_response({"layers": body})
 
@@ -195,6 +56,8 @@ def layer_list() -> Response:
 def layer(name: str) -> Response:
     """One reference layer as a GeoJSON FeatureCollection (EPSG:4326)."""
     check_known(request.args, ())
+    if name not in SERVED_LAYERS:
+        raise NotFoundError(f"unknown layer {name!r}; layers: {', '.join(SERVED_LAYERS)}")
     gdf = layer_frame(name)
     spec = LAYERS[name]
     id_column = spec.id_column if spec.id_column in gdf.columns else None
@@ -220,7 +83,7 @@ def events() -> Response:
     """
     args = request.args
     check_known(args, EVENT_PARAMS)
-    filters = parse_event_filters(args, choices=event_filter_choices())
+    filters = parse_event_filters(args, choices=filter_choices())
     interval = parse_date_range(args)
     when = parse_datetime(single(args, "datetime"))
     if interval is not None and when is not None:
@@ -257,7 +120,7 @@ def stats() -> Response:
     """
     args = request.args
     check_known(args, (*EVENT_FILTERS, "from", "to"))
-    filters = parse_event_filters(args, choices=event_filter_choices())
+    filters = parse_event_filters(args, choices=filter_choices())
     filters.update(time_filters(parse_date_range(args)))
     # One GROUP BY quarter, region gives the total and both breakdowns.
     counts = get_store().counts(by=("quarter", "region"), **filters)
@@ -265,7 +128,7 @@ def stats() -> Response:
     by_quarter = [{"quarter": str(q), "events": int(row.events), "persons": int(row.persons)}
                   for q, row in quarters.iterrows()]
     per_region = counts.dropna(subset=["region"]).groupby("region")["events"].sum()
-    regions = [r for r in event_filter_choices().get("region", []) if filters.get("region") in (None, r)]
+    regions = [r for r in filter_choices().get("region", []) if filters.get("region") in (None, r)]
     by_region = [{"region": r, "events": int(per_region.get(r, 0))} for r in regions]
     body = {
         "total": int(counts["events"].sum()),
@@ -277,63 +140,6 @@ def stats() -> Response:
 
 
 HOTSPOT_PARAMS = ("method", "cell", "band", "from", "to", "region", "seed", "cells")
-ANALYSIS_COLUMNS = ("observed_at", "persons")
-"""Event columns the hotspot methods read besides the geometry (time for emerging hot spots and
-cluster spans, persons for cluster sums); the store reads only these for hotspot results."""
-CELL_CHOICES = ("significant", "nonzero", "all")
-
-
-def _significant(result: gpd.GeoDataFrame, method: str) -> pd.Series:
-    # Each grid method's own verdict, as the library labels it.
-    if method == "gi":
-        return result["gi_bin_fdr" if "gi_bin_fdr" in result.columns else "gi_bin"] != 0
-    if method == "lisa":
-        return result["lisa_class"] != "not significant"
-    return result["category"] != "no pattern detected"
-
-
-def select_cells(result: gpd.GeoDataFrame, *, method: str, cells: str) -> gpd.GeoDataFrame:
-    """Keep the grid cells a map needs: ``significant`` ones, ``nonzero`` counts, or ``all``.
-
-    Automatic cell sizes can give a quarter of a million cells over Luxembourg, about 100 MB
-    of GeoJSON; the cells that are neither significant nor hold events draw nothing on a map.
-    Results that are not grids (kde bands, clusters) are returned whole.
-    """
-    if cells == "all" or method not in ("gi", "lisa", "emerging") or result.empty:
-        return result
-    if cells == "nonzero":
-        keep = result["count"] > 0 if "count" in result.columns else _significant(result, method)
-    else:
-        keep = _significant(result, method)
-    return result[keep.to_numpy()]
-
-
-def hotspot_result(
-    *,
-    method: str,
-    cell: float | None = None,
-    band: float | None = None,
-    interval: Interval | None = None,
-    region: str | None = None,
-    seed: int = 0,
-) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
-    """Run one hotspot method on the stored events; return the result and the parameters used."""
-    from geo_ibm.analysis import run_method
-
-    filters: dict[str, Any] = time_filters(interval)
-    if region is not None:
-        filters["region"] = region
-    events = get_store().events(**filters, columns=ANALYSIS_COLUMNS)
-    result = run_method(events, method=method, cell=cell, band=band, region=region, seed=seed)
-    parameters = dict(result.attrs.get("parameters", {}))
-    parameters.update({
-        "method": method,
-        "from": interval.start if interval else None,
-        "to": interval.end if interval else None,
-        "region": region,
-        "n_events": int(len(events)),
-    })
-    return result, parameters
 
 
 @api_bp.get("/hotspots")
@@ -349,19 +155,17 @@ def hotspots() -> Response:
     """
     args = request.args
     check_known(args, HOTSPOT_PARAMS)
-    method = parse_choice(single(args, "method"), name="method", choices=HOTSPOT_METHODS, default="gi")
+    method = parse_choice(single(args, "method"), name="method", choices=analysis.METHODS, default="gi") or "gi"
     cell = parse_float(single(args, "cell"), name="cell", default=None, minimum=50, maximum=50_000)
     band = parse_float(single(args, "band"), name="band", default=None, minimum=50, maximum=50_000)
     seed = parse_int(single(args, "seed"), name="seed", default=0, minimum=0, maximum=2**32 - 1)
-    region = parse_event_filters({"region": single(args, "region")}, choices=event_filter_choices()).get("region")
-    interval = parse_date_range(args)
-    cells = parse_choice(single(args, "cells"), name="cells", choices=CELL_CHOICES, default="significant")
-    result, parameters = hotspot_result(method=method, cell=cell, band=band, interval=interval, region=region, seed=seed)
-    if method in ("gi", "lisa", "emerging"):
-        parameters["n_cells"] = int(len(result))
-        parameters["cells"] = cells
-        result = select_cells(result, method=method, cells=cells)
-    parameters["n_features"] = int(len(result))
+    filters = parse_event_filters({"region": single(args, "region")}, choices=filter_choices())
+    filters.update(time_filters(parse_date_range(args)))
+    cells = parse_choice(single(args, "cells"), name="cells", choices=analysis.CELL_CHOICES,
+                         default="significant") or "significant"
+    query = hotspot_query(filters, method=method, cell=cell, band=band, seed=seed)
+    result = analysis.hotspots(get_store(), query, cells=cells)
+    parameters = result.attrs.get("parameters", {})
     id_column = "cell_id" if "cell_id" in result.columns else None
     fc = to_feature_collection(result, id_column=id_column, members={"parameters": parameters})
     return json_response(fc, mimetype=GEOJSON)

@@ -2,34 +2,23 @@
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import geopandas as gpd
 import pandas as pd
-from flask import Blueprint, Response, request, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 from shapely.geometry import box
 
+from geo_ibm import analysis
 from geo_ibm.errors import NotFoundError, ValidationError
 from geo_ibm.geojson import to_feature_collection
 from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS
-from webapp.api import (
-    GEOJSON,
-    LAYERS,
-    ROLE_EVENTS,
-    ROLE_HOTSPOTS,
-    ROLE_LAYERS,
-    event_filter_choices,
-    events_in_bbox,
-    get_store,
-    handle_error,
-    hotspot_result,
-    json_response,
-    layer_frame,
-)
-from webapp.auth import require_role
+from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS
+from webapp.auth import get_store, require_role
+from webapp.cache import cached
+from webapp.features import events_in_bbox
 from webapp.openapi import OPENAPI_MEDIA_TYPE, build_openapi
 from webapp.params import (
     DEFAULT_LIMIT,
@@ -44,9 +33,11 @@ from webapp.params import (
     parse_offset,
     single,
 )
+from webapp.reference import LAYERS, filter_choices, layer_frame
+from webapp.responses import GEOJSON, json_error_for, json_response
 
 ogc_bp = Blueprint("ogc", __name__)
-ogc_bp.register_error_handler(Exception, handle_error)
+ogc_bp.register_error_handler(Exception, json_error_for)
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 ODBL_URL = "https://opendatacommons.org/licenses/odbl/"
@@ -110,47 +101,36 @@ COLLECTIONS: dict[str, Collection] = {
 """The feature collections served under ``/ogc/collections``."""
 
 
-# --------------------------------------------------------------------------- hotspot cache
-
-_hotspot_cache: dict[tuple[Any, ...], gpd.GeoDataFrame] = {}
-_hotspot_lock = threading.Lock()
-
-
-def store_version(store: Any) -> tuple[Any, ...]:
-    """A key that changes whenever events are imported into ``store``.
-
-    Imports only ever add events, so the store path with its counts of events and successful
-    imports and the time span of the events identifies its content.
-    """
-    summary = store.summary()
-    return (summary["path"], summary["events"], summary["imports"], summary["first_event"], summary["last_event"])
+# --------------------------------------------------------------------------- hotspot collection
 
 
 def cached_hotspots() -> gpd.GeoDataFrame:
-    """Gi* hotspots of the whole store with automatic parameters, recomputed when the store changes.
+    """Gi* hotspots of the whole store with automatic parameters, once per store version.
 
-    A store with too few events for Gi* gives an empty collection whose ``parameters`` say
-    why (GIS clients list every collection and must not fail on this one).
+    Kept in EPSG:4326: every request filters by lon/lat bbox and writes GeoJSON from it. A store
+    with too few events for Gi* gives an empty collection whose ``parameters`` say why (GIS
+    clients list every collection and must not fail on this one).
     """
     store = get_store()
-    key = store_version(store)
-    with _hotspot_lock:
-        if key in _hotspot_cache:
-            return _hotspot_cache[key]
-    try:
-        result, parameters = hotspot_result(method="gi")
-    except ValidationError as exc:
-        result = gpd.GeoDataFrame({"cell_id": pd.Series([], dtype="int64")}, geometry=gpd.GeoSeries([], crs=WORKING_CRS))
-        parameters = {"method": "gi", "n_events": int(key[1]), "note": str(exc).splitlines()[0]}
-    # Kept in EPSG:4326: every request filters by lon/lat bbox and writes GeoJSON from it.
-    result = result.to_crs(WEB_CRS)
-    result.attrs["parameters"] = parameters
-    with _hotspot_lock:
-        # One entry per store path is enough; older versions are dead weight.
-        for old in [k for k in _hotspot_cache if k[0] == key[0]]:
-            del _hotspot_cache[old]
-        _hotspot_cache[key] = result
-    return result
+
+    def build() -> gpd.GeoDataFrame:
+        try:
+            result = analysis.hotspots(store, analysis.HotspotQuery(method="gi"))
+            parameters = result.attrs.get("parameters", {})
+        except ValidationError as exc:
+            result = gpd.GeoDataFrame({"cell_id": pd.Series([], dtype="int64")},
+                                      geometry=gpd.GeoSeries([], crs=WORKING_CRS))
+            parameters = {"method": "gi", "n_events": int(store.count()), "note": str(exc).splitlines()[0]}
+        result = result.to_crs(WEB_CRS)
+        result.attrs["parameters"] = parameters
+        return result
+
+    return cached(store, "ogc-hotspots", (), build)
+
+
+def _store_summary() -> dict[str, Any]:
+    store = get_store()
+    return cached(store, "summary", (), store.summary)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -205,7 +185,7 @@ def _extent(collection: Collection) -> dict[str, Any]:
                 math.ceil(xmax * 1e4) / 1e4, math.ceil(ymax * 1e4) / 1e4]]
     extent: dict[str, Any] = {"spatial": {"bbox": spatial, "crs": CRS84}}
     if collection.temporal:
-        summary = get_store().summary()
+        summary = _store_summary()
         interval = [summary.get("first_event") or None, summary.get("last_event") or None]
         extent["temporal"] = {"interval": [interval], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
     return extent
@@ -292,7 +272,8 @@ def api_definition() -> Response:
     """The OpenAPI 3.0 document of the JSON API and this OGC API."""
     check_known(request.args, COMMON_PARAMS)
     _check_format()
-    doc = build_openapi(server_url=request.host_url.rstrip("/") + request.script_root, collections=COLLECTIONS)
+    doc = build_openapi(server_url=request.host_url.rstrip("/") + request.script_root, collections=COLLECTIONS,
+                        cookie_name=current_app.config["SESSION_COOKIE_NAME"])
     return json_response(doc, mimetype=OPENAPI_MEDIA_TYPE)
 
 
@@ -343,7 +324,7 @@ def _items(collection_id: str) -> Response:
     bbox = parse_bbox(single(args, "bbox"))
     when = parse_datetime(single(args, "datetime"))
     if collection_id == "events":
-        filters = parse_event_filters(args, choices=event_filter_choices())
+        filters = parse_event_filters(args, choices=filter_choices())
         if when is not None:
             filters.update(when.as_filters())
         page, matched = events_in_bbox(get_store(), bbox=bbox, filters=filters, limit=limit, offset=offset)

@@ -43,7 +43,7 @@ def _op(summary: str, operation_id: str, parameters: list[dict[str, Any]], ok: d
     return {"get": {"summary": summary, "operationId": operation_id, "tags": tags, "parameters": parameters, "responses": responses}}
 
 
-def _components() -> dict[str, Any]:
+def _components(cookie_name: str) -> dict[str, Any]:
     error_schema = {
         "type": "object",
         "required": ["code", "description"],
@@ -61,7 +61,7 @@ def _components() -> dict[str, Any]:
         "securitySchemes": {
             "basicAuth": {"type": "http", "scheme": "basic"},
             "bearerAuth": {"type": "http", "scheme": "bearer", "description": "personal API token (geo-ibm users token NAME)"},
-            "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "session"},
+            "cookieAuth": {"type": "apiKey", "in": "cookie", "name": cookie_name},
         },
         "schemas": {
             "Exception": error_schema,
@@ -104,7 +104,7 @@ def _components() -> dict[str, Any]:
     }
 
 
-def build_openapi(*, server_url: str, collections: Mapping[str, Any]) -> dict[str, Any]:
+def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_name: str) -> dict[str, Any]:
     """Return the OpenAPI 3.0 document of the whole web API.
 
     Parameters
@@ -115,8 +115,11 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any]) -> dict[st
         The OGC collections (``webapp.ogc.COLLECTIONS``): id → object with ``title``,
         ``description``, ``role`` and ``filters``; each gets its own items path so clients see
         exactly which filters it takes.
+    cookie_name
+        Name of the app's session cookie (``SESSION_COOKIE_NAME``), the ``cookieAuth`` scheme.
     """
-    from webapp.api import HOTSPOT_METHODS, LAYERS
+    from geo_ibm.analysis import CELL_CHOICES, METHODS
+    from webapp.reference import SERVED_LAYERS
 
     limit = lambda default: _query(  # noqa: E731 - two call sites differing only in the default
         "limit", f"features per page (1..{MAX_LIMIT})", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": default},
@@ -149,7 +152,7 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any]) -> dict[st
         "/api/layers": _op("List the reference layers", "apiLayers", [], _json("layer names and URLs"), tags=["api"]),
         "/api/layers/{name}": _op(
             "A reference layer as GeoJSON", "apiLayer",
-            [{**_path("name", "layer name"), "schema": {"type": "string", "enum": list(LAYERS)}}],
+            [{**_path("name", "layer name"), "schema": {"type": "string", "enum": list(SERVED_LAYERS)}}],
             _json("the layer", "application/geo+json", fc), not_found=True, tags=["api"],
         ),
         "/api/events": _op(
@@ -168,12 +171,12 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any]) -> dict[st
         "/api/hotspots": _op(
             "Hotspot analysis of the stored events", "apiHotspots",
             [
-                _query("method", "analysis method", {"type": "string", "enum": list(HOTSPOT_METHODS), "default": "gi"}),
+                _query("method", "analysis method", {"type": "string", "enum": list(METHODS), "default": "gi"}),
                 _query("cell", "grid cell size in metres (default from the data)", {"type": "number", "minimum": 50, "maximum": 50000}),
                 _query("band", "distance band / search radius in metres (default from the data)", {"type": "number", "minimum": 50, "maximum": 50000}),
                 date_from, date_to, filters["region"],
                 _query("seed", "seed of permutation tests", {"type": "integer", "minimum": 0, "default": 0}),
-                _query("cells", "grid cells returned by gi, lisa and emerging", {"type": "string", "enum": ["significant", "nonzero", "all"], "default": "significant"}),
+                _query("cells", "grid cells returned by gi, lisa and emerging", {"type": "string", "enum": list(CELL_CHOICES), "default": "significant"}),
             ],
             _json("result features and the parameters used", "application/geo+json", fc), tags=["api"],
         ),
@@ -210,5 +213,5 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any]) -> dict[st
         "security": [{"basicAuth": []}, {"bearerAuth": []}, {"cookieAuth": []}],
         "tags": [{"name": "api", "description": "JSON API"}, {"name": "ogc", "description": "OGC API – Features"}],
         "paths": paths,
-        "components": _components(),
+        "components": _components(cookie_name),
     }

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from pyproj import Transformer
 
-from geo_ibm.errors import GeoIbmError, Problem, ValidationError
+from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.settings import LOCAL_TZ, WEB_CRS, WORKING_CRS
 
 DEFAULT_LIMIT = 100
@@ -28,27 +28,9 @@ def parameter_error(name: str, value: Any, reason: str) -> ValidationError:
     if value is not None and len(str(value)) > 200:
         value = str(value)[:200] + "..."
     err = ValidationError(f"invalid query parameter {name!r}: {reason} (got {value!r})")
-    # Kept as a Problem so error_body() can report which parameter was wrong.
+    # Kept as a Problem so the error body can name the parameter that was wrong.
     err.problems.append(Problem(reason, column=name, value=value))
     return err
-
-
-def error_body(exc: Exception) -> tuple[dict[str, Any], int]:
-    """Return the JSON error body and HTTP status for ``exc``.
-
-    The body is ``{"code", "description"}`` plus ``"parameter"`` when one query parameter is
-    at fault. ``GeoIbmError.http_status`` decides the status; anything else is a 500 with a
-    generic description (details stay in the server log).
-    """
-    if isinstance(exc, GeoIbmError):
-        status = int(getattr(exc, "http_status", 400))
-        code = {400: "InvalidParameterValue", 404: "NotFound", 409: "Conflict"}.get(status, "BadRequest")
-        body: dict[str, Any] = {"code": code, "description": str(exc)}
-        problems = getattr(exc, "problems", [])
-        if problems and problems[0].column:
-            body["parameter"] = problems[0].column
-        return body, status
-    return {"code": "ServerError", "description": "internal error; see the server log"}, 500
 
 
 def check_known(args: Mapping[str, Any], allowed: Iterable[str]) -> None:

@@ -7,33 +7,22 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from geo_ibm import figures, tables
 from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.io import neutralise_formulas
 from webapp.auth import audit, get_store, require_role
+from webapp.filters import filter_query, parse_filters, parse_hotspot_map, parse_page_sizes
 from webapp.i18n import gettext as _
-
-# Gi* cell/band take the hotspot page's bounds and default cell.
-from webapp.pages import (
-    check_hotspot_budget,
-    filter_choices,
-    filter_query,
-    neutralise_formulas,
-    parse_filters,
-    parse_hotspot_options,
-    reference_layers,
-)
 from webapp.params import parameter_error, parse_float, parse_int, single
+from webapp.reference import filter_choices, layer_frame
+from webapp.responses import attachment
 
 reports_bp = Blueprint("reports", __name__, url_prefix="/reports")
 
 MAP_FORMATS: tuple[str, ...] = tuple(figures.FORMATS)
 TABLE_FORMATS: dict[str, str] = {"xlsx": tables.XLSX_MEDIA_TYPE, "csv": "text/csv; charset=utf-8"}
-MAP_PARAMS: tuple[str, ...] = ("map", "cell", "band", "width_mm", "dpi")
-"""Query parameters of a map download besides the filters."""
-TABLE_PARAMS: tuple[str, ...] = ("table", "cell", "band")
-"""Query parameters of a table download besides the filters (``table`` picks the CSV table)."""
 PAGE_PARAMS: tuple[str, ...] = ("map", "format", "table", "cell", "band")
 
 
@@ -80,19 +69,6 @@ def _previous_quarter(store: Any, filters: Mapping[str, Any]) -> gpd.GeoDataFram
     return store.events(**tables.previous_quarter_filters(filters))
 
 
-def _neighbours() -> gpd.GeoDataFrame:
-    cache: dict[str, gpd.GeoDataFrame] = current_app.extensions.setdefault("geo_ibm_report_layers", {})
-    if "neighbours" not in cache:
-        from geo_ibm.layers import neighbour_outlines
-
-        cache["neighbours"] = neighbour_outlines()
-    return cache["neighbours"]
-
-
-def _attachment(data: bytes, mimetype: str, filename: str) -> Response:
-    return Response(data, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-
 @reports_bp.route("/")
 @require_role("analyst")
 def reports_page() -> Any:
@@ -101,7 +77,7 @@ def reports_page() -> Any:
     kind = _choice(request.args, "map", figures.MAP_KINDS, "overview")
     fmt = _choice(request.args, "format", MAP_FORMATS + tuple(TABLE_FORMATS), "png")
     table = _choice(request.args, "table", tables.TABLE_NAMES, tables.TABLE_NAMES[0])
-    parse_hotspot_options(request.args)
+    parse_page_sizes(request.args)
     total = int(get_store().count(**filters))
     query = filter_query(request.args)
     return render_template(
@@ -137,24 +113,23 @@ def report_map(fmt: str) -> Any:
     ``map=hotspots`` the Gi* ``cell`` and ``band`` in metres.
     """
     fmt = _format(fmt, MAP_FORMATS)
-    filters = parse_filters(request.args, extra=MAP_PARAMS)
     kind = _choice(request.args, "map", figures.MAP_KINDS, "overview")
-    options = parse_hotspot_options(request.args)
-    if kind == "hotspots":
-        # The print map runs Gi* with the user's sizes: the same limits as the CLI and API.
-        check_hotspot_budget(reference_layers()["outline"], **options, methods=("gi",))
+    # The print map runs Gi* with the user's sizes: the same limits as the CLI and API.
+    query, options = parse_hotspot_map(request.args, extra=("map", "width_mm", "dpi"),
+                                       methods=("gi",) if kind == "hotspots" else ())
+    filters = query.store_filters()
     width_mm = parse_float(single(request.args, "width_mm"), name="width_mm", default=170.0, minimum=60, maximum=600)
     dpi = parse_int(single(request.args, "dpi"), name="dpi", default=200, minimum=72, maximum=600)
     events = get_store().events(**filters)
-    ref = reference_layers()
     fig = figures.report_map(
-        events, kind=kind, outline=ref["outline"], borders=ref["borders"], crossings=ref["crossings"],
-        neighbours=_neighbours(), regions=ref["regions"], cell=options["cell"], band=options["band"],
+        events, kind=kind, outline=layer_frame("outline"), borders=layer_frame("borders"),
+        crossings=layer_frame("crossings"), neighbours=layer_frame("neighbours"), regions=layer_frame("regions"),
+        cell=options["cell"], band=options["band"],
         period=_period(filters, events), width_mm=width_mm, dpi=dpi, t=_,
     )
     data = figures.figure_bytes(fig, format=fmt)
     audit("export", format=fmt, map=kind, rows=len(events), filters=_filters_text(filters))
-    return _attachment(data, figures.FORMATS[fmt], f"geo_ibm-{kind}.{fmt}")
+    return attachment(data, figures.FORMATS[fmt], f"geo_ibm-{kind}.{fmt}")
 
 
 @reports_bp.route("/tables.<fmt>")
@@ -162,8 +137,9 @@ def report_map(fmt: str) -> Any:
 def report_tables(fmt: str) -> Any:
     """The report tables of the filtered events: every table as XLSX, or one (``table=``) as CSV; audited."""
     fmt = _format(fmt, tuple(TABLE_FORMATS))
-    filters = parse_filters(request.args, extra=TABLE_PARAMS)
-    options = parse_hotspot_options(request.args)
+    # The hotspot table runs Gi* with the user's sizes: the same limits as the CLI and API.
+    query, options = parse_hotspot_map(request.args, extra=("table",), methods=("gi",))
+    filters = query.store_filters()
     if fmt == "csv":
         name = single(request.args, "table")
         if not name:
@@ -174,13 +150,11 @@ def report_tables(fmt: str) -> Any:
         if single(request.args, "table"):
             raise parameter_error("table", request.args.get("table"), "the workbook holds every table; use it with CSV only")
         names = tables.TABLE_NAMES
-    ref = reference_layers()
-    # The hotspot table runs Gi* with the user's sizes: the same limits as the CLI and API.
-    check_hotspot_budget(ref["outline"], **options, methods=("gi",))
     store = get_store()
     events = store.events(**filters)
     built = tables.report_tables(
-        events, outline=ref["outline"], borders=ref["borders"], crossings=ref["crossings"], cantons=ref["cantons"],
+        events, outline=layer_frame("outline"), borders=layer_frame("borders"), crossings=layer_frame("crossings"),
+        cantons=layer_frame("cantons"),
         cell=options["cell"], band=options["band"], names=names, previous=_previous_quarter(store, filters),
     )
     # Table cells are aggregates, but unit names come from installable reference files: a text
@@ -192,11 +166,11 @@ def report_tables(fmt: str) -> Any:
             # The analysis refused this table for the selection: say why, as a bad request.
             raise ValidationError(built.notes[0], [Problem("not computed", column="table", value=names[0])])
         audit("export", table=names[0], **detail)
-        return _attachment(tables.table_csv(safe[names[0]]), TABLE_FORMATS["csv"], f"geo_ibm-{names[0]}.csv")
+        return attachment(tables.table_csv(safe[names[0]]), TABLE_FORMATS["csv"], f"geo_ibm-{names[0]}.csv")
     data = tables.tables_to_xlsx(
         safe, period=_period(filters, events), filters=_filters_text(filters), events=len(events),
         notes=built.notes, generated_at=datetime.now(timezone.utc),
     )
     audit("export", tables=list(safe), **detail)
-    return _attachment(data, TABLE_FORMATS["xlsx"], "geo_ibm-tables.xlsx")
+    return attachment(data, TABLE_FORMATS["xlsx"], "geo_ibm-tables.xlsx")
 
