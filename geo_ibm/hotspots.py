@@ -234,6 +234,117 @@ def auto_cell_size(xy: np.ndarray) -> tuple[float, dict[str, Any]]:
     return cell, details
 
 
+MAX_AUTO_CELLS = 250_000
+"""An automatic cell size is never so small that the study area holds more cells than this
+(dense data would otherwise ask for metre-scale cells)."""
+
+MIN_AUTO_CELLS = 30
+"""An automatic cell size leaves at least this many cells (ArcGIS wants 30 features for Gi*)."""
+
+EVENTS_PER_CELL = 2.0
+"""An automatic cell holds at least about this many events on average: finer grids make maps
+of mostly empty cells, with single events showing as significant spots."""
+
+MIN_CELL = 200.0
+"""Smallest automatic cell in metres, the finest the web page draws over Luxembourg."""
+
+CELL_STEP = 50.0
+"""Automatic cells are rounded to a multiple of this many metres."""
+
+
+def default_cell_size(
+    xy: np.ndarray, area: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries
+) -> tuple[float, str]:
+    """The cell size grid statistics use when none is given, and how it was chosen.
+
+    The larger of the nearest-neighbour cell of Optimized Hot Spot Analysis
+    (:func:`auto_cell_size`) and the cell holding :data:`EVENTS_PER_CELL` events on average,
+    ``sqrt(EVENTS_PER_CELL * area / n_events)``, and at least :data:`MIN_CELL`; rounded to the
+    nearest multiple of :data:`CELL_STEP`, then kept between :data:`MAX_AUTO_CELLS` and
+    :data:`MIN_AUTO_CELLS` cells over ``area``.
+
+    For events inside ``area`` the average-density cell decides in practice: discs of half the
+    nearest-neighbour distance around the events do not overlap, which keeps the mean
+    nearest-neighbour distance below about ``1.13 sqrt(area / n)``, under the
+    ``1.41 sqrt(area / n)`` of two events per cell (the median passes it only for patterns more
+    regular than a lattice over most of the area). The nearest-neighbour cell wins when the
+    events reach well beyond ``area``. Hexagons of the same centre spacing are 13 % smaller
+    than squares, so they hold about 1.7 events each.
+
+    Parameters
+    ----------
+    xy
+        ``(n, 2)`` coordinates (EPSG:2169) of the events to be mapped, at least two.
+    area
+        The study area the grid covers.
+
+    Returns
+    -------
+    ``(cell, method)``: the size in metres and a sentence saying how it was chosen (as
+    ``cell_method`` in the results' ``parameters``).
+    """
+    cell, method, _ = _default_cell(np.asarray(xy, dtype=float), as_area(area))
+    return cell, method
+
+
+def _default_cell(xy: np.ndarray, area: BaseGeometry) -> tuple[float, str, dict[str, Any]]:
+    n = len(xy)
+    if n < 2:
+        raise ValidationError(
+            f"an automatic cell size needs at least 2 events, got {n}",
+            [Problem("too few events", column="events", value=n)],
+        )
+    nn_cell, details = auto_cell_size(xy)
+    details.pop("method")
+    density_cell = math.sqrt(EVENTS_PER_CELL * area.area / n)
+    chosen = max(nn_cell, density_cell, MIN_CELL)
+    rounded = max(math.floor(chosen / CELL_STEP + 0.5) * CELL_STEP, MIN_CELL)
+    if chosen == nn_cell:
+        method = (
+            f"{rounded:g} m: the nearest-neighbour cell of Optimized Hot Spot Analysis (max of mean and median "
+            f"nearest-neighbour distance, {nn_cell:.0f} m) rounded to {CELL_STEP:g} m; coarser than "
+            f"{EVENTS_PER_CELL:g} events per cell ({density_cell:.0f} m)"
+        )
+    elif chosen == density_cell:
+        method = (
+            f"{rounded:g} m: about {EVENTS_PER_CELL:g} events per cell, sqrt({EVENTS_PER_CELL:g} x area / "
+            f"{n:,} events) = {density_cell:.0f} m rounded to {CELL_STEP:g} m (the nearest-neighbour cell "
+            f"of Optimized Hot Spot Analysis, {nn_cell:.0f} m, is finer)"
+        )
+    else:
+        method = (
+            f"{rounded:g} m: the smallest automatic cell ({EVENTS_PER_CELL:g} events per cell would be "
+            f"{density_cell:.0f} m, the nearest-neighbour cell {nn_cell:.0f} m)"
+        )
+    smallest = math.ceil(math.sqrt(area.area / MAX_AUTO_CELLS))
+    largest = math.floor(math.sqrt(area.area / MIN_AUTO_CELLS))
+    cell = rounded
+    if cell < smallest:
+        cell = float(smallest)
+        method += f"; raised to {smallest} m to stay within {MAX_AUTO_CELLS:,} cells"
+    elif cell > largest:
+        cell = float(largest)
+        method += f"; lowered to {largest} m to give at least {MIN_AUTO_CELLS} cells"
+    details.update(
+        nearest_neighbour_cell=nn_cell,
+        density_cell=density_cell,
+        events_per_cell=n * cell**2 / area.area,
+    )
+    return cell, method, details
+
+
+def choose_cell(cell: object, xy: np.ndarray, area: BaseGeometry, params: dict[str, Any]) -> float:
+    """``cell`` validated, or :func:`default_cell_size` of ``xy`` over ``area``; records
+    ``cell_method`` (and, when automatic, ``cell_details``) in ``params``."""
+    if cell is not None:
+        params["cell_method"] = "given"
+        return validate_cell(cell, area)
+    value, method, details = _default_cell(np.asarray(xy, dtype=float), area)
+    params["cell_method"] = method
+    params["cell_details"] = details
+    return validate_cell(value, area)
+
+
 def global_moran_z(y: np.ndarray, grid: gpd.GeoDataFrame | GridSpec, *, band: float) -> tuple[float, float]:
     """Global Moran's I and its z-score (randomisation assumption) with binary band weights.
 
@@ -331,7 +442,7 @@ def hotspots_from_events(
     study_area
         Polygon the grid covers (e.g. Luxembourg's outline); cells are clipped to it.
     cell
-        Cell size in metres (square side, or hexagon centre spacing). ``None``: :func:`auto_cell_size`.
+        Cell size in metres (square side, or hexagon centre spacing). ``None``: :func:`default_cell_size`.
     band
         Neighbourhood distance in metres between cell centres, at least one cell.
         ``None``: :func:`auto_band`.
@@ -452,36 +563,15 @@ def validate_band(band: object, *, cell: float, area: BaseGeometry) -> float:
     return value
 
 
-MAX_AUTO_CELLS = 250_000
-"""An automatic cell size is never so small that the study area holds more cells than this
-(dense data would otherwise ask for metre-scale cells)."""
-
-
-def choose_cell(cell: object, xy: np.ndarray, area: BaseGeometry, params: dict[str, Any]) -> float:
-    """``cell`` validated, or :func:`auto_cell_size` kept between ``MAX_AUTO_CELLS`` and 30
-    cells over ``area``; records ``cell_method`` (and ``cell_details``) in ``params``."""
-    if cell is not None:
-        params["cell_method"] = "given"
-        return validate_cell(cell, area)
-    value, details = auto_cell_size(xy)
-    params["cell_method"] = details.pop("method")
-    smallest = math.ceil(math.sqrt(area.area / MAX_AUTO_CELLS))
-    largest = math.floor(math.sqrt(area.area / 30))  # ArcGIS wants at least 30 features for Gi*
-    if value < smallest:
-        params["cell_method"] += f"; raised to {smallest} m to stay within {MAX_AUTO_CELLS:,} cells"
-    elif value > largest:
-        params["cell_method"] += f"; lowered to {largest} m to give at least 30 cells"
-    params["cell_details"] = details
-    return validate_cell(min(max(value, smallest), largest), area)
-
-
 __all__ = [
     "GiStar",
     "auto_band",
     "auto_cell_size",
     "benjamini_hochberg",
     "bh_adjusted_p",
+    "choose_cell",
     "confidence_bins",
+    "default_cell_size",
     "distance_band_weights",
     "fdr_bins",
     "gi_star",

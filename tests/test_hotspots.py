@@ -16,13 +16,14 @@ from scipy.spatial import distance_matrix
 from shapely.geometry import Polygon, box
 
 from geo_ibm.errors import CrsError, ValidationError
-from geo_ibm.grid import grid_spec, make_grid
+from geo_ibm.grid import bin_counts, grid_spec, make_grid
 from geo_ibm.hotspots import (
     auto_band,
     auto_cell_size,
     benjamini_hochberg,
     bh_adjusted_p,
     confidence_bins,
+    default_cell_size,
     fdr_bins,
     gi_star,
     gi_star_grid,
@@ -262,7 +263,8 @@ def test_automatic_parameters_are_reported():
     xy = np.vstack([uniform_in(AREA, 1_500, rng), [70_000, 100_000] + rng.normal(0, 800, (300, 2))])
     result = hotspots_from_events(make_events(xy), study_area=AREA, shape="hex")
     params = result.attrs["parameters"]
-    assert params["cell_method"].startswith("max(mean, median)")
+    assert params["cell_method"].startswith(f"{params['cell']:g} m: about 2 events per cell")
+    assert (params["cell"], params["cell_method"]) == default_cell_size(xy, AREA)
     assert params["cell"] >= params["cell_details"]["median_nn_distance"]
     assert "band_details" in params and params["band"] >= params["cell"]
     assert params["shape"] == "hex"
@@ -321,20 +323,93 @@ def test_non_point_events_and_missing_crs(some_events):
         hotspots_from_events(some_events.set_crs(None, allow_override=True), study_area=AREA, cell=2_000, band=4_000)
 
 
-def test_automatic_cell_is_kept_within_the_cell_budget():
-    from geo_ibm.hotspots import MAX_AUTO_CELLS, choose_cell
+def test_automatic_cell_is_kept_within_the_cell_budget(monkeypatch):
+    from geo_ibm import hotspots
+    from geo_ibm.hotspots import choose_cell
 
-    rng = np.random.default_rng(60)
-    dense = rng.uniform(70_000, 70_500, (5_000, 2))  # nearest neighbours a few metres apart
+    # Two events per cell mean at most n / 2 cells, so the real 250,000-cell bound takes over
+    # from 500,000 events on; a bound of 1,000 cells shows the rule on 5,000.
+    monkeypatch.setattr(hotspots, "MAX_AUTO_CELLS", 1_000)
+    dense = np.random.default_rng(60).uniform(70_000, 70_500, (5_000, 2))  # nearest neighbours a few metres apart
     params = {}
     cell = choose_cell(None, dense, AREA, params)
-    assert cell == np.ceil(np.sqrt(AREA.area / MAX_AUTO_CELLS))
-    assert "raised to" in params["cell_method"] and params["cell_details"]["mean_nn_distance"] < cell
+    assert cell == np.ceil(np.sqrt(AREA.area / 1_000)) == 1_800
+    assert "raised to 1800 m to stay within 1,000 cells" in params["cell_method"]
+    assert params["cell_details"]["mean_nn_distance"] < cell
+    monkeypatch.undo()
     sparse_pts = np.array([[52_400.0, 57_200.0], [108_800.0, 101_100.0], [74_500.0, 138_500.0]])
     params = {}
     assert choose_cell(None, sparse_pts, AREA, params) == np.floor(np.sqrt(AREA.area / 30))
     assert "lowered to" in params["cell_method"]
     assert choose_cell(750, dense, AREA, {}) == 750.0
+
+
+@pytest.mark.parametrize(("n", "expected"), [(20_000, 400.0), (15_000, 450.0), (5_000, 800.0)])
+def test_default_cell_gives_two_events_per_cell_on_dense_data(n, expected):
+    square = box(0, 0, 40_000, 40_000)
+    xy = np.random.default_rng(n).uniform(0, 40_000, (n, 2))
+    cell, method = default_cell_size(xy, square)
+    floor = np.sqrt(2 * square.area / n)  # 400, 462 and 800 m
+    assert cell == expected == np.round(floor / 50) * 50
+    nn_cell, _ = auto_cell_size(xy)
+    assert nn_cell < floor  # uniform events: about half of sqrt(area / n)
+    assert method.startswith(f"{expected:g} m: about 2 events per cell")
+    counts = bin_counts(xy, make_grid(square, cell=cell))
+    assert 1.6 <= counts.mean() <= 2.5
+
+
+def test_default_cell_on_sparse_clustered_data_is_still_the_density_cell():
+    # Five tight blobs of 60 events over the irregular study area: the nearest-neighbour cell
+    # is a few tens of metres, far finer than the grid a map of 300 events can fill.
+    rng = np.random.default_rng(61)
+    centres = uniform_in(AREA.buffer(-5_000), 5, rng)
+    xy = np.vstack([c + rng.normal(0, 150, (60, 2)) for c in centres])
+    nn_cell, _ = auto_cell_size(xy)
+    cell, method = default_cell_size(xy, AREA)
+    floor = np.sqrt(2 * AREA.area / len(xy))
+    assert nn_cell < 100 < floor
+    assert cell == np.round(floor / 50) * 50 == 4_650
+    assert "about 2 events per cell" in method and f", {nn_cell:.0f} m, is finer)" in method
+
+
+def test_default_cell_is_the_nearest_neighbour_cell_when_events_reach_beyond_the_area():
+    # Events inside the area cannot be spread out enough for their nearest-neighbour distance
+    # to pass two events per cell (see default_cell_size); a lattice 1 km apart over 100 km,
+    # mapped over its central 30 km, gives a nearest-neighbour cell of 1,000 m against 424 m.
+    ticks = np.arange(500.0, 100_000.0, 1_000.0)
+    xy = np.stack(np.meshgrid(ticks, ticks), axis=-1).reshape(-1, 2)
+    centre = box(35_000, 35_000, 65_000, 65_000)
+    cell, method = default_cell_size(xy, centre)
+    assert cell == 1_000.0
+    assert method.startswith("1000 m: the nearest-neighbour cell of Optimized Hot Spot Analysis")
+    assert "coarser than 2 events per cell (424 m)" in method
+
+
+def test_default_cell_is_never_finer_than_200_m():
+    square = box(0, 0, 40_000, 40_000)
+    xy = np.random.default_rng(62).uniform(0, 40_000, (200_000, 2))  # 2 per cell at 126 m
+    cell, method = default_cell_size(xy, square)
+    assert cell == 200.0 and method.startswith("200 m: the smallest automatic cell (2 events per cell would be 126 m")
+    result = hotspots_from_events(make_events(xy[:5_000]), study_area=square, band=1_500)
+    params = result.attrs["parameters"]
+    assert params["cell"] == 800.0 and params["cell_details"]["events_per_cell"] == pytest.approx(2.0)
+    with pytest.raises(ValidationError, match="at least 2 events"):
+        default_cell_size(xy[:1], square)
+
+
+def test_default_cell_on_the_demo_data():
+    from geo_ibm.demo import generate_events
+    from geo_ibm.layers import luxembourg_outline
+
+    events, _ = generate_events(20_000, seed=1)
+    outline = luxembourg_outline()
+    xy = np.column_stack([events.geometry.x, events.geometry.y])
+    cell, method = default_cell_size(xy, outline)
+    assert 450 <= cell <= 600
+    assert cell % 50 == 0 and "about 2 events per cell" in method
+    # the old automatic cell: about 100 m, a quarter of a million cells of 0.1 events each
+    nn_cell, _ = auto_cell_size(xy)
+    assert nn_cell < 150
 
 
 def test_gi_star_on_h3_cell_centres_equals_esda():

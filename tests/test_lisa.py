@@ -190,6 +190,6 @@ def test_lisa_from_events_automatic_parameters():
     events = gpd.GeoDataFrame(geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=2169)
     result = lisa_from_events(events, study_area=AREA, permutations=99, seed=2)
     params = result.attrs["parameters"]
-    assert params["cell_method"].startswith("max(mean, median)")
+    assert params["cell_method"].startswith(f"{params['cell']:g} m: about 2 events per cell")
     assert params["band"] >= params["cell"] and params["band_method"]
     assert result["count"].sum() == len(events)
