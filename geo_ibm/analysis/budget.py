@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from geo_ibm.errors import Problem, ValidationError
@@ -71,18 +72,26 @@ MAX_EVENTS: dict[str, int] = {"clusters": 200_000}
 than the number of events (the others bin the events to a grid first)."""
 
 
-def check_event_count(method: str, n_events: int) -> None:
-    """Refuse a selection of more events than ``method`` takes (:data:`MAX_EVENTS`).
+_EVENT_LIMIT_NAMES = {"clusters": "clustering"}
+
+
+def check_event_count(method: str, n_events: int, *, limits: Mapping[str, int] | None = None) -> None:
+    """Refuse a selection of more events than ``method`` takes in one request.
+
+    Parameters
+    ----------
+    limits
+        Limits per method replacing :data:`MAX_EVENTS` (a deployment's configuration).
 
     Raises
     ------
     ValidationError
         Naming the selection's size and the limit.
     """
-    limit = MAX_EVENTS.get(method)
+    limit = {**MAX_EVENTS, **(limits or {})}.get(method)
     if limit is not None and n_events > limit:
         raise ValidationError(
-            f"{n_events:,} events are too many for {method} in one request (at most {limit:,}); narrow the "
-            "period or the region",
+            f"{n_events} events are too many for {_EVENT_LIMIT_NAMES.get(method, method)} on request "
+            f"(limit {limit}); narrow the period or the region",
             [Problem("too many events", column="method", value=method)],
         )

@@ -1,7 +1,8 @@
 """Hotspot requests on the stored events: one query, the same cells for the CLI, the API, OGC and the map pages."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import geopandas as gpd
@@ -23,6 +24,12 @@ SIZED_METHODS: tuple[str, ...] = ("gi", "lisa", "emerging")
 clusters choose their own sizes there (a Gi* band is no sensible KDE radius or DBSCAN eps)."""
 
 
+FILTER_FIELDS: tuple[str, ...] = (
+    "start", "end", "quarter", "region", "canton", "location_kind", "entry_country", "transport_mode",
+)
+"""Event filters a query carries, passed to ``store.events`` under the same names."""
+
+
 @dataclass(frozen=True)
 class HotspotQuery:
     """One hotspot analysis of the stored events.
@@ -34,21 +41,28 @@ class HotspotQuery:
     cell, band
         Cell size and distance band (KDE radius, DBSCAN eps) in metres; ``None`` chooses them
         from the data with the one default rule of each method.
+    seed
+        Seed of LISA's permutation test.
     start, end
         Time window ``start <= observed_at < end`` (tz-aware instants; ``None`` is open).
     region
-        Police region: both the event filter and the study area.
-    seed
-        Seed of LISA's permutation test.
+        Police region: both an event filter and the study area (else all of Luxembourg).
+    quarter, canton, location_kind, entry_country, transport_mode
+        Further event filters, as ``store.events`` takes them.
     """
 
     method: str = "gi"
     cell: float | None = None
     band: float | None = None
+    seed: int = 0
     start: Any = None
     end: Any = None
+    quarter: str | None = None
     region: str | None = None
-    seed: int = 0
+    canton: str | None = None
+    location_kind: str | None = None
+    entry_country: str | None = None
+    transport_mode: str | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -57,19 +71,22 @@ class HotspotQuery:
 
     def store_filters(self) -> dict[str, Any]:
         """Keyword filters of ``store.events`` for this query's events."""
-        filters = {"start": self.start, "end": self.end, "region": self.region}
-        return {k: v for k, v in filters.items() if v is not None}
+        return {name: getattr(self, name) for name in FILTER_FIELDS if getattr(self, name) is not None}
 
     def described(self) -> dict[str, Any]:
         """The selection as plain values, for the ``parameters`` of a result."""
-        return {"method": self.method, "from": iso_or_none(self.start, name="from"),
-                "to": iso_or_none(self.end, name="to"), "region": self.region}
+        out: dict[str, Any] = {"method": self.method, "from": iso_or_none(self.start, name="from"),
+                               "to": iso_or_none(self.end, name="to"), "region": self.region}
+        for name in FILTER_FIELDS[2:]:
+            if name != "region" and getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
 
     def sized_for(self, method: str) -> HotspotQuery:
         """This query for ``method`` on the hotspot map: sizes only where :data:`SIZED_METHODS`."""
         if method in SIZED_METHODS:
-            return HotspotQuery(method, self.cell, self.band, self.start, self.end, self.region, self.seed)
-        return HotspotQuery(method, None, None, self.start, self.end, self.region, self.seed)
+            return replace(self, method=method)
+        return replace(self, method=method, cell=None, band=None)
 
 
 def check_query(query: HotspotQuery) -> gpd.GeoDataFrame:
@@ -132,12 +149,15 @@ class HotspotLayers:
     n_events: int
 
 
-def hotspot_layers(store: Any, query: HotspotQuery, *, methods: tuple[str, ...] = PAGE_METHODS) -> HotspotLayers:
+def hotspot_layers(store: Any, query: HotspotQuery, *, methods: tuple[str, ...] = PAGE_METHODS,
+                   event_limits: Mapping[str, int] | None = None) -> HotspotLayers:
     """Every layer of the hotspot map for one selection, each as :func:`hotspots` computes it.
 
     The events are read once. Grid layers keep their significant cells only (the others draw
     nothing). Layer ``m`` equals ``hotspots(store, query.sized_for(m), cells="significant")``:
     the map, ``/api/hotspots`` and ``geo-ibm hotspots`` give the same cells for the same query.
+    ``event_limits`` replaces limits of :data:`geo_ibm.analysis.MAX_EVENTS` (a deployment's
+    configuration); a method over its limit is reported in ``failures``, the others still run.
 
     Raises
     ------
@@ -155,7 +175,7 @@ def hotspot_layers(store: Any, query: HotspotQuery, *, methods: tuple[str, ...] 
     for method in methods:
         sized = query.sized_for(method)
         try:
-            check_event_count(method, n_events)
+            check_event_count(method, n_events, limits=event_limits)
             result = run_method(events, method=method, cell=sized.cell, band=sized.band, region=sized.region,
                                 seed=sized.seed)
         except ModuleNotFoundError as exc:
