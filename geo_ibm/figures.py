@@ -41,8 +41,6 @@ MAP_KINDS: tuple[str, ...] = ("overview", "hotspots", "kde")
 DENSITY_RAMP: tuple[str, ...] = ("#fff5eb", "#fdd0a2", "#fdae6b", "#fd8d3c", "#e6550d", "#a63603")
 """Low-to-high colours of kernel density bands (the web hotspot map's ramp)."""
 
-REPORT_CELL_M = 500.0
-"""Default Gi* cell of report maps (metres), as on the web hotspot page; ``None`` lets the library choose."""
 
 MAX_POINTS = 2000
 """Above this many events the density is drawn as hexagons instead of one dot per event."""
@@ -536,7 +534,7 @@ def report_map(
     crossings: gpd.GeoDataFrame,
     neighbours: gpd.GeoDataFrame | None = None,
     regions: gpd.GeoDataFrame | None = None,
-    cell: float | None = REPORT_CELL_M,
+    cell: float | None = None,
     band: float | None = None,
     title: str | None = None,
     subtitle: str | None = None,
@@ -548,8 +546,8 @@ def report_map(
     """The report map of one ``kind`` for ``events``: the library's analysis, then :func:`static_map`.
 
     ``"overview"`` draws the events (dots or hexagon density); ``"hotspots"`` the Gi* cells
-    of :func:`geo_ibm.hotspots.hotspots_from_events` (``cell``/``band`` passed on; at least 30
-    events); ``"kde"`` the bands of :func:`geo_ibm.kde.density_contours`. The default title
+    of :func:`geo_ibm.hotspots.hotspots_from_events` (``cell``/``band`` passed on, ``None`` for the
+    one default rule of the CLI, the API and the web maps; at least 30 events); ``"kde"`` the bands of :func:`geo_ibm.kde.density_contours`. The default title
     names the kind and the number of events.
 
     Raises

@@ -108,7 +108,7 @@ def top_hotspot_cells(
     *,
     study_area: Any,
     cantons: gpd.GeoDataFrame,
-    cell: float | None = 500.0,
+    cell: float | None = None,
     band: float | None = None,
     n: int = 20,
 ) -> pd.DataFrame:
@@ -203,7 +203,7 @@ def report_tables(
     borders: gpd.GeoDataFrame,
     crossings: gpd.GeoDataFrame,
     cantons: gpd.GeoDataFrame,
-    cell: float | None = 500.0,
+    cell: float | None = None,
     band: float | None = None,
     top_n: int = 20,
     names: Sequence[str] = TABLE_NAMES,

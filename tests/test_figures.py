@@ -193,7 +193,7 @@ def test_hotspot_cells_coloured_by_fdr_bin(ref):
 
 @pytest.mark.parametrize("kind", ["hotspots", "kde"])
 def test_report_map_runs_the_analysis(ref, events, kind):
-    fig = figures.report_map(events, kind=kind, **ref)
+    fig = figures.report_map(events, kind=kind, **ref, cell=500.0)
     texts = _legend_texts(fig)
     if kind == "hotspots":
         assert "Hot spot, 99% confidence" in texts  # the planted cluster
@@ -202,6 +202,15 @@ def test_report_map_runs_the_analysis(ref, events, kind):
         levels = [t for t in texts if re.fullmatch(r"[\d.e+-]+ – [\d.e+-]+", t)]
         assert 3 <= len(levels) <= 5
     assert figures.figure_bytes(fig, format="png")[:4] == b"\x89PNG"
+
+
+def test_report_map_cell_defaults_to_the_one_rule(ref, events):
+    from geo_ibm.eventframe import event_xy
+    from geo_ibm.hotspots import default_cell_size
+
+    fig = figures.report_map(events, kind="hotspots", **ref)
+    cell, _how = default_cell_size(event_xy(events), ref["outline"].geometry.union_all())
+    assert any(f"Cell {cell:.0f} m" in t.get_text() for t in fig.texts)
 
 
 def test_report_map_translates_labels(ref, events):

@@ -45,7 +45,7 @@ def events() -> gpd.GeoDataFrame:
 
 @pytest.fixture(scope="module")
 def report(events, ref) -> tables.ReportTables:
-    return tables.report_tables(events, **ref)
+    return tables.report_tables(events, **ref, cell=500.0)
 
 
 def _canton_of(events: gpd.GeoDataFrame, cantons: gpd.GeoDataFrame) -> pd.Series:
