@@ -271,7 +271,7 @@ def static_map(
     contours = _layer(contours, "contours")
     neighbours = _layer(neighbours, "neighbours")
     regions = _layer(regions, "regions")
-    with _lock, rc_context(_STYLE):
+    with _lock, rc_context(_STYLE):  # type: ignore[arg-type]
         return _draw(
             outline=outline, borders=borders, crossings=crossings, events=events, hotspots=hotspots,
             contours=contours, neighbours=neighbours, regions=regions, title=title, subtitle=subtitle,
@@ -473,7 +473,8 @@ def _draw(
     legend_ax.set_axis_off()
     legend = legend_ax.legend(handles, labels, loc="upper left", frameon=False, fontsize=fs, handlelength=1.6,
                               handleheight=1.0, borderaxespad=0.0, labelspacing=0.45, alignment="left")
-    rows = [row for column in legend._legend_handle_box.get_children() for row in column.get_children()]
+    rows = [row for column in legend._legend_handle_box.get_children()  # type: ignore[attr-defined]
+            for row in column.get_children()]
     for index, (row, text) in enumerate(zip(rows, legend.get_texts())):
         if index in headings or not handles[index].get_visible():
             if index in headings:
@@ -484,7 +485,7 @@ def _draw(
                 boxes[0].width = 0
                 row.sep = 0
 
-    renderer = fig.canvas.get_renderer()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # the Agg canvas
     fig_w = fig.bbox.width
 
     def fit(text: Any, right: float) -> None:
@@ -616,7 +617,7 @@ def figure_bytes(fig: Figure, *, format: FigureFormat = "png") -> bytes:
     elif format == "png":
         metadata = {"Software": "geo_ibm (matplotlib)"}
     buffer = io.BytesIO()
-    with _lock, rc_context(_STYLE):
+    with _lock, rc_context(_STYLE):  # type: ignore[arg-type]
         fig.savefig(buffer, format=format, dpi=fig.dpi, facecolor="white", metadata=metadata)
     data = buffer.getvalue()
     if format == "svg":

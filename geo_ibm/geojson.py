@@ -67,7 +67,8 @@ def geometries_to_geojson(geometries: Any, *, decimals: int = COORD_DECIMALS) ->
     if geoms.size == 0:
         return []
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    geoms = np.where(missing, None, geoms)
+    geoms = geoms.copy()
+    geoms[missing] = None
     geoms = shapely.orient_polygons(geoms, exterior_cw=False)
     geoms = shapely.transform(geoms, lambda xy: np.round(xy, decimals))
     texts = shapely.to_geojson(geoms)

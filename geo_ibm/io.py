@@ -253,7 +253,7 @@ def _drop_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[~blank]
 
 
-def _xlsx_cell(value: object) -> object:
+def _xlsx_cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
@@ -296,7 +296,7 @@ def _read_event_xlsx(path: Path) -> pd.DataFrame:
         # rows by 16,384 columns): read only the cells that are there.
         sheet.reset_dimensions()
         header: list[str] | None = None
-        records: list[list[object]] = []
+        records: list[list[str]] = []
         numbers: list[int] = []
         for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
             if len(values) > XLSX_MAX_COLUMNS:

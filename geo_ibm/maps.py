@@ -180,7 +180,8 @@ def base_map(
     fmap.default_js = [("leaflet", vendor_url("leaflet_js", asset_base=asset_base))]
     fmap.default_css = [("leaflet_css", vendor_url("leaflet_css", asset_base=asset_base))]
     # An empty icon keeps browsers from asking the server for /favicon.ico.
-    fmap.get_root().header.add_child(folium.Element(f'<link rel="icon" href="data:,"><style>{_MAP_CSS}</style>'), name="geo_ibm_css")
+    root: Any = fmap.get_root()  # a branca Figure, which has a header
+    root.header.add_child(folium.Element(f'<link rel="icon" href="data:,"><style>{_MAP_CSS}</style>'), name="geo_ibm_css")
     if tiles_url:
         folium.TileLayer(
             tiles=tiles_url, attr=text(tile_attribution or tiles_url), name="Basemap", overlay=False, control=True

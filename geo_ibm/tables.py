@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -67,7 +67,8 @@ def quarter_change_table(events: gpd.GeoDataFrame, *, by: str, cantons: gpd.GeoD
 
     if by not in ("region", "canton"):
         raise ValidationError(f"by must be 'region' or 'canton', got {by!r}", [Problem("unknown", column="by", value=by)])
-    table = quarter_change(events, by=by, cantons=cantons).rename(columns={"unit": by})
+    unit: Literal["region", "canton"] = "region" if by == "region" else "canton"
+    table = quarter_change(events, by=unit, cantons=cantons).rename(columns={"unit": by})
     if by == "canton" and "region" in cantons.columns:
         region_of = dict(zip(cantons["canton"].astype(str), cantons["region"].astype(str)))
         table.insert(1, "region", table["canton"].astype(str).map(region_of))
