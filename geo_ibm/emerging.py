@@ -231,7 +231,7 @@ def _cube(
         if end is not None
         else steps_of.max()
     )
-    steps = pd.period_range(first, last, freq=_STEP_FREQ[step])
+    steps = pd.period_range(first, last, freq=freq)
     if len(steps) == 0:
         raise ValidationError(
             f"no {step} lies between start={start} and end={end}", [Problem("empty period", column="start")]
