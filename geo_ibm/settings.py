@@ -28,14 +28,33 @@ def boundaries_dir() -> Path:
     return data_dir() / "boundaries"
 
 
+def store_location(explicit: str | os.PathLike[str] | None = None) -> str | Path:
+    """Where the event store is: ``explicit``, else ``GEO_IBM_STORE``, else ``instance/geo_ibm.gpkg``.
+
+    A URL (text with ``://``, e.g. a database server) comes back as given; anything else is
+    a file path.
+    """
+    raw = os.fspath(explicit) if explicit else os.environ.get("GEO_IBM_STORE")
+    if not raw:
+        return Path("instance") / "geo_ibm.gpkg"
+    return raw if "://" in str(raw) else Path(raw)
+
+
 def store_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Path of the event store: ``explicit``, else ``GEO_IBM_STORE``, else ``instance/geo_ibm.gpkg``."""
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get("GEO_IBM_STORE")
-    if env:
-        return Path(env)
-    return Path("instance") / "geo_ibm.gpkg"
+    """Path of a file store: ``explicit``, else ``GEO_IBM_STORE``, else ``instance/geo_ibm.gpkg``.
+
+    Also the folder of the files kept next to the store (the installed canton layer).
+    """
+    return Path(store_location(explicit))
+
+
+def rtree_bulk_load() -> bool:
+    """Whether big GeoPackage imports build the R-tree in bulk (``GEO_IBM_RTREE_BULK``, default on).
+
+    ``0``/``no``/``off`` makes every import use SQLite's own R-tree inserts (slower, the
+    reference the bulk loader is checked against).
+    """
+    return os.environ.get("GEO_IBM_RTREE_BULK", "1").strip().lower() not in {"0", "no", "off", "false"}
 
 
 def margin_m() -> float:
