@@ -6,12 +6,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import click
 
 from geo_ibm.errors import GeoIbmError, ValidationError
-from geo_ibm.settings import store_path
+from geo_ibm.settings import store_location
+
+if TYPE_CHECKING:
+    from geo_ibm.store import EventStore
 
 
 def _fail(exc: Exception) -> None:
@@ -29,7 +32,7 @@ class _Group(click.Group):
             _fail(exc)
 
 
-def _store(ctx: click.Context):
+def _store(ctx: click.Context) -> EventStore:
     from geo_ibm.store import open_store
 
     return open_store(ctx.obj["store"])
@@ -47,16 +50,15 @@ def _user(explicit: str | None) -> str:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--store",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Event store (GeoPackage). Default: $GEO_IBM_STORE or instance/geo_ibm.gpkg.",
+    help="Event store: a GeoPackage file. Default: $GEO_IBM_STORE or instance/geo_ibm.gpkg.",
 )
 @click.version_option(package_name="geo-ibm")
 @click.pass_context
-def main(ctx: click.Context, store: Path | None) -> None:
+def main(ctx: click.Context, store: str | None) -> None:
     """Geospatial analysis for Luxembourg's Integrated Border Management."""
     ctx.ensure_object(dict)
-    ctx.obj["store"] = store_path(store)
+    ctx.obj["store"] = store_location(store)
 
 
 @main.command()
@@ -119,7 +121,7 @@ def demo(ctx: click.Context, n_events: int, seed: int, account: bool) -> None:
     click.echo(f"demo store {ctx.obj['store']}: {report.accepted} events imported, {report.duplicates} already present")
     click.echo(f"planted hotspots (ground truth): {', '.join(truth['name'].astype(str))}")
     if account:
-        from webapp.accounts import ensure_demo_account
+        from geo_ibm.accounts import ensure_demo_account
 
         name, password = ensure_demo_account(store)
         if password:
@@ -144,7 +146,7 @@ def borders() -> None:
 def info(ctx: click.Context) -> None:
     """List the store's layers and counts: events in total and per quarter."""
     store = _store(ctx)
-    if not Path(ctx.obj["store"]).exists():
+    if not store.exists():
         raise click.ClickException(f"no store at {ctx.obj['store']}; run 'geo-ibm init' or 'geo-ibm demo'")
     summary = store.summary()
     click.echo(f"store: {ctx.obj['store']}")
@@ -173,12 +175,12 @@ def users() -> None:
 @click.pass_context
 def users_add(ctx: click.Context, name: str, role: str) -> None:
     """Add an account; the password comes from a prompt or $GEO_IBM_PASSWORD."""
-    from webapp.accounts import add_user
+    from geo_ibm.accounts import add_user
 
     password = os.environ.get("GEO_IBM_PASSWORD") or click.prompt(
         "password", hide_input=True, confirmation_prompt=True
     )
-    store = _store(ctx.parent)
+    store = _store(ctx)
     store.init()
     add_user(store, name, role, password)
     store.audit("user_add", user=_user(None), detail={"name": name, "role": role, "via": "cli"})
@@ -190,12 +192,12 @@ def users_add(ctx: click.Context, name: str, role: str) -> None:
 @click.pass_context
 def users_passwd(ctx: click.Context, name: str) -> None:
     """Set a new password; from a prompt or $GEO_IBM_PASSWORD."""
-    from webapp.accounts import set_password
+    from geo_ibm.accounts import set_password
 
     password = os.environ.get("GEO_IBM_PASSWORD") or click.prompt(
         "new password", hide_input=True, confirmation_prompt=True
     )
-    store = _store(ctx.parent)
+    store = _store(ctx)
     set_password(store, name, password)
     store.audit("user_passwd", user=_user(None), detail={"name": name, "via": "cli"})
     click.echo(f"password of {name!r} changed")
@@ -206,9 +208,9 @@ def users_passwd(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def users_token(ctx: click.Context, name: str) -> None:
     """Print a new personal API token for NAME (shown once; only its hash is stored)."""
-    from webapp.accounts import new_token
+    from geo_ibm.accounts import new_token
 
-    store = _store(ctx.parent)
+    store = _store(ctx)
     token = new_token(store, name)
     store.audit("token_new", user=_user(None), detail={"name": name, "via": "cli"})
     click.echo(token)
@@ -218,9 +220,9 @@ def users_token(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def users_list(ctx: click.Context) -> None:
     """List accounts and roles."""
-    from webapp.accounts import list_users
+    from geo_ibm.accounts import list_users
 
-    for row in list_users(_store(ctx.parent)):
+    for row in list_users(_store(ctx)):
         click.echo(f"{row['name']:<20}{row['role']}")
 
 
@@ -310,7 +312,7 @@ def report(ctx: click.Context, out: Path, start: str | None, end: str | None, qu
     else:
         fig = figures.report_map(events, kind=kind, outline=outline, borders=borders, crossings=crossings,
                                  neighbours=layers.neighbour_outlines(), regions=layers.police_regions(), period=period)
-        data = figures.figure_bytes(fig, format=suffix[1:])
+        data = figures.figure_bytes(fig, format=cast(Literal["png", "svg", "pdf"], suffix[1:]))
         what = f"report map {kind}"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)

@@ -10,9 +10,12 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from webfixtures import PASSWORD, app, base_store, client, csrf_token, logged_in, login, store, store_path  # noqa: F401
 
+from geo_ibm import accounts
 from geo_ibm.errors import NotFoundError, ValidationError
-from webapp import accounts, create_app
-from webapp.auth import LoginThrottle, local_target
+from geo_ibm.store import open_store
+from geo_ibm.throttle import LoginThrottle
+from webapp import create_app
+from webapp.auth import local_target
 
 HOST = "http://localhost"
 COOKIE = "geo_ibm_session"
@@ -323,7 +326,15 @@ def test_close_sessions_and_set_password_end_every_session(store):
     assert accounts.session_user(store, other) is None
 
 
-# --------------------------------------------------------------------------- bounded throttle memory
+# --------------------------------------------------------------------------- bounded throttle state
+
+
+@pytest.fixture
+def throttle_store(tmp_path):
+    """An empty store holding the throttle's failures."""
+    store = open_store(tmp_path / "throttle.gpkg")
+    store.init()
+    return store
 
 
 class Clock:
@@ -334,16 +345,16 @@ class Clock:
         return self.now
 
 
-def test_throttle_checks_add_no_entries():
-    throttle = LoginThrottle(max_failures=3, window_s=60)
+def test_throttle_checks_add_no_entries(throttle_store):
+    throttle = LoginThrottle(throttle_store, max_failures=3, window_s=60)
     for i in range(2000):
         assert throttle.retry_after(f"user{i}", "10.0.0.1") == 0
     assert len(throttle) == 0
 
 
-def test_throttle_forgets_pairs_whose_failures_left_the_window():
+def test_throttle_forgets_pairs_whose_failures_left_the_window(throttle_store):
     clock = Clock()
-    throttle = LoginThrottle(max_failures=3, window_s=60, clock=clock)
+    throttle = LoginThrottle(throttle_store, max_failures=3, window_s=60, clock=clock)
     for i in range(500):
         throttle.failed(f"user{i}", "10.0.0.1")
         clock.now += 0.01
@@ -356,9 +367,9 @@ def test_throttle_forgets_pairs_whose_failures_left_the_window():
     assert len(throttle) == 0
 
 
-def test_throttle_caps_the_number_of_pairs_and_keeps_recent_ones():
+def test_throttle_caps_the_number_of_pairs_and_keeps_recent_ones(throttle_store):
     clock = Clock()
-    throttle = LoginThrottle(max_failures=2, window_s=900, max_keys=100, clock=clock)
+    throttle = LoginThrottle(throttle_store, max_failures=2, window_s=900, max_keys=100, clock=clock)
     throttle.failed("target", "10.0.0.1")
     throttle.failed("target", "10.0.0.1")
     for i in range(5000):
@@ -372,9 +383,9 @@ def test_throttle_caps_the_number_of_pairs_and_keeps_recent_ones():
     assert throttle.retry_after("flood4999", "10.6.6.6") > 0
 
 
-def test_throttle_keeps_the_sliding_window_semantics():
+def test_throttle_keeps_the_sliding_window_semantics(throttle_store):
     clock = Clock()
-    throttle = LoginThrottle(max_failures=3, window_s=100, clock=clock)
+    throttle = LoginThrottle(throttle_store, max_failures=3, window_s=100, clock=clock)
     for step in (0, 10, 20, 30, 40):  # more failures than the limit: only the last 3 matter
         clock.now = 1000.0 + step
         throttle.failed("Ana", "10.0.0.1")
@@ -389,9 +400,9 @@ def test_throttle_keeps_the_sliding_window_semantics():
 
 
 @pytest.mark.parametrize("kwargs", [{"max_failures": 0}, {"max_keys": 0}, {"window_s": 0}])
-def test_throttle_refuses_bad_settings(kwargs):
+def test_throttle_refuses_bad_settings(throttle_store, kwargs):
     with pytest.raises(ValueError, match="LoginThrottle needs"):
-        LoginThrottle(**kwargs)
+        LoginThrottle(throttle_store, **kwargs)
 
 
 def test_login_flood_with_random_names_stays_bounded(store_path, tmp_path):
@@ -402,3 +413,14 @@ def test_login_flood_with_random_names_stays_bounded(store_path, tmp_path):
         assert login(c, f"nobody{i}", "guess-guess").status_code == 200
         assert c.get("/api/layers", headers=basic(f"basic{i}", "guess-guess")).status_code == 401
     assert len(flood_app.extensions["geo_ibm_login_throttle"]) == 6
+
+
+def test_throttle_counts_are_shared_by_every_process_of_the_app(store_path, tmp_path):
+    # Two apps over one store stand for two server processes.
+    config = {"TESTING": True, "SECRET_KEY": "k", "STORE_PATH": str(store_path)}
+    first = create_app({**config, "INSTANCE_PATH": str(tmp_path / "a")}).test_client()
+    second = create_app({**config, "INSTANCE_PATH": str(tmp_path / "b")}).test_client()
+    for c in (first, second, first, second, first):
+        assert login(c, "ana", "nope-nope", REMOTE_ADDR="10.0.0.7").status_code == 200
+    assert login(second, "ana", PASSWORD, REMOTE_ADDR="10.0.0.7").status_code == 429
+    assert login(first, "ana", PASSWORD, REMOTE_ADDR="10.0.0.8").status_code == 302

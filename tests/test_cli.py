@@ -126,8 +126,8 @@ def test_users_add_token_and_list(store):
     assert len(token) > 20
     listing = _run(["users", "list"], store).output
     assert "ana" in listing and "analyst" in listing
+    from geo_ibm.accounts import user_for_token, verify_password
     from geo_ibm.store import open_store
-    from webapp.accounts import user_for_token, verify_password
 
     st = open_store(store)
     assert user_for_token(st, token)["name"] == "ana"

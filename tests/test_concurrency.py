@@ -27,8 +27,8 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("concurrency")
     store_path = build_store(root / "store.gpkg", n_events=100, seed=2)
+    from geo_ibm.accounts import new_token
     from geo_ibm.store import open_store
-    from webapp.accounts import new_token
 
     token = new_token(open_store(store_path), "ana")  # analyst: may import and read events
     port = _free_port()

@@ -1,4 +1,4 @@
-"""Tests of webapp.auth and webapp.accounts: logins, roles, tokens, Basic auth, CSRF, throttling, headers."""
+"""Tests of webapp.auth: logins, roles, tokens, Basic auth, CSRF, throttling, headers (accounts: test_accounts)."""
 from __future__ import annotations
 
 import base64
@@ -10,8 +10,9 @@ import stat
 import pytest
 from webfixtures import PASSWORD, USERS, app, base_store, client, csrf_token, logged_in, login, store, store_path  # noqa: F401
 
-from geo_ibm.errors import NotFoundError, StoreError, ValidationError
-from webapp import accounts, create_app
+from geo_ibm import accounts
+from geo_ibm.errors import ValidationError
+from webapp import create_app
 
 ROLE_PAGES = [
     ("/overview", "viewer"),
@@ -312,64 +313,7 @@ def test_config_from_environment_at_call_time(monkeypatch, tmp_path):
     assert built.config["MAX_CONTENT_LENGTH"] == 2 * 1024 * 1024
 
 
-# --------------------------------------------------------------------------- accounts helpers
-
-
-def test_add_user_hashes_with_scrypt(store, store_path):
-    accounts.add_user(store, "new.user", "planner", "long-enough")
-    with sqlite3.connect(store_path) as conn:
-        (hashed,) = conn.execute("SELECT password_hash FROM web_users WHERE name = 'new.user'").fetchone()
-    assert hashed.startswith("scrypt:") and "long-enough" not in hashed
-    assert accounts.verify_password(store, "new.user", "long-enough")["role"] == "planner"
-    assert accounts.verify_password(store, "new.user", "wrong-password") is None
-    assert {"name": "new.user", "role": "planner"}.items() <= next(u for u in accounts.list_users(store) if u["name"] == "new.user").items()
-
-
-@pytest.mark.parametrize(
-    ("name", "role", "password", "error", "match"),
-    [
-        ("vic", "viewer", "long-enough", StoreError, "exists already"),
-        ("VIC", "viewer", "long-enough", StoreError, "exists already"),
-        ("bad name", "viewer", "long-enough", ValidationError, "user name"),
-        ("x" * 65, "viewer", "long-enough", ValidationError, "user name"),
-        ("okname", "root", "long-enough", ValidationError, "role must be one of"),
-        ("okname", "viewer", "short", ValidationError, "at least 8"),
-    ],
-)
-def test_add_user_refusals(store, name, role, password, error, match):
-    with pytest.raises(error, match=match):
-        accounts.add_user(store, name, role, password)
-
-
-def test_unknown_user_operations(store):
-    with pytest.raises(NotFoundError, match="no user 'ghost'"):
-        accounts.set_password(store, "ghost", "long-enough")
-    with pytest.raises(NotFoundError, match="no user 'ghost'"):
-        accounts.new_token(store, "ghost")
-    with pytest.raises(NotFoundError, match="no user 'ghost'"):
-        accounts.set_role(store, "ghost", "viewer")
-    assert accounts.verify_password(store, "ghost", "whatever1") is None
-
-
-def test_ensure_demo_account(store, monkeypatch):
-    monkeypatch.delenv("GEO_IBM_DEMO_PASSWORD", raising=False)
-    name, password = accounts.ensure_demo_account(store)
-    assert name == "demo" and len(password) >= 12
-    assert accounts.verify_password(store, "demo", password)["role"] == "admin"
-    assert accounts.ensure_demo_account(store) == ("demo", None)
-
-
-def test_ensure_demo_account_password_from_environment(store, monkeypatch):
-    monkeypatch.setenv("GEO_IBM_DEMO_PASSWORD", "demo-pass-from-env")
-    assert accounts.ensure_demo_account(store) == ("demo", "demo-pass-from-env")
-    assert accounts.verify_password(store, "demo", "demo-pass-from-env") is not None
-
-
-@pytest.mark.parametrize(("have", "need", "ok"), [("viewer", "viewer", True), ("viewer", "analyst", False),
-                                                  ("analyst", "viewer", True), ("planner", "admin", False),
-                                                  ("admin", "planner", True)])
-def test_role_order(have, need, ok):
-    assert accounts.has_role(have, need) is ok
+# --------------------------------------------------------------------------- Basic auth cache
 
 
 def test_basic_auth_cache_follows_password_changes(client, store):

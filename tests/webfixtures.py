@@ -41,8 +41,8 @@ def events_csv(events: gpd.GeoDataFrame, *, notes: str | None = None, id_prefix:
 
 def build_store(path: Path, *, n_events: int = N_EVENTS, seed: int = 1, notes: str | None = None) -> Path:
     """A store at ``path`` holding ``n_events`` demo events (imported from a CSV) and the USERS."""
+    from geo_ibm.accounts import add_user
     from geo_ibm.store import open_store
-    from webapp.accounts import add_user
 
     path.parent.mkdir(parents=True, exist_ok=True)
     store = open_store(path)
@@ -147,10 +147,10 @@ class Site:
 
 def make_site(path: Path, *, seed: int, n_events: int) -> Site:
     """A store at ``path`` with ``n_events`` demo events (seeded), the role accounts and an app."""
+    from geo_ibm.accounts import ROLES, add_user, new_token
     from geo_ibm.demo import generate_events
     from geo_ibm.store import open_store
     from webapp import create_app
-    from webapp.accounts import ROLES, add_user, new_token
 
     store = open_store(path)
     store.init()

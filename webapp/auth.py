@@ -6,7 +6,6 @@ import hmac
 import secrets
 import threading
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -29,10 +28,12 @@ from flask import (
 )
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.urls import iri_to_uri
+from werkzeug.wrappers import Response as BaseResponse
 
+from geo_ibm import accounts
 from geo_ibm.errors import GeoIbmError
-from geo_ibm.settings import store_path
-from webapp import accounts
+from geo_ibm.store import EventStore, open_store
+from geo_ibm.throttle import LoginThrottle
 from webapp.i18n import gettext as _
 from webapp.i18n import ngettext
 
@@ -54,23 +55,19 @@ _init_lock = threading.Lock()
 # --------------------------------------------------------------------------- the store
 
 
-def get_store() -> Any:
+def get_store() -> EventStore:
     """The event store of this request (``STORE_PATH`` config, else ``GEO_IBM_STORE``).
 
-    The store is initialised (tables created) once per path and process.
+    The store is initialised (tables created or brought up to date) once per location and process.
     """
     if "geo_ibm_store" not in g:
-        from geo_ibm.store import open_store
-
-        path = store_path(current_app.config.get("STORE_PATH"))
-        store = open_store(path)
+        store = open_store(current_app.config.get("STORE_PATH"))
         ready: set[str] = current_app.extensions.setdefault("geo_ibm_ready_stores", set())
-        if str(path) not in ready:
+        if store.location not in ready:
             with _init_lock:
-                if str(path) not in ready:
-                    path.parent.mkdir(parents=True, exist_ok=True)
+                if store.location not in ready:
                     store.init()
-                    ready.add(str(path))
+                    ready.add(store.location)
         g.geo_ibm_store = store
     return g.geo_ibm_store
 
@@ -83,93 +80,6 @@ def audit(action: str, **detail: Any) -> None:
 
 
 # --------------------------------------------------------------------------- throttling
-
-
-class LoginThrottle:
-    """Count failed logins per (user name, client address) in a sliding window.
-
-    After ``max_failures`` failures within ``window_s`` seconds further attempts for that pair
-    are refused until the oldest failure leaves the window. Kept in memory: the app runs as
-    one waitress process, and a restart forgetting the count is acceptable.
-
-    Memory stays bounded however many names are tried: pairs are kept in the order of their
-    latest failure, so pairs whose failures have all left the window are dropped from the
-    front at each access, checks never add a pair, each pair keeps at most ``max_failures``
-    times, and beyond ``max_keys`` pairs the one with the oldest latest failure is dropped.
-    ``clock`` gives the time in seconds (monotonic by default).
-    """
-
-    def __init__(self, *, max_failures: int = 5, window_s: float = 900.0, max_keys: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if max_failures < 1 or max_keys < 1 or not window_s > 0:
-            raise ValueError(f"LoginThrottle needs max_failures >= 1, max_keys >= 1 and window_s > 0, got "
-                             f"{max_failures!r}, {max_keys!r}, {window_s!r}")
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self.max_keys = max_keys
-        self._clock = clock
-        self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        """Number of (name, address) pairs currently remembered."""
-        with self._lock:
-            return len(self._failures)
-
-    @staticmethod
-    def _key(name: str, address: str | None) -> tuple[str, str]:
-        return name.casefold(), address or ""
-
-    def _expire(self, now: float) -> None:
-        # The front pair has the oldest latest failure: once it is recent, all the others are.
-        while self._failures:
-            times = next(iter(self._failures.values()))
-            if times and now - times[-1] < self.window_s:
-                break
-            self._failures.popitem(last=False)
-
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float] | None:
-        times = self._failures.get(key)
-        if times is None:
-            return None
-        while times and now - times[0] >= self.window_s:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return None
-        return times
-
-    def retry_after(self, name: str, address: str | None) -> int:
-        """Seconds until the pair may try again (0: allowed now)."""
-        key = self._key(name, address)
-        now = self._clock()
-        with self._lock:
-            self._expire(now)
-            times = self._recent(key, now)
-            if times is None or len(times) < self.max_failures:
-                return 0
-            return max(1, int(self.window_s - (now - times[0])) + 1)
-
-    def failed(self, name: str, address: str | None) -> None:
-        """Count one failure of the pair."""
-        key = self._key(name, address)
-        now = self._clock()
-        with self._lock:
-            self._expire(now)
-            times = self._recent(key, now)
-            if times is None:
-                times = deque(maxlen=self.max_failures)
-            else:
-                del self._failures[key]
-            times.append(now)
-            self._failures[key] = times
-            while len(self._failures) > self.max_keys:
-                self._failures.popitem(last=False)
-
-    def reset(self, name: str, address: str | None) -> None:
-        """Forget the pair's failures (after a successful login)."""
-        with self._lock:
-            self._failures.pop(self._key(name, address), None)
 
 
 def _throttle() -> LoginThrottle:
@@ -254,7 +164,7 @@ def _challenge(status: int, message: str) -> Response:
     return response
 
 
-def _unauthenticated() -> Response:
+def _unauthenticated() -> BaseResponse:
     if is_api_request():
         return _challenge(401, "authentication required: log in, or send 'Authorization: Bearer TOKEN' or HTTP Basic credentials")
     target = request.full_path if request.query_string else request.path
@@ -355,7 +265,7 @@ def _start_session(store: Any, user: dict[str, Any]) -> None:
     session.permanent = True
 
 
-def _before_request() -> Response | None:
+def _before_request() -> BaseResponse | None:
     g.csp_nonce = secrets.token_urlsafe(18)
     g.user, g.auth_via = None, None
     endpoint = request.endpoint
@@ -462,7 +372,9 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in _before_request instead
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session's lifetime
     csrf.init_app(app)
+    # The failures live in the store: every process of the app counts the same ones.
     app.extensions["geo_ibm_login_throttle"] = LoginThrottle(
+        open_store(app.config.get("STORE_PATH")),
         max_failures=int(app.config.get("LOGIN_MAX_FAILURES", 5)),
         window_s=float(app.config.get("LOGIN_WINDOW_S", 900)),
         max_keys=int(app.config.get("LOGIN_MAX_KEYS", 10_000)),
@@ -608,7 +520,9 @@ def account() -> Any:
             accounts.set_password(store, user["name"], new)
             if g.auth_via == "session":
                 # set_password ended every session of the account; this one goes on.
-                _start_session(store, accounts.get_user(store, user["name"]))
+                renewed = accounts.get_user(store, user["name"])
+                if renewed is not None:
+                    _start_session(store, renewed)
             audit("user_passwd", name=user["name"], via="web")
             flash(_("Password changed."))
         else:

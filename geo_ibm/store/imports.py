@@ -1,0 +1,275 @@
+"""The backend-neutral import pipeline: read, validate, drop duplicates, assign regions, store in one transaction."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo_ibm import io
+from geo_ibm.errors import Problem, StoreError, ValidationError
+from geo_ibm.events import validate_events
+from geo_ibm.settings import WORKING_CRS
+from geo_ibm.store.frames import CONTENT_COLUMNS, event_records, none_for_na
+
+if TYPE_CHECKING:
+    from geo_ibm.store.base import EventStore
+
+MESSAGE_CHARS = 2000
+"""Longest failure message kept in the imports table and the audit trail."""
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What one import did.
+
+    ``rows`` counts the data rows read; ``accepted`` the events newly stored; ``duplicates``
+    the rows already in the store with the same content; ``rejected`` the invalid rows left
+    out (only with ``skip_invalid``), written with their reasons to ``rejected_path``.
+    """
+
+    file: str
+    sha256: str | None
+    rows: int
+    accepted: int
+    rejected: int
+    duplicates: int
+    rejected_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    """One row of a store's imports table: an import attempt, ``ok`` or ``failed`` (with ``message``)."""
+
+    user: str
+    file_name: str
+    sha256: str | None
+    rows: int
+    accepted: int
+    rejected: int
+    duplicates: int
+    status: str
+    message: str | None = None
+
+
+def import_file(
+    store: EventStore,
+    path: io.PathLike,
+    *,
+    user: str,
+    skip_invalid: bool = False,
+    rejected_path: io.PathLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    name: str | None = None,
+) -> ImportReport:
+    """Import an event file into ``store`` (see :meth:`EventStore.import_file`)."""
+    path = Path(path)
+    label = name or path.name
+    sha = io.file_sha256(path) if path.is_file() else None
+    store.init()
+    try:
+        frame = io.read_event_table(path)
+        valid, problems = validate_events(frame, file=label, outline=store._outline_geometry())
+    except ValidationError as exc:
+        if name:
+            hide_path(exc, path, label)
+        record_failure(store, label, sha, user, rows=0, rejected=0, message=str(exc))
+        raise
+    file_level = [p for p in problems if p.row is None]
+    bad_rows = sorted({p.row for p in problems if p.row is not None})
+    if problems and (not skip_invalid or file_level):
+        message = (
+            f"{label}: {len(problems)} problem(s) in {len(bad_rows)} of {len(frame)} row(s); nothing was imported"
+            if not file_level
+            else f"{label}: the file cannot be imported; nothing was imported"
+        )
+        record_failure(store, label, sha, user, rows=len(frame), rejected=len(bad_rows), message=message)
+        raise ValidationError(message, problems)
+    written: Path | None = None
+    if bad_rows:
+        written = Path(rejected_path) if rejected_path else path.with_name(f"{path.name}.rejected.csv")
+        io.write_table(rejected_table(frame, problems), written)
+    return store_events(store, valid, label=label, sha=sha, user=user, rows=len(frame), rejected=len(bad_rows),
+                        rejected_path=written, progress=progress)
+
+
+def import_events(
+    store: EventStore, gdf: gpd.GeoDataFrame, *, source: str, user: str, sha256: str | None = None
+) -> ImportReport:
+    """Import events held in memory into ``store`` (see :meth:`EventStore.import_events`)."""
+    store.init()
+    valid, problems = validate_events(gdf, file=source, outline=store._outline_geometry())
+    if problems:
+        bad_rows = {p.row for p in problems if p.row is not None}
+        message = f"{source}: {len(problems)} problem(s) in {len(bad_rows)} row(s); nothing was imported"
+        record_failure(store, source, sha256, user, rows=len(gdf), rejected=len(bad_rows), message=message)
+        raise ValidationError(message, problems)
+    return store_events(store, valid, label=source, sha=sha256, user=user, rows=len(gdf), rejected=0,
+                        rejected_path=None, progress=None)
+
+
+def record_failure(store: EventStore, label: str, sha: str | None, user: str, *, rows: int, rejected: int,
+                   message: str) -> None:
+    """Note a failed import in the imports table and the audit trail (one transaction)."""
+    message = message[:MESSAGE_CHARS]
+    with store._write_transaction() as tx:
+        tx.add_import(ImportRecord(user=user, file_name=label, sha256=sha, rows=rows, accepted=0, rejected=rejected,
+                                   duplicates=0, status="failed", message=message))
+        tx.audit("import_failed", user=user, detail={"file": label, "sha256": sha, "rows": rows, "accepted": 0,
+                                                     "rejected": rejected, "error": message})
+
+
+def store_events(
+    store: EventStore,
+    valid: gpd.GeoDataFrame,
+    *,
+    label: str,
+    sha: str | None,
+    user: str,
+    rows: int,
+    rejected: int,
+    rejected_path: Path | None,
+    progress: Callable[[int, int], None] | None,
+) -> ImportReport:
+    """Store validated events in one transaction: new ones with their regions, the import record, the audit entry."""
+    table = event_records(valid)
+    total = len(table)
+    if progress:
+        progress(0, total)
+    try:
+        with store._write_transaction() as tx:
+            stored = tx.stored_events(table["event_id"].tolist()) if total else None
+            new = new_events(table, stored, label=label)
+            duplicates = total - len(new)
+            # Regions only for the new rows: a re-import of a known file costs no spatial join.
+            points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(new["x"], new["y"]), crs=WORKING_CRS)
+            new["canton"], new["region"] = store._regions(points)
+            import_id = tx.add_import(ImportRecord(user=user, file_name=label, sha256=sha, rows=rows, accepted=len(new),
+                                                   rejected=rejected, duplicates=duplicates, status="ok"))
+            new["import_id"] = import_id
+
+            def written(done: int) -> None:
+                if progress:
+                    progress(duplicates + done, total)
+
+            tx.add_events(new, progress=written)
+            tx.audit("import", user=user, detail={
+                "file": label, "sha256": sha, "rows": rows, "accepted": len(new), "rejected": rejected,
+                "duplicates": duplicates, "import_id": import_id,
+            })
+    except StoreError as exc:
+        record_failure(store, label, sha, user, rows=rows, rejected=rejected, message=str(exc))
+        raise
+    if progress:
+        progress(total, total)
+    return ImportReport(file=label, sha256=sha, rows=rows, accepted=len(new), rejected=rejected, duplicates=duplicates,
+                        rejected_path=rejected_path)
+
+
+def new_events(table: pd.DataFrame, stored: pd.DataFrame | None, *, label: str) -> pd.DataFrame:
+    """The rows of ``table`` not stored yet; refuse rows whose id is stored with other content.
+
+    Parameters
+    ----------
+    table
+        Incoming events as :func:`~geo_ibm.store.frames.event_records` gives them.
+    stored
+        The stored events among the incoming ids (``event_id``, the content columns, ``x``,
+        ``y``; any order), ``None`` or empty when there are none.
+
+    Raises
+    ------
+    StoreError
+        Listing (up to 20 of) the ids stored with different content.
+    """
+    if stored is None or not len(stored) or not len(table):
+        return table
+    pos = pd.Index(table["event_id"]).get_indexer(stored["event_id"])
+    same = np.ones(len(stored), dtype=bool)
+    for col in CONTENT_COLUMNS:
+        a = none_for_na(table[col].to_numpy(dtype=object)[pos])
+        b = none_for_na(stored[col].to_numpy(dtype=object))
+        same &= np.asarray(a == b, dtype=bool)
+    for col in ("x", "y"):
+        a = table[col].to_numpy(dtype=float)[pos]
+        same &= np.abs(a - stored[col].to_numpy(dtype=float)) <= 1e-3
+    if not same.all():
+        ids = stored["event_id"][~same].tolist()
+        shown = ", ".join(ids[:20]) + (f" ... ({len(ids)} in all)" if len(ids) > 20 else "")
+        raise StoreError(
+            f"{label}: {len(ids)} event_id(s) are already stored with different content: {shown}; "
+            "nothing was imported (give corrected events new ids or fix the file)"
+        )
+    keep = np.ones(len(table), dtype=bool)
+    keep[pos] = False
+    return table.loc[keep].reset_index(drop=True)
+
+
+def rejected_table(frame: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
+    """The invalid rows of ``frame`` with their row number first and a ``reason`` column last."""
+    reasons: dict[int, list[str]] = {}
+    for p in problems:
+        if p.row is not None:
+            reasons.setdefault(p.row, []).append(f"{p.column}: {p.reason}" if p.column else p.reason)
+    rows = sorted(reasons)
+    rejected = frame.loc[rows].copy()
+    rejected = rejected.drop(columns=[c for c in rejected.columns if str(c).startswith("_")])
+    rejected.insert(0, "row", rows)
+    rejected["reason"] = ["; ".join(reasons[r]) for r in rows]
+    return rejected.reset_index(drop=True)
+
+
+def hide_path(exc: ValidationError, path: Path, label: str) -> None:
+    """Put ``label`` in place of ``path`` (and its folder) in ``exc``'s message and problems.
+
+    The web app imports uploads from a temporary file: users must see their file's name,
+    never a path on the server.
+    """
+    variants = sorted({str(path), path.as_posix(), str(path.absolute()), str(path.resolve())}, key=len, reverse=True)
+    folders = sorted({f for f in (str(path.parent), str(path.parent.absolute()), str(path.parent.resolve()))
+                      if Path(f).is_absolute() and len(f) > 1}, key=len, reverse=True)
+    # One pass, longest first: the label itself may contain the on-disk name.
+    pattern = re.compile(
+        "|".join([*(re.escape(v) for v in variants), rf"(?<![\w.-]){re.escape(path.name)}(?![\w.-])",
+                  *(re.escape(f) + r"/?" for f in folders)])
+    )
+
+    def scrub(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return pattern.sub(lambda m: "" if m.group(0).rstrip("/") in folders else label, value)
+
+    exc.args = tuple(scrub(a) for a in exc.args)
+    exc.problems = [
+        dataclasses.replace(p, reason=scrub(p.reason), file=scrub(p.file), value=scrub(p.value)) for p in exc.problems
+    ]
+
+
+def reassign_regions(
+    store: EventStore,
+    *,
+    assign: Callable[[gpd.GeoDataFrame], gpd.GeoDataFrame] | None = None,
+    before_commit: Callable[[], None] | None = None,
+) -> int:
+    """Assign canton and region afresh to every stored event, in one transaction (see :meth:`EventStore.reassign_regions`)."""
+    with store._write_transaction() as tx:
+        places = tx.event_places()
+        points = gpd.GeoDataFrame(
+            geometry=gpd.points_from_xy(places["x"].to_numpy(dtype=float), places["y"].to_numpy(dtype=float)),
+            crs=WORKING_CRS,
+        )
+        canton, region = store._regions(points, assign=assign)
+        old_canton = none_for_na(places["canton"].to_numpy(dtype=object))
+        old_region = none_for_na(places["region"].to_numpy(dtype=object))
+        changed = np.asarray(canton != old_canton, dtype=bool) | np.asarray(region != old_region, dtype=bool)
+        keys = places["key"].to_numpy()[changed]
+        tx.set_places(keys, canton[changed], region[changed])
+        if before_commit is not None:
+            before_commit()
+    return int(changed.sum())
