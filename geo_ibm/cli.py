@@ -233,9 +233,12 @@ def regions(ctx: click.Context, file: Path) -> None:
     """Use an official canton or commune boundary file (ACT 'limites administratives') instead of the shipped cantons."""
     from geo_ibm.layers import cantons_from_file, install_cantons
 
+    # The installed layer lives next to the store; its stored events move to the new
+    # boundaries in the same transaction (a store not created yet has none).
     os.environ["GEO_IBM_STORE"] = str(ctx.obj["store"])
+    store = _store(ctx)
     gdf = cantons_from_file(file)
-    path = install_cantons(gdf)
+    path = install_cantons(gdf, store=store if store.exists() else None)
     click.echo(f"{len(gdf)} cantons in {gdf['region'].nunique()} police regions installed from {file} -> {path}")
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import secrets
 import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -15,6 +17,9 @@ import shapely
 from geo_ibm import io
 from geo_ibm.errors import NotFoundError, Problem, ValidationError
 from geo_ibm.settings import WORKING_CRS, boundaries_dir, margin_m, store_path
+
+if TYPE_CHECKING:
+    from geo_ibm.store import EventStore
 
 OFFICIAL_BORDER_KM = {"BE": 148.0, "FR": 73.0, "DE": 135.0}
 """Official land-border lengths (ACT): 356 km in total."""
@@ -231,7 +236,8 @@ def border_lengths() -> pd.DataFrame:
     return frame
 
 
-def assign_regions(gdf: gpd.GeoDataFrame, *, max_distance_m: float | None = None) -> gpd.GeoDataFrame:
+def assign_regions(gdf: gpd.GeoDataFrame, *, max_distance_m: float | None = None,
+                   canton_layer: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
     """Add the canton and police region each point falls in.
 
     Points outside every canton but within ``max_distance_m`` of one (default
@@ -250,6 +256,9 @@ def assign_regions(gdf: gpd.GeoDataFrame, *, max_distance_m: float | None = None
         Point GeoDataFrame with a CRS (converted to EPSG:2169).
     max_distance_m
         Largest distance for the nearest-canton fallback, metres.
+    canton_layer
+        ``canton``, ``region``, polygon ``geometry`` in EPSG:2169 to assign from instead of
+        :func:`cantons` (e.g. a layer about to be installed).
 
     Returns
     -------
@@ -274,7 +283,7 @@ def assign_regions(gdf: gpd.GeoDataFrame, *, max_distance_m: float | None = None
                     for k in bad[:20]]
         raise ValidationError(f"assign_regions needs points; {len(bad)} geometries are not points", problems)
 
-    areas = cantons()
+    areas = cantons() if canton_layer is None else canton_layer.reset_index(drop=True)
     names = areas["canton"].to_numpy(dtype=object)
     code = np.full(len(points), _NONE, dtype=np.int64)
     where = np.flatnonzero(present)
@@ -513,14 +522,22 @@ def cantons_from_file(path: str | os.PathLike[str], *, name_column: str | None =
     return out
 
 
-def install_cantons(gdf: gpd.GeoDataFrame) -> Path:
+def install_cantons(gdf: gpd.GeoDataFrame, *, store: EventStore | None = None) -> Path:
     """Store ``gdf`` as the canton layer :func:`cantons` uses from now on.
+
+    With ``store``, every stored event gets the canton and police region of the new layer in
+    the same transaction, so per-canton tables agree with the installed boundaries. All or
+    nothing: the layer is written to a temporary file first and renamed into place just
+    before the events are committed; if anything fails, the previous layer file (or its
+    absence) and the events stay as they were.
 
     Parameters
     ----------
     gdf
         ``canton`` and polygon ``geometry`` for all 12 cantons, e.g. from :func:`cantons_from_file`;
         ``region`` is filled from the canton when absent.
+    store
+        The event store whose events follow the new boundaries (``None``: the layer alone).
 
     Returns
     -------
@@ -531,6 +548,8 @@ def install_cantons(gdf: gpd.GeoDataFrame) -> Path:
     ------
     ValidationError
         If a canton is unknown, missing or repeated, or a region disagrees with the mapping.
+    StoreError
+        If the store cannot be written (nothing is installed then).
     """
     if "canton" not in gdf.columns:
         raise ValidationError(f"install_cantons needs a 'canton' column; columns are {list(gdf.columns)}")
@@ -539,5 +558,34 @@ def install_cantons(gdf: gpd.GeoDataFrame) -> Path:
         layer = layer.assign(region=layer["canton"].map(CANTON_REGION))
     layer = gpd.GeoDataFrame(layer[["canton", "region", "geometry"]], geometry="geometry", crs=WORKING_CRS)
     _validate_cantons(layer, file="install_cantons(gdf)")
+    layer = layer.reset_index(drop=True)
     path = installed_cantons_path()
-    return io.write_vector(layer.reset_index(drop=True), path, layer=_OVERRIDE_LAYER)
+    tag = secrets.token_hex(4)
+    staged = path.with_name(f".{path.stem}.{tag}.new{path.suffix}")
+    previous = path.with_name(f".{path.stem}.{tag}.old{path.suffix}")
+    io.write_vector(layer, staged, layer=_OVERRIDE_LAYER)
+    done: list[str] = []
+
+    def put_in_place() -> None:
+        if path.exists():
+            os.replace(path, previous)
+            done.append("kept previous")
+        os.replace(staged, path)
+        done.append("installed")
+
+    try:
+        if store is None:
+            put_in_place()
+        else:
+            store.reassign_regions(assign=lambda points: assign_regions(points, canton_layer=layer),
+                                   before_commit=put_in_place)
+    except BaseException:
+        # The commit may fail after the rename: put the previous file back.
+        if "installed" in done:
+            path.unlink(missing_ok=True)
+        if "kept previous" in done:
+            os.replace(previous, path)
+        staged.unlink(missing_ok=True)
+        raise
+    previous.unlink(missing_ok=True)
+    return path

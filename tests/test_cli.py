@@ -240,3 +240,25 @@ def test_regions_installs_an_official_canton_file(tmp_path, store, monkeypatch):
     failed = subprocess.run([sys.executable, "-m", "geo_ibm.cli", "--store", str(store), "regions", str(bad)],
                             capture_output=True, text=True)
     assert failed.returncode == 1 and "Atlantis" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_regions_moves_the_stored_events_to_the_installed_cantons(tmp_path, store, monkeypatch):
+    from geo_ibm import layers
+    from geo_ibm.store import open_store
+
+    monkeypatch.setenv("GEO_IBM_STORE", str(store))
+    assert _run(["import", str(_csv(tmp_path, GOOD_ROWS)), "--user", "tester"], store).exit_code == 0
+    before = {e: open_store(store).event(e)["canton"] for e in ("E1", "E2", "E3")}
+    assert before == {"E1": "Luxembourg", "E2": "Remich", "E3": "Luxembourg"}
+    official = layers.cantons().rename(columns={"canton": "CANTON"}).drop(columns="region")
+    # Luxembourg and Remich swap places: the events there must change canton and region.
+    a, b = official.index[official["CANTON"] == "Luxembourg"][0], official.index[official["CANTON"] == "Remich"][0]
+    official.loc[[a, b], "CANTON"] = ["Remich", "Luxembourg"]
+    path = tmp_path / "swapped.geojson"
+    official.to_crs(4326).to_file(path, driver="GeoJSON")
+    result = _run(["regions", str(path)], store)
+    assert result.exit_code == 0, result.output
+    moved = {e: (open_store(store).event(e)["canton"], open_store(store).event(e)["region"]) for e in ("E1", "E2", "E3")}
+    assert moved == {"E1": ("Remich", "Centre-Est"), "E2": ("Luxembourg", "Capitale"), "E3": ("Remich", "Centre-Est")}
+    counts = open_store(store).counts(by="region")
+    assert counts.set_index("region")["events"].to_dict() == {"Capitale": 1, "Centre-Est": 2}

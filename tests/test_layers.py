@@ -578,3 +578,120 @@ def test_validate_crossings_rejects_far_point_and_bad_kind():
         build.validate_crossings(table, borders, file="x.csv")
     table.loc[1, ["lat", "lon"]] = table.loc[0, ["lat", "lon"]].to_numpy()
     assert len(build.validate_crossings(table, borders, file="x.csv")) == 3
+
+
+# --- installing cantons re-assigns the stored events -------------------------------------------
+
+
+def _swapped(layer: gpd.GeoDataFrame, a: str, b: str) -> gpd.GeoDataFrame:
+    """The same shapes with the places of cantons ``a`` and ``b`` exchanged (each keeps its region)."""
+    out = layer.copy()
+    ia, ib = out.index[out["canton"] == a][0], out.index[out["canton"] == b][0]
+    geoms = out.geometry.to_numpy().copy()
+    geoms[[ia, ib]] = geoms[[ib, ia]]
+    return out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs=out.crs))
+
+
+def _events_at(centres: dict[str, Point]) -> gpd.GeoDataFrame:
+    names = list(centres)
+    return gpd.GeoDataFrame(
+        {"event_id": [f"at-{n}" for n in names],
+         "observed_at": pd.Timestamp("2025-03-01 10:00", tz="Europe/Luxembourg"),
+         "location_kind": "urban", "persons": 2, "smugglers": 0, "transport_mode": "car", "entry_country": "FR"},
+        geometry=[centres[n] for n in names], crs=WORKING_CRS,
+    )
+
+
+@pytest.fixture
+def installed(tmp_path, monkeypatch):
+    """Synthetic cantons installed next to a store holding one event at each canton's centre."""
+    from geo_ibm.store import GeoPackageStore
+
+    store_file = tmp_path / "inst" / "geo_ibm.gpkg"
+    monkeypatch.setenv("GEO_IBM_STORE", str(store_file))
+    source = tmp_path / "c.geojson"
+    centres = _synthetic_cantons(source)
+    layer = layers.cantons_from_file(source)
+    layers.install_cantons(layer)
+    store = GeoPackageStore(store_file, outline=False)
+    store.import_events(_events_at(centres), source="centres", user="test")
+    return store, layer, centres
+
+
+def test_install_cantons_moves_stored_events_to_the_new_boundaries(installed):
+    store, layer, centres = installed
+    before = store.events().set_index("event_id")
+    assert before["canton"].to_dict() == {f"at-{n}": n for n in centres}
+    version = store.version()
+    path = layers.install_cantons(_swapped(layer, "Capellen", "Remich"), store=store)
+    assert path == layers.installed_cantons_path()
+    after = store.events().set_index("event_id")
+    assert after.loc["at-Capellen", ["canton", "region"]].tolist() == ["Remich", "Centre-Est"]
+    assert after.loc["at-Remich", ["canton", "region"]].tolist() == ["Capellen", "Sud-Ouest"]
+    others = [f"at-{n}" for n in centres if n not in ("Capellen", "Remich")]
+    assert after.loc[others, ["canton", "region"]].equals(before.loc[others, ["canton", "region"]])
+    # The stored assignment agrees with the installed layer, table by table.
+    fresh = layers.assign_regions(store.events()[["event_id", "geometry"]])
+    expected = fresh.groupby("canton").size().to_dict()
+    assert store.counts(by="canton").set_index("canton")["events"].to_dict() == expected
+    assert store.count(region="Centre-Est") == int((fresh["region"] == "Centre-Est").sum())
+    assert store.version() != version
+    assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("failure", ["events", "rename", "commit"])
+def test_a_failed_install_leaves_the_layer_file_and_the_events_as_they_were(installed, monkeypatch, failure):
+    from geo_ibm.errors import StoreError
+    from geo_ibm.store import geopackage, gpkg_schema
+
+    store, layer, _centres = installed
+    path = layers.installed_cantons_path()
+    files = sorted(p.name for p in path.parent.iterdir())
+    layer_bytes, events, version = path.read_bytes(), store.events(), store.version()
+    with monkeypatch.context() as patch:
+        if failure == "events":  # the update of the events fails
+            def refuse(*args):
+                raise StoreError("disk full")
+            patch.setattr(geopackage._Transaction, "set_places", refuse)
+        elif failure == "rename":  # the new file cannot take the old one's place
+            real = layers.os.replace
+
+            def refuse_rename(src, dst):
+                if ".new" in str(src):
+                    raise OSError("read-only folder")
+                return real(src, dst)
+            patch.setattr(layers.os, "replace", refuse_rename)
+        else:  # the commit fails after the rename
+            def refuse_bump(conn):
+                raise StoreError("database is locked")
+            patch.setattr(gpkg_schema, "bump_version", refuse_bump)
+        with pytest.raises((StoreError, OSError)):
+            layers.install_cantons(_swapped(layer, "Capellen", "Remich"), store=store)
+    assert path.read_bytes() == layer_bytes
+    pd.testing.assert_frame_equal(store.events(), events)
+    assert store.version() == version
+    assert sorted(p.name for p in path.parent.iterdir()) == files
+    assert layers.cantons().loc[lambda g: g["canton"] == "Capellen"].geometry.iloc[0].equals(
+        layer.loc[layer["canton"] == "Capellen"].geometry.iloc[0])
+
+
+def test_a_failed_first_install_leaves_no_layer(tmp_path, monkeypatch):
+    from geo_ibm.errors import StoreError
+    from geo_ibm.store import GeoPackageStore, gpkg_schema
+
+    store_file = tmp_path / "inst" / "geo_ibm.gpkg"
+    monkeypatch.setenv("GEO_IBM_STORE", str(store_file))
+    source = tmp_path / "c.geojson"
+    centres = _synthetic_cantons(source)
+    store = GeoPackageStore(store_file, outline=False, assign_regions=False)
+    store.import_events(_events_at(centres), source="centres", user="test")
+
+    def refuse_bump(conn):
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(gpkg_schema, "bump_version", refuse_bump)
+    with pytest.raises(StoreError, match="locked"):
+        layers.install_cantons(layers.cantons_from_file(source), store=store)
+    assert not layers.installed_cantons_path().exists()
+    assert sorted(p.name for p in store_file.parent.iterdir() if "cantons" in p.name) == []
+    assert store.events()["canton"].isna().all()
