@@ -297,6 +297,7 @@ def emerging_hotspots(
     shape: Literal["square", "hex"] = "square",
     weight: str | None = None,
     min_area_frac: float = 0.0,
+    max_cube_cells: int | None = None,
 ) -> gpd.GeoDataFrame:
     """Emerging hot spot categories of the grid cells over ``study_area``.
 
@@ -319,6 +320,9 @@ def emerging_hotspots(
         Previous steps included in a bin's neighbourhood.
     alpha
         Significance level of the bins and of the trend.
+    max_cube_cells
+        Most space-time bins (cells x steps) to analyse; more raise a ``ValidationError``
+        naming ``cell`` before any Gi* is computed.
 
     Returns
     -------
@@ -356,6 +360,13 @@ def emerging_hotspots(
             f"step must be 'quarter' or 'month', got {step!r}", [Problem("unknown", column="step", value=step)]
         )
     cube, steps = _cube(selected, xy, spec, step=step, start=start, end=end, weight=weight)
+    if max_cube_cells is not None and cube.size > max_cube_cells:
+        # Each bin of the cube gets its own Gi* over space and time: refuse before any of them.
+        raise ValidationError(
+            f"cell: {cube.shape[0]:,} cells x {len(steps)} {step}s make {cube.size:,} space-time bins; at most "
+            f"{max_cube_cells:,} (use a larger cell, a shorter period or a smaller region)",
+            [Problem("space-time cube too large", column="cell", value=cell)],
+        )
     if len(steps) < MIN_STEPS:
         raise ValidationError(
             f"only {len(steps)} {step}s to analyse, at least {MIN_STEPS} needed",

@@ -264,6 +264,11 @@ def static_map(
         raise ValidationError(f"dpi must be an integer between 50 and 1200, got {dpi!r}",
                               [Problem("out of range", column="dpi", value=dpi)])
     outline = _layer(outline, "outline")
+    # The drawing renders text once at full resolution to fit the legend: bound the raster first.
+    from geo_ibm.analysis.budget import check_pixels
+
+    _ext, _scale, width_in, height_in, *_rest = _layout(outline, width_mm=float(width_mm), title=title, subtitle=subtitle)
+    check_pixels(width_in * int(dpi), height_in * int(dpi))
     borders = _layer(borders, "borders")
     crossings = _layer(crossings, "crossings")
     events = _layer(events, "events")
@@ -278,6 +283,24 @@ def static_map(
             period=period if period is not None else period_of(events), attribution=attribution,
             width_mm=float(width_mm), dpi=int(dpi), max_points=int(max_points), t=t,
         )
+
+
+_MAP_FRAC = 0.56
+
+
+def _layout(outline: gpd.GeoDataFrame, *, width_mm: float, title: str | None, subtitle: str | None) -> tuple[Any, ...]:
+    """Extent, type scale and sizes in inches of a print map: the page follows the outline's shape."""
+    minx, miny, maxx, maxy = (float(v) for v in outline.total_bounds)
+    extent = (minx - _PAD_M, miny - _PAD_M, maxx + _PAD_M, maxy + _PAD_M)
+    ex_w, ex_h = extent[2] - extent[0], extent[3] - extent[1]
+    scale = min(1.6, max(0.6, width_mm / 170.0))
+    width_in = width_mm / 25.4
+    map_w_in = width_in * (_MAP_FRAC - 0.03)
+    map_h_in = map_w_in * ex_h / ex_w
+    top_in = (0.30 if title else 0.08) * scale + (0.20 * scale if subtitle else 0.0) + 0.08
+    bottom_in = 0.42 * scale
+    height_in = top_in + map_h_in + bottom_in
+    return extent, scale, width_in, height_in, map_w_in, map_h_in, top_in, bottom_in
 
 
 def _draw(
@@ -299,19 +322,11 @@ def _draw(
     max_points: int,
     t: Translate,
 ) -> Figure:
-    minx, miny, maxx, maxy = (float(v) for v in outline.total_bounds)
-    extent = (minx - _PAD_M, miny - _PAD_M, maxx + _PAD_M, maxy + _PAD_M)
-    ex_w, ex_h = extent[2] - extent[0], extent[3] - extent[1]
-    scale = min(1.6, max(0.6, width_mm / 170.0))
+    extent, scale, width_in, height_in, map_w_in, map_h_in, top_in, bottom_in = _layout(
+        outline, width_mm=width_mm, title=title, subtitle=subtitle)
     fs = 7.0 * scale
-
-    width_in = width_mm / 25.4
-    map_frac = 0.56
-    map_w_in = width_in * (map_frac - 0.03)
-    map_h_in = map_w_in * ex_h / ex_w
-    top_in = (0.30 if title else 0.08) * scale + (0.20 * scale if subtitle else 0.0) + 0.08
-    bottom_in = 0.42 * scale
-    height_in = top_in + map_h_in + bottom_in
+    map_frac = _MAP_FRAC
+    ex_w, ex_h = extent[2] - extent[0], extent[3] - extent[1]
 
     fig = Figure(figsize=(width_in, height_in), dpi=dpi, facecolor="white")
     FigureCanvasAgg(fig)

@@ -221,7 +221,7 @@ def auto_cell_size(xy: np.ndarray) -> tuple[float, dict[str, Any]]:
     standard_distance = math.sqrt(float(np.mean(offsets**2)))
     keep = offsets <= 3 * standard_distance if standard_distance > 0 else np.ones(len(pts), bool)
     core = pts[keep]
-    dist, _ = cKDTree(core).query(core, k=2)
+    dist, _ = cKDTree(core).query(core, k=2, workers=-1)
     nn = dist[:, 1]
     mean_nn, median_nn = float(nn.mean()), float(np.median(nn))
     cell = float(math.ceil(max(mean_nn, median_nn)))

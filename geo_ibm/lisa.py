@@ -19,7 +19,7 @@ from geo_ibm.eventframe import (
     event_xy,
     select_events,
 )
-from geo_ibm.grid import GridSpec, as_area, bin_counts, make_grid, subset_grid
+from geo_ibm.grid import GridSpec, H3Spec, as_area, bin_counts, grid_spec, make_grid, subset_grid
 from geo_ibm.hotspots import (
     MIN_EVENTS,
     auto_band,
@@ -287,8 +287,13 @@ def lisa_from_events(
     alpha: float = 0.05,
     fdr: bool = True,
     min_area_frac: float = 0.0,
+    max_draws: float | None = None,
 ) -> gpd.GeoDataFrame:
     """Events aggregated to a grid over ``study_area``, then :func:`local_moran` of the counts.
+
+    ``max_draws`` bounds the permutation test's work, ``cells x neighbours x permutations``:
+    over it, a ``ValidationError`` naming ``band`` (or ``cell`` for an automatic band) is
+    raised once the sizes are known and before any permutation is drawn.
 
     ``cell`` and ``band`` default to the automatic choices of :mod:`geo_ibm.hotspots` (band
     only when ``k`` is not given either). Columns as :func:`local_moran` plus ``area_frac``;
@@ -316,7 +321,28 @@ def lisa_from_events(
     elif band is not None:
         band = validate_band(band, cell=cell, area=area)
         params["band_method"] = "given"
+    if max_draws is not None:
+        _check_draws(grid, band=band, k=k, permutations=permutations, limit=max_draws,
+                     band_given=params["band_method"] == "given")
     out = local_moran(grid, band=band, k=k, permutations=permutations, seed=seed, alpha=alpha, fdr=fdr)
     out.insert(2, "area_frac", grid["area_frac"].to_numpy())
     out.attrs["parameters"] = {**out.attrs["parameters"], **params, "cell": cell, "band": band}
     return out
+
+
+def _check_draws(grid: gpd.GeoDataFrame, *, band: float | None, k: int | None, permutations: int, limit: float,
+                 band_given: bool) -> None:
+    """Refuse a permutation test of more than ``limit`` neighbour draws (cells x neighbours x permutations)."""
+    if band is not None:
+        spec = grid_spec(grid)
+        neighbours = spec.stencil(band, include_self=False)[0].size if not isinstance(spec, H3Spec) else 6
+    else:
+        neighbours = int(k or 0)
+    draws = float(len(grid)) * neighbours * permutations
+    if draws > limit:
+        name = "band" if band_given or band is None else "cell"
+        raise ValidationError(
+            f"{name}: {len(grid):,} cells with {neighbours:,} neighbours each and {permutations} permutations make "
+            f"{draws:,.0f} draws; at most {limit:,.0f} (use a larger cell, a smaller band or a smaller region)",
+            [Problem("permutation test too large", column=name, value=band if name == "band" else None)],
+        )

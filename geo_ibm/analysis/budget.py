@@ -33,8 +33,6 @@ def check_budget(method: str, *, area: Any, cell: float | None, band: float | No
     ValidationError
         Naming ``cell`` or ``band``, the size that would result and the limit.
     """
-
-
     limit = MAX_CELLS.get(method)
     if limit is not None and cell is not None:
         try:
@@ -67,6 +65,24 @@ def check_budget(method: str, *, area: Any, cell: float | None, band: float | No
             )
 
 
+MAX_LISA_DRAWS = 1e9
+"""Most neighbour draws of LISA's permutation test (cells x neighbours x permutations); measured
+here about 7e7 draws a second: at most about 15 seconds of work."""
+
+MAX_CUBE_CELLS = 3_000_000
+"""Most space-time bins (cells x time steps) of an emerging hot spot analysis."""
+
+MAX_PAIRS = 20_000_000
+"""Most pairs of events within DBSCAN's ``eps``: scikit-learn keeps every pair's index (about
+16 bytes a pair measured here, so some 320 MB)."""
+
+MAX_FEATURES = 50_000
+"""Most features one response serialises (about 0.5 KB of GeoJSON each): ``cells=all`` on a
+fine grid would otherwise send tens of megabytes and take as many seconds."""
+
+MAX_PIXELS = 30_000_000
+"""Largest raster print map (width x height in pixels): A3 at 300 dpi is 17 million."""
+
 MAX_EVENTS: dict[str, int] = {"clusters": 200_000}
 """Most events a method takes in one request: DBSCAN/HDBSCAN's neighbour searches grow faster
 than the number of events (the others bin the events to a grid first)."""
@@ -94,4 +110,57 @@ def check_event_count(method: str, n_events: int, *, limits: Mapping[str, int] |
             f"{n_events} events are too many for {_EVENT_LIMIT_NAMES.get(method, method)} on request "
             f"(limit {limit}); narrow the period or the region",
             [Problem("too many events", column="method", value=method)],
+        )
+
+
+def check_pairs(xy: Any, eps: float, *, limit: int = MAX_PAIRS, seed: int = 0) -> int:
+    """Refuse a DBSCAN ``eps`` that makes more than ``limit`` pairs of events; returns the estimate.
+
+    The pairs within ``eps`` are counted for a random sample of at most 5,000 events against
+    all of them (a dual-tree count, no pair is stored) and scaled to the whole selection:
+    the estimate costs a fraction of a second where the clustering would take gigabytes.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``band`` (DBSCAN's ``eps``), the estimate and the limit.
+    """
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(xy, dtype=float)
+    n = len(points)
+    if n == 0:
+        return 0
+    rng = np.random.default_rng(seed)
+    sample = points if n <= 5_000 else points[rng.choice(n, 5_000, replace=False)]
+    counted = cKDTree(sample).count_neighbors(cKDTree(points), float(eps))
+    estimate = int(round(float(counted) * n / len(sample)))
+    if estimate > limit:
+        raise ValidationError(
+            f"band: {float(eps):g} m puts about {estimate:,} pairs of the {n:,} events within reach of each other; "
+            f"clustering accepts at most {limit:,} (use a smaller band, or a shorter period or smaller region)",
+            [Problem("too many neighbour pairs", column="band", value=eps)],
+        )
+    return estimate
+
+
+def check_features(n_features: int, *, limit: int = MAX_FEATURES, parameter: str = "cells") -> None:
+    """Refuse a response of more than ``limit`` features, naming ``parameter``."""
+    if n_features > limit:
+        raise ValidationError(
+            f"{parameter}: the answer would hold {n_features:,} features; at most {limit:,} are sent at once "
+            "(use cells=significant or nonzero, a larger cell or a smaller region)",
+            [Problem("answer too large", column=parameter, value=n_features)],
+        )
+
+
+def check_pixels(width_px: float, height_px: float, *, limit: int = MAX_PIXELS) -> None:
+    """Refuse a raster image of more than ``limit`` pixels, naming ``dpi``."""
+    pixels = float(width_px) * float(height_px)
+    if pixels > limit:
+        raise ValidationError(
+            f"dpi: the map would be {width_px:,.0f} x {height_px:,.0f} = {pixels:,.0f} pixels; at most {limit:,} "
+            "(lower dpi or width_mm, or ask for SVG or PDF)",
+            [Problem("image too large", column="dpi", value=pixels)],
         )

@@ -6,7 +6,7 @@ from typing import Any, Literal
 import geopandas as gpd
 import numpy as np
 
-from geo_ibm.analysis.budget import check_budget
+from geo_ibm.analysis.budget import MAX_CUBE_CELLS, MAX_LISA_DRAWS, check_budget, check_pairs
 from geo_ibm.errors import NotFoundError, Problem, ValidationError
 
 Method = Literal["gi", "lisa", "kde", "clusters", "emerging"]
@@ -90,7 +90,12 @@ def run_method(
     if method not in METHODS:
         raise ValidationError(f"method: unknown method {method!r}; use one of {', '.join(METHODS)}")
     area = study_area(region)
-    check_budget(method, area=area.geometry.union_all(), cell=cell, band=band)
+    geom = area.geometry.union_all()
+    check_budget(method, area=geom, cell=cell, band=band)
+    # Automatic sizes are chosen here, once, so that the cost limits apply to them too
+    # (a given band over an automatic cell, say) before the method does any work.
+    cell, cell_method = _automatic_cell(method, events, geom, cell)
+    check_budget(method, area=geom, cell=cell, band=band)
     params: dict[str, Any]
     if method == "gi":
         from geo_ibm.hotspots import hotspots_from_events
@@ -100,12 +105,9 @@ def run_method(
     elif method == "lisa":
         from geo_ibm.lisa import lisa_from_events
 
-        lisa_cell, note = _lisa_cell(events, area, cell)
-        result = lisa_from_events(events, study_area=area, cell=lisa_cell, band=band, seed=seed,
-                                  fdr=False if fdr is None else fdr)
+        result = lisa_from_events(events, study_area=area, cell=cell, band=band, seed=seed,
+                                  fdr=False if fdr is None else fdr, max_draws=MAX_LISA_DRAWS)
         params = dict(result.attrs.get("parameters", {}))
-        if note:
-            params["cell_method"] = note
     elif method == "kde":
         from geo_ibm.kde import density_contours, kernel_density
 
@@ -119,6 +121,7 @@ def run_method(
         if band is None:
             result = density_clusters(events, method="hdbscan")
         else:
+            check_pairs(_xy(events), band)
             result = density_clusters(events, method="dbscan", eps=band)
         params = dict(result.attrs.get("parameters", {}))
         result = result.copy()
@@ -131,8 +134,10 @@ def run_method(
         from geo_ibm.emerging import emerging_hotspots
 
         result = emerging_hotspots(events, study_area=area, cell=cell, band=band, step=step,
-                                   fdr=True if fdr is None else fdr)
+                                   fdr=True if fdr is None else fdr, max_cube_cells=MAX_CUBE_CELLS)
         params = dict(result.attrs.get("parameters", {}))
+    if cell_method is not None:
+        params["cell_method"] = cell_method
     if params.get("method") not in (None, method):
         params["algorithm"] = params["method"]  # e.g. clusters: hdbscan or dbscan
     params["method"] = method
@@ -191,25 +196,41 @@ LISA_MAX_AUTO_CELLS = 20_000
 its neighbourhood, so the automatic Gi* cell (up to 250,000 cells) would take minutes."""
 
 
-def _lisa_cell(events: gpd.GeoDataFrame, area: gpd.GeoDataFrame, cell: float | None) -> tuple[float | None, str | None]:
-    """The automatic cell size of Gi*, enlarged if needed to keep LISA's grid small enough."""
+def _xy(events: gpd.GeoDataFrame) -> np.ndarray:
+    from geo_ibm.eventframe import event_xy
+
+    return event_xy(events)
+
+
+def _automatic_cell(method: str, events: gpd.GeoDataFrame, area: Any, cell: float | None) -> tuple[float | None, str | None]:
+    """The cell ``method`` will use and, when it was automatic, how it was chosen.
+
+    Gi*, LISA and emerging hot spots take :func:`geo_ibm.hotspots.default_cell_size` (LISA's
+    raised, if needed, to keep its grid within :data:`LISA_MAX_AUTO_CELLS`); kernel density
+    its own default (a 250th of the extent). Selections the methods refuse anyway (too few
+    events) keep ``None`` so the method gives its own message.
+    """
     import math
 
-    import shapely
+    from geo_ibm.errors import GeoIbmError
 
-    from geo_ibm.hotspots import choose_cell
-
-    if cell is not None or len(events) == 0:
+    if cell is not None or method == "clusters" or len(events) < 2:
         return cell, None
-    geom = area.geometry.union_all()
-    xy = np.column_stack([shapely.get_x(events.geometry.values), shapely.get_y(events.geometry.values)])
-    probe: dict[str, Any] = {}
-    auto = choose_cell(None, xy, geom, probe)
-    smallest = float(math.ceil(math.sqrt(geom.area / LISA_MAX_AUTO_CELLS)))
-    if auto >= smallest:
-        return auto, str(probe.get("cell_method"))
-    return smallest, (f"{probe.get('cell_method')}; raised from {auto:.0f} m to {smallest:.0f} m to keep the "
-                      f"permutation test within {LISA_MAX_AUTO_CELLS:,} cells")
+    if method == "kde":
+        minx, miny, maxx, maxy = area.bounds
+        return min(maxx - minx, maxy - miny) / 250.0, None
+    from geo_ibm.hotspots import default_cell_size
+
+    try:
+        auto, how = default_cell_size(_xy(events), area)
+    except GeoIbmError:
+        return None, None
+    if method == "lisa":
+        smallest = float(math.ceil(math.sqrt(area.area / LISA_MAX_AUTO_CELLS)))
+        if auto < smallest:
+            return smallest, (f"{how}; raised from {auto:.0f} m to {smallest:.0f} m to keep the permutation test "
+                              f"within {LISA_MAX_AUTO_CELLS:,} cells")
+    return auto, how
 
 
 def _jsonable(value: Any) -> Any:

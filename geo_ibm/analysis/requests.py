@@ -7,7 +7,7 @@ from typing import Any
 
 import geopandas as gpd
 
-from geo_ibm.analysis.budget import check_budget, check_event_count
+from geo_ibm.analysis.budget import check_budget, check_event_count, check_features
 from geo_ibm.analysis.methods import GRID_METHODS, METHODS, run_method, select_cells, study_area
 from geo_ibm.errors import GeoIbmError, Problem, ValidationError
 from geo_ibm.periods import iso_or_none
@@ -122,7 +122,9 @@ def hotspots(store: Any, query: HotspotQuery, *, cells: str = "all") -> gpd.GeoD
         Sizes over the cost limits (naming ``cell`` or ``band``), too many events for the
         method, or too few events for it.
     """
-    check_query(query)
+    area = check_query(query)
+    if cells == "all" and query.method in GRID_METHODS and query.cell is not None:
+        check_features(int(area.geometry.union_all().area / query.cell**2), parameter="cells")
     filters = query.store_filters()
     check_event_count(query.method, store.count(**filters))
     events = store.events(**filters, columns=list(ANALYSIS_COLUMNS))
@@ -135,6 +137,8 @@ def hotspots(store: Any, query: HotspotQuery, *, cells: str = "all") -> gpd.GeoD
         parameters["n_cells"] = int(len(result))
         parameters["cells"] = cells
         result = select_cells(result, method=query.method, cells=cells)
+    # An automatic cell is known only now; the method's work is bounded, the answer's size here.
+    check_features(len(result), parameter="cells" if query.method in GRID_METHODS else "method")
     parameters["n_features"] = int(len(result))
     result.attrs = {"parameters": parameters}
     return result
