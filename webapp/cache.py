@@ -99,11 +99,5 @@ def cached(store: Any, kind: str, key: Hashable, build: Callable[[], T]) -> T:
         Makes the answer when it is not cached.
     """
     cache: VersionedCache = current_app.extensions["geo_ibm_cache"]
-    return cache.get_or_build((kind, _TMP_version(store), key), build)
+    return cache.get_or_build((kind, store.version(), key), build)
 
-
-def _TMP_version(store):  # noqa: N802
-    if hasattr(store, "version"):
-        return store.version()
-    s = store.summary()
-    return (s["path"], s["events"], s["imports"], s["first_event"], s["last_event"])

@@ -1,0 +1,102 @@
+"""Hostile requests under a memory cap: every refusal comes before the work, every allowed size fits.
+
+Each request runs in its own process whose address space may grow by at most
+``GROWTH_MB`` beyond what the app needs once loaded (``resource.setrlimit``), on a store of
+20,000 demo events. A size over a cost limit must be refused with 400 naming the parameter
+(never a MemoryError, a 500 or a killed process), and the largest sizes the limits allow must
+still be answered within the cap, so a regression in either direction fails here, not on the
+server.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from webfixtures import Site, make_site
+
+N_EVENTS = 20_000
+GROWTH_MB = 1500
+
+CHILD = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    store, token, url, growth_mb = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    from webapp import create_app
+    import geo_ibm.analysis, geo_ibm.figures, sklearn.cluster  # everything a request may load
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "STORE_PATH": store})
+    client = app.test_client()
+    headers = {"Authorization": "Bearer " + token}
+    client.get("/api/layers", headers=headers)  # warm: layers and the store opened once
+    with open("/proc/self/status") as status:
+        size_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+    limit = (size_kb + growth_mb * 1024) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    start = time.perf_counter()
+    response = client.get(url, headers=headers)
+    body = response.get_data()
+    print(json.dumps({"status": response.status_code, "seconds": time.perf_counter() - start,
+                      "json": response.get_json(silent=True) if response.status_code != 200 else None,
+                      "bytes": len(body)}))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Site:
+    return make_site(tmp_path_factory.mktemp("hostile") / "store.gpkg", seed=3, n_events=N_EVENTS)
+
+
+def request_capped(site: Site, url: str, *, role: str = "viewer") -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(site.store.path), site.tokens[role], url, str(GROWTH_MB)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+REFUSED = [
+    # A 50 km DBSCAN eps put every pair of events in reach: 23 GB before the limits.
+    ("/api/hotspots?method=clusters&band=50000", "viewer", "band"),
+    # A band over an automatic cell: 241 million LISA neighbour pairs before the limits.
+    ("/api/hotspots?method=lisa&band=30522", "viewer", "band"),
+    # Within the cell and band limits, but 50,000 cells x 314 neighbours x 999 permutations.
+    ("/api/hotspots?method=lisa&cell=230&band=2300", "viewer", "band"),
+    ("/api/hotspots?method=gi&cell=50", "viewer", "cell"),
+    ("/api/hotspots?method=emerging&cell=100", "viewer", "cell"),
+    ("/api/hotspots?method=kde&cell=50&band=5000", "viewer", "band"),
+    ("/api/hotspots?method=gi&cell=100&cells=all", "viewer", "cells"),
+    ("/maps/hotspots?cell=200&band=5000", "viewer", "band"),
+    ("/reports/map.png?width_mm=600&dpi=600", "analyst", "dpi"),
+    ("/reports/map.png?map=hotspots&cell=200&band=5000", "analyst", "band"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("url", "role", "parameter"), REFUSED)
+def test_costly_requests_are_refused_at_once_naming_the_parameter(site, url, role, parameter):
+    answer = request_capped(site, url, role=role)
+    assert answer["status"] == 400, answer
+    assert answer["json"]["parameter"] == parameter
+    assert answer["seconds"] < 5
+
+
+ALLOWED = [
+    "/api/hotspots?method=gi&cell=100&band=2000&cells=nonzero",
+    "/api/hotspots?method=lisa",
+    "/api/hotspots?method=clusters&band=1500",
+    "/api/hotspots?method=emerging&cell=200&band=4000&cells=nonzero",
+    "/api/hotspots?method=kde&cell=50&band=1000",
+    "/maps/hotspots",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("url", ALLOWED)
+def test_the_largest_allowed_requests_fit_the_memory_cap(site, url):
+    answer = request_capped(site, url)
+    assert answer["status"] == 200, answer
+    assert answer["seconds"] < 60
