@@ -37,9 +37,9 @@ PASSWORD = "bench-password-1"
 
 def build_store(folder: Path, n: int, *, seed: int = 1) -> tuple[Path, float]:
     """A demo store of ``n`` events with an admin account ``bench``; returns (path, seconds)."""
+    from geo_ibm.accounts import add_user
     from geo_ibm.demo import generate_events
     from geo_ibm.store import open_store
-    from webapp.accounts import add_user
 
     start = time.perf_counter()
     path = folder / f"store-{n}.gpkg"
@@ -122,8 +122,8 @@ def api_load(base: str, token: str, path: str, *, clients: int, requests: int) -
 
 
 def run(sizes: list[int], *, clients: int, requests: int, browser: bool) -> None:
+    from geo_ibm.accounts import new_token
     from geo_ibm.store import open_store
-    from webapp.accounts import new_token
 
     folder = Path(tempfile.mkdtemp(prefix="bench-web-"))
     try:

@@ -12,8 +12,8 @@ from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 from webfixtures import PASSWORD, USERS, app, base_store, client, csrf_token, logged_in, login, store, store_path  # noqa: F401
 
-from geo_ibm import events, layers, maps, tables
-from webapp import accounts, i18n
+from geo_ibm import accounts, events, layers, maps, tables
+from webapp import i18n
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSLATIONS = ROOT / "webapp" / "translations"

@@ -18,9 +18,9 @@ from owslib.util import Authentication
 from pyproj import Transformer
 
 from geo_ibm import layers
+from geo_ibm.accounts import add_user, new_token
 from geo_ibm.demo import generate_events
 from geo_ibm.store import open_store
-from webapp.accounts import add_user, new_token
 
 PASSWORD = "correct-horse-battery"
 N_EVENTS = 240

@@ -337,7 +337,7 @@ def test_audit_page_lists_logins_and_exports(logged_in):
 
 
 def test_admin_manages_users(logged_in, store):
-    from webapp import accounts
+    from geo_ibm import accounts
 
     c = logged_in("ada")
     token = csrf_token(c, "/admin/users")

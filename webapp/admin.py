@@ -6,8 +6,8 @@ from typing import Any
 import pandas as pd
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
+from geo_ibm import accounts
 from geo_ibm.errors import Problem, ValidationError
-from webapp import accounts
 from webapp.auth import audit, get_store, require_role
 from webapp.i18n import gettext as _
 from webapp.params import check_known, parse_limit

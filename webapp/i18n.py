@@ -50,7 +50,7 @@ def N_(message: str) -> str:
 
 
 DATA_MESSAGES: tuple[str, ...] = (
-    # Roles (webapp.accounts.ROLES), shown through _(role).
+    # Roles (geo_ibm.accounts.ROLES), shown through _(role).
     N_("viewer"), N_("analyst"), N_("planner"), N_("admin"),
     # Event codes (geo_ibm.events): filter choices, map legends. Country codes stay as they are.
     N_("motorway"), N_("rest_area"), N_("border_crossing"), N_("train_station"), N_("bus_station"),
