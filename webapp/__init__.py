@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, render_template, request
+from flask import Flask, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -130,7 +130,16 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return _error_response(exc.code or 500, exc.description or exc.name)
+        from webapp.auth import is_api_request
+        from webapp.responses import json_error_for
+
+        if is_api_request():
+            return json_error_for(exc)  # keeps the error's headers (Allow of a 405)
+        response = make_response(_error_response(exc.code or 500, exc.description or exc.name))
+        for key, value in exc.get_headers():
+            if key.lower() != "content-type":
+                response.headers[key] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

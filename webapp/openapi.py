@@ -4,9 +4,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webapp.params import DEFAULT_LIMIT, MAX_LIMIT
+from webapp.params import DEFAULT_LIMIT, MAX_LIMIT, MAX_YEAR, MIN_YEAR
 
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
+
+_YEAR = "(19[0-9]{2}|2[01][0-9]{2})"
+_INSTANT = (_YEAR + r"-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+            r"([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?)?([Zz]|[+-](0[0-9]|1[0-4]):?[0-5][0-9])?")
+"""An RFC 3339 date or date-time as the API reads it. Days 29-31 are valid too, but a pattern
+cannot tell which months have them, so the document promises only days 1-28."""
+_DATETIME_PATTERN = f"^({_INSTANT}|{_INSTANT}/({_INSTANT}|\\.\\.)?|(\\.\\.)?/{_INSTANT})$"
+_DAY_OR_EMPTY = f"^({_INSTANT})?$"
+_QUARTER_PATTERN = f"^{_YEAR}-?[Qq][1-4]$"
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 _STANDARD_ERRORS = {
@@ -127,24 +136,29 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
     )
     offset = _query("offset", "features to skip (paging)", {"type": "integer", "minimum": 0, "default": 0})
     bbox = _query(
-        "bbox", "lon_min,lat_min,lon_max,lat_max in CRS84 (WGS 84 longitude/latitude)",
-        {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}, style="form", explode=False,
+        "bbox", "lon_min,lat_min,lon_max,lat_max in CRS84 (WGS 84 longitude/latitude), or six numbers with heights "
+        "(lon_min,lat_min,h_min,lon_max,lat_max,h_max); minimum <= maximum, latitudes within -90..90",
+        {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number", "minimum": -180, "maximum": 180}},
+        style="form", explode=False,
     )
     datetime = _query(
-        "datetime", "RFC 3339 instant or interval: 2025-01-31, 2025-01-01/2025-03-31, ../2025-01-01, 2025-01-01/..",
-        {"type": "string"}, style="form", explode=False,
+        "datetime", "RFC 3339 instant or interval: 2025-01-31, 2025-01-01/2025-03-31, ../2025-01-01, 2025-01-01/.. "
+        f"(years {MIN_YEAR}-{MAX_YEAR}; leave the parameter out for no time filter)",
+        {"type": "string", "minLength": 1, "pattern": _DATETIME_PATTERN}, style="form", explode=False,
     )
     fmt = _query("f", "output format; only json", {"type": "string", "enum": ["json"]})
     filters = {
-        "quarter": _query("quarter", "quarter, e.g. 2025-Q1", {"type": "string", "pattern": "^[0-9]{4}-?[Qq][1-4]$"}),
+        "quarter": _query("quarter", "quarter, e.g. 2025-Q1", {"type": "string", "pattern": _QUARTER_PATTERN}),
         "region": _query("region", "police region name", {"type": "string"}),
         "canton": _query("canton", "canton name", {"type": "string"}),
         "location_kind": _query("location_kind", "where the interception took place", {"type": "string"}),
         "entry_country": _query("entry_country", "neighbour the group came from", {"type": "string", "enum": ["BE", "FR", "DE", "unknown"]}),
         "transport_mode": _query("transport_mode", "means of transport", {"type": "string"}),
     }
-    date_from = _query("from", "first day (YYYY-MM-DD), included", {"type": "string", "format": "date"})
-    date_to = _query("to", "last day (YYYY-MM-DD), included", {"type": "string", "format": "date"})
+    date_from = _query("from", "first day (YYYY-MM-DD) or instant (RFC 3339), included; empty: no bound",
+                       {"type": "string", "pattern": _DAY_OR_EMPTY})
+    date_to = _query("to", "last day (YYYY-MM-DD) or instant (RFC 3339), included; empty: no bound",
+                     {"type": "string", "pattern": _DAY_OR_EMPTY})
     fc = {"$ref": "#/components/schemas/FeatureCollection"}
     feature = {"$ref": "#/components/schemas/Feature"}
 
