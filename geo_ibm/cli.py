@@ -336,6 +336,9 @@ def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
     from webapp import create_app
 
     os.environ["GEO_IBM_STORE"] = str(ctx.obj["store"])
+    # Links in API documents name the address clients use: the one served here unless a
+    # reverse proxy's public URL is configured.
+    os.environ.setdefault("GEO_IBM_PUBLIC_URL", f"http://{host}:{port}")
     app = create_app()
     click.echo(f"geo_ibm on http://{host}:{port}/ (store {ctx.obj['store']}); Ctrl+C stops", err=True)
     waitress_serve(app, host=host, port=port, threads=threads)

@@ -314,3 +314,17 @@ def test_small_store_gives_empty_hotspots_not_an_error(tmp_path):
     # The JSON API, where parameters are the caller's, says 400 instead.
     response = site.get("/api/hotspots", role="viewer")
     assert response.status_code == 400 and "too few" in response.get_json()["description"]
+
+
+def test_links_use_the_configured_public_url_not_the_host_header(site):
+    site.app.config["PUBLIC_URL"] = "https://geo-ibm.example.lu/"
+    try:
+        body = site.get("/ogc/collections", role="viewer", headers={"Host": "evil.example"}).get_json()
+        api = site.get("/ogc/api", role="viewer", headers={"Host": "evil.example"}).get_json()
+    finally:
+        site.app.config["PUBLIC_URL"] = "http://localhost"
+    hrefs = [link["href"] for link in body["links"]] + [link["href"] for c in body["collections"] for link in c["links"]]
+    own = [h for h in hrefs if "opendatacommons" not in h]
+    assert own and all(h.startswith("https://geo-ibm.example.lu/ogc/") for h in own)
+    assert api["servers"] == [{"url": "https://geo-ibm.example.lu"}]
+    assert not any("evil.example" in h for h in hrefs)

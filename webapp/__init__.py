@@ -59,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     max_mb = float(os.environ.get("GEO_IBM_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB)
     app.config.update(
         STORE_PATH=str(store_path()),
+        PUBLIC_URL=os.environ.get("GEO_IBM_PUBLIC_URL") or "http://localhost",
         TILE_URL=os.environ.get("GEO_IBM_TILE_URL") or None,
         TILE_ATTRIBUTION=os.environ.get("GEO_IBM_TILE_ATTRIBUTION") or None,
         MAX_CONTENT_LENGTH=int(max_mb * 1024 * 1024),

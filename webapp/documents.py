@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app
 
 from geo_ibm import maps
 from geo_ibm.analysis import HotspotQuery, hotspot_layers
@@ -14,6 +14,7 @@ from webapp.cache import cached
 from webapp.i18n import get_language
 from webapp.i18n import gettext as _
 from webapp.reference import layer_frame
+from webapp.responses import public_url
 
 MAP_KINDS: tuple[str, ...] = ("overview", "hotspots")
 
@@ -94,11 +95,19 @@ def _note(method: str, reason: str) -> str:
     return f"{_(METHOD_LABELS[method])}: {reason}"
 
 
+def public_origin() -> str:
+    """``scheme://host[:port]`` of the configured public URL (the map CSP's own origin)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(public_url())
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def map_headers(response: Response) -> Response:
     """A map document's own Content-Security-Policy (Folium's inline code, the tile server) and framing."""
     tiles_url, _attr = tiles()
     response.headers["Content-Security-Policy"] = map_csp(
-        self_origin=request.host_url.rstrip("/"), tile_origin=tile_origin(tiles_url)
+        self_origin=public_origin(), tile_origin=tile_origin(tiles_url)
     )
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     return response

@@ -34,7 +34,7 @@ from webapp.params import (
     single,
 )
 from webapp.reference import LAYERS, filter_choices, layer_frame
-from webapp.responses import GEOJSON, json_error_for, json_response
+from webapp.responses import GEOJSON, json_error_for, json_response, public_url
 
 ogc_bp = Blueprint("ogc", __name__)
 ogc_bp.register_error_handler(Exception, json_error_for)
@@ -150,7 +150,9 @@ def _check_format() -> None:
 
 
 def _url(endpoint: str, **values: Any) -> str:
-    return url_for(endpoint, _external=True, **values)
+    # The configured public address, never the request's Host header: a forged Host must not
+    # put its own links into documents clients follow (and caches keep).
+    return public_url() + url_for(endpoint, **values)
 
 
 def _link(href: str, rel: str, media_type: str, title: str | None = None) -> dict[str, str]:
@@ -272,7 +274,7 @@ def api_definition() -> Response:
     """The OpenAPI 3.0 document of the JSON API and this OGC API."""
     check_known(request.args, COMMON_PARAMS)
     _check_format()
-    doc = build_openapi(server_url=request.host_url.rstrip("/") + request.script_root, collections=COLLECTIONS,
+    doc = build_openapi(server_url=public_url() + request.script_root, collections=COLLECTIONS,
                         cookie_name=current_app.config["SESSION_COOKIE_NAME"])
     return json_response(doc, mimetype=OPENAPI_MEDIA_TYPE)
 

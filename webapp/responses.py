@@ -5,7 +5,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Response, json, request
+from flask import Response, current_app, json, request
 from werkzeug.exceptions import HTTPException
 
 from geo_ibm.errors import GeoIbmError
@@ -27,6 +27,11 @@ ERROR_CODES: dict[int, str] = {
 }
 """The ``code`` of a JSON error body per HTTP status (OGC API exception codes where they exist);
 other statuses use their reason phrase without spaces (``MethodNotAllowed``)."""
+
+
+def public_url() -> str:
+    """The app's public base URL (``PUBLIC_URL``, e.g. ``https://geo-ibm.police.lu``), no trailing slash."""
+    return str(current_app.config["PUBLIC_URL"]).rstrip("/")
 
 
 def json_response(body: Any, *, status: int = 200, mimetype: str = "application/json") -> Response:
