@@ -12,8 +12,6 @@ from webfixtures import PASSWORD, app, base_store, client, csrf_token, logged_in
 
 from geo_ibm import accounts
 from geo_ibm.errors import NotFoundError, ValidationError
-from geo_ibm.store import open_store
-from geo_ibm.throttle import LoginThrottle
 from webapp import create_app
 from webapp.auth import local_target
 
@@ -326,83 +324,7 @@ def test_close_sessions_and_set_password_end_every_session(store):
     assert accounts.session_user(store, other) is None
 
 
-# --------------------------------------------------------------------------- bounded throttle state
-
-
-@pytest.fixture
-def throttle_store(tmp_path):
-    """An empty store holding the throttle's failures."""
-    store = open_store(tmp_path / "throttle.gpkg")
-    store.init()
-    return store
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_throttle_checks_add_no_entries(throttle_store):
-    throttle = LoginThrottle(throttle_store, max_failures=3, window_s=60)
-    for i in range(2000):
-        assert throttle.retry_after(f"user{i}", "10.0.0.1") == 0
-    assert len(throttle) == 0
-
-
-def test_throttle_forgets_pairs_whose_failures_left_the_window(throttle_store):
-    clock = Clock()
-    throttle = LoginThrottle(throttle_store, max_failures=3, window_s=60, clock=clock)
-    for i in range(500):
-        throttle.failed(f"user{i}", "10.0.0.1")
-        clock.now += 0.01
-    assert len(throttle) == 500
-    clock.now = 1061.0  # the failures of the first second (about 100) are now out of the window
-    throttle.retry_after("someone", "10.0.0.2")
-    assert 395 <= len(throttle) <= 405
-    clock.now += 60.0
-    throttle.retry_after("someone", "10.0.0.2")
-    assert len(throttle) == 0
-
-
-def test_throttle_caps_the_number_of_pairs_and_keeps_recent_ones(throttle_store):
-    clock = Clock()
-    throttle = LoginThrottle(throttle_store, max_failures=2, window_s=900, max_keys=100, clock=clock)
-    throttle.failed("target", "10.0.0.1")
-    throttle.failed("target", "10.0.0.1")
-    for i in range(5000):
-        clock.now += 0.001
-        throttle.failed(f"flood{i}", "10.6.6.6")
-        assert len(throttle) <= 100
-    assert len(throttle) == 100
-    # The most recent pairs are the ones kept.
-    assert throttle.retry_after("flood4999", "10.6.6.6") == 0
-    throttle.failed("flood4999", "10.6.6.6")
-    assert throttle.retry_after("flood4999", "10.6.6.6") > 0
-
-
-def test_throttle_keeps_the_sliding_window_semantics(throttle_store):
-    clock = Clock()
-    throttle = LoginThrottle(throttle_store, max_failures=3, window_s=100, clock=clock)
-    for step in (0, 10, 20, 30, 40):  # more failures than the limit: only the last 3 matter
-        clock.now = 1000.0 + step
-        throttle.failed("Ana", "10.0.0.1")
-    assert throttle.retry_after("ana", "10.0.0.1") == 100 - 20 + 1  # the 3rd last (t=20) leaves at t=120
-    clock.now = 1000.0 + 119.5
-    assert throttle.retry_after("ANA", "10.0.0.1") == 1
-    clock.now = 1000.0 + 120.0
-    assert throttle.retry_after("ana", "10.0.0.1") == 0
-    assert throttle.retry_after("ana", "10.0.0.2") == 0
-    throttle.reset("ana", "10.0.0.1")
-    assert len(throttle) == 0
-
-
-@pytest.mark.parametrize("kwargs", [{"max_failures": 0}, {"max_keys": 0}, {"window_s": 0}])
-def test_throttle_refuses_bad_settings(throttle_store, kwargs):
-    with pytest.raises(ValueError, match="LoginThrottle needs"):
-        LoginThrottle(throttle_store, **kwargs)
+# --------------------------------------------------------------------------- throttle state in the store (policy: test_throttle)
 
 
 def test_login_flood_with_random_names_stays_bounded(store_path, tmp_path):

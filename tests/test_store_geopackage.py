@@ -255,7 +255,7 @@ def test_an_older_store_gets_the_new_tables_and_keeps_its_data(tmp_path):
     store = make_store(tmp_path)
     store.import_file(write_events(tmp_path / "e.csv", event_rows(20)), user="ana")
     with sqlite3.connect(store.path) as conn:  # the layout before accounts, throttle and version lived here
-        for table in ("web_users", "web_tokens", "web_sessions", "login_failures", "geo_ibm_meta"):
+        for table in ("web_users", "web_tokens", "web_sessions", "throttle_hits", "audit_tallies", "geo_ibm_meta"):
             conn.execute(f"DROP TABLE {table}")
     again = make_store(tmp_path)
     assert again.count() == 20
@@ -264,7 +264,7 @@ def test_an_older_store_gets_the_new_tables_and_keeps_its_data(tmp_path):
     assert again.version().startswith("gpkg-")
     with sqlite3.connect(store.path) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        assert {"web_users", "login_failures", "geo_ibm_meta", "events_lean"} <= names
+        assert {"web_users", "throttle_hits", "audit_tallies", "geo_ibm_meta", "events_lean"} <= names
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 

@@ -2,7 +2,8 @@
 
 A backend subclasses :class:`EventStore` and implements its abstract methods: a few queries
 (``_select_*``), one write transaction (:class:`WriteTransaction`), the audit, imports and
-ground-truth tables, and the storage primitives of web accounts and the login throttle.
+ground-truth tables, and the storage primitives of web accounts and of counters per key (the
+login throttle) with tallied audit records.
 Filter parsing (:mod:`geo_ibm.store.filters`), the import pipeline
 (:mod:`geo_ibm.store.imports`) and frame conversions (:mod:`geo_ibm.store.frames`) are
 written once for all backends; no caller sees a database connection.
@@ -41,6 +42,19 @@ class Account:
     created: datetime
     tokens: int = 0
     """Number of API tokens (filled by :meth:`EventStore.list_accounts`, else 0)."""
+
+
+HitKey = tuple[str, str]
+"""A counter's name as ``(space, key)``: the space groups the counters of one purpose (e.g.
+``"login-address"``) and bounds their number apart from the other spaces."""
+
+
+@dataclass(frozen=True)
+class Hits:
+    """A counter as stored: how many hits since it (re)started, and the time of the last one (epoch seconds)."""
+
+    count: int
+    last: float
 
 
 class WriteTransaction(ABC):
@@ -443,25 +457,47 @@ class EventStore(ABC):
     def delete_sessions(self, name: str) -> int:
         """Remove every session of ``name``; returns how many there were."""
 
-    # -- login throttle: storage primitives (the policy lives in geo_ibm.throttle) ----------
+    # -- counters and tallies: storage primitives (the login policy lives in geo_ibm.throttle) -
 
     @abstractmethod
-    def login_failures(self, key: str, *, since: float) -> list[float]:
-        """Times (epoch seconds) of the failures recorded for ``key`` after ``since``, oldest first."""
+    def hits(self, keys: Sequence[HitKey], *, since: float) -> dict[HitKey, Hits]:
+        """The counters of those ``keys`` whose last hit is after ``since`` (epoch seconds).
+
+        A key with no counter, or whose last hit is at or before ``since``, is absent from the
+        result. Reads only: nothing is added or removed.
+        """
 
     @abstractmethod
-    def login_failure_keys(self, *, since: float) -> int:
-        """Number of keys with a failure recorded after ``since``."""
+    def add_hits(self, keys: Sequence[HitKey], at: float, *, since: float, max_keys: int) -> dict[HitKey, Hits]:
+        """Count one hit at ``at`` for each of ``keys`` and return their counters, in one transaction.
+
+        A counter whose last hit is at or before ``since`` starts again at 1; ``last`` becomes
+        the later of its old value and ``at``. The same transaction keeps the state bounded, in
+        each space of ``keys`` apart: counters whose last hit is at or before ``since`` go,
+        and beyond ``max_keys`` counters those with the oldest last hit go.
+        """
 
     @abstractmethod
-    def add_login_failure(self, key: str, at: float, *, since: float, keep: int, max_keys: int) -> None:
-        """Record a failure of ``key`` at ``at``, in one transaction with the upkeep: failures
-        at or before ``since`` go, ``key`` keeps its newest ``keep``, and beyond ``max_keys``
-        keys those whose newest failure is oldest go."""
+    def clear_hits(self, keys: Sequence[HitKey]) -> None:
+        """Remove the counters of ``keys``."""
 
     @abstractmethod
-    def clear_login_failures(self, key: str) -> None:
-        """Forget every failure of ``key``."""
+    def hit_keys(self, space: str, *, since: float) -> int:
+        """Number of counters of ``space`` whose last hit is after ``since``."""
+
+    @abstractmethod
+    def audit_tally(self, action: str, *, user: str, key: str, detail: dict[str, Any], at: float,
+                    since: float) -> int:
+        """Count one more ``action`` of ``key`` in the audit trail; returns the count of its record.
+
+        The record tallied for (``action``, ``key``) is updated if it was opened after
+        ``since`` (epoch seconds): its detail's ``count`` grows by one and ``last`` becomes
+        the time now (ISO 8601 UTC). Otherwise a new audit record is appended (time now,
+        ``user``, ``action``, ``detail`` with ``count`` 1 and ``last``) and opened at ``at``
+        for the next tallies. Tallies opened at or before ``since`` are forgotten in the same
+        transaction (their records stay). Unlike :meth:`audit`, one record stands for many
+        events: repeated failures of a key cost one record per window, not one each.
+        """
 
     # -- backend primitives -----------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from geo_ibm import io
 from geo_ibm.errors import StoreError, ValidationError
 from geo_ibm.settings import LOCAL_TZ, WORKING_CRS, rtree_bulk_load
 from geo_ibm.store import frames, gpkg_accounts, gpkg_rtree, gpkg_schema
-from geo_ibm.store.base import Account, AssignRegions, EventStore, WriteTransaction
+from geo_ibm.store.base import Account, AssignRegions, EventStore, HitKey, Hits, WriteTransaction
 from geo_ibm.store.filters import BBox, EventFilter, Paging, box_clauses, paging_sql, parse_paging, where_sql
 from geo_ibm.store.gpkg_blobs import point_blobs
 from geo_ibm.store.imports import ImportRecord
@@ -423,23 +423,28 @@ class GeoPackageStore(EventStore):
         with self._write() as conn:
             return gpkg_accounts.delete_sessions(conn, name)
 
-    # -- login throttle ----------------------------------------------------------------------
+    # -- counters and audit tallies ---------------------------------------------------------
 
-    def login_failures(self, key: str, *, since: float) -> list[float]:
+    def hits(self, keys: Sequence[HitKey], *, since: float) -> dict[HitKey, Hits]:
         with self._read() as conn:
-            return gpkg_accounts.login_failures(conn, key, since)
+            return gpkg_accounts.hits(conn, keys, since)
 
-    def login_failure_keys(self, *, since: float) -> int:
+    def add_hits(self, keys: Sequence[HitKey], at: float, *, since: float, max_keys: int) -> dict[HitKey, Hits]:
+        with self._write() as conn:
+            return gpkg_accounts.add_hits(conn, keys, at, since=since, max_keys=max_keys)
+
+    def clear_hits(self, keys: Sequence[HitKey]) -> None:
+        with self._write() as conn:
+            gpkg_accounts.clear_hits(conn, keys)
+
+    def hit_keys(self, space: str, *, since: float) -> int:
         with self._read() as conn:
-            return gpkg_accounts.login_failure_keys(conn, since)
+            return gpkg_accounts.hit_keys(conn, space, since)
 
-    def add_login_failure(self, key: str, at: float, *, since: float, keep: int, max_keys: int) -> None:
+    def audit_tally(self, action: str, *, user: str, key: str, detail: dict[str, Any], at: float,
+                    since: float) -> int:
         with self._write() as conn:
-            gpkg_accounts.add_login_failure(conn, key, at, since=since, keep=keep, max_keys=max_keys)
-
-    def clear_login_failures(self, key: str) -> None:
-        with self._write() as conn:
-            gpkg_accounts.clear_login_failures(conn, key)
+            return gpkg_accounts.audit_tally(conn, action, user=user, key=key, detail=detail, at=at, since=since)
 
 
 class _Transaction(WriteTransaction):

@@ -1,14 +1,18 @@
-"""SQL of the web account, API token, login session and login throttle tables of the GeoPackage store.
+"""SQL of the web account, API token, login session, counter and audit tally tables of the GeoPackage store.
 
-Each function runs inside a transaction the store opens; times are kept as ISO 8601 UTC text
-to the second (``2025-07-14T06:30:00+00:00``), which sorts as it compares.
+Each function runs inside a transaction the store opens; account times are kept as ISO 8601 UTC
+text to the second (``2025-07-14T06:30:00+00:00``), which sorts as it compares; counter times
+as epoch seconds.
 """
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import Any
 
-from geo_ibm.store.base import Account
+from geo_ibm.store import frames
+from geo_ibm.store.base import Account, HitKey, Hits
 
 
 def _text(when: datetime) -> str:
@@ -110,34 +114,71 @@ def delete_sessions(conn: sqlite3.Connection, name: str) -> int:
     return int(conn.execute("DELETE FROM web_sessions WHERE name = ?", (name,)).rowcount)
 
 
-# --- login throttle -------------------------------------------------------------------------
+# --- counters and audit tallies --------------------------------------------------------------
 
 
-def login_failures(conn: sqlite3.Connection, key: str, since: float) -> list[float]:
-    rows = conn.execute("SELECT at FROM login_failures WHERE key = ? AND at > ? ORDER BY at", (key, since))
-    return [float(r[0]) for r in rows]
+def hits(conn: sqlite3.Connection, keys: Sequence[HitKey], since: float) -> dict[HitKey, Hits]:
+    found: dict[HitKey, Hits] = {}
+    for space, key in dict.fromkeys(keys):
+        row = conn.execute("SELECT count, last FROM throttle_hits WHERE space = ? AND key = ? AND last > ?",
+                           (space, key, since)).fetchone()
+        if row is not None:
+            found[(space, key)] = Hits(int(row[0]), float(row[1]))
+    return found
 
 
-def login_failure_keys(conn: sqlite3.Connection, since: float) -> int:
-    return int(conn.execute("SELECT count(DISTINCT key) FROM login_failures WHERE at > ?", (since,)).fetchone()[0])
+def add_hits(conn: sqlite3.Connection, keys: Sequence[HitKey], at: float, *, since: float,
+             max_keys: int) -> dict[HitKey, Hits]:
+    counted: dict[HitKey, Hits] = {}
+    for space, key in dict.fromkeys(keys):
+        count, last = conn.execute(
+            "INSERT INTO throttle_hits (space, key, count, last) VALUES (?, ?, 1, ?) "
+            "ON CONFLICT (space, key) DO UPDATE SET count = CASE WHEN last <= ? THEN 1 ELSE count + 1 END, "
+            "last = max(last, excluded.last) RETURNING count, last",
+            (space, key, at, since),
+        ).fetchone()
+        counted[(space, key)] = Hits(int(count), float(last))
+    for space in {space for space, _key in counted}:
+        conn.execute("DELETE FROM throttle_hits WHERE space = ? AND last <= ?", (space, since))
+        excess = int(conn.execute("SELECT count(*) FROM throttle_hits WHERE space = ?", (space,)).fetchone()[0]) - max_keys
+        if excess > 0:
+            conn.execute(
+                "DELETE FROM throttle_hits WHERE rowid IN "
+                "(SELECT rowid FROM throttle_hits WHERE space = ? ORDER BY last, rowid LIMIT ?)",
+                (space, excess),
+            )
+    return counted
 
 
-def add_login_failure(conn: sqlite3.Connection, key: str, at: float, *, since: float, keep: int, max_keys: int) -> None:
-    conn.execute("DELETE FROM login_failures WHERE at <= ?", (since,))
-    conn.execute("INSERT INTO login_failures (key, at) VALUES (?, ?)", (key, at))
-    conn.execute(
-        "DELETE FROM login_failures WHERE key = ? AND rowid NOT IN "
-        "(SELECT rowid FROM login_failures WHERE key = ? ORDER BY at DESC, rowid DESC LIMIT ?)",
-        (key, key, keep),
-    )
-    keys = int(conn.execute("SELECT count(DISTINCT key) FROM login_failures").fetchone()[0])
-    if keys > max_keys:
-        conn.execute(
-            "DELETE FROM login_failures WHERE key IN "
-            "(SELECT key FROM login_failures GROUP BY key ORDER BY max(at), max(rowid) LIMIT ?)",
-            (keys - max_keys,),
-        )
+def clear_hits(conn: sqlite3.Connection, keys: Sequence[HitKey]) -> None:
+    conn.executemany("DELETE FROM throttle_hits WHERE space = ? AND key = ?", list(keys))
 
 
-def clear_login_failures(conn: sqlite3.Connection, key: str) -> None:
-    conn.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+def hit_keys(conn: sqlite3.Connection, space: str, since: float) -> int:
+    return int(conn.execute("SELECT count(*) FROM throttle_hits WHERE space = ? AND last > ?",
+                            (space, since)).fetchone()[0])
+
+
+def _audit_now() -> str:
+    # The same text as the other audit records (hundredths of a second, "Z").
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-4] + "Z"
+
+
+def audit_tally(conn: sqlite3.Connection, action: str, *, user: str, key: str, detail: dict[str, Any], at: float,
+                since: float) -> int:
+    now = _audit_now()
+    conn.execute("DELETE FROM audit_tallies WHERE action = ? AND opened <= ?", (action, since))
+    row = conn.execute("SELECT audit_id FROM audit_tallies WHERE action = ? AND key = ?", (action, key)).fetchone()
+    if row is not None:
+        updated = conn.execute(
+            "UPDATE audit SET detail = json_set(detail, '$.count', coalesce(json_extract(detail, '$.count'), 0) + 1, "
+            "'$.last', ?) WHERE id = ? RETURNING json_extract(detail, '$.count')",
+            (now, row[0]),
+        ).fetchone()
+        if updated is not None:
+            return int(updated[0])
+    cur = conn.execute("INSERT INTO audit (at, user, action, detail) VALUES (?, ?, ?, ?)",
+                       (now, user, action, frames.audit_detail({**detail, "count": 1, "last": now})))
+    conn.execute("INSERT OR REPLACE INTO audit_tallies (action, key, audit_id, opened) VALUES (?, ?, ?, ?)",
+                 (action, key, cur.lastrowid, at))
+    return 1

@@ -10,7 +10,8 @@ File layout (a GeoPackage 1.3 that GDAL and QGIS open):
 - ``rtree_events_geom``: the GeoPackage R-tree spatial index (:mod:`~geo_ibm.store.gpkg_rtree`).
 - ``imports`` and ``audit``: attribute tables; ``ground_truth``: the demo layer, written by GDAL.
 - not registered as GeoPackage content, so GIS clients do not list them: the web accounts
-  (``web_users``, ``web_tokens``, ``web_sessions``), the login throttle (``login_failures``)
+  (``web_users``, ``web_tokens``, ``web_sessions``), the login throttle's counters
+  (``throttle_hits``), the audit tallies (``audit_tallies``)
   and ``geo_ibm_meta`` (the store's identity and the version counter).
 """
 from __future__ import annotations
@@ -95,21 +96,28 @@ CREATE TABLE IF NOT EXISTS web_tokens (
     token_sha256 TEXT PRIMARY KEY, name TEXT NOT NULL COLLATE NOCASE, created TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS web_sessions (
     sid_sha256 TEXT PRIMARY KEY, name TEXT NOT NULL COLLATE NOCASE, created TEXT NOT NULL, expires TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS login_failures (key TEXT NOT NULL, at DOUBLE NOT NULL);
-CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, at);
-CREATE INDEX IF NOT EXISTS login_failures_at ON login_failures (at);
+CREATE TABLE IF NOT EXISTS throttle_hits (
+    space TEXT NOT NULL, key TEXT NOT NULL, count INTEGER NOT NULL, last DOUBLE NOT NULL, PRIMARY KEY (space, key));
+CREATE INDEX IF NOT EXISTS throttle_hits_last ON throttle_hits (space, last);
+CREATE TABLE IF NOT EXISTS audit_tallies (
+    action TEXT NOT NULL, key TEXT NOT NULL, audit_id INTEGER NOT NULL, opened DOUBLE NOT NULL,
+    PRIMARY KEY (action, key));
+DROP TABLE IF EXISTS login_failures;
 CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 """Tables GIS clients need not see: sessions hold only hashes of their ids (the cookie carries
-the id), so deleting a row ends a session even for a copy of the cookie taken before."""
+the id), so deleting a row ends a session even for a copy of the cookie taken before.
+``throttle_hits`` holds counters per (space, key); ``audit_tallies`` points at the audit record
+that counts the current window of a tallied (action, key). The per-failure table of earlier
+releases (``login_failures``) goes."""
 
 REQUIRED = frozenset({
-    "events", "imports", "audit", gpkg_rtree.RTREE, "web_users", "web_tokens", "web_sessions", "login_failures",
-    META_TABLE,
+    "events", "imports", "audit", gpkg_rtree.RTREE, "web_users", "web_tokens", "web_sessions", "throttle_hits",
+    "audit_tallies", META_TABLE,
 })
 """Tables and indexes a current store has (besides the GeoPackage metadata tables)."""
 
-REQUIRED_INDEXES = frozenset({"events_lean", "login_failures_key", "login_failures_at"})
+REQUIRED_INDEXES = frozenset({"events_lean", "throttle_hits_last"})
 
 ORIGINAL = frozenset({"events", "imports", "audit", gpkg_rtree.RTREE})
 """What a store of the first layout had: such a file is upgraded in place."""
@@ -163,7 +171,7 @@ def create(conn: sqlite3.Connection) -> None:
 
 
 def upgrade(conn: sqlite3.Connection) -> None:
-    """Add what an older store lacks: the covering index, account, throttle and meta tables."""
+    """Add what an older store lacks: the covering index, account, throttle, tally and meta tables."""
     conn.execute(LEAN_INDEX)
     execute_script(conn, _UNLISTED)
     conn.execute(f"INSERT OR IGNORE INTO {META_TABLE} VALUES ('store_id', ?)", (uuid.uuid4().hex,))
