@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from pgserver import pg_server  # noqa: F401  (the PostGIS server of the session, started on first use)
 
 
 @pytest.fixture(autouse=True)

@@ -3,10 +3,12 @@
 Tests of the store interface take ``store_factory`` (or ``filled``), so they run against every
 backend in :data:`BACKENDS`; a new backend adds its name there and a branch in
 :func:`_make` and :func:`raw_rows`. Tests of the GeoPackage file format open the file
-directly instead.
+directly instead. PostGIS stores are new databases of the session's server (``pg_server`` in
+:mod:`pgserver`), started the first time a PostGIS store is made.
 """
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -16,13 +18,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from pgserver import new_database
 
 from geo_ibm.store import EventStore, GeoPackageStore
+from geo_ibm.store.postgis import PostGISStore
 
 OUTLINE = shapely.box(50_000, 57_000, 107_000, 139_000)
 HEADER = "event_id;observed_at;x;y;location_kind;persons;smugglers;transport_mode;entry_country;notes"
 
-BACKENDS = ["gpkg"]
+BACKENDS = ["gpkg", "postgis"]
 """Backends every interface test runs against."""
 
 
@@ -63,9 +67,13 @@ def write_events(path, rows: list[str]):
     return path
 
 
-def _make(backend: str, folder, name: str, options: dict[str, Any]) -> EventStore:
+def _make(backend: str, request, folder, name: str, options: dict[str, Any]) -> EventStore:
     if backend == "gpkg":
         return GeoPackageStore(folder / f"{name}.gpkg", **options)
+    if backend == "postgis":
+        store = PostGISStore(new_database(request.getfixturevalue("pg_server"), name), **options)
+        request.addfinalizer(store.close)  # no idle connections pile up over the session
+        return store
     raise ValueError(f"no test store for backend {backend!r}")
 
 
@@ -84,7 +92,7 @@ def store_factory(request, tmp_path) -> StoreFactory:
     def make(name: str = "s", **options: Any) -> EventStore:
         options.setdefault("outline", OUTLINE)
         options.setdefault("assign_regions", half_regions)
-        return _make(request.param, tmp_path, name, options)
+        return _make(request.param, request, tmp_path, name, options)
 
     make.backend = request.param  # type: ignore[attr-defined]
     return make
@@ -103,4 +111,9 @@ def raw_rows(store: EventStore, sql: str, params: tuple = ()) -> list[tuple]:
     if isinstance(store, GeoPackageStore):
         with sqlite3.connect(store.path) as conn:
             return conn.execute(sql, params).fetchall()
+    if isinstance(store, PostGISStore):
+        import psycopg
+
+        with psycopg.connect(store._conninfo) as conn:
+            return [tuple(r) for r in conn.execute(re.sub(r"\?", "%s", sql), params).fetchall()]
     raise NotImplementedError(f"raw_rows for {store!r}")

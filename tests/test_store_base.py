@@ -91,9 +91,9 @@ class _Recorder:
         self.options = options
 
 
-@pytest.mark.parametrize("url", ["postgresql://geo:s3cret@db.example/ibm", "postgres://db.example/ibm"])
+@pytest.mark.parametrize("url", ["mysql://geo:s3cret@db.example/ibm", "MySQL://db.example/ibm"])
 def test_open_store_refuses_a_backend_that_is_not_there(url, monkeypatch):
-    with pytest.raises(StoreError, match="'postgresql' store backend, which is not available") as caught:
+    with pytest.raises(StoreError, match="'mysql' store backend, which is not available") as caught:
         open_store(url)
     assert "s3cret" not in str(caught.value) and "db.example" not in str(caught.value)
     monkeypatch.setenv("GEO_IBM_STORE", url)

@@ -1,8 +1,8 @@
 """The event store: :func:`open_store` picks the backend for a location; the interface is :class:`EventStore`.
 
 A file path (``.gpkg``) opens the GeoPackage backend. A URL (``scheme://...``) opens the
-backend registered for its scheme in :data:`BACKENDS`; adding one (e.g. PostGIS for
-``postgresql://``) takes its module and one line there.
+backend registered for its scheme in :data:`BACKENDS`: ``postgresql://`` (or ``postgres://``)
+the PostGIS backend. :func:`copy_store` copies a store between backends.
 """
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ from geo_ibm.store.imports import ImportRecord, ImportReport
 
 __all__ = [
     "BACKENDS", "BUSY_TIMEOUT_MS", "COUNT_KEYS", "EVENT_FIELDS", "LEAN_COLUMNS", "SRS_ID", "Account", "AssignRegions",
-    "EventFilter", "EventStore", "GeoPackageStore", "ImportRecord", "ImportReport", "WriteTransaction",
-    "geometries_from_blobs", "open_store", "parse_filters", "point_blobs",
+    "CopyReport", "EventFilter", "EventStore", "GeoPackageStore", "ImportRecord", "ImportReport", "PostGISStore",
+    "WriteTransaction", "copy_store", "geometries_from_blobs", "open_store", "parse_filters", "point_blobs",
 ]
 
 BACKENDS: dict[str, str] = {
     "file": "geo_ibm.store.geopackage:GeoPackageStore",
+    "postgresql": "geo_ibm.store.postgis:PostGISStore",
 }
 """Backend of each location scheme as ``"module:class"``; ``file`` also serves plain paths.
 
@@ -37,6 +38,19 @@ URL text otherwise.
 """
 
 _SCHEME_ALIASES = {"postgres": "postgresql"}
+
+_LAZY = {
+    "PostGISStore": "geo_ibm.store.postgis",
+    "CopyReport": "geo_ibm.store.copy",
+    "copy_store": "geo_ibm.store.copy",
+}
+"""Names imported on first use: the PostgreSQL driver loads only for a PostGIS store."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _scheme(location: str | os.PathLike[str]) -> str:
