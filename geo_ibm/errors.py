@@ -39,18 +39,39 @@ class Problem:
         return f"{loc}: {self.reason}{val}" if loc else f"{self.reason}{val}"
 
 
-class ValidationError(GeoIbmError):
-    """Bad input. ``problems`` lists every problem found, so all can be fixed at once."""
+@dataclass(frozen=True)
+class ProblemCount:
+    """How many problems one column (``None``: the file) has for one reason, and how many are listed."""
 
-    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+    column: str | None
+    reason: str
+    count: int
+    listed: int
+
+
+class ValidationError(GeoIbmError):
+    """Bad input. ``problems`` lists the problems found, so all can be fixed at once.
+
+    A large input may list only the first problems of each column: ``counts`` then holds
+    every problem's count per column and reason, and :attr:`total` the count of all.
+    """
+
+    def __init__(self, message: str, problems: list[Problem] | None = None, *,
+                 counts: list[ProblemCount] | None = None) -> None:
         self.problems: list[Problem] = list(problems or [])
+        self.counts: list[ProblemCount] = list(counts or [])
         if self.problems:
             shown = "\n".join(f"  - {p}" for p in self.problems[:50])
-            more = len(self.problems) - 50
+            more = self.total - min(len(self.problems), 50)
             if more > 0:
                 shown += f"\n  ... and {more} more"
             message = f"{message}\n{shown}"
         super().__init__(message)
+
+    @property
+    def total(self) -> int:
+        """Number of problems found, listed or not."""
+        return max(sum(c.count for c in self.counts), len(self.problems))
 
 
 class CrsError(GeoIbmError):
@@ -67,3 +88,9 @@ class StoreError(GeoIbmError):
     """The store cannot do what was asked (conflicting event, missing store, locked file)."""
 
     http_status = 409
+
+
+class NotPermittedError(ValidationError):
+    """A result the reader's role may not see, whatever the parameters (e.g. single event positions)."""
+
+    http_status = 403
