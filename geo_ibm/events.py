@@ -42,10 +42,16 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from pyproj import Transformer
 
+from geo_ibm import cells
 from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.importlimits import FREE_TEXT_COLUMNS, ImportLimits
+from geo_ibm.io import ROW_ERRORS
+from geo_ibm.problems import ProblemLog
 from geo_ibm.settings import LOCAL_TZ, WORKING_CRS
 from geo_ibm.settings import margin_m as default_margin_m
 
@@ -105,6 +111,8 @@ GEOMETRY_ERROR_COLUMN = "_geometry_error"
 """Column a reader may add to say why a feature's geometry gave no x/y (e.g. not a point)."""
 
 _DMY_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y")
+_DMY_PATTERN = r"(?s)^(.[/.].|..[/.])"
+_AWARE_PATTERN = r"(?s)([Zz]$|^.{10}.*[+-])"
 _TO_2169 = None
 
 
@@ -115,50 +123,6 @@ def _transformer() -> Transformer:
     return _TO_2169
 
 
-def _text(values: pd.Series | np.ndarray) -> np.ndarray:
-    """Trimmed text as an object array; empty cells become ``None``.
-
-    Plain list comprehensions over object arrays: several times faster than pandas' string
-    methods when pyarrow is not installed.
-    """
-    arr = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
-    out = np.empty(len(arr), dtype=object)
-    out[:] = [(v.strip() or None) if v.__class__ is str else _cell_text(v) for v in arr]
-    return out
-
-
-def _cell_text(value: Any) -> str | None:
-    if _isna(value):
-        return None
-    return str(value).strip() or None
-
-
-def _blank(values: pd.Series, where: np.ndarray) -> np.ndarray:
-    """True where ``values`` is empty, looking only at the positions in ``where``."""
-    out = np.zeros(len(values), dtype=bool)
-    idx = np.flatnonzero(where)
-    if len(idx):
-        out[idx] = pd.isna(_text(values.to_numpy(dtype=object)[idx]))
-    return out
-
-
-def _number(values: pd.Series) -> np.ndarray:
-    """Numbers as float64; anything that is not a finite number becomes NaN."""
-    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        nums = np.array(values.to_numpy(dtype="float64", na_value=np.nan), dtype="float64")
-        nums[~np.isfinite(nums)] = np.nan
-        return nums
-    arr = values.to_numpy(dtype=object)
-    nums = pd.to_numeric(arr, errors="coerce").astype("float64")
-    retry = np.flatnonzero(np.isnan(nums) & ~pd.isna(arr))
-    if len(retry):
-        # Decimal commas are common in Luxembourg spreadsheets (49,61); accept them.
-        fixed = [str(v).strip().replace(",", ".") for v in arr[retry]]
-        nums[retry] = pd.to_numeric(np.array(fixed, dtype=object), errors="coerce")
-    nums[~np.isfinite(nums)] = np.nan  # 'inf' parses as a number but is no coordinate or count
-    return nums
-
-
 def _localize(naive: pd.Series) -> pd.Series:
     """Interpret naive timestamps as Europe/Luxembourg wall-clock time.
 
@@ -167,6 +131,41 @@ def _localize(naive: pd.Series) -> pd.Series:
     """
     ambiguous = np.ones(len(naive), dtype=bool)
     return naive.dt.tz_localize(LOCAL_TZ, ambiguous=ambiguous, nonexistent="shift_forward")
+
+
+def _naive_us(strings: pa.Array) -> np.ndarray:
+    """UTC microseconds of ISO 8601 local wall-clock texts (NaT where unreadable)."""
+    try:
+        # Arrow's ISO 8601 cast reads the usual shapes in one pass; any odd value sends the
+        # whole set through pandas, which decides what is readable.
+        parsed = pd.Series(pc.cast(strings, pa.timestamp("us")).to_numpy(zero_copy_only=False))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        parsed = pd.to_datetime(pd.Series(cells.objects(strings)), format="ISO8601", errors="coerce")
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):  # an offset the pattern missed
+            return _us(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
+    return _us(_localize(parsed.astype("datetime64[us]")).dt.tz_convert("UTC").dt.tz_localize(None))
+
+
+def _aware_us(strings: pa.Array) -> np.ndarray:
+    """UTC microseconds of ISO 8601 texts with a UTC offset or ``Z`` (NaT where unreadable)."""
+    try:
+        parsed = pd.Series(pc.cast(strings, pa.timestamp("us", tz="UTC")).to_numpy(zero_copy_only=False))
+        parsed = pd.to_datetime(parsed, utc=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        parsed = pd.to_datetime(pd.Series(cells.objects(strings)), format="ISO8601", utc=True, errors="coerce")
+    return _us(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
+
+
+def _day_first_us(strings: pa.Array) -> np.ndarray:
+    """UTC microseconds of ``dd/mm/yyyy [hh:mm[:ss]]`` (or ``.``) local texts (NaT where unreadable)."""
+    day_first = pd.Series([v.replace(".", "/") for v in cells.objects(strings)], dtype=object)
+    parsed = pd.Series(pd.NaT, index=day_first.index, dtype="datetime64[us]")
+    for fmt in _DMY_FORMATS:
+        todo = parsed.isna().to_numpy()
+        if not todo.any():
+            break
+        parsed[todo] = pd.to_datetime(day_first[todo], format=fmt, errors="coerce").astype("datetime64[us]")
+    return _us(_localize(parsed).dt.tz_convert("UTC").dt.tz_localize(None))
 
 
 def parse_timestamps(series: pd.Series) -> pd.Series:
@@ -180,39 +179,21 @@ def parse_timestamps(series: pd.Series) -> pd.Series:
         return series.dt.tz_convert(LOCAL_TZ)
     if pd.api.types.is_datetime64_dtype(series.dtype):
         return _localize(series.astype("datetime64[us]"))
-    arr = series.to_numpy(dtype=object)
-    if len(arr) and not isinstance(arr[0], str):
-        arr = np.array([v.isoformat() if hasattr(v, "isoformat") else v for v in arr], dtype=object)
-    text = _text(arr)
+    if series.dtype == object and len(series) and not isinstance(series.iloc[0], str):
+        series = pd.Series([v.isoformat() if hasattr(v, "isoformat") else v for v in series], dtype=object)
+    text = cells.text(series)
     # Microseconds since the epoch: unlike nanoseconds they hold any year a typo may produce.
-    utc_us = np.full(len(arr), np.iinfo(np.int64).min, dtype=np.int64)  # NaT
-    present = np.flatnonzero(text != None)  # noqa: E711 - elementwise comparison
+    utc_us = np.full(len(text), np.iinfo(np.int64).min, dtype=np.int64)  # NaT
+    present = np.flatnonzero(~cells.blank(text))
     if len(present):
-        strings = text[present]
-        dmy = np.array([len(v) > 2 and (v[1] in "/." or v[2] in "/.") for v in strings], dtype=bool)
+        strings = text.take(pa.array(present))
+        dmy = cells.matches(strings, _DMY_PATTERN)
         # A date part has '-' at fixed places only; a sign or Z after it is a UTC offset.
-        aware = np.array([v[-1] in "Zz" or "+" in v[10:] or "-" in v[10:] for v in strings], dtype=bool) & ~dmy
+        aware = cells.matches(strings, _AWARE_PATTERN) & ~dmy
         naive = ~aware & ~dmy
-        if aware.any():
-            parsed = pd.to_datetime(pd.Series(strings[aware]), format="ISO8601", utc=True, errors="coerce")
-            utc_us[present[aware]] = _us(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
-        if naive.any():
-            parsed = pd.to_datetime(pd.Series(strings[naive]), format="ISO8601", errors="coerce")
-            if isinstance(parsed.dtype, pd.DatetimeTZDtype):  # an offset the test above missed
-                parsed = parsed.dt.tz_convert(LOCAL_TZ)
-            else:
-                parsed = _localize(parsed.astype("datetime64[us]"))
-            utc_us[present[naive]] = _us(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
-        if dmy.any():
-            day_first = pd.Series([v.replace(".", "/") for v in strings[dmy]], dtype=object)
-            parsed = pd.Series(pd.NaT, index=day_first.index, dtype="datetime64[us]")
-            for fmt in _DMY_FORMATS:
-                todo = parsed.isna().to_numpy()
-                if not todo.any():
-                    break
-                parsed[todo] = pd.to_datetime(day_first[todo], format=fmt, errors="coerce").astype("datetime64[us]")
-            local = _localize(parsed)
-            utc_us[present[dmy]] = _us(local.dt.tz_convert("UTC").dt.tz_localize(None))
+        for mask, parse in ((aware, _aware_us), (naive, _naive_us), (dmy, _day_first_us)):
+            if mask.any():
+                utc_us[present[mask]] = parse(strings.filter(pa.array(mask)))
     stamps = pd.DatetimeIndex(utc_us.view("datetime64[us]")).tz_localize("UTC").tz_convert(LOCAL_TZ)
     return pd.Series(stamps, index=index)
 
@@ -245,30 +226,24 @@ def canonical_columns(columns: Iterable[Any]) -> tuple[dict[str, str], list[Prob
     return mapping, problems
 
 
+def event_ids(frame: pd.DataFrame) -> list[str | None] | None:
+    """The ``event_id`` of each row as :func:`validate_events` reads it (trimmed text, ``None`` when
+    empty), or ``None`` when ``frame`` has no event_id column."""
+    mapping, _ = canonical_columns(frame.columns)
+    for original, canon in mapping.items():
+        if canon == "event_id":
+            return cells.objects(cells.text(_integral_as_int_text(frame[original]))).tolist()
+    return None
+
+
 def _row_numbers(frame: pd.DataFrame) -> np.ndarray:
     if frame.index.name == "row" and pd.api.types.is_integer_dtype(frame.index.dtype):
         return frame.index.to_numpy(dtype=np.int64)
     return np.arange(1, len(frame) + 1, dtype=np.int64)
 
 
-def _problems(
-    mask: np.ndarray, rows: np.ndarray, raw: pd.Series | None, *, file: str, column: str, reason: str
-) -> list[Problem]:
-    idx = np.flatnonzero(mask)
-    if not len(idx):
-        return []
-    values = raw.to_numpy(dtype=object)[idx] if raw is not None else [None] * len(idx)
-    return [
-        Problem(reason, file=file, row=int(r), column=column, value=None if _isna(v) else v)
-        for r, v in zip(rows[idx].tolist(), values)
-    ]
-
-
-def _isna(value: Any) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
+STORED_TEXT_COLUMNS: tuple[str, ...] = ("event_id", "operation_id", "source_unit", "notes")
+"""Text columns stored as given (trimmed): their length and characters are checked."""
 
 
 def validate_events(
@@ -278,8 +253,10 @@ def validate_events(
     outline: Any = None,
     margin_m: float | None = None,
     now: pd.Timestamp | None = None,
+    limits: ImportLimits | None = None,
+    log: ProblemLog | None = None,
 ) -> tuple[gpd.GeoDataFrame, list[Problem]]:
-    """Check an event table against the schema and return the valid rows and every problem.
+    """Check an event table against the schema and return the valid rows and the problems found.
 
     Parameters
     ----------
@@ -296,6 +273,13 @@ def validate_events(
         Accepted distance outside the outline in metres (default ``settings.margin_m()``).
     now
         Reference time for the "not in the future" rule (default: the current time).
+    limits
+        Field lengths (default :class:`~geo_ibm.importlimits.ImportLimits`): ``event_id``,
+        ``operation_id``, ``source_unit`` and ``notes`` longer than their limit, or holding a
+        control character (``notes`` may hold tab, line feed, carriage return), are refused.
+    log
+        Where problems are recorded (default: a new :class:`~geo_ibm.problems.ProblemLog`);
+        pass one to read every count and every bad row, not only the listed problems.
 
     Returns
     -------
@@ -306,14 +290,19 @@ def validate_events(
         ``smugglers`` (int64), ``transport_mode``, ``entry_country``, ``operation_id``,
         ``source_unit``, ``notes`` (str or None), ``geometry`` (Point).
     problems
-        Every problem found, each naming file, row, column, value and reason. A file-level
-        problem (missing columns) has ``row=None``.
+        The listed problems (the first of each column, see :mod:`geo_ibm.problems`), each
+        naming file, row, column, value and reason. A file-level problem (missing columns)
+        has ``row=None``.
     """
+    limits = ImportLimits() if limits is None else limits
+    log = ProblemLog(per_column=limits.problems_per_column, listed=limits.problems_listed) if log is None else log
+    row_errors: dict[int, str] = dict(frame.attrs.get(ROW_ERRORS) or {})
     frame = _with_xy_from_geometry(frame)
     rows = _row_numbers(frame)
     n = len(frame)
-    mapping, problems = canonical_columns(frame.columns)
-    problems = [Problem(p.reason, file=file, column=p.column) for p in problems]
+    mapping, collisions = canonical_columns(frame.columns)
+    for p in collisions:
+        log.add(Problem(p.reason, file=file, column=p.column))
     data = {mapping[str(c)]: frame[c].reset_index(drop=True) for c in frame.columns if str(c) in mapping}
 
     has_latlon = "lat" in data and "lon" in data
@@ -323,48 +312,80 @@ def validate_events(
         missing.append("lat and lon (or x and y)")
     if missing:
         found = ", ".join(repr(str(c)) for c in frame.columns if str(c) != GEOMETRY_ERROR_COLUMN) or "none"
-        problems.append(
-            Problem(f"missing required column(s): {', '.join(missing)}; columns found: {found}", file=file)
-        )
+        log.add(Problem(f"missing required column(s): {', '.join(missing)}; columns found: {found}", file=file))
 
     bad = np.zeros(n, dtype=bool)
 
-    def flag(mask: np.ndarray, column: str, reason: str, raw: pd.Series | None) -> None:
+    def flag(mask: np.ndarray, column: str | None, reason: str, raw: pd.Series | None,
+             reasons: Any = None) -> None:
         nonlocal bad
         mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
         bad |= mask
-        problems.extend(_problems(mask, rows, raw, file=file, column=column, reason=reason))
+        values = None if raw is None else (lambda pos: raw.iloc[pos].tolist())
+        log.add_mask(mask, rows, file=file, column=column, reason=reason, values=values, reasons=reasons)
+
+    if row_errors:
+        where = {int(r): k for k, r in enumerate(rows.tolist()) if int(r) in row_errors}
+        for reason in sorted(set(row_errors.values())):
+            mask = np.zeros(n, dtype=bool)
+            mask[[k for r, k in where.items() if row_errors[r] == reason]] = True
+            flag(mask, None, reason, None)
 
     out: dict[str, Any] = {}
-    texts: dict[str, np.ndarray] = {}
+    texts: dict[str, pa.Array] = {}
 
-    def text(column: str) -> np.ndarray:
+    def text(column: str) -> pa.Array:
         if column not in texts:
-            texts[column] = _text(data[column])
+            texts[column] = cells.text(data[column])
         return texts[column]
+
+    for column in STORED_TEXT_COLUMNS:
+        if column not in data:
+            continue
+        values = cells.text(_integral_as_int_text(data[column])) if column == "event_id" else text(column)
+        texts[column] = values
+        chars = limits.chars(column)
+        flag(cells.longer_than(values, chars), column, f"{column} is longer than {chars:,} characters", data[column])
+        pattern = cells.FREE_TEXT_CONTROL_PATTERN if column in FREE_TEXT_COLUMNS else cells.CONTROL_PATTERN
+        allowed = " (tab and line breaks are allowed)" if column in FREE_TEXT_COLUMNS else ""
+        flag(cells.matches(values, pattern), column, f"{column} holds a control character{allowed}", data[column])
 
     if "event_id" in data:
         raw = data["event_id"]
-        ids = _text(_integral_as_int_text(raw))
-        miss = pd.isna(ids)
+        ids = texts["event_id"]
+        miss = cells.blank(ids)
         flag(miss, "event_id", "event_id is missing", raw)
-        dup = pd.Series(ids).duplicated(keep=False).to_numpy() & ~miss
+        codes, _ = pd.factorize(pd.Series(pd.arrays.ArrowStringArray(ids)), use_na_sentinel=True)
+        counts = np.bincount(codes[codes >= 0], minlength=1)
+        dup = (codes >= 0) & (counts[np.maximum(codes, 0)] > 1)
+
+        def duplicate_reasons(positions: np.ndarray) -> list[str]:
+            texts_out = []
+            for k in positions.tolist():
+                where = rows[codes == codes[k]]
+                listed = ", ".join(str(r) for r in where[:10].tolist()) + (" ..." if len(where) > 10 else "")
+                texts_out.append(f"duplicate event_id (rows {listed})")
+            return texts_out
+
+        def id_values(positions: np.ndarray) -> list[Any]:
+            return cells.objects(ids.take(pa.array(positions))).tolist()
+
         if dup.any():
-            rows_of = pd.Series(rows[dup]).groupby(ids[dup]).agg(list)
-            for value, where in rows_of.items():
-                listed = ", ".join(str(r) for r in where[:10]) + (" ..." if len(where) > 10 else "")
-                for r in where:
-                    problems.append(
-                        Problem(f"duplicate event_id (rows {listed})", file=file, row=int(r), column="event_id", value=value)
-                    )
             bad |= dup
+            log.add_mask(dup, rows, file=file, column="event_id", reason="duplicate event_id", values=id_values,
+                         reasons=duplicate_reasons)
         out["event_id"] = ids
 
     if "observed_at" in data:
         raw = data["observed_at"]
         stamps = parse_timestamps(raw)
         unparsed = stamps.isna().to_numpy()
-        absent = _blank(raw, unparsed)
+        absent = np.zeros(n, dtype=bool)
+        idx = np.flatnonzero(unparsed)
+        if len(idx):
+            absent[idx] = cells.blank(cells.text(raw.iloc[idx]))
         flag(absent, "observed_at", "observed_at is missing", raw)
         flag(
             unparsed & ~absent,
@@ -386,38 +407,46 @@ def validate_events(
     located = np.zeros(n, dtype=bool)
     loc_bad = np.zeros(n, dtype=bool)
     if GEOMETRY_ERROR_COLUMN in data:
-        geo_err = text(GEOMETRY_ERROR_COLUMN)
-        has_err = ~pd.isna(geo_err)
-        for i in np.flatnonzero(has_err):
-            problems.append(Problem(str(geo_err[i]), file=file, row=int(rows[i]), column="geometry"))
-        bad |= has_err
+        geo_err = cells.objects(text(GEOMETRY_ERROR_COLUMN))
+        has_err = pd.notna(geo_err)
+        for reason in sorted({str(v) for v in geo_err[has_err]}):
+            flag(has_err & (geo_err == reason), "geometry", reason, None)
         loc_bad |= has_err
+
+    def given(column: str, nums: np.ndarray) -> np.ndarray:
+        """Where a coordinate cell holds something (a number, or text that is not one)."""
+        out_mask = ~np.isnan(nums)
+        idx = np.flatnonzero(~out_mask)
+        if len(idx):
+            out_mask[idx] = ~cells.blank(cells.text(data[column].iloc[idx]))
+        return out_mask
+
     if has_xy:
-        xs, ys = _number(data["x"]), _number(data["y"])
-        x_given, y_given = ~_blank(data["x"], np.isnan(xs)), ~_blank(data["y"], np.isnan(ys))
+        xs, ys = cells.numbers(data["x"]), cells.numbers(data["y"])
+        x_given, y_given = given("x", xs), given("y", ys)
         use = x_given | y_given
-        for col, vals, given in (("x", xs, x_given), ("y", ys, y_given)):
+        for col, vals, has in (("x", xs, x_given), ("y", ys, y_given)):
             nan = np.isnan(vals)
             other = "y" if col == "x" else "x"
-            flag(use & given & nan, col, f"{col} is not a number (EPSG:2169 metres)", data[col])
-            flag(use & ~given, col, f"{col} is missing while {other} is given", data[col])
-            loc_bad |= use & (nan | ~given)
+            flag(use & has & nan, col, f"{col} is not a number (EPSG:2169 metres)", data[col])
+            flag(use & ~has, col, f"{col} is missing while {other} is given", data[col])
+            loc_bad |= use & (nan | ~has)
         ok = use & ~loc_bad
         x[ok], y[ok] = xs[ok], ys[ok]
         located |= use
     if has_latlon:
-        lats, lons = _number(data["lat"]), _number(data["lon"])
-        lat_given, lon_given = ~_blank(data["lat"], np.isnan(lats)), ~_blank(data["lon"], np.isnan(lons))
+        lats, lons = cells.numbers(data["lat"]), cells.numbers(data["lon"])
+        lat_given, lon_given = given("lat", lats), given("lon", lons)
         use = (lat_given | lon_given) & ~located
-        for col, arr, given, limit in (("lat", lats, lat_given, 90.0), ("lon", lons, lon_given, 180.0)):
+        for col, arr, has, limit in (("lat", lats, lat_given, 90.0), ("lon", lons, lon_given, 180.0)):
             nan = np.isnan(arr)
             other = "lon" if col == "lat" else "lat"
-            flag(use & given & nan, col, f"{col} is not a number (WGS84 degrees)", data[col])
-            flag(use & ~given, col, f"{col} is missing while {other} is given", data[col])
+            flag(use & has & nan, col, f"{col} is not a number (WGS84 degrees)", data[col])
+            flag(use & ~has, col, f"{col} is missing while {other} is given", data[col])
             with np.errstate(invalid="ignore"):
-                out_of_range = use & given & ~nan & (np.abs(arr) > limit)
+                out_of_range = use & has & ~nan & (np.abs(arr) > limit)
             flag(out_of_range, col, f"{col} is out of range [-{limit:g}, {limit:g}]", data[col])
-            loc_bad |= use & (nan | ~given | out_of_range)
+            loc_bad |= use & (nan | ~has | out_of_range)
         ok = use & ~loc_bad
         if ok.any():
             x[ok], y[ok] = _transformer().transform(lons[ok], lats[ok])
@@ -444,20 +473,20 @@ def validate_events(
         if column not in data:
             continue
         raw = data[column]
-        codes, miss = _match_codes(raw, allowed)
+        codes_out, miss = _match_codes(text(column), allowed)
         flag(miss, column, f"{column} is missing (allowed: {', '.join(allowed)})", raw)
-        flag(pd.isna(codes) & ~miss, column, f"unknown {column} (allowed: {', '.join(allowed)})", raw)
-        out[column] = codes
+        flag(pd.isna(codes_out) & ~miss, column, f"unknown {column} (allowed: {', '.join(allowed)})", raw)
+        out[column] = codes_out
 
     for column, minimum in (("persons", 1), ("smugglers", 0)):
         if column not in data:
             continue
         raw = data[column]
-        nums = _number(raw)
+        nums = cells.numbers(raw)
         nan = np.isnan(nums)
-        given = ~_blank(raw, nan)
-        flag(~given, column, f"{column} is missing", raw)
-        flag(given & nan, column, f"{column} is not a number", raw)
+        has = given(column, nums)
+        flag(~has, column, f"{column} is missing", raw)
+        flag(has & nan, column, f"{column} is not a number", raw)
         with np.errstate(invalid="ignore"):
             fractional = ~nan & (np.floor(nums) != nums)
             too_small = ~nan & ~fractional & (nums < minimum)
@@ -468,44 +497,56 @@ def validate_events(
         out[column] = np.where(nan | fractional | too_large, 0, nums).astype(np.int64)
 
     for column in OPTIONAL_COLUMNS:
-        out[column] = text(column) if column in data else np.full(n, None, dtype=object)
+        if column in data:
+            out[column] = texts[column]
 
     if missing:
         # Without the required columns no row can be judged valid.
         bad[:] = True
-    keep = ~bad
+    return _valid_frame(out, ~bad, rows, x, y), log.problems
+
+
+def _valid_frame(out: dict[str, Any], keep: np.ndarray, rows: np.ndarray, x: np.ndarray,
+                 y: np.ndarray) -> gpd.GeoDataFrame:
+    """The kept rows as the GeoDataFrame :func:`validate_events` documents."""
     index = pd.Index(rows[keep], name="row")
+    taken = pa.array(keep)
     columns: dict[str, Any] = {}
     for c in EVENT_COLUMNS[:-1]:
-        if c not in out:
+        value = out.get(c)
+        if value is None:
             columns[c] = pd.Series(np.full(int(keep.sum()), None, dtype=object), index=index, dtype=object)
         elif c == "observed_at":
-            columns[c] = pd.Series(out[c].array[keep], index=index)
+            columns[c] = pd.Series(value.array[keep], index=index)
         elif c in ("persons", "smugglers"):
-            columns[c] = pd.Series(out[c][keep], index=index, dtype=np.int64)
+            columns[c] = pd.Series(value[keep], index=index, dtype=np.int64)
+        elif isinstance(value, pa.Array):
+            columns[c] = pd.Series(cells.objects(value.filter(taken)), index=index, dtype=object)
         else:
-            columns[c] = pd.Series(out[c][keep], index=index, dtype=object)
+            columns[c] = pd.Series(value[keep], index=index, dtype=object)
     valid = gpd.GeoDataFrame(
         pd.DataFrame(columns, index=index),
         geometry=gpd.points_from_xy(x[keep], y[keep]),
         crs=WORKING_CRS,
     )
     valid.index = index
-    problems.sort(key=lambda p: (p.row is not None, p.row or 0))
-    return valid, problems
+    return valid
 
 
-def _match_codes(raw: pd.Series, allowed: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _match_codes(text: pa.Array, allowed: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Codes in their canonical spelling (``None`` where unknown or empty) and the empty mask.
 
-    Works on the few distinct values, so a million rows cost one factorize.
+    Works on the few distinct values, so a million rows cost one dictionary encoding.
     """
     lookup = {a.lower(): a for a in allowed}
-    codes, uniques = pd.factorize(raw.to_numpy(dtype=object), use_na_sentinel=True)
-    unique_text = _text(np.asarray(uniques, dtype=object))
-    mapped = np.array([None if t is None else lookup.get(t.lower()) for t in unique_text] + [None], dtype=object)
-    blank = np.array([t is None for t in unique_text] + [True], dtype=bool)
-    return mapped[codes], blank[codes]  # the NA sentinel -1 picks the trailing entry
+    encoded = pc.dictionary_encode(text, null_encoding="encode")
+    uniques = encoded.dictionary.to_pylist()
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    mapped = np.array([None if t is None else lookup.get(t.lower()) for t in uniques], dtype=object)
+    blank = np.array([t is None for t in uniques], dtype=bool)
+    if not len(uniques):
+        return np.full(len(codes), None, dtype=object), np.ones(len(codes), dtype=bool)
+    return mapped[codes], blank[codes]
 
 
 def _location_text(

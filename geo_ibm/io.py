@@ -5,8 +5,8 @@ import datetime
 import hashlib
 import io
 import json
-import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from geo_ibm.errors import CrsError, Problem, ValidationError
+from geo_ibm.importlimits import ImportLimits, import_limits
 from geo_ibm.settings import LOCAL_TZ, WEB_CRS, WORKING_CRS
 
 PathLike = str | os.PathLike[str]
@@ -124,14 +125,21 @@ def write_vector(
 
 EVENT_TABLE_SUFFIXES = (".csv", ".txt", ".xlsx", ".geojson", ".json", ".gpkg")
 
+ROW_ERRORS = "row_errors"
+"""Key of ``DataFrame.attrs`` where the CSV reader puts ``{row: reason}`` for the records it could not
+split into the header's columns (they come with empty cells)."""
 
-def read_event_table(path: PathLike, *, layer: str | None = None) -> pd.DataFrame:
+
+def read_event_table(path: PathLike, *, layer: str | None = None, limits: ImportLimits | None = None,
+                     columns: Iterable[str] | None = None) -> pd.DataFrame:
     """Read an interception event file as text cells, keeping each row's number as the user sees it.
 
     Formats, chosen by file suffix:
 
-    - CSV (``.csv``/``.txt``): UTF-8 with or without BOM, else Latin-1; ``,`` or ``;``
-      delimiter, sniffed from the header line. Every cell is read as text.
+    - CSV (``.csv``/``.txt``): UTF-8 with or without BOM, else Latin-1 (a UTF-16 or UTF-32
+      file is refused by name); ``,`` or ``;`` delimiter, sniffed from the header line. Every
+      cell is read as text. A record with fewer cells than the header is padded with empty
+      ones; one with more comes with empty cells and a reason in ``frame.attrs["row_errors"]``.
     - XLSX (``.xlsx``): the sheet named ``events`` if there is one, else the first sheet;
       the first non-empty row is the header. Date cells become ISO 8601 text, whole numbers
       lose their ``.0``.
@@ -139,42 +147,57 @@ def read_event_table(path: PathLike, *, layer: str | None = None) -> pd.DataFram
       becomes ``x``/``y`` columns in EPSG:2169. A feature without a point geometry gets
       ``x``/``y`` missing and a reason in the ``_geometry_error`` column.
 
-    Row numbers (the index, named ``row``): for CSV and XLSX the spreadsheet line number,
-    header = line 1, so the first data row is row 2 (a CSV cell with a line break inside
-    quotes shifts later numbers); blank lines keep their number and are dropped. For GeoJSON
-    and GeoPackage the 1-based feature number.
+    CSV and XLSX cells come as pandas' pyarrow-backed string dtype (never missing; an empty
+    cell is ``""``).
+
+    Row numbers (the index, named ``row``): for CSV and XLSX the spreadsheet row number,
+    header = row 1, so the first data row is row 2 (a CSV record with a line break inside
+    quotes is one row, as in a spreadsheet); blank rows keep their number and are dropped.
+    For GeoJSON and GeoPackage the 1-based feature number.
+
+    Parameters
+    ----------
+    limits
+        File size, columns, rows and record size accepted (default
+        :func:`geo_ibm.importlimits.import_limits`); each is checked before the data that
+        would exceed it is held in memory.
+    columns
+        Keep only the columns with these names (trimmed, any letter case); a CSV file's other
+        columns are not even converted. Rows blank in these columns are dropped.
 
     Raises
     ------
     ValidationError
-        If the file is missing, has an unsupported suffix, or cannot be parsed at all.
+        If the file is missing, too large, has an unsupported suffix, too many columns or
+        rows, or cannot be parsed at all.
     """
+    limits = import_limits() if limits is None else limits
     path = Path(path)
     if not path.is_file():
         raise ValidationError(f"{path}: file not found")
     suffix = path.suffix.lower()
-    if suffix in {".csv", ".txt"}:
-        frame = _read_event_csv(path)
-    elif suffix == ".xlsx":
-        frame = _read_event_xlsx(path)
-    elif suffix in {".geojson", ".json", ".gpkg"}:
-        frame = _read_event_vector(path, layer=layer)
-    else:
+    if suffix not in EVENT_TABLE_SUFFIXES:
         raise ValidationError(
             f"{path}: unsupported event file type {suffix!r}; use one of {', '.join(EVENT_TABLE_SUFFIXES)}"
         )
-    return frame
+    size = path.stat().st_size
+    if size > limits.file_bytes:
+        raise ValidationError(f"{path.name}: the file has {_mib(size)}, more than the {_mib(limits.file_bytes)} "
+                              "accepted; split it", [Problem("file too large", file=path.name, value=size)])
+    wanted = None if columns is None else {str(c).strip().lower() for c in columns}
+    if suffix in {".csv", ".txt"}:
+        return _read_event_csv(path, limits, wanted=wanted)
+    if suffix == ".xlsx":
+        frame = _read_event_xlsx(path, limits)
+    else:
+        frame = _read_event_vector(path, layer=layer, limits=limits)
+    if wanted is None:
+        return frame
+    return frame[[c for c in frame.columns if str(c).strip().lower() in wanted]]
 
 
-def _decode_name(data: bytes) -> str:
-    """The text encoding of a CSV file: UTF-8 (with or without BOM) if it decodes, else Latin-1."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return "utf-8-sig"
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return "latin-1"
-    return "utf-8"
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB" if size < 10 * 2**20 else f"{size / 2**20:,.0f} MiB"
 
 
 def _sniff_delimiter(header: str) -> str:
@@ -189,35 +212,163 @@ def _sniff_delimiter(header: str) -> str:
     return ";" if counts[";"] > counts[","] else ","
 
 
-def _read_event_csv(path: Path) -> pd.DataFrame:
-    data = path.read_bytes()
-    encoding = _decode_name(data)
-    text_start = data[: 64 * 1024].decode(encoding, errors="replace")
-    header = text_start.splitlines()[0] if text_start.strip() else ""
+_WIDE_BOMS = ((b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe\x00\x00", "UTF-32"), (b"\xfe\xff", "UTF-16"),
+              (b"\xff\xfe", "UTF-16"))
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """``UTF-16`` or ``UTF-32`` when a file's first bytes say so: a byte-order mark, or NUL bytes at
+    every second (fourth) place, as Latin text in those encodings has."""
+    for bom, name in _WIDE_BOMS:
+        if head.startswith(bom):
+            return name
+    sample = np.frombuffer(head[: min(len(head), 4096) // 4 * 4], dtype=np.uint8)
+    if len(sample) < 8:
+        return None
+    zero = [float((sample[k::4] == 0).mean()) for k in range(4)]
+    if (min(zero[1:]) > 0.9 and zero[0] < 0.1) or (min(zero[:3]) > 0.9 and zero[3] < 0.1):
+        return "UTF-32"
+    even, odd = (zero[0] + zero[2]) / 2, (zero[1] + zero[3]) / 2
+    if (odd > 0.5 and even < 0.1) or (even > 0.5 and odd < 0.1):
+        return "UTF-16"
+    return None
+
+
+def _csv_header(path: Path, limits: ImportLimits) -> tuple[list[str], str]:
+    """The header cells and the delimiter; the size and width of the header are checked here."""
+    import csv
+
+    with path.open("rb") as fh:
+        head = fh.read(limits.header_bytes + 1)
+    wide = _wide_encoding(head)
+    if wide:
+        raise ValidationError(f"{path.name}: the file is {wide}; save it as UTF-8 CSV (in Excel: \"CSV UTF-8\")",
+                              [Problem(f"text encoding {wide}", file=path.name)])
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    ends = [i for i in (head.find(b"\n"), head.find(b"\r")) if i >= 0]
+    line = head[: min(ends)] if ends else head
+    try:
+        header = line.decode("utf-8")
+    except UnicodeDecodeError:
+        header = line.decode("latin-1")
     if not header.strip():
         raise ValidationError(f"{path}: the file is empty or its first line (the header) is blank")
     sep = _sniff_delimiter(header)
-    try:
-        frame = pd.read_csv(
-            io.BytesIO(data),
-            sep=sep,
-            encoding=encoding,
-            dtype=object,
-            keep_default_na=False,
-            na_values=[],
-            skip_blank_lines=False,
-            engine="c",
-        )
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise ValidationError(f"{path}: cannot read as CSV (delimiter {sep!r}, {encoding}): {exc}") from exc
-    import csv
-
-    # pandas renames a repeated header to "name.1" silently; the user must hear of it.
     names = next(csv.reader([header], delimiter=sep))
+    if len(names) > limits.columns:
+        raise ValidationError(f"{path.name}: the header has {len(names):,}{'' if ends else ' or more'} columns, more "
+                              f"than the {limits.columns} accepted",
+                              [Problem("too many columns", file=path.name, row=1, value=len(names))])
+    if not ends and len(head) > limits.header_bytes:
+        raise ValidationError(f"{path.name}: the header line is longer than {limits.header_bytes // 1024} KiB",
+                              [Problem("header line too long", file=path.name, row=1)])
+    # pandas renamed a repeated header to "name.1" silently; the user must hear of it.
     _refuse_duplicate_columns(names, file=path.name)
-    frame.columns = [str(c) for c in frame.columns]
-    frame.index = pd.RangeIndex(2, len(frame) + 2, name="row")
-    return _drop_blank_rows(frame)
+    return names, sep
+
+
+def _read_event_csv(path: Path, limits: ImportLimits, *, wanted: set[str] | None) -> pd.DataFrame:
+    names, sep = _csv_header(path, limits)
+    include = [k for k, n in enumerate(names) if wanted is None or n.strip().lower() in wanted]
+    try:
+        table, numbers, too_long = _arrow_csv(path, width=len(names), sep=sep, encoding="utf8", limits=limits,
+                                              include=include)
+    except _NotUtf8:
+        table, numbers, too_long = _arrow_csv(path, width=len(names), sep=sep, encoding="latin-1", limits=limits,
+                                              include=include)
+    shown = [names[k] if names[k].strip() else f"column {k + 1}" for k in include]
+    frame = _drop_blank_rows(table.rename_columns(shown), numbers, keep=np.array(sorted(too_long), dtype=np.int64))
+    if too_long:
+        frame.attrs[ROW_ERRORS] = {n: f"row has {k} fields; the header has {len(names)}" for n, k in too_long.items()}
+    return frame
+
+
+class _NotUtf8(Exception):
+    """The CSV file is not UTF-8 (it is then read as Latin-1)."""
+
+
+def _arrow_csv(path: Path, *, width: int, sep: str, encoding: str, limits: ImportLimits,
+               include: list[int]) -> tuple[Any, np.ndarray, dict[int, int]]:
+    """Every record after the header, as string columns, with its row number (sorted) and the long rows' widths.
+
+    Records are read in blocks; the row limit is checked after each block. A short record is
+    padded with empty cells (re-read from its own text, padded with delimiters); a long one
+    becomes an empty record whose row number maps to its field count.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    columns = [f"c{i}" for i in range(width)]
+    padded = io.StringIO()
+    padded_numbers: list[int] = []
+    too_long: dict[int, int] = {}
+    state = {"read": 0, "over": False}
+
+    def odd_row(row: Any) -> str:
+        if row.number is None:
+            return "error"
+        text = row.text or ""
+        if row.actual_columns > width:
+            too_long[row.number] = row.actual_columns
+            text = ""
+        missing = width - (row.actual_columns if text.strip() else 1)
+        padded.write(text + sep * missing + "\n")
+        padded_numbers.append(row.number)
+        if state["read"] + len(padded_numbers) > limits.rows:
+            state["over"] = True
+            return "error"
+        return "skip"
+
+    types = {c: pa.string() for c in columns}
+    convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False,
+                                   include_columns=[columns[k] for k in include])
+    parse = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, ignore_empty_lines=False,
+                               invalid_row_handler=odd_row)
+    # One thread: the row handler learns row numbers only then (and the machine is shared).
+    options = pacsv.ReadOptions(use_threads=False, block_size=limits.record_bytes, column_names=columns, skip_rows=1,
+                                encoding=encoding)
+    batches = []
+    try:
+        with pacsv.open_csv(path, read_options=options, parse_options=parse, convert_options=convert) as reader:
+            for batch in reader:
+                state["read"] += batch.num_rows
+                if state["read"] + len(padded_numbers) > limits.rows:
+                    state["over"] = True
+                    break
+                batches.append(batch)
+    except pa.ArrowInvalid as exc:
+        text = str(exc)
+        if "invalid UTF8" in text and encoding == "utf8":
+            raise _NotUtf8() from None
+        if not state["over"]:
+            if "straddling" in text or "block size" in text:
+                raise ValidationError(f"{path.name}: a record is longer than {_mib(limits.record_bytes)}; check the "
+                                      "quotes (an unclosed quote makes the rest of the file one cell)",
+                                      [Problem("record too long", file=path.name)]) from None
+            raise ValidationError(f"{path.name}: cannot read as CSV (delimiter {sep!r}, {encoding}): {text}") from None
+    if state["over"]:
+        raise ValidationError(f"{path.name}: more than {limits.rows:,} data rows; split the file",
+                              [Problem("too many rows", file=path.name, row=limits.rows + 2)])
+    main = pa.Table.from_batches(batches, schema=pa.schema([(columns[k], pa.string()) for k in include]))
+    total = main.num_rows + len(padded_numbers)
+    numbers = np.arange(2, total + 2, dtype=np.int64)
+    if not padded_numbers:
+        return main, numbers, too_long
+    odd = np.asarray(padded_numbers, dtype=np.int64)
+    keep = np.ones(total, dtype=bool)
+    keep[odd - 2] = False
+    extra = pacsv.read_csv(io.BytesIO(padded.getvalue().encode("utf-8")),
+                           read_options=pacsv.ReadOptions(use_threads=False, column_names=columns,
+                                                          block_size=limits.record_bytes),
+                           parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True,
+                                                            ignore_empty_lines=False),
+                           convert_options=convert)
+    if extra.num_rows != len(odd):
+        raise ValidationError(f"{path.name}: cannot read as CSV (delimiter {sep!r}): records of uneven width")
+    order = np.argsort(np.concatenate([numbers[keep], odd]), kind="stable")
+    table = pa.concat_tables([main, extra]).take(pa.array(order))
+    return table, numbers, too_long
 
 
 def _refuse_duplicate_columns(names: list[str], *, file: str) -> None:
@@ -237,20 +388,27 @@ def _refuse_duplicate_columns(names: list[str], *, file: str) -> None:
         raise ValidationError(f"{file}: the header names a column more than once", problems)
 
 
-def _drop_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    if not len(frame) or not len(frame.columns):
-        return frame
-    blank = np.ones(len(frame), dtype=bool)
-    for col in frame.columns:
-        values = frame[col].to_numpy(dtype=object)
-        blank &= np.fromiter(
-            ((v is None or (v.__class__ is str and not v.strip()) or (v.__class__ is float and math.isnan(v))) for v in values),
-            dtype=bool,
-            count=len(values),
-        )
-        if not blank.any():
-            return frame
-    return frame.loc[~blank]
+def _drop_blank_rows(table: Any, numbers: np.ndarray, *, keep: np.ndarray) -> pd.DataFrame:
+    """The table as a DataFrame indexed by row number, without the rows whose every cell is blank
+    (except the rows numbered in ``keep``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table.num_rows and table.num_columns:
+        blank = None
+        for name in table.column_names:
+            empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(table.column(name))), 0)
+            blank = empty if blank is None else pc.and_(blank, empty)
+        drop = np.asarray(blank, dtype=bool)
+        if len(keep):
+            drop[np.searchsorted(numbers, keep)] = False
+        if drop.any():
+            table = table.filter(pa.array(~drop))
+            numbers = numbers[~drop]
+    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow"),
+                                          pa.large_string(): pd.StringDtype("pyarrow")}.get)
+    frame.index = pd.Index(numbers, name="row")
+    return frame
 
 
 def _xlsx_cell(value: object) -> str:
@@ -268,14 +426,15 @@ def _xlsx_cell(value: object) -> str:
 XLSX_MAX_UNCOMPRESSED = 1 << 30
 """Largest total uncompressed size of an XLSX file's parts (a zip bomb stops here)."""
 
-XLSX_MAX_COLUMNS = 500
-"""Widest sheet row read; the event schema has 13 columns."""
+_XLSX_CHUNK_ROWS = 20_000
+"""Rows kept as Python lists before they become columns (bounding the memory of a big sheet)."""
 
 
-def _read_event_xlsx(path: Path) -> pd.DataFrame:
+def _read_event_xlsx(path: Path, limits: ImportLimits) -> pd.DataFrame:
     import zipfile
 
     import openpyxl
+    import pyarrow as pa
 
     try:
         with zipfile.ZipFile(path) as archive:
@@ -289,40 +448,61 @@ def _read_event_xlsx(path: Path) -> pd.DataFrame:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises zipfile, KeyError and its own errors
         raise ValidationError(f"{path}: cannot read as an XLSX workbook: {exc}") from exc
+    header: list[str] | None = None
+    chunks: list[Any] = []
+    records: list[list[str]] = []
+    numbers: list[int] = []
+
+    def flush() -> None:
+        assert header is not None
+        width = len(header)
+        cells = [(r + [""] * width)[:width] for r in records]
+        chunks.append(pa.table({f"c{i}": pa.array([r[i] for r in cells], type=pa.string()) for i in range(width)}))
+        records.clear()
+
     try:
         names = {name.lower(): name for name in book.sheetnames}
         sheet = book[names.get("events", book.sheetnames[0])]
         # The sheet's declared size is the file's own claim (a 1.5 kB file can declare a million
         # rows by 16,384 columns): read only the cells that are there.
         sheet.reset_dimensions()
-        header: list[str] | None = None
-        records: list[list[str]] = []
-        numbers: list[int] = []
         for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            if len(values) > XLSX_MAX_COLUMNS:
+            width = len(values)
+            while width and values[width - 1] is None:
+                width -= 1
+            if width > limits.columns:
                 raise ValidationError(
-                    f"{path.name}: row {number} of sheet {sheet.title!r} has {len(values):,} columns, more than "
-                    f"the {XLSX_MAX_COLUMNS} accepted",
-                    [Problem("too many columns", file=path.name, row=number, value=len(values))],
+                    f"{path.name}: row {number} of sheet {sheet.title!r} has {width:,} columns, more than "
+                    f"the {limits.columns} accepted",
+                    [Problem("too many columns", file=path.name, row=number, value=width)],
                 )
-            cells = [_xlsx_cell(v) for v in values]
+            if not width:
+                continue
+            cells = [_xlsx_cell(v) for v in values[:width]]
             if header is None:
                 if any(c.strip() for c in cells):
                     header = cells
+                    while header and not header[-1].strip():
+                        header.pop()
+                    _refuse_duplicate_columns(header, file=path.name)
                 continue
             if any(c.strip() for c in cells):
+                if len(numbers) >= limits.xlsx_rows:
+                    raise ValidationError(
+                        f"{path.name}: more than {limits.xlsx_rows:,} rows in sheet {sheet.title!r}; export the "
+                        "events sheet as CSV (any number of rows up to the import limit) or split it",
+                        [Problem("too many rows", file=path.name, row=number)])
                 records.append(cells)
                 numbers.append(number)
+                if len(records) >= _XLSX_CHUNK_ROWS:
+                    flush()
     finally:
         book.close()
     if header is None:
         raise ValidationError(f"{path}: the sheet {sheet.title!r} is empty (no header row)")
-    while header and not header[-1].strip():
-        header.pop()
-    _refuse_duplicate_columns(header, file=path.name)
-    width = len(header)
-    records = [(r + [""] * width)[:width] for r in records]
-    frame = pd.DataFrame(records, columns=[h.strip() or f"column {i + 1}" for i, h in enumerate(header)], dtype=object)
+    flush()
+    table = pa.concat_tables(chunks).rename_columns([h.strip() or f"column {i + 1}" for i, h in enumerate(header)])
+    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
     frame.index = pd.Index(np.asarray(numbers, dtype=np.int64), name="row")
     return frame
 
@@ -354,11 +534,21 @@ def _vector_source(path: Path) -> str:
     return f"{driver}:{path}"
 
 
-def _read_event_vector(path: Path, *, layer: str | None) -> pd.DataFrame:
+def _read_event_vector(path: Path, *, layer: str | None, limits: ImportLimits) -> pd.DataFrame:
     import pyogrio
     import shapely
 
     source = _vector_source(path)
+    try:
+        info = pyogrio.read_info(source, layer=layer)
+    except Exception as exc:
+        raise ValidationError(f"{path.name}: cannot read as a vector file: {exc}") from exc
+    if len(info["fields"]) > limits.columns:
+        raise ValidationError(f"{path.name}: the layer has {len(info['fields']):,} fields, more than the "
+                              f"{limits.columns} accepted", [Problem("too many columns", file=path.name)])
+    if info["features"] > limits.rows:
+        raise ValidationError(f"{path.name}: the layer has {info['features']:,} features, more than the "
+                              f"{limits.rows:,} accepted; split it", [Problem("too many rows", file=path.name)])
     try:
         gdf = pyogrio.read_dataframe(source, layer=layer)
     except Exception as exc:

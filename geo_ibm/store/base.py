@@ -69,6 +69,10 @@ class WriteTransaction(ABC):
         """The stored events among ``event_ids``: ``event_id``, the content columns
         (:data:`~geo_ibm.store.frames.CONTENT_COLUMNS`), ``x``, ``y``; in any order."""
 
+    def count_stored(self, event_ids: Sequence[str]) -> int:
+        """How many of the distinct ``event_ids`` are stored (a backend may count without reading the rows)."""
+        return len(self.stored_events(list(dict.fromkeys(event_ids))))
+
     @abstractmethod
     def add_import(self, record: ImportRecord) -> int:
         """Append ``record`` to the imports table (time: now) and return its id."""

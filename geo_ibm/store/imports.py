@@ -14,7 +14,9 @@ import pandas as pd
 
 from geo_ibm import io
 from geo_ibm.errors import Problem, StoreError, ValidationError
-from geo_ibm.events import validate_events
+from geo_ibm.events import event_ids, validate_events
+from geo_ibm.importlimits import ImportLimits, import_limits
+from geo_ibm.problems import ProblemLog
 from geo_ibm.settings import WORKING_CRS
 from geo_ibm.store.frames import CONTENT_COLUMNS, event_records, none_for_na
 
@@ -71,32 +73,70 @@ def import_file(
     """Import an event file into ``store`` (see :meth:`EventStore.import_file`)."""
     path = Path(path)
     label = name or path.name
-    sha = io.file_sha256(path) if path.is_file() else None
+    limits = import_limits()
     store.init()
+    sha: str | None = None
     try:
-        frame = io.read_event_table(path)
-        valid, problems = validate_events(frame, file=label, outline=store._outline_geometry())
+        if path.is_file() and path.stat().st_size <= limits.file_bytes:
+            sha = io.file_sha256(path)
+            known = already_imported(store, path, sha=sha, label=label, user=user, limits=limits)
+            if known is not None:
+                return known
+        frame = io.read_event_table(path, limits=limits)
+        if not len(frame):
+            raise ValidationError(f"{label}: no data rows (the file has a header only); nothing was imported",
+                                  [Problem("no data rows", file=label)])
+        log = ProblemLog(per_column=limits.problems_per_column, listed=limits.problems_listed)
+        valid, _ = validate_events(frame, file=label, outline=store._outline_geometry(), limits=limits, log=log)
     except ValidationError as exc:
         if name:
             hide_path(exc, path, label)
         record_failure(store, label, sha, user, rows=0, rejected=0, message=str(exc))
         raise
-    file_level = [p for p in problems if p.row is None]
-    bad_rows = sorted({p.row for p in problems if p.row is not None})
-    if problems and (not skip_invalid or file_level):
+    bad_rows = log.bad_rows()
+    if log.total and (not skip_invalid or log.file_level):
         message = (
-            f"{label}: {len(problems)} problem(s) in {len(bad_rows)} of {len(frame)} row(s); nothing was imported"
-            if not file_level
+            f"{label}: {log.total} problem(s) in {len(bad_rows)} of {len(frame)} row(s); nothing was imported"
+            if not log.file_level
             else f"{label}: the file cannot be imported; nothing was imported"
         )
         record_failure(store, label, sha, user, rows=len(frame), rejected=len(bad_rows), message=message)
-        raise ValidationError(message, problems)
+        raise log.error(message)
     written: Path | None = None
-    if bad_rows:
+    if len(bad_rows):
         written = Path(rejected_path) if rejected_path else path.with_name(f"{path.name}.rejected.csv")
-        io.write_table(rejected_table(frame, problems), written)
+        io.write_table(rejected_table(frame, log), written)
     return store_events(store, valid, label=label, sha=sha, user=user, rows=len(frame), rejected=len(bad_rows),
                         rejected_path=written, progress=progress)
+
+
+def already_imported(store: EventStore, path: Path, *, sha: str, label: str, user: str,
+                     limits: ImportLimits) -> ImportReport | None:
+    """The report of re-importing a file already imported whole, or ``None`` when it must be read.
+
+    A file whose bytes (SHA-256) are those of an earlier ``ok`` import that rejected no row
+    held only valid events, each stored then or found stored with the same content; stored
+    events never change content. When every one of its ids is still stored, nothing in it
+    can be new: the import is recorded with every row a duplicate, reading only the ids.
+    """
+    done = store.imports()
+    done = done[(done["status"] == "ok") & (done["sha256"] == sha) & (done["rejected"] == 0)]
+    if not len(done):
+        return None
+    rows = int(done["rows"].iloc[0])
+    ids = event_ids(io.read_event_table(path, limits=limits, columns=("event_id",)))
+    if ids is None or len(ids) != rows:
+        return None
+    with store._write_transaction() as tx:
+        if tx.count_stored(ids) != rows:
+            return None
+        import_id = tx.add_import(ImportRecord(user=user, file_name=label, sha256=sha, rows=rows, accepted=0,
+                                               rejected=0, duplicates=rows, status="ok"))
+        tx.audit("import", user=user, detail={
+            "file": label, "sha256": sha, "rows": rows, "accepted": 0, "rejected": 0, "duplicates": rows,
+            "import_id": import_id, "same_file_as_import": int(done["id"].iloc[0]),
+        })
+    return ImportReport(file=label, sha256=sha, rows=rows, accepted=0, rejected=0, duplicates=rows)
 
 
 def import_events(
@@ -104,12 +144,14 @@ def import_events(
 ) -> ImportReport:
     """Import events held in memory into ``store`` (see :meth:`EventStore.import_events`)."""
     store.init()
-    valid, problems = validate_events(gdf, file=source, outline=store._outline_geometry())
-    if problems:
-        bad_rows = {p.row for p in problems if p.row is not None}
-        message = f"{source}: {len(problems)} problem(s) in {len(bad_rows)} row(s); nothing was imported"
+    limits = import_limits()
+    log = ProblemLog(per_column=limits.problems_per_column, listed=limits.problems_listed)
+    valid, _ = validate_events(gdf, file=source, outline=store._outline_geometry(), limits=limits, log=log)
+    if log.total:
+        bad_rows = log.bad_rows()
+        message = f"{source}: {log.total} problem(s) in {len(bad_rows)} row(s); nothing was imported"
         record_failure(store, source, sha256, user, rows=len(gdf), rejected=len(bad_rows), message=message)
-        raise ValidationError(message, problems)
+        raise log.error(message)
     return store_events(store, valid, label=source, sha=sha256, user=user, rows=len(gdf), rejected=0,
                         rejected_path=None, progress=None)
 
@@ -211,17 +253,13 @@ def new_events(table: pd.DataFrame, stored: pd.DataFrame | None, *, label: str) 
     return table.loc[keep].reset_index(drop=True)
 
 
-def rejected_table(frame: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
-    """The invalid rows of ``frame`` with their row number first and a ``reason`` column last."""
-    reasons: dict[int, list[str]] = {}
-    for p in problems:
-        if p.row is not None:
-            reasons.setdefault(p.row, []).append(f"{p.column}: {p.reason}" if p.column else p.reason)
-    rows = sorted(reasons)
+def rejected_table(frame: pd.DataFrame, log: ProblemLog) -> pd.DataFrame:
+    """The invalid rows of ``frame`` (every one, listed or not) with their row number first and a ``reason`` column last."""
+    rows, reasons = log.row_reasons()
     rejected = frame.loc[rows].copy()
     rejected = rejected.drop(columns=[c for c in rejected.columns if str(c).startswith("_")])
     rejected.insert(0, "row", rows)
-    rejected["reason"] = ["; ".join(reasons[r]) for r in rows]
+    rejected["reason"] = reasons
     return rejected.reset_index(drop=True)
 
 

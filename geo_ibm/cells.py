@@ -1,0 +1,123 @@
+"""Vectorised reading of table cells as the event schema reads them: trimmed text, numbers, control characters.
+
+Text works on pyarrow string arrays: the CSV and XLSX readers give pyarrow-backed columns, so
+a million cells are trimmed, measured and matched without a Python object each. Columns of
+other types (numbers and dates of GeoJSON, GeoPackage or a DataFrame) are turned into text
+value by value, as before.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+CONTROL_PATTERN = r"[\x00-\x1f\x7f]"
+"""C0 control characters and DEL (an RE2 pattern)."""
+
+FREE_TEXT_CONTROL_PATTERN = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+"""The control characters refused in free text: all but tab, line feed and carriage return."""
+
+_PLAIN_NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"
+_COMMA_NUMBER = r"^-?[0-9]+,[0-9]+$"
+
+
+def _isna(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _cell_text(value: Any) -> str | None:
+    if value is None or _isna(value):
+        return None
+    return str(value).strip() or None
+
+
+def _as_objects(values: pd.Series | np.ndarray) -> np.ndarray:
+    return values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+
+
+def arrow_strings(values: pd.Series | np.ndarray) -> pa.Array | None:
+    """``values`` as one pyarrow string array (no copy for pyarrow-backed text), or ``None`` when not all text."""
+    if isinstance(values, pd.Series):
+        dtype = values.dtype
+        if isinstance(dtype, pd.StringDtype) or (
+            isinstance(dtype, pd.ArrowDtype) and (pa.types.is_string(dtype.pyarrow_dtype)
+                                                  or pa.types.is_large_string(dtype.pyarrow_dtype))
+        ):
+            arr = pa.array(values.array)
+            return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        if not pd.api.types.is_object_dtype(dtype):
+            return None
+    try:
+        return pa.array(_as_objects(values), type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return None
+
+
+def text(values: pd.Series | np.ndarray) -> pa.Array:
+    """Trimmed text of each cell as a pyarrow string array; an empty or missing cell is null.
+
+    Non-text values (numbers, dates) become their ``str()``.
+    """
+    arr = arrow_strings(values)
+    if arr is None:
+        arr = pa.array([_cell_text(v) for v in _as_objects(values)], type=pa.large_string())
+    trimmed = pc.utf8_trim_whitespace(arr)
+    return pc.if_else(pc.equal(pc.utf8_length(trimmed), 0), pa.scalar(None, trimmed.type), trimmed)
+
+
+def blank(arr: pa.Array) -> np.ndarray:
+    """Where a :func:`text` array is null (the cell empty or missing)."""
+    return np.asarray(pc.is_null(arr), dtype=bool)
+
+
+def objects(arr: pa.Array) -> np.ndarray:
+    """A :func:`text` array as an object array of ``str`` and ``None``."""
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def matches(arr: pa.Array, pattern: str) -> np.ndarray:
+    """Where the (non-null) text has a match of the RE2 ``pattern``."""
+    return np.asarray(pc.fill_null(pc.match_substring_regex(arr, pattern), False), dtype=bool)
+
+
+def longer_than(arr: pa.Array, chars: int) -> np.ndarray:
+    """Where the text has more than ``chars`` characters."""
+    return np.asarray(pc.fill_null(pc.greater(pc.utf8_length(arr), chars), False), dtype=bool)
+
+
+def numbers(values: pd.Series) -> np.ndarray:
+    """Numbers as float64; anything that is not a finite number becomes NaN.
+
+    Text takes ``.`` or ``,`` as the decimal mark (decimal commas are common in Luxembourg
+    spreadsheets: 49,61) and whatever else ``pandas.to_numeric`` reads (``1e3``, ``+4``).
+    """
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        nums = np.array(values.to_numpy(dtype="float64", na_value=np.nan), dtype="float64")
+        nums[~np.isfinite(nums)] = np.nan
+        return nums
+    cells = text(values)
+    nums = np.full(len(cells), np.nan)
+    plain = matches(cells, _PLAIN_NUMBER)
+    if plain.any():
+        nums[plain] = pc.cast(cells.filter(pa.array(plain)), pa.float64()).to_numpy(zero_copy_only=False)
+    comma = ~plain & matches(cells, _COMMA_NUMBER)
+    if comma.any():
+        dotted = pc.replace_substring(cells.filter(pa.array(comma)), ",", ".")
+        nums[comma] = pc.cast(dotted, pa.float64()).to_numpy(zero_copy_only=False)
+    rest = np.flatnonzero(~plain & ~comma & ~blank(cells))
+    if len(rest):
+        odd = objects(cells.take(pa.array(rest)))
+        parsed = np.array(pd.to_numeric(pd.Series(odd, dtype=object), errors="coerce"), dtype="float64")
+        retry = np.isnan(parsed)
+        if retry.any():
+            fixed = [v.replace(",", ".") for v in odd[retry]]
+            parsed[retry] = pd.to_numeric(pd.Series(fixed, dtype=object), errors="coerce").to_numpy(dtype="float64")
+        nums[rest] = parsed
+    nums[~np.isfinite(nums)] = np.nan  # 'inf' parses as a number but is no coordinate or count
+    return nums
