@@ -11,7 +11,9 @@ import pytest
 from webfixtures import PASSWORD, app, base_store, client, csrf_token, logged_in, login, store, store_path  # noqa: F401
 
 from geo_ibm import accounts
-from geo_ibm.errors import NotFoundError, ValidationError
+from geo_ibm.errors import GeoIbmError, NotFoundError, ValidationError
+from geo_ibm.store import open_store
+from geo_ibm.throttle import ADDRESS, LoginThrottle
 from webapp import create_app
 from webapp.auth import local_target
 
@@ -62,6 +64,11 @@ LOCAL = [
 def basic(name: str, password: str) -> dict[str, str]:
     raw = base64.b64encode(f"{name}:{password}".encode()).decode()
     return {"Authorization": f"Basic {raw}"}
+
+
+def audit_counts(store) -> dict[tuple[str, str], int]:
+    """``(action, user)`` -> the count of its tallied audit record (1 for a plain record)."""
+    return {(e["action"], e["user"]): e["detail"].get("count", 1) for e in store.audit_log(limit=1000).to_dict(orient="records")}
 
 
 def stays_on_site(location: str) -> bool:
@@ -192,7 +199,9 @@ def test_password_change_is_throttled_like_login(logged_in, store):
     assert change_password(c, token, PASSWORD, REMOTE_ADDR="10.9.9.9").status_code == 200
     entries = store.audit_log(limit=1000)
     actions = [e["action"] for e in (entries.to_dict(orient="records") if hasattr(entries, "to_dict") else entries)]
-    assert actions.count("passwd_failure") == 5 and "passwd_throttled" in actions
+    # The failures are tallied: one record with their count, not one record each.
+    assert actions.count("passwd_failure") == 1 and "passwd_throttled" in actions
+    assert audit_counts(store)[("passwd_failure", "pia")] == 5
 
 
 def test_password_change_success_resets_the_count(logged_in):
@@ -346,3 +355,166 @@ def test_throttle_counts_are_shared_by_every_process_of_the_app(store_path, tmp_
         assert login(c, "ana", "nope-nope", REMOTE_ADDR="10.0.0.7").status_code == 200
     assert login(second, "ana", PASSWORD, REMOTE_ADDR="10.0.0.7").status_code == 429
     assert login(first, "ana", PASSWORD, REMOTE_ADDR="10.0.0.8").status_code == 302
+
+
+# --------------------------------------------------------------------------- growing delays, not a lock
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def clocked(app, **settings) -> Clock:
+    """Give ``app`` a login throttle on a clock the test moves."""
+    clock = Clock()
+    app.extensions["geo_ibm_login_throttle"] = LoginThrottle(open_store(app.config["STORE_PATH"]), clock=clock, **settings)
+    return clock
+
+
+@pytest.fixture
+def checks(monkeypatch) -> list[str]:
+    """The names whose password is checked (scrypt) from now on."""
+    calls: list[str] = []
+    real = accounts.verify_password
+
+    def counting(store, name, password):
+        calls.append(name)
+        return real(store, name, password)
+
+    monkeypatch.setattr(accounts, "verify_password", counting)
+    return calls
+
+
+def test_a_scanner_at_one_address_does_not_lock_the_account_out(app, checks):
+    # The reported case: an API scanner guessing the admin's password.
+    clock = clocked(app)
+    scanner = app.test_client()
+    codes = [scanner.get("/api/layers", headers=basic("ada", f"guess-{i}"), environ_base={"REMOTE_ADDR": "10.6.6.6"})
+             for i in range(30)]
+    assert [r.status_code for r in codes] == [401] * 5 + [429] * 25
+    assert codes[5].headers["Retry-After"] == "10" and codes[5].get_json()["code"] == "TooManyRequests"
+    assert checks == ["ada"] * 5  # throttled attempts never reach scrypt
+    # The owner logs in from elsewhere at once; at the scanner's address after the delay.
+    assert login(app.test_client(), "ada", REMOTE_ADDR="10.0.0.2").status_code == 302
+    assert login(app.test_client(), "ada", REMOTE_ADDR="10.6.6.6").status_code == 429
+    clock.now += 10
+    assert login(app.test_client(), "ada", REMOTE_ADDR="10.6.6.6").status_code == 302
+
+
+def test_delays_grow_with_each_further_failure(app):
+    clock = clocked(app)
+    c = app.test_client()
+    waits = []
+    for _ in range(9):
+        response = login(c, "ana", "nope-nope", REMOTE_ADDR="10.0.0.7")
+        if response.status_code == 429:
+            waits.append(int(response.headers["Retry-After"]))
+            clock.now += waits[-1]
+            response = login(c, "ana", "nope-nope", REMOTE_ADDR="10.0.0.7")
+        assert response.status_code == 200
+    assert waits == [10, 20, 40, 80]
+    assert int(login(c, "ana", PASSWORD, REMOTE_ADDR="10.0.0.7").headers["Retry-After"]) == 160
+
+
+def test_many_names_from_one_address_are_limited(app, checks):
+    clocked(app)
+    sprayer = app.test_client()
+    for i in range(20):
+        assert sprayer.get("/api/layers", headers=basic(f"user{i}", "Spring2025!"),
+                           environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code == 401
+    assert len(checks) == 20
+    refused = sprayer.get("/api/layers", headers=basic("vic", PASSWORD), environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert refused.status_code == 429 and len(checks) == 20
+    assert sprayer.get("/api/layers", headers=basic("vic", PASSWORD), environ_base={"REMOTE_ADDR": "10.0.0.10"}).status_code == 200
+
+
+def test_repeated_bad_credentials_cost_one_password_check(app, store, checks):
+    c = app.test_client()
+    codes = [c.get("/api/layers", headers=basic("vic", "guessed-pass-1")).status_code for _ in range(8)]
+    assert codes == [401] * 5 + [429] * 3 and checks == ["vic"]
+    # Once the password is changed to exactly those credentials they work (at another address).
+    accounts.set_password(store, "vic", "guessed-pass-1")
+    other = {"REMOTE_ADDR": "10.0.0.3"}
+    assert c.get("/api/layers", headers=basic("vic", "guessed-pass-1"), environ_base=other).status_code == 200
+    assert checks == ["vic", "vic"]
+
+
+def test_verified_basic_credentials_keep_working_while_guesses_are_throttled(app):
+    gis = app.test_client()
+    assert gis.get("/api/layers", headers=basic("ana", PASSWORD)).status_code == 200
+    for i in range(5):
+        assert gis.get("/api/layers", headers=basic("ana", f"wrong-{i}-pass")).status_code == 401
+    assert gis.get("/api/layers", headers=basic("ana", "wrong-5-pass")).status_code == 429
+    assert gis.get("/api/layers", headers=basic("ana", PASSWORD)).status_code == 200
+
+
+def test_failures_are_audited_in_one_record_per_key_and_window(app, store):
+    before = len(store.audit_log(limit=1000))
+    c = app.test_client()
+    for _ in range(12):
+        c.get("/api/layers", headers=basic("ana", "bad-password"))
+    for i in range(25):  # a spray: the names are tallied apart, the refusals once for the address
+        c.get("/api/layers", headers=basic(f"u{i}", "bad-password"), environ_base={"REMOTE_ADDR": "10.0.0.5"})
+    assert login(app.test_client(), "vic", REMOTE_ADDR="10.0.0.4").status_code == 302
+    records = store.audit_log(limit=1000).to_dict(orient="records")
+    counts = audit_counts(store)
+    assert counts[("login_failure", "ana")] == 5 and counts[("login_throttled", "ana")] == 7
+    assert [counts[("login_failure", f"u{i}")] for i in range(20)] == [1] * 20
+    assert counts[("login_throttled", "-")] == 5
+    assert counts[("login_success", "vic")] == 1
+    assert len(records) == before + 2 + 20 + 1 + 1
+    throttled = next(r["detail"] for r in records if r["action"] == "login_throttled" and r["user"] == "-")
+    assert {k: throttled[k] for k in ("ip", "via", "limit")} == {"ip": "10.0.0.5", "via": "basic", "limit": ADDRESS}
+
+
+# --------------------------------------------------------------------------- behind a reverse proxy
+
+
+def proxied_app(store_path, tmp_path, proxies):
+    return create_app({"TESTING": True, "SECRET_KEY": "k", "STORE_PATH": str(store_path),
+                       "INSTANCE_PATH": str(tmp_path / "i"), "TRUSTED_PROXIES": proxies})
+
+
+def via_proxy(client_address: str) -> dict[str, str]:
+    return {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": client_address}
+
+
+def test_behind_a_trusted_proxy_limits_apply_to_the_real_client(store_path, tmp_path, store):
+    app = proxied_app(store_path, tmp_path, 1)
+    scanner = app.test_client()
+    for _ in range(5):
+        assert login(scanner, "ana", "nope-nope", **via_proxy("203.0.113.5")).status_code == 200
+    assert login(scanner, "ana", PASSWORD, **via_proxy("203.0.113.5")).status_code == 429
+    # Every client reaches the app from the proxy's address; the others are not affected.
+    assert login(app.test_client(), "ana", **via_proxy("203.0.113.6")).status_code == 302
+    success = next(r for r in store.audit_log().to_dict(orient="records") if r["action"] == "login_success")
+    assert success["detail"]["ip"] == "203.0.113.6"
+
+
+def test_without_trusted_proxies_forwarded_addresses_are_ignored(app):
+    # Off by default: a client cannot escape the throttle by sending X-Forwarded-For itself.
+    c = app.test_client()
+    for i in range(5):
+        assert login(c, "ana", "nope-nope", REMOTE_ADDR="10.0.0.7", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}").status_code == 200
+    assert login(c, "ana", PASSWORD, REMOTE_ADDR="10.0.0.7", HTTP_X_FORWARDED_FOR="198.51.100.99").status_code == 429
+
+
+def test_trusted_proxies_from_the_environment(store_path, tmp_path, monkeypatch):
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    monkeypatch.setenv("GEO_IBM_TRUSTED_PROXIES", "2")
+    built = create_app({"SECRET_KEY": "k", "STORE_PATH": str(store_path), "INSTANCE_PATH": str(tmp_path / "i")})
+    assert isinstance(built.wsgi_app, ProxyFix) and built.wsgi_app.x_for == 2
+    monkeypatch.delenv("GEO_IBM_TRUSTED_PROXIES")
+    built = create_app({"SECRET_KEY": "k", "STORE_PATH": str(store_path), "INSTANCE_PATH": str(tmp_path / "i")})
+    assert not isinstance(built.wsgi_app, ProxyFix)
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "1.5"])
+def test_trusted_proxies_refuses_bad_values(store_path, tmp_path, value):
+    with pytest.raises(GeoIbmError, match=f"GEO_IBM_TRUSTED_PROXIES must be a whole number of proxies >= 0, got '{value}'"):
+        proxied_app(store_path, tmp_path, value)

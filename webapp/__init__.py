@@ -48,7 +48,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     Configuration, read when this is called: ``GEO_IBM_STORE`` (store path),
     ``GEO_IBM_SECRET_KEY`` (else a random key in ``<instance>/secret_key``, mode 0600),
     ``GEO_IBM_TILE_URL`` / ``GEO_IBM_TILE_ATTRIBUTION`` (optional basemap),
-    ``GEO_IBM_SECURE_COOKIES`` (send cookies over HTTPS only), ``GEO_IBM_MAX_UPLOAD_MB``.
+    ``GEO_IBM_SECURE_COOKIES`` (send cookies over HTTPS only), ``GEO_IBM_MAX_UPLOAD_MB``,
+    ``GEO_IBM_TRUSTED_PROXIES`` (reverse proxies in front of the app whose X-Forwarded-For
+    gives the client address; 0, the default, trusts none).
     ``test_config`` overrides any Flask config key; ``INSTANCE_PATH`` in it sets the instance
     folder.
     """
@@ -70,6 +72,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
         LOGIN_MAX_FAILURES=5,
         LOGIN_WINDOW_S=900,
+        TRUSTED_PROXIES=os.environ.get("GEO_IBM_TRUSTED_PROXIES") or 0,
         MAP_MAX_MARKERS=1000,
         MAP_CACHE_SIZE=16,
     )

@@ -5,12 +5,12 @@ import hashlib
 import hmac
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from cachetools import TTLCache
 from flask import (
     Blueprint,
     Flask,
@@ -27,13 +27,14 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response as BaseResponse
 
 from geo_ibm import accounts
 from geo_ibm.errors import GeoIbmError
 from geo_ibm.store import EventStore, open_store
-from geo_ibm.throttle import LoginThrottle
+from geo_ibm.throttle import Attempt, LoginThrottle
 from webapp.i18n import gettext as _
 from webapp.i18n import ngettext
 
@@ -86,19 +87,20 @@ def _throttle() -> LoginThrottle:
     return current_app.extensions["geo_ibm_login_throttle"]
 
 
-class BasicAuthCache:
-    """Remember recently verified Basic credentials for a few minutes.
+class CredentialCache:
+    """Remember the outcome of recent password checks, so repeated credentials cost no scrypt.
 
-    GIS clients send Basic credentials with every request and scrypt costs about 0.2 s, so
-    each verified pair is kept as an HMAC (keyed with the app's secret; the password itself
-    is never stored) together with the account's password stamp: a changed password or a
-    removed account invalidates the entry at once.
+    GIS clients send Basic credentials with every request and a scanner repeats the same
+    wrong ones, while scrypt costs about 0.2 s. Each checked pair is kept as an HMAC (keyed
+    with the app's secret; the password itself is never stored) with the account's password
+    stamp at the time: verified pairs for ``ttl_s``, refused ones for ``bad_ttl_s``. A changed
+    password, or an account created or removed since, makes the entry miss at once. The two
+    kinds are bounded apart, so a flood of wrong credentials never pushes out verified ones.
     """
 
-    def __init__(self, *, ttl_s: float = 300.0, max_entries: int = 1000) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._entries: dict[str, tuple[str, str, float]] = {}
+    def __init__(self, *, ttl_s: float = 300.0, bad_ttl_s: float = 60.0, max_entries: int = 1000) -> None:
+        self._verified: TTLCache[str, tuple[str, str]] = TTLCache(max_entries, ttl_s)
+        self._refused: TTLCache[str, str | None] = TTLCache(max_entries, bad_ttl_s)
         self._lock = threading.Lock()
 
     @staticmethod
@@ -106,35 +108,69 @@ class BasicAuthCache:
         secret_bytes = secret.encode() if isinstance(secret, str) else secret
         return hmac.new(secret_bytes, f"{name}\0{password}".encode(), hashlib.sha256).hexdigest()
 
-    def get(self, key: str) -> tuple[str, str] | None:
+    def verified(self, key: str) -> tuple[str, str] | None:
+        """``(stored name, stamp)`` of a recently verified pair, else ``None``."""
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if time.monotonic() > entry[2]:
-                del self._entries[key]
-                return None
-            return entry[0], entry[1]
+            return self._verified.get(key)
 
-    def put(self, key: str, name: str, stamp: str) -> None:
+    def refused(self, key: str) -> tuple[bool, str | None]:
+        """Whether the pair was refused recently, and the account's stamp then (``None``: no account)."""
         with self._lock:
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[key] = (name, stamp, time.monotonic() + self.ttl_s)
+            if key not in self._refused:
+                return False, None
+            return True, self._refused[key]
+
+    def put(self, key: str, user: dict[str, Any] | None, *, stamp: str | None = None) -> None:
+        """Remember a check: ``user`` when it passed, else the ``stamp`` the account had (``None``: no account)."""
+        with self._lock:
+            if user is not None:
+                self._verified[key] = (user["name"], user["stamp"])
+                self._refused.pop(key, None)
+            else:
+                self._refused[key] = stamp
 
 
-def _check_basic(store: Any, name: str, password: str) -> dict[str, Any] | None:
-    cache: BasicAuthCache = current_app.extensions["geo_ibm_basic_cache"]
-    key = cache.key(current_app.config["SECRET_KEY"], name, password)
-    hit = cache.get(key)
-    if hit is not None:
-        user = accounts.get_user(store, hit[0])
-        if user is not None and user["stamp"] == hit[1]:
-            return user
+def _cache() -> CredentialCache:
+    return current_app.extensions["geo_ibm_credential_cache"]
+
+
+def _cache_key(name: str, password: str) -> str:
+    return CredentialCache.key(current_app.config["SECRET_KEY"], name, password)
+
+
+def _recently_verified(store: Any, name: str, password: str) -> dict[str, Any] | None:
+    """The account if these Basic credentials were verified a moment ago and its password is unchanged."""
+    hit = _cache().verified(_cache_key(name, password))
+    if hit is None:
+        return None
+    user = accounts.get_user(store, hit[0])
+    return user if user is not None and user["stamp"] == hit[1] else None
+
+
+def _check_password(store: Any, name: str, password: str) -> dict[str, Any] | None:
+    """The account if ``password`` is right for ``name``; a pair refused a moment ago is refused again without scrypt."""
+    cache, key = _cache(), _cache_key(name, password)
+    # The stamp is read before the check: a password changed meanwhile leaves a stale refusal unused.
+    account = accounts.get_user(store, name)
+    stamp = account["stamp"] if account else None
+    refused, refused_stamp = cache.refused(key)
+    if refused and refused_stamp == stamp:
+        return None
     user = accounts.verify_password(store, name, password)
-    if user is not None:
-        cache.put(key, user["name"], user["stamp"])
+    cache.put(key, user, stamp=stamp)
     return user
+
+
+def _refusal(attempt: Attempt, *, action: str, via: str) -> int:
+    """Tally a refused attempt in the audit trail; the seconds to wait."""
+    _throttle().audit(action, attempt, via=via)
+    return attempt.wait
+
+
+def _failure(attempt: Attempt, *, action: str, via: str) -> None:
+    """Count a wrong password for the throttle and tally it in the audit trail."""
+    throttle = _throttle()
+    throttle.audit(action, throttle.failed(attempt), via=via)
 
 
 # --------------------------------------------------------------------------- who is asking
@@ -227,18 +263,22 @@ def _from_header() -> Response | None:
         creds = request.authorization
         if creds is None or not creds.username:
             return _challenge(401, "malformed Basic credentials")
-        name, address = creds.username, request.remote_addr
-        wait = _throttle().retry_after(name, address)
-        if wait:
-            response = _challenge(429, f"too many failed logins; try again in {wait} s")
-            response.headers["Retry-After"] = str(wait)
-            return response
-        user = _check_basic(store, name, creds.password or "")
+        name, password = creds.username, creds.password or ""
+        # Credentials verified a moment ago pass at once (a GIS client repeats them with every
+        # request); everything else meets the throttle before any password check.
+        user = _recently_verified(store, name, password)
         if user is None:
-            _throttle().failed(name, address)
-            store.audit("login_failure", user=name, detail={"ip": address, "via": "basic"})
-            return _challenge(401, "wrong user name or password")
-        _throttle().reset(name, address)
+            attempt = _throttle().attempt(name, request.remote_addr)
+            if attempt.wait:
+                wait = _refusal(attempt, action="login_throttled", via="basic")
+                response = _challenge(429, f"too many failed logins; try again in {wait} s")
+                response.headers["Retry-After"] = str(wait)
+                return response
+            user = _check_password(store, name, password)
+            if user is None:
+                _failure(attempt, action="login_failure", via="basic")
+                return _challenge(401, "wrong user name or password")
+            _throttle().succeeded(attempt)
         g.user, g.auth_via = user, "basic"
         return None
     return _challenge(401, "unsupported Authorization scheme; use Bearer or Basic")
@@ -367,19 +407,44 @@ def _after_request(response: Response) -> Response:
     return response
 
 
+def trusted_proxies(value: Any) -> int:
+    """The number of reverse proxies in front of the app (``TRUSTED_PROXIES``, 0: none)."""
+    try:
+        count = int(str(value if value is not None else 0).strip() or 0)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise GeoIbmError(f"GEO_IBM_TRUSTED_PROXIES must be a whole number of proxies >= 0, got {value!r}")
+    return count
+
+
 def init_app(app: Flask) -> None:
-    """Install authentication, CSRF protection, throttling and security headers on ``app``."""
+    """Install authentication, CSRF protection, throttling and security headers on ``app``.
+
+    With ``TRUSTED_PROXIES`` = n > 0 the app trusts the last n entries of ``X-Forwarded-For``
+    and ``X-Forwarded-Proto`` (werkzeug's ProxyFix): the client address, which the login
+    throttle counts, is the one the nearest trusted proxy saw, not the proxy's own.
+    """
+    proxies = trusted_proxies(app.config.get("TRUSTED_PROXIES"))
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in _before_request instead
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session's lifetime
     csrf.init_app(app)
-    # The failures live in the store: every process of the app counts the same ones.
+    # The counters live in the store: every process of the app counts the same failures.
+    config = app.config
     app.extensions["geo_ibm_login_throttle"] = LoginThrottle(
-        open_store(app.config.get("STORE_PATH")),
-        max_failures=int(app.config.get("LOGIN_MAX_FAILURES", 5)),
-        window_s=float(app.config.get("LOGIN_WINDOW_S", 900)),
-        max_keys=int(app.config.get("LOGIN_MAX_KEYS", 10_000)),
+        open_store(config.get("STORE_PATH")),
+        max_failures=int(config.get("LOGIN_MAX_FAILURES", 5)),
+        address_failures=int(config.get("LOGIN_ADDRESS_FAILURES", 20)),
+        account_failures=int(config.get("LOGIN_ACCOUNT_FAILURES", 20)),
+        first_delay_s=float(config.get("LOGIN_FIRST_DELAY_S", 10)),
+        max_delay_s=float(config.get("LOGIN_MAX_DELAY_S", 300)),
+        window_s=float(config.get("LOGIN_WINDOW_S", 900)),
+        max_keys=int(config.get("LOGIN_MAX_KEYS", 10_000)),
     )
-    app.extensions["geo_ibm_basic_cache"] = BasicAuthCache(ttl_s=float(app.config.get("BASIC_AUTH_CACHE_S", 300)))
+    app.extensions["geo_ibm_credential_cache"] = CredentialCache(
+        ttl_s=float(config.get("BASIC_AUTH_CACHE_S", 300)), bad_ttl_s=float(config.get("BAD_CREDENTIALS_CACHE_S", 60)))
     app.before_request(_before_request)
     app.after_request(_after_request)
     app.jinja_env.globals.update(current_user=current_user, has_role=has_role, csp_nonce=lambda: g.get("csp_nonce", ""))
@@ -418,7 +483,7 @@ def _safe_next(target: str | None) -> str:
 
 @auth_bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
-    """The login form; 5 failures per user name and address within 15 min give 429."""
+    """The login form; repeated failures make further attempts wait (429, see :class:`LoginThrottle`)."""
     next_url = request.values.get("next")
     if request.method == "GET":
         if g.get("user"):
@@ -426,26 +491,24 @@ def login() -> Any:
         return render_template("login.html", next_url=next_url, error=None)
     name = (request.form.get("username") or "").strip()[:64]
     password = request.form.get("password") or ""
-    address = request.remote_addr
     store = get_store()
-    wait = _throttle().retry_after(name, address)
-    if wait:
-        store.audit("login_throttled", user=name, detail={"ip": address})
+    attempt = _throttle().attempt(name, request.remote_addr)
+    if attempt.wait:
+        wait = _refusal(attempt, action="login_throttled", via="form")
         response = make_response(
             render_template("login.html", next_url=next_url, error=ngettext("Too many failed logins. Try again in %(s)s second.", "Too many failed logins. Try again in %(s)s seconds.", wait, s=wait)),
             429,
         )
         response.headers["Retry-After"] = str(wait)
         return response
-    user = accounts.verify_password(store, name, password) if name else None
+    user = _check_password(store, name, password) if name else None
     if user is None:
-        _throttle().failed(name, address)
-        store.audit("login_failure", user=name, detail={"ip": address, "via": "form"})
+        _failure(attempt, action="login_failure", via="form")
         return render_template("login.html", next_url=next_url, error=_("Wrong user name or password.")), 200
-    _throttle().reset(name, address)
+    _throttle().succeeded(attempt)
     _start_session(store, user)
     g.user, g.auth_via = user, "session"
-    store.audit("login_success", user=user["name"], detail={"ip": address, "via": "form"})
+    store.audit("login_success", user=user["name"], detail={"ip": request.remote_addr, "via": "form"})
     return redirect(_safe_next(next_url))
 
 
@@ -504,16 +567,13 @@ def account() -> Any:
             flash(ngettext("%(n)s token revoked.", "%(n)s tokens revoked.", count))
         elif action == "password":
             # The current password is a login secret: guessing it is throttled like the login.
-            address = request.remote_addr
-            wait = _throttle().retry_after(user["name"], address)
-            if wait:
-                audit("passwd_throttled", name=user["name"])
-                return _too_many(wait)
-            if accounts.verify_password(store, user["name"], request.form.get("current") or "") is None:
-                _throttle().failed(user["name"], address)
-                audit("passwd_failure", name=user["name"])
+            attempt = _throttle().attempt(user["name"], request.remote_addr)
+            if attempt.wait:
+                return _too_many(_refusal(attempt, action="passwd_throttled", via="account"))
+            if _check_password(store, user["name"], request.form.get("current") or "") is None:
+                _failure(attempt, action="passwd_failure", via="account")
                 raise GeoIbmError(_("The current password is wrong."))
-            _throttle().reset(user["name"], address)
+            _throttle().succeeded(attempt)
             new = request.form.get("new") or ""
             if new != (request.form.get("confirm") or ""):
                 raise GeoIbmError(_("The two new passwords differ."))
