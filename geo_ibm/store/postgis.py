@@ -360,6 +360,7 @@ class PostGISStore(EventStore):
             conn.execute(f"CREATE TABLE {schema.GROUND_TRUTH} (fid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
                          f"{''.join(', ' + d for d in declared)}, geom geometry(Geometry, {SRS_ID}))")
             conn.execute(f"CREATE INDEX {schema.GROUND_TRUTH}_geom ON {schema.GROUND_TRUTH} USING gist (geom)")
+            schema.grant_like_events(conn, schema.GROUND_TRUTH)
             columns = [f'"{c}"' for c in attrs] + ["geom"]
             with conn.cursor().copy(f"COPY {schema.GROUND_TRUTH} ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in zip(*(frames.python_values(table[c]) for c in table.columns)):
@@ -503,6 +504,16 @@ class _Transaction(WriteTransaction):
         ).fetchall()
         return pd.DataFrame(rows, columns=columns, dtype=object)
 
+    def count_stored(self, event_ids: Sequence[str]) -> int:
+        self._lock_events()
+        ids = list(dict.fromkeys(event_ids))
+        if not ids:
+            return 0
+        row = self._conn.execute(
+            "SELECT count(*) FROM events e JOIN unnest(%s::text[]) AS i(event_id) ON e.event_id = i.event_id", (ids,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
     def add_import(self, record: ImportRecord) -> int:
         self.changed = True
         row = self._conn.execute(
@@ -521,7 +532,8 @@ class _Transaction(WriteTransaction):
         self.changed = True
         conn = self._conn
         stored = _scalar(conn, "SELECT count(*) FROM events")
-        bulk = len(table) >= BULK_MIN_ROWS and len(table) > stored
+        # Only the owner may drop indexes; a role with row rights alone adds the rows to them.
+        bulk = len(table) >= BULK_MIN_ROWS and len(table) > stored and schema.owns(conn, "events")
         if bulk:
             for name in schema.SECONDARY_INDEXES:
                 conn.execute(f"DROP INDEX IF EXISTS {name}")

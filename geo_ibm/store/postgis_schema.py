@@ -19,7 +19,10 @@ both migrate.
 """
 from __future__ import annotations
 
+import re
+
 import psycopg
+from psycopg import sql
 
 from geo_ibm.errors import StoreError
 from geo_ibm.store.gpkg_blobs import SRS_ID
@@ -117,6 +120,60 @@ MIGRATIONS: dict[int, tuple[str, str]] = {
 """Schema version -> (what it brings, its SQL). A new version appends here; none is ever edited."""
 
 SCHEMA_VERSION = max(MIGRATIONS)
+
+
+WRITTEN_TABLES = ("events", "imports", "audit", "web_users", "web_tokens", "web_sessions", "throttle_hits",
+                  "audit_tallies", META_TABLE)
+"""Tables the web app and the importers write (rows only: no DDL)."""
+
+READ_TABLES = ("events", "imports", GROUND_TRUTH)
+"""Tables a read-only role (a GIS client) sees: no accounts, sessions, counters or audit trail."""
+
+
+def grant_statements(role: str, *, read_only: bool = False, schema: str = "public") -> list[str]:
+    """SQL giving ``role`` the rights it needs on a store the owner created (run by the owner).
+
+    Parameters
+    ----------
+    role
+        An existing login role, e.g. ``geo_ibm_web`` for the app processes and importers
+        (rows of every store table, nothing else: no DDL, no other schema) or
+        ``geo_ibm_reader`` with ``read_only`` for QGIS (:data:`READ_TABLES` only).
+    schema
+        The schema holding the store.
+
+    The ground truth is replaced whole (``DROP``/``CREATE``), which only the owner may do:
+    run ``geo-ibm demo`` as the owner. Whoever may read the events may read the new table.
+    """
+    for name, value in (("role", role), ("schema", schema)):
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+            raise ValueError(f"{name} must be a lowercase SQL name, got {value!r}")
+    out = [f"GRANT USAGE ON SCHEMA {schema} TO {role}"]
+    if read_only:
+        out += [f"GRANT SELECT ON {schema}.{t} TO {role}" for t in READ_TABLES if t != GROUND_TRUTH]
+        out.append(f"GRANT SELECT ON {schema}.spatial_ref_sys TO {role}")
+    else:
+        out.append(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(f'{schema}.{t}' for t in WRITTEN_TABLES)} "
+                   f"TO {role}")
+        out.append(f"GRANT SELECT ON {schema}.{VERSION_TABLE} TO {role}")
+    return out
+
+
+def grant_like_events(conn: psycopg.Connection, table: str) -> None:
+    """Let every role that may read ``events`` read ``table`` too (a table created anew loses its grants)."""
+    rows = conn.execute(
+        "SELECT DISTINCT grantee FROM information_schema.role_table_grants WHERE table_name = 'events' "
+        "AND table_schema = current_schema() AND privilege_type = 'SELECT' AND grantee <> current_user"
+    ).fetchall()
+    for (grantee,) in rows:
+        conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(table), sql.Identifier(grantee)))
+
+
+def owns(conn: psycopg.Connection, table: str) -> bool:
+    """Whether the current role owns ``table`` (and so may drop and build its indexes)."""
+    row = conn.execute("SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(%s)",
+                       (table,)).fetchone()
+    return bool(row and row[0])
 
 
 def lock_key(conn: psycopg.Connection, which: int) -> None:
