@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from geo_ibm.errors import GeoIbmError
-from geo_ibm.settings import store_path
+from geo_ibm.settings import store_location
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 instance_relative_config=True)
     max_mb = float(os.environ.get("GEO_IBM_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB)
     app.config.update(
-        STORE_PATH=str(store_path()),
+        STORE_PATH=str(store_location()),
         PUBLIC_URL=os.environ.get("GEO_IBM_PUBLIC_URL") or "http://localhost",
         TILE_URL=os.environ.get("GEO_IBM_TILE_URL") or None,
         TILE_ATTRIBUTION=os.environ.get("GEO_IBM_TILE_ATTRIBUTION") or None,
