@@ -51,7 +51,8 @@ def _user(explicit: str | None) -> str:
 @click.option(
     "--store",
     default=None,
-    help="Event store: a GeoPackage file. Default: $GEO_IBM_STORE or instance/geo_ibm.gpkg.",
+    help="Event store: a GeoPackage file or a postgresql:// URL (PostGIS). Default: $GEO_IBM_STORE or "
+    "instance/geo_ibm.gpkg.",
 )
 @click.version_option(package_name="geo-ibm")
 @click.pass_context
@@ -67,7 +68,7 @@ def init(ctx: click.Context) -> None:
     """Create an empty event store (does nothing if it exists)."""
     store = _store(ctx)
     store.init()
-    click.echo(f"store ready: {ctx.obj['store']}")
+    click.echo(f"store ready: {store.location}")
 
 
 @main.command("import")
@@ -118,7 +119,7 @@ def demo(ctx: click.Context, n_events: int, seed: int, account: bool) -> None:
     events, truth = generate_events(n_events, seed=seed)
     report = store.import_events(events, source=f"demo events={n_events} seed={seed}", user="demo")
     store.write_ground_truth(truth)
-    click.echo(f"demo store {ctx.obj['store']}: {report.accepted} events imported, {report.duplicates} already present")
+    click.echo(f"demo store {store.location}: {report.accepted} events imported, {report.duplicates} already present")
     click.echo(f"planted hotspots (ground truth): {', '.join(truth['name'].astype(str))}")
     if account:
         from geo_ibm.accounts import ensure_demo_account
@@ -147,9 +148,9 @@ def info(ctx: click.Context) -> None:
     """List the store's layers and counts: events in total and per quarter."""
     store = _store(ctx)
     if not store.exists():
-        raise click.ClickException(f"no store at {ctx.obj['store']}; run 'geo-ibm init' or 'geo-ibm demo'")
+        raise click.ClickException(f"no store at {store.location}; run 'geo-ibm init' or 'geo-ibm demo'")
     summary = store.summary()
-    click.echo(f"store: {ctx.obj['store']}")
+    click.echo(f"store: {store.location}")
     for key, value in summary.items():
         if isinstance(value, dict):
             click.echo(f"{key}:")
@@ -263,7 +264,7 @@ def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | 
     if events.empty:
         chosen = {"--from": start, "--to": end, "--region": region}
         said = ", ".join(f"{k} {v}" for k, v in chosen.items() if v) or "no filter"
-        raise ValidationError(f"no events in {ctx.obj['store']} match the selection ({said})")
+        raise ValidationError(f"no events in {store.location} match the selection ({said})")
     result = run_method(events, method=method, cell=cell, band=band, region=region, seed=seed)
     params = dict(result.attrs.get("parameters", {}))
     params.update({"method": method, "from": start, "to": end, "region": region, "n_events": int(len(events))})
@@ -324,6 +325,47 @@ def report(ctx: click.Context, out: Path, start: str | None, end: str | None, qu
                                                     "rows": int(len(events)), "filters": filters})
 
 
+@main.group("store")
+def store_group() -> None:
+    """Move a store between backends and set up database roles."""
+
+
+@store_group.command("copy")
+@click.argument("source")
+@click.argument("target")
+def store_copy(source: str, target: str) -> None:
+    """Copy the whole store SOURCE into the empty store TARGET (a .gpkg path or a postgresql:// URL each).
+
+    Events, imports, audit trail, ground truth, accounts and API tokens move; the copy is
+    checked against the source (counts and checksums) before it is committed.
+    """
+    from geo_ibm.store import copy_store
+
+    def progress(stage: str, done: int, total: int) -> None:
+        click.echo(f"{stage}: {done} of {total} rows", err=True)
+
+    report = copy_store(store_location(source), store_location(target), progress=progress)
+    counts = ", ".join(f"{n} {name}" for name, n in report.counts.items())
+    click.echo(f"copied {report.source} -> {report.target} in {report.seconds:.1f} s: {counts}")
+    click.echo(f"checksum (source = target): {report.checksum}")
+
+
+@store_group.command("grants")
+@click.argument("role")
+@click.option("--read-only", is_flag=True, help="Only the events, imports and ground truth, for GIS clients.")
+@click.option("--schema", default="public", show_default=True, help="Schema holding the store's tables.")
+def store_grants(role: str, read_only: bool, schema: str) -> None:
+    """Print the SQL giving ROLE the rights it needs on a PostGIS store (run it as the tables' owner)."""
+    from geo_ibm.store.postgis_schema import grant_statements
+
+    try:
+        statements = grant_statements(role, read_only=read_only, schema=schema)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    for statement in statements:
+        click.echo(statement + ";")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
@@ -340,7 +382,7 @@ def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
     # reverse proxy's public URL is configured.
     os.environ.setdefault("GEO_IBM_PUBLIC_URL", f"http://{host}:{port}")
     app = create_app()
-    click.echo(f"geo_ibm on http://{host}:{port}/ (store {ctx.obj['store']}); Ctrl+C stops", err=True)
+    click.echo(f"geo_ibm on http://{host}:{port}/ (store {_store(ctx).location}); Ctrl+C stops", err=True)
     waitress_serve(app, host=host, port=port, threads=threads)
 
 

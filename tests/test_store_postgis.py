@@ -386,3 +386,28 @@ def test_concurrent_threads_share_the_pool(pg_store, tmp_path):
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_cli_store_copy_grants_and_no_password_shown(pg_server, pg_store, tmp_path):
+    from click.testing import CliRunner
+
+    from geo_ibm.cli import main
+
+    src = GeoPackageStore(tmp_path / "src.gpkg", outline=OUTLINE, assign_regions=half_regions)
+    src.import_file(write_events(tmp_path / "e.csv", event_rows(25)), user="ana")
+    target = pg_store("cli")
+    url = target._conninfo.replace("geo_ibm@", f"geo_ibm:{pg_server.password}@")  # as a user may type it
+    runner = CliRunner()
+    done = runner.invoke(main, ["store", "copy", str(src.path), url])
+    assert done.exit_code == 0, done.output
+    assert f"-> {target.location}" in done.output and "25 events" in done.output and "checksum" in done.output
+    assert target.count() == 25
+    again = runner.invoke(main, ["store", "copy", str(src.path), url])
+    assert again.exit_code == 1 and "is not empty (25 events" in again.output
+    for args in (["init"], ["info"]):
+        shown = runner.invoke(main, ["--store", url, *args])
+        assert shown.exit_code == 0 and target.location in shown.output and pg_server.password not in shown.output
+    grants = runner.invoke(main, ["store", "grants", "geo_ibm_reader", "--read-only"])
+    assert grants.exit_code == 0 and "GRANT SELECT ON public.events TO geo_ibm_reader;" in grants.output
+    assert "web_users" not in grants.output
+    assert runner.invoke(main, ["store", "grants", "Robert'); DROP"]).exit_code == 2
