@@ -1,5 +1,6 @@
 # Two commands for a fresh machine:
 #   make run   - create .venv, install, build the demo store, serve the web app on http://127.0.0.1:5000
+#   make run-postgis - the same on a throwaway PostGIS server with two app processes (ports 5000, 5001)
 #   make test  - create .venv, install the test dependencies, lint (ruff), type-check (mypy), run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,7 +8,7 @@ BIN := $(VENV)/bin
 STORE ?= instance/geo_ibm.gpkg
 DEMO_EVENTS ?= 20000
 
-.PHONY: run test venv install install-test demo messages clean
+.PHONY: run run-postgis test venv install install-test demo messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,12 @@ demo: install
 
 run: demo
 	$(BIN)/geo-ibm --store "$(STORE)" serve --host 127.0.0.1 --port 5000
+
+# The multi-process deployment on a throwaway PostgreSQL + PostGIS server (Debian packages postgresql and
+# postgresql-15-postgis-3): the demo store served by two waitress processes, http://127.0.0.1:5000 and :5001.
+# Ctrl+C stops the app and the server and removes its data (docs/POSTGIS.md: a real server).
+run-postgis: install
+	$(BIN)/python -m geo_ibm.store.pg_local run --events $(DEMO_EVENTS) --port 5000 --port 5001
 
 test: install-test
 	$(BIN)/ruff check .

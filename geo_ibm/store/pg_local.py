@@ -9,8 +9,12 @@ Command line::
 
     python -m geo_ibm.store.pg_local start --dir DIR [--port N] [--database geo_ibm]
     python -m geo_ibm.store.pg_local stop --dir DIR
+    python -m geo_ibm.store.pg_local run [--events 20000] [--port 5000 --port 5001]
 
-``start`` prints the store URL (``postgresql://geo_ibm:...@127.0.0.1:N/geo_ibm``).
+``start`` prints the store URL (``postgresql://geo_ibm:...@127.0.0.1:N/geo_ibm``). ``run`` (what
+``make run-postgis`` calls) starts a server in a temporary folder, initialises the store, loads
+the demo and serves the web app from one waitress process per ``--port``; Ctrl+C stops them and
+removes the server with its data.
 """
 from __future__ import annotations
 
@@ -254,7 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--fast", action="store_true", help="no fsync (tests and benchmarks only)")
     stop = sub.add_parser("stop", help="stop the server in DIR and remove DIR")
     stop.add_argument("--dir", required=True)
+    run = sub.add_parser("run", help="a throwaway server with the demo store, served by several app processes")
+    run.add_argument("--events", type=int, default=20_000, help="demo events (default 20000)")
+    run.add_argument("--port", type=int, action="append", help="a port of one app process (default: 5000 and 5001)")
+    run.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run_demo(events=args.events, ports=args.port or [5000, 5001], host=args.host)
     folder = Path(args.dir).absolute()
     if args.command == "start":
         if folder.exists() and any(folder.iterdir()):
@@ -269,6 +279,45 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--dir {folder} holds no server")
     LocalServer(folder=folder, port=0, password="", binaries=bin_dir()).stop()
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_demo(*, events: int, ports: list[int], host: str) -> int:
+    """Server, store, demo and app processes until Ctrl+C (see the module's command line)."""
+    import signal
+    import time
+
+    server = start_server(database=APP_ROLE)
+    apps: list[subprocess.Popen[bytes]] = []
+    try:
+        url = server.url()
+        env = {**os.environ, "GEO_IBM_STORE": url, "PGPASSFILE": str(server.passfile),
+               # one key for every process: a session cookie is valid whichever process answers
+               "GEO_IBM_SECRET_KEY": os.environ.get("GEO_IBM_SECRET_KEY") or secrets.token_urlsafe(32)}
+        cli = [sys.executable, "-m", "geo_ibm.cli", "--store", server.url(password=False)]
+        subprocess.run([*cli, "init"], env=env, check=True)
+        subprocess.run([*cli, "demo", "--events", str(events), "--seed", "1"], env=env, check=True)
+        for port in ports:
+            apps.append(subprocess.Popen([*cli, "serve", "--host", host, "--port", str(port)], env=env))
+        print(f"store {server.url(password=False)} (password in {server.passfile}); app on "
+              + ", ".join(f"http://{host}:{p}/" for p in ports) + "; Ctrl+C stops", flush=True)
+        for number in (signal.SIGINT, signal.SIGTERM):  # also when started in the background
+            signal.signal(number, _interrupt)
+        while all(a.poll() is None for a in apps):
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for app in apps:
+            app.terminate()
+        for app in apps:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                app.wait(timeout=10)
+        server.stop()
 
 
 if __name__ == "__main__":
