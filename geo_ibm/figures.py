@@ -148,10 +148,10 @@ def _scale_bar(ax: Any, extent: tuple[float, float, float, float], *, fontsize: 
 
 def _north_angle(x: float, y: float) -> float:
     """Angle (radians, clockwise from grid north) of true north at ``(x, y)`` in EPSG:2169."""
-    from pyproj import Transformer
+    from geo_ibm.crs import transformer
 
-    to_geo = Transformer.from_crs(WORKING_CRS, WEB_CRS, always_xy=True)
-    to_grid = Transformer.from_crs(WEB_CRS, WORKING_CRS, always_xy=True)
+    to_geo = transformer(WORKING_CRS, WEB_CRS)
+    to_grid = transformer(WEB_CRS, WORKING_CRS)
     lon, lat = to_geo.transform(x, y)
     nx, ny = to_grid.transform(lon, lat + 0.05)
     return math.atan2(nx - x, ny - y)

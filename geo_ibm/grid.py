@@ -159,8 +159,8 @@ def h3_grid(area: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries, *, resolution
     :class:`H3Spec` that :func:`bin_counts` and :func:`locate` accept.
     """
     import h3
-    from pyproj import Transformer
 
+    from geo_ibm.crs import transformer
     from geo_ibm.settings import WEB_CRS
 
     geom = as_area(area)
@@ -175,8 +175,8 @@ def h3_grid(area: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries, *, resolution
             f"resolution={resolution} would need about {cells_needed:,.0f} cells over this area",
             [Problem("too fine", column="resolution", value=resolution)],
         )
-    to_web = Transformer.from_crs(WORKING_CRS, WEB_CRS, always_xy=True)
-    to_work = Transformer.from_crs(WEB_CRS, WORKING_CRS, always_xy=True)
+    to_web = transformer(WORKING_CRS, WEB_CRS)
+    to_work = transformer(WEB_CRS, WORKING_CRS)
     web = shapely.transform(geom, lambda xy: np.column_stack(to_web.transform(xy[:, 0], xy[:, 1])))
     shape = h3.geo_to_h3shape(web.__geo_interface__)
     cells = np.array(sorted(h3.h3shape_to_cells_experimental(shape, int(resolution), contain="overlap")), dtype=object)
@@ -437,11 +437,10 @@ def _build_grid(area: object, *, cell: float, shape: Shape) -> gpd.GeoDataFrame:
 
 def _locate_h3(xy: np.ndarray, spec: H3Spec) -> np.ndarray:
     import h3
-    from pyproj import Transformer
 
-    from geo_ibm.settings import WEB_CRS
+    from geo_ibm.crs import to_lonlat
 
-    lon, lat = Transformer.from_crs(WORKING_CRS, WEB_CRS, always_xy=True).transform(xy[:, 0], xy[:, 1])
+    lon, lat = to_lonlat(xy[:, 0], xy[:, 1])
     out = np.full(xy.shape[0], -1, dtype=np.int64)
     ok = np.isfinite(lon) & np.isfinite(lat)
     res = spec.resolution

@@ -15,6 +15,7 @@ import shapely
 from branca.element import MacroElement
 from jinja2 import Template
 
+from geo_ibm.disclosure import DisclosureRule, protect_counts
 from geo_ibm.io import ensure_working_crs
 from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS
 
@@ -369,9 +370,15 @@ def add_events(
     heat: bool = True,
     asset_base: str = "/assets",
     details: bool = True,
+    disclosure: DisclosureRule | None = None,
     t: Translate = str,
 ) -> list[str]:
     """Events as aggregated cells, plus individual CircleMarkers with popups when few enough.
+
+    With ``disclosure`` (aggregates-only readers, implies ``details=False``) the cells are the
+    rule's fixed national cells (never merged, so every such map uses the same cells), cells
+    with suppressed counts are left out and the other counts are rounded
+    (:mod:`geo_ibm.disclosure`).
 
     ``events`` may also be an ``(n, 2)`` array of EPSG:2169 coordinates; those are drawn as
     cells only (an array has no attributes for popups). With ``details=False`` no individual
@@ -382,7 +389,19 @@ def add_events(
     if len(events) == 0:
         blocks.append(f'<div class="block">{text(t("No events match the filter."))}</div>')
         return blocks
-    cells = aggregate_events(events, max_cells=max_cells)
+    if disclosure is not None:
+        details = False
+        # Luxembourg holds about 10,400 cells of 500 m: bounded without merging.
+        cells = aggregate_events(events, max_cells=1_000_000, min_cell_m=float(disclosure.cell_m))
+        shown = protect_counts(cells["count"].to_numpy(), disclosure)
+        keep = np.isfinite(shown) & (shown > 0)
+        cells = cells[keep].assign(count=shown[keep].astype(int))
+        if cells.empty:
+            blocks.append(f'<div class="block">{text(t("No cell holds enough events to be shown."))} '
+                          f'{text(t("Individual events need the analyst role."))}</div>')
+            return blocks
+    else:
+        cells = aggregate_events(events, max_cells=max_cells)
     classes = count_classes(cells["count"].to_numpy())
     web = _to_web(cells, name="event cells")
     colour_of = np.full(len(web), EVENT_CLASS_COLOURS[-1], dtype=object)
@@ -408,7 +427,11 @@ def add_events(
         layer.default_js = [("leaflet-heat.js", vendor_url("heat_js", asset_base=asset_base))]
         layer.add_to(fmap)
 
-    if not details:
+    if disclosure is not None:
+        note = t("Counts under %(k)s are hidden and the others rounded to %(r)s.") % {
+            "k": disclosure.min_count, "r": disclosure.rounding}
+        blocks.append(f'<div class="block">{text(t("Individual events need the analyst role."))} {text(note)}</div>')
+    elif not details:
         blocks.append(f'<div class="block">{text(t("Individual events need the analyst role."))}</div>')
     elif len(events) <= max_markers and not isinstance(events, np.ndarray):
         ev = ensure_working_crs(events, name="events")
@@ -451,6 +474,7 @@ def overview_map(
     max_markers: int = 1000,
     max_cells: int = 1500,
     details: bool = True,
+    disclosure: DisclosureRule | None = None,
     t: Translate = str,
 ) -> folium.Map:
     """Overview map: outline, border lines by neighbour, crossing points by kind and the events.
@@ -466,7 +490,7 @@ def overview_map(
     fmap = base_map(tiles_url=tiles_url, tile_attribution=tile_attribution, asset_base=asset_base)
     add_outline(fmap, outline, t=t)
     blocks = add_events(fmap, events, max_markers=max_markers, max_cells=max_cells, asset_base=asset_base,
-                        details=details, t=t)
+                        details=details, disclosure=disclosure, t=t)
     border_entries = add_borders(fmap, borders, t=t)
     crossing_entries = add_crossings(fmap, crossings, t=t)
     blocks.insert(0, _legend_html(t("Internal Schengen borders"), border_entries))

@@ -132,7 +132,7 @@ def test_map_api_and_cli_give_the_same_cells_and_bins(site, tmp_path, logged_in_
     expected = hotspots(site.store, query(), cells="significant")
     assert len(expected) > 10
 
-    api = site.get(f"/api/hotspots?method=gi&{url_query}", role="viewer")
+    api = site.get(f"/api/hotspots?method=gi&{url_query}", role="analyst")
     assert api.status_code == 200
     api_cells = gpd.GeoDataFrame.from_features(api.get_json()["features"], crs="EPSG:4326")
     same_cells(api_cells, "gi_bin_fdr", expected, "gi_bin_fdr")
@@ -160,12 +160,12 @@ def test_map_api_and_cli_give_the_same_cells_and_bins(site, tmp_path, logged_in_
 def logged_in_site(site):
     """A browser-like client of the site: the map documents are for sessions and tokens alike."""
     client = site.app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {site.tokens['viewer']}"
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {site.tokens['analyst']}"
     return client
 
 
 def test_the_default_cell_is_the_same_for_the_map_the_api_and_the_cli(site, tmp_path):
-    api = site.get(f"/api/hotspots?method=gi&region={REGION}", role="viewer").get_json()["parameters"]
+    api = site.get(f"/api/hotspots?method=gi&region={REGION}", role="analyst").get_json()["parameters"]
     out = tmp_path / "auto.gpkg"
     result = CliRunner().invoke(main, ["--store", str(site.store.path), "hotspots", "--method", "gi", "--region", REGION,
                                        "--out", str(out)])

@@ -239,7 +239,7 @@ def test_event_unknown_id(site):
 
 
 def test_stats_counts_match_pandas(site):
-    body = site.get("/api/stats", role="viewer").get_json()
+    body = site.get("/api/stats", role="analyst").get_json()
     assert body["total"] == N_EVENTS
     quarters = site.events["observed_at"].dt.tz_convert("Europe/Luxembourg").dt.tz_localize(None).dt.to_period("Q")
     expected = quarters.astype(str).value_counts().to_dict()
@@ -255,7 +255,7 @@ def test_stats_counts_match_pandas(site):
 
 
 def test_stats_filtered(site):
-    body = site.get("/api/stats?entry_country=DE&from=2025-01-01", role="viewer").get_json()
+    body = site.get("/api/stats?entry_country=DE&from=2025-01-01", role="analyst").get_json()
     mask = (site.events["entry_country"] == "DE") & (site.events["observed_at"] >= pd.Timestamp("2025-01-01", tz="Europe/Luxembourg"))
     assert body["total"] == int(mask.sum())
     assert sum(row["events"] for row in body["by_quarter"]) == int(mask.sum())
@@ -266,7 +266,7 @@ def test_stats_filtered(site):
 def test_stats_breakdowns_match_the_store_rows(site, query):
     from urllib.parse import parse_qsl
 
-    body = site.get(f"/api/stats?{query}", role="viewer").get_json()
+    body = site.get(f"/api/stats?{query}", role="analyst").get_json()
     args = dict(parse_qsl(query))
     filters = {k: v for k, v in args.items() if k != "from"}
     if "from" in args:
@@ -286,7 +286,7 @@ def test_stats_breakdowns_match_the_store_rows(site, query):
 
 
 def test_hotspots_gi_matches_library(site):
-    response = site.get("/api/hotspots?method=gi&cell=2000&band=5000&cells=all", role="viewer")
+    response = site.get("/api/hotspots?method=gi&cell=2000&band=5000&cells=all", role="analyst")
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     params = body["parameters"]
@@ -304,7 +304,7 @@ def test_hotspots_gi_matches_library(site):
 @pytest.mark.parametrize("cells", ["significant", "nonzero", None])
 def test_hotspots_cell_selection(site, cells):
     query = "/api/hotspots?method=gi&cell=1000&band=3000" + (f"&cells={cells}" if cells else "")
-    body = site.get(query, role="viewer").get_json()
+    body = site.get(query, role="analyst").get_json()
     reference = hotspots_from_events(site.events, study_area=layers.luxembourg_outline(), cell=1000, band=3000)
     if cells == "nonzero":
         expected = reference[reference["count"] > 0]
@@ -318,7 +318,7 @@ def test_hotspots_cell_selection(site, cells):
 
 
 def test_hotspots_automatic_parameters_and_region(site):
-    body = site.get("/api/hotspots?region=Capitale&from=2024-01-01&to=2026-12-31", role="viewer").get_json()
+    body = site.get("/api/hotspots?region=Capitale&from=2024-01-01&to=2026-12-31", role="analyst").get_json()
     params = body["parameters"]
     assert params["method"] == "gi" and params["region"] == "Capitale"
     assert params["cell"] > 0 and params["band"] >= params["cell"]
@@ -328,7 +328,7 @@ def test_hotspots_automatic_parameters_and_region(site):
 @pytest.mark.parametrize(("method", "extra"), [("lisa", "&cell=1500"), ("kde", ""), ("clusters", ""), ("emerging", "")])
 def test_hotspot_methods(site, method, extra):
     # LISA's 999 permutations on the automatic fine grid take seconds; a coarser grid keeps it quick.
-    response = site.get(f"/api/hotspots?method={method}{extra}", role="viewer")
+    response = site.get(f"/api/hotspots?method={method}{extra}", role="analyst")
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["type"] == "FeatureCollection"
@@ -344,7 +344,7 @@ def test_hotspots_from_lean_rows_equal_the_library_on_full_rows(site, method, qu
     from geo_ibm.analysis import run_method
     from geo_ibm.geojson import json_value, to_feature_collection
 
-    body = site.get(f"/api/hotspots?method={method}{query}&cells=all", role="viewer").get_json()
+    body = site.get(f"/api/hotspots?method={method}{query}&cells=all", role="analyst").get_json()
     args = dict(part.split("=") for part in query.strip("&").split("&"))
     full = run_method(site.store.events(), method=method, cell=float(args["cell"]) if "cell" in args else None,
                       band=float(args["band"]) if "band" in args else None)
@@ -402,7 +402,7 @@ def test_bad_parameters_give_400(site, url, parameter):
 
 def test_library_refusal_is_a_400_not_a_500(site):
     # Too few events for Gi* in one day: the library refuses, the API passes the message on.
-    response = site.get("/api/hotspots?from=2025-05-05&to=2025-05-05", role="viewer")
+    response = site.get("/api/hotspots?from=2025-05-05&to=2025-05-05", role="analyst")
     assert response.status_code == 400
     assert "events" in response.get_json()["description"]
 

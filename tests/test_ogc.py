@@ -176,7 +176,7 @@ def test_events_paging_follows_next_links(site):
 
 
 def test_limit_above_maximum_is_clamped(site):
-    body = site.get("/ogc/collections/hotspots/items?limit=50000", role="viewer").get_json()
+    body = site.get("/ogc/collections/hotspots/items?limit=50000", role="analyst").get_json()
     assert body["numberReturned"] == min(10000, body["numberMatched"])
     assert parse_qs(urlsplit(rels(body["links"])["self"]["href"]).query)["limit"] == ["10000"]
 
@@ -235,9 +235,9 @@ def test_reference_bbox_uses_intersection(site):
 
 def test_hotspots_collection_is_cached_until_the_store_changes(tmp_path):
     site = make_site(tmp_path / "cache.gpkg", seed=8)
-    first = site.get("/ogc/collections/hotspots/items?limit=10000", role="viewer").get_json()
+    first = site.get("/ogc/collections/hotspots/items?limit=10000", role="analyst").get_json()
     features = list(first["features"])
-    second = site.get("/ogc/collections/hotspots/items?limit=10000&offset=10000", role="viewer").get_json()
+    second = site.get("/ogc/collections/hotspots/items?limit=10000&offset=10000", role="analyst").get_json()
     features += second["features"]
     assert first["numberMatched"] == len(features) > 0
     params = first["parameters"]
@@ -247,15 +247,15 @@ def test_hotspots_collection_is_cached_until_the_store_changes(tmp_path):
         return set(site.app.extensions["geo_ibm_cache"].keys("ogc-hotspots"))
 
     cached = hotspot_cache()
-    again = site.get("/ogc/collections/hotspots/items?limit=10000", role="viewer").get_json()
+    again = site.get("/ogc/collections/hotspots/items?limit=10000", role="analyst").get_json()
     assert again["features"] == first["features"] and hotspot_cache() == cached
     cell = first["features"][0]["id"]
-    one = site.get(f"/ogc/collections/hotspots/items/{cell}", role="viewer").get_json()
+    one = site.get(f"/ogc/collections/hotspots/items/{cell}", role="analyst").get_json()
     assert one["properties"]["gi_z"] == first["features"][0]["properties"]["gi_z"]
     extra, _ = generate_events(40, seed=99)
     extra["event_id"] = [f"EXTRA-{i}" for i in range(len(extra))]
     site.store.import_events(extra, source="extra", user="test")
-    after = site.get("/ogc/collections/hotspots/items?limit=10000", role="viewer").get_json()
+    after = site.get("/ogc/collections/hotspots/items?limit=10000", role="analyst").get_json()
     assert after["parameters"]["n_events"] == N_EVENTS + 40
     assert hotspot_cache() != cached
 
@@ -305,7 +305,7 @@ def test_f_json_is_accepted(site):
 
 def test_small_store_gives_empty_hotspots_not_an_error(tmp_path):
     site = make_site(tmp_path / "small.gpkg", seed=3, n_events=12)
-    body = site.get("/ogc/collections/hotspots/items", role="viewer").get_json()
+    body = site.get("/ogc/collections/hotspots/items", role="analyst").get_json()
     assert body["numberMatched"] == 0 and body["features"] == []
     assert body["parameters"]["n_events"] == 12
     assert "too few" in body["parameters"]["note"]

@@ -63,7 +63,7 @@ def test_root_redirects_to_overview(logged_in):
 
 
 def test_overview_embeds_the_map_in_a_sandboxed_frame(logged_in, store):
-    body = logged_in("vic").get("/overview?entry_country=DE&from=2024-01-01").get_data(as_text=True)
+    body = logged_in("ana").get("/overview?entry_country=DE&from=2024-01-01").get_data(as_text=True)
     frame = re.search(r'<iframe[^>]*>', body).group(0)
     assert 'sandbox="allow-scripts"' in frame and "allow-same-origin" not in frame
     src = re.search(r'src="([^"]+)"', frame).group(1).replace("&amp;", "&")
@@ -141,7 +141,7 @@ def test_unknown_map_is_404_or_400(logged_in):
     ],
 )
 def test_filters_reach_the_store(logged_in, store, query, filters):
-    body = logged_in("vic").get(f"/overview?{query}").get_data(as_text=True)
+    body = logged_in("ana").get(f"/overview?{query}").get_data(as_text=True)
     expected = store.count(**filters)
     assert f"{expected} events match the filter." in body
     assert expected < N_EVENTS
@@ -381,7 +381,7 @@ def test_hotspot_options_are_validated_and_kept_in_the_url(logged_in):
 
 def test_hotspot_map_reports_methods_that_cannot_run(logged_in, app):
     app.config["MAX_CLUSTER_EVENTS"] = 10
-    doc = logged_in("vic").get("/maps/hotspots?cell=700").get_data(as_text=True)
+    doc = logged_in("ana").get("/maps/hotspots?cell=700").get_data(as_text=True)
     assert "too many for clustering on request (limit 10)" in doc
 
 

@@ -62,6 +62,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.update(
         STORE_PATH=str(store_location()),
         PUBLIC_URL=os.environ.get("GEO_IBM_PUBLIC_URL") or "http://localhost",
+        DISCLOSURE_MIN_COUNT=int(os.environ.get("GEO_IBM_DISCLOSURE_MIN_COUNT") or 5),
+        DISCLOSURE_ROUNDING=int(os.environ.get("GEO_IBM_DISCLOSURE_ROUNDING") or 5),
+        DISCLOSURE_CELL_M=float(os.environ.get("GEO_IBM_DISCLOSURE_CELL_M") or 500),
+        DISCLOSURE_PERIOD=os.environ.get("GEO_IBM_DISCLOSURE_PERIOD") or "quarter",
         TILE_URL=os.environ.get("GEO_IBM_TILE_URL") or None,
         TILE_ATTRIBUTION=os.environ.get("GEO_IBM_TILE_ATTRIBUTION") or None,
         MAX_CONTENT_LENGTH=int(max_mb * 1024 * 1024),

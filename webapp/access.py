@@ -1,6 +1,8 @@
 """Who may read what: the role each kind of data needs (every request needs a login)."""
 from __future__ import annotations
 
+from geo_ibm.disclosure import DisclosureRule
+
 ROLE_LAYERS = "viewer"
 """Reference layers (borders, crossings, cantons, corridors)."""
 
@@ -17,3 +19,22 @@ popups, tables or exports."""
 
 DETAIL_ROLE = ROLE_EVENTS
 """Role needed to see single records on the pages (tables, popups); viewers get aggregates."""
+
+
+def disclosure_rule() -> DisclosureRule | None:
+    """The disclosure rule of this request's reader: ``None`` for analysts and above (full detail).
+
+    Configured by ``DISCLOSURE_MIN_COUNT``, ``DISCLOSURE_ROUNDING``, ``DISCLOSURE_CELL_M`` and
+    ``DISCLOSURE_PERIOD`` (see :mod:`geo_ibm.disclosure`).
+    """
+    from flask import current_app
+
+    from webapp.auth import has_role
+
+    if has_role(ROLE_EVENTS):
+        return None
+    config = current_app.config
+    return DisclosureRule(min_count=int(config.get("DISCLOSURE_MIN_COUNT", 5)),
+                          rounding=int(config.get("DISCLOSURE_ROUNDING", 5)),
+                          cell_m=float(config.get("DISCLOSURE_CELL_M", 500.0)),
+                          period=config.get("DISCLOSURE_PERIOD", "quarter"))

@@ -4,14 +4,15 @@ from __future__ import annotations
 from typing import Any
 
 import geopandas as gpd
-import pandas as pd
 from flask import Blueprint, Response, request, url_for
 
 from geo_ibm import analysis
+from geo_ibm.counts import event_counts
 from geo_ibm.errors import NotFoundError
 from geo_ibm.geojson import to_feature_collection
-from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, ROLE_STATS
+from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, ROLE_STATS, disclosure_rule
 from webapp.auth import get_store, require_role
+from webapp.cache import cached
 from webapp.features import events_in_bbox, time_filters
 from webapp.filters import hotspot_query
 from webapp.params import (
@@ -116,26 +117,19 @@ def stats() -> Response:
 
     Returns ``{"total", "by_quarter": [{"quarter", "events", "persons"}], "by_region":
     [{"region", "events"}], "filters"}``; quarters are spelt as the store spells them
-    (``2025Q3``). Counting happens in the store.
+    (``2025Q3``). Counting happens in the store. For readers below the analyst role the
+    window is widened to whole blocks and counts are protected (:mod:`geo_ibm.disclosure`),
+    with the rule in ``disclosure``.
     """
     args = request.args
     check_known(args, (*EVENT_FILTERS, "from", "to"))
     filters = parse_event_filters(args, choices=filter_choices())
     filters.update(time_filters(parse_date_range(args)))
-    # One GROUP BY quarter, region gives the total and both breakdowns.
-    counts = get_store().counts(by=("quarter", "region"), **filters)
-    quarters = counts.groupby("quarter", sort=True)[["events", "persons"]].sum()
-    by_quarter = [{"quarter": str(q), "events": int(row.events), "persons": int(row.persons)}
-                  for q, row in quarters.iterrows()]
-    per_region = counts.dropna(subset=["region"]).groupby("region")["events"].sum()
-    regions = [r for r in filter_choices().get("region", []) if filters.get("region") in (None, r)]
-    by_region = [{"region": r, "events": int(per_region.get(r, 0))} for r in regions]
-    body = {
-        "total": int(counts["events"].sum()),
-        "by_quarter": by_quarter,
-        "by_region": by_region,
-        "filters": {k: (v.isoformat() if isinstance(v, pd.Timestamp) else v) for k, v in filters.items()},
-    }
+    store, rule = get_store(), disclosure_rule()
+    regions = filter_choices().get("region", [])
+    # Counts change only with the store's version: one GROUP BY per version and selection.
+    key = (tuple(sorted((k, str(v)) for k, v in filters.items())), rule)
+    body = cached(store, "stats", key, lambda: event_counts(store, filters, regions=regions, disclosure=rule))
     return json_response(body)
 
 
@@ -164,7 +158,7 @@ def hotspots() -> Response:
     cells = parse_choice(single(args, "cells"), name="cells", choices=analysis.CELL_CHOICES,
                          default="significant") or "significant"
     query = hotspot_query(filters, method=method, cell=cell, band=band, seed=seed)
-    result = analysis.hotspots(get_store(), query, cells=cells)
+    result = analysis.hotspots(get_store(), query, cells=cells, disclosure=disclosure_rule())
     parameters = result.attrs.get("parameters", {})
     id_column = "cell_id" if "cell_id" in result.columns else None
     fc = to_feature_collection(result, id_column=id_column, members={"parameters": parameters})

@@ -7,7 +7,9 @@ from flask import Response, current_app
 
 from geo_ibm import maps
 from geo_ibm.analysis import HotspotQuery, hotspot_layers
-from webapp.access import DETAIL_ROLE
+from geo_ibm.analysis.requests import NEEDS_ANALYST_ROLE
+from geo_ibm.disclosure import protect_filters
+from webapp.access import DETAIL_ROLE, disclosure_rule
 from webapp.assets import ASSET_PREFIX
 from webapp.auth import get_store, has_role, map_csp, tile_origin
 from webapp.cache import cached
@@ -45,6 +47,9 @@ def overview_document(filters: dict[str, Any]) -> str:
     ``MAP_MAX_MARKERS`` of them; otherwise aggregated cells, which need coordinates only.
     """
     details = has_role(DETAIL_ROLE)
+    rule = disclosure_rule()
+    if rule is not None:
+        filters = protect_filters(filters, rule)
     tiles_url, tiles_attr = tiles()
     max_markers = int(current_app.config.get("MAP_MAX_MARKERS", 1000))
 
@@ -55,12 +60,12 @@ def overview_document(filters: dict[str, Any]) -> str:
         fmap = maps.overview_map(
             events, outline=layer_frame("outline"), borders=layer_frame("borders"), crossings=layer_frame("crossings"),
             tiles_url=tiles_url, tile_attribution=tiles_attr, asset_base=ASSET_PREFIX,
-            max_markers=max_markers, details=details, t=_translate,
+            max_markers=max_markers, details=details, disclosure=rule, t=_translate,
         )
         return maps.render_map(fmap)
 
     # The role's view is part of the key: a map built for an analyst is never served to a viewer.
-    key = (_frozen(filters), details, get_language())
+    key = (_frozen(filters), details, rule, get_language())
     return cached(get_store(), "map-overview", key, build)
 
 
@@ -71,10 +76,12 @@ def hotspot_document(query: HotspotQuery) -> str:
     with the reason; sizes over a cost limit are refused before any work (400).
     """
     tiles_url, tiles_attr = tiles()
+    rule = disclosure_rule()
 
     def build() -> str:
         limit = current_app.config.get("MAX_CLUSTER_EVENTS")
-        result = hotspot_layers(get_store(), query, event_limits={"clusters": int(limit)} if limit else None)
+        result = hotspot_layers(get_store(), query, event_limits={"clusters": int(limit)} if limit else None,
+                                disclosure=rule)
         notes = [_note(method, reason) for method, reason in result.failures.items()]
         layers = {_MAP_ARGUMENT[m]: frame for m, frame in result.layers.items()}
         fmap = maps.hotspot_map(
@@ -83,14 +90,16 @@ def hotspot_document(query: HotspotQuery) -> str:
         )
         return maps.render_map(fmap)
 
-    return cached(get_store(), "map-hotspots", (query, get_language()), build)
+    return cached(get_store(), "map-hotspots", (query, rule, get_language()), build)
 
 
 _UNAVAILABLE = "not available in this installation"
 
 
 def _note(method: str, reason: str) -> str:
-    if reason.startswith(_UNAVAILABLE):
+    if reason == NEEDS_ANALYST_ROLE:
+        reason = _(reason)
+    elif reason.startswith(_UNAVAILABLE):
         reason = _(_UNAVAILABLE) + reason[len(_UNAVAILABLE):]
     return f"{_(METHOD_LABELS[method])}: {reason}"
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 import geopandas as gpd
+import shapely
 
-from geo_ibm.settings import WEB_CRS
+from geo_ibm.crs import to_lonlat
+from webapp.cache import cached
 from webapp.params import Interval, bbox_to_working_crs
 
 
@@ -33,12 +35,20 @@ def events_in_bbox(
         total = int(store.count(**filters))
         page = store.events(**filters, limit=limit, offset=offset)
         return page, total
-    candidates = store.events(**filters, bbox=bbox_to_working_crs(bbox), columns=["event_id"])
-    if len(candidates):
-        lonlat = candidates.geometry.to_crs(WEB_CRS)
-        inside = ((lonlat.x >= bbox[0]) & (lonlat.x <= bbox[2]) & (lonlat.y >= bbox[1]) & (lonlat.y <= bbox[3])).to_numpy()
-        candidates = candidates[inside]
-    wanted = candidates["event_id"].iloc[offset: offset + limit].tolist()
+    def matching_ids() -> list[str]:
+        candidates = store.events(**filters, bbox=bbox_to_working_crs(bbox), columns=["event_id"])
+        if not len(candidates):
+            return []
+        geoms = candidates.geometry.to_numpy()
+        lon, lat = to_lonlat(shapely.get_x(geoms), shapely.get_y(geoms))
+        inside = (lon >= bbox[0]) & (lon <= bbox[2]) & (lat >= bbox[1]) & (lat <= bbox[3])
+        return candidates["event_id"].to_numpy()[inside].tolist()
+
+    # A GIS client pages through one box: the ordered ids are kept per store version, so each
+    # further page reads only its own rows.
+    key = (tuple(sorted((k, str(v)) for k, v in filters.items())), tuple(bbox))
+    ids = cached(store, "bbox-ids", key, matching_ids)
+    wanted = ids[offset: offset + limit]
     # Both reads order by time, so the page keeps the candidates' order.
     page = store.events(event_id=wanted) if wanted else store.events(**filters, limit=0)
-    return page, int(len(candidates))
+    return page, len(ids)

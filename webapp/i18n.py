@@ -83,6 +83,9 @@ DATA_MESSAGES: tuple[str, ...] = (
     # Translated inside f-strings, which extraction cannot read before Python 3.12.
     N_("Data period"), N_("Projection"), N_("not available in this installation"),
     N_("Individual events are shown when at most"), N_("match the filter."),
+    # Disclosure control (geo_ibm.disclosure): block periods and the reason a layer is withheld.
+    N_("quarter"), N_("week"), N_("day"), N_("needs the analyst role (it shows single event positions)"),
+    N_("No cell holds enough events to be shown."),
 )
 """Messages the code translates from data or where extraction cannot see them, so that
 ``make messages`` keeps them in the catalogs; the tests check the lists they come from."""

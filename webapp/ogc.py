@@ -12,10 +12,11 @@ from flask import Blueprint, Response, current_app, request, url_for
 from shapely.geometry import box
 
 from geo_ibm import analysis
+from geo_ibm.counts import event_total
 from geo_ibm.errors import NotFoundError, ValidationError
 from geo_ibm.geojson import to_feature_collection
 from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS
-from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS
+from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, disclosure_rule
 from webapp.auth import get_store, require_role
 from webapp.cache import cached
 from webapp.features import events_in_bbox
@@ -112,20 +113,22 @@ def cached_hotspots() -> gpd.GeoDataFrame:
     clients list every collection and must not fail on this one).
     """
     store = get_store()
+    rule = disclosure_rule()
 
     def build() -> gpd.GeoDataFrame:
         try:
-            result = analysis.hotspots(store, analysis.HotspotQuery(method="gi"))
+            result = analysis.hotspots(store, analysis.HotspotQuery(method="gi"), disclosure=rule)
             parameters = result.attrs.get("parameters", {})
         except ValidationError as exc:
             result = gpd.GeoDataFrame({"cell_id": pd.Series([], dtype="int64")},
                                       geometry=gpd.GeoSeries([], crs=WORKING_CRS))
-            parameters = {"method": "gi", "n_events": int(store.count()), "note": str(exc).splitlines()[0]}
+            parameters = {"method": "gi", "n_events": event_total(store, {}, disclosure=rule),
+                          "note": str(exc).splitlines()[0]}
         result = result.to_crs(WEB_CRS)
         result.attrs["parameters"] = parameters
         return result
 
-    return cached(store, "ogc-hotspots", (), build)
+    return cached(store, "ogc-hotspots", (rule,), build)
 
 
 def _store_summary() -> dict[str, Any]:

@@ -7,7 +7,8 @@ import geopandas as gpd
 import pandas as pd
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from webapp.access import DETAIL_ROLE
+from geo_ibm.counts import event_total
+from webapp.access import DETAIL_ROLE, disclosure_rule
 from webapp.auth import get_store, has_role, require_role
 from webapp.filters import SIZE_PARAMS, filter_query, parse_filters, parse_hotspot_map
 from webapp.reference import filter_choices
@@ -31,15 +32,16 @@ def overview() -> Any:
     """
     filters = parse_filters(request.args)
     store = get_store()
-    total = int(store.count(**filters))
+    rule = disclosure_rule()
+    total = event_total(store, filters, disclosure=rule)
     details = has_role(DETAIL_ROLE)
     rows: list[dict[str, Any]] = []
     if details:
         # The store orders by time: the last page holds the latest events.
-        recent = store.events(**filters, limit=RECENT_EVENTS, offset=max(0, total - RECENT_EVENTS))
+        recent = store.events(**filters, limit=RECENT_EVENTS, offset=max(0, (total or 0) - RECENT_EVENTS))
         rows = _event_rows(recent.iloc[::-1])
     return render_template(
-        "overview.html", total=total, recent=rows, details=details, choices=filter_choices(),
+        "overview.html", total=total, disclosure=rule, recent=rows, details=details, choices=filter_choices(),
         query=filter_query(request.args),
         map_src=url_for("maps.map_document", kind="overview", **filter_query(request.args)),
     )
@@ -50,10 +52,11 @@ def overview() -> Any:
 def hotspots() -> Any:
     """Gi*, kernel density, clusters and emerging hot spots as switchable map layers."""
     query, options = parse_hotspot_map(request.args)
-    total = int(get_store().count(**query.store_filters()))
+    rule = disclosure_rule()
+    total = event_total(get_store(), query.store_filters(), disclosure=rule)
     links = filter_query(request.args, extra=SIZE_PARAMS)
     return render_template(
-        "hotspots.html", total=total, choices=filter_choices(), query=links, options=options,
+        "hotspots.html", total=total, disclosure=rule, choices=filter_choices(), query=links, options=options,
         map_src=url_for("maps.map_document", kind="hotspots", **links),
     )
 

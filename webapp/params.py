@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from pyproj import Transformer
 
+from geo_ibm.crs import transformer
 from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.settings import LOCAL_TZ, WEB_CRS, WORKING_CRS
 
@@ -156,8 +156,7 @@ def bbox_to_working_crs(bbox: tuple[float, float, float, float]) -> tuple[float,
     The edges are densified; projected lon/lat edges bow between the sample points by a few
     centimetres, so the box is padded by one metre. Callers filter exactly afterwards.
     """
-    transformer = Transformer.from_crs(WEB_CRS, WORKING_CRS, always_xy=True)
-    xmin, ymin, xmax, ymax = transformer.transform_bounds(*bbox, densify_pts=101)
+    xmin, ymin, xmax, ymax = transformer(WEB_CRS, WORKING_CRS).transform_bounds(*bbox, densify_pts=101)
     pad = 1.0
     return (float(xmin) - pad, float(ymin) - pad, float(xmax) + pad, float(ymax) + pad)
 

@@ -83,10 +83,14 @@ def filter_choices() -> dict[str, list[str]]:
     Without the shipped layers, regions and cantons are left out (the store then checks the
     names against the stored events itself).
     """
-    choices = {name: list(values) for name, values in CODE_LISTS.items()}
-    try:
-        choices["region"] = sorted(layer_frame("regions")["region"].astype(str).unique())
-        choices["canton"] = sorted(layer_frame("cantons")["canton"].astype(str).unique())
-    except GeoIbmError:
-        pass
-    return choices
+    def build() -> dict[str, list[str]]:
+        choices = {name: list(values) for name, values in CODE_LISTS.items()}
+        try:
+            choices["region"] = sorted(layer_frame("regions")["region"].astype(str).unique())
+            choices["canton"] = sorted(layer_frame("cantons")["canton"].astype(str).unique())
+        except GeoIbmError:
+            pass
+        return choices
+
+    # Asked by every filtered request: kept per store version (canton installs change it).
+    return {k: list(v) for k, v in cached(get_store(), "filter-choices", (), build).items()}

@@ -20,23 +20,26 @@ CELL_CHOICES: tuple[str, ...] = ("significant", "nonzero", "all")
 """Which grid cells a result keeps: see :func:`select_cells`."""
 
 
-def study_area(region: str | None = None) -> gpd.GeoDataFrame:
-    """Luxembourg's outline, or one police region's polygon when ``region`` is given.
+def study_area(region: str | None = None, canton: str | None = None) -> gpd.GeoDataFrame:
+    """Luxembourg's outline, or one police region's (or canton's) polygon when given.
 
     Raises
     ------
     NotFoundError
-        If ``region`` is not one of the police regions (the message lists them).
+        If ``region`` (``canton``) is not a police region (canton); the message lists them.
     """
-    from geo_ibm.layers import luxembourg_outline, police_regions
+    from geo_ibm.layers import cantons, luxembourg_outline, police_regions
 
-    if region is None:
+    if region is None and canton is None:
         return luxembourg_outline()
-    regions = police_regions()
-    hit = regions[regions["region"].str.casefold() == str(region).strip().casefold()]
+    if canton is not None:
+        units, column, value, what = cantons(), "canton", canton, "canton"
+    else:
+        units, column, value, what = police_regions(), "region", region, "police region"
+    hit = units[units[column].str.casefold() == str(value).strip().casefold()]
     if hit.empty:
-        known = ", ".join(sorted(regions["region"]))
-        raise NotFoundError(f"region: unknown police region {region!r}; known: {known}")
+        known = ", ".join(sorted(units[column]))
+        raise NotFoundError(f"{column}: unknown {what} {value!r}; known: {known}")
     return hit
 
 
@@ -50,6 +53,7 @@ def run_method(
     seed: int = 0,
     step: Literal["quarter", "month"] = "quarter",
     fdr: bool | None = None,
+    canton: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Run one hotspot method on already selected events and return its GeoDataFrame.
 
@@ -69,8 +73,8 @@ def run_method(
     band
         Distance band in metres (Gi*, LISA, emerging), KDE search radius, or DBSCAN ``eps``;
         ``None`` chooses it from the data.
-    region
-        Police region whose polygon is the study area (default: all of Luxembourg).
+    region, canton
+        Police region (or canton) whose polygon is the study area (default: all of Luxembourg).
     seed
         Seed of LISA's permutation inference.
     step
@@ -89,7 +93,7 @@ def run_method(
     """
     if method not in METHODS:
         raise ValidationError(f"method: unknown method {method!r}; use one of {', '.join(METHODS)}")
-    area = study_area(region)
+    area = study_area(region, canton)
     geom = area.geometry.union_all()
     check_budget(method, area=geom, cell=cell, band=band)
     # Automatic sizes are chosen here, once, so that the cost limits apply to them too
