@@ -14,11 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-CONTROL_PATTERN = r"[\x00-\x1f\x7f]"
-"""C0 control characters and DEL (an RE2 pattern)."""
-
-FREE_TEXT_CONTROL_PATTERN = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
-"""The control characters refused in free text: all but tab, line feed and carriage return."""
+FREE_TEXT_CONTROLS = b"\t\n\r"
+"""The control characters free text may hold: tab, line feed, carriage return."""
 
 _PLAIN_NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"
 _COMMA_NUMBER = r"^-?[0-9]+,[0-9]+$"
@@ -86,9 +83,44 @@ def matches(arr: pa.Array, pattern: str) -> np.ndarray:
     return np.asarray(pc.fill_null(pc.match_substring_regex(arr, pattern), False), dtype=bool)
 
 
+def _bytes_of(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of a large-string array and each value's ``[start, end)`` offsets into them."""
+    arr = arr.cast(pa.large_string())
+    _validity, offsets, data = arr.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return raw, bounds
+
+
+def control_characters(arr: pa.Array, *, allowed: bytes = b"") -> np.ndarray:
+    """Where the text holds a C0 control character or DEL (other than those in ``allowed``).
+
+    Works on the UTF-8 bytes: a byte below 0x20 or 0x7F is never part of a multi-byte
+    character, so a million cells cost one numpy pass.
+    """
+    raw, bounds = _bytes_of(arr)
+    found = np.zeros(len(arr), dtype=bool)
+    if not len(raw):
+        return found
+    window = raw[bounds[0] : bounds[-1]]
+    bad = (window < 0x20) | (window == 0x7F)
+    for byte in allowed:
+        bad &= window != byte
+    where = np.flatnonzero(bad) + bounds[0]
+    if len(where):
+        found[np.searchsorted(bounds, where, side="right") - 1] = True
+    found &= ~blank(arr)
+    return found
+
+
 def longer_than(arr: pa.Array, chars: int) -> np.ndarray:
-    """Where the text has more than ``chars`` characters."""
-    return np.asarray(pc.fill_null(pc.greater(pc.utf8_length(arr), chars), False), dtype=bool)
+    """Where the text has more than ``chars`` characters (counted only where its bytes could be more)."""
+    _raw, bounds = _bytes_of(arr)
+    out = np.diff(bounds) > chars
+    idx = np.flatnonzero(out)
+    if len(idx):
+        out[idx] = np.asarray(pc.fill_null(pc.greater(pc.utf8_length(arr.take(pa.array(idx))), chars), False))
+    return out
 
 
 def numbers(values: pd.Series) -> np.ndarray:
@@ -102,6 +134,16 @@ def numbers(values: pd.Series) -> np.ndarray:
         nums[~np.isfinite(nums)] = np.nan
         return nums
     cells = text(values)
+    try:
+        # Clean columns (the common case) convert in one pass; any odd value takes the long way.
+        nums = np.array(pc.cast(cells, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64")
+    except pa.ArrowInvalid:
+        return _numbers_one_by_one(cells)
+    nums[~np.isfinite(nums)] = np.nan
+    return nums
+
+
+def _numbers_one_by_one(cells: pa.Array) -> np.ndarray:
     nums = np.full(len(cells), np.nan)
     plain = matches(cells, _PLAIN_NUMBER)
     if plain.any():

@@ -187,13 +187,22 @@ def parse_timestamps(series: pd.Series) -> pd.Series:
     present = np.flatnonzero(~cells.blank(text))
     if len(present):
         strings = text.take(pa.array(present))
-        dmy = cells.matches(strings, _DMY_PATTERN)
-        # A date part has '-' at fixed places only; a sign or Z after it is a UTC offset.
-        aware = cells.matches(strings, _AWARE_PATTERN) & ~dmy
-        naive = ~aware & ~dmy
-        for mask, parse in ((aware, _aware_us), (naive, _naive_us), (dmy, _day_first_us)):
-            if mask.any():
-                utc_us[present[mask]] = parse(strings.filter(pa.array(mask)))
+        try:
+            # All naive ISO 8601 (the common case): Arrow's cast refuses offsets and day-first dates.
+            naive_all = pc.cast(strings, pa.timestamp("us")).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            naive_all = None
+        if naive_all is not None:
+            naive_local = _localize(pd.Series(naive_all).astype("datetime64[us]"))
+            utc_us[present] = _us(naive_local.dt.tz_convert("UTC").dt.tz_localize(None))
+        else:
+            dmy = cells.matches(strings, _DMY_PATTERN)
+            # A date part has '-' at fixed places only; a sign or Z after it is a UTC offset.
+            aware = cells.matches(strings, _AWARE_PATTERN) & ~dmy
+            naive = ~aware & ~dmy
+            for mask, parse in ((aware, _aware_us), (naive, _naive_us), (dmy, _day_first_us)):
+                if mask.any():
+                    utc_us[present[mask]] = parse(strings.filter(pa.array(mask)))
     stamps = pd.DatetimeIndex(utc_us.view("datetime64[us]")).tz_localize("UTC").tz_convert(LOCAL_TZ)
     return pd.Series(stamps, index=index)
 
@@ -315,11 +324,12 @@ def validate_events(
         log.add(Problem(f"missing required column(s): {', '.join(missing)}; columns found: {found}", file=file))
 
     bad = np.zeros(n, dtype=bool)
+    unsplit = np.zeros(n, dtype=bool)  # records the reader could not split: their one problem is that
 
     def flag(mask: np.ndarray, column: str | None, reason: str, raw: pd.Series | None,
              reasons: Any = None) -> None:
         nonlocal bad
-        mask = np.asarray(mask, dtype=bool)
+        mask = np.asarray(mask, dtype=bool) & ~unsplit
         if not mask.any():
             return
         bad |= mask
@@ -332,6 +342,7 @@ def validate_events(
             mask = np.zeros(n, dtype=bool)
             mask[[k for r, k in where.items() if row_errors[r] == reason]] = True
             flag(mask, None, reason, None)
+        unsplit[list(where.values())] = True
 
     out: dict[str, Any] = {}
     texts: dict[str, pa.Array] = {}
@@ -348,9 +359,10 @@ def validate_events(
         texts[column] = values
         chars = limits.chars(column)
         flag(cells.longer_than(values, chars), column, f"{column} is longer than {chars:,} characters", data[column])
-        pattern = cells.FREE_TEXT_CONTROL_PATTERN if column in FREE_TEXT_COLUMNS else cells.CONTROL_PATTERN
-        allowed = " (tab and line breaks are allowed)" if column in FREE_TEXT_COLUMNS else ""
-        flag(cells.matches(values, pattern), column, f"{column} holds a control character{allowed}", data[column])
+        free = column in FREE_TEXT_COLUMNS
+        allowed = " (tab and line breaks are allowed)" if free else ""
+        flag(cells.control_characters(values, allowed=cells.FREE_TEXT_CONTROLS if free else b""), column,
+             f"{column} holds a control character{allowed}", data[column])
 
     if "event_id" in data:
         raw = data["event_id"]

@@ -190,7 +190,10 @@ def store_events(
             new = new_events(table, stored, label=label)
             duplicates = total - len(new)
             # Regions only for the new rows: a re-import of a known file costs no spatial join.
-            points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(new["x"], new["y"]), crs=WORKING_CRS)
+            geoms = valid.geometry.to_numpy()
+            if duplicates:
+                geoms = geoms[~table["event_id"].isin(stored["event_id"]).to_numpy()]
+            points = gpd.GeoDataFrame(geometry=gpd.GeoSeries(geoms, crs=WORKING_CRS), crs=WORKING_CRS)
             new["canton"], new["region"] = store._regions(points)
             import_id = tx.add_import(ImportRecord(user=user, file_name=label, sha256=sha, rows=rows, accepted=len(new),
                                                    rejected=rejected, duplicates=duplicates, status="ok"))
