@@ -1,20 +1,23 @@
-"""Web accounts kept in the event store: roles, name and password rules, scrypt hashes, API tokens and sessions."""
+"""Web accounts kept in the event store: roles, name and password rules, scrypt hashes and their check cache, API tokens and sessions."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import re
 import secrets
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from cachetools import TTLCache
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from geo_ibm.errors import NotFoundError, StoreError, ValidationError
 from geo_ibm.store.base import Account, EventStore
 
 __all__ = [
-    "DEMO_ROLE", "DEMO_USER", "MIN_PASSWORD_LENGTH", "ROLES", "TOKEN_PREFIX", "add_user", "check_name",
+    "DEMO_ROLE", "DEMO_USER", "MIN_PASSWORD_LENGTH", "ROLES", "TOKEN_PREFIX", "PasswordChecks", "add_user", "check_name",
     "check_password", "close_session", "close_sessions", "delete_user", "ensure_demo_account", "get_user",
     "has_role", "list_users", "new_token", "open_session", "revoke_tokens", "role_rank", "session_user",
     "set_password", "set_role", "user_for_token", "verify_password",
@@ -31,6 +34,7 @@ TOKEN_PREFIX = "gib_"
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 # Verified when a name is unknown so that a login costs the same whether or not the user exists.
 _DUMMY_HASH: str | None = None
+_ABSENT = object()
 
 
 def _now(offset_s: float = 0.0) -> datetime:
@@ -135,6 +139,59 @@ def verify_password(store: EventStore, name: str, password: str) -> dict[str, An
     if not check_password_hash(account.password_hash, password or ""):
         return None
     return _public(account)
+
+
+class PasswordChecks:
+    """Password checks that remember their outcome a moment, so repeated credentials cost no scrypt.
+
+    Programs send the same credentials with every request (a GIS client the right ones, a
+    scanner wrong ones) and scrypt costs about 0.2 s. Each checked (name, password) is kept
+    as an HMAC keyed with ``secret`` (the password itself is never kept) together with the
+    account's password stamp at the time: verified pairs for ``ttl_s``, refused ones for
+    ``refused_ttl_s``. A changed password, or an account created or removed since, makes an
+    entry miss at once. The two kinds are bounded apart (``max_entries`` each), so a flood of
+    wrong credentials never pushes out verified ones. Safe to share between threads.
+    """
+
+    def __init__(self, secret: str | bytes, *, ttl_s: float = 300.0, refused_ttl_s: float = 60.0,
+                 max_entries: int = 1000) -> None:
+        self._secret = secret.encode() if isinstance(secret, str) else bytes(secret)
+        self._verified: TTLCache[str, tuple[str, str]] = TTLCache(max_entries, ttl_s)
+        self._refused: TTLCache[str, str | None] = TTLCache(max_entries, refused_ttl_s)
+        self._lock = threading.Lock()
+
+    def _key(self, name: str, password: str) -> str:
+        return hmac.new(self._secret, f"{name}\0{password}".encode(), hashlib.sha256).hexdigest()
+
+    def recently_verified(self, store: EventStore, name: str, password: str) -> dict[str, Any] | None:
+        """The account (as :func:`get_user`) if this pair passed a check within ``ttl_s`` and the
+        password is unchanged, else ``None``; never runs scrypt."""
+        with self._lock:
+            hit = self._verified.get(self._key(name, password))
+        if hit is None:
+            return None
+        user = get_user(store, hit[0])
+        return user if user is not None and user["stamp"] == hit[1] else None
+
+    def check(self, store: EventStore, name: str, password: str) -> dict[str, Any] | None:
+        """As :func:`verify_password`, but a pair refused within ``refused_ttl_s`` is refused
+        again without scrypt while the account's password stays the same."""
+        key = self._key(name, password)
+        # The stamp is read before the check: a password changed meanwhile leaves a stale refusal unused.
+        account = get_user(store, name)
+        stamp = account["stamp"] if account else None
+        with self._lock:
+            refused = self._refused.get(key, _ABSENT) == stamp
+        if refused:
+            return None
+        user = verify_password(store, name, password)
+        with self._lock:
+            if user is not None:
+                self._verified[key] = (user["name"], user["stamp"])
+                self._refused.pop(key, None)
+            else:
+                self._refused[key] = stamp
+        return user
 
 
 def _digest(secret: str) -> str:

@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import ipaddress
 import math
+import threading
 import time
 from collections.abc import Callable
 
@@ -82,15 +83,16 @@ class LoginThrottle:
 
     def __init__(self, store: EventStore, *, max_failures: int = 5, address_failures: int = 20,
                  account_failures: int = 20, first_delay_s: float = 10.0, max_delay_s: float = 300.0,
-                 window_s: float = 900.0, max_keys: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+                 window_s: float = 900.0, max_keys: int = 10_000, refusal_audit_s: float = 10.0,
+                 clock: Callable[[], float] = time.time) -> None:
         if (max_failures < 1 or address_failures < 1 or account_failures < 1 or max_keys < 1 or not window_s > 0
-                or not first_delay_s > 0 or not max_delay_s >= first_delay_s):
+                or not first_delay_s > 0 or not max_delay_s >= first_delay_s or refusal_audit_s < 0):
             raise ValueError(
                 "LoginThrottle needs max_failures, address_failures, account_failures and max_keys >= 1, "
-                "window_s > 0 and 0 < first_delay_s <= max_delay_s, got "
+                "window_s > 0, 0 < first_delay_s <= max_delay_s and refusal_audit_s >= 0, got "
                 f"max_failures={max_failures!r}, address_failures={address_failures!r}, "
                 f"account_failures={account_failures!r}, max_keys={max_keys!r}, window_s={window_s!r}, "
-                f"first_delay_s={first_delay_s!r}, max_delay_s={max_delay_s!r}")
+                f"first_delay_s={first_delay_s!r}, max_delay_s={max_delay_s!r}, refusal_audit_s={refusal_audit_s!r}")
         self.store = store
         self.max_failures = max_failures
         self.free = {PAIR: max_failures, ADDRESS: address_failures, ACCOUNT: account_failures}
@@ -98,7 +100,11 @@ class LoginThrottle:
         self.max_delay_s = max_delay_s
         self.window_s = window_s
         self.max_keys = max_keys
+        self.refusal_audit_s = refusal_audit_s
         self._clock = clock
+        # Refusals counted in this process and not yet written: (action, key) -> [count, last written].
+        self._refusals: dict[tuple[str, str], list[float]] = {}
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         """Number of (name, address) pairs with a failure still remembered."""
@@ -163,20 +169,45 @@ class LoginThrottle:
         """Forget the failures of the pair (name, address)."""
         self.store.clear_hits([self.keys(name, address)[PAIR]])
 
-    def audit(self, action: str, attempt: Attempt, *, via: str) -> int:
-        """Tally ``action`` of ``attempt`` in the audit trail; returns the count of its record.
+    def audit(self, action: str, attempt: Attempt, *, via: str) -> int | None:
+        """Tally ``action`` of ``attempt`` in the audit trail; the count of its record, or ``None`` if not written yet.
 
         One record per key and window (``window_s`` from its first event) holds the count, so a
         flood of failures costs a few records, not one each. The key is the attempt's pair, or
         for a refused attempt the counter that refused it: an address refused for many names
         gives one record (user ``-``), not one per name. ``via`` (``form``, ``basic``, ...) is
         part of the key and of the record's detail with the client ``ip`` and the ``limit``.
+
+        A failure is written at once. A refusal costs no store write most of the time: the
+        first refusal of a key is written at once, later ones at most every
+        ``refusal_audit_s`` seconds with the count gathered meanwhile in this process (so the
+        refusals of a key's last seconds before a process stops may go unrecorded).
         """
         space = attempt.limit or PAIR
+        key = f"{attempt.keys[space][1]}:{via}"
+        now = self._clock()
+        count = 1 if attempt.limit is None else self._gather(action, key, now)
+        if not count:
+            return None
         detail: dict[str, object] = {"ip": attempt.address, "via": via}
         if attempt.limit:
             detail["limit"] = attempt.limit
-        now = self._clock()
-        return self.store.audit_tally(action, user="-" if space == ADDRESS else attempt.name,
-                                      key=f"{attempt.keys[space][1]}:{via}", detail=detail, at=now,
-                                      since=now - self.window_s)
+        return self.store.audit_tally(action, user="-" if space == ADDRESS else attempt.name, key=key, detail=detail,
+                                      at=now, since=now - self.window_s, count=count)
+
+    def _gather(self, action: str, key: str, now: float) -> int:
+        """Count a refusal; the refusals to write now (0: keep them for later)."""
+        with self._lock:
+            entry = self._refusals.get((action, key))
+            if entry is None:
+                if len(self._refusals) >= self.max_keys:  # bounded: the keys with nothing pending go first
+                    self._refusals = {k: e for k, e in self._refusals.items() if e[0]}
+                    if len(self._refusals) >= self.max_keys:
+                        self._refusals.clear()
+                entry = self._refusals[(action, key)] = [0, -math.inf]
+            entry[0] += 1
+            if now - entry[1] < self.refusal_audit_s:
+                return 0
+            count = int(entry[0])
+            entry[0], entry[1] = 0, now
+            return count

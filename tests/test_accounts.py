@@ -99,3 +99,63 @@ def test_password_stamp_changes_with_the_password(store):
     assert accounts.get_user(store, "vic")["stamp"] != before["stamp"]
     assert accounts.verify_password(store, "vic", PASSWORD) is None
     assert accounts.verify_password(store, "vic", "brand-new-pass")["stamp"] == accounts.get_user(store, "vic")["stamp"]
+
+
+@pytest.fixture
+def scrypt_calls(monkeypatch) -> list[str]:
+    """The names whose password goes through scrypt (verify_password) from now on."""
+    calls: list[str] = []
+    real = accounts.verify_password
+
+    def counting(store, name, password):
+        calls.append(name)
+        return real(store, name, password)
+
+    monkeypatch.setattr(accounts, "verify_password", counting)
+    return calls
+
+
+def test_password_checks_remember_verified_pairs_until_the_password_changes(store, scrypt_calls):
+    checks = accounts.PasswordChecks("secret")
+    assert checks.recently_verified(store, "vic", PASSWORD) is None
+    assert checks.check(store, "vic", PASSWORD) == accounts.get_user(store, "vic")
+    assert checks.recently_verified(store, "vic", PASSWORD) == accounts.get_user(store, "vic")
+    assert checks.recently_verified(store, "vic", "other-password") is None
+    assert scrypt_calls == ["vic"]
+    accounts.set_password(store, "vic", "brand-new-pass")
+    assert checks.recently_verified(store, "vic", PASSWORD) is None
+    accounts.delete_user(store, "ana")
+    assert checks.check(store, "ana", PASSWORD) is None
+
+
+def test_password_checks_refuse_repeated_wrong_pairs_without_scrypt(store, scrypt_calls):
+    checks = accounts.PasswordChecks("secret")
+    assert [checks.check(store, "vic", "guessed-pass-1") for _ in range(5)] == [None] * 5
+    assert [checks.check(store, "ghost", "guessed-pass-1") for _ in range(5)] == [None] * 5
+    assert scrypt_calls == ["vic", "ghost"]
+    # A password changed to the refused one, or an account created with it, is checked again.
+    accounts.set_password(store, "vic", "guessed-pass-1")
+    accounts.add_user(store, "ghost", "viewer", "guessed-pass-1")
+    assert checks.check(store, "vic", "guessed-pass-1")["name"] == "vic"
+    assert checks.check(store, "ghost", "guessed-pass-1")["name"] == "ghost"
+    assert scrypt_calls == ["vic", "ghost", "vic", "ghost"]
+
+
+def test_password_checks_forget_refusals_after_their_lifetime(store, scrypt_calls):
+    import time
+
+    checks = accounts.PasswordChecks("secret", refused_ttl_s=0.2)
+    checks.check(store, "vic", "wrong-password")
+    checks.check(store, "vic", "wrong-password")
+    time.sleep(0.3)
+    checks.check(store, "vic", "wrong-password")
+    assert scrypt_calls == ["vic", "vic"]
+
+
+def test_password_checks_keep_verified_pairs_through_a_flood_of_wrong_ones(store, scrypt_calls):
+    checks = accounts.PasswordChecks("secret", max_entries=3)
+    checks.check(store, "ada", PASSWORD)
+    for i in range(10):
+        checks.check(store, "ada", f"flood-{i}-password")
+    assert checks.recently_verified(store, "ada", PASSWORD)["name"] == "ada"
+    assert accounts.PasswordChecks("another secret").recently_verified(store, "ada", PASSWORD) is None

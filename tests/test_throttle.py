@@ -85,7 +85,9 @@ def test_audit_tally_keeps_one_record_per_key_and_window(throttle_store):
     assert first["ip"] == "10.0.0.1" and first["last"] >= log.iloc[-1]["at"].isoformat()[:19]
     throttle_store.audit("export", user="ana", detail={})
     assert tally("login_failure", user="ana", key="k1", detail={"ip": "10.0.0.1"}, at=206.0, since=106.0) == 2
-    assert len(throttle_store.audit_log()) == 5
+    assert tally("login_failure", user="ana", key="k1", detail={}, at=207.0, since=107.0, count=40) == 42
+    assert tally("login_failure", user="ana", key="k3", detail={}, at=207.0, since=107.0, count=7) == 7
+    assert len(throttle_store.audit_log()) == 6
 
 
 # --------------------------------------------------------------------------- bounded throttle state
@@ -136,7 +138,7 @@ def test_throttle_caps_the_number_of_pairs_and_keeps_recent_ones(throttle_store)
 
 @pytest.mark.parametrize("kwargs", [{"max_failures": 0}, {"max_keys": 0}, {"window_s": 0}, {"address_failures": 0},
                                     {"account_failures": 0}, {"first_delay_s": 0},
-                                    {"first_delay_s": 60, "max_delay_s": 30}])
+                                    {"first_delay_s": 60, "max_delay_s": 30}, {"refusal_audit_s": -1}])
 def test_throttle_refuses_bad_settings(throttle_store, kwargs):
     with pytest.raises(ValueError, match="LoginThrottle needs"):
         LoginThrottle(throttle_store, **kwargs)
@@ -232,7 +234,7 @@ def test_ipv6_hosts_of_one_network_share_their_counters(throttle_store):
 
 def test_throttle_audit_tallies_failures_per_pair_and_refusals_per_limit(throttle_store):
     clock = Clock()
-    throttle = LoginThrottle(throttle_store, address_failures=3, clock=clock)
+    throttle = LoginThrottle(throttle_store, address_failures=3, refusal_audit_s=0, clock=clock)
     for name in ("ana", "ana", "bob"):
         throttle.audit("login_failure", throttle.failed(throttle.attempt(name, "10.0.0.1")), via="form")
     for name in ("ana", "bob", "eve", "zoe"):  # refused by the address limit: one record, whatever the name
@@ -244,6 +246,23 @@ def test_throttle_audit_tallies_failures_per_pair_and_refusals_per_limit(throttl
     assert rows[("login_failure", "ana")]["count"] == 2 and rows[("login_failure", "bob")]["count"] == 1
     assert rows[("login_throttled", "-")] | {"last": None} == {"ip": "10.0.0.1", "via": "form", "limit": ADDRESS,
                                                              "count": 4, "last": None}
+
+
+def test_refusals_are_written_at_most_every_few_seconds_with_their_count(throttle_store):
+    clock = Clock()
+    throttle = LoginThrottle(throttle_store, refusal_audit_s=10, clock=clock)
+    for _ in range(5):
+        throttle.failed("ana", "10.0.0.1")
+    counts = []
+    for _ in range(25):  # one refused attempt a second
+        counts.append(throttle.audit("login_throttled", throttle.attempt("ana", "10.0.0.1"), via="basic"))
+        clock.now += 1.0
+        throttle.failed("ana", "10.0.0.1")  # keeps the pair waiting
+    assert counts == [1] + [None] * 9 + [11] + [None] * 9 + [21] + [None] * 4
+    (record,) = throttle_store.audit_log().to_dict(orient="records")
+    assert (record["action"], record["user"], record["detail"]["count"]) == ("login_throttled", "ana", 21)
+    # Another key is written at once.
+    assert throttle.audit("login_throttled", throttle.attempt("ana", "10.0.0.1"), via="form") == 1
 
 
 def test_a_geopackage_of_the_per_failure_layout_gets_the_counters(tmp_path):

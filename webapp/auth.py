@@ -1,8 +1,6 @@
 """Logins, roles, API tokens and Basic auth, CSRF, login throttling and security headers."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import threading
 from collections.abc import Callable
@@ -10,7 +8,6 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from cachetools import TTLCache
 from flask import (
     Blueprint,
     Flask,
@@ -87,78 +84,8 @@ def _throttle() -> LoginThrottle:
     return current_app.extensions["geo_ibm_login_throttle"]
 
 
-class CredentialCache:
-    """Remember the outcome of recent password checks, so repeated credentials cost no scrypt.
-
-    GIS clients send Basic credentials with every request and a scanner repeats the same
-    wrong ones, while scrypt costs about 0.2 s. Each checked pair is kept as an HMAC (keyed
-    with the app's secret; the password itself is never stored) with the account's password
-    stamp at the time: verified pairs for ``ttl_s``, refused ones for ``bad_ttl_s``. A changed
-    password, or an account created or removed since, makes the entry miss at once. The two
-    kinds are bounded apart, so a flood of wrong credentials never pushes out verified ones.
-    """
-
-    def __init__(self, *, ttl_s: float = 300.0, bad_ttl_s: float = 60.0, max_entries: int = 1000) -> None:
-        self._verified: TTLCache[str, tuple[str, str]] = TTLCache(max_entries, ttl_s)
-        self._refused: TTLCache[str, str | None] = TTLCache(max_entries, bad_ttl_s)
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(secret: str | bytes, name: str, password: str) -> str:
-        secret_bytes = secret.encode() if isinstance(secret, str) else secret
-        return hmac.new(secret_bytes, f"{name}\0{password}".encode(), hashlib.sha256).hexdigest()
-
-    def verified(self, key: str) -> tuple[str, str] | None:
-        """``(stored name, stamp)`` of a recently verified pair, else ``None``."""
-        with self._lock:
-            return self._verified.get(key)
-
-    def refused(self, key: str) -> tuple[bool, str | None]:
-        """Whether the pair was refused recently, and the account's stamp then (``None``: no account)."""
-        with self._lock:
-            if key not in self._refused:
-                return False, None
-            return True, self._refused[key]
-
-    def put(self, key: str, user: dict[str, Any] | None, *, stamp: str | None = None) -> None:
-        """Remember a check: ``user`` when it passed, else the ``stamp`` the account had (``None``: no account)."""
-        with self._lock:
-            if user is not None:
-                self._verified[key] = (user["name"], user["stamp"])
-                self._refused.pop(key, None)
-            else:
-                self._refused[key] = stamp
-
-
-def _cache() -> CredentialCache:
-    return current_app.extensions["geo_ibm_credential_cache"]
-
-
-def _cache_key(name: str, password: str) -> str:
-    return CredentialCache.key(current_app.config["SECRET_KEY"], name, password)
-
-
-def _recently_verified(store: Any, name: str, password: str) -> dict[str, Any] | None:
-    """The account if these Basic credentials were verified a moment ago and its password is unchanged."""
-    hit = _cache().verified(_cache_key(name, password))
-    if hit is None:
-        return None
-    user = accounts.get_user(store, hit[0])
-    return user if user is not None and user["stamp"] == hit[1] else None
-
-
-def _check_password(store: Any, name: str, password: str) -> dict[str, Any] | None:
-    """The account if ``password`` is right for ``name``; a pair refused a moment ago is refused again without scrypt."""
-    cache, key = _cache(), _cache_key(name, password)
-    # The stamp is read before the check: a password changed meanwhile leaves a stale refusal unused.
-    account = accounts.get_user(store, name)
-    stamp = account["stamp"] if account else None
-    refused, refused_stamp = cache.refused(key)
-    if refused and refused_stamp == stamp:
-        return None
-    user = accounts.verify_password(store, name, password)
-    cache.put(key, user, stamp=stamp)
-    return user
+def _checks() -> accounts.PasswordChecks:
+    return current_app.extensions["geo_ibm_password_checks"]
 
 
 def _refusal(attempt: Attempt, *, action: str, via: str) -> int:
@@ -266,7 +193,7 @@ def _from_header() -> Response | None:
         name, password = creds.username, creds.password or ""
         # Credentials verified a moment ago pass at once (a GIS client repeats them with every
         # request); everything else meets the throttle before any password check.
-        user = _recently_verified(store, name, password)
+        user = _checks().recently_verified(store, name, password)
         if user is None:
             attempt = _throttle().attempt(name, request.remote_addr)
             if attempt.wait:
@@ -274,7 +201,7 @@ def _from_header() -> Response | None:
                 response = _challenge(429, f"too many failed logins; try again in {wait} s")
                 response.headers["Retry-After"] = str(wait)
                 return response
-            user = _check_password(store, name, password)
+            user = _checks().check(store, name, password)
             if user is None:
                 _failure(attempt, action="login_failure", via="basic")
                 return _challenge(401, "wrong user name or password")
@@ -442,9 +369,11 @@ def init_app(app: Flask) -> None:
         max_delay_s=float(config.get("LOGIN_MAX_DELAY_S", 300)),
         window_s=float(config.get("LOGIN_WINDOW_S", 900)),
         max_keys=int(config.get("LOGIN_MAX_KEYS", 10_000)),
+        refusal_audit_s=float(config.get("LOGIN_REFUSAL_AUDIT_S", 10)),
     )
-    app.extensions["geo_ibm_credential_cache"] = CredentialCache(
-        ttl_s=float(config.get("BASIC_AUTH_CACHE_S", 300)), bad_ttl_s=float(config.get("BAD_CREDENTIALS_CACHE_S", 60)))
+    app.extensions["geo_ibm_password_checks"] = accounts.PasswordChecks(
+        config["SECRET_KEY"], ttl_s=float(config.get("BASIC_AUTH_CACHE_S", 300)),
+        refused_ttl_s=float(config.get("REFUSED_CREDENTIALS_CACHE_S", 60)))
     app.before_request(_before_request)
     app.after_request(_after_request)
     app.jinja_env.globals.update(current_user=current_user, has_role=has_role, csp_nonce=lambda: g.get("csp_nonce", ""))
@@ -501,7 +430,7 @@ def login() -> Any:
         )
         response.headers["Retry-After"] = str(wait)
         return response
-    user = _check_password(store, name, password) if name else None
+    user = _checks().check(store, name, password) if name else None
     if user is None:
         _failure(attempt, action="login_failure", via="form")
         return render_template("login.html", next_url=next_url, error=_("Wrong user name or password.")), 200
@@ -570,7 +499,7 @@ def account() -> Any:
             attempt = _throttle().attempt(user["name"], request.remote_addr)
             if attempt.wait:
                 return _too_many(_refusal(attempt, action="passwd_throttled", via="account"))
-            if _check_password(store, user["name"], request.form.get("current") or "") is None:
+            if _checks().check(store, user["name"], request.form.get("current") or "") is None:
                 _failure(attempt, action="passwd_failure", via="account")
                 raise GeoIbmError(_("The current password is wrong."))
             _throttle().succeeded(attempt)

@@ -491,13 +491,13 @@ class EventStore(ABC):
 
     @abstractmethod
     def audit_tally(self, action: str, *, user: str, key: str, detail: dict[str, Any], at: float,
-                    since: float) -> int:
-        """Count one more ``action`` of ``key`` in the audit trail; returns the count of its record.
+                    since: float, count: int = 1) -> int:
+        """Count ``count`` more ``action`` of ``key`` in the audit trail; returns the count of its record.
 
         The record tallied for (``action``, ``key``) is updated if it was opened after
-        ``since`` (epoch seconds): its detail's ``count`` grows by one and ``last`` becomes
-        the time now (ISO 8601 UTC). Otherwise a new audit record is appended (time now,
-        ``user``, ``action``, ``detail`` with ``count`` 1 and ``last``) and opened at ``at``
+        ``since`` (epoch seconds): its detail's ``count`` grows by ``count`` and ``last``
+        becomes the time now (ISO 8601 UTC). Otherwise a new audit record is appended (time
+        now, ``user``, ``action``, ``detail`` with ``count`` and ``last``) and opened at ``at``
         for the next tallies. Tallies opened at or before ``since`` are forgotten in the same
         transaction (their records stay). Unlike :meth:`audit`, one record stands for many
         events: repeated failures of a key cost one record per window, not one each.

@@ -165,20 +165,20 @@ def _audit_now() -> str:
 
 
 def audit_tally(conn: sqlite3.Connection, action: str, *, user: str, key: str, detail: dict[str, Any], at: float,
-                since: float) -> int:
+                since: float, count: int = 1) -> int:
     now = _audit_now()
     conn.execute("DELETE FROM audit_tallies WHERE action = ? AND opened <= ?", (action, since))
     row = conn.execute("SELECT audit_id FROM audit_tallies WHERE action = ? AND key = ?", (action, key)).fetchone()
     if row is not None:
         updated = conn.execute(
-            "UPDATE audit SET detail = json_set(detail, '$.count', coalesce(json_extract(detail, '$.count'), 0) + 1, "
+            "UPDATE audit SET detail = json_set(detail, '$.count', coalesce(json_extract(detail, '$.count'), 0) + ?, "
             "'$.last', ?) WHERE id = ? RETURNING json_extract(detail, '$.count')",
-            (now, row[0]),
+            (count, now, row[0]),
         ).fetchone()
         if updated is not None:
             return int(updated[0])
     cur = conn.execute("INSERT INTO audit (at, user, action, detail) VALUES (?, ?, ?, ?)",
-                       (now, user, action, frames.audit_detail({**detail, "count": 1, "last": now})))
+                       (now, user, action, frames.audit_detail({**detail, "count": count, "last": now})))
     conn.execute("INSERT OR REPLACE INTO audit_tallies (action, key, audit_id, opened) VALUES (?, ?, ?, ?)",
                  (action, key, cur.lastrowid, at))
-    return 1
+    return count
