@@ -16,7 +16,7 @@ import shapely
 
 from geo_ibm import io
 from geo_ibm.errors import NotFoundError, Problem, ValidationError
-from geo_ibm.settings import WORKING_CRS, boundaries_dir, margin_m, store_path
+from geo_ibm.settings import WORKING_CRS, boundaries_dir, margin_m, store_location, store_path
 
 if TYPE_CHECKING:
     from geo_ibm.store import EventStore
@@ -163,8 +163,22 @@ def airport() -> gpd.GeoDataFrame:
 
 
 def installed_cantons_path() -> Path:
-    """Where :func:`install_cantons` writes an override canton layer (next to the event store)."""
+    """Where :func:`install_cantons` writes an override canton layer (next to a GeoPackage store).
+
+    A database store (a ``postgresql://`` URL) keeps its installed layer in its own tables
+    instead, so that every process and host using it assigns the same regions.
+    """
     return store_path().parent / "cantons.gpkg"
+
+
+def _database_store() -> EventStore | None:
+    """The store of ``GEO_IBM_STORE`` when it is a database (a URL), else ``None``."""
+    location = store_location()
+    if isinstance(location, Path):
+        return None
+    from geo_ibm.store import open_store
+
+    return open_store(location, outline=False, assign_regions=False)
 
 
 def cantons() -> gpd.GeoDataFrame:
@@ -178,6 +192,10 @@ def cantons() -> gpd.GeoDataFrame:
     GeoDataFrame
         ``canton``, ``region``, ``geometry`` (Polygon/MultiPolygon).
     """
+    database = _database_store()
+    if database is not None:
+        installed = database.installed_cantons()  # type: ignore[attr-defined]
+        return installed if installed is not None else _shipped("cantons", ["canton", "region"])
     override = installed_cantons_path()
     if override.exists():
         gdf = _read(override, layer=_OVERRIDE_LAYER)
@@ -522,7 +540,7 @@ def cantons_from_file(path: str | os.PathLike[str], *, name_column: str | None =
     return out
 
 
-def install_cantons(gdf: gpd.GeoDataFrame, *, store: EventStore | None = None) -> Path:
+def install_cantons(gdf: gpd.GeoDataFrame, *, store: EventStore | None = None) -> Path | str:
     """Store ``gdf`` as the canton layer :func:`cantons` uses from now on.
 
     With ``store``, every stored event gets the canton and police region of the new layer in
@@ -541,8 +559,10 @@ def install_cantons(gdf: gpd.GeoDataFrame, *, store: EventStore | None = None) -
 
     Returns
     -------
-    Path
-        The override file, ``<store folder>/cantons.gpkg``.
+    Path or str
+        The override file, ``<store folder>/cantons.gpkg``; for a database store (a URL in
+        ``GEO_IBM_STORE``) its location: the layer and the events change in one transaction of
+        that store.
 
     Raises
     ------
@@ -559,6 +579,11 @@ def install_cantons(gdf: gpd.GeoDataFrame, *, store: EventStore | None = None) -
     layer = gpd.GeoDataFrame(layer[["canton", "region", "geometry"]], geometry="geometry", crs=WORKING_CRS)
     _validate_cantons(layer, file="install_cantons(gdf)")
     layer = layer.reset_index(drop=True)
+    database = _database_store()
+    if database is not None:
+        database.install_cantons(  # type: ignore[attr-defined]
+            layer, assign=lambda points: assign_regions(points, canton_layer=layer))
+        return database.location
     path = installed_cantons_path()
     tag = secrets.token_hex(4)
     staged = path.with_name(f".{path.stem}.{tag}.new{path.suffix}")

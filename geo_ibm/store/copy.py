@@ -158,6 +158,9 @@ def normalise(name: str, frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = out[column].to_numpy(dtype=np.float64)
         elif column in _NUMERIC:
             out[column] = out[column].to_numpy(dtype=np.int64)
+        elif column == "import_id" and out[column].notna().all():
+            # whole numbers, as the import pipeline hands them to a backend (nullable only in the layout)
+            out[column] = out[column].to_numpy(dtype=np.int64)
         else:
             out[column] = pd.Series(frames.none_for_na(out[column].to_numpy(dtype=object)), dtype=object)
     return out.reset_index(drop=True)

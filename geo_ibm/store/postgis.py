@@ -26,14 +26,13 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import psycopg
-import shapely
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from geo_ibm import io
-from geo_ibm.errors import StoreError, ValidationError
-from geo_ibm.settings import LOCAL_TZ, WORKING_CRS
+from geo_ibm.errors import StoreError
 from geo_ibm.store import frames
 from geo_ibm.store import postgis_accounts as sql_accounts
+from geo_ibm.store import postgis_layers as layers
 from geo_ibm.store import postgis_schema as schema
 from geo_ibm.store.base import Account, AssignRegions, EventStore, HitKey, Hits, WriteTransaction
 from geo_ibm.store.filters import POSTGRESQL, BBox, EventFilter, Paging, box_clauses, paging_sql, parse_paging, where_sql
@@ -53,9 +52,9 @@ and time indexes and builds them afresh after the COPY (3x faster than updating 
 row); readers wait for that import's commit meanwhile."""
 
 _CHUNK_ROWS = 50_000
-_GROUND_TRUTH_TYPES = {"b": "boolean", "i": "bigint", "u": "bigint", "f": "double precision"}
 _POOLS: dict[tuple[int, str], ConnectionPool] = {}
 _POOLS_LOCK = threading.Lock()
+_CANTONS: dict[tuple[int, str], tuple[str, gpd.GeoDataFrame | None]] = {}
 
 
 def public_url(url: str) -> str:
@@ -105,6 +104,7 @@ class PostGISStore(EventStore):
         self._conninfo = _conninfo(str(url))
         self._location = public_url(self._conninfo)
         self._current = False
+        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"PostGISStore({self._location!r})"
@@ -184,9 +184,13 @@ class PostGISStore(EventStore):
     def _write_transaction(self) -> Iterator[WriteTransaction]:
         with self._connection() as conn, conn.transaction():
             tx = _Transaction(conn)
-            yield tx
-            if tx.changed:
-                schema.bump_version(conn)
+            self._local.conn = conn  # for a before_commit hook of this thread (install_cantons)
+            try:
+                yield tx
+                if tx.changed:
+                    schema.bump_version(conn)
+            finally:
+                self._local.conn = None
 
     # -- creation and version ---------------------------------------------------------------
 
@@ -327,65 +331,45 @@ class PostGISStore(EventStore):
             rows = conn.execute(f"SELECT {select} FROM imports ORDER BY id DESC").fetchall()
         return frames.imports_frame(rows)
 
-    # -- ground truth -------------------------------------------------------------------------
+    # -- ground truth and the installed canton layer ------------------------------------------
 
     def write_ground_truth(self, gdf: gpd.GeoDataFrame) -> None:
         self.init()
-        gdf = io.ensure_working_crs(gdf, name="ground truth")
-        attrs = [str(c) for c in gdf.columns if c != gdf.geometry.name]
-        for c in attrs:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", c) or c.lower() in {"fid", "geom"}:
-                raise ValidationError(f"{schema.GROUND_TRUTH}: column name {c!r} cannot be stored; use letters, digits and _")
-        values: dict[str, pd.Series] = {}
-        declared: list[str] = []
-        for c in attrs:
-            column = gdf[c]
-            if isinstance(column.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(column.dtype):
-                local = column if isinstance(column.dtype, pd.DatetimeTZDtype) else column.dt.tz_localize(LOCAL_TZ)
-                values[c] = pd.Series(frames.none_for_na(local.dt.tz_convert("UTC").to_numpy(dtype=object)),
-                                      dtype=object)
-                declared.append(f'"{c}" timestamptz')
-            elif column.dtype.kind in _GROUND_TRUTH_TYPES:
-                values[c] = column.reset_index(drop=True)
-                declared.append(f'"{c}" {_GROUND_TRUTH_TYPES[column.dtype.kind]}')
-            else:
-                values[c] = pd.Series([None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
-                                       else str(v) for v in column], dtype=object)
-                declared.append(f'"{c}" text')
-        geoms = shapely.set_srid(gdf.geometry.to_numpy(), SRS_ID)
-        values["geom"] = pd.Series(shapely.to_wkb(geoms, hex=True, include_srid=True), dtype=object)
-        table = pd.DataFrame(values)
+        table, declared = layers.ground_truth_rows(gdf)
         with self._changing() as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {schema.GROUND_TRUTH}")
-            conn.execute(f"CREATE TABLE {schema.GROUND_TRUTH} (fid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
-                         f"{''.join(', ' + d for d in declared)}, geom geometry(Geometry, {SRS_ID}))")
-            conn.execute(f"CREATE INDEX {schema.GROUND_TRUTH}_geom ON {schema.GROUND_TRUTH} USING gist (geom)")
-            schema.grant_like_events(conn, schema.GROUND_TRUTH)
-            columns = [f'"{c}"' for c in attrs] + ["geom"]
-            with conn.cursor().copy(f"COPY {schema.GROUND_TRUTH} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in zip(*(frames.python_values(table[c]) for c in table.columns)):
-                    copy.write_row(row)
+            layers.replace_ground_truth(conn, table, declared)
 
     def ground_truth(self) -> gpd.GeoDataFrame:
         with self._connection() as conn:
-            if not _scalar(conn, f"SELECT count(*) FROM pg_class WHERE oid = to_regclass('{schema.GROUND_TRUTH}')"):
-                return gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=WORKING_CRS), crs=WORKING_CRS)
-            cur = conn.execute(f"SELECT * FROM {schema.GROUND_TRUTH} ORDER BY fid")
-            rows = cur.fetchall()
-            names = [d.name for d in cur.description or []]
-            kinds = {d.name: d.type_code for d in cur.description or []}
-        frame = pd.DataFrame(rows, columns=names, dtype=object)
-        timestamptz = psycopg.adapters.types["timestamptz"].oid
-        out: dict[str, Any] = {}
-        for c in names:
-            if c in ("fid", "geom"):
-                continue
-            if kinds[c] == timestamptz:
-                out[c] = pd.to_datetime(frame[c], utc=True).dt.tz_convert(LOCAL_TZ)
-            else:
-                out[c] = frame[c].infer_objects()
-        geometry = shapely.from_wkb(frame["geom"].to_numpy(dtype=object)) if len(frame) else []
-        return gpd.GeoDataFrame(pd.DataFrame(out, index=pd.RangeIndex(len(frame))), geometry=geometry, crs=WORKING_CRS)
+            return layers.read_ground_truth(conn)
+
+    def installed_cantons(self) -> gpd.GeoDataFrame | None:
+        """The canton layer installed in the store (``canton``, ``region``, ``geometry``), or ``None``.
+
+        Read again only when the store's version moved (an install moves it).
+        """
+        with self._raw() as conn:
+            if schema.schema_version(conn) is None:
+                return None
+        version = self.version()
+        key = (os.getpid(), self._conninfo)
+        cached = _CANTONS.get(key)
+        if cached is None or cached[0] != version:
+            with self._connection() as conn:
+                cached = _CANTONS[key] = (version, layers.read_cantons(conn))
+        return None if cached[1] is None else cached[1].copy()
+
+    def install_cantons(self, layer: gpd.GeoDataFrame, *, assign: AssignRegions) -> int:
+        """Make ``layer`` (``canton``, ``region``, polygons) the installed canton layer and give every
+        event the canton and region ``assign`` finds, in one transaction.
+
+        Returns
+        -------
+        int
+            The number of events whose canton or region changed.
+        """
+        layer = io.ensure_working_crs(layer, name="cantons")
+        return self.reassign_regions(assign=assign, before_commit=lambda: layers.replace_cantons(self._local.conn, layer))
 
     # -- web accounts, tokens, sessions ------------------------------------------------------
 
@@ -461,9 +445,10 @@ class PostGISStore(EventStore):
             return sql_accounts.hit_keys(conn, space, since)
 
     def audit_tally(self, action: str, *, user: str, key: str, detail: dict[str, Any], at: float,
-                    since: float) -> int:
+                    since: float, count: int = 1) -> int:
         with self._writing() as conn:
-            return sql_accounts.audit_tally(conn, action, user=user, key=key, detail=detail, at=at, since=since)
+            return sql_accounts.audit_tally(conn, action, user=user, key=key, detail=detail, at=at, since=since,
+                                            count=count)
 
 
 def _reason(exc: psycopg.Error) -> str:

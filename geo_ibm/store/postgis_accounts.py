@@ -179,7 +179,7 @@ def _audit_now() -> str:
 
 
 def audit_tally(conn: psycopg.Connection, action: str, *, user: str, key: str, detail: dict[str, Any], at: float,
-                since: float) -> int:
+                since: float, count: int = 1) -> int:
     # One tally of (action, key) at a time, so that two processes never open two records for it.
     conn.execute("SELECT pg_advisory_xact_lock(%s::int, hashtext(%s))", (LOCK_TALLY, f"{action}\n{key}"))
     now = _audit_now()
@@ -188,18 +188,18 @@ def audit_tally(conn: psycopg.Connection, action: str, *, user: str, key: str, d
     if row is not None:
         updated = conn.execute(
             "UPDATE audit SET detail = jsonb_set(jsonb_set(detail::jsonb, '{count}', "
-            "to_jsonb(coalesce((detail::jsonb ->> 'count')::bigint, 0) + 1)), '{last}', to_jsonb(%s::text))::text "
+            "to_jsonb(coalesce((detail::jsonb ->> 'count')::bigint, 0) + %s)), '{last}', to_jsonb(%s::text))::text "
             "WHERE id = %s RETURNING (detail::jsonb ->> 'count')::bigint",
-            (now, row[0]),
+            (count, now, row[0]),
         ).fetchone()
         if updated is not None:
             return int(updated[0])
     inserted = conn.execute('INSERT INTO audit ("user", action, detail) VALUES (%s, %s, %s) RETURNING id',
-                            (user, action, audit_detail({**detail, "count": 1, "last": now}))).fetchone()
+                            (user, action, audit_detail({**detail, "count": count, "last": now}))).fetchone()
     assert inserted is not None
     conn.execute(
         "INSERT INTO audit_tallies (action, key, audit_id, opened) VALUES (%s, %s, %s, %s) "
         "ON CONFLICT (action, key) DO UPDATE SET audit_id = excluded.audit_id, opened = excluded.opened",
         (action, key, inserted[0], at),
     )
-    return 1
+    return count

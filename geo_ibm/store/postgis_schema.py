@@ -6,7 +6,9 @@ Layout (in the connection's current schema, ``public`` unless the URL sets ``sea
   (:data:`~geo_ibm.store.frames.RECORD_COLUMNS`); ``geom`` is ``geometry(Point, 2169)``
   generated from ``x``/``y`` (so the two never disagree) with a GiST index. ``event_id`` is
   unique: a second import of an event can never store it twice.
-- ``imports``, ``audit``: attribute tables; ``ground_truth``: the demo layer (written whole).
+- ``imports``, ``audit``: attribute tables; ``ground_truth``: the demo layer (written whole);
+  ``installed_cantons``: the canton layer installed by ``geo-ibm regions`` (empty: the shipped
+  one), kept here so that every process and host assigns the same regions.
 - ``web_users``, ``web_tokens``, ``web_sessions``: web accounts; ``throttle_hits``: counters
   per (space, key) of the login throttle; ``audit_tallies``: the audit record counting the
   current window of a tallied (action, key); ``geo_ibm_meta``: the store's identity and
@@ -109,13 +111,15 @@ CREATE TABLE throttle_hits (
     space text NOT NULL, key text NOT NULL, count bigint NOT NULL, last double precision NOT NULL,
     PRIMARY KEY (space, key));
 CREATE INDEX throttle_hits_last ON throttle_hits (space, last);
+CREATE TABLE installed_cantons (
+    canton text PRIMARY KEY, region text NOT NULL, geom geometry(MultiPolygon, {SRS_ID}) NOT NULL);
 CREATE TABLE audit_tallies (
     action text NOT NULL, key text NOT NULL, audit_id bigint NOT NULL, opened double precision NOT NULL,
     PRIMARY KEY (action, key))
 """
 
 MIGRATIONS: dict[int, tuple[str, str]] = {
-    1: ("events, imports, audit, web accounts, throttle counters, audit tallies, meta", _V1),
+    1: ("events, imports, audit, installed cantons, web accounts, throttle counters, audit tallies, meta", _V1),
 }
 """Schema version -> (what it brings, its SQL). A new version appends here; none is ever edited."""
 
@@ -123,10 +127,10 @@ SCHEMA_VERSION = max(MIGRATIONS)
 
 
 WRITTEN_TABLES = ("events", "imports", "audit", "web_users", "web_tokens", "web_sessions", "throttle_hits",
-                  "audit_tallies", META_TABLE)
+                  "audit_tallies", "installed_cantons", META_TABLE)
 """Tables the web app and the importers write (rows only: no DDL)."""
 
-READ_TABLES = ("events", "imports", GROUND_TRUTH)
+READ_TABLES = ("events", "imports", "installed_cantons", GROUND_TRUTH)
 """Tables a read-only role (a GIS client) sees: no accounts, sessions, counters or audit trail."""
 
 
