@@ -40,8 +40,8 @@ from geo_ibm.store.gpkg_blobs import SRS_ID
 from geo_ibm.store.imports import ImportRecord
 from geo_ibm.store.postgis_copy import copy_floats, copy_in
 
-POOL_SIZE = int(os.environ.get("GEO_IBM_PG_POOL", "10"))
-"""Most connections one process keeps to one store (``GEO_IBM_PG_POOL``)."""
+DEFAULT_POOL_SIZE = 10
+"""Most connections one process keeps to one store unless ``GEO_IBM_PG_POOL`` says otherwise."""
 
 LOCK_TIMEOUT_S = 600
 """How long a write waits for a running import before it gives up."""
@@ -66,6 +66,15 @@ def public_url(url: str) -> str:
         netloc = f"{credentials.partition(':')[0]}@{hosts}"
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() != "password"])
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def pool_size() -> int:
+    """Most connections per process and store: ``GEO_IBM_PG_POOL`` (read when a pool opens), default 10, at least 2."""
+    raw = os.environ.get("GEO_IBM_PG_POOL") or str(DEFAULT_POOL_SIZE)
+    try:
+        return max(2, int(raw))
+    except ValueError:
+        raise StoreError(f"GEO_IBM_PG_POOL must be a whole number of connections, got {raw!r}") from None
 
 
 def _conninfo(url: str) -> str:
@@ -127,7 +136,7 @@ class PostGISStore(EventStore):
                 psycopg.connect(self._conninfo, connect_timeout=10).close()
             except psycopg.OperationalError as exc:
                 raise StoreError(f"cannot connect to the store {self._location}: {_reason(exc)}") from None
-            pool = ConnectionPool(self._conninfo, min_size=0, max_size=max(2, POOL_SIZE), open=True, num_workers=1,
+            pool = ConnectionPool(self._conninfo, min_size=0, max_size=pool_size(), open=True, num_workers=1,
                                   kwargs={"autocommit": True, "application_name": "geo_ibm"}, max_idle=120,
                                   check=ConnectionPool.check_connection, name=f"geo_ibm {self._location}")
             _POOLS[key] = pool
@@ -148,7 +157,7 @@ class PostGISStore(EventStore):
                 yield conn
         except PoolTimeout:
             raise StoreError(f"{self._location}: no free database connection within 60 s "
-                             f"(GEO_IBM_PG_POOL={POOL_SIZE} per process)") from None
+                             f"(GEO_IBM_PG_POOL={pool_size()} per process)") from None
         except psycopg.OperationalError as exc:
             if isinstance(exc, psycopg.errors.LockNotAvailable):
                 raise StoreError(f"{self._location}: cannot start a write within {LOCK_TIMEOUT_S} s; another import "
@@ -199,7 +208,7 @@ class PostGISStore(EventStore):
             with self._raw() as conn:
                 return schema.schema_version(conn) is not None
         except StoreError as exc:
-            if "does not exist" in str(exc):
+            if re.search(r'database ".*" does not exist', str(exc)):
                 return False
             raise
 
