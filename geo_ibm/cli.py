@@ -94,6 +94,16 @@ def import_(ctx: click.Context, file: Path, skip_invalid: bool, rejected: Path |
         report = store.import_file(
             file, user=_user(user), skip_invalid=skip_invalid, rejected_path=rejected, progress=progress
         )
+    except ValidationError as exc:
+        bar.close()
+        click.echo(f"error: {exc}", err=True)
+        if exc.total > len(exc.problems):
+            from geo_ibm.problems import summary_lines
+
+            click.echo("problems found (the first of each column are listed):", err=True)
+            for line in summary_lines(exc.counts):
+                click.echo(f"  {line}", err=True)
+        sys.exit(1)
     finally:
         bar.close()
     click.echo(

@@ -241,7 +241,7 @@ def event_ids(frame: pd.DataFrame) -> list[str | None] | None:
     mapping, _ = canonical_columns(frame.columns)
     for original, canon in mapping.items():
         if canon == "event_id":
-            return cells.objects(cells.text(_integral_as_int_text(frame[original]))).tolist()
+            return list(cells.text(_integral_as_int_text(frame[original])).to_pylist())
     return None
 
 

@@ -11,6 +11,7 @@ import zipfile
 
 import pytest
 from storefixtures import HEADER, event_rows, store_factory, with_field, write_events  # noqa: F401
+from webfixtures import app, base_store, client, logged_in, store, store_path  # noqa: F401
 
 from geo_ibm.errors import ValidationError
 from geo_ibm.importlimits import NOTES_CHARS, PROBLEMS_LISTED, PROBLEMS_PER_COLUMN
@@ -309,3 +310,114 @@ def test_the_shortcut_needs_an_import_without_rejected_rows_in_the_same_store(st
     store.import_file(whole, user="ana")
     assert other.import_file(whole, user="ana").accepted == 10
     assert calls[-2:] == ["whole.csv", "whole.csv"]
+
+
+def test_the_shortcut_counts_the_first_import_or_looks_up_the_ids_and_sees_a_missing_event(tmp_path, monkeypatch):
+    import sqlite3
+
+    from storefixtures import OUTLINE, half_regions
+
+    from geo_ibm.store import GeoPackageStore
+
+    store = GeoPackageStore(tmp_path / "s.gpkg", outline=OUTLINE, assign_regions=half_regions)
+    store.init()
+    store.import_file(write_events(tmp_path / "part.csv", event_rows(5)), user="ana")
+    path = write_events(tmp_path / "e.csv", event_rows(20))
+    assert store.import_file(path, user="ana").duplicates == 5  # its first import found 5 stored
+    looked_up: list[int] = []
+    real = GeoPackageStore._write_transaction
+
+    def spying(self):
+        manager = real(self)
+
+        class Spy:
+            def __enter__(inner):
+                tx = manager.__enter__()
+                count = tx.count_stored
+                tx.count_stored = lambda ids: looked_up.append(len(ids)) or count(ids)
+                return tx
+
+            def __exit__(inner, *exc):
+                return manager.__exit__(*exc)
+
+        return Spy()
+
+    monkeypatch.setattr(GeoPackageStore, "_write_transaction", spying)
+    assert store.import_file(path, user="ana").duplicates == 20
+    assert looked_up == [20]  # no import stored all 20 itself: the ids were looked up
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("DELETE FROM events WHERE event_id = 'E00007'")
+    again = store.import_file(path, user="ana")
+    assert (again.accepted, again.duplicates) == (1, 19) and store.count() == 20
+
+
+
+# --------------------------------------------------------------------------- the page and the command
+
+
+def _many_bad_rows(n: int) -> str:
+    """``n`` demo events inside Luxembourg, each with ``persons`` 0."""
+    import io as text_io
+
+    import pandas as pd
+    from webfixtures import demo_events, events_csv
+
+    frame = pd.read_csv(text_io.StringIO(events_csv(demo_events(n, seed=404), id_prefix="many-")), dtype=str)
+    frame["persons"] = "0"
+    return frame.to_csv(index=False)
+
+
+def test_the_import_page_lists_the_first_problems_and_counts_every_column(logged_in, store):
+    import html
+    import io as bytes_io
+
+    from webfixtures import csrf_token
+
+    client = logged_in("ana")
+    before = store.count()
+    token = csrf_token(client, "/import")
+    form = {"csrf_token": token, "file": (bytes_io.BytesIO(_many_bad_rows(300).encode()), "many.csv")}
+    response = client.post("/import", data=form, content_type="multipart/form-data")
+    body = html.unescape(response.get_data(as_text=True))
+    assert response.status_code == 400
+    assert "many.csv: 300 problem(s) in 300 of 300 row(s); nothing was imported" in body
+    assert "First 20 of 300 problems in column persons." in body
+    table = re.search(r'<table class="data" id="problems">.*?</table>', body, re.S).group(0)
+    assert table.count("<tr><td>") == PROBLEMS_PER_COLUMN
+    assert store.count() == before
+    client.set_cookie("lang", "fr")
+    token = csrf_token(client, "/import")
+    form = {"csrf_token": token, "file": (bytes_io.BytesIO(_many_bad_rows(300).encode()), "many.csv")}
+    body = html.unescape(client.post("/import", data=form, content_type="multipart/form-data").get_data(as_text=True))
+    assert "Les 20 premiers des 300 problèmes de la colonne persons." in body
+
+
+def test_a_utf16_upload_is_named_on_the_page(logged_in, store):
+    import html
+    import io as bytes_io
+
+    from webfixtures import csrf_token
+
+    client = logged_in("ana")
+    token = csrf_token(client, "/import")
+    data = ("\n".join([HEADER, *event_rows(2)])).encode("utf-16")
+    form = {"csrf_token": token, "file": (bytes_io.BytesIO(data), "export.csv")}
+    response = client.post("/import", data=form, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert 'export.csv: the file is UTF-16; save it as UTF-8 CSV (in Excel: "CSV UTF-8")' in html.unescape(
+        response.get_data(as_text=True))
+
+
+def test_the_command_prints_each_columns_count(tmp_path):
+    from click.testing import CliRunner
+
+    from geo_ibm.cli import main
+
+    path = tmp_path / "many.csv"
+    path.write_text(_many_bad_rows(300))
+    store = tmp_path / "cli.gpkg"
+    result = CliRunner().invoke(main, ["--store", str(store), "import", str(path)], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert "many.csv: 300 problem(s) in 300 of 300 row(s); nothing was imported" in result.output
+    assert "first 20 of 300 problems in column 'persons'" in result.output
+    assert result.output.count("column 'persons': persons must be at least 1") == PROBLEMS_PER_COLUMN

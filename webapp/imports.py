@@ -10,6 +10,7 @@ from flask import Blueprint, g, render_template, request
 from werkzeug.utils import secure_filename
 
 from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.problems import column_totals
 from webapp.auth import get_store, require_role
 from webapp.i18n import gettext as _
 from webapp.instance import scratch_dir
@@ -27,7 +28,7 @@ MAX_UPLOAD_STEM = 100
 def import_page() -> Any:
     """Upload an event file; all rows are stored or none, every problem listed with row and column."""
     if request.method == "GET":
-        return render_template("import.html", report=None, problems=None, error=None)
+        return render_template("import.html", report=None, problems=None, error=None, totals=None)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ValidationError(_("Choose a file to upload."), [Problem("missing", column="file")])
@@ -46,11 +47,13 @@ def import_page() -> Any:
             # The store records the import (or its failure) in the audit trail itself.
             report = get_store().import_file(path, user=g.user["name"], name=upload.filename)
         except ValidationError as exc:
+            # The first problems of each column are listed; every column's count is shown.
             message = str(exc).splitlines()[0]
-            return render_template("import.html", report=None, problems=exc.problems, error=message), 400
+            return render_template("import.html", report=None, problems=exc.problems, error=message,
+                                   totals=column_totals(exc.counts)), 400
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return render_template("import.html", report=report, problems=None, error=None)
+    return render_template("import.html", report=report, problems=None, error=None, totals=None)
 
 
 def upload_name(filename: str) -> str:

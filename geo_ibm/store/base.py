@@ -69,9 +69,14 @@ class WriteTransaction(ABC):
         """The stored events among ``event_ids``: ``event_id``, the content columns
         (:data:`~geo_ibm.store.frames.CONTENT_COLUMNS`), ``x``, ``y``; in any order."""
 
+    def count_of_import(self, import_id: int) -> int | None:
+        """How many stored events carry ``import_id`` (the events that import added), or ``None``
+        when the backend cannot count them without reading them."""
+        return None
+
     def count_stored(self, event_ids: Sequence[str]) -> int:
-        """How many of the distinct ``event_ids`` are stored (a backend may count without reading the rows)."""
-        return len(self.stored_events(list(dict.fromkeys(event_ids))))
+        """How many of ``event_ids`` (distinct ids) are stored; a backend may count without reading the rows."""
+        return len(self.stored_events(event_ids))
 
     @abstractmethod
     def add_import(self, record: ImportRecord) -> int:

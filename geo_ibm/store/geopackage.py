@@ -467,8 +467,9 @@ _INCOMING = "json_each(?) j"
 """The incoming event ids, one JSON array parameter: SQLite parses it in C, faster than binding each id."""
 
 
-def _id_list(event_ids: Sequence[str]) -> str:
-    return json.dumps(list(dict.fromkeys(event_ids)), ensure_ascii=False)
+def _id_list(event_ids: Sequence[str], *, distinct: bool = False) -> str:
+    """The ids as a JSON array, each once (``distinct``: they are already)."""
+    return json.dumps(list(event_ids) if distinct else list(dict.fromkeys(event_ids)), ensure_ascii=False)
 
 
 def _staging_driver() -> Any:
@@ -510,11 +511,15 @@ class _Transaction(WriteTransaction):
                             (_id_list(event_ids),)).fetchall()
         return pd.DataFrame(rows, columns=columns, dtype=object)
 
+    def count_of_import(self, import_id: int) -> int | None:
+        found = self._conn.execute("SELECT count(*) FROM events WHERE import_id = ?", (int(import_id),)).fetchone()
+        return int(found[0])
+
     def count_stored(self, event_ids: Sequence[str]) -> int:
         if not len(event_ids):
             return 0
-        found = self._conn.execute(f"SELECT count(DISTINCT e.fid) FROM {_INCOMING} JOIN events e ON e.event_id = j.value",
-                                   (_id_list(event_ids),)).fetchone()
+        found = self._conn.execute(f"SELECT count(*) FROM {_INCOMING} JOIN events e ON e.event_id = j.value",
+                                   (_id_list(event_ids, distinct=True),)).fetchone()
         return int(found[0])
 
     def add_import(self, record: ImportRecord) -> int:

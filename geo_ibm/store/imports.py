@@ -117,24 +117,36 @@ def already_imported(store: EventStore, path: Path, *, sha: str, label: str, use
     A file whose bytes (SHA-256) are those of an earlier ``ok`` import that rejected no row
     held only valid events, each stored then or found stored with the same content; stored
     events never change content. When every one of its ids is still stored, nothing in it
-    can be new: the import is recorded with every row a duplicate, reading only the ids.
+    can be new: the import is recorded with every row a duplicate. If that earlier import
+    stored every row itself, counting its events tells; otherwise the file's ids are read
+    (that column alone) and looked up.
     """
     done = store.imports()
     done = done[(done["status"] == "ok") & (done["sha256"] == sha) & (done["rejected"] == 0)]
     if not len(done):
         return None
     rows = int(done["rows"].iloc[0])
-    ids = event_ids(io.read_event_table(path, limits=limits, columns=("event_id",)))
-    if ids is None or len(ids) != rows:
+    whole = done[(done["accepted"] == rows) & (done["duplicates"] == 0)]
+
+    def read_ids() -> list[str | None] | None:
+        ids = event_ids(io.read_event_table(path, limits=limits, columns=("event_id",)))
+        return ids if ids is not None and len(ids) == rows and len(set(ids)) == rows else None
+
+    ids = None if len(whole) else read_ids()
+    if ids is None and not len(whole):
         return None
     with store._write_transaction() as tx:
-        if tx.count_stored(ids) != rows:
+        stored = tx.count_of_import(int(whole["id"].iloc[-1])) if ids is None else None
+        if stored is None:
+            ids = ids if ids is not None else read_ids()
+            stored = tx.count_stored([str(i) for i in ids]) if ids is not None else -1
+        if stored != rows:
             return None
         import_id = tx.add_import(ImportRecord(user=user, file_name=label, sha256=sha, rows=rows, accepted=0,
                                                rejected=0, duplicates=rows, status="ok"))
         tx.audit("import", user=user, detail={
             "file": label, "sha256": sha, "rows": rows, "accepted": 0, "rejected": 0, "duplicates": rows,
-            "import_id": import_id, "same_file_as_import": int(done["id"].iloc[0]),
+            "import_id": import_id, "same_file_as_import": int(done["id"].iloc[-1]),
         })
     return ImportReport(file=label, sha256=sha, rows=rows, accepted=0, rejected=0, duplicates=rows)
 
