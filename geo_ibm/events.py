@@ -360,9 +360,9 @@ def validate_events(
         chars = limits.chars(column)
         flag(cells.longer_than(values, chars), column, f"{column} is longer than {chars:,} characters", data[column])
         free = column in FREE_TEXT_COLUMNS
-        allowed = " (tab and line breaks are allowed)" if free else ""
+        note = " (tab and line breaks are allowed)" if free else ""
         flag(cells.control_characters(values, allowed=cells.FREE_TEXT_CONTROLS if free else b""), column,
-             f"{column} holds a control character{allowed}", data[column])
+             f"{column} holds a control character{note}", data[column])
 
     if "event_id" in data:
         raw = data["event_id"]

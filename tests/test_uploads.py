@@ -421,3 +421,25 @@ def test_the_command_prints_each_columns_count(tmp_path):
     assert "many.csv: 300 problem(s) in 300 of 300 row(s); nothing was imported" in result.output
     assert "first 20 of 300 problems in column 'persons'" in result.output
     assert result.output.count("column 'persons': persons must be at least 1") == PROBLEMS_PER_COLUMN
+
+
+def test_a_program_posting_a_bad_file_gets_the_counts_as_json(client, store):
+    import io as bytes_io
+
+    from geo_ibm import accounts
+
+    token = accounts.new_token(store, "ana")
+    headers = {"Authorization": f"Bearer {token}"}
+    form = {"file": (bytes_io.BytesIO(_many_bad_rows(300).encode()), "many.csv")}
+    response = client.post("/import", headers=headers, data=form, content_type="multipart/form-data")
+    body = response.get_json()
+    assert response.status_code == 400 and body["code"] == "InvalidParameterValue" and body["parameter"] == "file"
+    assert body["description"] == "many.csv: 300 problem(s) in 300 of 300 row(s); nothing was imported"
+    assert body["total"] == 300 and len(body["problems"]) == PROBLEMS_PER_COLUMN
+    assert body["counts"] == [{"column": "persons", "reason": "persons must be at least 1", "count": 300,
+                               "listed": PROBLEMS_PER_COLUMN}]
+    good = _many_bad_rows(3).replace(",0,", ",1,")
+    form = {"file": (bytes_io.BytesIO(good.encode()), "good.csv")}
+    response = client.post("/import", headers=headers, data=form, content_type="multipart/form-data")
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    assert response.get_json()["accepted"] == 3

@@ -11,9 +11,10 @@ from werkzeug.utils import secure_filename
 
 from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.problems import column_totals
-from webapp.auth import get_store, require_role
+from webapp.auth import get_store, is_api_request, require_role
 from webapp.i18n import gettext as _
 from webapp.instance import scratch_dir
+from webapp.responses import error_document, json_response
 
 imports_bp = Blueprint("imports", __name__)
 
@@ -49,11 +50,30 @@ def import_page() -> Any:
         except ValidationError as exc:
             # The first problems of each column are listed; every column's count is shown.
             message = str(exc).splitlines()[0]
+            if is_api_request():
+                return json_response(problems_document(exc, message), status=400)
             return render_template("import.html", report=None, problems=exc.problems, error=message,
                                    totals=column_totals(exc.counts)), 400
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    if is_api_request():
+        return json_response({"file": report.file, "sha256": report.sha256, "rows": report.rows,
+                              "accepted": report.accepted, "duplicates": report.duplicates,
+                              "rejected": report.rejected})
     return render_template("import.html", report=report, problems=None, error=None, totals=None)
+
+
+def problems_document(exc: ValidationError, message: str) -> dict[str, Any]:
+    """The JSON error body of a refused import: the app's one error body plus the listed problems
+    (``problems``, the first of each column) and every count (``counts``: column, reason,
+    count, listed)."""
+    body = error_document(400, message, parameter="file")
+    body["problems"] = [{"row": p.row, "column": p.column, "value": p.value, "reason": p.reason}
+                        for p in exc.problems]
+    body["total"] = exc.total
+    body["counts"] = [{"column": c.column, "reason": c.reason, "count": c.count, "listed": c.listed}
+                      for c in exc.counts]
+    return body
 
 
 def upload_name(filename: str) -> str:

@@ -203,7 +203,7 @@ def store_events(
             duplicates = total - len(new)
             # Regions only for the new rows: a re-import of a known file costs no spatial join.
             geoms = valid.geometry.to_numpy()
-            if duplicates:
+            if duplicates and stored is not None:
                 geoms = geoms[~table["event_id"].isin(stored["event_id"]).to_numpy()]
             points = gpd.GeoDataFrame(geometry=gpd.GeoSeries(geoms, crs=WORKING_CRS), crs=WORKING_CRS)
             new["canton"], new["region"] = store._regions(points)
