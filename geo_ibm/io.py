@@ -197,6 +197,9 @@ def read_event_table(path: PathLike, *, layer: str | None = None, limits: Import
 
 
 def _mib(size: int) -> str:
+    """A size in bytes as a person reads it: KiB below 1 MiB, MiB above."""
+    if size < 2**20:
+        return f"{size / 1024:,.0f} KiB"
     return f"{size / 2**20:,.1f} MiB" if size < 10 * 2**20 else f"{size / 2**20:,.0f} MiB"
 
 

@@ -328,3 +328,37 @@ def test_large_table_validates_quickly():
     elapsed = time.perf_counter() - t0
     assert len(valid) == n - 1 and [p.row for p in problems] == [124]
     assert elapsed < 10, f"validation of {n} rows took {elapsed:.1f} s"
+
+
+def test_stored_text_lengths_and_control_characters_are_checked():
+    from geo_ibm.importlimits import ImportLimits
+
+    limits = ImportLimits(field_chars={"notes": 10}, default_field_chars=8)
+    frame = table(
+        good_row(event_id="OK", notes="tab\tand\nnew"),  # 11 characters: too long, but the controls are allowed
+        good_row(event_id="E2", operation_id="OP\x1b[31m"),
+        good_row(event_id="E3", source_unit="123456789"),
+        good_row(event_id="E4", notes="fine\r\n"),
+        good_row(event_id="E\u00e9\u00e9\u00e9\u00e9\u00e95", notes="é" * 10),  # 7 characters, 13 bytes
+    )
+    valid, problems = check(frame, limits=limits)
+    assert [(p.row, p.column, p.reason) for p in problems] == [
+        (2, "notes", "notes is longer than 10 characters"),
+        (3, "operation_id", "operation_id holds a control character"),
+        (4, "source_unit", "source_unit is longer than 8 characters"),
+    ]
+    assert problems[1].value == "OP\\x1b[31m"  # shown escaped
+    assert valid["event_id"].tolist() == ["E4", "Eééééé5"] and valid["notes"].tolist() == ["fine", "é" * 10]
+
+
+def test_odd_numbers_and_mixed_date_formats_take_the_long_way_to_the_same_values():
+    frame = table(
+        good_row(event_id="A", persons="+4", observed_at="2025-07-14T06:30", lat="49,6116"),
+        good_row(event_id="B", persons="1e1", observed_at="14/07/2025 06:30", lat=" 49.6116 "),
+        good_row(event_id="C", persons="3", observed_at="2025-07-14T04:30:00Z"),
+    )
+    valid, problems = check(frame)
+    assert problems == []
+    assert valid["persons"].tolist() == [4, 10, 3]
+    assert valid["observed_at"].tolist() == [pd.Timestamp("2025-07-14T04:30Z")] * 3
+    assert valid.geometry.y.round(3).nunique() == 1

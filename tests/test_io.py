@@ -313,3 +313,43 @@ def test_repeated_header_is_refused(tmp_path, suffix):
     problem = info.value.problems[0]
     assert (problem.row, problem.column) == (1, "Event_ID")
     assert "column 5 repeats column 1" in problem.reason
+
+
+# --- limits and ragged files (the import pipeline's refusals are tested in test_uploads) ----
+
+
+def test_quoted_line_breaks_make_one_row_and_later_numbers_follow(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text('event_id,notes\nA,"two\nlines"\n\nB,x\n', encoding="utf-8")
+    frame = read_event_table(path)
+    assert frame.index.tolist() == [2, 4] and frame.loc[2, "notes"] == "two\nlines"
+
+
+def test_only_the_named_columns_are_read(tmp_path):
+    path = write_csv(tmp_path / "e.csv", HEADER, ROWS, sep=";")
+    frame = read_event_table(path, columns=[" EVENT_ID"])
+    assert list(frame.columns) == ["event_id"] and frame["event_id"].tolist() == ["E1", "E2"]
+
+
+def test_a_record_longer_than_the_block_is_refused_by_name(tmp_path):
+    from geo_ibm.importlimits import ImportLimits
+
+    path = tmp_path / "long.csv"
+    path.write_text("event_id,notes\nA,short\nB," + "z" * 5000 + "\nC,x\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match="long.csv: a record is longer than 1 KiB"):
+        read_event_table(path, limits=ImportLimits(record_bytes=1024))
+    assert read_event_table(path).loc[3, "notes"] == "z" * 5000
+
+
+@pytest.mark.parametrize("data, name", [
+    ("a,b\n1,2\n".encode("utf-16-le"), "UTF-16"), ("a,b\n1,2\n".encode("utf-16-be"), "UTF-16"),
+    (b"\xff\xfea\x00", "UTF-16"), ("a,b\n1,2\n".encode("utf-32-le"), "UTF-32"), (b"a\x00,b\n1,2\x00\n", None),
+])
+def test_wide_encodings_are_recognised_and_stray_nul_bytes_are_not_taken_for_one(tmp_path, data, name):
+    path = tmp_path / "w.csv"
+    path.write_bytes(data)
+    if name is None:
+        assert list(read_event_table(path).columns) == ["a\x00", "b"]
+        return
+    with pytest.raises(ValidationError, match=f"w.csv: the file is {name}; save it as UTF-8 CSV"):
+        read_event_table(path)

@@ -121,7 +121,7 @@ def test_rows_over_the_limit_are_refused_while_reading(store_factory, tmp_path, 
 def test_a_file_over_the_size_limit_is_refused_before_it_is_read(store_factory, tmp_path, monkeypatch):
     monkeypatch.setenv("GEO_IBM_IMPORT_MAX_MB", "0.01")
     store = store_factory()
-    refused(store, write_events(tmp_path / "big.csv", event_rows(500)), r"more than the 0\.0 MiB accepted")
+    refused(store, write_events(tmp_path / "big.csv", event_rows(500)), r"more than the 10 KiB accepted")
     monkeypatch.setenv("GEO_IBM_IMPORT_MAX_MB", "zero")
     with pytest.raises(ValidationError, match="GEO_IBM_IMPORT_MAX_MB must be a positive number"):
         store.import_file(write_events(tmp_path / "small.csv", event_rows(5)), user="ana")
