@@ -449,3 +449,18 @@ def test_a_database_store_keeps_the_installed_cantons_for_every_process(pg_store
     assert layers.cantons().set_index("canton").loc["Remich"].geometry.contains(centres["Capellen"])
     assert store.version() != version
     assert list(tmp_path.iterdir()) == [tmp_path / "c.geojson"]  # no layer file anywhere
+
+
+def test_numeric_reads_packed_by_the_server_equal_a_binary_copy(pg_store, tmp_path):
+    from geo_ibm.store import postgis_copy
+
+    store = pg_store()
+    store.import_file(write_events(tmp_path / "e.csv", event_rows(300, seed=6)), user="ana")
+    with store._connection() as conn:
+        packed = postgis_copy.read_floats(conn, ["fid", "x", "y", "observed_utc"], "events WHERE persons > %s", [1],
+                                          order=("observed_utc", "fid"))
+        copied = postgis_copy._copy_floats(conn, "SELECT fid::float8, x, y, observed_utc::float8 FROM events "
+                                           "WHERE persons > %s ORDER BY observed_utc, fid", [1], 4)
+        none = postgis_copy.read_floats(conn, ["x", "y"], "events WHERE persons > %s", [99])
+    assert packed.shape == (int((store.events()["persons"] > 1).sum()), 4) and none.shape == (0, 2)
+    np.testing.assert_array_equal(packed, copied)

@@ -38,7 +38,7 @@ from geo_ibm.store.base import Account, AssignRegions, EventStore, HitKey, Hits,
 from geo_ibm.store.filters import POSTGRESQL, BBox, EventFilter, Paging, box_clauses, paging_sql, parse_paging, where_sql
 from geo_ibm.store.gpkg_blobs import SRS_ID
 from geo_ibm.store.imports import ImportRecord
-from geo_ibm.store.postgis_copy import copy_floats, copy_in
+from geo_ibm.store.postgis_copy import copy_in, read_floats
 
 DEFAULT_POOL_SIZE = 10
 """Most connections one process keeps to one store unless ``GEO_IBM_PG_POOL`` says otherwise."""
@@ -268,9 +268,8 @@ class PostGISStore(EventStore):
                 numeric, text = frames.lean_layout(columns)
                 order = " ORDER BY observed_utc, fid" if page else ""
                 if not text:
-                    select = ", ".join(f"{c}::float8" for c in ["fid", "x", "y", *numeric])
-                    values = copy_floats(conn, f"SELECT {select} FROM events{where}{order}{page}", params,
-                                         3 + len(numeric))
+                    values = read_floats(conn, ["fid", "x", "y", *numeric], f"events{where}", params,
+                                         order=("observed_utc", "fid") if page else (), page=page)
                     return frames.lean_frame(values, columns, ordered=bool(page))
                 select = ", ".join(["fid", "x", "y", *numeric, *text])
                 rows = conn.execute(f"SELECT {select} FROM events{where}{order}{page}", params).fetchall()
@@ -282,7 +281,7 @@ class PostGISStore(EventStore):
     def _select_points(self, flt: EventFilter) -> np.ndarray:
         where, params = self._where(flt)
         with self._connection() as conn:
-            return copy_floats(conn, f"SELECT x, y FROM events{where}", params, 2)
+            return read_floats(conn, ["x", "y"], f"events{where}", params)
 
     def _select_counts(self, flt: EventFilter, keys: list[str]) -> pd.DataFrame:
         group = ", ".join(keys)
