@@ -1,7 +1,7 @@
 """The OpenAPI 3.0 document describing the JSON API (``/api``) and the OGC API – Features (``/ogc``)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webapp.params import DEFAULT_LIMIT, MAX_LIMIT, MAX_YEAR, MIN_YEAR
@@ -10,12 +10,17 @@ OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 
 _YEAR = "(19[0-9]{2}|2[01][0-9]{2})"
 _INSTANT = (_YEAR + r"-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
-            r"([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?)?([Zz]|[+-](0[0-9]|1[0-4]):?[0-5][0-9])?")
+            r"([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?([Zz]|[+-](0[0-9]|1[0-4]):?[0-5][0-9])?)?")
 """An RFC 3339 date or date-time as the API reads it. Days 29-31 are valid too, but a pattern
 cannot tell which months have them, so the document promises only days 1-28."""
 _DATETIME_PATTERN = f"^({_INSTANT}|{_INSTANT}/({_INSTANT}|\\.\\.)?|(\\.\\.)?/{_INSTANT})$"
 _DAY_OR_EMPTY = f"^({_INSTANT})?$"
 _QUARTER_PATTERN = f"^{_YEAR}-?[Qq][1-4]$"
+_LON = r"-?(180(\.0+)?|(1[0-7][0-9]|[0-9]{1,2})(\.[0-9]{1,9})?)"
+_LAT = r"-?(90(\.0+)?|[0-8]?[0-9](\.[0-9]{1,9})?)"
+_HEIGHT = r"-?[0-9]{1,5}(\.[0-9]{1,3})?"
+_BBOX_PATTERN = f"^({_LON},{_LAT},{_LON},{_LAT}|{_LON},{_LAT},{_HEIGHT},{_LON},{_LAT},{_HEIGHT})$"
+"""``bbox`` as the API reads it: four numbers (or six with heights), longitudes and latitudes in range."""
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 _STANDARD_ERRORS = {
@@ -23,6 +28,15 @@ _STANDARD_ERRORS = {
     "401": {"$ref": "#/components/responses/Unauthorized"},
     "403": {"$ref": "#/components/responses/Forbidden"},
 }
+
+
+_MAX_DIGITS = 10**18 - 1
+"""The largest whole number a query parameter may hold (18 digits)."""
+
+
+def _or_empty(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, or an empty value meaning "the default" (HTML forms send empty fields)."""
+    return {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
 
 
 def _query(name: str, description: str, schema: dict[str, Any], *, required: bool = False,
@@ -128,18 +142,25 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
         Name of the app's session cookie (``SESSION_COOKIE_NAME``), the ``cookieAuth`` scheme.
     """
     from geo_ibm.analysis import CELL_CHOICES, METHODS
+    from geo_ibm.events import ENTRY_COUNTRIES, LOCATION_KINDS, TRANSPORT_MODES
+    from geo_ibm.layers import CANTON_REGION, POLICE_REGIONS
     from webapp.reference import SERVED_LAYERS
 
-    limit = lambda default: _query(  # noqa: E731 - two call sites differing only in the default
-        "limit", f"features per page (1..{MAX_LIMIT})", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": default},
-        style="form", explode=False,
-    )
-    offset = _query("offset", "features to skip (paging)", {"type": "integer", "minimum": 0, "default": 0})
+    def limit(default: int, *, clamp: bool) -> dict[str, Any]:
+        if clamp:
+            # OGC API - Features: a larger limit is served as the maximum, never refused.
+            return _query("limit", f"features per page; above {MAX_LIMIT} the page holds {MAX_LIMIT} (see the links)",
+                          _or_empty({"type": "integer", "minimum": 1, "maximum": _MAX_DIGITS, "default": default}),
+                          style="form", explode=False)
+        return _query("limit", f"features per page (1..{MAX_LIMIT})",
+                      _or_empty({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": default}),
+                      style="form", explode=False)
+
+    offset = _query("offset", "features to skip (paging)", _or_empty({"type": "integer", "minimum": 0, "maximum": _MAX_DIGITS, "default": 0}))
     bbox = _query(
         "bbox", "lon_min,lat_min,lon_max,lat_max in CRS84 (WGS 84 longitude/latitude), or six numbers with heights "
-        "(lon_min,lat_min,h_min,lon_max,lat_max,h_max); minimum <= maximum, latitudes within -90..90",
-        {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number", "minimum": -180, "maximum": 180}},
-        style="form", explode=False,
+        "(lon_min,lat_min,h_min,lon_max,lat_max,h_max); each minimum at most its maximum",
+        {"type": "string", "pattern": _BBOX_PATTERN},
     )
     datetime = _query(
         "datetime", "RFC 3339 instant or interval: 2025-01-31, 2025-01-01/2025-03-31, ../2025-01-01, 2025-01-01/.. "
@@ -147,15 +168,21 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
         {"type": "string", "minLength": 1, "pattern": _DATETIME_PATTERN}, style="form", explode=False,
     )
     fmt = _query("f", "output format; only json", {"type": "string", "enum": ["json"]})
+    def code(name: str, description: str, values: Iterable[str]) -> dict[str, Any]:
+        # An empty value is no filter (HTML forms send empty fields); values match case-insensitively.
+        return _query(name, f"{description}; empty: no filter", {"type": "string", "enum": ["", *values]})
+
     filters = {
-        "quarter": _query("quarter", "quarter, e.g. 2025-Q1", {"type": "string", "pattern": _QUARTER_PATTERN}),
-        "region": _query("region", "police region name", {"type": "string"}),
-        "canton": _query("canton", "canton name", {"type": "string"}),
-        "location_kind": _query("location_kind", "where the interception took place", {"type": "string"}),
-        "entry_country": _query("entry_country", "neighbour the group came from", {"type": "string", "enum": ["BE", "FR", "DE", "unknown"]}),
-        "transport_mode": _query("transport_mode", "means of transport", {"type": "string"}),
+        "quarter": _query("quarter", "quarter, e.g. 2025-Q1; empty: no filter",
+                          {"type": "string", "pattern": f"^({_QUARTER_PATTERN[1:-1]})?$"}),
+        "region": code("region", "police region", POLICE_REGIONS),
+        "canton": code("canton", "canton", sorted(CANTON_REGION)),
+        "location_kind": code("location_kind", "where the interception took place", LOCATION_KINDS),
+        "entry_country": code("entry_country", "neighbour the group came from", ENTRY_COUNTRIES),
+        "transport_mode": code("transport_mode", "means of transport", TRANSPORT_MODES),
     }
-    date_from = _query("from", "first day (YYYY-MM-DD) or instant (RFC 3339), included; empty: no bound",
+    date_from = _query("from", "first day (YYYY-MM-DD) or instant (RFC 3339), included; empty: no bound; "
+                       "not after to, and not together with datetime",
                        {"type": "string", "pattern": _DAY_OR_EMPTY})
     date_to = _query("to", "last day (YYYY-MM-DD) or instant (RFC 3339), included; empty: no bound",
                      {"type": "string", "pattern": _DAY_OR_EMPTY})
@@ -171,7 +198,7 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
         ),
         "/api/events": _op(
             "Events as GeoJSON points (analyst role)", "apiEvents",
-            [*filters.values(), date_from, date_to, datetime, bbox, limit(1000), offset],
+            [*filters.values(), date_from, date_to, datetime, bbox, limit(1000, clamp=False), offset],
             _json("a page of events with numberMatched", "application/geo+json", fc), tags=["api"],
         ),
         "/api/events/{event_id}": _op(
@@ -186,10 +213,12 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
             "Hotspot analysis of the stored events", "apiHotspots",
             [
                 _query("method", "analysis method", {"type": "string", "enum": list(METHODS), "default": "gi"}),
-                _query("cell", "grid cell size in metres (default from the data)", {"type": "number", "minimum": 50, "maximum": 50000}),
-                _query("band", "distance band / search radius in metres (default from the data)", {"type": "number", "minimum": 50, "maximum": 50000}),
+                _query("cell", "grid cell size in metres (default from the data)", _or_empty({"type": "number", "minimum": 50, "maximum": 50000})),
+                _query("band", "distance band / search radius in metres (default from the data)",
+                       _or_empty({"type": "number", "minimum": 50, "maximum": 50000})),
                 date_from, date_to, filters["region"],
-                _query("seed", "seed of permutation tests", {"type": "integer", "minimum": 0, "default": 0}),
+                _query("seed", "seed of permutation tests",
+                       _or_empty({"type": "integer", "minimum": 0, "maximum": 2**32 - 1, "default": 0})),
                 _query("cells", "grid cells returned by gi, lisa and emerging", {"type": "string", "enum": list(CELL_CHOICES), "default": "significant"}),
             ],
             _json("result features and the parameters used", "application/geo+json", fc), tags=["api"],
@@ -200,7 +229,7 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
         "/ogc/collections": _op("Feature collections", "getCollections", [fmt], _json("collections"), tags=["ogc"]),
     }
     for cid, coll in collections.items():
-        params = [limit(DEFAULT_LIMIT), offset, bbox, datetime, fmt, *(filters[name] for name in getattr(coll, "filters", ()))]
+        params = [limit(DEFAULT_LIMIT, clamp=True), offset, bbox, datetime, fmt, *(filters[name] for name in getattr(coll, "filters", ()))]
         role_note = f" ({coll.role} role)" if coll.role != "viewer" else ""
         paths[f"/ogc/collections/{cid}"] = _op(
             f"{coll.title}: metadata", f"describeCollection_{cid}", [fmt], _json("collection metadata"), tags=["ogc"],

@@ -64,7 +64,7 @@ def parse_int(
     if raw is None or raw == "":
         return default
     text = str(raw).strip()
-    if not re.fullmatch(r"[+-]?\d{1,12}", text):
+    if not re.fullmatch(r"[+-]?\d{1,18}", text):
         raise parameter_error(name, raw, "must be an integer")
     value = int(text)
     if minimum is not None and value < minimum:
@@ -190,7 +190,7 @@ def _instant(text: str, *, name: str, raw: str) -> tuple[pd.Timestamp, pd.Timest
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?", text, re.IGNORECASE):
         raise parameter_error(name, raw, f"{text!r} is not an RFC 3339 date or date-time (e.g. 2025-01-31 or 2025-01-31T08:00:00Z)")
     try:
-        stamp = pd.Timestamp(text)
+        stamp = pd.Timestamp(text.upper())  # RFC 3339 allows a lower-case t and z
     except (ValueError, OverflowError):
         raise parameter_error(name, raw, f"{text!r} is not a valid date") from None
     if not MIN_YEAR <= stamp.year <= MAX_YEAR:
