@@ -497,6 +497,10 @@ class _Transaction(WriteTransaction):
         ).fetchall()
         return pd.DataFrame(rows, columns=columns, dtype=object)
 
+    def count_of_import(self, import_id: int) -> int | None:
+        self._lock_events()
+        return _scalar(self._conn, f"SELECT count(*) FROM events WHERE import_id = {int(import_id)}")
+
     def count_stored(self, event_ids: Sequence[str]) -> int:
         self._lock_events()
         ids = list(dict.fromkeys(event_ids))
