@@ -215,3 +215,33 @@ def test_import_messages_name_the_given_file_never_its_path(store_factory, tmp_p
     # Without a name (the command line) the file's own name is used.
     with pytest.raises(ValidationError, match=re.escape(path.name)):
         store.import_file(path, user="u")
+
+
+@pytest.mark.parametrize("before", [0, 30])
+def test_geopackage_staged_bulk_insert_stores_what_the_row_inserts_store(tmp_path, monkeypatch, before):
+    import sqlite3
+
+    import geo_ibm.store.geopackage as gpkg
+    from storefixtures import OUTLINE, half_regions
+
+    rows = write_events(tmp_path / "e.csv", event_rows(400, seed=8))
+    tables = {}
+    for mode, threshold in (("staged", 100), ("rows", 10**9)):
+        monkeypatch.setattr(gpkg, "STAGING_MIN_ROWS", threshold)
+        store = gpkg.GeoPackageStore(tmp_path / f"{mode}.gpkg", outline=OUTLINE, assign_regions=half_regions)
+        store.init()
+        if before:
+            store.import_file(write_events(tmp_path / "first.csv", event_rows(before, prefix="F")), user="ana")
+        store.import_file(rows, user="ana")
+        store.import_file(write_events(tmp_path / "last.csv", event_rows(3, prefix="L")), user="ana")
+        with sqlite3.connect(store.path) as conn:
+            tables[mode] = conn.execute("SELECT * FROM events ORDER BY fid").fetchall()
+            assert conn.execute("SELECT rtreecheck('rtree_events_geom')").fetchone()[0] == "ok"
+            assert conn.execute("SELECT count(*) FROM rtree_events_geom").fetchone()[0] == before + 403
+            assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0] == 6
+            bounds = conn.execute("SELECT min_x, min_y, max_x, max_y FROM gpkg_contents "
+                                  "WHERE table_name = 'events'").fetchone()
+            assert bounds == conn.execute("SELECT min(x), min(y), max(x), max(y) FROM events").fetchone()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".import-")]
+    assert tables["staged"] == tables["rows"] and len(tables["rows"]) == before + 403
+    assert [r[0] for r in tables["staged"]] == list(range(1, before + 404))

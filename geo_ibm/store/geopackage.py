@@ -552,7 +552,9 @@ class _Transaction(WriteTransaction):
             conn.execute("DROP INDEX IF EXISTS events_observed_utc")
             conn.execute("DROP INDEX IF EXISTS events_lean")
         if len(table) >= STAGING_MIN_ROWS and _staging_driver() is not None:
-            self._insert_staged(table, names, progress)
+            self._insert_staged(table, first_fid=first_fid)
+            if progress:
+                progress(len(table))
         else:
             for start in range(0, len(table), _CHUNK_ROWS):
                 part = table.iloc[start : start + _CHUNK_ROWS]
@@ -571,21 +573,30 @@ class _Transaction(WriteTransaction):
         else:
             gpkg_rtree.insert_rows(conn, after_fid=first_fid)
         gpkg_rtree.create_triggers(conn)
+        x, y = table["x"].to_numpy(dtype=float), table["y"].to_numpy(dtype=float)
+        bounds = [float(x.min()), float(y.min()), float(x.max()), float(y.max())]
+        if stored > len(table):
+            # Events were stored before: widen their extent (one pass over the covering index).
+            before = conn.execute("SELECT min(x), min(y), max(x), max(y) FROM events WHERE fid <= ?",
+                                  (first_fid,)).fetchone()
+            if before[0] is not None:
+                bounds = [min(bounds[0], before[0]), min(bounds[1], before[1]),
+                          max(bounds[2], before[2]), max(bounds[3], before[3])]
         conn.execute(
             "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
             "min_x = ?, min_y = ?, max_x = ?, max_y = ? WHERE table_name = 'events'",
-            # One pass (over the covering index) instead of one table scan per bound.
-            conn.execute("SELECT min(x), min(y), max(x), max(y) FROM events").fetchone(),
+            bounds,
         )
 
-    def _insert_staged(self, table: pd.DataFrame, names: list[str], progress: Callable[[int], None] | None) -> None:
+    def _insert_staged(self, table: pd.DataFrame, *, first_fid: int) -> None:
         """Insert ``table`` through a staging database written by the ADBC SQLite driver.
 
         Binding a million rows of 18 values from Python costs several times more than the
         insert itself; the driver writes the Arrow columns from C into a private temporary
-        database, attached here, and one ``INSERT ... SELECT`` per chunk moves the rows inside
-        this transaction (a killed process leaves the store as it was, and at most the
-        temporary file behind).
+        database, attached here, and one ``INSERT ... SELECT`` moves the rows inside this
+        transaction (a killed process leaves the store as it was, and at most the temporary
+        file behind). The staging table is declared as ``events`` is, with the fids the rows
+        get, so into an empty ``events`` SQLite copies the records whole.
         """
         import pyarrow as pa
 
@@ -594,26 +605,28 @@ class _Transaction(WriteTransaction):
         folder = tempfile.mkdtemp(prefix=".import-", dir=self._store.path.parent)
         self.cleanup.append(folder)
         staged = Path(folder) / "events.sqlite"
+        fields = ", ".join(f"{name} {decl.replace(' UNIQUE', '')}" for name, decl in gpkg_schema.EVENT_FIELDS)
         arrow = pa.table({
+            "fid": pa.array(np.arange(first_fid + 1, first_fid + 1 + len(table), dtype=np.int64)),
             "geom": pa.array(point_blobs(table["x"].to_numpy(), table["y"].to_numpy()), type=pa.binary()),
             **{name: _arrow_column(table[name]) for name, _ in gpkg_schema.EVENT_FIELDS},
         })
         with driver.connect(str(staged)) as staging:
             with staging.cursor() as cur:
-                cur.adbc_ingest("events", arrow, mode="create")
+                cur.execute(f"CREATE TABLE events (fid INTEGER PRIMARY KEY AUTOINCREMENT, geom POINT, {fields})")
+                cur.adbc_ingest("events", arrow, mode="append")
+                # Sorted once after the rows rather than kept up to date row by row; the same
+                # unique index as the store's lets SQLite copy the records.
+                cur.execute("CREATE UNIQUE INDEX staged_event_id ON events (event_id)")
             staging.commit()
         del arrow
         conn = self._conn
         # Closing the connection after the commit or rollback detaches it (DETACH is refused
-        # inside a transaction).
+        # inside a transaction). The copy needs a table without triggers: they come back after.
         conn.execute("ATTACH DATABASE ? AS staging", (str(staged),))
-        listed = ", ".join(names)
-        for start in range(0, len(table), _CHUNK_ROWS):
-            end = min(start + _CHUNK_ROWS, len(table))
-            conn.execute(f"INSERT INTO events ({listed}) SELECT {listed} FROM staging.events "
-                         "WHERE rowid > ? AND rowid <= ? ORDER BY rowid", (start, end))
-            if progress:
-                progress(end)
+        for name in gpkg_rtree.TRIGGERS:
+            conn.execute(f"DROP TRIGGER IF EXISTS {gpkg_rtree.RTREE}_{name}")
+        conn.execute("INSERT INTO events SELECT * FROM staging.events")
 
     def event_places(self) -> pd.DataFrame:
         rows = self._conn.execute("SELECT fid, x, y, canton, region FROM events").fetchall()
