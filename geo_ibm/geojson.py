@@ -56,6 +56,24 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
+def column_values(series: pd.Series) -> list[Any]:
+    """The values of one column as plain JSON values (as :func:`json_value` gives them), vectorised."""
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype) and not series.hasnans:
+        return series.to_numpy(dtype=bool).tolist()
+    if pd.api.types.is_integer_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype) and not series.hasnans:
+        return series.to_numpy(dtype=np.int64).tolist()
+    if pd.api.types.is_float_dtype(dtype):
+        numbers = series.to_numpy(dtype=float)
+        out: list[Any] = numbers.tolist()
+        for i in np.flatnonzero(~np.isfinite(numbers)).tolist():
+            out[i] = None
+        return out
+    if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
+        return [None if pd.isna(v) else v.isoformat() for v in series]
+    return [json_value(v) for v in series.tolist()]
+
+
 def geometries_to_geojson(geometries: Any, *, decimals: int = COORD_DECIMALS) -> list[dict[str, Any] | None]:
     """Return shapely geometries (already in EPSG:4326) as GeoJSON geometry dicts.
 
@@ -113,8 +131,11 @@ def to_features(
     columns = [str(c) for c in props.columns]
     features = []
     geometries = geometries_to_geojson(web.geometry.to_numpy(), decimals=decimals)
-    for geometry, row in zip(geometries, props.itertuples(index=False, name=None)):
-        properties = {col: json_value(val) for col, val in zip(columns, row)}
+    # Whole columns at once: a page of features is serialised per request, so per-value type
+    # tests (json_value) are kept for the columns that need them.
+    values = [column_values(props.iloc[:, k]) for k in range(len(columns))]
+    for geometry, row in zip(geometries, zip(*values, strict=True) if values else ((),) * len(props), strict=True):
+        properties = dict(zip(columns, row, strict=True))
         feature: dict[str, Any] = {"type": "Feature"}
         if id_column is not None:
             feature["id"] = properties[id_column]

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import cachetools
 import pandas as pd
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_request_context
 
 T = TypeVar("T")
 
@@ -104,5 +104,15 @@ def cached(store: Any, kind: str, key: Hashable, build: Callable[[], T]) -> T:
         Makes the answer when it is not cached.
     """
     cache: VersionedCache = current_app.extensions["geo_ibm_cache"]
-    return cache.get_or_build((kind, store.version(), key), build)
+    return cache.get_or_build((kind, request_version(store), key), build)
+
+
+def request_version(store: Any) -> str:
+    """``store.version()``, asked once per request (a request sees one version of the store)."""
+    if not has_request_context():
+        return str(store.version())
+    versions: dict[int, str] = g.setdefault("geo_ibm_versions", {})
+    if id(store) not in versions:
+        versions[id(store)] = str(store.version())
+    return versions[id(store)]
 

@@ -1,11 +1,12 @@
 """Response builders shared by every blueprint: JSON and GeoJSON bodies, downloads, and the one JSON error body."""
 from __future__ import annotations
 
+import json as std_json
 import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Response, current_app, json, request
+from flask import Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from geo_ibm.errors import GeoIbmError
@@ -34,9 +35,24 @@ def public_url() -> str:
     return str(current_app.config["PUBLIC_URL"]).rstrip("/")
 
 
+def _default(value: Any) -> Any:
+    converted = json_value(value)
+    if converted is value:
+        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    return converted
+
+
 def json_response(body: Any, *, status: int = 200, mimetype: str = "application/json") -> Response:
-    """``body`` (made JSON-safe: numpy values, timestamps, NaN) as a JSON response."""
-    return Response(json.dumps(json_value(body)), status=status, mimetype=mimetype)
+    """``body`` (made JSON-safe: numpy values, timestamps, NaN) as a JSON response.
+
+    Bodies are serialised directly, with numpy values and timestamps converted as they are
+    met; only a body holding NaN (not JSON) is walked once more through :func:`json_value`.
+    """
+    try:
+        text = std_json.dumps(body, default=_default, allow_nan=False, ensure_ascii=False)
+    except ValueError:
+        text = std_json.dumps(json_value(body), ensure_ascii=False)
+    return Response(text, status=status, mimetype=mimetype)
 
 
 def attachment(data: bytes | str, mimetype: str, filename: str) -> Response:
