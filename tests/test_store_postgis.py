@@ -304,7 +304,9 @@ def same_content(a, b) -> None:
     assert a.ground_truth().geometry.equals(b.ground_truth().geometry)
 
 
-def test_copy_geopackage_to_postgis_and_back_keeps_everything(pg_store, tmp_path):
+def test_copy_geopackage_to_postgis_and_back_keeps_everything(pg_store, tmp_path, monkeypatch):
+    # the GeoPackage writes the copied events through its bulk path, as it would a million
+    monkeypatch.setattr("geo_ibm.store.geopackage.STAGING_MIN_ROWS", 10, raising=False)
     gpkg = GeoPackageStore(tmp_path / "src.gpkg", outline=OUTLINE, assign_regions=half_regions)
     fill(gpkg, tmp_path)
     token = accounts.new_token(gpkg, "ana")

@@ -285,7 +285,7 @@ class _GeoPackageWriter(_Writer):
             return
         if name == "events":
             # The GeoPackage's own import path: geometry blobs, R-tree and layer extent.
-            self.tx.add_events(frame.astype({"import_id": object}))
+            self.tx.add_events(frame)
             return
         columns = TABLES[name]
         sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
