@@ -1,4 +1,4 @@
-"""Vectorised reading of table cells as the event schema reads them: trimmed text, numbers, control characters.
+"""Vectorised reading of table cells as the event schema reads them: trimmed text, numbers, timestamps, control characters.
 
 Text works on pyarrow string arrays: the CSV and XLSX readers give pyarrow-backed columns, so
 a million cells are trimmed, measured and matched without a Python object each. Columns of
@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from geo_ibm.settings import LOCAL_TZ
 
 FREE_TEXT_CONTROLS = b"\t\n\r"
 """The control characters free text may hold: tab, line feed, carriage return."""
@@ -163,3 +165,94 @@ def _numbers_one_by_one(cells: pa.Array) -> np.ndarray:
         nums[rest] = parsed
     nums[~np.isfinite(nums)] = np.nan  # 'inf' parses as a number but is no coordinate or count
     return nums
+
+
+_DMY_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y")
+_DMY_PATTERN = r"(?s)^(.[/.].|..[/.])"
+_AWARE_PATTERN = r"(?s)([Zz]$|^.{10}.*[+-])"
+def _localize(naive: pd.Series) -> pd.Series:
+    """Interpret naive timestamps as Europe/Luxembourg wall-clock time.
+
+    In the autumn hour that occurs twice the summer-time reading is taken; a time skipped in
+    spring is moved forward to the first valid instant.
+    """
+    ambiguous = np.ones(len(naive), dtype=bool)
+    return naive.dt.tz_localize(LOCAL_TZ, ambiguous=ambiguous, nonexistent="shift_forward")
+
+
+def _naive_us(strings: pa.Array) -> np.ndarray:
+    """UTC microseconds of ISO 8601 local wall-clock texts (NaT where unreadable)."""
+    try:
+        # Arrow's ISO 8601 cast reads the usual shapes in one pass; any odd value sends the
+        # whole set through pandas, which decides what is readable.
+        parsed = pd.Series(pc.cast(strings, pa.timestamp("us")).to_numpy(zero_copy_only=False))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        parsed = pd.to_datetime(pd.Series(objects(strings)), format="ISO8601", errors="coerce")
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):  # an offset the pattern missed
+            return _us(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
+    return _us(_localize(parsed.astype("datetime64[us]")).dt.tz_convert("UTC").dt.tz_localize(None))
+
+
+def _aware_us(strings: pa.Array) -> np.ndarray:
+    """UTC microseconds of ISO 8601 texts with a UTC offset or ``Z`` (NaT where unreadable)."""
+    try:
+        parsed = pd.Series(pc.cast(strings, pa.timestamp("us", tz="UTC")).to_numpy(zero_copy_only=False))
+        parsed = pd.to_datetime(parsed, utc=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        parsed = pd.to_datetime(pd.Series(objects(strings)), format="ISO8601", utc=True, errors="coerce")
+    return _us(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
+
+
+def _day_first_us(strings: pa.Array) -> np.ndarray:
+    """UTC microseconds of ``dd/mm/yyyy [hh:mm[:ss]]`` (or ``.``) local texts (NaT where unreadable)."""
+    day_first = pd.Series([v.replace(".", "/") for v in objects(strings)], dtype=object)
+    parsed = pd.Series(pd.NaT, index=day_first.index, dtype="datetime64[us]")
+    for fmt in _DMY_FORMATS:
+        todo = parsed.isna().to_numpy()
+        if not todo.any():
+            break
+        parsed[todo] = pd.to_datetime(day_first[todo], format=fmt, errors="coerce").astype("datetime64[us]")
+    return _us(_localize(parsed).dt.tz_convert("UTC").dt.tz_localize(None))
+
+
+def parse_timestamps(series: pd.Series) -> pd.Series:
+    """Parse event timestamps to tz-aware Europe/Luxembourg values; unparseable ones become NaT.
+
+    Accepts ISO 8601 (with or without offset), ``dd/mm/yyyy hh:mm[:ss]``, ``dd.mm.yyyy ...``,
+    dates alone and datetime values. Naive values are local time (Europe/Luxembourg).
+    """
+    index = series.index
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        return series.dt.tz_convert(LOCAL_TZ)
+    if pd.api.types.is_datetime64_dtype(series.dtype):
+        return _localize(series.astype("datetime64[us]"))
+    if series.dtype == object and len(series) and not isinstance(series.iloc[0], str):
+        series = pd.Series([v.isoformat() if hasattr(v, "isoformat") else v for v in series], dtype=object)
+    cells = text(series)
+    # Microseconds since the epoch: unlike nanoseconds they hold any year a typo may produce.
+    utc_us = np.full(len(cells), np.iinfo(np.int64).min, dtype=np.int64)  # NaT
+    present = np.flatnonzero(~blank(cells))
+    if len(present):
+        strings = cells.take(pa.array(present))
+        try:
+            # All naive ISO 8601 (the common case): Arrow's cast refuses offsets and day-first dates.
+            naive_all = pc.cast(strings, pa.timestamp("us")).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            naive_all = None
+        if naive_all is not None:
+            naive_local = _localize(pd.Series(naive_all).astype("datetime64[us]"))
+            utc_us[present] = _us(naive_local.dt.tz_convert("UTC").dt.tz_localize(None))
+        else:
+            dmy = matches(strings, _DMY_PATTERN)
+            # A date part has '-' at fixed places only; a sign or Z after it is a UTC offset.
+            aware = matches(strings, _AWARE_PATTERN) & ~dmy
+            naive = ~aware & ~dmy
+            for mask, parse in ((aware, _aware_us), (naive, _naive_us), (dmy, _day_first_us)):
+                if mask.any():
+                    utc_us[present[mask]] = parse(strings.filter(pa.array(mask)))
+    stamps = pd.DatetimeIndex(utc_us.view("datetime64[us]")).tz_localize("UTC").tz_convert(LOCAL_TZ)
+    return pd.Series(stamps, index=index)
+
+
+def _us(naive_utc: pd.Series) -> np.ndarray:
+    return naive_utc.astype("datetime64[us]").to_numpy().view(np.int64)

@@ -33,6 +33,11 @@ notes           no       free text
 
 Codes are trimmed and matched case-insensitively and stored in the spelling above. A
 GeoDataFrame may be validated directly: its point geometry then stands for x/y.
+
+The stored text columns (``event_id``, ``operation_id``, ``source_unit``, ``notes``) have a
+longest length and refuse control characters (``notes`` may hold tab and line breaks); see
+:mod:`geo_ibm.importlimits`. Problems are counted and the first of each column listed
+(:class:`geo_ibm.problems.ProblemLog`).
 """
 from __future__ import annotations
 
@@ -48,6 +53,7 @@ import shapely
 from pyproj import Transformer
 
 from geo_ibm import cells
+from geo_ibm.cells import parse_timestamps
 from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.importlimits import FREE_TEXT_COLUMNS, ImportLimits
 from geo_ibm.io import ROW_ERRORS
@@ -110,9 +116,6 @@ COLUMN_ALIASES: dict[str, str] = {
 GEOMETRY_ERROR_COLUMN = "_geometry_error"
 """Column a reader may add to say why a feature's geometry gave no x/y (e.g. not a point)."""
 
-_DMY_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y")
-_DMY_PATTERN = r"(?s)^(.[/.].|..[/.])"
-_AWARE_PATTERN = r"(?s)([Zz]$|^.{10}.*[+-])"
 _TO_2169 = None
 
 
@@ -121,94 +124,6 @@ def _transformer() -> Transformer:
     if _TO_2169 is None:
         _TO_2169 = Transformer.from_crs("EPSG:4326", WORKING_CRS, always_xy=True)
     return _TO_2169
-
-
-def _localize(naive: pd.Series) -> pd.Series:
-    """Interpret naive timestamps as Europe/Luxembourg wall-clock time.
-
-    In the autumn hour that occurs twice the summer-time reading is taken; a time skipped in
-    spring is moved forward to the first valid instant.
-    """
-    ambiguous = np.ones(len(naive), dtype=bool)
-    return naive.dt.tz_localize(LOCAL_TZ, ambiguous=ambiguous, nonexistent="shift_forward")
-
-
-def _naive_us(strings: pa.Array) -> np.ndarray:
-    """UTC microseconds of ISO 8601 local wall-clock texts (NaT where unreadable)."""
-    try:
-        # Arrow's ISO 8601 cast reads the usual shapes in one pass; any odd value sends the
-        # whole set through pandas, which decides what is readable.
-        parsed = pd.Series(pc.cast(strings, pa.timestamp("us")).to_numpy(zero_copy_only=False))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        parsed = pd.to_datetime(pd.Series(cells.objects(strings)), format="ISO8601", errors="coerce")
-        if isinstance(parsed.dtype, pd.DatetimeTZDtype):  # an offset the pattern missed
-            return _us(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
-    return _us(_localize(parsed.astype("datetime64[us]")).dt.tz_convert("UTC").dt.tz_localize(None))
-
-
-def _aware_us(strings: pa.Array) -> np.ndarray:
-    """UTC microseconds of ISO 8601 texts with a UTC offset or ``Z`` (NaT where unreadable)."""
-    try:
-        parsed = pd.Series(pc.cast(strings, pa.timestamp("us", tz="UTC")).to_numpy(zero_copy_only=False))
-        parsed = pd.to_datetime(parsed, utc=True)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        parsed = pd.to_datetime(pd.Series(cells.objects(strings)), format="ISO8601", utc=True, errors="coerce")
-    return _us(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
-
-
-def _day_first_us(strings: pa.Array) -> np.ndarray:
-    """UTC microseconds of ``dd/mm/yyyy [hh:mm[:ss]]`` (or ``.``) local texts (NaT where unreadable)."""
-    day_first = pd.Series([v.replace(".", "/") for v in cells.objects(strings)], dtype=object)
-    parsed = pd.Series(pd.NaT, index=day_first.index, dtype="datetime64[us]")
-    for fmt in _DMY_FORMATS:
-        todo = parsed.isna().to_numpy()
-        if not todo.any():
-            break
-        parsed[todo] = pd.to_datetime(day_first[todo], format=fmt, errors="coerce").astype("datetime64[us]")
-    return _us(_localize(parsed).dt.tz_convert("UTC").dt.tz_localize(None))
-
-
-def parse_timestamps(series: pd.Series) -> pd.Series:
-    """Parse event timestamps to tz-aware Europe/Luxembourg values; unparseable ones become NaT.
-
-    Accepts ISO 8601 (with or without offset), ``dd/mm/yyyy hh:mm[:ss]``, ``dd.mm.yyyy ...``,
-    dates alone and datetime values. Naive values are local time (Europe/Luxembourg).
-    """
-    index = series.index
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        return series.dt.tz_convert(LOCAL_TZ)
-    if pd.api.types.is_datetime64_dtype(series.dtype):
-        return _localize(series.astype("datetime64[us]"))
-    if series.dtype == object and len(series) and not isinstance(series.iloc[0], str):
-        series = pd.Series([v.isoformat() if hasattr(v, "isoformat") else v for v in series], dtype=object)
-    text = cells.text(series)
-    # Microseconds since the epoch: unlike nanoseconds they hold any year a typo may produce.
-    utc_us = np.full(len(text), np.iinfo(np.int64).min, dtype=np.int64)  # NaT
-    present = np.flatnonzero(~cells.blank(text))
-    if len(present):
-        strings = text.take(pa.array(present))
-        try:
-            # All naive ISO 8601 (the common case): Arrow's cast refuses offsets and day-first dates.
-            naive_all = pc.cast(strings, pa.timestamp("us")).to_numpy(zero_copy_only=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            naive_all = None
-        if naive_all is not None:
-            naive_local = _localize(pd.Series(naive_all).astype("datetime64[us]"))
-            utc_us[present] = _us(naive_local.dt.tz_convert("UTC").dt.tz_localize(None))
-        else:
-            dmy = cells.matches(strings, _DMY_PATTERN)
-            # A date part has '-' at fixed places only; a sign or Z after it is a UTC offset.
-            aware = cells.matches(strings, _AWARE_PATTERN) & ~dmy
-            naive = ~aware & ~dmy
-            for mask, parse in ((aware, _aware_us), (naive, _naive_us), (dmy, _day_first_us)):
-                if mask.any():
-                    utc_us[present[mask]] = parse(strings.filter(pa.array(mask)))
-    stamps = pd.DatetimeIndex(utc_us.view("datetime64[us]")).tz_localize("UTC").tz_convert(LOCAL_TZ)
-    return pd.Series(stamps, index=index)
-
-
-def _us(naive_utc: pd.Series) -> np.ndarray:
-    return naive_utc.astype("datetime64[us]").to_numpy().view(np.int64)
 
 
 def canonical_columns(columns: Iterable[Any]) -> tuple[dict[str, str], list[Problem]]:

@@ -222,12 +222,13 @@ def test_geopackage_staged_bulk_insert_stores_what_the_row_inserts_store(tmp_pat
     import sqlite3
 
     import geo_ibm.store.geopackage as gpkg
+    import geo_ibm.store.gpkg_staging as gpkg_staging
     from storefixtures import OUTLINE, half_regions
 
     rows = write_events(tmp_path / "e.csv", event_rows(400, seed=8))
     tables = {}
     for mode, threshold in (("staged", 100), ("rows", 10**9)):
-        monkeypatch.setattr(gpkg, "STAGING_MIN_ROWS", threshold)
+        monkeypatch.setattr(gpkg_staging, "STAGING_MIN_ROWS", threshold)
         store = gpkg.GeoPackageStore(tmp_path / f"{mode}.gpkg", outline=OUTLINE, assign_regions=half_regions)
         store.init()
         if before:

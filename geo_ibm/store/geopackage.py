@@ -27,7 +27,7 @@ import pandas as pd
 from geo_ibm import io
 from geo_ibm.errors import StoreError, ValidationError
 from geo_ibm.settings import LOCAL_TZ, WORKING_CRS, rtree_bulk_load
-from geo_ibm.store import frames, gpkg_accounts, gpkg_rtree, gpkg_schema
+from geo_ibm.store import frames, gpkg_accounts, gpkg_rtree, gpkg_schema, gpkg_staging
 from geo_ibm.store.base import Account, AssignRegions, EventStore, HitKey, Hits, WriteTransaction
 from geo_ibm.store.filters import BBox, EventFilter, Paging, box_clauses, paging_sql, parse_paging, where_sql
 from geo_ibm.store.gpkg_blobs import point_blobs
@@ -460,9 +460,6 @@ class GeoPackageStore(EventStore):
 INDEX_THREADS = 2
 """Worker threads SQLite may use to sort the keys of the indexes rebuilt by a bulk import."""
 
-STAGING_MIN_ROWS = 20_000
-"""Imports of at least this many new events go through a staging database (see ``_insert_staged``)."""
-
 _INCOMING = "json_each(?) j"
 """The incoming event ids, one JSON array parameter: SQLite parses it in C, faster than binding each id."""
 
@@ -470,24 +467,6 @@ _INCOMING = "json_each(?) j"
 def _id_list(event_ids: Sequence[str], *, distinct: bool = False) -> str:
     """The ids as a JSON array, each once (``distinct``: they are already)."""
     return json.dumps(list(event_ids) if distinct else list(dict.fromkeys(event_ids)), ensure_ascii=False)
-
-
-def _staging_driver() -> Any:
-    """The ADBC SQLite driver's DB-API module, or ``None`` when it is not installed."""
-    try:
-        import adbc_driver_sqlite.dbapi as driver
-    except ImportError:
-        return None
-    return driver
-
-
-def _arrow_column(series: pd.Series) -> Any:
-    """A stored column as an Arrow array: numbers as they are, text with missing values as null."""
-    import pyarrow as pa
-
-    if pd.api.types.is_integer_dtype(series.dtype) or pd.api.types.is_float_dtype(series.dtype):
-        return pa.array(series.to_numpy())
-    return pa.array(series.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
 
 
 class _Transaction(WriteTransaction):
@@ -551,8 +530,10 @@ class _Transaction(WriteTransaction):
             # than sorting them afresh once; all inside the import's transaction.
             conn.execute("DROP INDEX IF EXISTS events_observed_utc")
             conn.execute("DROP INDEX IF EXISTS events_lean")
-        if len(table) >= STAGING_MIN_ROWS and _staging_driver() is not None:
-            self._insert_staged(table, first_fid=first_fid)
+        if gpkg_staging.can_stage(len(table)):
+            folder = tempfile.mkdtemp(prefix=".import-", dir=self._store.path.parent)
+            self.cleanup.append(folder)
+            gpkg_staging.insert_staged(conn, table, first_fid=first_fid, folder=Path(folder))
             if progress:
                 progress(len(table))
         else:
@@ -587,46 +568,6 @@ class _Transaction(WriteTransaction):
             "min_x = ?, min_y = ?, max_x = ?, max_y = ? WHERE table_name = 'events'",
             bounds,
         )
-
-    def _insert_staged(self, table: pd.DataFrame, *, first_fid: int) -> None:
-        """Insert ``table`` through a staging database written by the ADBC SQLite driver.
-
-        Binding a million rows of 18 values from Python costs several times more than the
-        insert itself; the driver writes the Arrow columns from C into a private temporary
-        database, attached here, and one ``INSERT ... SELECT`` moves the rows inside this
-        transaction (a killed process leaves the store as it was, and at most the temporary
-        file behind). The staging table is declared as ``events`` is, with the fids the rows
-        get, so into an empty ``events`` SQLite copies the records whole.
-        """
-        import pyarrow as pa
-
-        driver = _staging_driver()
-        assert driver is not None
-        folder = tempfile.mkdtemp(prefix=".import-", dir=self._store.path.parent)
-        self.cleanup.append(folder)
-        staged = Path(folder) / "events.sqlite"
-        fields = ", ".join(f"{name} {decl.replace(' UNIQUE', '')}" for name, decl in gpkg_schema.EVENT_FIELDS)
-        arrow = pa.table({
-            "fid": pa.array(np.arange(first_fid + 1, first_fid + 1 + len(table), dtype=np.int64)),
-            "geom": pa.array(point_blobs(table["x"].to_numpy(), table["y"].to_numpy()), type=pa.binary()),
-            **{name: _arrow_column(table[name]) for name, _ in gpkg_schema.EVENT_FIELDS},
-        })
-        with driver.connect(str(staged)) as staging:
-            with staging.cursor() as cur:
-                cur.execute(f"CREATE TABLE events (fid INTEGER PRIMARY KEY AUTOINCREMENT, geom POINT, {fields})")
-                cur.adbc_ingest("events", arrow, mode="append")
-                # Sorted once after the rows rather than kept up to date row by row; the same
-                # unique index as the store's lets SQLite copy the records.
-                cur.execute("CREATE UNIQUE INDEX staged_event_id ON events (event_id)")
-            staging.commit()
-        del arrow
-        conn = self._conn
-        # Closing the connection after the commit or rollback detaches it (DETACH is refused
-        # inside a transaction). The copy needs a table without triggers: they come back after.
-        conn.execute("ATTACH DATABASE ? AS staging", (str(staged),))
-        for name in gpkg_rtree.TRIGGERS:
-            conn.execute(f"DROP TRIGGER IF EXISTS {gpkg_rtree.RTREE}_{name}")
-        conn.execute("INSERT INTO events SELECT * FROM staging.events")
 
     def event_places(self) -> pd.DataFrame:
         rows = self._conn.execute("SELECT fid, x, y, canton, region FROM events").fetchall()
