@@ -306,7 +306,7 @@ def same_content(a, b) -> None:
 
 def test_copy_geopackage_to_postgis_and_back_keeps_everything(pg_store, tmp_path, monkeypatch):
     # the GeoPackage writes the copied events through its bulk path, as it would a million
-    monkeypatch.setattr("geo_ibm.store.geopackage.STAGING_MIN_ROWS", 10, raising=False)
+    monkeypatch.setattr("geo_ibm.store.gpkg_staging.STAGING_MIN_ROWS", 10)
     gpkg = GeoPackageStore(tmp_path / "src.gpkg", outline=OUTLINE, assign_regions=half_regions)
     fill(gpkg, tmp_path)
     token = accounts.new_token(gpkg, "ana")
