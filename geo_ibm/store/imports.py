@@ -1,9 +1,11 @@
 """The backend-neutral import pipeline: read, validate, drop duplicates, assign regions, store in one transaction."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +62,24 @@ class ImportRecord:
     message: str | None = None
 
 
+@contextlib.contextmanager
+def bulk_work() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while an import reads, checks and stores its rows.
+
+    A million rows make millions of short-lived objects (row tuples, strings), and each
+    allocation threshold reached starts a collection over everything alive: about a tenth
+    of a large import's time, collecting nothing (an import makes no reference cycles).
+    The previous state is restored; other threads only see collections postponed meanwhile.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def import_file(
     store: EventStore,
     path: io.PathLike,
@@ -71,7 +91,13 @@ def import_file(
     name: str | None = None,
 ) -> ImportReport:
     """Import an event file into ``store`` (see :meth:`EventStore.import_file`)."""
-    path = Path(path)
+    with bulk_work():
+        return _import_file(store, Path(path), user=user, skip_invalid=skip_invalid, rejected_path=rejected_path,
+                            progress=progress, name=name)
+
+
+def _import_file(store: EventStore, path: Path, *, user: str, skip_invalid: bool, rejected_path: io.PathLike | None,
+                 progress: Callable[[int, int], None] | None, name: str | None) -> ImportReport:
     label = name or path.name
     limits = import_limits()
     store.init()
@@ -155,6 +181,12 @@ def import_events(
     store: EventStore, gdf: gpd.GeoDataFrame, *, source: str, user: str, sha256: str | None = None
 ) -> ImportReport:
     """Import events held in memory into ``store`` (see :meth:`EventStore.import_events`)."""
+    with bulk_work():
+        return _import_events(store, gdf, source=source, user=user, sha256=sha256)
+
+
+def _import_events(store: EventStore, gdf: gpd.GeoDataFrame, *, source: str, user: str,
+                   sha256: str | None) -> ImportReport:
     store.init()
     limits = import_limits()
     log = ProblemLog(per_column=limits.problems_per_column, listed=limits.problems_listed)
