@@ -1,4 +1,4 @@
-"""Query-parameter parsing and validation shared by the web views, and the JSON error body."""
+"""Query-parameter parsing and validation shared by the web views (400 answers naming the parameter)."""
 from __future__ import annotations
 
 import math
