@@ -1,163 +1,267 @@
-"""Web app figures: map page size and load time in Chromium, and API latency under concurrent clients.
+"""Web speed under concurrent use: wrk against our endpoints and against pygeoapi on the same table.
 
 Usage::
 
-    python benchmarks/bench_web.py                         # 10k, 100k and 1M events
-    python benchmarks/bench_web.py --events 10000 100000   # fewer sizes
-    python benchmarks/bench_web.py --clients 4 --requests 200
+    python benchmarks/bench_web.py                       # 50,000 events, 50 connections, 30 s each
+    python benchmarks/bench_web.py --events 1000000 --duration 10
+    python benchmarks/bench_web.py --skip-pygeoapi
 
-For each size a demo store is generated in a temporary folder (``geo_ibm.demo``), the app is
-served by waitress on 127.0.0.1 (free port) and measured:
+A demo store is generated in a temporary folder, our app is served by waitress (8 threads)
+in its own process, and pygeoapi (0.21, its Flask app under the same waitress settings) by
+another, publishing the store's ``events`` table through its SQLite/GeoPackage provider (on a
+copy of the file, as pygeoapi's provider writes SpatiaLite's GeoPackage helpers into it).
+Debian's ``wrk`` then drives each endpoint with ``--connections`` connections for
+``--duration`` seconds, and once with a single connection; the figures printed are requests
+per second and the 50th and 99th latency percentiles, with wrk's count of non-2xx answers.
 
-- the overview and hotspot map documents: bytes, server time (first, uncached request);
-- the overview page in headless Debian Chromium: time from navigation until Leaflet has drawn
-  the border lines in the map frame, with the map cache cold and warm;
-- ``/api/stats`` and ``/api/events?limit=100`` with ``--clients`` concurrent clients using a
-  Bearer token, ``--requests`` requests in all per endpoint: throughput, p50 and p95 latency.
+pygeoapi's SQLite provider needs ``mod_spatialite`` (Debian's ``libsqlite3-mod-spatialite``)
+and a ``sqlite3`` module that can load extensions; when Python's own cannot,
+``pysqlite3-binary`` (PyPI) stands in for it in pygeoapi's process only.
 
 Everything stays on 127.0.0.1; nothing is downloaded.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shutil
-import statistics
+import socket
+import subprocess
+import sys
 import tempfile
-import threading
+import textwrap
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-PASSWORD = "bench-password-1"
+BBOX = "6.05,49.55,6.20,49.65"
+"""A lon/lat box around the city of Luxembourg and its southern motorways (dense in the demo)."""
 
 
-def build_store(folder: Path, n: int, *, seed: int = 1) -> tuple[Path, float]:
-    """A demo store of ``n`` events with an admin account ``bench``; returns (path, seconds)."""
-    from geo_ibm.accounts import add_user
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build_store(folder: Path, n: int) -> tuple[Path, dict[str, str]]:
+    """A demo store of ``n`` events with one account per role and a token each."""
+    from geo_ibm.accounts import ROLES, add_user, new_token
     from geo_ibm.demo import generate_events
     from geo_ibm.store import open_store
 
-    start = time.perf_counter()
-    path = folder / f"store-{n}.gpkg"
+    path = folder / "store.gpkg"
     store = open_store(path)
     store.init()
-    events, _truth = generate_events(n, seed=seed)
+    events, _truth = generate_events(n, seed=1)
     store.import_events(events, source=f"bench {n}", user="bench")
-    add_user(store, "bench", "admin", PASSWORD)
-    return path, time.perf_counter() - start
+    tokens = {}
+    for role in ROLES:
+        add_user(store, f"bench-{role}", role, "bench-password-1")
+        tokens[role] = new_token(store, f"bench-{role}")
+    return path, tokens
 
 
-def serve(store: Path, instance: Path):
-    """Start waitress with the app in a thread; returns (base URL, server)."""
-    from waitress import create_server
-
+OUR_SERVER = textwrap.dedent(
+    """
+    import sys
+    from waitress import serve
     from webapp import create_app
+    store, instance, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    app = create_app({"SECRET_KEY": "bench", "STORE_PATH": store, "INSTANCE_PATH": instance,
+                      "PUBLIC_URL": f"http://127.0.0.1:{port}"})
+    serve(app, host="127.0.0.1", port=port, threads=8, connection_limit=200, _quiet=True)
+    """
+)
 
-    app = create_app({"SECRET_KEY": "bench", "STORE_PATH": str(store), "INSTANCE_PATH": str(instance)})
-    server = create_server(app, host="127.0.0.1", port=0, threads=8)
-    threading.Thread(target=server.run, daemon=True).start()
-    return f"http://127.0.0.1:{server.effective_port}", server
-
-
-def fetch(url: str, token: str) -> tuple[int, float]:
-    """GET ``url`` with a Bearer token; returns (bytes, seconds)."""
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    start = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=600) as response:
-        body = response.read()
-    return len(body), time.perf_counter() - start
-
-
-def browser_load(base: str, *, repeats: int = 2) -> list[float]:
-    """Seconds from navigating to /overview until the map frame has drawn its border lines."""
-    from playwright.sync_api import sync_playwright
-
-    times = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context()
-        page = context.new_page()
-        outside: list[str] = []
-        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((base, "data:", "about:")) else None)
-        page.goto(base + "/login")
-        page.fill("input[name=username]", "bench")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{base}/overview")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            page.goto(base + "/overview?from=2020-01-01")
-            frame = None
-            while frame is None:
-                frame = next((f for f in page.frames if "/maps/overview" in f.url), None)
-                if frame is None:
-                    page.wait_for_timeout(20)
-            frame.wait_for_function("() => window.L && document.querySelectorAll('path.leaflet-interactive').length > 3",
-                                    timeout=600_000)
-            times.append(time.perf_counter() - start)
-        browser.close()
-    if outside:
-        raise RuntimeError(f"requests left 127.0.0.1: {outside[:5]}")
-    return times
-
-
-def api_load(base: str, token: str, path: str, *, clients: int, requests: int) -> dict[str, float]:
-    """Throughput and latency of ``path`` with ``clients`` concurrent clients."""
-    fetch(base + path, token)  # warm-up
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        results = list(pool.map(lambda _i: fetch(base + path, token), range(requests)))
-    wall = time.perf_counter() - start
-    latencies = sorted(t for _size, t in results)
-    return {
-        "rps": requests / wall,
-        "p50_ms": 1000 * statistics.median(latencies),
-        "p95_ms": 1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
-        "bytes": results[0][0],
-    }
-
-
-def run(sizes: list[int], *, clients: int, requests: int, browser: bool) -> None:
-    from geo_ibm.accounts import new_token
-    from geo_ibm.store import open_store
-
-    folder = Path(tempfile.mkdtemp(prefix="bench-web-"))
+SQLITE_SHIM = textwrap.dedent(
+    """
+    import sys
     try:
-        for n in sizes:
-            store_path, build_s = build_store(folder, n)
-            token = new_token(open_store(store_path), "bench")
-            base, server = serve(store_path, folder / f"instance-{n}")
-            try:
-                print(f"\n== {n:,} events (store built in {build_s:.1f} s) ==")
-                for kind in ("overview", "hotspots"):
-                    size, seconds = fetch(f"{base}/maps/{kind}", token)
-                    _size, cached = fetch(f"{base}/maps/{kind}", token)
-                    print(f"map document {kind:<9} {size / 1024:8.0f} KiB   first {seconds:6.2f} s   cached {cached * 1000:6.0f} ms")
-                if browser:
-                    loads = browser_load(base)
-                    print(f"overview in Chromium (cold, warm cache): {', '.join(f'{t:.2f} s' for t in loads)}")
-                for path in ("/api/stats", "/api/events?limit=100"):
-                    figures = api_load(base, token, path, clients=clients, requests=requests)
-                    print(f"{path:<24} {clients} clients: {figures['rps']:7.1f} req/s   p50 {figures['p50_ms']:7.1f} ms"
-                          f"   p95 {figures['p95_ms']:7.1f} ms   ({figures['bytes'] / 1024:.0f} KiB)")
-            finally:
-                server.close()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        import sqlite3
+        sqlite3.connect(":memory:").enable_load_extension
+    except AttributeError:
+        import pysqlite3
+        sys.modules["sqlite3"] = pysqlite3
+    """
+)
+
+PYGEOAPI_OPENAPI = SQLITE_SHIM + textwrap.dedent(
+    """
+    from pygeoapi import cli
+    sys.argv = ["pygeoapi", "openapi", "generate", sys.argv[1], "--output-file", sys.argv[2]]
+    cli()
+    """
+)
+
+PYGEOAPI_SERVER = SQLITE_SHIM + textwrap.dedent(
+    """
+    from waitress import serve
+    from pygeoapi.flask_app import APP
+    serve(APP, host="127.0.0.1", port=int(sys.argv[1]), threads=8, connection_limit=200, _quiet=True)
+    """
+)
+
+
+def pygeoapi_config(data: Path, port: int) -> str:
+    return textwrap.dedent(
+        f"""
+        server:
+          bind: {{host: 127.0.0.1, port: {port}}}
+          url: http://127.0.0.1:{port}
+          mimetype: application/json; charset=UTF-8
+          encoding: utf-8
+          languages: [en-US]
+          limits: {{default_items: 100, max_items: 10000}}
+          map: {{url: "http://127.0.0.1/none", attribution: none}}
+        logging: {{level: ERROR}}
+        metadata:
+          identification:
+            title: {{en: bench}}
+            description: {{en: bench}}
+            keywords: {{en: [bench]}}
+            keywords_type: theme
+            terms_of_service: none
+            url: http://127.0.0.1
+          license: {{name: none, url: http://127.0.0.1}}
+          provider: {{name: bench, url: http://127.0.0.1}}
+          contact: {{name: bench, position: bench, address: bench, city: bench, stateorprovince: bench,
+                    postalcode: "0", country: LU, phone: "0", fax: "0", email: bench@example.org, url: http://127.0.0.1,
+                    hours: always, instructions: none, role: pointOfContact}}
+        resources:
+          events:
+            type: collection
+            title: events
+            description: interception events
+            keywords: [events]
+            extents:
+              spatial: {{bbox: [5.7, 49.4, 6.6, 50.2], crs: http://www.opengis.net/def/crs/OGC/1.3/CRS84}}
+            providers:
+              - type: feature
+                name: SQLiteGPKG
+                data: {data}
+                id_field: fid
+                table: events
+        """
+    )
+
+
+def wait_for(url: str, headers: dict[str, str] | None = None, timeout: float = 90.0) -> None:
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as response:
+                response.read()
+                return
+        except Exception:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def wrk(url: str, *, connections: int, duration: float, token: str | None = None) -> dict[str, float | str]:
+    """One wrk run: requests per second, p50 and p99 latency (ms), non-2xx answers."""
+    args = ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{duration:g}s", "--latency",
+            "--timeout", "30s"]
+    if token:
+        args += ["-H", f"Authorization: Bearer {token}"]
+    out = subprocess.run([*args, url], capture_output=True, text=True).stdout
+
+    def ms(label: str) -> float:
+        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not match:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"rps": float(rps.group(1)) if rps else float("nan"), "p50": ms("50"), "p99": ms("99"),
+            "non2xx": int(bad.group(1)) if bad else 0, "errors": errors.group(0) if errors else ""}
+
+
+def row(name: str, result: dict[str, float | str], target: str = "") -> str:
+    return (f"{name:<58} {result['rps']:>9.1f} {result['p50']:>9.1f} {result['p99']:>9.1f} "
+            f"{result['non2xx']:>7} {target}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--requests", type=int, default=100)
-    parser.add_argument("--no-browser", action="store_true", help="skip the Chromium page-load measurement")
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--skip-pygeoapi", action="store_true")
     args = parser.parse_args()
-    run(args.events, clients=args.clients, requests=args.requests, browser=not args.no_browser)
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    folder = Path(tempfile.mkdtemp(prefix="bench-web-"))
+    processes = []
+    try:
+        start = time.perf_counter()
+        store, tokens = build_store(folder, args.events)
+        print(f"store of {args.events:,} events built in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        ours = free_port()
+        env = {**os.environ, "GEO_IBM_STORE": str(store)}
+        processes.append(subprocess.Popen([sys.executable, "-c", OUR_SERVER, str(store), str(folder / "instance"), str(ours)],
+                                          env=env))
+        base = f"http://127.0.0.1:{ours}"
+        wait_for(f"{base}/api/layers", {"Authorization": f"Bearer {tokens['analyst']}"})
+        theirs = None
+        if not args.skip_pygeoapi:
+            copy = folder / "pygeoapi.gpkg"
+            shutil.copyfile(store, copy)
+            port = free_port()
+            config = folder / "pygeoapi.yml"
+            config.write_text(pygeoapi_config(copy, port), encoding="utf-8")
+            openapi = folder / "pygeoapi-openapi.yml"
+            penv = {**os.environ, "PYGEOAPI_CONFIG": str(config), "PYGEOAPI_OPENAPI": str(openapi)}
+            generated = subprocess.run([sys.executable, "-c", PYGEOAPI_OPENAPI, str(config), str(openapi)], env=penv,
+                                       capture_output=True, text=True)
+            if generated.returncode != 0:
+                sys.exit("pygeoapi openapi generate failed: " + generated.stderr[-2000:])
+            processes.append(subprocess.Popen([sys.executable, "-c", PYGEOAPI_SERVER, str(port)], env=penv))
+            theirs = f"http://127.0.0.1:{port}"
+            wait_for(f"{theirs}/collections/events/items?limit=1&f=json")
+
+        endpoints = [
+            ("/api/stats", f"{base}/api/stats", "viewer", "p99 <= 200 ms"),
+            ("/api/stats?quarter=2025Q3&region=Sud-Ouest", f"{base}/api/stats?quarter=2025Q3&region=Sud-Ouest",
+             "analyst", "p99 <= 200 ms"),
+            ("/ogc/collections/events/items?limit=100&bbox=…", f"{base}/ogc/collections/events/items?limit=100&bbox={BBOX}",
+             "analyst", "p99 <= 300 ms, >= 3x pygeoapi"),
+            ("/maps/overview (cached map document)", f"{base}/maps/overview", "analyst", "p99 <= 500 ms"),
+        ]
+        for _name, url, role, _target in endpoints:  # warm the caches once
+            urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Bearer {tokens[role]}"})).read()
+        print(f"\n{args.events:,} events; wrk, {args.connections} connections, {args.duration:g} s each "
+              f"(2 shared cores: server, wrk and the other server compete)")
+        print(f"{'endpoint':<58} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'non-2xx':>7} target")
+        for name, url, role, target in endpoints:
+            print(row(name, wrk(url, connections=args.connections, duration=args.duration, token=tokens[role]), target))
+        if theirs:
+            url = f"{theirs}/collections/events/items?limit=100&bbox={BBOX}&f=json"
+            print(row("pygeoapi /collections/events/items?limit=100&bbox=…", wrk(url, connections=args.connections,
+                                                                                   duration=args.duration), "reference"))
+        print("\nsingle connection:")
+        single = wrk(f"{base}/ogc/collections/events/items?limit=100&bbox={BBOX}", connections=1, duration=args.duration / 2,
+                     token=tokens["analyst"])
+        print(row("ours: /ogc/collections/events/items?limit=100&bbox=…", single))
+        if theirs:
+            reference = wrk(f"{theirs}/collections/events/items?limit=100&bbox={BBOX}&f=json", connections=1,
+                            duration=args.duration / 2)
+            print(row("pygeoapi: /collections/events/items?limit=100&bbox=…", reference))
+            print(f"ours / pygeoapi, single connection: {single['rps'] / reference['rps']:.1f}x")
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
