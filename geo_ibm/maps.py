@@ -76,8 +76,6 @@ VENDOR_FILES: dict[str, tuple[str, str]] = {
     "markercluster_css": ("leaflet_markercluster", "MarkerCluster.css"),
     "markercluster_default_css": ("leaflet_markercluster", "MarkerCluster.Default.css"),
     "heat_js": ("folium", "leaflet_heat.min.js"),
-    "jquery_js": ("jquery", "jquery.min.js"),
-    "fontawesome_css": ("font_awesome", "css/all.min.css"),
 }
 """Vendored asset key -> (package, file inside the package) served under the app's static route."""
 

@@ -59,8 +59,7 @@ def test_programs_get_401_with_challenges(client, url):
 
 
 @pytest.mark.parametrize("url", ["/login", "/static/app.css", "/assets/leaflet/leaflet.js", "/assets/folium/leaflet_heat.min.js",
-                                 "/assets/leaflet_markercluster/leaflet.markercluster.js", "/assets/jquery/jquery.min.js",
-                                 "/assets/font_awesome/css/all.min.css"])
+                                 "/assets/leaflet_markercluster/leaflet.markercluster.js"])
 def test_public_urls(client, url):
     assert client.get(url).status_code == 200
 

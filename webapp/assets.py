@@ -18,16 +18,12 @@ ASSET_PREFIX = "/assets"
 def vendor_dirs() -> dict[str, Path]:
     """Package name -> folder holding its files (looked up once, at first use)."""
     import folium
-    import xstatic.pkg.font_awesome
-    import xstatic.pkg.jquery
     import xstatic.pkg.leaflet
     import xstatic.pkg.leaflet_markercluster
 
     return {
         "leaflet": Path(xstatic.pkg.leaflet.BASE_DIR),
         "leaflet_markercluster": Path(xstatic.pkg.leaflet_markercluster.BASE_DIR),
-        "jquery": Path(xstatic.pkg.jquery.BASE_DIR),
-        "font_awesome": Path(xstatic.pkg.font_awesome.BASE_DIR),
         "folium": Path(folium.__file__).parent / "templates",
     }
 
