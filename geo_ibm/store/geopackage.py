@@ -554,15 +554,11 @@ class _Transaction(WriteTransaction):
         else:
             gpkg_rtree.insert_rows(conn, after_fid=first_fid)
         gpkg_rtree.create_triggers(conn)
-        x, y = table["x"].to_numpy(dtype=float), table["y"].to_numpy(dtype=float)
-        bounds = [float(x.min()), float(y.min()), float(x.max()), float(y.max())]
-        if stored > len(table):
-            # Events were stored before: widen their extent (one pass over the covering index).
-            before = conn.execute("SELECT min(x), min(y), max(x), max(y) FROM events WHERE fid <= ?",
-                                  (first_fid,)).fetchone()
-            if before[0] is not None:
-                bounds = [min(bounds[0], before[0]), min(bounds[1], before[1]),
-                          max(bounds[2], before[2]), max(bounds[3], before[3])]
+        if stored == len(table):  # the store was empty: the extent is the new events'
+            x, y = table["x"].to_numpy(dtype=float), table["y"].to_numpy(dtype=float)
+            bounds = (float(x.min()), float(y.min()), float(x.max()), float(y.max()))
+        else:  # one pass over the covering index instead of one table scan per bound
+            bounds = conn.execute("SELECT min(x), min(y), max(x), max(y) FROM events").fetchone()
         conn.execute(
             "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
             "min_x = ?, min_y = ?, max_x = ?, max_y = ? WHERE table_name = 'events'",
