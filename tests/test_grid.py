@@ -170,7 +170,8 @@ def test_missing_and_far_coordinates_fall_outside(shape):
 
 
 def test_h3_grid_covers_area_and_bins_like_a_spatial_join():
-    h3 = pytest.importorskip("h3")
+    import h3
+
     from geo_ibm.grid import h3_grid
 
     grid = h3_grid(PENTAGON, resolution=7)
@@ -201,7 +202,6 @@ def _to_lat_lng(x, y):
 
 @pytest.mark.parametrize("resolution", [-1, 16, 2.5, 15])
 def test_h3_resolution_is_validated(resolution):
-    pytest.importorskip("h3")
     from geo_ibm.grid import h3_grid
 
     with pytest.raises(ValidationError, match="resolution"):
@@ -209,7 +209,6 @@ def test_h3_resolution_is_validated(resolution):
 
 
 def test_h3_grid_has_no_lattice_sums():
-    pytest.importorskip("h3")
     from geo_ibm.grid import h3_grid
 
     grid = h3_grid(SQUARE, resolution=6)

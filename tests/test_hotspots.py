@@ -413,7 +413,6 @@ def test_default_cell_on_the_demo_data():
 
 
 def test_gi_star_on_h3_cell_centres_equals_esda():
-    pytest.importorskip("h3")
     from geo_ibm.grid import h3_grid
 
     grid = h3_grid(AREA, resolution=6)

@@ -198,7 +198,7 @@ def test_bad_inputs_raise(blob_events):
 
 
 def test_agrees_with_kdepy_biweight(blob_events):
-    kdepy = pytest.importorskip("KDEpy")
+    import KDEpy as kdepy
     cell, radius = 200.0, 3_000.0
     kde = kernel_density(blob_events, study_area=AREA, cell=cell, radius=radius)
     xy = shapely.get_coordinates(blob_events.geometry.values)

@@ -207,7 +207,7 @@ def test_knox_inclusive_thresholds():
 
 
 def test_knox_agrees_with_pointpats(knox_events):
-    spacetime = pytest.importorskip("pointpats.spacetime")
+    from pointpats import spacetime
     res = knox_test(knox_events, distance=1_500, days=5, permutations=9, seed=0)
     xy = shapely.get_coordinates(knox_events.geometry.values)
     t = ((knox_events.observed_at - knox_events.observed_at.min()).dt.total_seconds().to_numpy() / 86_400)[:, None]

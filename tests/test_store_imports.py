@@ -221,9 +221,10 @@ def test_import_messages_name_the_given_file_never_its_path(store_factory, tmp_p
 def test_geopackage_staged_bulk_insert_stores_what_the_row_inserts_store(tmp_path, monkeypatch, before):
     import sqlite3
 
-    import geo_ibm.store.geopackage as gpkg
-    import geo_ibm.store.gpkg_staging as gpkg_staging
     from storefixtures import OUTLINE, half_regions
+
+    import geo_ibm.store.geopackage as gpkg
+    from geo_ibm.store import gpkg_staging
 
     rows = write_events(tmp_path / "e.csv", event_rows(400, seed=8))
     tables = {}

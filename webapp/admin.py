@@ -21,10 +21,9 @@ def audit_page() -> Any:
     """The audit trail, newest first: logins, imports, exports, account changes."""
     check_known(request.args, ("limit",))
     limit = parse_limit(request.args.get("limit"), default=200, maximum=5000)
-    entries = get_store().audit_log(limit=limit)
-    if isinstance(entries, pd.DataFrame):
-        entries = entries.to_dict(orient="records")
-    return render_template("audit.html", entries=list(entries), limit=limit)
+    log = get_store().audit_log(limit=limit)
+    entries = log.to_dict(orient="records") if isinstance(log, pd.DataFrame) else list(log)
+    return render_template("audit.html", entries=entries, limit=limit)
 
 
 @admin_bp.route("/users", methods=["GET", "POST"])

@@ -36,8 +36,12 @@ def parse_filters(args: Mapping[str, Any], *, extra: tuple[str, ...] = ()) -> di
     return filters
 
 
-def filter_query(args: Mapping[str, Any], *, extra: tuple[str, ...] = ()) -> dict[str, str]:
-    """The filter parameters present in ``args`` (non-empty), to rebuild links."""
+def filter_query(args: Mapping[str, Any], *, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The filter parameters present in ``args`` (non-empty, as text), to rebuild links.
+
+    Typed ``Any`` so that ``url_for(..., **filter_query(args))`` type-checks: url_for's own
+    flags (``_external``...) are booleans, and no filter is named like them.
+    """
     return {k: str(args.get(k)) for k in FILTER_PARAMS + extra if args.get(k)}
 
 

@@ -102,5 +102,5 @@ def init_app(app: Flask) -> None:
     # Old-style callables: messages come back as plain text and are escaped on output like any
     # value. Newstyle ones would return markup, trusting translations and any data passed to _().
     app.jinja_env.add_extension("jinja2.ext.i18n")
-    app.jinja_env.install_gettext_callables(gettext, ngettext, newstyle=False)
+    app.jinja_env.install_gettext_callables(gettext, ngettext, newstyle=False)  # type: ignore[attr-defined]  # added by the extension
     app.jinja_env.globals.update(current_language=get_language, LANGUAGES=LANGUAGES)

@@ -175,7 +175,7 @@ def _reference_frame(collection: Collection) -> gpd.GeoDataFrame:
 
 
 def _id_column(collection: Collection, gdf: gpd.GeoDataFrame) -> str:
-    return collection.id_column if collection.id_column in gdf.columns else "fid"
+    return collection.id_column if collection.id_column and collection.id_column in gdf.columns else "fid"
 
 
 def _lonlat_bbox_filter(gdf: gpd.GeoDataFrame, bbox: tuple[float, float, float, float]) -> gpd.GeoDataFrame:

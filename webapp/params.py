@@ -5,7 +5,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import pandas as pd
 
@@ -74,6 +74,12 @@ def parse_int(
     return value
 
 
+@overload
+def parse_float(raw: str | None, *, name: str, default: float, minimum: float | None = None,
+                maximum: float | None = None) -> float: ...
+@overload
+def parse_float(raw: str | None, *, name: str, default: None, minimum: float | None = None,
+                maximum: float | None = None) -> float | None: ...
 def parse_float(
     raw: str | None,
     *,
@@ -220,6 +226,8 @@ def parse_datetime(raw: str | None, *, name: str = "datetime") -> Interval | Non
     text = str(raw).strip()
     if text == "":
         raise parameter_error(name, raw, "is empty")
+    start: pd.Timestamp | None
+    end: pd.Timestamp | None
     if "/" not in text:
         start, end = _instant(text, name=name, raw=raw)
         return Interval(start, end)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast, overload
 
 import geopandas as gpd
 import pandas as pd
@@ -26,6 +26,10 @@ TABLE_FORMATS: dict[str, str] = {"xlsx": tables.XLSX_MEDIA_TYPE, "csv": "text/cs
 PAGE_PARAMS: tuple[str, ...] = ("map", "format", "table", "cell", "band")
 
 
+@overload
+def _choice(args: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str: ...
+@overload
+def _choice(args: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: None) -> str | None: ...
 def _choice(args: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: str | None) -> str | None:
     value = single(args, name)
     if value is None or value == "":
@@ -94,14 +98,14 @@ def download() -> Any:
     parse_filters(request.args, extra=PAGE_PARAMS)
     fmt = _choice(request.args, "format", MAP_FORMATS + tuple(TABLE_FORMATS), "png")
     query = filter_query(request.args)
-    options = {k: str(request.args[k]) for k in ("cell", "band") if request.args.get(k)}
+    values: dict[str, Any] = {**query, **{k: str(request.args[k]) for k in ("cell", "band") if request.args.get(k)}}
     if fmt in MAP_FORMATS:
         kind = _choice(request.args, "map", figures.MAP_KINDS, "overview")
-        return redirect(url_for("reports.report_map", fmt=fmt, map=kind, **query, **options))
+        return redirect(url_for("reports.report_map", fmt=fmt, map=kind, **values))
     if fmt == "csv":
         table = _choice(request.args, "table", tables.TABLE_NAMES, tables.TABLE_NAMES[0])
-        return redirect(url_for("reports.report_tables", fmt=fmt, table=table, **query, **options))
-    return redirect(url_for("reports.report_tables", fmt=fmt, **query, **options))
+        return redirect(url_for("reports.report_tables", fmt=fmt, table=table, **values))
+    return redirect(url_for("reports.report_tables", fmt=fmt, **values))
 
 
 @reports_bp.route("/map.<fmt>")
@@ -127,7 +131,7 @@ def report_map(fmt: str) -> Any:
         cell=options["cell"], band=options["band"],
         period=_period(filters, events), width_mm=width_mm, dpi=dpi, t=_,
     )
-    data = figures.figure_bytes(fig, format=fmt)
+    data = figures.figure_bytes(fig, format=cast(figures.FigureFormat, fmt))
     audit("export", format=fmt, map=kind, rows=len(events), filters=_filters_text(filters))
     return attachment(data, figures.FORMATS[fmt], f"geo_ibm-{kind}.{fmt}")
 

@@ -32,6 +32,7 @@ def study_area(region: str | None = None, canton: str | None = None) -> gpd.GeoD
 
     if region is None and canton is None:
         return luxembourg_outline()
+    value: str | None
     if canton is not None:
         units, column, value, what = cantons(), "canton", canton, "canton"
     else:
