@@ -28,12 +28,11 @@ tab, line feed and carriage return.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from geo_ibm.errors import ValidationError
+from geo_ibm.settings import env_number
 
 MAX_FILE_MB = 256
 """Largest event file imported, MiB (``GEO_IBM_IMPORT_MAX_MB``)."""
@@ -89,19 +88,6 @@ class ImportLimits:
         return int(self.field_chars.get(column, self.default_field_chars))
 
 
-def _positive(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise ValidationError(f"{name} must be a positive number, got {raw!r}")
-    return value
-
-
 def import_limits() -> ImportLimits:
     """The limits in force: the defaults, with ``GEO_IBM_IMPORT_MAX_MB`` and ``GEO_IBM_IMPORT_MAX_ROWS`` applied.
 
@@ -110,6 +96,6 @@ def import_limits() -> ImportLimits:
     ValidationError
         If a setting is not a positive number.
     """
-    megabytes = _positive("GEO_IBM_IMPORT_MAX_MB", MAX_FILE_MB)
-    rows = int(_positive("GEO_IBM_IMPORT_MAX_ROWS", MAX_ROWS))
+    megabytes = env_number("GEO_IBM_IMPORT_MAX_MB", MAX_FILE_MB, positive=True, what="a number of MiB")
+    rows = int(env_number("GEO_IBM_IMPORT_MAX_ROWS", MAX_ROWS, integer=True, positive=True, what="a whole number of rows"))
     return ImportLimits(file_bytes=int(megabytes * 1024 * 1024), rows=rows, xlsx_rows=min(rows, MAX_XLSX_ROWS))

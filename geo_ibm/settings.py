@@ -1,6 +1,7 @@
 """Project-wide constants and settings read from the environment at call time."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -57,13 +58,34 @@ def rtree_bulk_load() -> bool:
     return os.environ.get("GEO_IBM_RTREE_BULK", "1").strip().lower() not in {"0", "no", "off", "false"}
 
 
-def margin_m() -> float:
-    """Accepted distance of an event outside Luxembourg's outline (``GEO_IBM_MARGIN_M``, default 2000)."""
-    raw = os.environ.get("GEO_IBM_MARGIN_M", "2000")
+def env_number(name: str, default: float, *, integer: bool = False, minimum: float | None = None,
+               positive: bool = False, what: str = "a number") -> float:
+    """The number in environment variable ``name``, or ``default`` when it is unset or blank.
+
+    Raises
+    ------
+    ValidationError
+        Naming the variable, when the value is not a finite number (a whole one if
+        ``integer``), is not above 0 when ``positive``, or is below ``minimum``.
+    """
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
     try:
         value = float(raw)
     except ValueError:
+        value = float("nan")
+    bad = not math.isfinite(value)
+    bad = bad or (integer and not float(value).is_integer()) or (positive and not value > 0)
+    bad = bad or (minimum is not None and value < minimum)
+    if bad:
         from geo_ibm.errors import ValidationError
 
-        raise ValidationError(f"GEO_IBM_MARGIN_M must be a number of metres, got {raw!r}") from None
-    return value
+        bound = " above 0" if positive else (f" >= {minimum:g}" if minimum is not None else "")
+        raise ValidationError(f"{name} must be {what}{bound}, got {raw!r}")
+    return int(value) if integer else value
+
+
+def margin_m() -> float:
+    """Accepted distance of an event outside Luxembourg's outline (``GEO_IBM_MARGIN_M``, default 2000)."""
+    return env_number("GEO_IBM_MARGIN_M", 2000.0, minimum=0, what="a number of metres")

@@ -123,7 +123,7 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_read(store_factory, 
     store = store_factory()
     refused(store, write_events(tmp_path / "big.csv", event_rows(500)), r"more than the 10 KiB accepted")
     monkeypatch.setenv("GEO_IBM_IMPORT_MAX_MB", "zero")
-    with pytest.raises(ValidationError, match="GEO_IBM_IMPORT_MAX_MB must be a positive number"):
+    with pytest.raises(ValidationError, match="GEO_IBM_IMPORT_MAX_MB must be a number of MiB above 0"):
         store.import_file(write_events(tmp_path / "small.csv", event_rows(5)), user="ana")
 
 

@@ -12,8 +12,8 @@ from flask import Flask, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from geo_ibm.errors import GeoIbmError
-from geo_ibm.settings import store_location
+from geo_ibm.errors import GeoIbmError, ValidationError
+from geo_ibm.settings import env_number, store_location
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     instance_path = test_config.pop("INSTANCE_PATH", None) or os.environ.get("GEO_IBM_INSTANCE")
     app = Flask(__name__, instance_path=str(Path(instance_path).resolve()) if instance_path else None,
                 instance_relative_config=True)
-    max_mb = float(os.environ.get("GEO_IBM_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB)
+    # A malformed number stops the start with a ValidationError naming the variable.
+    max_mb = env_number("GEO_IBM_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB, positive=True, what="a number of MiB")
     app.config.update(
         STORE_PATH=str(store_location()),
         PUBLIC_URL=os.environ.get("GEO_IBM_PUBLIC_URL") or "http://localhost",
-        DISCLOSURE_MIN_COUNT=int(os.environ.get("GEO_IBM_DISCLOSURE_MIN_COUNT") or 5),
-        DISCLOSURE_ROUNDING=int(os.environ.get("GEO_IBM_DISCLOSURE_ROUNDING") or 5),
-        DISCLOSURE_CELL_M=float(os.environ.get("GEO_IBM_DISCLOSURE_CELL_M") or 500),
+        DISCLOSURE_MIN_COUNT=env_number("GEO_IBM_DISCLOSURE_MIN_COUNT", 5, integer=True, minimum=1,
+                                        what="a whole number of events"),
+        DISCLOSURE_ROUNDING=env_number("GEO_IBM_DISCLOSURE_ROUNDING", 5, integer=True, minimum=1,
+                                       what="a whole number of events"),
+        DISCLOSURE_CELL_M=env_number("GEO_IBM_DISCLOSURE_CELL_M", 500.0, positive=True, what="a number of metres"),
         DISCLOSURE_PERIOD=os.environ.get("GEO_IBM_DISCLOSURE_PERIOD") or "quarter",
         TILE_URL=os.environ.get("GEO_IBM_TILE_URL") or None,
         TILE_ATTRIBUTION=os.environ.get("GEO_IBM_TILE_ATTRIBUTION") or None,
@@ -81,6 +84,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAP_CACHE_SIZE=16,
     )
     app.config.update(test_config)
+    from webapp.access import configured_rule
+
+    try:  # a bad setting stops the start, rather than failing every viewer's request
+        configured_rule(app.config)
+    except GeoIbmError as exc:
+        raise ValidationError(f"GEO_IBM_DISCLOSURE_* settings: {exc}") from None
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
 

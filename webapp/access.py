@@ -1,6 +1,9 @@
 """Who may read what: the role each kind of data needs (every request needs a login)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from geo_ibm.disclosure import DisclosureRule
 
 ROLE_LAYERS = "viewer"
@@ -21,6 +24,14 @@ DETAIL_ROLE = ROLE_EVENTS
 """Role needed to see single records on the pages (tables, popups); viewers get aggregates."""
 
 
+def configured_rule(config: Mapping[str, Any]) -> DisclosureRule:
+    """The rule the app's ``DISCLOSURE_*`` settings describe (:class:`~geo_ibm.disclosure.DisclosureRule` validates it)."""
+    return DisclosureRule(min_count=int(config.get("DISCLOSURE_MIN_COUNT", 5)),
+                          rounding=int(config.get("DISCLOSURE_ROUNDING", 5)),
+                          cell_m=float(config.get("DISCLOSURE_CELL_M", 500.0)),
+                          period=config.get("DISCLOSURE_PERIOD", "quarter"))
+
+
 def disclosure_rule() -> DisclosureRule | None:
     """The disclosure rule of this request's reader: ``None`` for analysts and above (full detail).
 
@@ -33,8 +44,4 @@ def disclosure_rule() -> DisclosureRule | None:
 
     if has_role(ROLE_EVENTS):
         return None
-    config = current_app.config
-    return DisclosureRule(min_count=int(config.get("DISCLOSURE_MIN_COUNT", 5)),
-                          rounding=int(config.get("DISCLOSURE_ROUNDING", 5)),
-                          cell_m=float(config.get("DISCLOSURE_CELL_M", 500.0)),
-                          period=config.get("DISCLOSURE_PERIOD", "quarter"))
+    return configured_rule(current_app.config)
