@@ -129,3 +129,22 @@ def test_json_value(value, expected):
 
 def test_geometry_to_geojson_point():
     assert geometry_to_geojson(Point(6.123456789, 49.6)) == {"type": "Point", "coordinates": [6.1234568, 49.6]}
+
+
+def test_point_layers_match_gdal_and_the_general_path(tmp_path):
+    # All points: the fast path (two coordinate arrays); the same points with one line added
+    # go through GEOS. Both must agree with GDAL's writer and with each other.
+    rng = np.random.default_rng(4)
+    xy = rng.uniform([50_000, 60_000], [105_000, 138_000], size=(200, 2))
+    points = gpd.GeoDataFrame({"event_id": [f"E{i}" for i in range(200)]},
+                              geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs="EPSG:2169")
+    fast = to_feature_collection(points, id_column="event_id")
+    reference = _gdal_reference(points, tmp_path)
+    ours = np.array([f["geometry"]["coordinates"] for f in fast["features"]])
+    theirs = np.array([f["geometry"]["coordinates"] for f in reference["features"]])
+    assert np.abs(ours - theirs).max() <= 0.5e-7 + 1e-12
+    mixed = pd.concat([points, gpd.GeoDataFrame({"event_id": ["L"]}, geometry=[LineString([(60000, 60000), (61000, 61000)])],
+                                                crs="EPSG:2169")], ignore_index=True)
+    general = to_feature_collection(mixed, id_column="event_id")
+    assert general["features"][:200] == fast["features"]
+    assert fast["features"][0]["id"] == "E0" and fast["features"][0]["properties"] == {"event_id": "E0"}

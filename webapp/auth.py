@@ -59,7 +59,7 @@ def get_store() -> EventStore:
     The store is initialised (tables created or brought up to date) once per location and process.
     """
     if "geo_ibm_store" not in g:
-        store = open_store(current_app.config.get("STORE_PATH"))
+        store = open_store(current_app.config.get("STORE_PATH"), serving=True)
         ready: set[str] = current_app.extensions.setdefault("geo_ibm_ready_stores", set())
         if store.location not in ready:
             with _init_lock:

@@ -114,11 +114,17 @@ class EventStore(ABC):
     assign_regions
         Callable adding ``canton``/``region`` to a point GeoDataFrame; ``None`` uses
         ``geo_ibm.layers.assign_regions``; ``False`` leaves both columns empty.
+    serving
+        The handle serves a long-running process that reads often (the web app): a backend
+        may keep read connections open between calls (the GeoPackage keeps one per thread;
+        a database server's pool does so anyway).
     """
 
-    def __init__(self, *, outline: Any = None, assign_regions: AssignRegions | bool | None = None) -> None:
+    def __init__(self, *, outline: Any = None, assign_regions: AssignRegions | bool | None = None,
+                 serving: bool = False) -> None:
         self._outline = outline
         self._assign_regions = assign_regions
+        self.serving = serving
 
     # -- the store itself -------------------------------------------------------------------
 

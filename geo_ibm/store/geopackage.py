@@ -27,7 +27,7 @@ import pandas as pd
 from geo_ibm import io
 from geo_ibm.errors import StoreError, ValidationError
 from geo_ibm.settings import LOCAL_TZ, WORKING_CRS, rtree_bulk_load
-from geo_ibm.store import frames, gpkg_accounts, gpkg_rtree, gpkg_schema, gpkg_staging
+from geo_ibm.store import frames, gpkg_accounts, gpkg_readers, gpkg_rtree, gpkg_schema, gpkg_staging
 from geo_ibm.store.base import Account, AssignRegions, EventStore, HitKey, Hits, WriteTransaction
 from geo_ibm.store.filters import BBox, EventFilter, Paging, box_clauses, paging_sql, parse_paging, where_sql
 from geo_ibm.store.gpkg_blobs import point_blobs
@@ -58,6 +58,8 @@ class GeoPackageStore(EventStore):
         The ``.gpkg`` file.
     outline, assign_regions
         See :class:`~geo_ibm.store.base.EventStore`.
+    serving
+        Read through a connection kept open by each thread (:mod:`~geo_ibm.store.gpkg_readers`).
     rtree_bulk
         Rebuild the R-tree with the bulk loader when an import brings many events (``True``)
         or always use SQLite's own R-tree inserts (``False``); ``None`` follows
@@ -65,8 +67,8 @@ class GeoPackageStore(EventStore):
     """
 
     def __init__(self, path: io.PathLike, *, outline: Any = None, assign_regions: AssignRegions | bool | None = None,
-                 rtree_bulk: bool | None = None) -> None:
-        super().__init__(outline=outline, assign_regions=assign_regions)
+                 rtree_bulk: bool | None = None, serving: bool = False) -> None:
+        super().__init__(outline=outline, assign_regions=assign_regions, serving=serving)
         self.path = Path(path)
         self.rtree_bulk = rtree_bulk
         self._current = False
@@ -142,6 +144,15 @@ class GeoPackageStore(EventStore):
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         self._require()
+        if self.serving:  # this thread's kept connection (gpkg_readers): no open/close per read
+            kept = gpkg_readers.reader(self.path, self._connect)
+            try:
+                self._ensure_current(kept)
+                yield kept
+            finally:
+                if kept.in_transaction:  # reads never begin one; never leave one open on a kept connection
+                    kept.rollback()
+            return
         conn = self._connect()
         try:
             self._ensure_current(conn)

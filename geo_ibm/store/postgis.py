@@ -106,8 +106,9 @@ class PostGISStore(EventStore):
         See :class:`~geo_ibm.store.base.EventStore`.
     """
 
-    def __init__(self, url: str, *, outline: Any = None, assign_regions: AssignRegions | bool | None = None) -> None:
-        super().__init__(outline=outline, assign_regions=assign_regions)
+    def __init__(self, url: str, *, outline: Any = None, assign_regions: AssignRegions | bool | None = None,
+                 serving: bool = False) -> None:
+        super().__init__(outline=outline, assign_regions=assign_regions, serving=serving)
         if not re.match(r"^postgres(ql)?://", str(url), flags=re.IGNORECASE):
             raise StoreError(f"a PostGIS store needs a postgresql:// URL, got {public_url(str(url))!r}")
         self._conninfo = _conninfo(str(url))

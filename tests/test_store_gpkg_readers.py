@@ -1,0 +1,85 @@
+"""Kept read connections (geo_ibm.store.gpkg_readers) of a GeoPackage store opened with ``serving=True``."""
+from __future__ import annotations
+
+import shutil
+import threading
+
+from storefixtures import OUTLINE, event_rows, half_regions, write_events
+
+from geo_ibm.store import GeoPackageStore, gpkg_readers
+
+
+def serving(path) -> GeoPackageStore:
+    return GeoPackageStore(path, outline=OUTLINE, assign_regions=half_regions, serving=True)
+
+
+def writer(path) -> GeoPackageStore:
+    return GeoPackageStore(path, outline=OUTLINE, assign_regions=half_regions)
+
+
+def test_one_connection_per_thread_and_file_is_kept_across_handles(tmp_path):
+    path = tmp_path / "s.gpkg"
+    writer(path).init()
+    first = serving(path)
+    with first._read() as a:
+        pass
+    with serving(path)._read() as b:  # a new handle, as each web request opens one
+        assert b is a
+    assert not a.in_transaction
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(serving(path)._read().__enter__()))
+    thread.start()
+    thread.join()
+    assert seen[0] is not a  # sqlite3 connections stay in the thread that made them
+    gpkg_readers.forget(path)
+
+
+def test_a_kept_connection_sees_every_commit_at_once(tmp_path):
+    path = tmp_path / "s.gpkg"
+    store = writer(path)
+    store.init()
+    reader = serving(path)
+    assert reader.count() == 0
+    before = reader.version()
+    store.import_file(write_events(tmp_path / "e.csv", event_rows(40, seed=1)), user="ana")
+    assert reader.count() == 40 and reader.version() != before
+    store.import_file(write_events(tmp_path / "f.csv", event_rows(5, seed=2, prefix="F")), user="ana")
+    assert reader.count() == 45
+    gpkg_readers.forget(path)
+
+
+def test_a_replaced_file_gets_a_new_connection(tmp_path):
+    path, other = tmp_path / "s.gpkg", tmp_path / "t.gpkg"
+    writer(path).init()
+    filled = writer(other)
+    filled.import_file(write_events(tmp_path / "e.csv", event_rows(30, seed=3)), user="ana")
+    reader = serving(path)
+    with reader._read() as old:
+        pass
+    assert reader.count() == 0
+    shutil.copyfile(other, tmp_path / "copy.gpkg")
+    (tmp_path / "copy.gpkg").replace(path)  # a restore: same path, another file
+    with reader._read() as new:
+        assert new is not old
+    assert serving(path).count() == 30
+    gpkg_readers.forget(path)
+
+
+def test_each_thread_keeps_a_bounded_number_of_connections(tmp_path):
+    paths = [tmp_path / f"s{i}.gpkg" for i in range(gpkg_readers.PER_THREAD + 3)]
+
+    def read_all() -> int:
+        for path in paths:
+            serving(path).count()
+        kept = gpkg_readers.kept_count()
+        for path in paths:
+            gpkg_readers.forget(path)
+        return kept
+
+    for path in paths:
+        writer(path).init()
+    counts: list[int] = []
+    thread = threading.Thread(target=lambda: counts.append(read_all()))
+    thread.start()
+    thread.join()
+    assert counts == [gpkg_readers.PER_THREAD]
