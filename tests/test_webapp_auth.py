@@ -339,3 +339,37 @@ def test_basic_auth_checks_scrypt_once_per_credentials(client, monkeypatch):
     assert calls == ["ada"]
     assert client.get("/account", headers=basic("ada", "other-password")).status_code == 401
     assert calls == ["ada", "ada"]
+
+
+def _record_reads(store) -> list[dict]:
+    log = store.audit_log(limit=1000)
+    return [e["detail"] | {"user": e["user"]} for e in log.to_dict(orient="records") if e["action"] == "record_read"]
+
+
+def test_reads_of_single_records_are_audited_as_tallies(logged_in, store):
+    ana = logged_in("ana")
+    first = store.events(limit=1)["event_id"].iloc[0]
+    assert ana.get("/api/events?limit=7").status_code == 200
+    assert ana.get("/api/events?limit=7").status_code == 200  # the same query again: the same record
+    assert ana.get("/api/events?limit=3&offset=3").status_code == 200
+    assert ana.get(f"/ogc/collections/events/items/{first}").status_code == 200
+    assert ana.get("/ogc/collections/events/items?limit=5").status_code == 200
+    assert ana.get("/overview").status_code == 200  # the table of latest events
+    assert ana.get("/maps/overview").status_code == 200  # a marker and popup per event
+    reads = _record_reads(store)
+    by_query = {(r["path"], r["query"]): r for r in reads}
+    assert by_query[("/api/events", "limit=7")]["count"] == 2
+    assert by_query[("/api/events", "limit=7")]["rows"] == 7
+    assert by_query[("/api/events", "limit=3&offset=3")]["rows"] == 3
+    assert by_query[(f"/ogc/collections/events/items/{first}", "")]["what"] == "event"
+    assert by_query[("/ogc/collections/events/items", "limit=5")]["rows"] == 5
+    assert by_query[("/overview", "")]["what"] == "latest events"
+    assert by_query[("/maps/overview", "")]["rows"] == store.count()
+    assert {r["user"] for r in reads} == {"ana"} and all(r["ip"] for r in reads)
+
+
+def test_aggregates_write_no_record_reads(logged_in, store):
+    vic = logged_in("vic")
+    for url in ("/overview", "/api/stats", "/maps/overview", "/api/hotspots?method=gi"):
+        assert vic.get(url).status_code == 200, url
+    assert _record_reads(store) == []

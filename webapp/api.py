@@ -11,7 +11,7 @@ from geo_ibm.counts import event_counts
 from geo_ibm.errors import NotFoundError
 from geo_ibm.geojson import to_feature_collection
 from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, ROLE_STATS, disclosure_rule
-from webapp.auth import get_store, require_role
+from webapp.auth import audit_read, get_store, require_role
 from webapp.cache import cached
 from webapp.features import events_in_bbox, time_filters
 from webapp.filters import hotspot_query
@@ -94,6 +94,7 @@ def events() -> Response:
     limit = parse_limit(single(args, "limit"), default=1000)
     offset = parse_offset(single(args, "offset"))
     page, total = events_in_bbox(get_store(), bbox=bbox, filters=filters, limit=limit, offset=offset)
+    audit_read("events", len(page))
     members = {"numberMatched": total, "numberReturned": int(len(page)), "limit": limit, "offset": offset}
     return json_response(to_feature_collection(page, id_column="event_id", members=members), mimetype=GEOJSON)
 
@@ -104,6 +105,7 @@ def event(event_id: str) -> Response:
     """One event as a GeoJSON Feature; 404 if the store has no such event."""
     check_known(request.args, ())
     gdf = get_store().event(event_id)
+    audit_read("event", 1)
     if not isinstance(gdf, gpd.GeoDataFrame):
         gdf = gpd.GeoDataFrame([gdf], geometry="geometry", crs=getattr(gdf, "crs", None) or "EPSG:2169")
     fc = to_feature_collection(gdf, id_column="event_id")

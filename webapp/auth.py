@@ -1,8 +1,10 @@
 """Logins, roles, API tokens and Basic auth, CSRF, login throttling and security headers."""
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -75,6 +77,29 @@ def audit(action: str, **detail: Any) -> None:
     user = g.get("user")
     detail.setdefault("ip", request.remote_addr)
     get_store().audit(action, user=user["name"] if user else "-", detail=detail)
+
+
+READ_AUDIT_WINDOW_S = 300.0
+"""Reads of the same records by the same user within this many seconds share one audit record."""
+
+
+def audit_read(what: str, rows: int) -> None:
+    """Tally a read of single interception records in the audit trail (``record_read``).
+
+    One audit record per user, path and query string and :data:`READ_AUDIT_WINDOW_S`: its
+    detail names what was read (``what``), the path and query, the client address and the
+    records the first request returned, and its ``count`` is the number of such requests. A
+    GIS client paging through a box writes one record per page asked for, not one per
+    repeated request.
+    """
+    user = g.get("user")
+    name = user["name"] if user else "-"
+    query = request.query_string.decode("utf-8", "replace")[:1000]
+    key = hashlib.sha256(f"{name}\0{request.path}\0{query}".encode()).hexdigest()
+    now = time.time()
+    get_store().audit_tally("record_read", user=name, key=key, at=now, since=now - READ_AUDIT_WINDOW_S,
+                            detail={"what": what, "path": request.path, "query": query, "rows": int(rows),
+                                    "ip": request.remote_addr})
 
 
 # --------------------------------------------------------------------------- throttling

@@ -11,7 +11,7 @@ from geo_ibm.analysis.requests import NEEDS_ANALYST_ROLE
 from geo_ibm.disclosure import protect_filters
 from webapp.access import DETAIL_ROLE, disclosure_rule
 from webapp.assets import ASSET_PREFIX
-from webapp.auth import get_store, has_role, map_csp, tile_origin
+from webapp.auth import audit_read, get_store, has_role, map_csp, tile_origin
 from webapp.cache import cached
 from webapp.i18n import get_language
 from webapp.i18n import gettext as _
@@ -53,7 +53,7 @@ def overview_document(filters: dict[str, Any]) -> str:
     tiles_url, tiles_attr = tiles()
     max_markers = int(current_app.config.get("MAP_MAX_MARKERS", 1000))
 
-    def build() -> str:
+    def build() -> tuple[str, int]:
         store = get_store()
         few = details and store.count(**filters) <= max_markers
         events = store.events(**filters) if few else store.event_points(**filters)
@@ -62,11 +62,14 @@ def overview_document(filters: dict[str, Any]) -> str:
             tiles_url=tiles_url, tile_attribution=tiles_attr, asset_base=ASSET_PREFIX,
             max_markers=max_markers, details=details, disclosure=rule, t=_translate,
         )
-        return maps.render_map(fmap)
+        return maps.render_map(fmap), len(events) if few else 0
 
     # The role's view is part of the key: a map built for an analyst is never served to a viewer.
     key = (_frozen(filters), details, rule, get_language())
-    return cached(get_store(), "map-overview", key, build)
+    document, records = cached(get_store(), "map-overview", key, build)
+    if records:  # its popups show single records
+        audit_read("overview map", records)
+    return document
 
 
 def hotspot_document(query: HotspotQuery) -> str:

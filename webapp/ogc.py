@@ -17,7 +17,7 @@ from geo_ibm.errors import NotFoundError, ValidationError
 from geo_ibm.geojson import to_feature_collection
 from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS
 from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, disclosure_rule
-from webapp.auth import get_store, require_role
+from webapp.auth import audit_read, get_store, require_role
 from webapp.cache import cached
 from webapp.features import events_in_bbox
 from webapp.openapi import OPENAPI_MEDIA_TYPE, build_openapi
@@ -333,6 +333,7 @@ def _items(collection_id: str) -> Response:
         if when is not None:
             filters.update(when.as_filters())
         page, matched = events_in_bbox(get_store(), bbox=bbox, filters=filters, limit=limit, offset=offset)
+        audit_read("events", len(page))
         id_column = "event_id"
         members: dict[str, Any] = {}
     else:
@@ -371,6 +372,7 @@ def _item(collection_id: str, feature_id: str) -> Response:
     _check_format()
     if collection_id == "events":
         gdf = get_store().event(feature_id)
+        audit_read("event", 1)
         if not isinstance(gdf, gpd.GeoDataFrame):
             gdf = gpd.GeoDataFrame([gdf], geometry="geometry", crs="EPSG:2169")
         id_column = "event_id"

@@ -9,7 +9,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from geo_ibm.counts import event_total
 from webapp.access import DETAIL_ROLE, disclosure_rule
-from webapp.auth import get_store, has_role, require_role
+from webapp.auth import audit_read, get_store, has_role, require_role
 from webapp.filters import SIZE_PARAMS, filter_query, parse_filters, parse_hotspot_map
 from webapp.reference import filter_choices
 
@@ -40,6 +40,7 @@ def overview() -> Any:
         # The store orders by time: the last page holds the latest events.
         recent = store.events(**filters, limit=RECENT_EVENTS, offset=max(0, (total or 0) - RECENT_EVENTS))
         rows = _event_rows(recent.iloc[::-1])
+        audit_read("latest events", len(rows))
     return render_template(
         "overview.html", total=total, disclosure=rule, recent=rows, details=details, choices=filter_choices(),
         query=filter_query(request.args),
