@@ -61,12 +61,14 @@ def test_every_operation_keeps_the_contract(case, site, app):
 
 def _times_in_order(query) -> bool:
     from geo_ibm.errors import ValidationError
-    from webapp.params import parse_date_range
+    from webapp.params import parse_date_range, parse_datetime
 
     if query.get("datetime") and (query.get("from") or query.get("to")):
         return False  # one time filter or the other (the description says so)
     try:
         parse_date_range(query)
+        if isinstance(query.get("datetime"), str):
+            parse_datetime(query["datetime"])
     except ValidationError as exc:
         return "is after" not in str(exc)
     return True
