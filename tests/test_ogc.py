@@ -328,3 +328,24 @@ def test_links_use_the_configured_public_url_not_the_host_header(site):
     assert own and all(h.startswith("https://geo-ibm.example.lu/ogc/") for h in own)
     assert api["servers"] == [{"url": "https://geo-ibm.example.lu"}]
     assert not any("evil.example" in h for h in hrefs)
+
+
+def test_cached_pages_follow_every_import(tmp_path):
+    # Pages are kept per store version: an import changes the version, so the next request
+    # for the same page reads the events again (a new event earlier than all others is first).
+    from webfixtures import demo_events, events_csv
+
+    fresh = make_site(tmp_path / "store.gpkg", seed=5, n_events=60)
+    url = "/ogc/collections/events/items?limit=5"
+    before = fresh.get(url).get_json()
+    assert fresh.get(url).get_json()["features"] == before["features"]  # served from the cache
+    extra = demo_events(3, seed=9)
+    extra["observed_at"] = pd.Timestamp("2019-01-01T08:00", tz="Europe/Luxembourg")
+    path = tmp_path / "extra.csv"
+    path.write_text(events_csv(extra, id_prefix="NEW-"), encoding="utf-8")
+    fresh.store.import_file(path, user="test")
+    after = fresh.get(url).get_json()
+    assert after["numberMatched"] == before["numberMatched"] + 3
+    assert after["features"][0]["id"].startswith("NEW-")
+    api = fresh.get("/api/events?limit=5").get_json()
+    assert api["numberMatched"] == before["numberMatched"] + 3 and api["features"][0]["id"].startswith("NEW-")

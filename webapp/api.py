@@ -13,7 +13,7 @@ from geo_ibm.geojson import to_feature_collection
 from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, ROLE_STATS, disclosure_rule
 from webapp.auth import audit_read, get_store, require_role
 from webapp.cache import cached
-from webapp.features import events_in_bbox, time_filters
+from webapp.features import event_page_json, time_filters
 from webapp.filters import hotspot_query
 from webapp.params import (
     EVENT_FILTERS,
@@ -93,10 +93,11 @@ def events() -> Response:
     bbox = parse_bbox(single(args, "bbox"))
     limit = parse_limit(single(args, "limit"), default=1000)
     offset = parse_offset(single(args, "offset"))
-    page, total = events_in_bbox(get_store(), bbox=bbox, filters=filters, limit=limit, offset=offset)
-    audit_read("events", len(page))
-    members = {"numberMatched": total, "numberReturned": int(len(page)), "limit": limit, "offset": offset}
-    return json_response(to_feature_collection(page, id_column="event_id", members=members), mimetype=GEOJSON)
+    features, returned, total = event_page_json(get_store(), bbox=bbox, filters=filters, limit=limit, offset=offset)
+    audit_read("events", returned)
+    members = {"type": "FeatureCollection", "numberMatched": total, "numberReturned": returned, "limit": limit,
+               "offset": offset}
+    return json_response(members, serialised={"features": features}, mimetype=GEOJSON)
 
 
 @api_bp.get("/events/<event_id>")

@@ -7,8 +7,10 @@ import geopandas as gpd
 import shapely
 
 from geo_ibm.crs import to_lonlat
+from geo_ibm.geojson import to_features
 from webapp.cache import cached
 from webapp.params import Interval, bbox_to_working_crs
+from webapp.responses import json_text
 
 
 def time_filters(interval: Interval | None) -> dict[str, Any]:
@@ -52,3 +54,26 @@ def events_in_bbox(
     # Both reads order by time, so the page keeps the candidates' order.
     page = store.events(event_id=wanted) if wanted else store.events(**filters, limit=0)
     return page, len(ids)
+
+
+def event_page_json(
+    store: Any,
+    *,
+    bbox: tuple[float, float, float, float] | None,
+    filters: dict[str, Any],
+    limit: int,
+    offset: int,
+) -> tuple[str, int, int]:
+    """One page of :func:`events_in_bbox` as GeoJSON features: ``(features JSON text, returned, matched)``.
+
+    Kept per store version (the cache is bounded in bytes and counts the text): GIS clients
+    and several users opening the same view ask for the same pages, which are then served
+    without reading or converting the events again. Reads are audited by the caller on
+    every request, cached or not.
+    """
+    def build() -> tuple[str, int, int]:
+        page, matched = events_in_bbox(store, bbox=bbox, filters=filters, limit=limit, offset=offset)
+        return json_text(to_features(page, id_column="event_id")), len(page), int(matched)
+
+    key = (tuple(sorted((k, str(v)) for k, v in filters.items())), bbox, limit, offset)
+    return cached(store, "event-page", key, build)

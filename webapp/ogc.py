@@ -14,12 +14,12 @@ from shapely.geometry import box
 from geo_ibm import analysis
 from geo_ibm.counts import event_total
 from geo_ibm.errors import NotFoundError, ValidationError
-from geo_ibm.geojson import to_feature_collection
+from geo_ibm.geojson import to_feature_collection, to_features
 from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS
 from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, disclosure_rule
 from webapp.auth import audit_read, get_store, require_role
 from webapp.cache import cached
-from webapp.features import events_in_bbox
+from webapp.features import event_page_json
 from webapp.openapi import OPENAPI_MEDIA_TYPE, build_openapi
 from webapp.params import (
     DEFAULT_LIMIT,
@@ -35,7 +35,7 @@ from webapp.params import (
     single,
 )
 from webapp.reference import LAYERS, filter_choices, layer_frame
-from webapp.responses import GEOJSON, json_error_for, json_response, public_url
+from webapp.responses import GEOJSON, json_error_for, json_response, json_text, public_url
 
 ogc_bp = Blueprint("ogc", __name__)
 ogc_bp.register_error_handler(Exception, json_error_for)
@@ -332,9 +332,9 @@ def _items(collection_id: str) -> Response:
         filters = parse_event_filters(args, choices=filter_choices())
         if when is not None:
             filters.update(when.as_filters())
-        page, matched = events_in_bbox(get_store(), bbox=bbox, filters=filters, limit=limit, offset=offset)
-        audit_read("events", len(page))
-        id_column = "event_id"
+        features, returned, matched = event_page_json(get_store(), bbox=bbox, filters=filters, limit=limit,
+                                                      offset=offset)
+        audit_read("events", returned)
         members: dict[str, Any] = {}
     else:
         if collection_id == "hotspots":
@@ -348,15 +348,16 @@ def _items(collection_id: str) -> Response:
             gdf = _lonlat_bbox_filter(gdf, bbox)
         matched = len(gdf)
         page = gdf.iloc[offset: offset + limit]
+        features, returned = json_text(to_features(page, id_column=id_column)), len(page)
     members.update({
         **_attribution(coll),
         "timeStamp": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
         "numberMatched": int(matched),
-        "numberReturned": int(len(page)),
-        "links": _page_links(collection_id, offset=offset, limit=limit, returned=len(page), matched=matched)
+        "numberReturned": int(returned),
+        "links": _page_links(collection_id, offset=offset, limit=limit, returned=returned, matched=matched)
         + _licence_links(coll),
     })
-    return json_response(to_feature_collection(page, id_column=id_column, members=members), mimetype=GEOJSON)
+    return json_response({"type": "FeatureCollection", **members}, serialised={"features": features}, mimetype=GEOJSON)
 
 
 @ogc_bp.get("/collections/<collection_id>/items/<feature_id>")

@@ -42,16 +42,29 @@ def _default(value: Any) -> Any:
     return converted
 
 
-def json_response(body: Any, *, status: int = 200, mimetype: str = "application/json") -> Response:
-    """``body`` (made JSON-safe: numpy values, timestamps, NaN) as a JSON response.
+def json_text(body: Any) -> str:
+    """``body`` as JSON text, made JSON-safe (numpy values, timestamps; NaN becomes null).
 
     Bodies are serialised directly, with numpy values and timestamps converted as they are
     met; only a body holding NaN (not JSON) is walked once more through :func:`json_value`.
     """
     try:
-        text = std_json.dumps(body, default=_default, allow_nan=False, ensure_ascii=False)
+        return std_json.dumps(body, default=_default, allow_nan=False, ensure_ascii=False)
     except ValueError:
-        text = std_json.dumps(json_value(body), ensure_ascii=False)
+        return std_json.dumps(json_value(body), ensure_ascii=False)
+
+
+def json_response(body: Any, *, status: int = 200, mimetype: str = "application/json",
+                  serialised: dict[str, str] | None = None) -> Response:
+    """``body`` (made JSON-safe, see :func:`json_text`) as a JSON response.
+
+    ``serialised`` adds members to the object ``body`` whose values are JSON text already
+    (a cached page of features), appended without parsing them again.
+    """
+    text = json_text(body)
+    if serialised:
+        extra = ", ".join(f"{std_json.dumps(name)}: {value}" for name, value in serialised.items())
+        text = text[:-1] + (", " if text != "{}" else "") + extra + "}"
     return Response(text, status=status, mimetype=mimetype)
 
 
