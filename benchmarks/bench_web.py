@@ -221,7 +221,11 @@ def main() -> None:
                                        capture_output=True, text=True)
             if generated.returncode != 0:
                 sys.exit("pygeoapi openapi generate failed: " + generated.stderr[-2000:])
-            processes.append(subprocess.Popen([sys.executable, "-c", PYGEOAPI_SERVER, str(port)], env=penv))
+            # pygeoapi logs a traceback per failed request (its SQLite provider creates a view
+            # per request and races under concurrency): kept in a file, counted at the end.
+            pygeoapi_log = open(folder / "pygeoapi.log", "w", encoding="utf-8")
+            processes.append(subprocess.Popen([sys.executable, "-c", PYGEOAPI_SERVER, str(port)], env=penv,
+                                              stdout=pygeoapi_log, stderr=subprocess.STDOUT))
             theirs = f"http://127.0.0.1:{port}"
             wait_for(f"{theirs}/collections/events/items?limit=1&f=json")
 
@@ -253,6 +257,8 @@ def main() -> None:
                             duration=args.duration / 2)
             print(row("pygeoapi: /collections/events/items?limit=100&bbox=…", reference))
             print(f"ours / pygeoapi, single connection: {single['rps'] / reference['rps']:.1f}x")
+            log_text = (folder / "pygeoapi.log").read_text(encoding="utf-8", errors="replace")
+            print(f"pygeoapi logged {log_text.count('Traceback')} failed requests (its non-2xx above)")
     finally:
         for process in processes:
             process.terminate()

@@ -162,8 +162,19 @@ class GeoPackageStore(EventStore):
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """A connection in a write transaction (``BEGIN IMMEDIATE``: it waits for a running import)."""
+        """A connection in a write transaction (``BEGIN IMMEDIATE``: it waits for a running import).
+
+        Threads of one process queue for the file's write lock on a Python lock first: SQLite's
+        busy handler would make them sleep in growing steps (up to 100 ms) while another thread
+        commits, and under load those sleeps were the slowest web answers (a reader's audit
+        tally). Other processes still wait through the busy handler.
+        """
         self._require()
+        with gpkg_readers.writer_lock(self.path), self._write_unqueued() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _write_unqueued(self) -> Iterator[sqlite3.Connection]:
         conn = self._connect()
         try:
             self._ensure_current(conn)

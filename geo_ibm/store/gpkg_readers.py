@@ -1,4 +1,4 @@
-"""Read connections kept open per thread for long-running processes (the web app).
+"""Connections of long-running processes (the web app): kept read connections per thread, one write queue per file.
 
 Opening a SQLite connection and setting it up (busy timeout, pragmas, the GeoPackage SQL
 functions) costs about half a millisecond, and a web request reads the store several times
@@ -31,6 +31,18 @@ READ_CACHE_KIB = 16 * 1024
 """Page cache of a kept connection, KiB: the OS caches the file; each thread's copy stays small."""
 
 _local = threading.local()
+_writers: dict[str, threading.RLock] = {}
+_writers_guard = threading.Lock()
+
+
+def writer_lock(path: Path) -> threading.RLock:
+    """The lock this process's threads take, in turn, before writing to ``path``."""
+    key = os.path.abspath(path)
+    with _writers_guard:
+        lock = _writers.get(key)
+        if lock is None:
+            lock = _writers[key] = threading.RLock()
+        return lock
 
 
 def _kept() -> OrderedDict[str, tuple[sqlite3.Connection, tuple[int, int, int]]]:
