@@ -83,3 +83,35 @@ def test_each_thread_keeps_a_bounded_number_of_connections(tmp_path):
     thread.start()
     thread.join()
     assert counts == [gpkg_readers.PER_THREAD]
+
+
+def test_threads_writing_at_once_queue_and_lose_nothing(tmp_path):
+    # Eight threads of one process tally and read at once (what the web app's readers do on
+    # every page): the per-file write queue lets each write in turn, none fails or is lost.
+    import time
+
+    path = tmp_path / "s.gpkg"
+    writer(path).init()
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        store = serving(path)
+        try:
+            for _ in range(25):
+                now = time.time()
+                store.audit_tally("record_read", user=f"u{k}", key=f"k{k}", detail={}, at=now, since=now - 300)
+                store.count()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    log = writer(path).audit_log(limit=100)
+    tallies = log[log["action"] == "record_read"]
+    assert len(tallies) == 8
+    assert sorted(d["count"] for d in tallies["detail"]) == [25] * 8
+    assert gpkg_readers.writer_lock(path) is gpkg_readers.writer_lock(tmp_path / "." / "s.gpkg")
