@@ -1,14 +1,14 @@
-"""Static print-quality maps in EPSG:2169 (matplotlib, Agg) and their PNG / SVG / PDF bytes."""
+"""The print map in EPSG:2169 (matplotlib, Agg): :func:`static_map` and its layers, legend, scale bar and north arrow.
+
+Its bytes come from :func:`geo_ibm.figures.common.figure_bytes`.
+"""
 # Figures are built on matplotlib.figure.Figure with an Agg canvas, never through pyplot: no
 # global figure registry, no GUI backend, nothing kept alive between web requests.
 from __future__ import annotations
 
-import io
 import math
-import re
-import threading
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -25,18 +25,10 @@ from matplotlib.path import Path as MplPath
 from shapely.ops import polylabel
 
 from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.figures.common import _STYLE, Translate, _lock, period_of
 from geo_ibm.io import ensure_working_crs
 from geo_ibm.maps import CROSSING_COLOURS, EVENT_CLASS_COLOURS, GI_BIN_COLOURS, GI_BIN_LABELS, NEIGHBOUR_COLOURS
-from geo_ibm.settings import LOCAL_TZ, OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS
-
-Translate = Callable[[str], str]
-FigureFormat = Literal["png", "svg", "pdf"]
-
-FORMATS: dict[str, str] = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
-"""Figure formats and their media types."""
-
-MAP_KINDS: tuple[str, ...] = ("overview", "hotspots", "kde")
-"""Kinds of report map :func:`report_map` draws."""
+from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS
 
 DENSITY_RAMP: tuple[str, ...] = ("#fff5eb", "#fdd0a2", "#fdae6b", "#fd8d3c", "#e6550d", "#a63603")
 """Low-to-high colours of kernel density bands (the web hotspot map's ramp)."""
@@ -48,19 +40,6 @@ MAX_POINTS = 2000
 _FALLBACK_COLOURS = ("#5d4037", "#1565c0", "#ad1457", "#2e7d32", "#f9a825", "#4e342e", "#00695c")
 _PAD_M = 3_000.0
 _MAX_DRAWN_CELLS = 2_000
-
-# matplotlib reads these when a figure is built and saved. rcParams are process-global, so
-# building and saving hold one lock (the web app serves requests from several threads).
-_STYLE: dict[str, Any] = {
-    "font.family": "DejaVu Sans",
-    "svg.fonttype": "path",
-    "svg.hashsalt": "geo_ibm",
-    "pdf.fonttype": 42,
-    "pdf.compression": 6,
-    "path.simplify": True,
-    "axes.unicode_minus": True,
-}
-_lock = threading.RLock()
 
 
 # --------------------------------------------------------------------------- geometry to artists
@@ -176,16 +155,6 @@ def _north_arrow(ax: Any, extent: tuple[float, float, float, float], *, fontsize
     ax.text(tip[0] + dx * size * 0.08, tip[1] + dy * size * 0.08, "N", ha="center", va="bottom",
             fontsize=fontsize * 1.3, fontweight="bold", zorder=8)
 
-
-def period_of(events: gpd.GeoDataFrame | None) -> str | None:
-    """The first and last event date (local time) as ``"YYYY-MM-DD – YYYY-MM-DD"``; ``None`` without events."""
-    if events is None or len(events) == 0 or "observed_at" not in events.columns:
-        return None
-    when = pd.to_datetime(events["observed_at"], errors="coerce").dropna()
-    if when.empty:
-        return None
-    when = when.dt.tz_convert(LOCAL_TZ) if when.dt.tz is not None else when
-    return f"{when.min():%Y-%m-%d} – {when.max():%Y-%m-%d}"
 
 
 def _header(label: str) -> tuple[Any, str]:
@@ -536,106 +505,3 @@ def _draw(
         credit.set_horizontalalignment("left")
         fit(footer, 0.98)
     return fig
-
-
-# --------------------------------------------------------------------------- report maps
-
-
-def report_map(
-    events: gpd.GeoDataFrame,
-    *,
-    kind: str = "overview",
-    outline: gpd.GeoDataFrame,
-    borders: gpd.GeoDataFrame,
-    crossings: gpd.GeoDataFrame,
-    neighbours: gpd.GeoDataFrame | None = None,
-    regions: gpd.GeoDataFrame | None = None,
-    cell: float | None = None,
-    band: float | None = None,
-    title: str | None = None,
-    subtitle: str | None = None,
-    period: str | None = None,
-    width_mm: float = 170,
-    dpi: int = 200,
-    t: Translate = str,
-) -> Figure:
-    """The report map of one ``kind`` for ``events``: the library's analysis, then :func:`static_map`.
-
-    ``"overview"`` draws the events (dots or hexagon density); ``"hotspots"`` the Gi* cells
-    of :func:`geo_ibm.hotspots.hotspots_from_events` (``cell``/``band`` passed on, ``None`` for the
-    one default rule of the CLI, the API and the web maps; at least 30 events); ``"kde"`` the bands of :func:`geo_ibm.kde.density_contours`. The default title
-    names the kind and the number of events.
-
-    Raises
-    ------
-    ValidationError
-        Unknown ``kind`` (the problem names ``map``), or the analysis refused the selection.
-    """
-    if kind not in MAP_KINDS:
-        raise ValidationError(f"invalid map kind {kind!r}; use one of {', '.join(MAP_KINDS)}",
-                              [Problem("unknown map", column="map", value=kind)])
-    layers: dict[str, Any] = {}
-    if kind == "overview":
-        layers["events"] = events
-        default_title = t("Interceptions near the internal Schengen borders")
-    elif kind == "hotspots":
-        from geo_ibm.hotspots import hotspots_from_events
-
-        gi = hotspots_from_events(events, study_area=outline, cell=cell, band=band)
-        layers["hotspots"] = gi
-        params = gi.attrs.get("parameters", {})
-        default_title = t("Hot and cold spots of interceptions (Getis–Ord Gi*)")
-        if subtitle is None:
-            subtitle = t("Cell %(cell)s m, distance band %(band)s m, false discovery rate corrected") % {
-                "cell": f"{float(params.get('cell', 0)):.0f}", "band": f"{float(params.get('band', 0)):.0f}"}
-    else:
-        from geo_ibm.kde import density_contours, kernel_density
-
-        surface = kernel_density(events, study_area=outline)
-        layers["contours"] = density_contours(surface, study_area=outline)
-        default_title = t("Kernel density of interceptions")
-        if subtitle is None:
-            subtitle = t("Quartic kernel, search radius %(radius)s m; bands at the 50/75/90/95/99 %% quantiles") % {
-                "radius": f"{float(surface.radius):.0f}"}
-    if subtitle is None:
-        subtitle = t("%(n)s events") % {"n": f"{len(events):,}".replace(",", " ")}
-    return static_map(
-        outline=outline, borders=borders, crossings=crossings, neighbours=neighbours, regions=regions,
-        title=title if title is not None else default_title, subtitle=subtitle,
-        period=period if period is not None else period_of(events), width_mm=width_mm, dpi=dpi, t=t, **layers,
-    )
-
-
-# --------------------------------------------------------------------------- serialisation
-
-
-def figure_bytes(fig: Figure, *, format: FigureFormat = "png") -> bytes:
-    """The figure as PNG, SVG or PDF bytes, written in memory.
-
-    SVG text is drawn as paths (no font needed to view it) and no external resource is
-    referenced; SVG and PDF carry no creation date and fixed element ids, so the same figure
-    gives the same bytes. Fonts are embedded in the PDF.
-
-    Raises
-    ------
-    ValidationError
-        Unknown ``format`` (the problem names ``format``).
-    """
-    if format not in FORMATS:
-        raise ValidationError(f"invalid figure format {format!r}; use one of {', '.join(FORMATS)}",
-                              [Problem("unknown format", column="format", value=format)])
-    metadata: dict[str, Any] = {}
-    if format == "svg":
-        metadata = {"Date": None, "Type": None, "Creator": "geo_ibm"}
-    elif format == "pdf":
-        metadata = {"CreationDate": None, "ModDate": None, "Creator": "geo_ibm", "Producer": "geo_ibm (matplotlib)"}
-    elif format == "png":
-        metadata = {"Software": "geo_ibm (matplotlib)"}
-    buffer = io.BytesIO()
-    with _lock, rc_context(_STYLE):  # type: ignore[arg-type]
-        fig.savefig(buffer, format=format, dpi=fig.dpi, facecolor="white", metadata=metadata)
-    data = buffer.getvalue()
-    if format == "svg":
-        # The DOCTYPE names a DTD by URL; SVG viewers do not need it, and the file stays offline-clean.
-        data = re.sub(rb"<!DOCTYPE[^>]*>\s*", b"", data, count=1)
-    return data
