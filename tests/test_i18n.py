@@ -152,7 +152,7 @@ def test_extraction_sees_every_message_of_the_code():
     expected |= set(layers.CROSSING_KINDS) | {"Belgium", "France", "Germany"}
     expected |= set(maps.GI_BIN_LABELS.values()) | set(maps.EMERGING_COLOURS) | set(tables.TABLE_TITLES.values())
     expected |= set(maps.EVENT_POPUP_COLUMNS) | {c.replace("_", " ").capitalize() for c in maps.EVENT_POPUP_COLUMNS}
-    for path in (ROOT / "geo_ibm" / "maps.py", *sorted((ROOT / "geo_ibm" / "figures").glob("*.py"))):
+    for path in (*sorted((ROOT / "geo_ibm" / "maps").glob("*.py")), *sorted((ROOT / "geo_ibm" / "figures").glob("*.py"))):
         expected |= literal_calls(path, {"t"})
     for path in (ROOT / "webapp").rglob("*.py"):
         expected |= literal_calls(path, {"_", "gettext"})
