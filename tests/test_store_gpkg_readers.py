@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 
 from storefixtures import OUTLINE, event_rows, half_regions, write_events
 
@@ -62,6 +63,53 @@ def test_a_replaced_file_gets_a_new_connection(tmp_path):
     with reader._read() as new:
         assert new is not old
     assert serving(path).count() == 30
+    gpkg_readers.forget(path)
+
+
+def test_a_file_replaced_next_to_a_live_write_ahead_log_is_refused(tmp_path):
+    # SQLite would read the old file's WAL into the new one (seen: the new file's table
+    # showed the old one's rows): refused, never served mixed.
+    import time
+
+    import pytest
+
+    from geo_ibm.errors import StoreError
+
+    path, other = tmp_path / "s.gpkg", tmp_path / "t.gpkg"
+    writer(path).init()
+    writer(other).init()
+    reader = serving(path)
+    assert reader.count() == 0
+    now = time.time()
+    writer(path).audit_tally("record_read", user="u", key="k", detail={}, at=now, since=now - 60)
+    assert (tmp_path / "s.gpkg-wal").stat().st_size > 0  # the kept reader keeps the log alive
+    shutil.copyfile(other, tmp_path / "copy.gpkg")
+    (tmp_path / "copy.gpkg").replace(path)
+    with pytest.raises(StoreError, match="was replaced while this process had it open"):
+        reader.count()
+
+
+def test_a_forked_child_keeps_no_connection_and_never_closes_the_parents(tmp_path):
+    import os
+
+    path = tmp_path / "s.gpkg"
+    store = writer(path)
+    store.import_file(write_events(tmp_path / "e.csv", event_rows(20, seed=4)), user="ana")
+    reader = serving(path)
+    assert reader.count() == 20
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh connection of its own, fresh write locks
+        code = 0
+        try:
+            code = 0 if gpkg_readers.kept_count() == 0 and serving(path).count() == 20 else 3
+            now = time.time()
+            serving(path).audit_tally("record_read", user="c", key="c", detail={}, at=now, since=now - 60)
+        except BaseException:
+            code = 4
+        os._exit(code)
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert reader.count() == 20  # the parent's kept connection still works
     gpkg_readers.forget(path)
 
 

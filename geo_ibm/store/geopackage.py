@@ -170,7 +170,7 @@ class GeoPackageStore(EventStore):
         tally). Other processes still wait through the busy handler.
         """
         self._require()
-        with gpkg_readers.writer_lock(self.path), self._write_unqueued() as conn:
+        with gpkg_readers.queued(self.path, timeout_s=BUSY_TIMEOUT_MS / 1000), self._write_unqueued() as conn:
             yield conn
 
     @contextlib.contextmanager
