@@ -57,6 +57,9 @@ def test_margin_and_import_limits_use_the_checked_reader(monkeypatch):
     ("GEO_IBM_DISCLOSURE_ROUNDING", "2.5"),
     ("GEO_IBM_DISCLOSURE_CELL_M", "-500"),
     ("GEO_IBM_DISCLOSURE_PERIOD", "month"),
+    ("GEO_IBM_IMPORT_MAX_MB", "0"),
+    ("GEO_IBM_IMPORT_MAX_ROWS", "many"),
+    ("GEO_IBM_MARGIN_M", "-1"),
 ])
 def test_the_web_app_refuses_to_start_on_a_bad_setting(monkeypatch, tmp_path, name, raw):
     from webapp import create_app

@@ -368,6 +368,14 @@ def test_reads_of_single_records_are_audited_as_tallies(logged_in, store):
     assert {r["user"] for r in reads} == {"ana"} and all(r["ip"] for r in reads)
 
 
+def test_padding_a_query_neither_hides_it_nor_splits_its_tally(logged_in, store):
+    ana = logged_in("ana")
+    assert ana.get("/api/events?limit=4&offset=2").status_code == 200
+    assert ana.get("/api/events?" + "&" * 2000 + "offset=2&&limit=4").status_code == 200
+    reads = [r for r in _record_reads(store) if r["path"] == "/api/events"]
+    assert len(reads) == 1 and reads[0]["count"] == 2 and reads[0]["query"] == "limit=4&offset=2"
+
+
 def test_aggregates_write_no_record_reads(logged_in, store):
     vic = logged_in("vic")
     for url in ("/overview", "/api/stats", "/maps/overview", "/api/hotspots?method=gi"):

@@ -13,7 +13,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from geo_ibm.errors import GeoIbmError, ValidationError
-from geo_ibm.settings import env_number, store_location
+from geo_ibm.importlimits import import_limits
+from geo_ibm.settings import env_number, margin_m, store_location
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         configured_rule(app.config)
     except GeoIbmError as exc:
         raise ValidationError(f"GEO_IBM_DISCLOSURE_* settings: {exc}") from None
+    import_limits()  # likewise GEO_IBM_IMPORT_MAX_MB/_ROWS and GEO_IBM_MARGIN_M, read again at each import
+    margin_m()
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from flask import (
     Blueprint,
@@ -86,7 +86,7 @@ READ_AUDIT_WINDOW_S = 300.0
 def audit_read(what: str, rows: int) -> None:
     """Tally a read of single interception records in the audit trail (``record_read``).
 
-    One audit record per user, path and query string and :data:`READ_AUDIT_WINDOW_S`: its
+    One audit record per user, path and query parameters and :data:`READ_AUDIT_WINDOW_S`: its
     detail names what was read (``what``), the path and query, the client address and the
     records the first request returned, and its ``count`` is the number of such requests. A
     GIS client paging through a box writes one record per page asked for, not one per
@@ -94,8 +94,12 @@ def audit_read(what: str, rows: int) -> None:
     """
     user = g.get("user")
     name = user["name"] if user else "-"
-    query = request.query_string.decode("utf-8", "replace")[:1000]
-    key = hashlib.sha256(f"{name}\0{request.path}\0{query}".encode()).hexdigest()
+    # The parsed parameters, sorted, not the raw text: padding (empty pairs, reordering) can
+    # neither hide what was asked nor split one query into many tallies. The key hashes them
+    # whole; the record shows each value up to 200 characters.
+    pairs = sorted(request.args.items(multi=True))
+    key = hashlib.sha256(f"{name}\0{request.path}\0{urlencode(pairs)}".encode()).hexdigest()
+    query = urlencode([(k[:100], v[:200]) for k, v in pairs])
     now = time.time()
     get_store().audit_tally("record_read", user=name, key=key, at=now, since=now - READ_AUDIT_WINDOW_S,
                             detail={"what": what, "path": request.path, "query": query, "rows": int(rows),
