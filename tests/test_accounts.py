@@ -101,20 +101,6 @@ def test_password_stamp_changes_with_the_password(store):
     assert accounts.verify_password(store, "vic", "brand-new-pass")["stamp"] == accounts.get_user(store, "vic")["stamp"]
 
 
-@pytest.fixture
-def scrypt_calls(monkeypatch) -> list[str]:
-    """The names whose password goes through scrypt (verify_password) from now on."""
-    calls: list[str] = []
-    real = accounts.verify_password
-
-    def counting(store, name, password):
-        calls.append(name)
-        return real(store, name, password)
-
-    monkeypatch.setattr(accounts, "verify_password", counting)
-    return calls
-
-
 def test_password_checks_remember_verified_pairs_until_the_password_changes(store, scrypt_calls):
     checks = accounts.PasswordChecks("secret")
     assert checks.recently_verified(store, "vic", PASSWORD) is None

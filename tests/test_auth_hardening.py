@@ -376,17 +376,9 @@ def clocked(app, **settings) -> Clock:
 
 
 @pytest.fixture
-def checks(monkeypatch) -> list[str]:
-    """The names whose password is checked (scrypt) from now on."""
-    calls: list[str] = []
-    real = accounts.verify_password
-
-    def counting(store, name, password):
-        calls.append(name)
-        return real(store, name, password)
-
-    monkeypatch.setattr(accounts, "verify_password", counting)
-    return calls
+def checks(scrypt_calls) -> list[str]:
+    """The names whose password is checked (scrypt) from now on (conftest's ``scrypt_calls``)."""
+    return scrypt_calls
 
 
 def test_a_scanner_at_one_address_does_not_lock_the_account_out(app, checks):
