@@ -1,72 +1,24 @@
-"""The ``geo-ibm`` command: store set-up, imports, demo data, layers, analysis and the web server."""
+"""The store, import, demo, layer, analysis, report and server commands of ``geo-ibm``."""
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Literal, cast
 
 import click
 
-from geo_ibm.errors import GeoIbmError, ValidationError
+from geo_ibm.cli.base import cli_user, main, open_cli_store
+from geo_ibm.errors import ValidationError
 from geo_ibm.settings import store_location
-
-if TYPE_CHECKING:
-    from geo_ibm.store import EventStore
-
-
-def _fail(exc: Exception) -> None:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(1)
-
-
-class _Group(click.Group):
-    """Turn every GeoIbmError into a clean message on stderr and exit status 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except GeoIbmError as exc:
-            _fail(exc)
-
-
-def _store(ctx: click.Context) -> EventStore:
-    from geo_ibm.store import open_store
-
-    return open_store(ctx.obj["store"])
-
-
-def _user(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "cli"
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--store",
-    default=None,
-    help="Event store: a GeoPackage file or a postgresql:// URL (PostGIS). Default: $GEO_IBM_STORE or "
-    "instance/geo_ibm.gpkg.",
-)
-@click.version_option(package_name="geo-ibm")
-@click.pass_context
-def main(ctx: click.Context, store: str | None) -> None:
-    """Geospatial analysis for Luxembourg's Integrated Border Management."""
-    ctx.ensure_object(dict)
-    ctx.obj["store"] = store_location(store)
 
 
 @main.command()
 @click.pass_context
 def init(ctx: click.Context) -> None:
     """Create an empty event store (does nothing if it exists)."""
-    store = _store(ctx)
+    store = open_cli_store(ctx)
     store.init()
     click.echo(f"store ready: {store.location}")
 
@@ -81,7 +33,7 @@ def import_(ctx: click.Context, file: Path, skip_invalid: bool, rejected: Path |
     """Import interception events from CSV, XLSX, GeoJSON or GeoPackage (all rows or none)."""
     from tqdm import tqdm
 
-    store = _store(ctx)
+    store = open_cli_store(ctx)
     store.init()
     bar = tqdm(total=0, unit="row", desc=file.name, file=sys.stderr, disable=not sys.stderr.isatty())
 
@@ -92,7 +44,7 @@ def import_(ctx: click.Context, file: Path, skip_invalid: bool, rejected: Path |
 
     try:
         report = store.import_file(
-            file, user=_user(user), skip_invalid=skip_invalid, rejected_path=rejected, progress=progress
+            file, user=cli_user(user), skip_invalid=skip_invalid, rejected_path=rejected, progress=progress
         )
     except ValidationError as exc:
         bar.close()
@@ -123,7 +75,7 @@ def demo(ctx: click.Context, n_events: int, seed: int, account: bool) -> None:
     """Fill the store with realistic synthetic events and their ground truth."""
     from geo_ibm.demo import generate_events
 
-    store = _store(ctx)
+    store = open_cli_store(ctx)
     store.init()
     click.echo(f"generating {n_events} synthetic events (seed {seed}) ...", err=True)
     events, truth = generate_events(n_events, seed=seed)
@@ -156,7 +108,7 @@ def borders() -> None:
 @click.pass_context
 def info(ctx: click.Context) -> None:
     """List the store's layers and counts: events in total and per quarter."""
-    store = _store(ctx)
+    store = open_cli_store(ctx)
     if not store.exists():
         raise click.ClickException(f"no store at {store.location}; run 'geo-ibm init' or 'geo-ibm demo'")
     summary = store.summary()
@@ -191,10 +143,10 @@ def users_add(ctx: click.Context, name: str, role: str) -> None:
     password = os.environ.get("GEO_IBM_PASSWORD") or click.prompt(
         "password", hide_input=True, confirmation_prompt=True
     )
-    store = _store(ctx)
+    store = open_cli_store(ctx)
     store.init()
     add_user(store, name, role, password)
-    store.audit("user_add", user=_user(None), detail={"name": name, "role": role, "via": "cli"})
+    store.audit("user_add", user=cli_user(None), detail={"name": name, "role": role, "via": "cli"})
     click.echo(f"user {name!r} added with role {role}")
 
 
@@ -208,9 +160,9 @@ def users_passwd(ctx: click.Context, name: str) -> None:
     password = os.environ.get("GEO_IBM_PASSWORD") or click.prompt(
         "new password", hide_input=True, confirmation_prompt=True
     )
-    store = _store(ctx)
+    store = open_cli_store(ctx)
     set_password(store, name, password)
-    store.audit("user_passwd", user=_user(None), detail={"name": name, "via": "cli"})
+    store.audit("user_passwd", user=cli_user(None), detail={"name": name, "via": "cli"})
     click.echo(f"password of {name!r} changed")
 
 
@@ -221,9 +173,9 @@ def users_token(ctx: click.Context, name: str) -> None:
     """Print a new personal API token for NAME (shown once; only its hash is stored)."""
     from geo_ibm.accounts import new_token
 
-    store = _store(ctx)
+    store = open_cli_store(ctx)
     token = new_token(store, name)
-    store.audit("token_new", user=_user(None), detail={"name": name, "via": "cli"})
+    store.audit("token_new", user=cli_user(None), detail={"name": name, "via": "cli"})
     click.echo(token)
 
 
@@ -233,7 +185,7 @@ def users_list(ctx: click.Context) -> None:
     """List accounts and roles."""
     from geo_ibm.accounts import list_users
 
-    for row in list_users(_store(ctx)):
+    for row in list_users(open_cli_store(ctx)):
         click.echo(f"{row['name']:<20}{row['role']}")
 
 
@@ -247,7 +199,7 @@ def regions(ctx: click.Context, file: Path) -> None:
     # The installed layer lives next to the store; its stored events move to the new
     # boundaries in the same transaction (a store not created yet has none).
     os.environ["GEO_IBM_STORE"] = str(ctx.obj["store"])
-    store = _store(ctx)
+    store = open_cli_store(ctx)
     gdf = cantons_from_file(file)
     path = install_cantons(gdf, store=store if store.exists() else None)
     click.echo(f"{len(gdf)} cantons in {gdf['region'].nunique()} police regions installed from {file} -> {path}")
@@ -269,7 +221,7 @@ def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | 
     from geo_ibm.analysis import run_method
     from geo_ibm.io import write_vector
 
-    store = _store(ctx)
+    store = open_cli_store(ctx)
     events = store.events(start=start, end=end, region=region)
     if events.empty:
         chosen = {"--from": start, "--to": end, "--region": region}
@@ -281,7 +233,7 @@ def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | 
     write_vector(result, out, layer=f"hotspots_{method}", metadata=params)
     click.echo(json.dumps(params, indent=2, default=str))
     click.echo(f"{len(result)} features written to {out}")
-    store.audit("export", user=_user(None), detail={"what": f"hotspots {method}", "file": str(out)})
+    store.audit("export", user=cli_user(None), detail={"what": f"hotspots {method}", "file": str(out)})
 
 
 REPORT_SUFFIXES = (".png", ".svg", ".pdf", ".xlsx")
@@ -305,7 +257,7 @@ def report(ctx: click.Context, out: Path, start: str | None, end: str | None, qu
     suffix = out.suffix.lower()
     if suffix not in REPORT_SUFFIXES:
         raise ValidationError(f"--out must end in {', '.join(REPORT_SUFFIXES)}, got {out.name!r}")
-    store = _store(ctx)
+    store = open_cli_store(ctx)
     events = store.events(start=start, end=end, quarter=quarter, region=region)
     filters = {k: v for k, v in {"from": start, "to": end, "quarter": quarter, "region": region}.items() if v}
     period = f"{start or '…'} – {end or '…'}" if (start or end) else None
@@ -331,7 +283,7 @@ def report(ctx: click.Context, out: Path, start: str | None, end: str | None, qu
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
     click.echo(f"{what} of {len(events)} events written to {out} ({len(data)} bytes)")
-    store.audit("export", user=_user(None), detail={"what": what, "format": suffix[1:], "file": str(out),
+    store.audit("export", user=cli_user(None), detail={"what": what, "format": suffix[1:], "file": str(out),
                                                     "rows": int(len(events)), "filters": filters})
 
 
@@ -392,9 +344,5 @@ def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
     # reverse proxy's public URL is configured.
     os.environ.setdefault("GEO_IBM_PUBLIC_URL", f"http://{host}:{port}")
     app = create_app()
-    click.echo(f"geo_ibm on http://{host}:{port}/ (store {_store(ctx).location}); Ctrl+C stops", err=True)
+    click.echo(f"geo_ibm on http://{host}:{port}/ (store {open_cli_store(ctx).location}); Ctrl+C stops", err=True)
     waitress_serve(app, host=host, port=port, threads=threads)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

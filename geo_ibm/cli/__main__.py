@@ -1,0 +1,4 @@
+"""``python -m geo_ibm.cli``."""
+from geo_ibm.cli import main
+
+main()

@@ -1,0 +1,2 @@
+"""The ``geo-ibm`` archive commands."""
+from __future__ import annotations

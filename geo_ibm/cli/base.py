@@ -1,0 +1,59 @@
+"""The ``geo-ibm`` group and the helpers every command module shares."""
+from __future__ import annotations
+
+import getpass
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from geo_ibm.errors import GeoIbmError
+from geo_ibm.settings import store_location
+
+if TYPE_CHECKING:
+    from geo_ibm.store import EventStore
+
+
+def fail(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(1)
+
+
+class _Group(click.Group):
+    """Turn every GeoIbmError into a clean message on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GeoIbmError as exc:
+            fail(exc)
+
+
+def open_cli_store(ctx: click.Context) -> EventStore:
+    from geo_ibm.store import open_store
+
+    return open_store(ctx.obj["store"])
+
+
+def cli_user(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "cli"
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--store",
+    default=None,
+    help="Event store: a GeoPackage file or a postgresql:// URL (PostGIS). Default: $GEO_IBM_STORE or "
+    "instance/geo_ibm.gpkg.",
+)
+@click.version_option(package_name="geo-ibm")
+@click.pass_context
+def main(ctx: click.Context, store: str | None) -> None:
+    """Geospatial analysis for Luxembourg's Integrated Border Management."""
+    ctx.ensure_object(dict)
+    ctx.obj["store"] = store_location(store)

@@ -1,0 +1,2 @@
+"""The ``geo-ibm`` planning commands."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""The ``geo-ibm`` routes commands."""
+from __future__ import annotations
