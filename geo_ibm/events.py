@@ -26,6 +26,11 @@ persons         yes      integer >= 1: people intercepted (smugglers included), 
 smugglers       yes      integer >= 0: suspected smugglers among them, <= 100 000
 transport_mode  yes      car, van, truck, bus, train, taxi, on_foot, other
 entry_country   yes      BE, FR, DE, unknown: the neighbour the group came from
+destination_    no       where the group was heading: an ISO 3166-1 alpha-2 code (DE, NL, BE,
+country                  GB, FR...; XK for Kosovo) or ``unknown``; empty when not recorded
+nationalities   no       the persons' nationalities: ISO 3166-1 alpha-2 codes separated by
+                         ``;`` (``SY;AF``), at most one code per person; empty when not
+                         recorded. Stored upper-case, each code once, in the order given.
 operation_id    no       text: the control operation the event belongs to
 source_unit     no       text: the unit that reported the event
 notes           no       free text
@@ -49,6 +54,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pycountry
 import shapely
 from pyproj import Transformer
 
@@ -73,6 +79,13 @@ LOCATION_KINDS: tuple[str, ...] = (
 TRANSPORT_MODES: tuple[str, ...] = ("car", "van", "truck", "bus", "train", "taxi", "on_foot", "other")
 ENTRY_COUNTRIES: tuple[str, ...] = ("BE", "FR", "DE", "unknown")
 
+COUNTRY_CODES: frozenset[str] = frozenset({c.alpha_2 for c in pycountry.countries} | {"XK"})
+"""ISO 3166-1 alpha-2 codes (pycountry's list) and XK, the code the EU and Frontex use for Kosovo."""
+
+UNKNOWN = "unknown"
+MAX_NATIONALITIES_CHARS = 400
+"""Longest accepted ``nationalities`` cell (well over a hundred codes); longer is refused unread."""
+
 CODE_LISTS: dict[str, tuple[str, ...]] = {
     "location_kind": LOCATION_KINDS,
     "transport_mode": TRANSPORT_MODES,
@@ -94,7 +107,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "transport_mode",
     "entry_country",
 )
-OPTIONAL_COLUMNS: tuple[str, ...] = ("operation_id", "source_unit", "notes")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("destination_country", "nationalities", "operation_id", "source_unit", "notes")
 
 EVENT_COLUMNS: tuple[str, ...] = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "geometry")
 """Columns of a validated event GeoDataFrame, in order."""
@@ -179,6 +192,7 @@ def validate_events(
     now: pd.Timestamp | None = None,
     limits: ImportLimits | None = None,
     log: ProblemLog | None = None,
+    arrow_text: bool = False,
 ) -> tuple[gpd.GeoDataFrame, list[Problem]]:
     """Check an event table against the schema and return the valid rows and the problems found.
 
@@ -204,6 +218,12 @@ def validate_events(
     log
         Where problems are recorded (default: a new :class:`~geo_ibm.problems.ProblemLog`);
         pass one to read every count and every bad row, not only the listed problems.
+    arrow_text
+        Keep the free text columns (``event_id``, ``operation_id``, ``source_unit``,
+        ``notes``) as Arrow-backed strings (``pd.ArrowDtype(pa.string())``, missing as
+        ``pd.NA``) instead of ``str``/``None`` objects: the import pipeline hands them to the
+        store's bulk writers without making a Python string per cell (a million ids cost
+        about a second as objects).
 
     Returns
     -------
@@ -211,8 +231,9 @@ def validate_events(
         GeoDataFrame in EPSG:2169 with the rows that have no problem, indexed by their row
         number (index name ``row``). Columns: ``event_id`` (str), ``observed_at``
         (tz-aware Europe/Luxembourg, whole seconds), ``location_kind``, ``persons`` (int64),
-        ``smugglers`` (int64), ``transport_mode``, ``entry_country``, ``operation_id``,
-        ``source_unit``, ``notes`` (str or None), ``geometry`` (Point).
+        ``smugglers`` (int64), ``transport_mode``, ``entry_country``, ``destination_country``,
+        ``nationalities``, ``operation_id``, ``source_unit``, ``notes`` (str or None),
+        ``geometry`` (Point).
     problems
         The listed problems (the first of each column, see :mod:`geo_ibm.problems`), each
         naming file, row, column, value and reason. A file-level problem (missing columns)
@@ -423,18 +444,36 @@ def validate_events(
         flag(too_large, column, f"{column} must be at most {MAX_COUNT}", raw)
         out[column] = np.where(nan | fractional | too_large, 0, nums).astype(np.int64)
 
-    for column in OPTIONAL_COLUMNS:
+    if "destination_country" in data:
+        raw = data["destination_country"]
+        codes_out, empty = _country_codes(text("destination_country"))
+        flag(pd.isna(codes_out) & ~empty, "destination_country",
+             "unknown destination_country (use an ISO 3166-1 alpha-2 code such as DE, NL, BE, GB, FR, or unknown)", raw)
+        out["destination_country"] = codes_out
+    if "nationalities" in data:
+        raw = data["nationalities"]
+        values = text("nationalities")
+        flag(cells.longer_than(values, MAX_NATIONALITIES_CHARS), "nationalities",
+             f"nationalities is longer than {MAX_NATIONALITIES_CHARS} characters", raw)
+        joined, count, why_bad = _nationality_lists(values)
+        flag(np.asarray(pd.notna(why_bad), dtype=bool), "nationalities", "nationalities: bad code", raw,
+             reasons=lambda pos: why_bad[pos].tolist())
+        if "persons" in out:
+            more = np.asarray(pd.isna(why_bad), dtype=bool) & (count > out["persons"]) & (out["persons"] > 0)
+            flag(more, "nationalities", "nationalities lists more codes than persons", raw)
+        out["nationalities"] = joined
+    for column in ("operation_id", "source_unit", "notes"):
         if column in data:
             out[column] = texts[column]
 
     if missing:
         # Without the required columns no row can be judged valid.
         bad[:] = True
-    return _valid_frame(out, ~bad, rows, x, y), log.problems
+    return _valid_frame(out, ~bad, rows, x, y, arrow_text=arrow_text), log.problems
 
 
 def _valid_frame(out: dict[str, Any], keep: np.ndarray, rows: np.ndarray, x: np.ndarray,
-                 y: np.ndarray) -> gpd.GeoDataFrame:
+                 y: np.ndarray, *, arrow_text: bool) -> gpd.GeoDataFrame:
     """The kept rows as the GeoDataFrame :func:`validate_events` documents."""
     index = pd.Index(rows[keep], name="row")
     taken = pa.array(keep)
@@ -447,6 +486,9 @@ def _valid_frame(out: dict[str, Any], keep: np.ndarray, rows: np.ndarray, x: np.
             columns[c] = pd.Series(value.array[keep], index=index)
         elif c in ("persons", "smugglers"):
             columns[c] = pd.Series(value[keep], index=index, dtype=np.int64)
+        elif isinstance(value, pa.Array) and arrow_text:
+            kept = value.filter(taken).cast(pa.string())
+            columns[c] = pd.Series(pd.arrays.ArrowExtensionArray(kept), index=index, copy=False)
         elif isinstance(value, pa.Array):
             columns[c] = pd.Series(cells.objects(value.filter(taken)), index=index, dtype=object)
         else:
@@ -474,6 +516,56 @@ def _match_codes(text: pa.Array, allowed: tuple[str, ...]) -> tuple[np.ndarray, 
     if not len(uniques):
         return np.full(len(codes), None, dtype=object), np.ones(len(codes), dtype=bool)
     return mapped[codes], blank[codes]
+
+
+def _country_codes(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """ISO alpha-2 codes upper-case (``unknown`` kept; ``None`` where not a code or empty) and the empty mask."""
+    encoded = pc.dictionary_encode(text, null_encoding="encode")
+    uniques = encoded.dictionary.to_pylist()
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if not len(uniques):
+        return np.full(len(codes), None, dtype=object), np.ones(len(codes), dtype=bool)
+
+    def canonical(t: str | None) -> str | None:
+        if t is None:
+            return None
+        if t.lower() == UNKNOWN:
+            return UNKNOWN
+        return t.upper() if t.upper() in COUNTRY_CODES else None
+
+    mapped = np.array([canonical(t) for t in uniques], dtype=object)
+    blank = np.array([t is None for t in uniques], dtype=bool)
+    return mapped[codes], blank[codes]
+
+
+def _nationality_lists(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each cell's codes joined by ``;`` (upper-case, each once, as given), their number, and why a cell is bad.
+
+    Works on the distinct cells, which are few (combinations of a handful of nationalities).
+    """
+    encoded = pc.dictionary_encode(text, null_encoding="encode")
+    uniques = encoded.dictionary.to_pylist()
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    joined = np.full(len(uniques), None, dtype=object)
+    count = np.zeros(len(uniques), dtype=np.int64)
+    reason = np.full(len(uniques), None, dtype=object)
+    for k, cell in enumerate(uniques):
+        if cell is None or len(cell) > MAX_NATIONALITIES_CHARS:
+            continue
+        parts = [part.strip().upper() for part in cell.split(";")]
+        bad = [part for part in parts if part not in COUNTRY_CODES]
+        if bad:
+            shown = ", ".join(repr(b) for b in bad[:3]) if any(bad) else "an empty code"
+            reason[k] = (f"nationalities holds {shown}, not ISO 3166-1 alpha-2 codes separated by ';' "
+                         "(e.g. SY;AF)")
+            continue
+        unique_parts = list(dict.fromkeys(parts))
+        joined[k] = ";".join(unique_parts)
+        count[k] = len(unique_parts)
+    if not len(uniques):
+        n = len(codes)
+        return np.full(n, None, dtype=object), np.zeros(n, dtype=np.int64), np.full(n, None, dtype=object)
+    return joined[codes], count[codes], reason[codes]
 
 
 def _location_text(

@@ -362,3 +362,37 @@ def test_odd_numbers_and_mixed_date_formats_take_the_long_way_to_the_same_values
     assert valid["persons"].tolist() == [4, 10, 3]
     assert valid["observed_at"].tolist() == [pd.Timestamp("2025-07-14T04:30Z")] * 3
     assert valid.geometry.y.round(3).nunique() == 1
+
+
+def test_destination_and_nationalities_are_iso_codes_in_canonical_spelling():
+    rows = [
+        good_row(event_id="E1", destination_country=" de ", nationalities="sy; af;SY"),
+        good_row(event_id="E2", destination_country="Unknown", nationalities=""),
+        good_row(event_id="E3", destination_country="", nationalities="XK"),
+        good_row(event_id="E4", destination_country="gb", nationalities="ER;SO;sd"),
+    ]
+    valid, problems = check(table(*rows))
+    assert problems == []
+    assert valid["destination_country"].tolist() == ["DE", "unknown", None, "GB"]
+    assert valid["nationalities"].tolist() == ["SY;AF", None, "XK", "ER;SO;SD"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "column", "reason"),
+    [
+        ({"destination_country": "Germany"}, "destination_country", "unknown destination_country (use an ISO 3166-1"),
+        ({"destination_country": "UK"}, "destination_country", "unknown destination_country"),
+        ({"nationalities": "SY,AF"}, "nationalities", "nationalities holds 'SY,AF', not ISO 3166-1 alpha-2 codes"),
+        ({"nationalities": "SY;;AF"}, "nationalities", "nationalities holds an empty code"),
+        ({"nationalities": "SY;QQ;ZZ"}, "nationalities", "nationalities holds 'QQ', 'ZZ'"),
+        ({"nationalities": "SY;AF;IQ;ER", "persons": "3"}, "nationalities", "lists more codes than persons"),
+        ({"nationalities": "SY;" * 200}, "nationalities", "longer than 400 characters"),
+    ],
+)
+def test_bad_destination_or_nationalities_name_row_column_and_value(overrides, column, reason):
+    valid, problems = check(table(good_row(), good_row(event_id="E2", **overrides)))
+    assert valid["event_id"].tolist() == ["E1"]
+    (problem,) = problems
+    assert (problem.row, problem.column) == (3, column)
+    assert reason in problem.reason
+    assert overrides[column].startswith(str(problem.value).rstrip("…"))  # long values are shown shortened

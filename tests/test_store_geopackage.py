@@ -268,6 +268,20 @@ def test_an_older_store_gets_the_new_tables_and_keeps_its_data(tmp_path):
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_a_store_without_the_destination_and_nationality_columns_gets_them(tmp_path):
+    store = make_store(tmp_path)
+    store.import_file(write_events(tmp_path / "e.csv", event_rows(20)), user="ana")
+    with sqlite3.connect(store.path) as conn:  # the events table before these columns
+        conn.execute("ALTER TABLE events DROP COLUMN destination_country")
+        conn.execute("ALTER TABLE events DROP COLUMN nationalities")
+    again = make_store(tmp_path)
+    events = again.events()
+    assert len(events) == 20 and events["destination_country"].isna().all() and events["nationalities"].isna().all()
+    assert again.import_file(write_events(tmp_path / "more.csv", event_rows(25)[20:]), user="ana").accepted == 5
+    layer = pyogrio.read_dataframe(store.path, layer="events")
+    assert {"destination_country", "nationalities"} <= set(layer.columns) and len(layer) == 25
+
+
 def test_password_hashes_of_existing_accounts_still_verify(tmp_path):
     from werkzeug.security import generate_password_hash
 

@@ -18,6 +18,11 @@ from geo_ibm.store import ImportReport
 def test_import_stores_every_field(store_factory, tmp_path):
     store = store_factory()
     path = write_events(tmp_path / "e.csv", event_rows(5))
+    destinations, nationalities = ["de", "NL", "unknown", "", "GB"], ["SY", "sy;AF", "", "TR; tr", "XK"]
+    lines = path.read_text(encoding="latin-1").splitlines()
+    lines = [f"{lines[0]};destination_country;nationalities"] + [
+        f'{row};{d};"{n}"' for row, d, n in zip(lines[1:], destinations, nationalities, strict=True)]
+    path.write_text("\n".join(lines) + "\n", encoding="latin-1")
     report = store.import_file(path, user="ana")
     assert report == ImportReport(file="e.csv", sha256=report.sha256, rows=5, accepted=5, rejected=0, duplicates=0)
     import hashlib
@@ -26,10 +31,14 @@ def test_import_stores_every_field(store_factory, tmp_path):
     got = store.events()
     assert list(got.columns) == [
         "event_id", "observed_at", "location_kind", "persons", "smugglers", "transport_mode", "entry_country",
-        "operation_id", "source_unit", "notes", "quarter", "canton", "region", "geometry",
+        "destination_country", "nationalities", "operation_id", "source_unit", "notes", "quarter", "canton", "region",
+        "geometry",
     ]
     source = pd.read_csv(path, sep=";", dtype=str).set_index("event_id")
     got = got.set_index("event_id").loc[source.index]
+    # codes as ISO spells them, each nationality once; empty cells are "not recorded"
+    assert got["destination_country"].tolist() == ["DE", "NL", "unknown", None, "GB"]
+    assert got["nationalities"].tolist() == ["SY", "SY;AF", None, "TR", "XK"]
     expected_time = pd.to_datetime(source["observed_at"]).dt.tz_localize("Europe/Luxembourg")
     assert (got["observed_at"] == expected_time).all()
     np.testing.assert_allclose(got.geometry.x, source["x"].astype(float))

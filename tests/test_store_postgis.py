@@ -89,7 +89,8 @@ def test_init_creates_the_layout_gis_clients_read(pg_store, tmp_path):
     store.init()
     store.import_file(write_events(tmp_path / "e.csv", event_rows(40)), user="ana")
     store.init()
-    assert query(store, "SELECT version FROM geo_ibm_schema") == [(schema.SCHEMA_VERSION,)]
+    versions = query(store, "SELECT version FROM geo_ibm_schema ORDER BY version")
+    assert versions == [(v,) for v in range(1, schema.SCHEMA_VERSION + 1)]
     assert query(store, "SELECT f_geometry_column, type, srid FROM geometry_columns WHERE f_table_name = 'events'") == [
         ("geom", "POINT", 2169)
     ]
@@ -215,20 +216,27 @@ def test_a_store_of_an_older_schema_is_migrated_and_keeps_its_data(pg_store, tmp
     store = pg_store()
     store.import_file(write_events(tmp_path / "e.csv", event_rows(20)), user="ana")
     accounts.add_user(store, "ana", "viewer", "long-enough")
+    # back to a store of schema version 1: no destination_country, no nationalities
+    query(store, "ALTER TABLE events DROP COLUMN destination_country, DROP COLUMN nationalities")
+    query(store, "DELETE FROM geo_ibm_schema WHERE version > 1")
     version = store.version()
-    later = {**schema.MIGRATIONS, 2: ("a column for a later release", "ALTER TABLE events ADD COLUMN reviewed boolean")}
+    later = {**schema.MIGRATIONS, 3: ("a column for a later release", "ALTER TABLE events ADD COLUMN reviewed boolean")}
     monkeypatch.setattr(schema, "MIGRATIONS", later)
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
     again = PostGISStore(store._conninfo, outline=OUTLINE, assign_regions=half_regions)
     assert again.count() == 20  # the first use migrates
-    assert [r[0] for r in query(store, "SELECT version FROM geo_ibm_schema ORDER BY version")] == [1, 2]
-    assert query(store, "SELECT count(*) FROM events WHERE reviewed IS NULL") == [(20,)]
-    assert accounts.verify_password(again, "ana", "long-enough")["role"] == "viewer"
+    assert [r[0] for r in query(store, "SELECT version FROM geo_ibm_schema ORDER BY version")] == [1, 2, 3]
+    assert query(store, "SELECT count(*) FROM events WHERE reviewed IS NULL AND destination_country IS NULL "
+                        "AND nationalities IS NULL") == [(20,)]
+    assert again.events()["destination_country"].isna().all()
     assert again.version() == version  # the schema is no content a cache holds
+    more = event_rows(25)[20:]
+    assert again.import_file(write_events(tmp_path / "more.csv", more), user="ana").accepted == 5
+    assert accounts.verify_password(again, "ana", "long-enough")["role"] == "viewer"
     again.close()
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
-    monkeypatch.setattr(schema, "MIGRATIONS", {1: later[1]})
-    with pytest.raises(StoreError, match="schema version 2, newer than this geo_ibm knows"):
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", {1: later[1], 2: later[2]})
+    with pytest.raises(StoreError, match="schema version 3, newer than this geo_ibm knows"):
         PostGISStore(store._conninfo).count()
 
 

@@ -20,9 +20,9 @@ def packs(monkeypatch) -> list[int]:
     calls: list[int] = []
     real = gpkg_rtree.pack
 
-    def counting(conn, *args):
+    def counting(conn, *args, **kwargs):
         calls.append(1)
-        return real(conn, *args)
+        return real(conn, *args, **kwargs)
 
     monkeypatch.setattr(gpkg_rtree, "pack", counting)
     return calls

@@ -59,10 +59,11 @@ DATA_MESSAGES: tuple[str, ...] = (
     N_("unknown"),
     # Columns: the overview's event table and the map tooltips name them as they are...
     N_("event_id"), N_("observed_at"), N_("location_kind"), N_("entry_country"), N_("transport_mode"),
-    N_("persons"), N_("smugglers"), N_("source_unit"), N_("notes"),
+    N_("persons"), N_("smugglers"), N_("source_unit"), N_("notes"), N_("destination_country"), N_("nationalities"),
     N_("count"), N_("n_events"), N_("cluster"), N_("gi_bin"), N_("gi_z"),
     # ...event popups as words (geo_ibm.maps.EVENT_POPUP_COLUMNS), crossing tooltips capitalised.
     N_("Event id"), N_("Observed at"), N_("Persons"), N_("Smugglers"), N_("Source unit"), N_("Notes"),
+    N_("Destination country"), N_("Nationalities"),
     N_("Kind"), N_("Ref"), N_("Neighbour"),
     # Crossing kinds (geo_ibm.layers.CROSSING_KINDS).
     N_("national_road"), N_("bridge"), N_("rail"), N_("airport"),

@@ -14,8 +14,10 @@ from geo_ibm.demo.attributes import (
     MODE_BY_KIND,
     MODES,
     Component,
+    draw_destinations,
     draw_groups,
     draw_modes_per_anchor,
+    draw_nationalities,
     draw_notes,
     draw_units,
     normalised,
@@ -90,8 +92,9 @@ def generate_events(
         GeoDataFrame in EPSG:2169 sorted by time, columns ``event_id`` (``DEMO-000001``...),
         ``observed_at`` (tz-aware Europe/Luxembourg, whole minutes), ``location_kind``,
         ``persons`` (int64, >= 1), ``smugglers`` (int64, 0..persons), ``transport_mode``,
-        ``entry_country``, ``operation_id`` (str or None), ``source_unit``, ``notes``
-        (str or None), ``geometry`` (Point).
+        ``entry_country``, ``destination_country`` (ISO alpha-2, ``unknown`` or None),
+        ``nationalities`` (``;``-separated ISO alpha-2 or None), ``operation_id`` (str or
+        None), ``source_unit``, ``notes`` (str or None), ``geometry`` (Point).
     truth
         One row per planted hotspot, columns ``hotspot_id`` (``H01``...), ``name``, ``kind``
         (``persistent``, ``emerging``, ``fading``, ``seasonal``), ``location_kind``, ``start``
@@ -169,6 +172,11 @@ def generate_events(
 
     persons, smugglers = draw_groups(rng, mode_idx)
     notes = draw_notes(rng, mode_idx)
+    # a stream of its own, so adding these columns left every other column of a seed as it was
+    extra_rng = np.random.default_rng([seed, 1])
+    destination = draw_destinations(extra_rng, np.asarray(COUNTRIES, dtype=object)[country_idx])
+    span = max(float(stamps_ns.max() - stamps_ns.min()), 1.0)
+    nationalities = draw_nationalities(extra_rng, persons, (stamps_ns - stamps_ns.min()) / span)
 
     order = np.lexsort((comp_idx, stamps_ns))
     width = max(6, len(str(n)))
@@ -183,12 +191,15 @@ def generate_events(
             "smugglers": smugglers[order],
             "transport_mode": np.asarray(MODES, dtype=object)[mode_idx[order]],
             "entry_country": np.asarray(COUNTRIES, dtype=object)[country_idx[order]],
+            "destination_country": destination[order],
+            "nationalities": nationalities[order],
             "operation_id": operation[order],
             "source_unit": unit[order],
             "notes": notes[order],
         }
     )
-    for column in ("event_id", "location_kind", "transport_mode", "entry_country", "operation_id", "source_unit", "notes"):
+    for column in ("event_id", "location_kind", "transport_mode", "entry_country", "destination_country", "nationalities",
+                   "operation_id", "source_unit", "notes"):
         frame[column] = frame[column].astype(object)
     events = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(x[order], y[order]), crs=WORKING_CRS)
 

@@ -165,3 +165,56 @@ def draw_units(rng: np.random.Generator, comp: Component, x: np.ndarray, y: np.n
     labels[u < comp.road_unit_share] = _ROAD_UNIT
     labels[(u >= comp.road_unit_share) & (u < comp.road_unit_share + comp.customs_share)] = _CUSTOMS_UNIT
     return labels
+
+
+# Secondary movements: where groups said they were heading, by the neighbour they came from
+# (a group entering from France mostly moves on towards Germany, the Netherlands or Belgium).
+DESTINATIONS: tuple[str, ...] = ("DE", "NL", "BE", "GB", "FR", "DK", "SE", "unknown")
+_DESTINATION_BY_ENTRY: dict[str, tuple[float, ...]] = {  # order of DESTINATIONS
+    "BE": (0.46, 0.08, 0.02, 0.04, 0.14, 0.05, 0.04, 0.17),
+    "FR": (0.38, 0.18, 0.14, 0.07, 0.01, 0.04, 0.03, 0.15),
+    "DE": (0.03, 0.22, 0.26, 0.18, 0.12, 0.01, 0.01, 0.17),
+    "unknown": (0.26, 0.14, 0.12, 0.06, 0.06, 0.02, 0.02, 0.32),
+}
+_DESTINATION_RECORDED = 0.85
+
+# Nationalities of intercepted persons: a mix whose weights drift from the first to the last
+# day of the period (one nationality falls, another rises), as such mixes do over quarters.
+NATIONALITIES: tuple[str, ...] = ("SY", "AF", "IQ", "ER", "TR", "MA", "DZ", "PK", "UA", "GE", "VN", "IN")
+_NATIONALITY_START = np.array([0.26, 0.20, 0.10, 0.08, 0.07, 0.07, 0.06, 0.05, 0.04, 0.03, 0.02, 0.02])
+_NATIONALITY_END = np.array([0.14, 0.16, 0.07, 0.10, 0.15, 0.08, 0.08, 0.06, 0.03, 0.03, 0.05, 0.05])
+_NATIONALITY_RECORDED = 0.9
+_MIXED_GROUP = 0.25  # chance that a group of two or more holds a second nationality
+
+
+def draw_destinations(rng: np.random.Generator, entry: np.ndarray) -> np.ndarray:
+    """A destination code per event given its entry country (``None`` where not recorded)."""
+    out = np.full(len(entry), None, dtype=object)
+    recorded = rng.random(len(entry)) < _DESTINATION_RECORDED
+    codes = np.asarray(DESTINATIONS, dtype=object)
+    for country, weights in _DESTINATION_BY_ENTRY.items():
+        sel = np.flatnonzero((entry == country) & recorded)
+        out[sel] = codes[rng.choice(len(codes), size=sel.size, p=normalised(weights))]
+    return out
+
+
+def draw_nationalities(rng: np.random.Generator, persons: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """``;``-separated nationality codes per event (``None`` where not recorded).
+
+    ``phase`` runs from 0 (first day of the period) to 1 (last day) and moves the mix from
+    its start weights to its end weights; groups of two or more sometimes hold a second code.
+    """
+    n = len(persons)
+    out = np.full(n, None, dtype=object)
+    weights = (1.0 - phase[:, None]) * _NATIONALITY_START + phase[:, None] * _NATIONALITY_END
+    cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
+    first = np.minimum((cumulative < rng.random(n)[:, None]).sum(axis=1), len(NATIONALITIES) - 1)
+    second = (first + 1 + rng.integers(0, len(NATIONALITIES) - 1, n)) % len(NATIONALITIES)
+    mixed = (persons >= 2) & (rng.random(n) < _MIXED_GROUP)
+    recorded = rng.random(n) < _NATIONALITY_RECORDED
+    codes = np.asarray(NATIONALITIES, dtype=object)
+    single = recorded & ~mixed
+    out[single] = codes[first[single]]
+    both = recorded & mixed
+    out[both] = codes[first[both]] + ";" + codes[second[both]]
+    return out

@@ -30,8 +30,8 @@ EVENT_CLASS_COLOURS = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"]
 """Sequential palette (light to dark) of the aggregated event counts."""
 
 EVENT_POPUP_COLUMNS: tuple[str, ...] = (
-    "event_id", "observed_at", "location_kind", "entry_country", "transport_mode", "persons",
-    "smugglers", "source_unit", "notes",
+    "event_id", "observed_at", "location_kind", "entry_country", "destination_country", "transport_mode",
+    "persons", "smugglers", "nationalities", "source_unit", "notes",
 )
 """Event columns shown in a popup when present (individual events only)."""
 

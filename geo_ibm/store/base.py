@@ -65,9 +65,12 @@ class WriteTransaction(ABC):
     """
 
     @abstractmethod
-    def stored_events(self, event_ids: Sequence[str]) -> pd.DataFrame:
+    def stored_events(self, event_ids: Sequence[str] | pd.Series) -> pd.DataFrame:
         """The stored events among ``event_ids``: ``event_id``, the content columns
-        (:data:`~geo_ibm.store.frames.CONTENT_COLUMNS`), ``x``, ``y``; in any order."""
+        (:data:`~geo_ibm.store.frames.CONTENT_COLUMNS`), ``x``, ``y``; in any order.
+
+        A Series is taken as it is: its values become Python strings only when the store
+        holds events to compare with (an import into an empty store makes none)."""
 
     def count_of_import(self, import_id: int) -> int | None:
         """How many stored events carry ``import_id`` (the events that import added), or ``None``

@@ -9,6 +9,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from geo_ibm.events import EVENT_COLUMNS
@@ -18,7 +20,8 @@ from geo_ibm.store.filters import LEAN_COLUMNS
 
 RECORD_COLUMNS: tuple[str, ...] = (
     "event_id", "observed_at", "observed_utc", "quarter", "location_kind", "persons", "smugglers", "transport_mode",
-    "entry_country", "operation_id", "source_unit", "notes", "canton", "region", "x", "y", "import_id",
+    "entry_country", "destination_country", "nationalities", "operation_id", "source_unit", "notes", "canton",
+    "region", "x", "y", "import_id",
 )
 """Stored columns of an event besides its geometry, in storage order.
 
@@ -77,24 +80,37 @@ def numeric_rows(rows: Iterable[Sequence[Any]], width: int) -> np.ndarray:
     return flat.reshape(-1, width)
 
 
+def _text_column(series: pd.Series) -> pd.Series:
+    """A text column as stored: Arrow-backed strings pass through, objects get ``None`` for missing."""
+    if isinstance(series.dtype, pd.ArrowDtype):
+        return pd.Series(series.array, copy=False)
+    return pd.Series(none_for_na(series.to_numpy(dtype=object)), dtype=object)
+
+
 def event_records(valid: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Validated events as stored columns (:data:`RECORD_COLUMNS` without canton, region, import_id)."""
+    """Validated events as stored columns (:data:`RECORD_COLUMNS` without canton, region, import_id).
+
+    Text columns the validation kept Arrow-backed (``arrow_text``) stay so, as does
+    ``observed_at``: the bulk writers take Arrow arrays whole, and every other consumer reads
+    values through ``to_numpy(dtype=object)`` / :func:`python_values`.
+    """
     stamps = valid["observed_at"]
     utc = stamps.dt.tz_convert("UTC")
     epoch = (utc.dt.tz_localize(None).astype("datetime64[s]").astype(np.int64)).to_numpy()
     local = stamps.dt.tz_convert(LOCAL_TZ)
     return pd.DataFrame(
         {
-            "event_id": pd.Series(valid["event_id"].to_numpy(dtype=object), dtype=object),
-            "observed_at": pd.Series(iso_with_offset(local), dtype=object),
+            "event_id": _text_column(valid["event_id"]),
+            "observed_at": pd.Series(pd.arrays.ArrowExtensionArray(iso_with_offset(local)), copy=False),
             "observed_utc": epoch,
             "quarter": pd.Series(quarter_labels(local), dtype=object),
             "location_kind": pd.Series(valid["location_kind"].to_numpy(dtype=object), dtype=object),
             "persons": valid["persons"].to_numpy(dtype=np.int64),
             "smugglers": valid["smugglers"].to_numpy(dtype=np.int64),
             **{
-                c: pd.Series(none_for_na(valid[c].to_numpy(dtype=object)), dtype=object)
-                for c in ("transport_mode", "entry_country", "operation_id", "source_unit", "notes")
+                c: _text_column(valid[c])
+                for c in ("transport_mode", "entry_country", "destination_country", "nationalities", "operation_id",
+                          "source_unit", "notes")
             },
             "x": shapely.get_x(valid.geometry.to_numpy()),
             "y": shapely.get_y(valid.geometry.to_numpy()),
@@ -102,20 +118,23 @@ def event_records(valid: gpd.GeoDataFrame) -> pd.DataFrame:
     )
 
 
-def iso_with_offset(local: pd.Series) -> np.ndarray:
-    """``2025-07-14T06:30:00+02:00`` for each tz-aware local timestamp, vectorised.
+def iso_with_offset(local: pd.Series) -> pa.Array:
+    """``2025-07-14T06:30:00+02:00`` for each tz-aware local timestamp, as an Arrow string array.
 
     pandas' ``strftime('%z')`` on tz-aware values runs per element; this formats the wall
-    clock with numpy and appends the (few distinct) UTC offsets.
+    clock with Arrow's strftime and appends the (few distinct) UTC offsets, with no Python
+    string per value.
     """
     utc_s = local.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[s]")
     wall_s = local.dt.tz_localize(None).to_numpy().astype("datetime64[s]")
     offset_min = (wall_s - utc_s).astype(np.int64) // 60
     values, codes = np.unique(offset_min, return_inverse=True)
-    suffix = np.array(
-        [f"{'+' if v >= 0 else '-'}{abs(int(v)) // 60:02d}:{abs(int(v)) % 60:02d}" for v in values], dtype=object
-    )[codes]
-    return (np.datetime_as_string(wall_s, unit="s").astype(object) + suffix).astype(object)
+    suffixes = pa.array([f"{'+' if v >= 0 else '-'}{abs(int(v)) // 60:02d}:{abs(int(v)) % 60:02d}" for v in values],
+                        type=pa.string())
+    # Arrow's cast writes "2025-07-14 06:30:00" ten times faster than its strftime
+    wall = pc.replace_substring(pa.array(wall_s, type=pa.timestamp("s")).cast(pa.string()), " ", "T",
+                                max_replacements=1)
+    return pc.binary_join_element_wise(wall, suffixes.take(pa.array(codes, type=pa.int32())), "")
 
 
 def iso_local(epoch: int | None) -> str | None:

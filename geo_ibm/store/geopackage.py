@@ -137,7 +137,7 @@ class GeoPackageStore(EventStore):
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         if "events" not in names:
             raise StoreError(f"{self.path} is not an initialised event store; run 'geo-ibm init'")
-        if not gpkg_schema.is_current(names):
+        if not gpkg_schema.is_current(names, conn):
             self.init()
         self._current = True
 
@@ -240,7 +240,7 @@ class GeoPackageStore(EventStore):
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
             if app_id == gpkg_schema.APPLICATION_ID and gpkg_schema.ORIGINAL <= names:
-                if not gpkg_schema.is_current(names):
+                if not gpkg_schema.is_current(names, conn):
                     conn.execute("BEGIN IMMEDIATE")
                     gpkg_schema.upgrade(conn)
                     conn.execute("COMMIT")
@@ -486,7 +486,7 @@ _INCOMING = "json_each(?) j"
 """The incoming event ids, one JSON array parameter: SQLite parses it in C, faster than binding each id."""
 
 
-def _id_list(event_ids: Sequence[str], *, distinct: bool = False) -> str:
+def _id_list(event_ids: Sequence[str] | pd.Series, *, distinct: bool = False) -> str:
     """The ids as a JSON array, each once (``distinct``: they are already)."""
     return json.dumps(list(event_ids) if distinct else list(dict.fromkeys(event_ids)), ensure_ascii=False)
 
@@ -502,7 +502,7 @@ class _Transaction(WriteTransaction):
         self.cleanup: list[str] = []
         """Temporary folders to remove once the connection is closed."""
 
-    def stored_events(self, event_ids: Sequence[str]) -> pd.DataFrame:
+    def stored_events(self, event_ids: Sequence[str] | pd.Series) -> pd.DataFrame:
         conn = self._conn
         columns = ["event_id", *frames.CONTENT_COLUMNS, "x", "y"]
         if not len(event_ids) or not conn.execute("SELECT 1 FROM events LIMIT 1").fetchone():
@@ -572,7 +572,11 @@ class _Transaction(WriteTransaction):
             conn.execute(gpkg_schema.TIME_INDEX)
             conn.execute(gpkg_schema.LEAN_INDEX)
         if bulk and self._store._bulk_rtree():
-            gpkg_rtree.pack(conn)
+            every = None
+            if stored == len(table):  # the store was empty: its points are the new ones, here already
+                every = (np.arange(first_fid + 1, first_fid + 1 + len(table), dtype=np.int64),
+                         table["x"].to_numpy(dtype=float), table["y"].to_numpy(dtype=float))
+            gpkg_rtree.pack(conn, points=every)
         else:
             gpkg_rtree.insert_rows(conn, after_fid=first_fid)
         gpkg_rtree.create_triggers(conn)

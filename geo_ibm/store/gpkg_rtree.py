@@ -150,18 +150,25 @@ Boxes = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 """minx, maxx, miny, maxy of the entries of one tree level."""
 
 
-def pack(conn: sqlite3.Connection, rtree: str = RTREE, table: str = TABLE) -> None:
+def pack(conn: sqlite3.Connection, rtree: str = RTREE, table: str = TABLE, *,
+         points: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
     """Rebuild the R-tree of point table ``table`` by writing packed nodes into its shadow tables.
 
     The nodes hold 24-byte big-endian cells (rowid and float32 minx, maxx, miny, maxy
     rounded outwards); the root, node 1, holds the depth. Points of rows without a geometry
-    are left out, as the triggers leave them out.
+    are left out, as the triggers leave them out. ``points`` (fids, x, y) are every point of
+    the table when the caller holds them already (an import into an empty store), which
+    saves reading them back.
     """
     node_size = conn.execute(f"SELECT length(data) FROM {rtree}_node WHERE nodeno = 1").fetchone()[0]
     capacity = min(_MAX_CELLS, (node_size - 4) // _CELL.itemsize)
-    data = numeric_rows(conn.execute(f"SELECT fid, x, y FROM {table} WHERE geom IS NOT NULL"), 3)
-    ids = data[:, 0].astype(np.int64)
-    x, y = data[:, 1], data[:, 2]
+    if points is None:
+        data = numeric_rows(conn.execute(f"SELECT fid, x, y FROM {table} WHERE geom IS NOT NULL"), 3)
+        ids = data[:, 0].astype(np.int64)
+        x, y = data[:, 1], data[:, 2]
+    else:
+        ids = np.asarray(points[0], dtype=np.int64)
+        x, y = np.asarray(points[1], dtype=np.float64), np.asarray(points[2], dtype=np.float64)
     boxes: Boxes = (_f32_down(x), _f32_up(x), _f32_down(y), _f32_up(y))
     levels: list[tuple[list[np.ndarray], Boxes]] = []
     cx, cy = x, y

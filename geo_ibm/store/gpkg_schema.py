@@ -35,6 +35,8 @@ EVENT_FIELDS: tuple[tuple[str, str], ...] = (
     ("smugglers", "INTEGER NOT NULL"),
     ("transport_mode", "TEXT NOT NULL"),
     ("entry_country", "TEXT NOT NULL"),
+    ("destination_country", "TEXT"),
+    ("nationalities", "TEXT"),
     ("operation_id", "TEXT"),
     ("source_unit", "TEXT"),
     ("notes", "TEXT"),
@@ -170,8 +172,21 @@ def create(conn: sqlite3.Connection) -> None:
     upgrade(conn)
 
 
+ADDED_EVENT_FIELDS: tuple[str, ...] = ("destination_country", "nationalities")
+"""Event columns a store made before them lacks (nullable: older rows hold NULL)."""
+
+
+def missing_event_columns(conn: sqlite3.Connection) -> list[str]:
+    """The :data:`ADDED_EVENT_FIELDS` the ``events`` table of this store lacks."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    return [name for name in ADDED_EVENT_FIELDS if name not in have]
+
+
 def upgrade(conn: sqlite3.Connection) -> None:
-    """Add what an older store lacks: the covering index, account, throttle, tally and meta tables."""
+    """Add what an older store lacks: event columns, the covering index, account, throttle, tally and meta tables."""
+    declared = dict(EVENT_FIELDS)
+    for name in missing_event_columns(conn):
+        conn.execute(f"ALTER TABLE events ADD COLUMN {name} {declared[name]}")
     conn.execute(LEAN_INDEX)
     execute_script(conn, _UNLISTED)
     conn.execute(f"INSERT OR IGNORE INTO {META_TABLE} VALUES ('store_id', ?)", (uuid.uuid4().hex,))
@@ -179,9 +194,9 @@ def upgrade(conn: sqlite3.Connection) -> None:
     conn.execute(f"INSERT OR IGNORE INTO {META_TABLE} VALUES ('stamp', lower(hex(randomblob(8))))")
 
 
-def is_current(names: set[str]) -> bool:
-    """Whether a store holding these tables and indexes needs no :func:`upgrade`."""
-    return REQUIRED <= names and REQUIRED_INDEXES <= names
+def is_current(names: set[str], conn: sqlite3.Connection) -> bool:
+    """Whether a store holding these tables and indexes (read on ``conn``) needs no :func:`upgrade`."""
+    return REQUIRED <= names and REQUIRED_INDEXES <= names and not missing_event_columns(conn)
 
 
 def bump_version(conn: sqlite3.Connection) -> None:

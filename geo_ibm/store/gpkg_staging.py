@@ -42,6 +42,8 @@ def _arrow_column(series: pd.Series) -> Any:
     """A stored column as an Arrow array: numbers as they are, text with missing values as null."""
     import pyarrow as pa
 
+    if isinstance(series.dtype, pd.ArrowDtype):  # taken whole, no Python string per value
+        return pa.array(series.array).cast(pa.string())
     if pd.api.types.is_integer_dtype(series.dtype) or pd.api.types.is_float_dtype(series.dtype):
         return pa.array(series.to_numpy())
     return pa.array(series.to_numpy(dtype=object), type=pa.string(), from_pandas=True)

@@ -113,7 +113,8 @@ def _import_file(store: EventStore, path: Path, *, user: str, skip_invalid: bool
             raise ValidationError(f"{label}: no data rows (the file has a header only); nothing was imported",
                                   [Problem("no data rows", file=label)])
         log = ProblemLog(per_column=limits.problems_per_column, listed=limits.problems_listed)
-        valid, _ = validate_events(frame, file=label, outline=store._outline_geometry(), limits=limits, log=log)
+        valid, _ = validate_events(frame, file=label, outline=store._outline_geometry(), limits=limits, log=log,
+                                   arrow_text=True)
     except ValidationError as exc:
         if name:
             hide_path(exc, path, label)
@@ -230,7 +231,7 @@ def store_events(
         progress(0, total)
     try:
         with store._write_transaction() as tx:
-            stored = tx.stored_events(table["event_id"].tolist()) if total else None
+            stored = tx.stored_events(table["event_id"]) if total else None
             new = new_events(table, stored, label=label)
             duplicates = total - len(new)
             # Regions only for the new rows: a re-import of a known file costs no spatial join.

@@ -486,7 +486,7 @@ class _Transaction(WriteTransaction):
         self._conn.execute("SET LOCAL lock_timeout = 0")
         self._locked = True
 
-    def stored_events(self, event_ids: Sequence[str]) -> pd.DataFrame:
+    def stored_events(self, event_ids: Sequence[str] | pd.Series) -> pd.DataFrame:
         self._lock_events()
         columns = ["event_id", *frames.CONTENT_COLUMNS, "x", "y"]
         if not len(event_ids) or not self._conn.execute("SELECT 1 FROM events LIMIT 1").fetchone():

@@ -48,6 +48,8 @@ EVENT_COLUMNS_SQL: tuple[tuple[str, str], ...] = (
     ("smugglers", "bigint NOT NULL"),
     ("transport_mode", "text NOT NULL"),
     ("entry_country", "text NOT NULL"),
+    ("destination_country", "text"),
+    ("nationalities", "text"),
     ("operation_id", "text"),
     ("source_unit", "text"),
     ("notes", "text"),
@@ -71,6 +73,9 @@ SECONDARY_INDEXES: dict[str, str] = {
 }
 """Indexes a bulk import may drop and build afresh (the key and ``event_id`` stay)."""
 
+ADDED_IN_V2: tuple[str, ...] = ("destination_country", "nationalities")
+"""Event columns of schema version 2 (version 1 must stay what it was: a store of version 1 is migrated)."""
+
 _V1 = f"""
 CREATE TABLE {META_TABLE} (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -90,7 +95,7 @@ CREATE TABLE audit (
     "user" text NOT NULL, action text NOT NULL, detail text NOT NULL);
 CREATE TABLE events (
     fid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    {", ".join(f"{name} {decl}" for name, decl in EVENT_COLUMNS_SQL)},
+    {", ".join(f"{name} {decl}" for name, decl in EVENT_COLUMNS_SQL if name not in ADDED_IN_V2)},
     geom geometry(Point, {SRS_ID}) GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(x, y), {SRS_ID})) STORED);
 {";".join(SECONDARY_INDEXES.values())};
 COMMENT ON TABLE events IS 'Interception events of geo_ibm: geom follows x and y, written by geo-ibm imports only';
@@ -120,6 +125,8 @@ CREATE TABLE audit_tallies (
 
 MIGRATIONS: dict[int, tuple[str, str]] = {
     1: ("events, imports, audit, installed cantons, web accounts, throttle counters, audit tallies, meta", _V1),
+    2: ("events: destination_country and nationalities", ";".join(
+        f"ALTER TABLE events ADD COLUMN IF NOT EXISTS {name} text" for name in ADDED_IN_V2)),
 }
 """Schema version -> (what it brings, its SQL). A new version appends here; none is ever edited."""
 
