@@ -292,6 +292,38 @@ def test_export_geojson_and_geopackage(logged_in, store, tmp_path):
     assert sum(e["action"] == "export" for e in actions(store)) == 2
 
 
+def test_export_xlsx_holds_the_filtered_events_with_headings_in_the_interface_language(logged_in, store):
+    from openpyxl import load_workbook
+
+    c = logged_in("ana")
+    response = c.get("/exports/events.xlsx?entry_country=DE")
+    assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
+    sheet = load_workbook(io.BytesIO(response.data), read_only=True)["events"]
+    rows = list(sheet.iter_rows(values_only=True))
+    header, body = rows[0], rows[1:]
+    assert len(body) == store.count(entry_country="DE")
+    assert {"event_id", "observed_at", "persons", "destination_country", "x", "lat"} <= set(header)
+    column = header.index("entry_country")
+    assert {r[column] for r in body} == {"DE"}
+    expected = store.events(entry_country="DE")
+    assert sorted(r[header.index("persons")] for r in body) == sorted(expected["persons"].tolist())
+    assert c.get("/lang/fr?next=/exports/").status_code == 302
+    french = load_workbook(io.BytesIO(c.get("/exports/events.xlsx?entry_country=DE").data), read_only=True)["events"]
+    heading = next(french.iter_rows(values_only=True))
+    assert "identifiant" in heading and "pays de destination" in heading and "event_id" not in heading
+    assert [e["detail"]["format"] for e in actions(store) if e["action"] == "export"] == ["xlsx", "xlsx"]
+
+
+def test_export_xlsx_over_its_row_limit_is_refused_before_reading(logged_in, store, monkeypatch):
+    from geo_ibm import exports
+
+    monkeypatch.setattr(exports, "XLSX_MAX_ROWS", 10)
+    response = logged_in("ana").get("/exports/events.xlsx")
+    assert response.status_code == 400
+    assert "format xlsx" in response.get_data(as_text=True) and "download CSV" in response.get_data(as_text=True)
+    assert not [e for e in actions(store) if e["action"] == "export"]
+
+
 def test_export_unknown_format_is_400(logged_in):
     assert logged_in("ana").get("/exports/events.shp").status_code == 400
 

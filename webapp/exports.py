@@ -6,11 +6,12 @@ from typing import Any
 from flask import Blueprint, Response, render_template, request
 
 from geo_ibm.errors import Problem, ValidationError
-from geo_ibm.exports import EXPORT_FORMATS, export_events
+from geo_ibm.exports import EXPORT_FORMATS, check_export_size, export_events
 from webapp.assets import inline_assets
 from webapp.auth import audit, get_store, require_role
 from webapp.documents import MAP_KINDS, hotspot_document, map_headers, overview_document
 from webapp.filters import filter_query, parse_filters, parse_hotspot_map
+from webapp.i18n import gettext as _
 from webapp.instance import scratch_dir
 from webapp.reference import filter_choices
 from webapp.responses import attachment
@@ -36,10 +37,17 @@ def export_events_file(fmt: str) -> Any:
         raise ValidationError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}",
                               [Problem("unknown format", column="format", value=fmt)])
     filters = parse_filters(request.args)
+    check_export_size(fmt, int(get_store().count(**filters)))  # before a single event is read
     events = get_store().events(**filters)
     audit("export", format=fmt, rows=len(events), filters={k: str(v) for k, v in filters.items()})
     spec = EXPORT_FORMATS[fmt]
-    return attachment(export_events(events, fmt, scratch=scratch_dir()), spec.media_type, spec.filename)
+    return attachment(export_events(events, fmt, scratch=scratch_dir(), header=column_heading), spec.media_type,
+                      spec.filename)
+
+
+def column_heading(column: str) -> str:
+    """An XLSX column heading in the interface's language (the column name where no translation exists)."""
+    return _(column)
 
 
 @exports_bp.route("/map.html")
