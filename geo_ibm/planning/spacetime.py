@@ -56,7 +56,7 @@ def block_label(block: int, shift_hours: int) -> str:
 
 def hour_of_week(times: pd.Series) -> np.ndarray:
     """Hour of the week (0 = Monday 00:00-01:00) of tz-aware local timestamps."""
-    return (times.dt.dayofweek * 24 + times.dt.hour).to_numpy(dtype=np.int64)
+    return (times.dt.day_of_week * 24 + times.dt.hour).to_numpy(dtype=np.int64)
 
 
 def demand_blocks(point: np.ndarray, hour: np.ndarray, weight: np.ndarray, *, shift_hours: int,
