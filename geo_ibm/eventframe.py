@@ -232,7 +232,7 @@ def check_length(value: object, *, name: str) -> float:
 
 def check_fraction(value: object, *, name: str = "min_area_frac") -> float:
     """``value`` as a number from 0 to 1 (both allowed), or ValidationError naming ``name``."""
-    number = _number(value)
+    number = as_number(value)
     if not 0.0 <= number <= 1.0:
         raise ValidationError(
             f"{name} must be between 0 and 1, got {value!r}", [Problem("out of range", column=name, value=value)]
@@ -242,7 +242,7 @@ def check_fraction(value: object, *, name: str = "min_area_frac") -> float:
 
 def check_probability(value: object, *, name: str = "alpha") -> float:
     """``value`` as a number strictly between 0 and 1 (a significance level, a share)."""
-    number = _number(value)
+    number = as_number(value)
     if not 0.0 < number < 1.0:
         raise ValidationError(
             f"{name} must be between 0 and 1 (exclusive), got {value!r}",
@@ -266,7 +266,8 @@ def _plain(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _number(value: object) -> float:
+def as_number(value: object) -> float:
+    """``value`` as a float, NaN when it is not a number (booleans included): checks then need one range test."""
     if isinstance(value, bool):
         return math.nan
     try:
@@ -277,6 +278,7 @@ def _number(value: object) -> float:
 
 __all__ = [
     "TIME_COLUMN",
+    "as_number",
     "check_fraction",
     "check_length",
     "check_probability",

@@ -82,7 +82,8 @@ ENTRY_COUNTRIES: tuple[str, ...] = ("BE", "FR", "DE", "unknown")
 COUNTRY_CODES: frozenset[str] = frozenset({c.alpha_2 for c in pycountry.countries} | {"XK"})
 """ISO 3166-1 alpha-2 codes (pycountry's list) and XK, the code the EU and Frontex use for Kosovo."""
 
-UNKNOWN = "unknown"
+DESTINATION_CODES: tuple[str, ...] = (*sorted(COUNTRY_CODES), "unknown")
+"""Accepted ``destination_country`` values in their stored spelling (matched case-insensitively)."""
 MAX_NATIONALITIES_CHARS = 400
 """Longest accepted ``nationalities`` cell (well over a hundred codes); longer is refused unread."""
 
@@ -446,7 +447,7 @@ def validate_events(
 
     if "destination_country" in data:
         raw = data["destination_country"]
-        codes_out, empty = _country_codes(text("destination_country"))
+        codes_out, empty = _match_codes(text("destination_country"), DESTINATION_CODES)
         flag(pd.isna(codes_out) & ~empty, "destination_country",
              "unknown destination_country (use an ISO 3166-1 alpha-2 code such as DE, NL, BE, GB, FR, or unknown)", raw)
         out["destination_country"] = codes_out
@@ -515,26 +516,6 @@ def _match_codes(text: pa.Array, allowed: tuple[str, ...]) -> tuple[np.ndarray, 
     blank = np.array([t is None for t in uniques], dtype=bool)
     if not len(uniques):
         return np.full(len(codes), None, dtype=object), np.ones(len(codes), dtype=bool)
-    return mapped[codes], blank[codes]
-
-
-def _country_codes(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """ISO alpha-2 codes upper-case (``unknown`` kept; ``None`` where not a code or empty) and the empty mask."""
-    encoded = pc.dictionary_encode(text, null_encoding="encode")
-    uniques = encoded.dictionary.to_pylist()
-    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-    if not len(uniques):
-        return np.full(len(codes), None, dtype=object), np.ones(len(codes), dtype=bool)
-
-    def canonical(t: str | None) -> str | None:
-        if t is None:
-            return None
-        if t.lower() == UNKNOWN:
-            return UNKNOWN
-        return t.upper() if t.upper() in COUNTRY_CODES else None
-
-    mapped = np.array([canonical(t) for t in uniques], dtype=object)
-    blank = np.array([t is None for t in uniques], dtype=bool)
     return mapped[codes], blank[codes]
 
 

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.eventframe import as_number
 
 Unit = Literal["m", "min"]
 
@@ -86,10 +87,7 @@ class Coverage:
 
 def check_radius(radius: object, *, name: str = "radius", maximum: float = MAX_RADIUS_M) -> float:
     """``radius`` as metres in ``(0, maximum]``, or ValidationError naming ``name``."""
-    try:
-        value = math.nan if isinstance(radius, bool) else float(radius)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        value = math.nan
+    value = as_number(radius)
     if not math.isfinite(value) or value <= 0:
         raise ValidationError(f"{name} must be a positive number of metres, got {radius!r}",
                               [Problem("not a positive length", column=name, value=radius)])
@@ -103,10 +101,7 @@ def check_radius(radius: object, *, name: str = "radius", maximum: float = MAX_R
 
 def check_minutes(minutes: object, *, name: str = "network_minutes") -> float:
     """``minutes`` in ``(0, MAX_MINUTES]``, or ValidationError naming ``name``."""
-    try:
-        value = math.nan if isinstance(minutes, bool) else float(minutes)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        value = math.nan
+    value = as_number(minutes)
     if not math.isfinite(value) or value <= 0 or value > MAX_MINUTES:
         raise ValidationError(f"{name} must be a travel time in minutes in (0, {MAX_MINUTES:g}], got {minutes!r}",
                               [Problem("travel time out of range", column=name, value=minutes)])

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.eventframe import as_number
 from geo_ibm.planning.coverage import Coverage
 
 Method = Literal["exact", "heuristic"]
@@ -80,10 +81,7 @@ def check_teams(k: object, *, n_sites: int, n_required: int = 0, name: str = "te
 
 def check_time_limit(seconds: object, *, name: str = "time_limit", maximum: float = MAX_TIME_LIMIT) -> float:
     """``seconds`` in ``(0, maximum]``."""
-    try:
-        value = math.nan if isinstance(seconds, bool) else float(seconds)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        value = math.nan
+    value = as_number(seconds)
     if not math.isfinite(value) or value <= 0 or value > maximum:
         raise ValidationError(f"{name} must be a number of seconds in (0, {maximum:g}], got {seconds!r}",
                               [Problem("time limit out of range", column=name, value=seconds)])
@@ -92,10 +90,7 @@ def check_time_limit(seconds: object, *, name: str = "time_limit", maximum: floa
 
 def check_share(share: object, *, name: str = "share") -> float:
     """``share`` in ``(0, 1]``."""
-    try:
-        value = math.nan if isinstance(share, bool) else float(share)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        value = math.nan
+    value = as_number(share)
     if not math.isfinite(value) or value <= 0 or value > 1:
         raise ValidationError(f"{name} must be a fraction of demand in (0, 1], got {share!r}",
                               [Problem("share out of range", column=name, value=share)])
@@ -725,10 +720,9 @@ class PMedian:
         best = base if len(cols) == 0 else np.minimum(base, d[:, cols].min(axis=1))
         return float((self.weights * best).sum())
 
-    def _exact(self, d: np.ndarray, base: np.ndarray, k: int, time_limit: float) -> tuple[np.ndarray, float, str]:
+    def _program(self, d: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, list[LinearConstraint]]:
+        """The p-median program: objective, variable upper bounds and constraints (exact solve and LP bound)."""
         n, f = d.shape
-        if k == 0:
-            return np.zeros(0, dtype=np.int64), self._value(d, base, np.zeros(0, dtype=np.int64)), "optimal"
         has_base = np.isfinite(base)
         # variables: y_j (f), x_ij (n*f, row-major), x_i0 (n: served by a required site, cost base_i)
         nx = n * f
@@ -743,10 +737,16 @@ class PMedian:
             shape=(nx, f + nx + n))
         card = sp.csr_matrix((np.ones(f), (np.zeros(f, dtype=int), np.arange(f))), shape=(1, f + nx + n))
         upper = np.r_[np.ones(f + nx), has_base.astype(float)]
-        res = milp(c, integrality=np.r_[np.ones(f), np.zeros(nx + n)], bounds=Bounds(0, upper),
-                   constraints=[LinearConstraint(assign, 1, 1), LinearConstraint(link, -np.inf, 0),
-                                LinearConstraint(card, k, k)],
-                   options={"time_limit": time_limit, "disp": False, "mip_rel_gap": 1e-7})
+        return c, upper, [LinearConstraint(assign, 1, 1), LinearConstraint(link, -np.inf, 0),
+                          LinearConstraint(card, k, k)]
+
+    def _exact(self, d: np.ndarray, base: np.ndarray, k: int, time_limit: float) -> tuple[np.ndarray, float, str]:
+        n, f = d.shape
+        if k == 0:
+            return np.zeros(0, dtype=np.int64), self._value(d, base, np.zeros(0, dtype=np.int64)), "optimal"
+        c, upper, constraints = self._program(d, base, k)
+        res = milp(c, integrality=np.r_[np.ones(f), np.zeros(n * f + n)], bounds=Bounds(0, upper),
+                   constraints=constraints, options={"time_limit": time_limit, "disp": False, "mip_rel_gap": 1e-7})
         _milp_result(res, time_limit)
         chosen = np.flatnonzero(res.x[:f] > 0.5)
         dual = res.mip_dual_bound if res.mip_dual_bound is not None else res.fun
@@ -790,22 +790,8 @@ class PMedian:
         trivial = float((self.weights * nearest).sum())
         if k == 0 or d.shape[0] * d.shape[1] > MAX_LP_BOUND_PAIRS:
             return trivial, "nearest-site bound"
-        n, f = d.shape
-        nx = n * f
-        has_base = np.isfinite(base)
-        c = np.r_[np.zeros(f), (self.weights[:, None] * d).ravel(), np.where(has_base, self.weights * base, 0.0)]
-        rows_i = np.repeat(np.arange(n), f)
-        assign = sp.csr_matrix(
-            (np.ones(nx + n), (np.r_[rows_i, np.arange(n)], np.r_[f + np.arange(nx), f + nx + np.arange(n)])),
-            shape=(n, f + nx + n))
-        link = sp.csr_matrix(
-            (np.r_[np.ones(nx), -np.ones(nx)],
-             (np.r_[np.arange(nx), np.arange(nx)], np.r_[f + np.arange(nx), np.tile(np.arange(f), n)])),
-            shape=(nx, f + nx + n))
-        card = sp.csr_matrix((np.ones(f), (np.zeros(f, dtype=int), np.arange(f))), shape=(1, f + nx + n))
-        res = milp(c, bounds=Bounds(0, np.r_[np.ones(f + nx), has_base.astype(float)]),
-                   constraints=[LinearConstraint(assign, 1, 1), LinearConstraint(link, -np.inf, 0),
-                                LinearConstraint(card, k, k)],
+        c, upper, constraints = self._program(d, base, k)  # its LP relaxation: no integrality
+        res = milp(c, bounds=Bounds(0, upper), constraints=constraints,
                    options={"time_limit": min(time_limit, 5.0), "disp": False})
         if res.status == 0 and res.fun is not None:
             return max(trivial, float(res.fun)), "LP relaxation"
