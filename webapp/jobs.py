@@ -1,0 +1,292 @@
+"""A small bounded runner for long work in the background: fixed worker threads, queue and per-user limits, progress, cancel.
+
+A view submits a job (a callable taking ``progress(fraction, message)``) and sends the browser
+to the job's page, which polls its JSON status. Limits are checked when a job is submitted and a
+full runner refuses with a 429 naming the limit. A running job stops at its next progress
+report once cancelled (the callback raises :class:`~geo_ibm.planning.progress.Cancelled`);
+finished jobs keep their result for ``keep_s`` seconds (and at most ``max_kept`` of them), then
+are forgotten. Jobs live in the memory of one app process: a page polled through another
+process of the same store does not see them.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, current_app
+
+from geo_ibm.errors import GeoIbmError, NotFoundError, Problem, ValidationError
+from geo_ibm.planning.progress import Cancelled, ProgressCallback, check_fraction
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = frozenset({DONE, FAILED, CANCELLED})
+
+DEFAULTS: dict[str, float] = {"JOB_WORKERS": 2, "JOB_MAX_QUEUED": 8, "JOB_PER_USER": 2, "JOB_KEEP_S": 1800.0,
+                              "JOB_MAX_KEPT": 32}
+"""App config keys of the runner and their defaults: worker threads, jobs waiting, unfinished jobs
+per user, seconds a finished job is kept, finished jobs kept."""
+
+Work = Callable[[ProgressCallback], Any]
+
+_lock = threading.Lock()
+
+
+class JobLimitError(ValidationError):
+    """A job was refused because a limit of the runner is reached (HTTP 429); the problem names the limit."""
+
+    http_status = 429
+
+
+@dataclass
+class Job:
+    """One submitted piece of work and what is known of it.
+
+    Attributes
+    ----------
+    id
+        Unguessable job id (URL-safe).
+    owner
+        Account that submitted it; only it can see or cancel the job.
+    state
+        ``queued``, ``running``, ``done``, ``failed`` or ``cancelled``.
+    fraction, message
+        Last progress reported (0..1) and its message.
+    result
+        What the work returned (``done`` only).
+    error, problems
+        Why it failed: the error's first line and its listed problems.
+    """
+
+    id: str
+    owner: str
+    title: str
+    work: Work
+    created: float
+    state: str = QUEUED
+    fraction: float = 0.0
+    message: str = ""
+    started: float | None = None
+    finished: float | None = None
+    result: Any = None
+    error: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in FINISHED
+
+    def status(self) -> dict[str, Any]:
+        """The job's state as a JSON-ready document (no result)."""
+        return {"id": self.id, "title": self.title, "state": self.state, "finished": self.is_finished,
+                "fraction": round(self.fraction, 4), "message": self.message, "error": self.error,
+                "cancel_requested": self.cancel_requested.is_set()}
+
+
+class JobRunner:
+    """Fixed worker threads over one bounded queue of jobs.
+
+    Parameters
+    ----------
+    workers
+        Worker threads, started at the first submission.
+    max_queued
+        Most jobs waiting for a worker.
+    per_user
+        Most unfinished (waiting or running) jobs of one account.
+    keep_s, max_kept
+        How long and how many finished jobs are kept with their results.
+    clock
+        Time source in seconds (monotonic).
+    """
+
+    def __init__(self, *, workers: int = 2, max_queued: int = 8, per_user: int = 2, keep_s: float = 1800.0,
+                 max_kept: int = 32, clock: Callable[[], float] = time.monotonic) -> None:
+        for name, value in (("workers", workers), ("max_queued", max_queued), ("per_user", per_user),
+                            ("max_kept", max_kept)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be at least 1, got {value!r}")
+        if not keep_s > 0:
+            raise ValueError(f"keep_s must be > 0, got {keep_s!r}")
+        self.workers, self.max_queued, self.per_user = int(workers), int(max_queued), int(per_user)
+        self.keep_s, self.max_kept = float(keep_s), int(max_kept)
+        self._clock = clock
+        self._jobs: dict[str, Job] = {}
+        self._waiting: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    # ------------------------------------------------------------------ public
+
+    def submit(self, owner: str, title: str, work: Work) -> Job:
+        """Queue ``work`` for ``owner``; refuse (:class:`JobLimitError`) when a limit is reached."""
+        with self._cond:
+            if self._closed:
+                raise GeoIbmError("the job runner is shut down")
+            self._prune()
+            waiting = sum(1 for j in self._waiting if j.state == QUEUED)
+            if waiting >= self.max_queued:
+                raise JobLimitError(
+                    f"jobs: {waiting} jobs are waiting, the most the server queues (JOB_MAX_QUEUED = "
+                    f"{self.max_queued}); try again when one has finished",
+                    [Problem("job queue full", column="jobs", value=self.max_queued)])
+            mine = sum(1 for j in self._jobs.values() if j.owner == owner and not j.is_finished)
+            if mine >= self.per_user:
+                raise JobLimitError(
+                    f"jobs: you have {mine} unfinished jobs, the most per user (JOB_PER_USER = {self.per_user}); "
+                    f"wait for one or cancel it", [Problem("too many jobs per user", column="jobs",
+                                                           value=self.per_user)])
+            job = Job(id=secrets.token_urlsafe(16), owner=owner, title=title, work=work, created=self._clock(),
+                      message="waiting for a worker")
+            self._jobs[job.id] = job
+            self._waiting.append(job)
+            self._start_workers()
+            self._cond.notify()
+            return job
+
+    def get(self, job_id: str, *, owner: str) -> Job:
+        """The job ``job_id`` of ``owner``; :class:`NotFoundError` for unknown, forgotten or others' jobs."""
+        with self._cond:
+            self._prune()
+            job = self._jobs.get(str(job_id))
+            if job is None or job.owner != owner:
+                raise NotFoundError(f"job {str(job_id)[:40]!r} not found: it never existed, belongs to another "
+                                    f"account or finished more than {self.keep_s:g} s ago",
+                                    )
+            return job
+
+    def cancel(self, job_id: str, *, owner: str) -> Job:
+        """Ask the job to stop: a waiting job is cancelled at once, a running one at its next progress report."""
+        job = self.get(job_id, owner=owner)
+        with self._cond:
+            if job.is_finished:
+                return job
+            job.cancel_requested.set()
+            if job.state == QUEUED:
+                self._finish(job, CANCELLED, message="cancelled before it started")
+            else:
+                job.message = "cancelling at the next step"
+        return job
+
+    def jobs_of(self, owner: str) -> list[Job]:
+        """The kept jobs of ``owner``, newest first."""
+        with self._cond:
+            self._prune()
+            return sorted((j for j in self._jobs.values() if j.owner == owner), key=lambda j: -j.created)
+
+    def close(self, *, timeout: float = 5.0) -> None:
+        """Stop the workers after their current job (waiting jobs are cancelled)."""
+        with self._cond:
+            self._closed = True
+            for job in self._waiting:
+                if not job.is_finished:
+                    job.cancel_requested.set()
+                    self._finish(job, CANCELLED, message="the server stopped")
+            self._waiting.clear()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=timeout)
+
+    # ------------------------------------------------------------------ internals
+
+    def _start_workers(self) -> None:
+        while len(self._threads) < self.workers:
+            thread = threading.Thread(target=self._worker, name=f"geo_ibm-job-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _next(self) -> Job | None:
+        with self._cond:
+            while True:
+                while self._waiting:
+                    job = self._waiting.popleft()
+                    if job.state == QUEUED:
+                        job.state, job.started, job.message = RUNNING, self._clock(), "started"
+                        return job
+                if self._closed:
+                    return None
+                self._cond.wait()
+
+    def _worker(self) -> None:
+        while True:
+            job = self._next()
+            if job is None:
+                return
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        def progress(fraction: float, message: str) -> None:
+            if job.cancel_requested.is_set():
+                raise Cancelled(f"{job.title}: cancelled")
+            with self._cond:
+                job.fraction = max(job.fraction, check_fraction(fraction))
+                job.message = str(message)[:500]
+
+        try:
+            result = job.work(progress)
+        except Cancelled:
+            with self._cond:
+                self._finish(job, CANCELLED, message="cancelled")
+        except GeoIbmError as exc:
+            text = str(exc)
+            with self._cond:
+                job.error = text.splitlines()[0] if text else exc.__class__.__name__
+                job.problems = list(getattr(exc, "problems", []) or [])
+                self._finish(job, FAILED, message="failed")
+        except Exception:
+            log.exception("job %s (%s) failed", job.id, job.title)
+            with self._cond:
+                job.error = "internal error; the details are in the server log"
+                self._finish(job, FAILED, message="failed")
+        else:
+            with self._cond:
+                if job.cancel_requested.is_set():
+                    # Cancelled after its last step: the user asked for nothing, so nothing is shown.
+                    self._finish(job, CANCELLED, message="cancelled")
+                else:
+                    job.result = result
+                    job.fraction = 1.0
+                    self._finish(job, DONE, message="done")
+
+    def _finish(self, job: Job, state: str, *, message: str) -> None:
+        job.state, job.message, job.finished = state, message, self._clock()
+        job.work = _spent
+
+    def _prune(self) -> None:
+        now = self._clock()
+        finished = sorted((j for j in self._jobs.values() if j.is_finished),
+                          key=lambda j: now if j.finished is None else j.finished)
+        expired = [j for j in finished if j.finished is not None and now - j.finished > self.keep_s]
+        overflow = finished[: max(0, len(finished) - self.max_kept)]
+        for job in {id(j): j for j in expired + overflow}.values():
+            self._jobs.pop(job.id, None)
+
+
+def _spent(_progress: ProgressCallback) -> None:
+    # A finished job drops its work (and what the closure holds: candidates, demand).
+    return None
+
+
+def runner(app: Flask | None = None) -> JobRunner:
+    """The app's job runner, made at first use from its ``JOB_*`` config (see :data:`DEFAULTS`)."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    found = app.extensions.get("geo_ibm_jobs")
+    if found is None:
+        with _lock:
+            found = app.extensions.get("geo_ibm_jobs")
+            if found is None:
+                config = {key: app.config.get(key, default) for key, default in DEFAULTS.items()}
+                found = JobRunner(workers=int(config["JOB_WORKERS"]), max_queued=int(config["JOB_MAX_QUEUED"]),
+                                  per_user=int(config["JOB_PER_USER"]), keep_s=float(config["JOB_KEEP_S"]),
+                                  max_kept=int(config["JOB_MAX_KEPT"]))
+                app.extensions["geo_ibm_jobs"] = found
+    return found
