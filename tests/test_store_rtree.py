@@ -97,3 +97,28 @@ def test_gdal_edits_keep_rtree_in_sync(tmp_path):
         conn.execute("UPDATE events SET geom = (SELECT geom FROM events WHERE event_id = 'E00005') WHERE event_id = 'E00004'")
         assert conn.execute("SELECT count(*) FROM rtree_events_geom").fetchone()[0] == 9
         assert conn.execute("SELECT rtreecheck('rtree_events_geom')").fetchone()[0] == "ok"
+
+
+@pytest.mark.parametrize("first_fid", [1, 2**31 + 5], ids=["small-fids", "fids-past-32-bits"])
+def test_pack_writes_a_valid_tree_for_any_fid(first_fid):
+    """Both ways of writing the shadow tables (packed JSON pairs, and row binding for fids too large to pack)."""
+    import numpy as np
+
+    conn = sqlite3.connect(":memory:")
+    gpkg_rtree.register_functions(conn)
+    conn.execute("CREATE TABLE pts (fid INTEGER PRIMARY KEY, geom BLOB, x DOUBLE, y DOUBLE)")
+    conn.execute("CREATE VIRTUAL TABLE rtree_pts_geom USING rtree(id, minx, maxx, miny, maxy)")
+    rng = np.random.default_rng(3)
+    n = 5000
+    fids = first_fid + np.arange(n) * 3
+    x, y = rng.uniform(50_000, 100_000, n), rng.uniform(60_000, 140_000, n)
+    conn.executemany("INSERT INTO pts VALUES (?, x'00', ?, ?)", zip(fids.tolist(), x.tolist(), y.tolist()))
+    gpkg_rtree.pack(conn, "rtree_pts_geom", "pts")
+    assert conn.execute("SELECT rtreecheck('rtree_pts_geom')").fetchone()[0] == "ok"
+    box = (60_000, 70_000, 80_000, 100_000)
+    found = {r[0] for r in conn.execute("SELECT id FROM rtree_pts_geom WHERE maxx >= ? AND minx <= ? AND maxy >= ? "
+                                        "AND miny <= ?", (box[0], box[2], box[1], box[3]))}
+    inside = (x >= box[0]) & (x <= box[2]) & (y >= box[1]) & (y <= box[3])
+    # float32 boxes rounded outwards: every point inside is found, none far outside.
+    assert set(fids[inside].tolist()) <= found
+    assert len(found) - int(inside.sum()) <= 5

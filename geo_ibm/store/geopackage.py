@@ -550,7 +550,6 @@ class _Transaction(WriteTransaction):
         if bulk:
             # Keeping the secondary indexes up to date row by row (random key order) costs more
             # than sorting them afresh once; all inside the import's transaction.
-            conn.execute("DROP INDEX IF EXISTS events_observed_utc")
             conn.execute("DROP INDEX IF EXISTS events_lean")
         if gpkg_staging.can_stage(len(table)):
             folder = tempfile.mkdtemp(prefix=".import-", dir=self._store.path.parent)
@@ -569,7 +568,6 @@ class _Transaction(WriteTransaction):
         if bulk:
             # SQLite sorts a new index's keys on worker threads when allowed to (about half the time).
             conn.execute(f"PRAGMA threads = {INDEX_THREADS}")
-            conn.execute(gpkg_schema.TIME_INDEX)
             conn.execute(gpkg_schema.LEAN_INDEX)
         if bulk and self._store._bulk_rtree():
             every = None
