@@ -70,9 +70,21 @@ def import_(ctx: click.Context, file: Path, skip_invalid: bool, rejected: Path |
 @click.option("--events", "n_events", type=click.IntRange(min=1), default=20000, show_default=True, help="Number of synthetic events.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Random seed (same seed, same data).")
 @click.option("--account/--no-account", default=True, show_default=True, help="Create the demo login and print its credentials.")
+@click.option("--archive", "archive", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write a synthetic partitioned archive to this new folder instead of filling the store.")
+@click.option("--partitions", type=click.IntRange(min=1), default=None,
+              help="Files of the archive (with --archive; default one per 500,000 events, at least 12).")
+@click.option("--crs", type=click.Choice(["EPSG:2169", "EPSG:3035"]), default="EPSG:2169", show_default=True,
+              help="With --archive: Luxembourg (EPSG:2169) or Europe by country (EPSG:3035, ETRS89-LAEA).")
 @click.pass_context
-def demo(ctx: click.Context, n_events: int, seed: int, account: bool) -> None:
-    """Fill the store with realistic synthetic events and their ground truth."""
+def demo(ctx: click.Context, n_events: int, seed: int, account: bool, archive: Path | None, partitions: int | None,
+         crs: str) -> None:
+    """Fill the store with realistic synthetic events and their ground truth (or write a synthetic archive)."""
+    if archive is not None:
+        _demo_archive(archive, n_events=n_events, partitions=partitions, crs=crs, seed=seed)
+        return
+    if partitions is not None:
+        raise ValidationError("--partitions needs --archive")
     from geo_ibm.demo import generate_events
 
     store = open_cli_store(ctx)
@@ -91,6 +103,27 @@ def demo(ctx: click.Context, n_events: int, seed: int, account: bool) -> None:
             click.echo(f"demo login: user {name!r}, password {password!r} (shown once; change it with 'geo-ibm users passwd')")
         else:
             click.echo(f"demo login {name!r} exists already (password unchanged)")
+
+
+def _demo_archive(directory: Path, *, n_events: int, partitions: int | None, crs: str, seed: int) -> None:
+    from tqdm import tqdm
+
+    from geo_ibm.archive import write_synthetic_archive
+
+    files = partitions if partitions is not None else min(max(12, -(-n_events // 500_000)), max(1, n_events // 1000))
+    bar = tqdm(total=n_events, unit="event", desc=directory.name, file=sys.stderr, disable=not sys.stderr.isatty())
+
+    def progress(done: int, total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    try:
+        manifest = write_synthetic_archive(directory, n_events=n_events, partitions=files, crs=crs, seed=seed,
+                                           progress=progress)
+    finally:
+        bar.close()
+    click.echo(f"synthetic archive {directory}: {manifest.rows} events in {len(manifest.partitions)} partitions, "
+               f"{len(manifest.quarters)} quarters, CRS {manifest.crs}")
 
 
 @main.command()
@@ -214,13 +247,25 @@ def regions(ctx: click.Context, file: Path) -> None:
 @click.option("--region", default=None, help="Police region (Capitale, Centre-Est, Nord, Sud-Ouest).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of permutation tests.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .gpkg or .geojson")
+@click.option("--archive", default=None, help="Analyse this archive (folder or object-store URL) on Dask instead of the store "
+              "(methods gi, kde, emerging).")
+@click.option("--scheduler", default=None, help="With --archive: address of a running Dask scheduler (tcp://HOST:8786).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="With --archive and no --scheduler: workers of the local Dask cluster started for this run.")
 @click.pass_context
 def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | None, start: str | None,
-             end: str | None, region: str | None, seed: int, out: Path) -> None:
-    """Hotspot analysis on the stored events; writes the result and prints the parameters used."""
+             end: str | None, region: str | None, seed: int, out: Path, archive: str | None, scheduler: str | None,
+             workers: int) -> None:
+    """Hotspot analysis on the stored events (or an archive's); writes the result and prints the parameters used."""
     from geo_ibm.analysis import run_method
     from geo_ibm.io import write_vector
 
+    if archive is not None:
+        _archive_hotspots(archive, method=method, cell=cell, band=band, start=start, end=end, region=region,
+                          out=out, scheduler=scheduler, workers=workers)
+        return
+    if scheduler is not None:
+        raise ValidationError("--scheduler needs --archive (the store's analyses run in this process)")
     store = open_cli_store(ctx)
     events = store.events(start=start, end=end, region=region)
     if events.empty:
@@ -234,6 +279,51 @@ def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | 
     click.echo(json.dumps(params, indent=2, default=str))
     click.echo(f"{len(result)} features written to {out}")
     store.audit("export", user=cli_user(None), detail={"what": f"hotspots {method}", "file": str(out)})
+
+
+def _archive_hotspots(archive: str, *, method: str, cell: float | None, band: float | None, start: str | None,
+                      end: str | None, region: str | None, out: Path, scheduler: str | None, workers: int) -> None:
+    from tqdm import tqdm
+
+    from geo_ibm import periods
+    from geo_ibm.archive import ARCHIVE_METHODS, dask_client, hotspots_from_archive, read_manifest
+    from geo_ibm.errors import Problem
+    from geo_ibm.io import write_vector
+
+    if method not in ARCHIVE_METHODS:
+        raise ValidationError(f"--method {method} does not run over an archive; use one of {', '.join(ARCHIVE_METHODS)}",
+                              [Problem("not for archives", column="method", value=method)])
+    if region is not None:
+        raise ValidationError("--region does not apply to an archive (its study area is the archive's extent)",
+                              [Problem("not for archives", column="region", value=region)])
+    if out.suffix.lower() not in (".gpkg", ".geojson", ".json"):
+        raise ValidationError(f"{out}: unsupported output format {out.suffix!r}; use .gpkg or .geojson")
+    manifest = read_manifest(archive)
+    where = scheduler or f"a local cluster of {workers} workers"
+    click.echo(f"{method} over {manifest.rows} events in {len(manifest.partitions)} partitions ({manifest.crs}) on {where}",
+               err=True)
+    bar = tqdm(total=0, unit="partition", desc=method, file=sys.stderr, disable=not sys.stderr.isatty())
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        with dask_client(scheduler, workers=workers) as client:
+            result = hotspots_from_archive(manifest, client=client, method=cast(Literal["gi", "emerging", "kde"], method),
+                                           cell=cell, band=band, start=start,
+                                           end=None if end is None else periods.period_end(end, name="--to"),
+                                           progress=progress)
+    finally:
+        bar.close()
+    params = dict(result.attrs.get("parameters", {}))
+    params.update({"from": start, "to": end, "region": None})
+    result = result.copy()
+    result.attrs = {}
+    write_vector(result, out, layer=f"hotspots_{method}", metadata=params)
+    click.echo(json.dumps(params, indent=2, default=str))
+    click.echo(f"{len(result)} features written to {out}")
 
 
 REPORT_SUFFIXES = (".png", ".svg", ".pdf", ".xlsx")

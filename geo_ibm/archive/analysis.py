@@ -1,0 +1,390 @@
+"""Hot spot methods over an archive: grids in the archive's CRS, sums from the cluster, statistics as for the store.
+
+Gi* (``gi``), emerging hot spots (``emerging``) and kernel density (``kde``) bin the events on
+the cluster (:mod:`geo_ibm.archive.distributed`) and run everything after the binning here on
+the reduced arrays, with the same functions as the store's path (:mod:`geo_ibm.hotspots`,
+:mod:`geo_ibm.emerging`, :mod:`geo_ibm.kde`), so the results have the same columns.
+
+The grid is laid in the archive's CRS, read from its manifest: an EPSG:2169 archive covers
+Luxembourg's outline as the store's analyses do; any other projected CRS (EPSG:3035 for
+Europe) covers the box of the archive's points.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geo_ibm import periods
+from geo_ibm.analysis.budget import MAX_CUBE_CELLS, check_budget
+from geo_ibm.archive.distributed import BinTask, check_bytes, reduce_archive, select_partitions, worker_count
+from geo_ibm.archive.format import Manifest
+from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.grid import grid_spec, make_grid
+from geo_ibm.hotspots import (
+    CELL_STEP,
+    EVENTS_PER_CELL,
+    MAX_AUTO_CELLS,
+    MIN_AUTO_CELLS,
+    MIN_CELL,
+    MIN_EVENTS,
+    auto_band,
+    fdr_bins,
+    gi_star_grid,
+    validate_band,
+)
+from geo_ibm.settings import WORKING_CRS
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+ARCHIVE_METHODS = ("gi", "emerging", "kde")
+"""The methods that run over an archive (their cost grows with the events only through binning)."""
+
+Progress = Callable[[int, int], None]
+
+
+def archive_study_area(manifest: Manifest) -> tuple[gpd.GeoDataFrame | BaseGeometry, BaseGeometry]:
+    """The study area of an archive, as given to the grid builders and as one geometry.
+
+    EPSG:2169: Luxembourg's outline (as the store's analyses); another CRS: the box of the
+    archive's points (from the manifest), in that CRS.
+
+    Raises
+    ------
+    ValidationError
+        An archive with no points.
+    """
+    if manifest.crs == WORKING_CRS:
+        from geo_ibm.analysis.methods import study_area
+
+        area = study_area()
+        return area, area.geometry.union_all()
+    bounds = manifest.bounds
+    if bounds is None:
+        raise ValidationError(f"archive {manifest.root}: holds no events", [Problem("empty archive", file=manifest.root)])
+    minx, miny, maxx, maxy = bounds
+    pad = 1e-6 * max(maxx - minx, maxy - miny, 1.0)
+    box = shapely.box(minx - pad, miny - pad, maxx + pad, maxy + pad)
+    return box, box
+
+
+def archive_cell(n_events: int, area: BaseGeometry) -> tuple[float, str]:
+    """The automatic cell of an archive: about :data:`~geo_ibm.hotspots.EVENTS_PER_CELL` events per cell.
+
+    The store's rule (:func:`geo_ibm.hotspots.default_cell_size`) also takes the
+    nearest-neighbour cell, which needs every event in one place; for events inside the area
+    the density cell decides there in practice, and it is the one used here, with the same
+    rounding and the same bounds on the number of cells.
+    """
+    density_cell = math.sqrt(EVENTS_PER_CELL * area.area / max(n_events, 1))
+    chosen = max(density_cell, MIN_CELL)
+    cell = max(math.floor(chosen / CELL_STEP + 0.5) * CELL_STEP, MIN_CELL)
+    method = (f"{cell:g} m: about {EVENTS_PER_CELL:g} events per cell, sqrt({EVENTS_PER_CELL:g} x area / "
+              f"{n_events:,} events) = {density_cell:.0f} m rounded to {CELL_STEP:g} m (archive rule: no "
+              "nearest-neighbour cell)")
+    smallest = math.ceil(math.sqrt(area.area / MAX_AUTO_CELLS))
+    largest = math.floor(math.sqrt(area.area / MIN_AUTO_CELLS))
+    if cell < smallest:
+        cell = float(smallest)
+        method += f"; raised to {smallest} m to stay within {MAX_AUTO_CELLS:,} cells"
+    elif cell > largest:
+        cell = float(largest)
+        method += f"; lowered to {largest} m to give at least {MIN_AUTO_CELLS} cells"
+    return float(cell), method
+
+
+def _window(start: object, end: object) -> tuple[int | None, int | None]:
+    # as geo_ibm.eventframe.select_events: [start, end), end exclusive even as a date alone
+    first = periods.epoch_seconds(periods.to_timestamp(start, name="start")) if start is not None else None
+    after = periods.epoch_seconds(periods.to_timestamp(end, name="end")) if end is not None else None
+    if first is not None and after is not None and after <= first:
+        raise ValidationError("start must come before end", [Problem("empty period", column="end", value=end)])
+    return first, after
+
+
+def _grid(manifest: Manifest, area: Any, geom: BaseGeometry, cell: float, shape: str) -> gpd.GeoDataFrame:
+    grid = make_grid(area, cell=cell, shape=shape)  # type: ignore[arg-type]
+    # the grid builders number cells in whatever metres they are given; the CRS is the archive's
+    return grid.set_crs(manifest.crs, allow_override=True)
+
+
+def hotspots_from_archive(
+    manifest: Manifest,
+    *,
+    client: Client,
+    method: Literal["gi", "emerging", "kde"] = "gi",
+    cell: float | None = None,
+    band: float | None = None,
+    start: object = None,
+    end: object = None,
+    weight: str | None = None,
+    shape: Literal["square", "hex"] = "square",
+    step: Literal["quarter", "month"] = "quarter",
+    fdr: bool = True,
+    alpha: float = 0.05,
+    neighborhood_time_step: int = 1,
+    progress: Progress | None = None,
+) -> gpd.GeoDataFrame:
+    """One hot spot method over an archive on a Dask cluster; the store path's columns, in the archive's CRS.
+
+    Parameters
+    ----------
+    manifest
+        The archive (:func:`geo_ibm.archive.read_manifest`).
+    client
+        A ``distributed.Client`` (:func:`geo_ibm.archive.dask_client`).
+    method
+        ``"gi"`` (columns of :func:`geo_ibm.hotspots.hotspots_from_events`), ``"emerging"``
+        (of :func:`geo_ibm.emerging.emerging_hotspots`) or ``"kde"`` (density bands of
+        :func:`geo_ibm.kde.density_contours`).
+    cell
+        Cell size in the archive's metres; ``None``: :func:`archive_cell` (KDE: a 250th of the
+        study area's shorter side).
+    band
+        Gi* distance band (``None``: :func:`geo_ibm.hotspots.auto_band` on the reduced counts),
+        or the KDE search radius (required for ``kde``: ArcGIS's default radius needs a median
+        over every event).
+    start, end
+        Keep events observed in ``[start, end)``, ``end`` exclusive even as a date alone (as
+        :func:`geo_ibm.hotspots.hotspots_from_events`; the CLI's ``--to`` day is inclusive).
+    weight
+        ``"persons"`` to sum persons instead of counting events.
+    progress
+        Called with ``(partitions done, partitions)``.
+
+    Returns
+    -------
+    GeoDataFrame in the archive's CRS; ``.attrs["parameters"]`` as the store path's, plus
+    ``crs``, ``archive``, ``partitions`` and ``workers``.
+
+    Raises
+    ------
+    ValidationError
+        Bad parameters or a cost above the budget (naming ``cell``/``band``, before any work
+        is sent), too few events, a missing partition, or bad rows (by file and row).
+    """
+    if method not in ARCHIVE_METHODS:
+        raise ValidationError(f"method: {method!r} does not run over an archive; use one of {', '.join(ARCHIVE_METHODS)}",
+                              [Problem("not for archives", column="method", value=method)])
+    if weight not in (None, "persons"):
+        raise ValidationError(f"weight: only 'persons' can be summed over an archive, got {weight!r}",
+                              [Problem("unknown column", column="weight", value=weight)])
+    area, geom = archive_study_area(manifest)
+    first, after = _window(start, end)
+    entries = select_partitions(manifest, start=first, end=after)
+    n_rows = sum(p.rows for p in entries)
+    check_budget(method, area=geom, cell=cell, band=band)
+    params: dict[str, Any] = {
+        "method": method, "crs": manifest.crs, "archive": manifest.root, "partitions": len(entries),
+        "workers": worker_count(client), "start": periods.iso_or_none(start, name="start"),
+        "end": periods.iso_or_none(end, name="end"), "weight": weight, "shape": shape,
+    }
+    if method == "kde":
+        return _kde(manifest, area, geom, cell, band, first, after, entries, weight, client, params, progress)
+    if n_rows < MIN_EVENTS:
+        raise ValidationError(f"too few events for a hot spot analysis: {n_rows} in the archive's selection, "
+                              f"at least {MIN_EVENTS} needed", [Problem("too few events", column="events", value=n_rows)])
+    if cell is None:
+        cell_value, params["cell_method"] = archive_cell(n_rows, geom)
+        check_budget(method, area=geom, cell=cell_value, band=band)
+    else:
+        from geo_ibm.grid import validate_cell
+
+        cell_value = validate_cell(cell, geom)
+        params["cell_method"] = "given"
+    if band is not None:
+        band = validate_band(band, cell=cell_value, area=geom)
+    grid = _grid(manifest, area, geom, cell_value, shape)
+    spec = grid_spec(grid)
+    if method == "gi":
+        check_bytes(spec.n_cells, what="cell vector", parameter="cell")
+        task = BinTask("cells", spec=spec, weight=weight, start=first, end=after)
+        part = reduce_archive(manifest, task, client=client, entries=entries, progress=progress)
+        return _gi(grid, part.values, band, cell_value, geom, fdr, params | {"n_events": part.used, "n_outside_grid": part.outside})
+    steps = _steps(manifest, step, start, end, after)
+    from geo_ibm.emerging import MIN_STEPS
+
+    n_bins = spec.n_cells * len(steps)
+    if n_bins > MAX_CUBE_CELLS:
+        raise ValidationError(
+            f"cell: {spec.n_cells:,} cells x {len(steps)} {step}s make {n_bins:,} space-time bins; at most "
+            f"{MAX_CUBE_CELLS:,} (use a larger cell or a shorter period)",
+            [Problem("space-time cube too large", column="cell", value=cell_value)])
+    if len(steps) < MIN_STEPS:
+        raise ValidationError(f"only {len(steps)} {step}s to analyse, at least {MIN_STEPS} needed",
+                              [Problem("too few time steps", column="step", value=len(steps))])
+    task = BinTask("cube", spec=spec, weight=weight, start=first, end=after, step=step, first=steps[0].ordinal,
+                   n_steps=len(steps))
+    part = reduce_archive(manifest, task, client=client, entries=entries, progress=progress)
+    cube = part.values.reshape(spec.n_cells, len(steps))
+    params.update(n_events=part.used, n_outside_grid=part.outside)
+    return _emerging(grid, cube, steps, band, cell_value, geom, step, fdr, alpha, neighborhood_time_step, params)
+
+
+def _steps(manifest: Manifest, step: str, start: object, end: object, after: int | None) -> pd.PeriodIndex:
+    freq = {"quarter": "Q", "month": "M"}.get(step)
+    if freq is None:
+        raise ValidationError(f"step must be 'quarter' or 'month', got {step!r}", [Problem("unknown", column="step", value=step)])
+    span = manifest.time_range
+    if span is None:
+        raise ValidationError(f"archive {manifest.root}: holds no events", [Problem("empty archive", file=manifest.root)])
+
+    def local(seconds: int) -> pd.Period:
+        return pd.Timestamp(seconds, unit="s", tz="UTC").tz_convert(periods.LOCAL_TZ).tz_localize(None).to_period(freq)
+
+    # as the store's cube: from the step of start (or of the first event) to that of the last
+    # instant before end (or of the last event)
+    lo = periods.local_period(start, freq, name="start") if start is not None else local(span[0])
+    hi = local(after - 1) if after is not None and end is not None else local(span[1])
+    steps = pd.period_range(lo, hi, freq=freq)
+    if len(steps) == 0:
+        raise ValidationError(f"no {step} lies between start={start} and end={end}", [Problem("empty period", column="start")])
+    return steps
+
+
+def _gi(grid: gpd.GeoDataFrame, counts: np.ndarray, band: float | None, cell: float, geom: BaseGeometry, fdr: bool,
+        params: dict[str, Any]) -> gpd.GeoDataFrame:
+    spec = grid_spec(grid)
+    if band is None:
+        band, details = auto_band(counts, spec)
+        params["band_method"] = details.pop("method")
+        params["band_details"] = details
+    else:
+        params["band_method"] = "given"
+    gi = gi_star_grid(counts, spec, band=band)
+    params.update(cell=cell, band=band, n_cells=spec.n_cells, min_area_frac=0.0,
+                  fdr="Benjamini-Hochberg at 0.10/0.05/0.01 over all cells" if fdr else "none")
+    out = grid.copy()
+    out.insert(4, "count", counts)
+    out.insert(5, "neighbours", gi.neighbours)
+    out.insert(6, "gi_z", gi.z)
+    out.insert(7, "gi_p", gi.p)
+    out.insert(8, "gi_bin", fdr_bins(gi.z, gi.p, fdr=False))
+    out.insert(9, "gi_bin_fdr", fdr_bins(gi.z, gi.p, fdr=fdr))
+    out.attrs = {"parameters": params, "grid": spec}
+    return out
+
+
+def _emerging(grid: gpd.GeoDataFrame, cube: np.ndarray, steps: pd.PeriodIndex, band: float | None, cell: float,
+              geom: BaseGeometry, step: str, fdr: bool, alpha: float, neighborhood_time_step: int,
+              params: dict[str, Any]) -> gpd.GeoDataFrame:
+    from geo_ibm.emerging import CATEGORIES, classify_emerging, mann_kendall, space_time_gi
+    from geo_ibm.eventframe import check_probability
+    from geo_ibm.hotspots import bh_adjusted_p, confidence_bins
+
+    check_probability(alpha, name="alpha")
+    spec = grid_spec(grid)
+    if band is None:
+        band, details = auto_band(cube.sum(axis=1), spec)
+        params["band_method"] = details["method"]
+    else:
+        params["band_method"] = "given"
+    z, p = space_time_gi(cube, spec, band=band, neighborhood_time_step=neighborhood_time_step)
+    decided = bh_adjusted_p(p) if fdr else p
+    bins = np.sign(z).astype(np.int8) * (decided <= alpha)
+    trend = mann_kendall(z)
+    categories = classify_emerging(bins, trend.z, trend.p, alpha=alpha)
+    out = gpd.GeoDataFrame(
+        {
+            "cell_id": grid["cell_id"].to_numpy(),
+            "area_frac": grid["area_frac"].to_numpy(),
+            "count": cube.sum(axis=1),
+            "category": categories,
+            "trend_z": trend.z,
+            "trend_p": trend.p,
+            "n_steps_hot": (bins > 0).sum(axis=1),
+            "n_steps_cold": (bins < 0).sum(axis=1),
+            "last_step_bin": confidence_bins(z[:, -1], decided[:, -1]),
+        },
+        geometry=grid.geometry.to_numpy(),
+        crs=grid.crs,
+    )
+    params.update(
+        cell=cell, band=band, step=step, steps=[str(s) for s in steps], neighborhood_time_step=neighborhood_time_step,
+        alpha=alpha, fdr="Benjamini-Hochberg over all space-time bins" if fdr else "none",
+        categories={name: int((categories == name).sum()) for name in CATEGORIES if (categories == name).any()},
+    )
+    out.attrs = {"parameters": params, "grid": spec}
+    return out
+
+
+def kde_raster(manifest: Manifest, *, client: Client, bounds: tuple[float, float, float, float], cell: float,
+               radius: float, weight: str | None = None, start: int | None = None, end: int | None = None,
+               progress: Progress | None = None) -> tuple[np.ndarray, int, tuple[float, float, int]]:
+    """The KDE's linear binning of the archive's events, summed over the cluster.
+
+    The raster is the one :func:`geo_ibm.kde.density_grid` bins to: ``bounds`` split into
+    ``cell``-metre cells, padded by ``floor(radius / cell) + 1`` cells on each side.
+
+    Returns
+    -------
+    ``(binned, n_events, (x0, y0, pad))``: the padded raster (row 0 north), the events read
+    and the unpadded grid's north-west corner and padding.
+
+    Raises
+    ------
+    ValidationError
+        A raster above :data:`geo_ibm.kde.MAX_CELLS`, naming ``cell``, before any work is sent.
+    """
+    from geo_ibm.kde import MAX_CELLS
+
+    minx, miny, maxx, maxy = bounds
+    cols = max(1, int(math.ceil((maxx - minx) / cell)))
+    rows = max(1, int(math.ceil((maxy - miny) / cell)))
+    pad = int(math.floor(radius / cell)) + 1
+    prow, pcol = rows + 2 * pad, cols + 2 * pad
+    if prow * pcol > MAX_CELLS:
+        raise ValidationError(f"cell: {cell:g} m with radius {radius:g} m gives a {rows} x {cols} raster (padded "
+                              f"{prow} x {pcol}), above {MAX_CELLS:,} cells; use a larger cell",
+                              [Problem("raster too large", column="cell", value=cell)])
+    x0, y0 = float(minx), float(maxy)
+    task = BinTask("kde", weight=weight, start=start, end=end, kde_origin=(x0 - pad * cell, y0 + pad * cell),
+                   kde_cell=float(cell), kde_shape=(prow, pcol))
+    part = reduce_archive(manifest, task, client=client, entries=select_partitions(manifest, start=start, end=end),
+                          progress=progress)
+    return part.values, part.used, (x0, y0, pad)
+
+
+def _kde(manifest: Manifest, area: Any, geom: BaseGeometry, cell: float | None, band: float | None, first: int | None,
+         after: int | None, entries: list[Any], weight: str | None, client: Client, params: dict[str, Any],
+         progress: Progress | None) -> gpd.GeoDataFrame:
+    from scipy.signal import fftconvolve
+
+    from geo_ibm.eventframe import check_length
+    from geo_ibm.kde import KdeResult, _kernel_stencil, density_contours
+
+    if band is None:
+        raise ValidationError("band: kernel density over an archive needs the search radius in metres (--band); "
+                              "ArcGIS's default radius needs the median distance over every event",
+                              [Problem("required for kde on an archive", column="band")])
+    minx, miny, maxx, maxy = geom.bounds
+    cell_m = min(maxx - minx, maxy - miny) / 250.0 if cell is None else check_length(cell, name="cell")
+    radius = check_length(band, name="band")
+    check_budget("kde", area=geom, cell=cell_m, band=radius)
+    binned, used, (x0, y0, pad) = kde_raster(manifest, client=client, bounds=(minx, miny, maxx, maxy), cell=cell_m,
+                                             radius=radius, weight=weight, start=first, end=after, progress=progress)
+    rows = binned.shape[0] - 2 * pad
+    cols = binned.shape[1] - 2 * pad
+    smooth = fftconvolve(binned, _kernel_stencil(radius, cell_m), mode="same")
+    density = np.ascontiguousarray(smooth[pad : pad + rows, pad : pad + cols])
+    density[density < 1e-12 * max(float(density.max()), 1e-300)] = 0.0
+    surface = KdeResult(density=density, transform=(x0, float(cell_m), 0.0, y0, 0.0, -float(cell_m)), cell=float(cell_m),
+                        radius=float(radius), crs=manifest.crs, total_weight=float(used))
+    xs, ys = surface.cell_centres()
+    gx, gy = np.meshgrid(xs, ys)
+    surface = replace(surface, inside=shapely.contains_xy(geom, gx, gy))
+    result = density_contours(surface, study_area=area)
+    params.update(cell=surface.cell, radius=surface.radius, kernel="quartic", units="events per km²", n_events=used)
+    result.attrs = {"parameters": params, "surface": surface}
+    return result
+
+
+__all__ = ["ARCHIVE_METHODS", "archive_cell", "archive_study_area", "hotspots_from_archive", "kde_raster"]

@@ -1,0 +1,310 @@
+"""The Dask path over an archive: one task per partition bins its events to small arrays, a tree of tasks sums them.
+
+Each task reads ``x``/``y`` (and ``observed_at``/``persons``) of one partition with pyarrow
+and bins them with numpy (``bincount`` on the grid's index arithmetic), so a worker holds one
+partition at a time and never decodes WKB. What comes back is a cell vector, a cells x steps
+cube, a padded KDE raster or a table of counts: arrays that reduce by sum, after which the
+statistics (Gi*, FDR, Mann–Kendall, the emerging categories, the KDE's FFT) run on one machine
+as they do for the event store.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from geo_ibm.archive.format import Manifest, PartitionEntry, check_partitions, read_partition
+from geo_ibm.errors import Problem, ProblemCount, ValidationError
+from geo_ibm.grid import GridSpec, locate
+from geo_ibm.settings import LOCAL_TZ
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+Kind = Literal["cells", "cube", "kde", "tally"]
+
+FAN_IN = 8
+"""Partial results summed by one reduction task."""
+
+
+@dataclass(frozen=True)
+class BinTask:
+    """What every partition task computes (sent to each worker once).
+
+    ``kind``: ``"cells"`` (counts or weight sums per grid cell), ``"cube"`` (per cell and time
+    step, ``first`` being the ordinal of the first step and ``n_steps`` their number),
+    ``"kde"`` (linear binning onto a raster of ``kde_shape`` cells of ``kde_cell`` metres whose
+    first cell centre is half a cell from ``kde_origin``, the north-west corner) or ``"tally"``
+    (events and persons per ``group`` value and quarter). ``start``/``end`` keep the events in
+    ``[start, end)`` (UTC epoch seconds).
+    """
+
+    kind: Kind
+    spec: GridSpec | None = field(default=None, repr=False)
+    weight: str | None = None
+    start: int | None = None
+    end: int | None = None
+    step: Literal["quarter", "month"] = "quarter"
+    first: int = 0
+    n_steps: int = 0
+    kde_origin: tuple[float, float] = (0.0, 0.0)
+    kde_cell: float = 0.0
+    kde_shape: tuple[int, int] = (0, 0)
+    group: str | None = None
+
+
+@dataclass
+class Partial:
+    """A sum over some partitions: the binned array and the row accounting, with every bad row found."""
+
+    values: np.ndarray
+    rows: int = 0
+    used: int = 0
+    outside: int = 0
+    partitions: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    counts: list[ProblemCount] = field(default_factory=list)
+    tally: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+
+
+def _empty(task: BinTask) -> np.ndarray:
+    float_sums = task.weight is not None
+    if task.kind == "cells":
+        assert task.spec is not None
+        return np.zeros(task.spec.n_cells, dtype=np.float64 if float_sums else np.int64)
+    if task.kind == "cube":
+        assert task.spec is not None
+        return np.zeros(task.spec.n_cells * task.n_steps, dtype=np.float64 if float_sums else np.int64)
+    if task.kind == "kde":
+        return np.zeros(task.kde_shape, dtype=np.float64)
+    return np.zeros(0)
+
+
+def bin_partition(root: str, entry: PartitionEntry, task: BinTask) -> Partial:
+    """Bin one partition as ``task`` says (runs on a worker); bad rows are returned, not binned."""
+    group = task.group if task.kind == "tally" and task.group not in (None, "country") else None
+    columns = read_partition(root, entry, text_columns=(group,) if group else ())
+    keep = columns.good
+    if task.start is not None:
+        keep &= columns.seconds >= task.start
+    if task.end is not None:
+        keep &= columns.seconds < task.end
+    selected = np.flatnonzero(keep) if not keep.all() else None
+    xy = np.column_stack([columns.x, columns.y]) if selected is None else np.column_stack([columns.x[selected], columns.y[selected]])
+    weights = None
+    if task.weight is not None:
+        weights = columns.persons if selected is None else columns.persons[selected]
+    used = len(xy)
+    out = Partial(_empty(task), rows=entry.rows, used=used, partitions=1, problems=columns.problems, counts=columns.counts)
+    if task.kind in ("cells", "cube"):
+        assert task.spec is not None
+        cells = locate(xy, task.spec)
+        inside = cells >= 0
+        out.outside = int(used - inside.sum())
+        if task.kind == "cells":
+            binned = np.bincount(cells + 1, weights=weights, minlength=task.spec.n_cells + 1)[1:]
+        else:
+            steps = _step_index(columns.seconds if selected is None else columns.seconds[selected], entry, task)
+            flat = cells[inside] * task.n_steps + steps[inside]
+            binned = np.bincount(flat, weights=None if weights is None else weights[inside],
+                                 minlength=task.spec.n_cells * task.n_steps)
+        out.values = binned.astype(out.values.dtype, copy=False)
+    elif task.kind == "kde":
+        from geo_ibm.kde import _linear_bin
+
+        x0, y0 = task.kde_origin
+        out.values = _linear_bin(xy, weights, x0=x0, y0=y0, cell=task.kde_cell, shape=task.kde_shape)
+    else:
+        persons = columns.persons if selected is None else columns.persons[selected]
+        if group is None:
+            labels = np.full(used, entry.country if entry.country is not None else "", dtype=object)
+        else:
+            text = columns.text[group]
+            labels = text if selected is None else text[selected]
+        frame = pd.DataFrame({"group": pd.Series(labels, dtype=object).fillna(""), "persons": persons})
+        summed = frame.groupby("group", sort=False)["persons"].agg(["size", "sum"])
+        out.tally = {(str(g), entry.quarter): [float(row["size"]), float(row["sum"])] for g, row in summed.iterrows()}
+    return out
+
+
+def _step_index(seconds: np.ndarray, entry: PartitionEntry, task: BinTask) -> np.ndarray:
+    if task.step == "quarter":
+        # every row of a partition lies in its quarter (read_partition drops the others)
+        return np.full(len(seconds), pd.Period(entry.quarter, freq="Q").ordinal - task.first, dtype=np.int64)
+    stamps = pd.to_datetime(seconds, unit="s", utc=True).tz_convert(LOCAL_TZ).tz_localize(None)
+    return np.asarray(stamps.to_period("M").asi8, dtype=np.int64) - task.first
+
+
+def add_partials(*parts: Partial) -> Partial:
+    """The sum of partial results (a reduction task; also usable on one machine)."""
+    first = parts[0]
+    total = Partial(first.values.copy(), first.rows, first.used, first.outside, first.partitions,
+                    list(first.problems), list(first.counts), {k: list(v) for k, v in first.tally.items()})
+    for part in parts[1:]:
+        total.values += part.values
+        total.rows += part.rows
+        total.used += part.used
+        total.outside += part.outside
+        total.partitions += part.partitions
+        total.problems.extend(part.problems)
+        total.counts.extend(part.counts)
+        for key, (events, persons) in part.tally.items():
+            slot = total.tally.setdefault(key, [0.0, 0.0])
+            slot[0] += events
+            slot[1] += persons
+    return total
+
+
+def select_partitions(manifest: Manifest, *, start: int | None = None, end: int | None = None) -> list[PartitionEntry]:
+    """The partitions whose quarter overlaps ``[start, end)`` (UTC epoch seconds; ``None``: open)."""
+    return [
+        p for p in manifest.partitions
+        if (start is None or p.end_utc > start) and (end is None or p.start_utc < end)
+    ]
+
+
+def reduce_archive(
+    manifest: Manifest,
+    task: BinTask,
+    *,
+    client: Client,
+    entries: Sequence[PartitionEntry] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Partial:
+    """Run ``task`` on every partition (or ``entries``) on the cluster and sum the results.
+
+    Every partition is checked to be there first (a listed partition missing is an error);
+    the task is sent to each worker once (a grid's lookup can be megabytes).
+
+    Raises
+    ------
+    ValidationError
+        A missing or altered partition, or bad rows in any partition: one error listing each
+        bad row by file and row (the first of each file and column, every one counted).
+    """
+    chosen = list(manifest.partitions if entries is None else entries)
+    if not chosen:
+        raise ValidationError(f"archive {manifest.root}: no partition lies in the selected period",
+                              [Problem("no partition selected", column="start")])
+    check_partitions(manifest, entries=chosen)
+    from distributed import as_completed
+
+    shared = client.scatter(task, broadcast=True)
+    root = manifest.root
+    leaves = client.map(bin_partition, [root] * len(chosen), chosen, task=shared, pure=False)
+    level = leaves
+    try:
+        while len(level) > 1:
+            level = [client.submit(add_partials, *level[i : i + FAN_IN], pure=False) for i in range(0, len(level), FAN_IN)]
+        done = 0
+        for _future in as_completed(leaves):
+            done += 1
+            if progress is not None:
+                progress(done, len(leaves))
+        result: Partial = level[0].result()
+    except BaseException:
+        client.cancel([*leaves, *level])
+        raise
+    if result.problems or result.counts:
+        total = sum(c.count for c in result.counts)
+        files = len({p.file for p in result.problems})
+        raise ValidationError(
+            f"archive {manifest.root}: {total} bad rows in {files} partitions; nothing was analysed",
+            result.problems, counts=result.counts,
+        )
+    return result
+
+
+@contextmanager
+def dask_client(scheduler: str | None = None, *, workers: int = 2, processes: bool = True,
+                memory_limit: str | float | None = "auto") -> Iterator[Client]:
+    """A Dask client: on the cluster at ``scheduler`` (``tcp://HOST:8786``), else on a LocalCluster started here.
+
+    The local cluster has ``workers`` workers of one thread each (separate processes unless
+    ``processes=False``) and is closed on exit; a remote cluster is left running.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``scheduler`` when it cannot be reached, or ``workers`` when it is not >= 1.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise ValidationError(f"scheduler: cannot reach the Dask scheduler at {scheduler} ({exc})",
+                                  [Problem("unreachable", column="scheduler", value=scheduler)]) from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValidationError(f"workers must be a whole number >= 1, got {workers!r}",
+                              [Problem("must be >= 1", column="workers", value=workers)])
+    # loopback only, and any free port for the status page (8787 may be another cluster's)
+    where: dict[str, Any] = {"host": "127.0.0.1"} if processes else {}
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address="127.0.0.1:0",
+                           memory_limit=memory_limit, **where)
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def worker_count(client: Client) -> int:
+    """Workers connected to ``client``'s scheduler."""
+    return len(client.scheduler_info(n_workers=-1).get("workers", {}))
+
+
+def tally_archive(manifest: Manifest, *, client: Client, by: str = "quarter", start: int | None = None,
+                  end: int | None = None, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Events and persons per quarter, or per ``region``/``country`` (or any text column) and quarter.
+
+    Returns
+    -------
+    DataFrame with the ``by`` column (unless ``by="quarter"``), ``quarter``, ``events``,
+    ``persons``, sorted; a missing value of the ``by`` column counts as ``""``.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``by`` when the archive has no such column.
+    """
+    if by not in ("quarter", "country") and by not in manifest.columns:
+        raise ValidationError(f"by: the archive has no column {by!r} (columns: {', '.join(manifest.columns)})",
+                              [Problem("unknown column", column="by", value=by)])
+    group = None if by == "quarter" else by
+    task = BinTask("tally", group=group, start=start, end=end)
+    result = reduce_archive(manifest, task, client=client, entries=select_partitions(manifest, start=start, end=end),
+                            progress=progress)
+    rows = [(g, q, int(v[0]), int(v[1])) for (g, q), v in result.tally.items()]
+    frame = pd.DataFrame(rows, columns=["group", "quarter", "events", "persons"])
+    if group is None:
+        frame = frame.groupby("quarter", as_index=False)[["events", "persons"]].sum()
+        return frame.sort_values("quarter").reset_index(drop=True)
+    frame = frame.groupby(["group", "quarter"], as_index=False)[["events", "persons"]].sum()
+    return frame.rename(columns={"group": by}).sort_values([by, "quarter"]).reset_index(drop=True)
+
+
+def check_bytes(n_values: int, *, what: str, parameter: str, limit: float = 2e9) -> None:
+    """Refuse a reduction array larger than ``limit`` bytes before any work is sent, naming ``parameter``."""
+    size = 8.0 * n_values
+    if not math.isfinite(size) or size > limit:
+        raise ValidationError(f"{parameter}: the {what} would take {size / 1e9:.1f} GB per task; at most {limit / 1e9:.0f} GB",
+                              [Problem("result too large", column=parameter, value=n_values)])
+
+
+__all__ = [
+    "FAN_IN", "BinTask", "Partial", "add_partials", "bin_partition", "check_bytes", "dask_client",
+    "reduce_archive", "select_partitions", "tally_archive", "worker_count",
+]

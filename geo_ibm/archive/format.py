@@ -1,0 +1,554 @@
+"""The partitioned GeoParquet archive on disk: partition files, the manifest, and their validation.
+
+An archive is a folder (or an object-store prefix) holding one GeoParquet file per partition,
+in Hive-style folders ``[country=XX/]quarter=2025Q3/part-00000.parquet``, and a
+``manifest.json`` listing every partition with its row count, size, SHA-256, bounds and time
+range. Each file holds plain ``x``/``y`` float64 columns in the archive's CRS next to a WKB
+``geometry`` column with GeoParquet 1.1 metadata, so GDAL, QGIS and geopandas open a partition
+as a point layer while the analysis reads only ``x``/``y``/``observed_at``/``persons`` with
+pyarrow and never builds a shapely object. ``observed_at`` is a UTC timestamp; quarters are
+those of the Europe/Luxembourg wall clock, as in the event store.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from pyproj import CRS
+
+from geo_ibm import periods
+from geo_ibm.errors import CrsError, Problem, ProblemCount, ValidationError
+
+FORMAT_NAME = "geo_ibm-archive"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+REQUIRED_COLUMNS = ("observed_at", "x", "y", "persons", "geometry")
+"""Columns every partition file has; the others (``event_id``, ``region``, ...) are optional."""
+
+TEXT_COLUMNS = ("event_id", "location_kind", "transport_mode", "entry_country", "region", "canton", "country")
+"""Optional text columns a partition may carry (written dictionary-encoded)."""
+
+MAX_PROBLEMS_PER_COLUMN = 20
+"""Problems listed per file and column; every problem is still counted."""
+
+_WKB_POINT = np.dtype([("order", "u1"), ("kind", "<u4"), ("x", "<f8"), ("y", "<f8")])
+
+
+@dataclass(frozen=True)
+class PartitionEntry:
+    """One partition file as the manifest lists it.
+
+    ``path`` is relative to the archive root (``/``-separated); ``start_utc``/``end_utc`` are
+    the epoch seconds bounding the partition's quarter (every row lies in ``[start, end)``);
+    ``time_min``/``time_max`` the first and last event (epoch seconds, ``None`` when empty);
+    ``bounds`` the ``(minx, miny, maxx, maxy)`` of its points in the archive CRS.
+    """
+
+    path: str
+    quarter: str
+    country: str | None
+    rows: int
+    bytes: int
+    sha256: str
+    bounds: tuple[float, float, float, float] | None
+    time_min: int | None
+    time_max: int | None
+    start_utc: int
+    end_utc: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The manifest of an archive: where it is, its CRS and its partitions."""
+
+    root: str
+    crs: str
+    partitions: tuple[PartitionEntry, ...]
+    partitioning: tuple[str, ...] = ("quarter",)
+    columns: tuple[str, ...] = REQUIRED_COLUMNS
+    created: str | None = None
+    source: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.partitions)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float] | None:
+        boxes = np.array([p.bounds for p in self.partitions if p.bounds is not None], dtype=float)
+        if not len(boxes):
+            return None
+        return (float(boxes[:, 0].min()), float(boxes[:, 1].min()), float(boxes[:, 2].max()), float(boxes[:, 3].max()))
+
+    @property
+    def time_range(self) -> tuple[int, int] | None:
+        firsts = [p.time_min for p in self.partitions if p.time_min is not None]
+        lasts = [p.time_max for p in self.partitions if p.time_max is not None]
+        return (min(firsts), max(lasts)) if firsts and lasts else None
+
+    @property
+    def quarters(self) -> list[str]:
+        return sorted({p.quarter for p in self.partitions})
+
+    @property
+    def countries(self) -> list[str]:
+        return sorted({p.country for p in self.partitions if p.country is not None})
+
+    def to_json(self) -> dict[str, Any]:
+        span = self.time_range
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "crs": self.crs,
+            "partitioning": list(self.partitioning),
+            "columns": list(self.columns),
+            "created": self.created,
+            "source": self.source,
+            "rows": self.rows,
+            "bounds": list(self.bounds) if self.bounds else None,
+            "time_min": _iso(span[0]) if span else None,
+            "time_max": _iso(span[1]) if span else None,
+            **({"extra": self.extra} if self.extra else {}),
+            "partitions": [asdict(p) for p in self.partitions],
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# file systems: a local folder or any URL pyarrow opens (s3://, gs://, hdfs://)
+
+
+def archive_filesystem(root: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow file system and base path of an archive location (local path or URL)."""
+    text = os.fspath(root)
+    if "://" in text and not text.startswith("file://"):
+        try:
+            return pafs.FileSystem.from_uri(text)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            raise ValidationError(f"archive {text}: cannot open this location ({exc})",
+                                  [Problem(str(exc), file=text)]) from None
+    path = text[len("file://"):] if text.startswith("file://") else text
+    return pafs.LocalFileSystem(), str(Path(path).resolve())
+
+
+def _join(base: str, relative: str) -> str:
+    return f"{base.rstrip('/')}/{relative}"
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def quarter_window(quarter: str) -> tuple[int, int]:
+    """Epoch seconds ``[start, end)`` of a local calendar quarter (``"2025Q3"``)."""
+    first, after = periods.quarter_bounds(quarter)
+    return periods.epoch_seconds(first), periods.epoch_seconds(after)
+
+
+def point_wkb(x: np.ndarray, y: np.ndarray) -> pa.BinaryArray:
+    """Little-endian 2-D WKB points of ``x``/``y`` as a pyarrow binary array, built without shapely."""
+    n = len(x)
+    records = np.empty(n, dtype=_WKB_POINT)
+    records["order"] = 1
+    records["kind"] = 1
+    records["x"] = x
+    records["y"] = y
+    offsets = np.arange(0, _WKB_POINT.itemsize * (n + 1), _WKB_POINT.itemsize, dtype=np.int32)
+    return pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(records.view(np.uint8))])
+
+
+def _geo_metadata(crs: CRS, bounds: tuple[float, float, float, float] | None) -> bytes:
+    column: dict[str, Any] = {"encoding": "WKB", "geometry_types": ["Point"], "crs": crs.to_json_dict()}
+    if bounds is not None:
+        column["bbox"] = list(bounds)
+    return json.dumps({"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column}}).encode()
+
+
+def check_crs(crs: Any) -> CRS:
+    """``crs`` as a projected pyproj CRS (grids are laid in metres), or CrsError naming it."""
+    try:
+        parsed = CRS.from_user_input(crs)
+    except Exception as exc:  # pyproj raises its own CRSError for any unreadable input
+        raise CrsError(f"crs: {crs!r} is not a coordinate reference system ({exc})") from None
+    if not parsed.is_projected:
+        raise CrsError(f"crs: {parsed.to_string()} is not projected; an archive needs metres (e.g. EPSG:2169, EPSG:3035)")
+    return parsed
+
+
+def _crs_name(crs: CRS) -> str:
+    authority = crs.to_authority()
+    return f"{authority[0]}:{authority[1]}" if authority else crs.to_wkt()
+
+
+class ArchiveWriter:
+    """Write an archive partition by partition; the manifest is written by :meth:`close`.
+
+    Use it as a context manager. Each :meth:`write` takes one partition's columns (numpy
+    arrays or lists, one value per event) and writes one file, so memory is bounded by the
+    largest partition. A folder that already holds a manifest is refused (no silent mix of
+    two archives).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, crs: Any, source: str | None = None,
+                 partitioning: Sequence[str] = ("quarter",)) -> None:
+        self.directory = Path(directory)
+        self.crs = check_crs(crs)
+        self.source = source
+        self.partitioning = tuple(partitioning)
+        self.entries: list[PartitionEntry] = []
+        self._parts: dict[tuple[str | None, str], int] = {}
+        self._columns: set[str] = set(REQUIRED_COLUMNS)
+        if (self.directory / MANIFEST_NAME).exists():
+            raise ValidationError(f"{self.directory}: already holds an archive ({MANIFEST_NAME}); choose an empty folder",
+                                  [Problem("archive exists", file=str(self.directory / MANIFEST_NAME))])
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
+        if kind is None:
+            self.close()
+
+    def write(self, columns: Mapping[str, Any], *, quarter: str, country: str | None = None) -> PartitionEntry:
+        """Write one partition file of ``quarter`` (and ``country``) and return its manifest entry.
+
+        ``columns`` needs ``x``, ``y`` (archive CRS), ``observed_at`` (tz-aware timestamps or
+        UTC epoch microseconds as int64) and ``persons``; any of :data:`TEXT_COLUMNS` and
+        ``smugglers`` may follow.
+
+        Raises
+        ------
+        ValidationError
+            A missing column, columns of different lengths, or an event outside ``quarter``.
+        """
+        quarter = periods.parse_quarter(quarter)
+        missing = [c for c in ("x", "y", "observed_at", "persons") if c not in columns]
+        if missing:
+            raise ValidationError(f"partition {quarter}: missing columns {', '.join(missing)}",
+                                  [Problem("missing column", column=c) for c in missing])
+        x = np.ascontiguousarray(columns["x"], dtype=np.float64)
+        y = np.ascontiguousarray(columns["y"], dtype=np.float64)
+        micros = _epoch_micros(columns["observed_at"])
+        start, end = quarter_window(quarter)
+        seconds = micros // 1_000_000
+        outside = (seconds < start) | (seconds >= end)
+        if outside.any():
+            first = int(np.flatnonzero(outside)[0])
+            raise ValidationError(f"partition {quarter}: {int(outside.sum())} events lie outside the quarter",
+                                  [Problem(f"outside {quarter}", row=first + 1, column="observed_at", value=_iso(int(seconds[first])))])
+        arrays: dict[str, pa.Array] = {
+            "observed_at": pa.array(micros, type=pa.timestamp("us", tz="UTC")),
+            "x": pa.array(x),
+            "y": pa.array(y),
+            "persons": pa.array(np.asarray(columns["persons"], dtype=np.int32)),
+        }
+        if "smugglers" in columns:
+            arrays["smugglers"] = pa.array(np.asarray(columns["smugglers"], dtype=np.int32))
+        for name in TEXT_COLUMNS:
+            if name in columns:
+                arrays[name] = pa.array(pd.Series(columns[name], dtype=object).where(lambda s: s.notna(), None),
+                                        type=pa.string()).dictionary_encode()
+        lengths = {name: len(a) for name, a in arrays.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValidationError(f"partition {quarter}: columns of different lengths {lengths}")
+        n = len(x)
+        finite = np.isfinite(x) & np.isfinite(y)
+        bounds = (float(x[finite].min()), float(y[finite].min()), float(x[finite].max()), float(y[finite].max())) if finite.any() else None
+        arrays["geometry"] = point_wkb(x, y)
+        table = pa.table(arrays).replace_schema_metadata({b"geo": _geo_metadata(self.crs, bounds)})
+        key = (country, quarter)
+        number = self._parts.get(key, 0)
+        self._parts[key] = number + 1
+        folder = (f"country={country}/" if country is not None else "") + f"quarter={quarter}"
+        relative = f"{folder}/part-{number:05d}.parquet"
+        target = self.directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        pq.write_table(table, scratch, compression="snappy", row_group_size=1 << 20)
+        digest, size = _sha256(scratch)
+        os.replace(scratch, target)
+        self._columns.update(arrays)
+        entry = PartitionEntry(
+            path=relative, quarter=quarter, country=country, rows=n, bytes=size, sha256=digest, bounds=bounds,
+            time_min=int(seconds.min()) if n else None, time_max=int(seconds.max()) if n else None,
+            start_utc=start, end_utc=end,
+        )
+        self.entries.append(entry)
+        return entry
+
+    def close(self) -> Manifest:
+        """Write ``manifest.json`` (atomically) and return the manifest."""
+        order = [*REQUIRED_COLUMNS, *sorted(self._columns - set(REQUIRED_COLUMNS))]
+        manifest = Manifest(
+            root=str(self.directory), crs=_crs_name(self.crs), partitions=tuple(self.entries),
+            partitioning=self.partitioning, columns=tuple(order),
+            created=pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"), source=self.source,
+        )
+        text = json.dumps(manifest.to_json(), indent=1, ensure_ascii=False)
+        scratch = self.directory / f".{MANIFEST_NAME}.{uuid.uuid4().hex}.tmp"
+        scratch.write_text(text + "\n", encoding="utf-8")
+        os.replace(scratch, self.directory / MANIFEST_NAME)
+        return manifest
+
+
+def _epoch_micros(values: Any) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64)
+    stamps = pd.DatetimeIndex(pd.Series(values))
+    if stamps.tz is None:
+        raise ValidationError("observed_at must be time zone aware (or UTC epoch microseconds)",
+                              [Problem("no time zone", column="observed_at")])
+    return np.asarray(stamps.tz_convert("UTC").as_unit("us").asi8, dtype=np.int64)
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _iso(seconds: int) -> str:
+    return pd.Timestamp(seconds, unit="s", tz="UTC").isoformat()
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def read_manifest(root: str | os.PathLike[str]) -> Manifest:
+    """The manifest of the archive at ``root`` (folder or URL), checked for shape and CRS.
+
+    Raises
+    ------
+    ValidationError
+        No manifest, unreadable JSON, another format or version, or malformed partition entries
+        (each listed with the field at fault).
+    CrsError
+        A CRS that is missing or not projected.
+    """
+    fs, base = archive_filesystem(root)
+    where = _join(base, MANIFEST_NAME)
+    try:
+        with fs.open_input_stream(where) as handle:
+            raw = handle.read()
+    except (FileNotFoundError, OSError):
+        raise ValidationError(f"{os.fspath(root)}: no archive here ({MANIFEST_NAME} not found)",
+                              [Problem("manifest not found", file=where)]) from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"{where}: not valid JSON ({exc})", [Problem("not JSON", file=where)]) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        raise ValidationError(f"{where}: not a {FORMAT_NAME} manifest", [Problem("unknown format", file=where)])
+    if data.get("version") != FORMAT_VERSION:
+        raise ValidationError(f"{where}: archive version {data.get('version')!r}, this geo_ibm reads version {FORMAT_VERSION}",
+                              [Problem("unknown version", file=where, column="version", value=data.get("version"))])
+    if not data.get("crs"):
+        raise CrsError(f"{where}: the archive names no CRS")
+    crs = _crs_name(check_crs(data["crs"]))
+    entries, problems = [], []
+    fields = PartitionEntry.__dataclass_fields__
+    for number, item in enumerate(data.get("partitions") or [], start=1):
+        if not isinstance(item, dict) or set(fields) - set(item):
+            lacking = sorted(set(fields) - set(item)) if isinstance(item, dict) else ["all"]
+            problems.append(Problem(f"partition {number} lacks {', '.join(lacking)}", file=where, row=number))
+            continue
+        path = str(item["path"])
+        if path.startswith("/") or ".." in path.split("/"):
+            problems.append(Problem("partition path leaves the archive", file=where, row=number, column="path", value=path))
+            continue
+        bounds = tuple(float(v) for v in item["bounds"]) if item["bounds"] is not None else None
+        entries.append(PartitionEntry(
+            path=path, quarter=str(item["quarter"]), country=item["country"], rows=int(item["rows"]),
+            bytes=int(item["bytes"]), sha256=str(item["sha256"]), bounds=bounds,  # type: ignore[arg-type]
+            time_min=item["time_min"], time_max=item["time_max"],
+            start_utc=int(item["start_utc"]), end_utc=int(item["end_utc"]),
+        ))
+    if problems:
+        raise ValidationError(f"{where}: {len(problems)} malformed partition entries", problems)
+    return Manifest(
+        root=os.fspath(root), crs=crs, partitions=tuple(entries), partitioning=tuple(data.get("partitioning") or ("quarter",)),
+        columns=tuple(data.get("columns") or REQUIRED_COLUMNS), created=data.get("created"), source=data.get("source"),
+        extra=dict(data.get("extra") or {}),
+    )
+
+
+def check_partitions(manifest: Manifest, *, entries: Iterable[PartitionEntry] | None = None,
+                     checksums: bool = False) -> None:
+    """Check that every listed partition file is there with the size (and SHA-256) the manifest gives.
+
+    A partition listed in the manifest but absent is an error, never a silent gap.
+
+    Raises
+    ------
+    ValidationError
+        One problem per missing, resized or (with ``checksums``) altered file, naming the file.
+    """
+    fs, base = archive_filesystem(manifest.root)
+    chosen = list(manifest.partitions if entries is None else entries)
+    infos = fs.get_file_info([_join(base, e.path) for e in chosen])
+    problems = []
+    for entry, info in zip(chosen, infos):
+        if info.type == pafs.FileType.NotFound:
+            problems.append(Problem("listed in the manifest, absent from the archive", file=entry.path))
+        elif info.size != entry.bytes:
+            problems.append(Problem(f"{info.size} bytes, the manifest lists {entry.bytes}", file=entry.path))
+        elif checksums:
+            digest = hashlib.sha256()
+            with fs.open_input_stream(info.path) as handle:
+                while chunk := handle.read(1 << 22):
+                    digest.update(chunk)
+            if digest.hexdigest() != entry.sha256:
+                problems.append(Problem("SHA-256 differs from the manifest (file changed after export)", file=entry.path))
+    if problems:
+        raise ValidationError(f"archive {manifest.root}: {len(problems)} of {len(chosen)} partitions missing or altered",
+                              problems)
+
+
+@dataclass
+class PartitionColumns:
+    """What a worker reads of one partition: the analysis columns and every bad row found."""
+
+    x: np.ndarray
+    y: np.ndarray
+    seconds: np.ndarray
+    persons: np.ndarray
+    good: np.ndarray
+    text: dict[str, np.ndarray]
+    problems: list[Problem]
+    counts: list[ProblemCount]
+
+
+def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[str] = ()) -> PartitionColumns:
+    """Read and check the analysis columns of one partition with pyarrow (no geometry decoding).
+
+    Rows are checked for a finite ``x``/``y``, a time inside the partition's quarter and
+    ``persons >= 1``; ``good`` flags the rows that pass. Problems name the file and the
+    1-based row within it.
+
+    Raises
+    ------
+    ValidationError
+        The file is missing, is not Parquet, lacks a required column or has another row count
+        than the manifest (problems with bad rows are returned, not raised, so the caller can
+        report every partition's at once).
+    """
+    fs, base = archive_filesystem(root)
+    where = _join(base, entry.path)
+    wanted = ["x", "y", "observed_at", "persons", *text_columns]
+    try:
+        with fs.open_input_file(where) as handle:
+            parquet = pq.ParquetFile(handle)
+            names = set(parquet.schema_arrow.names)
+            lacking = [c for c in wanted if c not in names]
+            if lacking:
+                raise ValidationError(f"{entry.path}: lacks the columns {', '.join(lacking)}",
+                                      [Problem("missing column", file=entry.path, column=c) for c in lacking])
+            if parquet.metadata.num_rows != entry.rows:
+                raise ValidationError(
+                    f"{entry.path}: {parquet.metadata.num_rows} rows, the manifest lists {entry.rows}",
+                    [Problem(f"{parquet.metadata.num_rows} rows, the manifest lists {entry.rows}", file=entry.path)])
+            table = parquet.read(columns=wanted)
+    except FileNotFoundError:
+        raise ValidationError(f"{entry.path}: listed in the manifest, absent from the archive",
+                              [Problem("listed in the manifest, absent from the archive", file=entry.path)]) from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValidationError(f"{entry.path}: not a readable Parquet file ({exc})",
+                              [Problem("not a Parquet file", file=entry.path)]) from None
+    x = _floats(table.column("x"))
+    y = _floats(table.column("y"))
+    time = table.column("observed_at")
+    if pa.types.is_timestamp(time.type):
+        micros = time.cast(pa.timestamp("us", tz=time.type.tz)).cast(pa.int64())
+    else:
+        micros = time.cast(pa.int64())
+    time_null = np.asarray(micros.is_null().to_numpy(zero_copy_only=False))
+    seconds = np.asarray(micros.fill_null(0).to_numpy(), dtype=np.int64) // 1_000_000
+    persons_col = table.column("persons")
+    persons_null = np.asarray(persons_col.is_null().to_numpy(zero_copy_only=False))
+    persons = np.asarray(persons_col.cast(pa.float64()).fill_null(0.0).to_numpy(), dtype=np.float64)
+    checks = [
+        ("x", ~np.isfinite(x), "not a finite number", x),
+        ("y", ~np.isfinite(y), "not a finite number", y),
+        ("observed_at", time_null, "missing time", None),
+        ("observed_at", ~time_null & ((seconds < entry.start_utc) | (seconds >= entry.end_utc)),
+         f"outside the partition's quarter {entry.quarter}", seconds),
+        ("persons", persons_null | (persons < 1), "persons must be at least 1", persons),
+    ]
+    good = np.ones(len(x), dtype=bool)
+    problems: list[Problem] = []
+    counts: list[ProblemCount] = []
+    for column, bad, reason, values in checks:
+        if not bad.any():
+            continue
+        good &= ~bad
+        rows = np.flatnonzero(bad)
+        listed = rows[:MAX_PROBLEMS_PER_COLUMN]
+        for row in listed:
+            value = None if values is None else values[row].item()
+            if column == "observed_at" and value is not None:
+                value = _iso(int(value))
+            problems.append(Problem(reason, file=entry.path, row=int(row) + 1, column=column, value=value))
+        counts.append(ProblemCount(column, reason, int(rows.size), int(listed.size)))
+    text = {name: np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=object) for name in text_columns}
+    return PartitionColumns(x, y, seconds, persons, good, text, problems, counts)
+
+
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    # nulls become NaN, so the finiteness check catches them too
+    return np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def archive_summary(manifest: Manifest) -> dict[str, Any]:
+    """What ``geo-ibm archive info`` prints: CRS, partitioning, counts, bounds, time range and rows per quarter."""
+    span = manifest.time_range
+    per_quarter: dict[str, int] = {}
+    per_country: dict[str, int] = {}
+    for p in manifest.partitions:
+        per_quarter[p.quarter] = per_quarter.get(p.quarter, 0) + p.rows
+        if p.country is not None:
+            per_country[p.country] = per_country.get(p.country, 0) + p.rows
+    summary: dict[str, Any] = {
+        "archive": manifest.root,
+        "crs": manifest.crs,
+        "crs_name": CRS.from_user_input(manifest.crs).name,
+        "partitioning": ", ".join(manifest.partitioning),
+        "partitions": len(manifest.partitions),
+        "rows": manifest.rows,
+        "bytes": sum(p.bytes for p in manifest.partitions),
+        "bounds": manifest.bounds,
+        "first_event": _iso(span[0]) if span else None,
+        "last_event": _iso(span[1]) if span else None,
+        "columns": ", ".join(manifest.columns),
+        "created": manifest.created,
+        "source": manifest.source,
+        "rows_per_quarter": dict(sorted(per_quarter.items())),
+    }
+    if per_country:
+        summary["rows_per_country"] = dict(sorted(per_country.items()))
+    return summary
+
+
+__all__ = [
+    "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "REQUIRED_COLUMNS", "TEXT_COLUMNS", "ArchiveWriter", "Manifest",
+    "PartitionColumns", "PartitionEntry", "archive_filesystem", "archive_summary", "check_crs", "check_partitions",
+    "point_wkb", "quarter_window", "read_manifest", "read_partition",
+]

@@ -1,0 +1,251 @@
+"""Partitioned GeoParquet archives and the Dask path: equal to the single-machine analyses on the same events."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from geo_ibm.analysis.methods import study_area
+from geo_ibm.archive import (
+    ArchiveWriter,
+    BinTask,
+    archive_summary,
+    check_partitions,
+    dask_client,
+    hotspots_from_archive,
+    kde_raster,
+    read_manifest,
+    reduce_archive,
+    tally_archive,
+    write_synthetic_archive,
+)
+from geo_ibm.archive.format import quarter_window
+from geo_ibm.emerging import emerging_hotspots, space_time_cube
+from geo_ibm.errors import CrsError, ValidationError
+from geo_ibm.grid import bin_counts, grid_spec, make_grid
+from geo_ibm.hotspots import hotspots_from_events
+from geo_ibm.kde import _linear_bin, density_grid
+
+
+@pytest.fixture(scope="module")
+def client():
+    # threads in this process: fast to start; one test below runs real worker processes
+    with dask_client(workers=2, processes=False, memory_limit=None) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def lux_archive(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("archive") / "lux"
+    write_synthetic_archive(root, n_events=24_000, partitions=16, quarters=8, seed=3)
+    return root
+
+
+def _events_of(root: Path) -> gpd.GeoDataFrame:
+    """The archive's events read back through geopandas (WKB geometry): the reference's own route."""
+    manifest = read_manifest(root)
+    frames = [gpd.read_parquet(root / p.path) for p in manifest.partitions]
+    events = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=frames[0].crs)
+    events["observed_at"] = events["observed_at"].dt.tz_convert("Europe/Luxembourg")
+    return events
+
+
+@pytest.fixture(scope="module")
+def lux_events(lux_archive) -> gpd.GeoDataFrame:
+    return _events_of(lux_archive)
+
+
+def test_partitions_are_geoparquet_with_xy_next_to_the_geometry(lux_archive):
+    manifest = read_manifest(lux_archive)
+    assert manifest.crs == "EPSG:2169"
+    assert manifest.rows == 24_000 and len(manifest.partitions) == 16
+    assert all(p.path.startswith(f"quarter={p.quarter}/") for p in manifest.partitions)
+    entry = manifest.partitions[3]
+    frame = gpd.read_parquet(lux_archive / entry.path)
+    assert frame.crs.to_epsg() == 2169
+    assert len(frame) == entry.rows
+    np.testing.assert_array_equal(frame.geometry.x.to_numpy(), frame["x"].to_numpy())
+    np.testing.assert_array_equal(frame.geometry.y.to_numpy(), frame["y"].to_numpy())
+    start, end = quarter_window(entry.quarter)
+    seconds = frame["observed_at"].astype("int64").to_numpy() // 1_000_000
+    assert seconds.min() >= start and seconds.max() < end
+    geo = json.loads(__import__("pyarrow.parquet", fromlist=["x"]).read_schema(lux_archive / entry.path).metadata[b"geo"])
+    assert geo["columns"]["geometry"]["encoding"] == "WKB"
+    check_partitions(manifest, checksums=True)
+    summary = archive_summary(manifest)
+    assert sum(summary["rows_per_quarter"].values()) == 24_000
+
+
+@pytest.mark.parametrize(("cell", "band", "weight"), [(1000.0, 3000.0, None), (750.0, None, None), (1000.0, 2500.0, "persons")])
+def test_gi_equals_the_single_machine_path(client, lux_archive, lux_events, cell, band, weight):
+    manifest = read_manifest(lux_archive)
+    ours = hotspots_from_archive(manifest, client=client, method="gi", cell=cell, band=band, weight=weight)
+    ref = hotspots_from_events(lux_events, study_area=study_area(), cell=cell, band=band, weight=weight)
+    np.testing.assert_array_equal(ours["count"].to_numpy(), ref["count"].to_numpy())
+    np.testing.assert_allclose(ours["gi_z"].to_numpy(), ref["gi_z"].to_numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(ours["gi_bin_fdr"].to_numpy(), ref["gi_bin_fdr"].to_numpy())
+    assert list(ours.columns) == list(ref.columns)
+    assert ours.attrs["parameters"]["band"] == ref.attrs["parameters"]["band"]
+    assert ours.attrs["parameters"]["n_events"] == len(lux_events)
+
+
+def test_time_window_selects_the_same_events(client, lux_archive, lux_events):
+    manifest = read_manifest(lux_archive)
+    ours = hotspots_from_archive(manifest, client=client, cell=1000, band=3000, start="2023-05-15", end="2024-02-10")
+    ref = hotspots_from_events(lux_events, study_area=study_area(), cell=1000, band=3000, start="2023-05-15", end="2024-02-10")
+    np.testing.assert_array_equal(ours["count"].to_numpy(), ref["count"].to_numpy())
+    np.testing.assert_allclose(ours["gi_z"].to_numpy(), ref["gi_z"].to_numpy(), rtol=0, atol=1e-12)
+    assert ours.attrs["parameters"]["partitions"] < len(manifest.partitions)
+
+
+@pytest.mark.parametrize("step", ["quarter", "month"])
+def test_space_time_cube_and_emerging_categories_equal_the_single_machine_path(client, lux_archive, lux_events, step):
+    manifest = read_manifest(lux_archive)
+    ours = hotspots_from_archive(manifest, client=client, method="emerging", cell=2000, band=5000, step=step)
+    ref = emerging_hotspots(lux_events, study_area=study_area(), cell=2000, band=5000, step=step)
+    np.testing.assert_array_equal(ours["count"].to_numpy(), ref["count"].to_numpy())
+    np.testing.assert_array_equal(ours["category"].to_numpy(), ref["category"].to_numpy())
+    np.testing.assert_allclose(ours["trend_z"].to_numpy(), ref["trend_z"].to_numpy(), rtol=0, atol=1e-12)
+    assert ours.attrs["parameters"]["steps"] == ref.attrs["parameters"]["steps"]
+    # the planted growing hot spot is found
+    assert (ours["category"].str.contains("intensifying|new|consecutive")).any()
+    # and the reduced cube itself equals the cube of the events
+    grid = make_grid(study_area(), cell=2000)
+    cube, steps = space_time_cube(lux_events, grid, step=step)
+    task = BinTask("cube", spec=grid_spec(grid), step=step, first=steps[0].ordinal, n_steps=len(steps))
+    reduced = reduce_archive(manifest, task, client=client).values.reshape(cube.shape)
+    np.testing.assert_array_equal(reduced, cube)
+
+
+def test_kde_binning_equals_the_kde_internals(client, lux_archive, lux_events):
+    manifest = read_manifest(lux_archive)
+    area = study_area().geometry.union_all()
+    bounds, cell, radius = area.bounds, 400.0, 3000.0
+    binned, used, (x0, y0, pad) = kde_raster(manifest, client=client, bounds=bounds, cell=cell, radius=radius)
+    xy = np.column_stack([lux_events.geometry.x, lux_events.geometry.y])
+    reference = _linear_bin(xy, None, x0=x0 - pad * cell, y0=y0 + pad * cell, cell=cell, shape=binned.shape)
+    np.testing.assert_allclose(binned, reference, rtol=1e-12, atol=1e-12)
+    assert used == len(xy)
+    surface = hotspots_from_archive(manifest, client=client, method="kde", cell=cell, band=radius).attrs["surface"]
+    expected = density_grid(xy, bounds=bounds, cell=cell, radius=radius)
+    np.testing.assert_allclose(surface.density, expected.density, rtol=1e-9, atol=1e-9 * expected.density.max())
+
+
+def test_counts_per_quarter_and_country(client, lux_archive, lux_events, tmp_path):
+    manifest = read_manifest(lux_archive)
+    ours = tally_archive(manifest, client=client)
+    quarters = lux_events["observed_at"].dt.tz_localize(None).dt.to_period("Q").astype(str)
+    ref = lux_events.assign(quarter=quarters).groupby("quarter").agg(events=("x", "size"), persons=("persons", "sum"))
+    assert ours["quarter"].tolist() == ref.index.tolist()
+    assert ours["events"].tolist() == ref["events"].tolist()
+    assert ours["persons"].tolist() == ref["persons"].tolist()
+    with pytest.raises(ValidationError, match="by: the archive has no column 'region'"):
+        tally_archive(manifest, client=client, by="region")
+
+
+def test_bad_rows_are_reported_by_file_and_row(client, tmp_path):
+    root = tmp_path / "bad"
+    start, _ = quarter_window("2024Q1")
+    n = 40
+    seconds = (start + np.arange(n) * 3600) * 1_000_000
+    x = np.full(n, 80_000.0) + np.arange(n)
+    y = np.full(n, 90_000.0)
+    persons = np.ones(n, dtype=int)
+    with ArchiveWriter(root, crs="EPSG:2169") as writer:
+        writer.write({"x": x, "y": y, "observed_at": seconds, "persons": persons}, quarter="2024Q1")
+        x2, persons2 = x.copy(), persons.copy()
+        x2[4] = np.nan
+        persons2[[8, 9]] = 0
+        writer.write({"x": x2, "y": y, "observed_at": seconds, "persons": persons2}, quarter="2024Q1")
+    manifest = read_manifest(root)
+    with pytest.raises(ValidationError, match="3 bad rows in 1 partitions") as caught:
+        hotspots_from_archive(manifest, client=client, cell=1000, band=3000)
+    found = {(p.file, p.row, p.column) for p in caught.value.problems}
+    bad_file = "quarter=2024Q1/part-00001.parquet"
+    assert found == {(bad_file, 5, "x"), (bad_file, 9, "persons"), (bad_file, 10, "persons")}
+    assert f"{bad_file}, row 5, column 'x': not a finite number" in str(caught.value)
+
+
+def test_missing_or_altered_partition_is_an_error(client, tmp_path):
+    root = tmp_path / "gaps"
+    write_synthetic_archive(root, n_events=6_000, partitions=6, quarters=6)
+    manifest = read_manifest(root)
+    gone = manifest.partitions[2].path
+    (root / gone).unlink()
+    with pytest.raises(ValidationError, match="1 of 6 partitions missing or altered") as caught:
+        hotspots_from_archive(manifest, client=client, cell=1000, band=3000)
+    assert caught.value.problems[0].file == gone
+    assert "absent from the archive" in caught.value.problems[0].reason
+    # a file swapped for another partition's is caught by its size or its checksum
+    other = manifest.partitions[1].path
+    (root / other).write_bytes((root / manifest.partitions[0].path).read_bytes())
+    with pytest.raises(ValidationError, match=other.replace("=", "=")):
+        check_partitions(manifest, entries=[manifest.partitions[1]], checksums=True)
+
+
+def test_cube_budget_is_refused_before_any_work(client, tmp_path):
+    root = tmp_path / "budget"
+    write_synthetic_archive(root, n_events=20_000, partitions=20, quarters=20)  # 60 months
+    manifest = read_manifest(root)
+    (root / manifest.partitions[0].path).unlink()  # work sent to the cluster would report this first
+    with pytest.raises(ValidationError, match=r"cell: .* space-time bins; at most 3,000,000") as caught:
+        hotspots_from_archive(manifest, client=client, method="emerging", cell=200, band=400, step="month")
+    assert caught.value.problems[0].column == "cell"
+    with pytest.raises(ValidationError, match="band: kernel density over an archive needs the search radius"):
+        hotspots_from_archive(manifest, client=client, method="kde")
+
+
+def test_europe_archive_gets_a_grid_in_its_own_crs(client, tmp_path):
+    root = tmp_path / "eu"
+    write_synthetic_archive(root, n_events=30_000, partitions=30, crs="EPSG:3035", quarters=3)
+    manifest = read_manifest(root)
+    assert manifest.crs == "EPSG:3035" and manifest.partitioning == ("country", "quarter")
+    assert manifest.countries and all(p.path.startswith(f"country={p.country}/quarter=") for p in manifest.partitions)
+    ours = hotspots_from_archive(manifest, client=client, cell=50_000, band=150_000)
+    assert ours.crs.to_epsg() == 3035
+    assert ours.attrs["parameters"]["crs"] == "EPSG:3035"
+    minx, miny, maxx, maxy = ours.total_bounds
+    assert 2_000_000 < minx < maxx < 7_000_000 and 1_000_000 < miny < maxy < 6_000_000
+    # reference: the events' own coordinates binned on a lattice over the archive's box
+    events = _events_of(root)
+    assert events.crs.to_epsg() == 3035
+    grid = make_grid(shapely.box(*ours.total_bounds), cell=50_000)
+    np.testing.assert_array_equal(ours["count"].to_numpy(), bin_counts(events, grid))
+    assert ours["count"].sum() == 30_000
+    by_country = tally_archive(manifest, client=client, by="country")
+    assert by_country.groupby("country")["events"].sum().sum() == 30_000
+    assert set(by_country["country"]) == set(manifest.countries)
+
+
+def test_manifest_problems(tmp_path):
+    with pytest.raises(ValidationError, match="no archive here"):
+        read_manifest(tmp_path)
+    root = tmp_path / "geo"
+    write_synthetic_archive(root, n_events=2_000, partitions=2, quarters=2)
+    data = json.loads((root / "manifest.json").read_text())
+    data["crs"] = "EPSG:4326"
+    (root / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(CrsError, match="not projected"):
+        read_manifest(root)
+    data["crs"] = "EPSG:2169"
+    data["partitions"][0]["path"] = "../elsewhere.parquet"
+    (root / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ValidationError, match="malformed partition entries"):
+        read_manifest(root)
+    with pytest.raises(ValidationError, match="already holds an archive"):
+        ArchiveWriter(root, crs="EPSG:2169")
+
+
+def test_real_worker_processes_give_the_same_counts(lux_archive, lux_events):
+    manifest = read_manifest(lux_archive)
+    with dask_client(workers=2) as processes:
+        ours = hotspots_from_archive(manifest, client=processes, cell=1000, band=3000)
+        assert ours.attrs["parameters"]["workers"] == 2
+    ref = hotspots_from_events(lux_events, study_area=study_area(), cell=1000, band=3000)
+    np.testing.assert_array_equal(ours["count"].to_numpy(), ref["count"].to_numpy())
+    np.testing.assert_allclose(ours["gi_z"].to_numpy(), ref["gi_z"].to_numpy(), rtol=0, atol=1e-12)

@@ -1,0 +1,83 @@
+"""The archive commands run for real: store -> archive -> hotspots on a local Dask cluster, against the store path."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from geo_ibm.cli import main
+
+
+def _run(args: list[str], store: Path | None = None):
+    prefix = ["--store", str(store)] if store is not None else []
+    return CliRunner().invoke(main, [*prefix, *args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("cli_archive")
+    store = folder / "store.gpkg"
+    assert _run(["demo", "--events", "3000", "--no-account"], store).exit_code == 0
+    result = _run(["archive", "export", "--out", str(folder / "arc")], store)
+    assert result.exit_code == 0, result.output
+    assert "3000 events in" in result.output
+    return store, folder / "arc"
+
+
+def test_info_describes_and_verifies_the_export(exported):
+    store, archive = exported
+    result = _run(["archive", "info", str(archive), "--verify"])
+    assert result.exit_code == 0, result.output
+    assert "crs: EPSG:2169" in result.output
+    assert "rows: 3000" in result.output
+    assert "checksums match" in result.output
+    quarters = _run(["info"], store).output
+    # the per-quarter counts of the archive are the store's
+    listed = [line for line in result.output.split("rows_per_quarter:")[1].splitlines() if line.startswith("  ")]
+    assert listed
+    for line in listed:
+        quarter, rows = (part.strip() for part in line.split(":"))
+        assert f"{quarter}: {rows} events" in quarters
+
+
+def test_hotspots_over_the_archive_write_what_the_store_path_writes(exported, tmp_path):
+    store, archive = exported
+    ours = tmp_path / "archive.gpkg"
+    theirs = tmp_path / "store.gpkg"
+    args = ["hotspots", "--method", "gi", "--cell", "1000", "--band", "3000", "--from", "2024-04-01", "--to", "2025-12-31"]
+    result = _run([*args, "--out", str(ours), "--archive", str(archive), "--workers", "2"], store)
+    assert result.exit_code == 0, result.output
+    assert _run([*args, "--out", str(theirs)], store).exit_code == 0
+    a, b = gpd.read_file(ours), gpd.read_file(theirs)
+    assert list(a.columns) == list(b.columns)
+    np.testing.assert_array_equal(a["count"].to_numpy(), b["count"].to_numpy())
+    np.testing.assert_allclose(a["gi_z"].to_numpy(), b["gi_z"].to_numpy(), rtol=0, atol=1e-12)
+    assert a.crs.to_epsg() == 2169
+    params = json.loads(result.output[result.output.index("{"): result.output.rindex("}") + 1])
+    assert params["workers"] == 2 and params["crs"] == "EPSG:2169"
+    assert params["n_events"] == int(b["count"].sum()) + params["n_outside_grid"]
+
+
+def test_archive_refusals_name_the_option(exported, tmp_path):
+    store, archive = exported
+    out = str(tmp_path / "x.gpkg")
+    result = CliRunner().invoke(main, ["--store", str(store), "hotspots", "--method", "lisa", "--archive", str(archive), "--out", out])
+    assert result.exit_code == 1 and "--method lisa does not run over an archive" in result.output
+    result = CliRunner().invoke(main, ["hotspots", "--method", "gi", "--scheduler", "tcp://127.0.0.1:1", "--out", out])
+    assert result.exit_code == 1 and "--scheduler needs --archive" in result.output
+    result = CliRunner().invoke(main, ["archive", "info", str(tmp_path)])
+    assert result.exit_code == 1 and "no archive here" in result.output
+
+
+def test_demo_writes_a_european_archive_by_country(tmp_path):
+    target = tmp_path / "eu"
+    result = _run(["demo", "--archive", str(target), "--events", "20000", "--partitions", "20", "--crs", "EPSG:3035"])
+    assert result.exit_code == 0, result.output
+    assert "20000 events in 20 partitions" in result.output
+    info = _run(["archive", "info", str(target)]).output
+    assert "crs: EPSG:3035" in info and "ETRS89-extended / LAEA Europe" in info
+    assert "partitioning: country, quarter" in info and "rows_per_country:" in info
