@@ -28,6 +28,9 @@ SITES = "site_id;lat;lon;required\nA;49.6000;6.1330;\nB;49.5000;5.9800;\nC;49.84
 PLACES = {"A": (49.6000, 6.1330, "2025-03-07 22:{:02d}", 10), "B": (49.5000, 5.9800, "2025-03-03 09:{:02d}", 6),
           "C": (49.8470, 6.1040, "2025-03-04 14:{:02d}", 3)}
 XSS_ID = "<b>x</b>`${1}`"
+HEADINGS = {"Rank": "rank", "Events": "events", "Persons": "persons", "Cumulative share of events (%)": "share_events",
+            "Best windows": "windows"}
+"""The result table's headings and the plan's column names."""
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +202,7 @@ def test_a_plan_job_runs_to_the_same_result_as_make_plan(app, as_user, planted) 
     page = client.get(status["result"])
     text = page.get_data(as_text=True)
     assert page.status_code == 200
-    rows = pd.read_html(io.StringIO(text), attrs={"id": "plan-sites"})[0]
+    rows = pd.read_html(io.StringIO(text), attrs={"id": "plan-sites"})[0].rename(columns=HEADINGS)
     assert rows["site_id"].tolist() == reference.sites["site_id"].tolist() == ["A", "B"]
     assert rows["events"].tolist() == reference.sites["events"].tolist() == [10, 6]
     assert rows["share_events"].tolist() == pytest.approx(reference.sites["share_events"].round(1).tolist())
@@ -441,5 +444,5 @@ def test_shipped_candidates_plan_from_the_form_defaults(as_user) -> None:
     status = _wait(client, response.headers["Location"])
     assert status["state"] == DONE, status
     text = client.get(status["result"]).get_data(as_text=True)
-    rows = pd.read_html(io.StringIO(text), attrs={"id": "plan-sites"})[0]
+    rows = pd.read_html(io.StringIO(text), attrs={"id": "plan-sites"})[0].rename(columns=HEADINGS)
     assert len(rows) == 3 and rows["rank"].tolist() == [1, 2, 3]

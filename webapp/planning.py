@@ -63,6 +63,12 @@ SITE_COLUMNS: tuple[str, ...] = ("rank", "name", "kind", "gain", "events", "pers
 """Result table columns after the candidates' id column (those the plan has)."""
 
 
+def _column_labels() -> dict[str, str]:
+    return {"rank": _("Rank"), "name": _("Name"), "kind": _("Kind"), "gain": _("Gain"), "events": _("Events"),
+            "persons": _("Persons"), "share_events": _("Cumulative share of events (%)"),
+            "share_persons": _("Cumulative share of persons (%)"), "windows": _("Best windows")}
+
+
 @dataclass
 class PlanRequest:
     """A checked plan form: what the job runs and what the audit trail and the result page show."""
@@ -187,6 +193,7 @@ def parse_plan_form(form: Mapping[str, Any]) -> PlanRequest:
             raise parameter_error("shifts", shifts_raw, "a demand file has no hours; plan shifts from stored events")
         demand = _read_upload(demand_upload, what="demand", reader=load_demand)
         demand_name = demand_upload.filename
+        period = None
     else:
         events = get_store().events(**filters)
         if events.empty:
@@ -194,12 +201,13 @@ def parse_plan_form(form: Mapping[str, Any]) -> PlanRequest:
                                   [Problem("no demand", column="demand")])
         demand = demand_from_events(events, weight=weight, cell=float(cell), half_life_days=half_life)
         demand_name = "stored events"
+        period = figures.period_of(events)
     params: dict[str, Any] = {
         "model": model, "method": method, "teams": teams, "radius_m": radius, "share": share,
         "shift_hours": shift_hours, "time_limit_s": time_limit, "weight": weight, "cell_m": cell,
         "half_life_days": half_life, "candidates": candidates_name, "demand": demand_name,
         "filters": {k: str(v) for k, v in form.items() if k in FILTER_PARAMS and v},
-        "n_candidates": len(candidates), "n_demand": len(demand.points),
+        "n_candidates": len(candidates), "n_demand": len(demand.points), "period": period,
     }
     return PlanRequest(candidates, demand, teams, radius, model, share, shift_hours, method, time_limit, params)
 
@@ -334,6 +342,7 @@ def result_page(job_id: str) -> Any:
     rows = [{c: _cell(row[c], c) for c in columns} for row in sites[columns].to_dict(orient="records")]
     summary = {k: v for k, v in result.plan.summary.items() if k not in ("pairs", "sites")}
     return render_template("planning_result.html", job=job, columns=columns, rows=rows, summary=summary,
+                           labels=_column_labels(),
                            pairs=result.plan.summary.get("pairs") or [], params=result.params,
                            map_src=url_for("planning.plan_map_document", job_id=job.id), downloads=tuple(DOWNLOADS))
 
@@ -366,9 +375,6 @@ def download(job_id: str, fmt: str) -> Any:
     if fmt in result.files:
         data = result.files[fmt]
     else:
-        params = result.params
-        filters = params.get("filters") or {}
-        period = " – ".join(filter(None, [filters.get("from"), filters.get("to")])) or filters.get("quarter") or None
         summary = result.plan.summary
         subtitle = _("%(n)s sites, radius %(radius)s m, %(share)s %% of events covered", n=len(result.plan.sites),
                      radius=f"{result.radius:g}",
@@ -377,7 +383,7 @@ def download(job_id: str, fmt: str) -> Any:
         fig = plan_print_map(result.plan.sites, result.plan.demand, radius=result.radius,
                              outline=layer_frame("outline"), borders=layer_frame("borders"),
                              neighbours=layer_frame("neighbours"), title=_("Control site plan"), subtitle=subtitle,
-                             period=period, t=_translate)
+                             period=result.params.get("period"), t=_translate)
         data = figures.figure_bytes(fig, format="pdf" if fmt == "pdf" else "png")
     audit("export", what="plan", format=fmt, job=job.id, sites=result.plan.summary.get("sites"))
     return attachment(data, DOWNLOADS[fmt], f"geo_ibm-plan.{fmt}")

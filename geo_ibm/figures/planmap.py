@@ -109,4 +109,12 @@ def _draw_plan(fig: Figure, sites: gpd.GeoDataFrame, demand: gpd.GeoDataFrame, *
                       markeredgewidth=0)]
     labels = [t("Control site (number: rank)"), t("Coverage radius") + f" ({radius / 1000:g} km)",
               t("Covered demand"), t("Demand not covered")]
-    ax.legend(handles, labels, loc="lower right", fontsize=fs * 0.85, framealpha=0.9, edgecolor="#999999")
+    # Under the reference legend, in the side column: nothing on the map is hidden by it.
+    side = fig.axes[1] if len(fig.axes) > 1 else ax
+    first = side.get_legend()
+    plan_legend = side.legend(handles, labels, loc="lower left", frameon=False, fontsize=fs, handlelength=1.6,
+                              borderaxespad=0.0, labelspacing=0.45, title=t("Plan"),
+                              title_fontproperties={"weight": "bold", "size": fs})
+    plan_legend._legend_box.align = "left"  # type: ignore[attr-defined]  # title flush with the entries
+    if first is not None and first is not plan_legend:
+        side.add_artist(first)

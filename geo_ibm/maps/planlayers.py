@@ -67,13 +67,13 @@ def add_sites(fmap: folium.Map, sites: gpd.GeoDataFrame, *, id_column: str, t: T
         shown["share_events"] = [f"{float(v):.1f} %" if pd.notna(v) else "" for v in shown["share_events"]]
     props = _escaped_columns(shown, fields)
     ranks = web["rank"].to_numpy(dtype=float) if "rank" in web else np.arange(1, len(web) + 1, dtype=float)
-    props["size"] = np.clip(11.0 - ranks * 0.5, 6.0, 10.0)
+    props["size"] = np.clip(8.5 - ranks * 0.5, 5.0, 8.0)
     labels = {"rank": t("Rank"), "name": t("Name"), "kind": t("Kind"), "events": t("Events"), "persons": t("Persons"),
               "share_events": t("Cumulative share of events"), "windows": t("Best windows")}
     folium.GeoJson(
         _feature_collection(web, props),
         name=t("Chosen control sites"),
-        marker=folium.CircleMarker(radius=8, weight=2, fill=True, fill_opacity=0.95),
+        marker=folium.CircleMarker(radius=7, weight=2, fill=True, fill_opacity=0.95),
         style_function=lambda f: {"color": "#ffffff", "fillColor": SITE_COLOUR, "weight": 2,
                                   "radius": f["properties"]["size"]},
         tooltip=folium.GeoJsonTooltip(fields=fields, aliases=[text(labels.get(f, f)) for f in fields]),
