@@ -226,14 +226,25 @@ def test_import_messages_name_the_given_file_never_its_path(store_factory, tmp_p
         store.import_file(path, user="u")
 
 
+def _old_event_id_layout(path) -> None:
+    """Turn an empty store into the earlier layout: ``event_id`` declared ``UNIQUE`` in the table."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+        conn.execute("DROP TABLE events")
+        conn.execute(ddl.replace("event_id TEXT NOT NULL", "event_id TEXT NOT NULL UNIQUE", 1))
+
+
+@pytest.mark.parametrize("layout", ["current", "unique-column"])
 @pytest.mark.parametrize("before", [0, 30])
-def test_geopackage_staged_bulk_insert_stores_what_the_row_inserts_store(tmp_path, monkeypatch, before):
+def test_geopackage_staged_bulk_insert_stores_what_the_row_inserts_store(tmp_path, monkeypatch, before, layout):
     import sqlite3
 
     from storefixtures import OUTLINE, half_regions
 
     import geo_ibm.store.geopackage as gpkg
-    from geo_ibm.store import gpkg_staging
+    from geo_ibm.store import gpkg_rtree, gpkg_staging
 
     rows = write_events(tmp_path / "e.csv", event_rows(400, seed=8))
     tables = {}
@@ -241,6 +252,9 @@ def test_geopackage_staged_bulk_insert_stores_what_the_row_inserts_store(tmp_pat
         monkeypatch.setattr(gpkg_staging, "STAGING_MIN_ROWS", threshold)
         store = gpkg.GeoPackageStore(tmp_path / f"{mode}.gpkg", outline=OUTLINE, assign_regions=half_regions)
         store.init()
+        if layout != "current":
+            _old_event_id_layout(store.path)
+            store = gpkg.GeoPackageStore(store.path, outline=OUTLINE, assign_regions=half_regions)
         if before:
             store.import_file(write_events(tmp_path / "first.csv", event_rows(before, prefix="F")), user="ana")
         store.import_file(rows, user="ana")
@@ -250,6 +264,14 @@ def test_geopackage_staged_bulk_insert_stores_what_the_row_inserts_store(tmp_pat
             assert conn.execute("SELECT rtreecheck('rtree_events_geom')").fetchone()[0] == "ok"
             assert conn.execute("SELECT count(*) FROM rtree_events_geom").fetchone()[0] == before + 403
             assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0] == 6
+            unique = [r[1] for r in conn.execute("PRAGMA index_list(events)") if r[2]]
+            assert unique == (["events_event_id"] if layout == "current" else ["sqlite_autoindex_events_1"])
+            gpkg_rtree.register_functions(conn)  # the R-tree triggers call them
+            with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+                conn.execute("INSERT INTO events (event_id, observed_at, observed_utc, quarter, location_kind, persons, "
+                             "smugglers, transport_mode, entry_country, x, y) SELECT event_id, observed_at, "
+                             "observed_utc, quarter, location_kind, persons, smugglers, transport_mode, entry_country, "
+                             "x, y FROM events LIMIT 1")
             bounds = conn.execute("SELECT min_x, min_y, max_x, max_y FROM gpkg_contents "
                                   "WHERE table_name = 'events'").fetchone()
             assert bounds == conn.execute("SELECT min(x), min(y), max(x), max(y) FROM events").fetchone()

@@ -5,8 +5,11 @@ itself. The ADBC driver writes the Arrow columns from C into a private temporary
 attached to the import's connection, one ``INSERT ... SELECT`` moves the rows inside the
 import's transaction, so a killed process leaves the store as it was (and at most the
 temporary file behind). The staging table is declared as ``events`` is, with the fids its
-rows get and the same unique index: into an empty ``events`` table SQLite then copies the
-records whole.
+rows get and a unique ``event_id`` index of the same conflict rule as
+:data:`~geo_ibm.store.gpkg_schema.EVENT_ID_INDEX` (built once after the rows, sorted): into an
+empty ``events`` table SQLite then copies the records and that index whole instead of
+decoding each row and inserting its id into the index in random order. A store made before
+that index (a ``UNIQUE`` column) takes the row-by-row copy.
 """
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ def insert_staged(conn: sqlite3.Connection, table: pd.DataFrame, *, first_fid: i
 
     driver = _driver()
     staged = folder / "events.sqlite"
-    fields = ", ".join(f"{name} {decl.replace(' UNIQUE', '')}" for name, decl in gpkg_schema.EVENT_FIELDS)
+    fields = ", ".join(f"{name} {decl}" for name, decl in gpkg_schema.EVENT_FIELDS)
     arrow = pa.table({
         "fid": pa.array(np.arange(first_fid + 1, first_fid + 1 + len(table), dtype=np.int64)),
         "geom": pa.array(point_blobs(table["x"].to_numpy(), table["y"].to_numpy()), type=pa.binary()),
