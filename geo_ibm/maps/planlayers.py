@@ -151,5 +151,6 @@ def plan_map(
                (UNCOVERED_COLOUR, "dot", t("Demand not covered"))]
     blocks = [_legend_html(t("Plan"), entries), _legend_html(t("Internal Schengen borders"), border_entries)]
     if dropped:
-        blocks.append(f'<div class="block">{text(t("Lightest demand points not drawn"))}: {dropped:,}</div>')
+        note = t("Lightest demand points not drawn")
+        blocks.append(f'<div class="block">{text(note)}: {dropped:,}</div>')
     return _finish(fmap, blocks)
