@@ -446,3 +446,25 @@ def test_shipped_candidates_plan_from_the_form_defaults(as_user) -> None:
     text = client.get(status["result"]).get_data(as_text=True)
     rows = pd.read_html(io.StringIO(text), attrs={"id": "plan-sites"})[0].rename(columns=HEADINGS)
     assert len(rows) == 3 and rows["rank"].tolist() == [1, 2, 3]
+
+
+def test_a_plan_cancelled_between_its_steps_stops_and_is_audited(app, planted) -> None:
+    from webapp.planning import PlanRequest, plan_job
+
+    store_path = Path(app.config["STORE_PATH"])
+    candidates = load_candidates(planted[1])
+    demand = demand_from_events(open_store(store_path).events(), cell=250.0)
+    request = PlanRequest(candidates, demand, 2, 1000.0, "mclp", None, None, "exact", 30.0, {"teams": 2})
+    work = plan_job(request, store_location=str(store_path), user="pia", workdir=Path(app.instance_path))
+    seen: list[str] = []
+
+    def progress(fraction: float, message: str) -> None:
+        seen.append(message)
+        if message.startswith("solving"):  # the user cancelled while the coverage was built
+            raise Cancelled("cancelled")
+
+    with pytest.raises(Cancelled):
+        work(progress)
+    assert [m.split(":")[0].split(" ")[0] for m in seen] == ["planning", "coverage", "solving"]
+    detail = open_store(store_path).audit_log(limit=1)["detail"].iloc[0]
+    assert detail["status"] == "cancelled" and detail["teams"] == 2

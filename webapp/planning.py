@@ -29,7 +29,7 @@ from geo_ibm.planning.demand import Demand, demand_from_events, load_demand
 from geo_ibm.planning.files import POINT_SUFFIXES, write_plan
 from geo_ibm.planning.models import check_share, check_teams, check_time_limit
 from geo_ibm.planning.plan import MODELS, Plan, make_plan
-from geo_ibm.planning.progress import ProgressCallback, plan_messages
+from geo_ibm.planning.progress import Cancelled, ProgressCallback, plan_messages
 from geo_ibm.planning.spacetime import HOURS_PER_WEEK, check_shift_hours
 from geo_ibm.store import open_store
 from webapp.assets import ASSET_PREFIX
@@ -228,7 +228,8 @@ def plan_job(plan_request: PlanRequest, *, store_location: str, user: str, workd
             progress(0.88, "writing the GeoPackage and CSV")
             files = _plan_files(plan, req.params, workdir)
         except GeoIbmError as exc:
-            open_store(store_location).audit("plan", user=user, detail={**req.params, "status": "refused",
+            status = "cancelled" if isinstance(exc, Cancelled) else "refused"
+            open_store(store_location).audit("plan", user=user, detail={**req.params, "status": status,
                                                                         "error": str(exc).splitlines()[0][:300]})
             raise
         progress(0.98, "done")

@@ -89,7 +89,9 @@ def _draw_plan(fig: Figure, sites: gpd.GeoDataFrame, demand: gpd.GeoDataFrame, *
     weight = shown["weight"].to_numpy(dtype=float)
     size = 1.5 + 10.0 * np.sqrt(weight / weight.max()) if len(weight) and weight.max() > 0 else np.full(len(xy), 2.0)
     for mask, colour in ((~covered, UNCOVERED_COLOUR), (covered, COVERED_COLOUR)):
-        ax.scatter(xy[mask, 0], xy[mask, 1], s=size[mask] * scale, c=colour, alpha=0.7, linewidths=0, zorder=5.2)
+        # Thousands of dots: one raster layer in PDF/SVG keeps the file small and fast to open.
+        ax.scatter(xy[mask, 0], xy[mask, 1], s=size[mask] * scale, c=colour, alpha=0.7, linewidths=0, zorder=5.2,
+                   rasterized=True)
     circles = list(sites.geometry.buffer(radius, quad_segs=32))
     _add_polygons(ax, circles, facecolor=CIRCLE_COLOUR, edgecolor="none", alpha=0.08, zorder=5.4)
     _add_polygons(ax, circles, facecolor="none", edgecolor=CIRCLE_COLOUR, linewidth=0.8, linestyle=(0, (4, 3)),
