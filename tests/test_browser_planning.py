@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_browser import CHROMIUM_ARGS, Watched, browser  # noqa: F401
+from test_browser import Watched, browser  # noqa: F401
 from webfixtures import PASSWORD, base_store  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
