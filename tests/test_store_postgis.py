@@ -318,11 +318,17 @@ def test_copy_geopackage_to_postgis_and_back_keeps_everything(pg_store, tmp_path
     gpkg = GeoPackageStore(tmp_path / "src.gpkg", outline=OUTLINE, assign_regions=half_regions)
     fill(gpkg, tmp_path)
     token = accounts.new_token(gpkg, "ana")
+    gpkg.add_operation("OP Nord", '{"sites": []}', user="pia", created=pd.Timestamp("2025-03-01T10:00:00Z"),
+                       start_date="2025-03-03", end_date="2025-03-09")
     pg = pg_store("copy")
     stages = []
     report = copy_store(gpkg, pg, progress=lambda stage, done, total: stages.append(stage))
-    assert report.counts == {"events": 350, "imports": 3, "audit": 4, "web_users": 2, "web_tokens": 1,
+    assert report.counts == {"events": 350, "imports": 3, "audit": 4, "web_users": 2, "web_tokens": 1, "operations": 1,
                              "ground_truth": 2}
+    assert pg.operation("op nord") == gpkg.operation("op nord") and pg.operation("op nord")[1] == '{"sites": []}'
+    assert pg.add_operation("OP Süd", "{}", user="pia", created=pd.Timestamp("2025-03-02T10:00:00Z"),
+                            start_date="2025-03-03", end_date="2025-03-09")  # the ids continue after the copied one
+    assert pg.operations()["id"].tolist() == [2, 1]
     assert report.source == gpkg.location and report.target == pg.location and len(report.checksum) == 64
     assert list(dict.fromkeys(stages)) == ["read", "write", "verify", "ground_truth"]
     same_content(gpkg, pg)

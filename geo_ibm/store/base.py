@@ -419,6 +419,22 @@ class EventStore(ABC):
         """
         return pipeline.reassign_regions(self, assign=assign, before_commit=before_commit)
 
+    # -- saved operations (the rules live in geo_ibm.planning.operations) --------------------
+
+    @abstractmethod
+    def add_operation(self, name: str, body: str, *, user: str, created: datetime, start_date: str,
+                      end_date: str) -> bool:
+        """Save an operation (``body``: its JSON document); ``False`` when the name is taken (case-insensitive)."""
+
+    @abstractmethod
+    def operations(self) -> pd.DataFrame:
+        """The saved operations, newest first: ``id``, ``name``, ``created`` (tz-aware UTC), ``user``,
+        ``start_date``, ``end_date`` (ISO dates)."""
+
+    @abstractmethod
+    def operation(self, name: str) -> tuple[dict[str, Any], str] | None:
+        """One saved operation by name (case-insensitive): its listed columns and its JSON ``body``, or ``None``."""
+
     # -- web accounts: storage primitives (the rules live in geo_ibm.accounts) --------------
 
     @abstractmethod

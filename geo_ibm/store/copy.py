@@ -1,8 +1,8 @@
 """Copy a whole event store to another backend (GeoPackage <-> PostGIS), verified by counts and checksums.
 
 What moves: the events with their canton, region and import, the imports table and the audit
-trail with their ids and times, the ground truth, the web accounts (password hashes) and API
-tokens. Login sessions and the login throttle's counters stay behind (they only matter to the
+trail with their ids and times, the ground truth, the web accounts (password hashes), API
+tokens and the saved operations. Login sessions and the login throttle's counters stay behind (they only matter to the
 running app; users log in again). The target must be empty; it is written in one transaction
 and checked against the source before that transaction commits, so a failed copy leaves it
 empty. Each backend is read and written here through its own tables (the store interface
@@ -36,13 +36,15 @@ TABLES: dict[str, list[str]] = {
     "audit": list(frames.AUDIT_COLUMNS),
     "web_users": ["name", "role", "password_hash", "created", "updated"],
     "web_tokens": ["token_sha256", "name", "created"],
+    "operations": ["id", "name", "created", "user", "start_date", "end_date", "body"],
 }
 """The tables copied row by row, with their columns (the same names in both backends)."""
 
-_ORDER = {"events": "fid", "imports": "id", "audit": "id", "web_users": "name", "web_tokens": "token_sha256"}
+_ORDER = {"events": "fid", "imports": "id", "audit": "id", "web_users": "name", "web_tokens": "token_sha256",
+          "operations": "id"}
 _TIMES = {"imports": ("imported_at",), "audit": ("at",), "web_users": ("created", "updated"),
-          "web_tokens": ("created",)}
-_SECONDS_ONLY = {"web_users", "web_tokens"}
+          "web_tokens": ("created",), "operations": ("created",)}
+_SECONDS_ONLY = {"web_users", "web_tokens", "operations"}
 _NUMERIC = {"observed_utc", "persons", "smugglers", "x", "y", "id", "rows", "accepted", "rejected", "duplicates"}
 
 

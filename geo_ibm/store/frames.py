@@ -227,6 +227,24 @@ def audit_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
     return frame
 
 
+OPERATION_COLUMNS = ["id", "name", "created", "user", "start_date", "end_date"]
+"""The listed columns of saved operations (their ``body`` is read one at a time)."""
+
+
+def operations_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """Saved operations (:data:`OPERATION_COLUMNS`): whole-number ids, tz-aware UTC ``created``, dates as text."""
+    frame = pd.DataFrame(list(rows), columns=OPERATION_COLUMNS, dtype=object)
+    frame["id"] = frame["id"].astype(np.int64)
+    frame["created"] = pd.to_datetime(frame["created"], utc=True, format="ISO8601")
+    return frame
+
+
+def operation_record(row: Sequence[Any]) -> tuple[dict[str, Any], str]:
+    """One saved operation read as :data:`OPERATION_COLUMNS` then ``body``: its listed columns and its body."""
+    listed = operations_frame([row[:-1]]).iloc[0]
+    return {str(k): v for k, v in listed.items()}, str(row[-1])
+
+
 def imports_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
     """The imports table (:data:`IMPORT_COLUMNS`) with whole numbers and tz-aware UTC times."""
     frame = pd.DataFrame(list(rows), columns=IMPORT_COLUMNS, dtype=object)

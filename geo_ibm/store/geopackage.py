@@ -399,6 +399,31 @@ class GeoPackageStore(EventStore):
                 gdf[c] = gdf[c].astype(pd.DatetimeTZDtype("ns", LOCAL_TZ))
         return gdf
 
+    # -- saved operations --------------------------------------------------------------------
+
+    def add_operation(self, name: str, body: str, *, user: str, created: datetime.datetime, start_date: str,
+                      end_date: str) -> bool:
+        with self._changing() as conn:
+            if conn.execute("SELECT 1 FROM operations WHERE lower(name) = lower(?)", (name,)).fetchone():
+                return False
+            conn.execute(
+                "INSERT INTO operations (name, created, user, start_date, end_date, body) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, created.astimezone(datetime.timezone.utc).isoformat(timespec="seconds"), user, start_date,
+                 end_date, body),
+            )
+            return True
+
+    def operations(self) -> pd.DataFrame:
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {', '.join(frames.OPERATION_COLUMNS)} FROM operations ORDER BY id DESC")
+            return frames.operations_frame(rows.fetchall())
+
+    def operation(self, name: str) -> tuple[dict[str, Any], str] | None:
+        with self._read() as conn:
+            row = conn.execute(f"SELECT {', '.join(frames.OPERATION_COLUMNS)}, body FROM operations "
+                               "WHERE lower(name) = lower(?)", (name,)).fetchone()
+        return None if row is None else frames.operation_record(row)
+
     # -- web accounts, tokens, sessions ------------------------------------------------------
 
     def add_account(self, name: str, role: str, password_hash: str, *, created: datetime.datetime) -> bool:

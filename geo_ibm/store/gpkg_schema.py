@@ -12,7 +12,7 @@ File layout (a GeoPackage 1.3 that GDAL and QGIS open):
 - ``imports`` and ``audit``: attribute tables; ``ground_truth``: the demo layer, written by GDAL.
 - not registered as GeoPackage content, so GIS clients do not list them: the web accounts
   (``web_users``, ``web_tokens``, ``web_sessions``), the login throttle's counters
-  (``throttle_hits``), the audit tallies (``audit_tallies``)
+  (``throttle_hits``), the audit tallies (``audit_tallies``), the saved operations (``operations``)
   and ``geo_ibm_meta`` (the store's identity and the version counter).
 """
 from __future__ import annotations
@@ -115,6 +115,10 @@ CREATE INDEX IF NOT EXISTS throttle_hits_last ON throttle_hits (space, last);
 CREATE TABLE IF NOT EXISTS audit_tallies (
     action TEXT NOT NULL, key TEXT NOT NULL, audit_id INTEGER NOT NULL, opened DOUBLE NOT NULL,
     PRIMARY KEY (action, key));
+CREATE TABLE IF NOT EXISTS operations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, created TEXT NOT NULL, user TEXT NOT NULL,
+    start_date TEXT NOT NULL, end_date TEXT NOT NULL, body TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS operations_name ON operations (lower(name));
 DROP TABLE IF EXISTS login_failures;
 CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -126,7 +130,7 @@ releases (``login_failures``) goes."""
 
 REQUIRED = frozenset({
     "events", "imports", "audit", gpkg_rtree.RTREE, "web_users", "web_tokens", "web_sessions", "throttle_hits",
-    "audit_tallies", META_TABLE,
+    "audit_tallies", "operations", META_TABLE,
 })
 """Tables and indexes a current store has (besides the GeoPackage metadata tables)."""
 

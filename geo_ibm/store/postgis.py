@@ -380,6 +380,31 @@ class PostGISStore(EventStore):
         layer = io.ensure_working_crs(layer, name="cantons")
         return self.reassign_regions(assign=assign, before_commit=lambda: layers.replace_cantons(self._local.conn, layer))
 
+    # -- saved operations --------------------------------------------------------------------
+
+    def add_operation(self, name: str, body: str, *, user: str, created: datetime.datetime, start_date: str,
+                      end_date: str) -> bool:
+        with self._changing() as conn:
+            cur = conn.execute(
+                'INSERT INTO operations (name, created, "user", start_date, end_date, body) '
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (name, created, user, start_date, end_date, body),
+            )
+            return cur.rowcount == 1
+
+    def operations(self) -> pd.DataFrame:
+        select = ", ".join('"user"' if c == "user" else c for c in frames.OPERATION_COLUMNS)
+        with self._connection() as conn:
+            rows = conn.execute(f"SELECT {select} FROM operations ORDER BY id DESC").fetchall()
+        return frames.operations_frame(rows)
+
+    def operation(self, name: str) -> tuple[dict[str, Any], str] | None:
+        select = ", ".join('"user"' if c == "user" else c for c in frames.OPERATION_COLUMNS)
+        with self._connection() as conn:
+            row = conn.execute(f"SELECT {select}, body FROM operations WHERE lower(name) = lower(%s)",
+                               (name,)).fetchone()
+        return None if row is None else frames.operation_record(row)
+
     # -- web accounts, tokens, sessions ------------------------------------------------------
 
     def add_account(self, name: str, role: str, password_hash: str, *, created: datetime.datetime) -> bool:

@@ -127,6 +127,11 @@ MIGRATIONS: dict[int, tuple[str, str]] = {
     1: ("events, imports, audit, installed cantons, web accounts, throttle counters, audit tallies, meta", _V1),
     2: ("events: destination_country and nationalities", ";".join(
         f"ALTER TABLE events ADD COLUMN IF NOT EXISTS {name} text" for name in ADDED_IN_V2)),
+    3: ("operations: saved plans of national operations", """
+CREATE TABLE operations (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL, created timestamptz NOT NULL,
+    "user" text NOT NULL, start_date text NOT NULL, end_date text NOT NULL, body text NOT NULL);
+CREATE UNIQUE INDEX operations_name_nocase ON operations (lower(name))"""),
 }
 """Schema version -> (what it brings, its SQL). A new version appends here; none is ever edited."""
 
