@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -15,7 +16,17 @@ from spopt.locate import PMedian as SpoptPMedian
 
 from geo_ibm.errors import ValidationError
 from geo_ibm.planning.coverage import Coverage, coverage_by_radius, distance_matrix
-from geo_ibm.planning.models import MaximalCovering, PMedian, SetCovering, reduce_covering
+from geo_ibm.planning.models import (
+    MaximalCovering,
+    PMedian,
+    ReducedCovering,
+    SetCovering,
+    lagrangian_fixing,
+    mclp_exact,
+    mclp_heuristic,
+    mclp_lagrangian_bound,
+    reduce_covering,
+)
 from geo_ibm.planning.spacetime import block_label, demand_blocks, plan_shifts
 
 
@@ -87,6 +98,75 @@ def test_reduction_drops_dead_and_merges_identical_rows() -> None:
     assert red.a.shape == (2, 3)
     assert sorted(red.weight.tolist()) == [3.0, 4.0]
     assert red.row_of[2] == -1 and red.row_of[0] == red.row_of[1]
+
+
+def _reduced(seed: int, *, n: int = 70, m: int = 14, radius: float = 2_200.0,
+             whole: bool = True) -> tuple[np.ndarray, np.ndarray, ReducedCovering]:
+    demand, sites, w, cov = _instance(seed, n=n, m=m, radius=radius)
+    if not whole:
+        w = w + np.random.default_rng(seed + 100).uniform(0, 1, len(w))
+    none = np.zeros(0, dtype=np.int64)
+    return cov.incidence().toarray() > 0, w, reduce_covering(cov, w, required=none, excluded=none)
+
+
+def _brute_reduced(red: ReducedCovering, k: int, *, drop: Sequence[int] = (), force: Sequence[int] = ()) -> float:
+    a = red.a.toarray() > 0
+    free = [j for j in range(a.shape[1]) if j not in set(drop) | set(force)]
+    best = -np.inf
+    for c in itertools.combinations(free, k - len(force)):
+        best = max(best, float(red.weight[a[:, list(force) + list(c)].any(axis=1)].sum()))
+    return best
+
+
+@pytest.mark.parametrize("whole", [True, False])
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_lagrangian_bound_is_valid(seed: int, k: int, whole: bool) -> None:
+    inc, w, red = _reduced(seed, whole=whole)
+    best = _brute_mclp(inc, w, k)
+    for start, iterations in ((np.zeros(0, dtype=np.int64), 3), (np.arange(k), 50), (np.arange(k), 400)):
+        lag = mclp_lagrangian_bound(red, k, start=start, lower=0.0, max_iter=iterations)
+        assert lag.bound >= best - 1e-9
+        assert lag.best_value <= best + 1e-9
+        # the bound is L at the stored multipliers, whatever the rounding
+        top = np.sort(lag.site_value)[::-1][:k].sum()
+        assert lag.bound <= lag.constant + top + 1e-6 * max(1.0, best)
+        assert np.all(lag.multipliers >= 0) and np.all(lag.multipliers <= red.weight)
+    heur = mclp_heuristic(red, k)
+    assert heur.value <= best + 1e-9 <= heur.bound + 2e-9
+
+
+@pytest.mark.parametrize("whole", [True, False])
+@pytest.mark.parametrize("seed", range(8))
+def test_lagrangian_fixing_keeps_the_optimum(seed: int, whole: bool) -> None:
+    k = 4
+    _, _, red = _reduced(seed, whole=whole)
+    best = _brute_reduced(red, k)
+    # a weak incumbent (greedy without swaps, a few subgradient steps) leaves something to fix
+    weak = mclp_heuristic(red, k, swaps=False, lagrangian_iterations=0)
+    lag = mclp_lagrangian_bound(red, k, start=weak.chosen, lower=weak.value, max_iter=200)
+    drop, force = lagrangian_fixing(lag, k, weak.value, integral=whole)
+    assert not set(drop) & set(force)
+    if len(force) <= k:
+        restricted = _brute_reduced(red, k, drop=drop.tolist(), force=force.tolist())
+        assert max(restricted, weak.value) == pytest.approx(best)
+    else:
+        assert weak.value == pytest.approx(best)
+
+
+@pytest.mark.parametrize("whole", [True, False])
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("iterations", [0, 4, 1_000])
+def test_exact_with_fixing_equals_brute_force(seed: int, whole: bool, iterations: int) -> None:
+    # few subgradient steps leave the proof to the MILP on the fixed model
+    k = 4
+    _, _, red = _reduced(seed, whole=whole)
+    best = _brute_reduced(red, k)
+    sol = mclp_exact(red, k, time_limit=30.0, lagrangian_iterations=iterations)
+    assert sol.value == pytest.approx(best) and sol.status == "optimal"
+    assert sol.bound >= best - 1e-9 and sol.bound == pytest.approx(best, rel=1e-6)
+    assert len(sol.chosen) == k and len(set(sol.chosen.tolist())) == k
+    assert float(red.weight[(red.a.toarray()[:, sol.chosen] > 0).any(axis=1)].sum()) == pytest.approx(best)
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -8,7 +8,11 @@ Exact solves are mixed-integer programs solved by HiGHS (``scipy.optimize.milp``
 model: demand no site reaches is dropped, demand already covered by required sites is set
 aside, and demand rows with identical covering sets are merged into one row carrying their
 summed weight. Heuristic solves are greedy plus one-site swaps and report a valid bound on
-the optimum, so a user sees how far from optimal the answer can be.
+the optimum, so a user sees how far from optimal the answer can be; for maximal covering that
+bound is Lagrangian (the coverage constraints relaxed, multipliers found by subgradient steps).
+An exact maximal covering solve starts from the heuristic: a Lagrangian bound that meets the
+heuristic's value proves it optimal, and otherwise the multipliers fix sites in or out before
+HiGHS solves what is left.
 """
 from __future__ import annotations
 
@@ -219,28 +223,86 @@ def _status(res: Any) -> str:
     return "optimal" if res.status == 0 else "time_limit" if res.status == 1 else f"solver status {res.status}"
 
 
-def mclp_exact(red: ReducedCovering, k: int, *, time_limit: float, rel_gap: float = 1e-6) -> _Solution:
-    """Maximal covering MILP: ``max w·z`` s.t. ``z_r <= sum_j a_rj y_j``, ``sum y = k``, ``y`` binary, ``0 <= z <= 1``."""
+def _mclp_milp(red: ReducedCovering, k: int, *, time_limit: float, rel_gap: float = 1e-6,
+               cutoff: float | None = None) -> _Solution | None:
+    """Maximal covering MILP: ``max w·z`` s.t. ``z_r <= sum_j a_rj y_j``, ``sum y = k``, ``y`` binary, ``0 <= z <= 1``.
+
+    ``cutoff``: only solutions covering at least this much are wanted (a constraint); ``None``
+    is returned when HiGHS proves there is none, or stops at the time limit without one.
+    """
     n_rows, n_free = red.a.shape
     if k == 0 or n_rows == 0:
-        chosen = _fill(np.zeros(0, dtype=np.int64), k, n_free)
-        return _Solution(chosen, 0.0, 0.0, "trivial", "optimal")
+        return _Solution(_fill(np.zeros(0, dtype=np.int64), k, n_free), 0.0, 0.0, "trivial", "optimal")
     if k >= n_free:
         return _Solution(np.arange(n_free), float(red.weight.sum()), float(red.weight.sum()), "trivial", "optimal")
     coupling = sp.hstack([-red.a, sp.identity(n_rows, format="csr")], format="csr")
     cardinality = sp.csr_matrix(np.r_[np.ones(n_free), np.zeros(n_rows)][None, :])
     c = np.r_[np.zeros(n_free), -red.weight]
-    integrality = np.r_[np.ones(n_free), np.zeros(n_rows)]
-    res = milp(c, integrality=integrality, bounds=Bounds(0, 1),
-               constraints=[LinearConstraint(coupling, -np.inf, 0), LinearConstraint(cardinality, k, k)],
+    constraints = [LinearConstraint(coupling, -np.inf, 0), LinearConstraint(cardinality, k, k)]
+    if cutoff is not None:
+        constraints.append(LinearConstraint(sp.csr_matrix(-c[None, :]), cutoff, np.inf))
+    res = milp(c, integrality=np.r_[np.ones(n_free), np.zeros(n_rows)], bounds=Bounds(0, 1), constraints=constraints,
                options={"time_limit": time_limit, "disp": False, "mip_rel_gap": rel_gap})
-    _milp_result(res, time_limit)
+    if res.x is None:
+        if cutoff is not None and res.status in (1, 2):
+            return None
+        _milp_result(res, time_limit)
     y = res.x[:n_free]
     chosen = np.flatnonzero(y > 0.5)
     value = _covered_value(red, chosen)
     dual = res.mip_dual_bound if res.mip_dual_bound is not None else res.fun
     bound = max(value, -float(dual))
     return _Solution(chosen, value, bound, "milp dual bound", _status(res))
+
+
+def mclp_exact(red: ReducedCovering, k: int, *, time_limit: float, rel_gap: float = 1e-6,
+               lagrangian_iterations: int = 1_000) -> _Solution:
+    """The maximal covering optimum of the reduced model, proven by a bound.
+
+    First the heuristic (greedy, swaps, Lagrangian bound, see :func:`mclp_heuristic`): when its
+    Lagrangian bound meets its value, that value is the proven optimum. Otherwise the
+    multipliers fix sites (:func:`lagrangian_fixing`: sites no better solution uses are
+    dropped, sites every better solution uses are required), and HiGHS solves the MILP of what
+    is left within the rest of ``time_limit``; the better of its answer and the heuristic's is
+    returned, with the bound that holds for both parts.
+    """
+    started = time.perf_counter()
+    n_rows, n_free = red.a.shape
+    if k == 0 or n_rows == 0 or k >= n_free:
+        sol = _mclp_milp(red, k, time_limit=time_limit)
+        assert sol is not None
+        return sol
+    heur, lag = _mclp_heuristic(red, k, max_passes=4, lagrangian_iterations=lagrangian_iterations,
+                                lagrangian_seconds=min(10.0, 0.25 * time_limit))
+    if heur.status == "optimal":
+        return _Solution(heur.chosen, heur.value, heur.bound, heur.bound_kind, "optimal")
+    if lag is None:
+        full = _mclp_milp(red, k, time_limit=time_limit, rel_gap=rel_gap)
+        assert full is not None
+        return full
+    drop, force = lagrangian_fixing(lag, k, heur.value, integral=_integral(red.weight))
+    k_sub = k - len(force)
+    if k_sub < 0 or len(drop) + len(force) >= n_free:
+        # no solution better than the heuristic's can exist (or only the forced set): it is optimal
+        if k_sub == 0:
+            forced_value = _covered_value(red, force)
+            if forced_value > heur.value:
+                return _Solution(force, forced_value, forced_value, "Lagrangian fixing", "optimal")
+        return _Solution(heur.chosen, heur.value, heur.value, "Lagrangian fixing", "optimal")
+    sub = reduce_covering(Coverage(red.a, 1.0), red.weight, required=force, excluded=drop)
+    left = max(time_limit - (time.perf_counter() - started), 0.05)
+    sol = _mclp_milp(sub, k_sub, time_limit=left, rel_gap=rel_gap)
+    assert sol is not None
+    sub_value = sub.base + sol.value
+    # a solution using a dropped site, or leaving out a forced one, covers no more than the heuristic's
+    bound = min(heur.bound, max(sub.base + sol.bound, heur.value))
+    if sub_value > heur.value:
+        chosen, value = np.r_[force, sub.free[sol.chosen]].astype(np.int64), sub_value
+    else:
+        chosen, value = heur.chosen, heur.value
+    bound = max(bound, value)
+    status = "optimal" if bound - value <= rel_gap * max(1.0, bound) else sol.status
+    return _Solution(_fill(chosen, k, n_free), value, bound, "milp dual bound after Lagrangian fixing", status)
 
 
 def _covered_value(red: ReducedCovering, chosen: np.ndarray) -> float:
@@ -258,28 +320,202 @@ def _fill(chosen: np.ndarray, k: int, n_free: int) -> np.ndarray:
     return np.r_[chosen, rest[: k - len(chosen)]].astype(np.int64)
 
 
-def mclp_heuristic(red: ReducedCovering, k: int, *, swaps: bool = True, max_passes: int = 4) -> _Solution:
+def _integral(weight: np.ndarray) -> bool:
+    """Whether every weight is a whole number (then every covered weight is one, and bounds round down)."""
+    return bool(np.all(weight == np.round(weight)) and float(weight.sum()) < 2.0**52)
+
+
+@dataclass(frozen=True)
+class LagrangianBound:
+    """The Lagrangian bound of a maximal covering model, relaxing ``z_r <= sum_j a_rj y_j``.
+
+    For multipliers ``0 <= lam_r <= w_r`` every solution covers at most
+    ``L(lam) = sum_r (w_r - lam_r) + (sum of the k largest site values c_j)`` with
+    ``c = A^T lam``: the model's optimum is at most the smallest ``L`` found.
+
+    Attributes
+    ----------
+    bound
+        The smallest ``L`` found, raised by a floating-point allowance, and rounded down when
+        every weight is a whole number (every covered weight is then whole too).
+    multipliers
+        The ``lam`` that gave it.
+    constant
+        ``sum_r (w_r - lam_r)`` at those multipliers.
+    site_value
+        ``c = A^T lam`` at those multipliers.
+    best_set, best_value
+        The best set of ``k`` sites met on the way (the ``k`` largest ``c``) and its coverage.
+    iterations
+        Subgradient steps taken.
+    """
+
+    bound: float
+    multipliers: np.ndarray
+    constant: float
+    site_value: np.ndarray
+    best_set: np.ndarray
+    best_value: float
+    iterations: int
+
+
+def _allowance(weight: np.ndarray) -> float:
+    """Floating-point allowance on sums of ``weight`` (relative 1e-9 of the total)."""
+    return 1e-9 * max(1.0, float(weight.sum()))
+
+
+def _lagrangian(a_csc: sp.csc_matrix, a_t: sp.csr_matrix, w: np.ndarray, k: int, *, start: np.ndarray,
+                lower: float, max_iter: int, seconds: float) -> LagrangianBound:
+    """Projected subgradient descent on ``L(lam)``, Polyak steps towards the best coverage met."""
+    started = time.perf_counter()
+    n_rows, n_free = a_csc.shape
+    indptr, indices = a_csc.indptr, a_csc.indices
+    integral = _integral(w)
+    eps = _allowance(w)
+    total = float(w.sum())
+    counts = np.zeros(n_rows)
+    for j in start:
+        counts[indices[indptr[j]:indptr[j + 1]]] += 1
+    # start where the incumbent says: uncovered rows at full weight, rows covered twice at 0
+    lam = np.where(counts == 0, w, np.where(counts == 1, 0.5 * w, 0.0))
+    best_lam = lam.copy()
+    best_l = math.inf
+    best_set, best_value = np.asarray(start, dtype=np.int64), lower
+    # every vector of the loop lives in a buffer made once: a fresh 100 kB array per step costs
+    # more than the step's arithmetic
+    hits = np.zeros(n_rows)  # how many of the current top-k sites reach each row
+    g = np.empty(n_rows)
+    scratch = np.empty(n_rows)
+    in_top = np.zeros(n_free, dtype=bool)
+    step, stall, steps = 2.0, 0, 0
+    while steps < max_iter:
+        steps += 1
+        c = a_t @ lam
+        top = np.argpartition(c, n_free - k)[n_free - k:]
+        value_l = total - float(lam.sum()) + float(c[top].sum())
+        if value_l < best_l - 1e-12 * abs(value_l):
+            best_l, stall = value_l, 0
+            np.copyto(best_lam, lam)
+        else:
+            stall += 1
+            if stall >= 20:  # no progress: halve the step and restart from the best multipliers
+                step, stall = 0.5 * step, 0
+                np.copyto(lam, best_lam)
+                continue
+        rounded = math.floor(best_l + eps) if integral else best_l + eps
+        if rounded <= best_value or time.perf_counter() - started > seconds or step < 1e-6:
+            break
+        # the top-k set changes by a few sites a step: update the row counts by those only
+        now = np.zeros(n_free, dtype=bool)
+        now[top] = True
+        for j in np.flatnonzero(now & ~in_top):
+            hits[indices[indptr[j]:indptr[j + 1]]] += 1.0
+        for j in np.flatnonzero(in_top & ~now):
+            hits[indices[indptr[j]:indptr[j + 1]]] -= 1.0
+        in_top = now
+        covered = float(np.sum(w, where=hits > 0))
+        if covered > best_value:
+            best_set, best_value = np.sort(top).astype(np.int64), covered
+        np.subtract(hits, 1.0, out=g)  # the subgradient of L in lam
+        g[(lam <= 0) & (g > 0)] = 0.0
+        g[(lam >= w) & (g < 0)] = 0.0
+        norm = float(np.square(g, out=scratch).sum())  # not g @ g: BLAS threads cost more than they save here
+        if norm == 0:
+            break
+        np.multiply(g, step * max(value_l - best_value, eps) / norm, out=scratch)
+        np.subtract(lam, scratch, out=lam)
+        np.clip(lam, 0.0, w, out=lam)
+    bound = math.floor(best_l + eps) if integral else best_l + eps
+    return LagrangianBound(float(bound), best_lam, total - float(best_lam.sum()), a_t @ best_lam, best_set,
+                           best_value, steps)
+
+
+def mclp_lagrangian_bound(red: ReducedCovering, k: int, *, start: np.ndarray | None = None, lower: float = 0.0,
+                          max_iter: int = 300, seconds: float = 1.0) -> LagrangianBound:
+    """The Lagrangian upper bound of the reduced maximal covering model (see :class:`LagrangianBound`).
+
+    Parameters
+    ----------
+    red
+        The reduced model.
+    k
+        Free sites to choose, ``1 <= k < n_free``.
+    start, lower
+        A known solution (columns) and its coverage: the first multipliers and the step target.
+    max_iter, seconds
+        Most subgradient steps, and the time they may take.
+    """
+    if start is None:
+        start = np.zeros(0, dtype=np.int64)
+    return _lagrangian(red.a.tocsc(), red.a.T.tocsr(), red.weight, k, start=start, lower=lower,
+                       max_iter=max_iter, seconds=seconds)
+
+
+def lagrangian_fixing(lag: LagrangianBound, k: int, lower: float, *, integral: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Sites no solution better than ``lower`` uses, and sites every such solution uses.
+
+    With ``y_j`` forced to 1 (or 0) the Lagrangian bound becomes ``L - c_(k) + c_j`` (or
+    ``L - c_j + c_(k+1)``), ``c_(i)`` the ``i``-th largest site value. When that is below the
+    next coverage that would be better than ``lower`` (``lower + 1`` with whole weights),
+    every better solution leaves ``j`` out (or uses it).
+
+    Returns
+    -------
+    drop, force
+        Column indices of the reduced model, sorted.
+    """
+    c = lag.site_value
+    n_free = len(c)
+    order = np.argsort(-c, kind="stable")
+    in_top = np.zeros(n_free, dtype=bool)
+    in_top[order[:k]] = True
+    # L at the stored multipliers, recomputed so both tests use the same number
+    value_l = lag.constant + float(c[order[:k]].sum())
+    kth = float(c[order[k - 1]])
+    next_c = float(c[order[k]]) if k < n_free else 0.0
+    step = 1.0 if integral else 0.0
+    eps = 1e-9 * max(1.0, abs(value_l))  # floating-point allowance, on the safe side
+    with_j = value_l - kth + c
+    without_j = value_l - c + next_c
+    drop = np.flatnonzero(~in_top & (with_j + eps < lower + step))
+    force = np.flatnonzero(in_top & (without_j + eps < lower + step))
+    return drop, force
+
+
+def mclp_heuristic(red: ReducedCovering, k: int, *, swaps: bool = True, max_passes: int = 4,
+                   lagrangian_iterations: int = 300, lagrangian_seconds: float = 0.3) -> _Solution:
     """Greedy plus one-site swaps for the maximal covering model, with a valid upper bound.
 
-    The bound is the smaller of two valid bounds: the greedy guarantee (the greedy value is at
-    least ``1 - 1/e`` of the optimum, coverage being monotone submodular) and, for every set
+    The bound is the smallest of three valid bounds: the greedy guarantee (the greedy value is
+    at least ``1 - 1/e`` of the optimum, coverage being monotone submodular); for every set
     ``S`` the search visits, ``f(S)`` plus the ``k`` largest marginal gains of single sites
-    given ``S`` (an optimal set adds at most that much to ``S``).
+    given ``S`` (an optimal set adds at most that much to ``S``); and the Lagrangian bound
+    (:class:`LagrangianBound`, at most ``lagrangian_iterations`` subgradient steps within
+    ``lagrangian_seconds``; 0 steps leaves it out). With whole weights each is rounded down.
+    The best set of sites the subgradient steps meet is swapped too when it covers more.
     """
+    return _mclp_heuristic(red, k, swaps=swaps, max_passes=max_passes, lagrangian_iterations=lagrangian_iterations,
+                           lagrangian_seconds=lagrangian_seconds)[0]
+
+
+def _mclp_heuristic(red: ReducedCovering, k: int, *, swaps: bool = True, max_passes: int = 4,
+                    lagrangian_iterations: int = 300,
+                    lagrangian_seconds: float = 0.3) -> tuple[_Solution, LagrangianBound | None]:
     n_rows, n_free = red.a.shape
     w = red.weight
     if k == 0 or n_rows == 0:
-        return _Solution(_fill(np.zeros(0, dtype=np.int64), k, n_free), 0.0, 0.0, "trivial", "optimal")
+        return _Solution(_fill(np.zeros(0, dtype=np.int64), k, n_free), 0.0, 0.0, "trivial", "optimal"), None
     a_csc = red.a.tocsc()
     a_t = red.a.T.tocsr()  # gains = a_t @ uncovered weight
     uncovered = w.copy()
     chosen: list[int] = []
     value = 0.0
     bound = math.inf
+    kk = min(k, n_free)
     for _step in range(k):
         gains = a_t @ uncovered
         gains[chosen] = -1.0
-        top = np.partition(gains, n_free - min(k, n_free))[n_free - min(k, n_free):] if n_free else gains
+        top = np.partition(gains, n_free - kk)[n_free - kk:]
         bound = min(bound, value + float(np.clip(top, 0, None).sum()))
         j = int(np.argmax(gains))
         if gains[j] <= 0:
@@ -294,10 +530,26 @@ def mclp_heuristic(red: ReducedCovering, k: int, *, swaps: bool = True, max_pass
     if swaps and len(sel):
         sel, value, swap_bound = _swap_search(a_csc, a_t, w, sel, k, max_passes=max_passes)
         bound = min(bound, swap_bound)
+    integral = _integral(w)
+    eps = _allowance(w)
+    if integral:
+        bound = float(math.floor(bound + eps))
+    lag = None
+    if lagrangian_iterations > 0 and len(sel) == k < n_free and bound - value > eps:
+        lag = _lagrangian(a_csc, a_t, w, k, start=sel, lower=value, max_iter=lagrangian_iterations,
+                          seconds=lagrangian_seconds)
+        if lag.best_value > value:
+            better, better_value = lag.best_set, lag.best_value
+            if swaps:
+                better, better_value, swap_bound = _swap_search(a_csc, a_t, w, better, k, max_passes=max_passes)
+                bound = min(bound, math.floor(swap_bound + eps) if integral else swap_bound)
+            sel, value = better, better_value
+        if lag.bound < bound:
+            bound, bound_kind = lag.bound, "Lagrangian bound"
     bound = max(bound, value)
     sel = _fill(sel, k, n_free)
     status = "optimal" if bound - value <= 1e-9 * max(1.0, bound) else "heuristic"
-    return _Solution(sel, value, bound, bound_kind, status)
+    return _Solution(sel, value, bound, bound_kind, status), lag
 
 
 def _swap_search(a_csc: sp.csc_matrix, a_t: sp.csr_matrix, w: np.ndarray, sel: np.ndarray, k: int, *,
@@ -425,6 +677,7 @@ class _CoveringBase:
                                   [Problem("site both required and excluded", column="excluded", value=int(both[0]))])
         self.n_available = m - len(self.excluded)
         self._reduced: ReducedCovering | None = None
+        self._csc: sp.csc_matrix | None = None
 
     def reduced(self) -> ReducedCovering:
         """The reduced model (built once)."""
@@ -453,14 +706,22 @@ class _CoveringBase:
             self.bound_ = float(len(self.required)) + sol.bound
             self.gap_ = (len(self.selected_) - self.bound_) / len(self.selected_) if len(self.selected_) else 0.0
 
+    def _columns(self) -> sp.csc_matrix:
+        """The 0/1 coverage by site (CSC, built once)."""
+        if self._csc is None:
+            self._csc = self.coverage.incidence().tocsc()
+        return self._csc
+
     def _covered_by(self, sites: np.ndarray) -> np.ndarray:
-        if len(sites) == 0:
-            return np.zeros(self.coverage.shape[0], dtype=bool)
-        return np.asarray(self.coverage.incidence()[:, sites].sum(axis=1)).ravel() > 0
+        inc = self._columns()
+        covered = np.zeros(self.coverage.shape[0], dtype=bool)
+        for j in sites:
+            covered[inc.indices[inc.indptr[j]:inc.indptr[j + 1]]] = True
+        return covered
 
     def _rank(self, chosen: np.ndarray) -> np.ndarray:
         """``chosen`` ordered greedily by marginal gain; sets :attr:`gains_`."""
-        inc = self.coverage.incidence().tocsc()
+        inc = self._columns()
         uncovered = self.weights.copy()
         order: list[int] = []
         gains: list[float] = []
