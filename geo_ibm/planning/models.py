@@ -273,7 +273,7 @@ def mclp_exact(red: ReducedCovering, k: int, *, time_limit: float, rel_gap: floa
         assert sol is not None
         return sol
     heur, lag = _mclp_heuristic(red, k, max_passes=4, lagrangian_iterations=lagrangian_iterations,
-                                lagrangian_seconds=min(10.0, 0.25 * time_limit))
+                                lagrangian_seconds=min(10.0, 0.25 * time_limit), starts=6)
     if heur.status == "optimal":
         return _Solution(heur.chosen, heur.value, heur.bound, heur.bound_kind, "optimal")
     if lag is None:
@@ -346,6 +346,8 @@ class LagrangianBound:
         ``c = A^T lam`` at those multipliers.
     best_set, best_value
         The best set of ``k`` sites met on the way (the ``k`` largest ``c``) and its coverage.
+    pool
+        The best few distinct sets met (``best_set`` first), starting points for a local search.
     iterations
         Subgradient steps taken.
     """
@@ -357,6 +359,7 @@ class LagrangianBound:
     best_set: np.ndarray
     best_value: float
     iterations: int
+    pool: tuple[np.ndarray, ...] = ()
 
 
 def _allowance(weight: np.ndarray) -> float:
@@ -365,7 +368,7 @@ def _allowance(weight: np.ndarray) -> float:
 
 
 def _lagrangian(a_csc: sp.csc_matrix, a_t: sp.csr_matrix, w: np.ndarray, k: int, *, start: np.ndarray,
-                lower: float, max_iter: int, seconds: float) -> LagrangianBound:
+                lower: float, max_iter: int, seconds: float, pool_size: int = 1) -> LagrangianBound:
     """Projected subgradient descent on ``L(lam)``, Polyak steps towards the best coverage met."""
     started = time.perf_counter()
     n_rows, n_free = a_csc.shape
@@ -381,6 +384,7 @@ def _lagrangian(a_csc: sp.csc_matrix, a_t: sp.csr_matrix, w: np.ndarray, k: int,
     best_lam = lam.copy()
     best_l = math.inf
     best_set, best_value = np.asarray(start, dtype=np.int64), lower
+    pool: list[tuple[float, bytes]] = []
     # every vector of the loop lives in a buffer made once: a fresh 100 kB array per step costs
     # more than the step's arithmetic
     hits = np.zeros(n_rows)  # how many of the current top-k sites reach each row
@@ -416,6 +420,12 @@ def _lagrangian(a_csc: sp.csc_matrix, a_t: sp.csr_matrix, w: np.ndarray, k: int,
         covered = float(np.sum(w, where=hits > 0))
         if covered > best_value:
             best_set, best_value = np.sort(top).astype(np.int64), covered
+        if len(pool) < pool_size or covered > pool[-1][0]:
+            key = np.sort(top).astype(np.int64).tobytes()
+            if all(key != known for _, known in pool):
+                pool.append((covered, key))
+                pool.sort(key=lambda item: -item[0])
+                del pool[pool_size:]
         np.subtract(hits, 1.0, out=g)  # the subgradient of L in lam
         g[(lam <= 0) & (g > 0)] = 0.0
         g[(lam >= w) & (g < 0)] = 0.0
@@ -426,8 +436,9 @@ def _lagrangian(a_csc: sp.csc_matrix, a_t: sp.csr_matrix, w: np.ndarray, k: int,
         np.subtract(lam, scratch, out=lam)
         np.clip(lam, 0.0, w, out=lam)
     bound = math.floor(best_l + eps) if integral else best_l + eps
+    sets = tuple(np.frombuffer(key, dtype=np.int64).copy() for _, key in pool)
     return LagrangianBound(float(bound), best_lam, total - float(best_lam.sum()), a_t @ best_lam, best_set,
-                           best_value, steps)
+                           best_value, steps, sets)
 
 
 def mclp_lagrangian_bound(red: ReducedCovering, k: int, *, start: np.ndarray | None = None, lower: float = 0.0,
@@ -499,8 +510,8 @@ def mclp_heuristic(red: ReducedCovering, k: int, *, swaps: bool = True, max_pass
 
 
 def _mclp_heuristic(red: ReducedCovering, k: int, *, swaps: bool = True, max_passes: int = 4,
-                    lagrangian_iterations: int = 300,
-                    lagrangian_seconds: float = 0.3) -> tuple[_Solution, LagrangianBound | None]:
+                    lagrangian_iterations: int = 300, lagrangian_seconds: float = 0.3,
+                    starts: int = 2) -> tuple[_Solution, LagrangianBound | None]:
     n_rows, n_free = red.a.shape
     w = red.weight
     if k == 0 or n_rows == 0:
@@ -537,13 +548,15 @@ def _mclp_heuristic(red: ReducedCovering, k: int, *, swaps: bool = True, max_pas
     lag = None
     if lagrangian_iterations > 0 and len(sel) == k < n_free and bound - value > eps:
         lag = _lagrangian(a_csc, a_t, w, k, start=sel, lower=value, max_iter=lagrangian_iterations,
-                          seconds=lagrangian_seconds)
+                          seconds=lagrangian_seconds, pool_size=starts if swaps else 1)
         if lag.best_value > value:
-            better, better_value = lag.best_set, lag.best_value
-            if swaps:
-                better, better_value, swap_bound = _swap_search(a_csc, a_t, w, better, k, max_passes=max_passes)
-                bound = min(bound, math.floor(swap_bound + eps) if integral else swap_bound)
-            sel, value = better, better_value
+            sel, value = lag.best_set, lag.best_value
+        # the sets the subgradient steps met are other starting points for the swaps
+        for start in lag.pool if swaps and lag.bound > value + eps else ():
+            better, better_value, swap_bound = _swap_search(a_csc, a_t, w, start, k, max_passes=max_passes)
+            bound = min(bound, math.floor(swap_bound + eps) if integral else swap_bound)
+            if better_value > value:
+                sel, value = better, better_value
         if lag.bound < bound:
             bound, bound_kind = lag.bound, "Lagrangian bound"
     bound = max(bound, value)
