@@ -458,7 +458,8 @@ def mclp_lagrangian_bound(red: ReducedCovering, k: int, *, start: np.ndarray | N
     """
     if start is None:
         start = np.zeros(0, dtype=np.int64)
-    return _lagrangian(red.a.tocsc(), red.a.T.tocsr(), red.weight, k, start=start, lower=lower,
+    a_csc = red.a.tocsc()
+    return _lagrangian(a_csc, a_csc.T, red.weight, k, start=start, lower=lower,
                        max_iter=max_iter, seconds=seconds)
 
 
@@ -517,7 +518,7 @@ def _mclp_heuristic(red: ReducedCovering, k: int, *, swaps: bool = True, max_pas
     if k == 0 or n_rows == 0:
         return _Solution(_fill(np.zeros(0, dtype=np.int64), k, n_free), 0.0, 0.0, "trivial", "optimal"), None
     a_csc = red.a.tocsc()
-    a_t = red.a.T.tocsr()  # gains = a_t @ uncovered weight
+    a_t = a_csc.T  # CSR over the same arrays; gains = a_t @ uncovered weight
     uncovered = w.copy()
     chosen: list[int] = []
     value = 0.0
