@@ -200,3 +200,13 @@ def test_evaluation_refuses_reading_too_many_events(events_store, monkeypatch):
         ops.evaluation_events(events_store, op)
     with pytest.raises(ValidationError, match="baseline_weeks"):
         ops.periods(op, baseline_weeks=0)
+
+
+def test_the_operation_interceptions_come_with_their_covering_site(events_store):
+    op = ops.operation_from_plan(SITES, PARAMS, name="OP-X", start="2025-03-03", end="2025-03-09")
+    result = ops.evaluate_operation(op, ops.evaluation_events(events_store, op))
+    tagged = result.tagged
+    assert tagged is not None and len(tagged) == 4 and tagged.crs.to_epsg() == 2169
+    assert sorted(tagged["site"]) == ["", "A", "A", "A"] and tagged["persons"].sum() == 14
+    empty = ops.evaluate_operation(op, events_store.events(event_id="none"))
+    assert empty.tagged is not None and empty.tagged.empty and empty.summary["operation_events"] == 0

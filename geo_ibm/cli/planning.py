@@ -90,3 +90,100 @@ def plan(ctx: click.Context, teams: int | None, radius: float, model: str, share
     store.audit("export", user=cli_user(None), detail={"what": f"plan {model}", "file": str(out),
                                                     "teams": teams, "radius_m": radius, "sites": params["sites"]})
     sys.stderr.flush()
+
+
+@main.group()
+def operations() -> None:
+    """National operations: save a plan with its dates, list, show and evaluate them."""
+
+
+@operations.command("add")
+@click.argument("name")
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The plan GeoPackage written by 'geo-ibm plan --out FILE.gpkg'.")
+@click.option("--from", "start", required=True, help="First day of the operation (YYYY-MM-DD).")
+@click.option("--to", "end", required=True, help="Last day of the operation (YYYY-MM-DD), inclusive.")
+@click.option("--hours-per-day", type=float, default=None,
+              help="Plans without shifts: hours each team works a day at its site (default 8).")
+@click.option("--user", default=None, help="Name recorded in the audit trail (default: login name).")
+@click.pass_context
+def operations_add(ctx: click.Context, name: str, plan_file: Path, start: str, end: str, hours_per_day: float | None,
+                   user: str | None) -> None:
+    """Save the plan in PLAN as operation NAME (events imported with operation_id NAME are its results)."""
+    from geo_ibm.planning.files import read_plan
+    from geo_ibm.planning.operations import operation_from_plan, save_operation
+
+    sites, params = read_plan(plan_file)
+    op = operation_from_plan(sites, params, name=name, start=start, end=end, hours_per_day=hours_per_day)
+    save_operation(open_cli_store(ctx), op, user=cli_user(user))
+    hours = f"shifts of {op.shift_hours} h" if op.shift_hours else f"{op.hours_per_day:g} h a day"
+    click.echo(f"operation {op.name!r} saved: {op.start} to {op.end} ({op.days} days), {op.teams} teams at "
+               f"{len(op.sites)} sites, {hours}, radius {op.radius_m:g} m")
+
+
+@operations.command("list")
+@click.pass_context
+def operations_list(ctx: click.Context) -> None:
+    """The saved operations, newest first."""
+    listed = open_cli_store(ctx).operations()
+    if listed.empty:
+        click.echo("no operations saved; 'geo-ibm operations add NAME --plan FILE.gpkg --from D --to D' saves one")
+        return
+    for row in listed.itertuples():
+        click.echo(f"{row.name:<30} {row.start_date} to {row.end_date}  saved {row.created:%Y-%m-%d %H:%M} UTC "
+                   f"by {row.user}")
+
+
+@operations.command("show")
+@click.argument("name")
+@click.pass_context
+def operations_show(ctx: click.Context, name: str) -> None:
+    """One saved operation: dates, teams, sites, shifts and the plan's parameters, as JSON."""
+    from geo_ibm.planning.operations import load_operation, to_body
+
+    op = load_operation(open_cli_store(ctx), name)
+    click.echo(json.dumps({"created": str(op.created), "user": op.user, **json.loads(to_body(op))}, indent=2))
+
+
+@operations.command("evaluate")
+@click.argument("name")
+@click.option("--baseline-weeks", type=int, default=8, show_default=True,
+              help="Weeks before the operation giving the baseline of the same places and hours.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the evaluation: .csv (per site), .xlsx (sites and summary) or .gpkg (sites layer).")
+@click.option("--user", default=None, help="Name recorded in the audit trail (default: login name).")
+@click.pass_context
+def operations_evaluate(ctx: click.Context, name: str, baseline_weeks: int, out: Path | None,
+                        user: str | None) -> None:
+    """How operation NAME did: interceptions per team-hour, share of national, against forecast and baseline."""
+    from geo_ibm.planning.files import EVALUATION_SUFFIXES, evaluation_bytes
+    from geo_ibm.planning.operations import evaluate_operation, evaluation_events, load_operation
+
+    if out is not None and out.suffix.lower() not in EVALUATION_SUFFIXES:
+        raise ValidationError(f"--out must end in {', '.join(EVALUATION_SUFFIXES)}, got {out.name!r}",
+                              [Problem("unsupported output type", column="out", value=out.name)])
+    store = open_cli_store(ctx)
+    op = load_operation(store, name)
+    result = evaluate_operation(op, evaluation_events(store, op, baseline_weeks=baseline_weeks),
+                                baseline_weeks=baseline_weeks)
+    s = result.summary
+
+    def num(value: object, fmt: str = ",.1f") -> str:
+        return "n/a" if value is None else format(value, fmt)
+
+    click.echo(f"operation {op.name}: {s['start']} to {s['end']} ({s['days']} days), {s['teams']} teams, "
+               f"{num(s['team_hours'], ',.0f')} team-hours")
+    click.echo(f"  interceptions {s['operation_events']:,} ({num(s['operation_persons'], ',.0f')} persons), "
+               f"{num(s['events_per_team_hour'], '.3f')} per team-hour, "
+               f"{num(s['share_of_national_pct'])} % of the {s['national_events']:,} in the country")
+    click.echo(f"  covered events {num(s['covered_events'], ',.0f')}; forecast {num(s['forecast_events'])} "
+               f"({num(s['vs_forecast_pct'], '+.1f')} %); baseline of {baseline_weeks} weeks before "
+               f"{num(s['baseline_events'])} ({num(s['vs_baseline_pct'], '+.1f')} %)")
+    shown = result.sites.drop(columns="geometry")
+    click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(evaluation_bytes(result.sites, s, suffix=out.suffix.lower(), workdir=out.parent))
+        click.echo(f"evaluation written to {out}")
+    store.audit("export" if out else "operation", user=cli_user(user),
+                detail={"what": "operation evaluation", "name": op.name, "file": str(out) if out else None})

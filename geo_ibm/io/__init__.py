@@ -12,6 +12,7 @@ from geo_ibm.io.vectors import (
     ensure_working_crs,
     file_sha256,
     neutralise_formulas,
+    read_parameters,
     read_vector,
     spreadsheet_safe,
     vector_bytes,
@@ -21,6 +22,6 @@ from geo_ibm.io.vectors import (
 
 __all__ = [
     "EVENT_TABLE_SUFFIXES", "FORMULA_PREFIXES", "ROW_ERRORS", "XLSX_MAX_UNCOMPRESSED", "PathLike",
-    "ensure_working_crs", "file_sha256", "neutralise_formulas", "read_event_table", "read_vector",
+    "ensure_working_crs", "file_sha256", "neutralise_formulas", "read_event_table", "read_parameters", "read_vector",
     "spreadsheet_safe", "vector_bytes", "write_table", "write_vector",
 ]

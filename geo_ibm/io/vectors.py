@@ -85,6 +85,26 @@ def read_vector(path: PathLike, *, layer: str | None = None) -> gpd.GeoDataFrame
     return _local_datetimes(ensure_working_crs(gdf, name=str(path)))
 
 
+def read_parameters(path: PathLike, *, layer: str | None = None) -> dict[str, Any]:
+    """The ``parameters`` a layer was written with (:func:`write_vector`'s ``metadata``); ``{}`` when it has none."""
+    import pyogrio
+
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".gpkg":
+            text = (pyogrio.read_info(vector_source(path), layer=layer).get("layer_metadata") or {}).get("parameters")
+        else:
+            text = json.dumps(json.loads(path.read_text(encoding="utf-8")).get("parameters") or {})
+        found = json.loads(text) if text else {}
+    except ValidationError:
+        raise
+    except Exception as exc:
+        raise ValidationError(f"{path}: cannot read the layer's parameters: {exc}") from exc
+    if not isinstance(found, dict):
+        raise ValidationError(f"{path}: the layer's parameters are not a JSON object")
+    return found
+
+
 def _local_datetimes(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Tz-aware datetime columns in Europe/Luxembourg (GDAL returns fixed offsets or UTC)."""
     for col in gdf.columns:

@@ -7,7 +7,7 @@ import geopandas as gpd
 import pandas as pd
 
 from geo_ibm.errors import Problem, ValidationError
-from geo_ibm.io import PathLike, neutralise_formulas, read_vector, write_table, write_vector
+from geo_ibm.io import PathLike, neutralise_formulas, read_parameters, read_vector, write_table, write_vector
 from geo_ibm.settings import boundaries_dir
 
 POINT_SUFFIXES = (".csv", ".geojson", ".json", ".gpkg")
@@ -80,3 +80,59 @@ def write_plan(sites: gpd.GeoDataFrame, path: PathLike, *, layer: str = "plan_si
         return write_table(neutralise_formulas(table), path)
     raise ValidationError(f"--out must end in {', '.join(OUTPUT_SUFFIXES)}, got {path.name!r}",
                           [Problem("unsupported output type", column="out", value=path.name)])
+
+
+def read_plan(path: PathLike) -> tuple[gpd.GeoDataFrame, dict[str, object]]:
+    """A plan file written by ``geo-ibm plan --out FILE.gpkg``: its ranked sites and the plan's parameters."""
+    path = Path(path)
+    if path.suffix.lower() != ".gpkg":
+        raise ValidationError(f"--plan must be a plan GeoPackage (.gpkg) written by geo-ibm plan, got {path.name!r}",
+                              [Problem("not a plan GeoPackage", column="plan", value=path.name)])
+    import pyogrio
+
+    layers = [str(name) for name, _ in pyogrio.list_layers(path)] if path.exists() else []
+    if "plan_sites" not in layers:
+        raise ValidationError(f"{path.name}: no plan_sites layer; write the plan with geo-ibm plan --out FILE.gpkg",
+                              [Problem("no plan_sites layer", file=path.name, column="plan")])
+    return read_vector(path, layer="plan_sites"), read_parameters(path, layer="plan_sites")
+
+
+EVALUATION_SUFFIXES = (".csv", ".xlsx", ".gpkg")
+
+
+def evaluation_tables(sites: gpd.GeoDataFrame, summary: dict[str, object]) -> dict[str, pd.DataFrame]:
+    """An operation's evaluation as plain tables: ``sites`` (with lat/lon) and ``summary`` (item, value)."""
+    table = pd.DataFrame(sites.drop(columns=sites.geometry.name))
+    located = sites.geometry.notna().to_numpy()
+    lat = pd.Series([None] * len(sites), dtype=object)
+    lon = pd.Series([None] * len(sites), dtype=object)
+    if located.any():
+        wgs = sites[located].to_crs(4326)
+        lat[located] = wgs.geometry.y.round(6).to_numpy()
+        lon[located] = wgs.geometry.x.round(6).to_numpy()
+    table["lat"], table["lon"] = lat.to_numpy(), lon.to_numpy()
+    items = pd.DataFrame({"item": list(summary), "value": [str(v) if isinstance(v, list | dict) else v
+                                                           for v in summary.values()]})
+    return {"sites": neutralise_formulas(table), "summary": neutralise_formulas(items)}
+
+
+def evaluation_bytes(sites: gpd.GeoDataFrame, summary: dict[str, object], *, suffix: str, workdir: Path) -> bytes:
+    """The evaluation as a ``.csv`` (sites), ``.xlsx`` (sites and summary sheets) or ``.gpkg`` (sites layer with the
+    summary as its parameters) file's bytes; ``workdir`` holds the GeoPackage while it is written."""
+    import tempfile
+
+    from geo_ibm.tables import table_csv, tables_to_xlsx
+
+    tables = evaluation_tables(sites, summary)
+    if suffix == ".csv":
+        return table_csv(tables["sites"])
+    if suffix == ".xlsx":
+        return tables_to_xlsx({"Operation sites": tables["sites"], "Operation summary": tables["summary"]},
+                              period=f"{summary.get('start')} to {summary.get('end')}")
+    if suffix == ".gpkg":
+        with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+            out = Path(tmp) / "operation.gpkg"
+            write_vector(sites, out, layer="operation_sites", metadata=dict(summary))
+            return out.read_bytes()
+    raise ValidationError(f"out must end in {', '.join(EVALUATION_SUFFIXES)}, got {suffix!r}",
+                          [Problem("unsupported output type", column="out", value=suffix)])

@@ -103,6 +103,9 @@ class Evaluation:
 
     sites: gpd.GeoDataFrame
     summary: dict[str, Any]
+    tagged: gpd.GeoDataFrame | None = None
+    """The operation's interceptions: ``observed_at``, ``persons``, ``site`` (the covering site, ``''`` when none),
+    ``weight`` (1), point geometry."""
 
 
 def check_name(name: object) -> str:
@@ -424,7 +427,14 @@ def evaluate_operation(op: Operation, events: gpd.GeoDataFrame, *, baseline_week
         "forecast_days": forecast_days,
         "radius_m": op.radius_m, "shift_hours": op.shift_hours, "hours_per_day": op.hours_per_day,
     }
-    return Evaluation(out, summary)
+    mine = np.flatnonzero(during & tagged)
+    ids = op.sites["site_id"].astype(str).to_numpy()
+    points = gpd.GeoDataFrame(
+        {"observed_at": times.iloc[mine].to_numpy() if len(mine) else times.iloc[:0].to_numpy(),
+         "persons": persons[mine], "site": np.where(site[mine] >= 0, ids[np.maximum(site[mine], 0)], ""),
+         "weight": np.ones(len(mine))},
+        geometry=gpd.points_from_xy(xy[mine, 0], xy[mine, 1]) if len(mine) else [], crs=WORKING_CRS)
+    return Evaluation(out, summary, points)
 
 
 def evaluation_events(store: Any, op: Operation, *, baseline_weeks: int = 8) -> gpd.GeoDataFrame:
