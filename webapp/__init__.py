@@ -104,6 +104,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from webapp.imports import imports_bp
     from webapp.maps import maps_bp
     from webapp.ogc import ogc_bp
+    from webapp.operations import operations_bp
     from webapp.pages import pages_bp
     from webapp.planning import planning_bp
     from webapp.reports import reports_bp
@@ -113,7 +114,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     cache.init_app(app)
     auth.init_app(app)
     for blueprint in (assets_bp, pages_bp, maps_bp, imports_bp, exports_bp, reports_bp, routes_bp, planning_bp,
-                      admin_bp):
+                      operations_bp, admin_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(api_bp, url_prefix="/api")
     app.register_blueprint(ogc_bp, url_prefix="/ogc")
