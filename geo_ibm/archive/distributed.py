@@ -194,7 +194,8 @@ def reduce_archive(
     check_partitions(manifest, entries=chosen)
     from distributed import as_completed
 
-    shared = client.scatter(task, broadcast=True)
+    # a key of its own: the same task scattered again while an earlier copy is being released would be lost
+    shared = client.scatter(task, broadcast=True, hash=False)
     root = manifest.root
     leaves = client.map(bin_partition, [root] * len(chosen), chosen, task=shared, pure=False)
     level = leaves

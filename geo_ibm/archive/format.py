@@ -466,7 +466,8 @@ def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
                 raise ValidationError(
                     f"{entry.path}: {parquet.metadata.num_rows} rows, the manifest lists {entry.rows}",
                     [Problem(f"{parquet.metadata.num_rows} rows, the manifest lists {entry.rows}", file=entry.path)])
-            table = parquet.read(columns=wanted)
+            # one thread: a Dask worker is one thread per core already, more would only contend
+            table = parquet.read(columns=wanted, use_threads=False)
     except FileNotFoundError:
         raise ValidationError(f"{entry.path}: listed in the manifest, absent from the archive",
                               [Problem("listed in the manifest, absent from the archive", file=entry.path)]) from None
