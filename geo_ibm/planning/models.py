@@ -224,11 +224,13 @@ def _status(res: Any) -> str:
 
 
 def _mclp_milp(red: ReducedCovering, k: int, *, time_limit: float, rel_gap: float = 1e-6,
-               cutoff: float | None = None) -> _Solution | None:
+               cutoff: float | None = None, incumbent: bool = False) -> _Solution | None:
     """Maximal covering MILP: ``max w·z`` s.t. ``z_r <= sum_j a_rj y_j``, ``sum y = k``, ``y`` binary, ``0 <= z <= 1``.
 
-    ``cutoff``: only solutions covering at least this much are wanted (a constraint); ``None``
-    is returned when HiGHS proves there is none, or stops at the time limit without one.
+    ``cutoff``: only solutions covering at least this much are wanted (a constraint).
+    ``incumbent``: the caller holds a solution already, so ``None`` is returned when HiGHS
+    proves no wanted solution exists or stops at the time limit without one (otherwise that
+    is a :class:`ValidationError`).
     """
     n_rows, n_free = red.a.shape
     if k == 0 or n_rows == 0:
@@ -244,7 +246,7 @@ def _mclp_milp(red: ReducedCovering, k: int, *, time_limit: float, rel_gap: floa
     res = milp(c, integrality=np.r_[np.ones(n_free), np.zeros(n_rows)], bounds=Bounds(0, 1), constraints=constraints,
                options={"time_limit": time_limit, "disp": False, "mip_rel_gap": rel_gap})
     if res.x is None:
-        if cutoff is not None and res.status in (1, 2):
+        if incumbent and res.status in (1, 2):
             return None
         _milp_result(res, time_limit)
     y = res.x[:n_free]
@@ -291,8 +293,9 @@ def mclp_exact(red: ReducedCovering, k: int, *, time_limit: float, rel_gap: floa
         return _Solution(heur.chosen, heur.value, heur.value, "Lagrangian fixing", "optimal")
     sub = reduce_covering(Coverage(red.a, 1.0), red.weight, required=force, excluded=drop)
     left = max(time_limit - (time.perf_counter() - started), 0.05)
-    sol = _mclp_milp(sub, k_sub, time_limit=left, rel_gap=rel_gap)
-    assert sol is not None
+    sol = _mclp_milp(sub, k_sub, time_limit=left, rel_gap=rel_gap, incumbent=True)
+    if sol is None:  # the time limit hit before HiGHS found any solution of the fixed model
+        return _Solution(heur.chosen, heur.value, heur.bound, heur.bound_kind, "time_limit")
     sub_value = sub.base + sol.value
     # a solution using a dropped site, or leaving out a forced one, covers no more than the heuristic's
     bound = min(heur.bound, max(sub.base + sol.bound, heur.value))
