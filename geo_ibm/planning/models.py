@@ -26,7 +26,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.eventframe import as_number
@@ -45,6 +45,9 @@ MAX_EXACT_NONZEROS = 6_000_000
 
 MAX_EXACT_PMEDIAN_PAIRS = 250_000
 """Most assignment variables (demand x free sites) of an exact p-median solve."""
+
+MAX_LP_FIXING_NONZEROS = 150_000
+"""Most nonzeros of a fixed maximal covering model whose LP relaxation is solved for more fixing."""
 
 MAX_LP_BOUND_PAIRS = 60_000
 """Most assignment variables for which the p-median heuristic also solves the LP relaxation as its bound."""
@@ -224,13 +227,11 @@ def _status(res: Any) -> str:
 
 
 def _mclp_milp(red: ReducedCovering, k: int, *, time_limit: float, rel_gap: float = 1e-6,
-               cutoff: float | None = None, incumbent: bool = False) -> _Solution | None:
+               incumbent: bool = False) -> _Solution | None:
     """Maximal covering MILP: ``max w·z`` s.t. ``z_r <= sum_j a_rj y_j``, ``sum y = k``, ``y`` binary, ``0 <= z <= 1``.
 
-    ``cutoff``: only solutions covering at least this much are wanted (a constraint).
     ``incumbent``: the caller holds a solution already, so ``None`` is returned when HiGHS
-    proves no wanted solution exists or stops at the time limit without one (otherwise that
-    is a :class:`ValidationError`).
+    stops at the time limit without one (otherwise that is a :class:`ValidationError`).
     """
     n_rows, n_free = red.a.shape
     if k == 0 or n_rows == 0:
@@ -241,12 +242,10 @@ def _mclp_milp(red: ReducedCovering, k: int, *, time_limit: float, rel_gap: floa
     cardinality = sp.csr_matrix(np.r_[np.ones(n_free), np.zeros(n_rows)][None, :])
     c = np.r_[np.zeros(n_free), -red.weight]
     constraints = [LinearConstraint(coupling, -np.inf, 0), LinearConstraint(cardinality, k, k)]
-    if cutoff is not None:
-        constraints.append(LinearConstraint(sp.csr_matrix(-c[None, :]), cutoff, np.inf))
     res = milp(c, integrality=np.r_[np.ones(n_free), np.zeros(n_rows)], bounds=Bounds(0, 1), constraints=constraints,
                options={"time_limit": time_limit, "disp": False, "mip_rel_gap": rel_gap})
     if res.x is None:
-        if incumbent and res.status in (1, 2):
+        if incumbent and res.status == 1:
             return None
         _milp_result(res, time_limit)
     y = res.x[:n_free]
@@ -264,9 +263,10 @@ def mclp_exact(red: ReducedCovering, k: int, *, time_limit: float, rel_gap: floa
     First the heuristic (greedy, swaps, Lagrangian bound, see :func:`mclp_heuristic`): when its
     Lagrangian bound meets its value, that value is the proven optimum. Otherwise the
     multipliers fix sites (:func:`lagrangian_fixing`: sites no better solution uses are
-    dropped, sites every better solution uses are required), and HiGHS solves the MILP of what
-    is left within the rest of ``time_limit``; the better of its answer and the heuristic's is
-    returned, with the bound that holds for both parts.
+    dropped, sites every better solution uses are required); when what is left is small
+    (``MAX_LP_FIXING_NONZEROS``) the duals of its LP relaxation fix more. HiGHS then solves the
+    MILP of what is left within the rest of ``time_limit``; the better of its answer and the
+    heuristic's is returned, with the bound that holds for both parts.
     """
     started = time.perf_counter()
     n_rows, n_free = red.a.shape
@@ -282,8 +282,20 @@ def mclp_exact(red: ReducedCovering, k: int, *, time_limit: float, rel_gap: floa
         full = _mclp_milp(red, k, time_limit=time_limit, rel_gap=rel_gap)
         assert full is not None
         return full
-    drop, force = lagrangian_fixing(lag, k, heur.value, integral=_integral(red.weight))
+    integral = _integral(red.weight)
+    drop, force = lagrangian_fixing(lag, k, heur.value, integral=integral)
+    sub = reduce_covering(Coverage(red.a, 1.0), red.weight, required=force, excluded=drop)
     k_sub = k - len(force)
+    if 0 < k_sub < sub.a.shape[1] and 0 < sub.nnz <= MAX_LP_FIXING_NONZEROS:
+        # the fixed model is small: its LP duals are the best multipliers, and fix more sites
+        left = max(time_limit - (time.perf_counter() - started), 0.05)
+        lp = _lp_multipliers(sub, k_sub, time_limit=left)
+        if lp is not None:
+            more_drop, more_force = lagrangian_fixing(lp, k_sub, heur.value - sub.base, integral=integral)
+            drop = np.union1d(drop, sub.free[more_drop])
+            force = np.union1d(force, sub.free[more_force])
+            sub = reduce_covering(Coverage(red.a, 1.0), red.weight, required=force, excluded=drop)
+            k_sub = k - len(force)
     if k_sub < 0 or len(drop) + len(force) >= n_free:
         # no solution better than the heuristic's can exist (or only the forced set): it is optimal
         if k_sub == 0:
@@ -291,7 +303,6 @@ def mclp_exact(red: ReducedCovering, k: int, *, time_limit: float, rel_gap: floa
             if forced_value > heur.value:
                 return _Solution(force, forced_value, forced_value, "Lagrangian fixing", "optimal")
         return _Solution(heur.chosen, heur.value, heur.value, "Lagrangian fixing", "optimal")
-    sub = reduce_covering(Coverage(red.a, 1.0), red.weight, required=force, excluded=drop)
     left = max(time_limit - (time.perf_counter() - started), 0.05)
     sol = _mclp_milp(sub, k_sub, time_limit=left, rel_gap=rel_gap, incumbent=True)
     if sol is None:  # the time limit hit before HiGHS found any solution of the fixed model
@@ -464,6 +475,27 @@ def mclp_lagrangian_bound(red: ReducedCovering, k: int, *, start: np.ndarray | N
     a_csc = red.a.tocsc()
     return _lagrangian(a_csc, a_csc.T, red.weight, k, start=start, lower=lower,
                        max_iter=max_iter, seconds=seconds)
+
+
+def _lp_multipliers(red: ReducedCovering, k: int, *, time_limit: float) -> LagrangianBound | None:
+    """Multipliers from the LP relaxation's duals (HiGHS interior point), as a :class:`LagrangianBound`.
+
+    The bound is ``L`` recomputed at the duals (clipped into ``[0, w]``), so it holds whatever
+    the LP's accuracy; ``None`` when the LP does not finish.
+    """
+    n_rows, n_free = red.a.shape
+    coupling = sp.hstack([-red.a, sp.identity(n_rows, format="csr")], format="csr")
+    res = linprog(np.r_[np.zeros(n_free), -red.weight], A_ub=coupling, b_ub=np.zeros(n_rows),
+                  A_eq=np.r_[np.ones(n_free), np.zeros(n_rows)][None, :], b_eq=[k], bounds=(0, 1),
+                  method="highs-ipm", options={"time_limit": time_limit, "disp": False})
+    if res.status != 0 or res.ineqlin is None:
+        return None
+    lam = np.clip(-np.asarray(res.ineqlin.marginals, dtype=float), 0.0, red.weight)
+    c = red.a.T @ lam
+    constant = float((red.weight - lam).sum())
+    value_l = constant + float(np.sort(c)[::-1][:k].sum()) + _allowance(red.weight)
+    bound = math.floor(value_l) if _integral(red.weight) else value_l
+    return LagrangianBound(float(bound), lam, constant, c, np.zeros(0, dtype=np.int64), 0.0, 0)
 
 
 def lagrangian_fixing(lag: LagrangianBound, k: int, lower: float, *, integral: bool) -> tuple[np.ndarray, np.ndarray]:
