@@ -120,6 +120,8 @@ def export_events(events: gpd.GeoDataFrame, fmt: str, *, scratch: io.PathLike | 
                   header: Callable[[str], str] | None = None) -> bytes:
     """``events`` as the bytes of a ``csv``, ``xlsx``, ``geojson`` (EPSG:4326) or ``gpkg`` (EPSG:2169) file.
 
+    A GeoPackage carries the events' QGIS style (:func:`geo_ibm.maps.qgisstyles.event_style`).
+
     ``header`` names the columns of an XLSX workbook (see :func:`events_xlsx`).
 
     Raises
@@ -134,4 +136,8 @@ def export_events(events: gpd.GeoDataFrame, fmt: str, *, scratch: io.PathLike | 
         return events_csv(events).encode("utf-8")
     if fmt == "xlsx":
         return events_xlsx(events, header=header)
+    if fmt == "gpkg":
+        from geo_ibm.maps.qgisstyles import event_style
+
+        return io.vector_bytes(events, suffix=".gpkg", layer="events", scratch=scratch, style=event_style())
     return io.vector_bytes(events, suffix=f".{fmt}", layer="events", scratch=scratch)

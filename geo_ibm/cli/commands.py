@@ -259,6 +259,7 @@ def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | 
     """Hotspot analysis on the stored events (or an archive's); writes the result and prints the parameters used."""
     from geo_ibm.analysis import run_method
     from geo_ibm.io import write_vector
+    from geo_ibm.maps.qgisstyles import layer_style
 
     if archive is not None:
         _archive_hotspots(archive, method=method, cell=cell, band=band, start=start, end=end, region=region,
@@ -275,7 +276,8 @@ def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | 
     result = run_method(events, method=method, cell=cell, band=band, region=region, seed=seed)
     params = dict(result.attrs.get("parameters", {}))
     params.update({"method": method, "from": start, "to": end, "region": region, "n_events": int(len(events))})
-    write_vector(result, out, layer=f"hotspots_{method}", metadata=params)
+    write_vector(result, out, layer=f"hotspots_{method}", metadata=params,
+                 style=layer_style(result, f"hotspots_{method}"))
     click.echo(json.dumps(params, indent=2, default=str))
     click.echo(f"{len(result)} features written to {out}")
     store.audit("export", user=cli_user(None), detail={"what": f"hotspots {method}", "file": str(out)})
@@ -289,6 +291,7 @@ def _archive_hotspots(archive: str, *, method: str, cell: float | None, band: fl
     from geo_ibm.archive import ARCHIVE_METHODS, dask_client, hotspots_from_archive, read_manifest
     from geo_ibm.errors import Problem
     from geo_ibm.io import write_vector
+    from geo_ibm.maps.qgisstyles import layer_style
 
     if method not in ARCHIVE_METHODS:
         raise ValidationError(f"--method {method} does not run over an archive; use one of {', '.join(ARCHIVE_METHODS)}",
@@ -321,7 +324,8 @@ def _archive_hotspots(archive: str, *, method: str, cell: float | None, band: fl
     params.update({"from": start, "to": end, "region": None})
     result = result.copy()
     result.attrs = {}
-    write_vector(result, out, layer=f"hotspots_{method}", metadata=params)
+    write_vector(result, out, layer=f"hotspots_{method}", metadata=params,
+                 style=layer_style(result, f"hotspots_{method}"))
     click.echo(json.dumps(params, indent=2, default=str))
     click.echo(f"{len(result)} features written to {out}")
 

@@ -11,6 +11,7 @@ import geopandas as gpd
 import pandas as pd
 
 from geo_ibm.errors import CrsError, Problem, ValidationError
+from geo_ibm.io.qgis import LayerStyle, write_layer_style
 from geo_ibm.settings import LOCAL_TZ, WEB_CRS, WORKING_CRS
 
 PathLike = str | os.PathLike[str]
@@ -130,6 +131,7 @@ def write_vector(
     *,
     layer: str | None = None,
     metadata: dict[str, Any] | None = None,
+    style: LayerStyle | None = None,
 ) -> Path:
     """Write ``gdf`` to GeoPackage (``.gpkg``) or GeoJSON (``.geojson``/``.json``).
 
@@ -141,6 +143,10 @@ def write_vector(
         How the layer was made (for example an analysis' parameters). GeoPackage: a layer
         metadata item ``parameters`` holding the JSON text (``ogrinfo`` and QGIS show it);
         GeoJSON: a top-level ``parameters`` member of the FeatureCollection.
+    style
+        GeoPackage only: the layer's QGIS style, stored as its default in the ``layer_styles``
+        table (:func:`geo_ibm.io.qgis.write_layer_style`) so that QGIS opens the layer styled.
+        GeoJSON has no place for it and ignores it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,6 +166,9 @@ def write_vector(
         if metadata is not None:
             extra["layer_metadata"] = {"parameters": json.dumps(metadata, default=str)}
         _utc_datetimes(gdf).to_file(path, layer=layer, driver="GPKG", engine="pyogrio", **extra)
+        if style is not None:
+            # pyogrio names a layer written without a name after the file.
+            write_layer_style(path, layer or path.stem, style)
     else:
         raise ValidationError(f"{path}: unsupported output format {suffix!r}; use .gpkg or .geojson")
     return path
@@ -193,8 +202,8 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def vector_bytes(gdf: gpd.GeoDataFrame, *, suffix: str, layer: str | None = None,
-                 scratch: PathLike | None = None) -> bytes:
-    """``gdf`` as the bytes of a GeoPackage or GeoJSON file (see :func:`write_vector`).
+                 scratch: PathLike | None = None, style: LayerStyle | None = None) -> bytes:
+    """``gdf`` as the bytes of a GeoPackage or GeoJSON file (see :func:`write_vector`, also for ``style``).
 
     GDAL writes files, not buffers: the file is made in a temporary folder inside ``scratch``
     (a private folder: the data may be sensitive) and removed afterwards.
@@ -202,7 +211,7 @@ def vector_bytes(gdf: gpd.GeoDataFrame, *, suffix: str, layer: str | None = None
     import tempfile
 
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-        path = write_vector(gdf, Path(tmp) / f"export{suffix}", layer=layer)
+        path = write_vector(gdf, Path(tmp) / f"export{suffix}", layer=layer, style=style)
         return path.read_bytes()
 
 
