@@ -9,12 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_browser import Watched, browser  # noqa: F401
+from test_browser import Watched, assert_no_axe_violations, browser  # noqa: F401
 from webfixtures import PASSWORD, base_store  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-axe_playwright = pytest.importorskip("axe_playwright_python.sync_playwright")
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +45,6 @@ def planner(browser, site) -> Iterator[Watched]:
     watched.login("pia")
     yield watched
     watched.close()
-
-
-def assert_no_axe_violations(page) -> None:
-    results = axe_playwright.Axe().run(page)
-    assert results.response["testEngine"]["name"] == "axe-core"
-    assert results.violations_count == 0, results.generate_report()
 
 
 def _hold_worker(app) -> threading.Event:
