@@ -575,7 +575,7 @@ def _mclp_heuristic(red: ReducedCovering, k: int, *, swaps: bool = True, max_pas
     bound_kind = "greedy (1-1/e) and marginal-gain bound"
     sel = np.array(chosen, dtype=np.int64)
     if swaps and len(sel):
-        sel, value, swap_bound = _swap_search(a_csc, a_t, w, sel, k, max_passes=max_passes)
+        sel, value, swap_bound = _swap_search(red.a, a_csc, a_t, w, sel, k, max_passes=max_passes)
         bound = min(bound, swap_bound)
     integral = _integral(w)
     eps = _allowance(w)
@@ -589,7 +589,7 @@ def _mclp_heuristic(red: ReducedCovering, k: int, *, swaps: bool = True, max_pas
             sel, value = lag.best_set, lag.best_value
         # the sets the subgradient steps met are other starting points for the swaps
         for start in lag.pool if swaps and lag.bound > value + eps else ():
-            better, better_value, swap_bound = _swap_search(a_csc, a_t, w, start, k, max_passes=max_passes)
+            better, better_value, swap_bound = _swap_search(red.a, a_csc, a_t, w, start, k, max_passes=max_passes)
             bound = min(bound, math.floor(swap_bound + eps) if integral else swap_bound)
             if better_value > value:
                 sel, value = better, better_value
@@ -601,42 +601,62 @@ def _mclp_heuristic(red: ReducedCovering, k: int, *, swaps: bool = True, max_pas
     return _Solution(sel, value, bound, bound_kind, status), lag
 
 
-def _swap_search(a_csc: sp.csc_matrix, a_t: sp.csr_matrix, w: np.ndarray, sel: np.ndarray, k: int, *,
-                 max_passes: int) -> tuple[np.ndarray, float, float]:
-    """Best-improvement swaps of one chosen site for one unchosen site until none improves."""
+def _row_gains(a_rows: sp.csr_matrix, rows: np.ndarray, w: np.ndarray, n_free: int) -> np.ndarray:
+    """``A[rows]^T w[rows]``: per site the weight of ``rows`` it reaches (work in the rows' nonzeros only)."""
+    if len(rows) == 0:
+        return np.zeros(n_free)
+    starts = a_rows.indptr[rows]
+    lengths = a_rows.indptr[rows + 1] - starts
+    offsets = np.cumsum(lengths) - lengths
+    positions = np.arange(int(lengths.sum())) - np.repeat(offsets - starts, lengths)
+    return np.bincount(a_rows.indices[positions], weights=np.repeat(w[rows], lengths), minlength=n_free)
+
+
+def _swap_search(a_rows: sp.csr_matrix, a_csc: sp.csc_matrix, a_t: sp.csr_matrix, w: np.ndarray, sel: np.ndarray,
+                 k: int, *, max_passes: int) -> tuple[np.ndarray, float, float]:
+    """Best-improvement swaps of one chosen site for one unchosen site until none improves.
+
+    The gains of adding each site are kept up to date from the rows a swap changes: taking
+    ``s`` out uncovers the rows only ``s`` covered, putting ``j`` in covers the rows nothing
+    covered, and only those rows' sites change gain (no product with the whole matrix).
+    """
     n_free = a_csc.shape[1]
     counts = np.zeros(a_csc.shape[0], dtype=np.int64)
     for j in sel:
         counts[a_csc.indices[a_csc.indptr[j]:a_csc.indptr[j + 1]]] += 1
     value = float(w[counts > 0].sum())
     sel = sel.copy()
-    bound = math.inf
+    gains = a_t @ np.where(counts == 0, w, 0.0)
     for _pass in range(max_passes):
         improved = False
         for pos in range(len(sel)):
             s = int(sel[pos])
             rows_s = a_csc.indices[a_csc.indptr[s]:a_csc.indptr[s + 1]]
-            loss = float(w[rows_s[counts[rows_s] == 1]].sum())
-            after = counts.copy()
-            after[rows_s] -= 1
-            uncovered = np.where(after == 0, w, 0.0)
-            gains = a_t @ uncovered
-            gains[sel] = -1.0
-            j = int(np.argmax(gains))
-            if gains[j] > loss + 1e-9 * max(1.0, value):
-                counts = after
-                counts[a_csc.indices[a_csc.indptr[j]:a_csc.indptr[j + 1]]] += 1
+            only_s = rows_s[counts[rows_s] == 1]
+            loss = float(w[only_s].sum())
+            freed = _row_gains(a_rows, only_s, w, n_free)
+            after = gains + freed
+            candidates = after.copy()
+            candidates[sel] = -1.0
+            j = int(np.argmax(candidates))
+            if candidates[j] > loss + 1e-9 * max(1.0, value):
+                counts[rows_s] -= 1
+                rows_j = a_csc.indices[a_csc.indptr[j]:a_csc.indptr[j + 1]]
+                newly = rows_j[counts[rows_j] == 0]
+                counts[rows_j] += 1
+                gains = after - _row_gains(a_rows, newly, w, n_free)
                 sel[pos] = j
-                value = value - loss + float(gains[j])
+                value = value - loss + float(after[j])
                 improved = True
         if not improved:
             break
-    uncovered = np.where(counts == 0, w, 0.0)
-    gains = a_t @ uncovered
+    # value and gains afresh: no drift from the running updates
+    value = float(w[counts > 0].sum())
+    gains = a_t @ np.where(counts == 0, w, 0.0)
     gains[sel] = 0.0
     kk = min(k, n_free)
     top = np.partition(gains, n_free - kk)[n_free - kk:]
-    bound = min(bound, value + float(np.clip(top, 0, None).sum()))
+    bound = value + float(np.clip(top, 0, None).sum())
     return sel, value, bound
 
 
