@@ -21,6 +21,7 @@ from geo_ibm.planning.models import (
     PMedian,
     ReducedCovering,
     SetCovering,
+    _lp_multipliers,
     lagrangian_fixing,
     mclp_exact,
     mclp_heuristic,
@@ -132,6 +133,8 @@ def test_lagrangian_bound_is_valid(seed: int, k: int, whole: bool) -> None:
         top = np.sort(lag.site_value)[::-1][:k].sum()
         assert lag.bound <= lag.constant + top + 1e-6 * max(1.0, best)
         assert np.all(lag.multipliers >= 0) and np.all(lag.multipliers <= red.weight)
+    lp = _lp_multipliers(red, k, time_limit=10.0)  # the LP duals as multipliers: the tightest such bound
+    assert lp is not None and best - 1e-9 <= lp.bound <= lag.bound + 1e-6 * max(1.0, best)
     heur = mclp_heuristic(red, k)
     assert heur.value <= best + 1e-9 <= heur.bound + 2e-9
 
