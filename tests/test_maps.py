@@ -291,3 +291,16 @@ def test_overview_without_details_draws_aggregates_only(outline, borders, crossi
     assert ("secret-note-31" in doc) == details
     assert len(point_ids) == (30 if details else 0)
     assert ("Individual events need the analyst role." in doc) == (not details)
+
+
+def test_map_documents_have_a_language_title_main_landmark_and_zoomable_viewport():
+    import folium
+
+    doc = maps.render_map(folium.Map(tiles=None), title='Carte <"x">', lang="fr")
+    assert doc.count('<html lang="fr">') == 1 and "<title>Carte &lt;&#x27;x&#x27;&gt;</title>" not in doc
+    assert "<title>Carte &lt;&quot;x&quot;&gt;</title>" in doc
+    main = doc[doc.index("<main>"): doc.index("</main>")]
+    assert '<div class="folium-map"' in main and "<h1" in main and "Carte &lt;&quot;x&quot;&gt;</h1>" in main
+    assert "user-scalable=no" not in doc and "maximum-scale" not in doc
+    assert 'content="width=device-width, initial-scale=1.0"' in doc
+    assert maps.render_map(folium.Map(tiles=None), lang="x<y").count('<html lang="xy">') == 1

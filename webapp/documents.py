@@ -62,7 +62,7 @@ def overview_document(filters: dict[str, Any]) -> str:
             tiles_url=tiles_url, tile_attribution=tiles_attr, asset_base=ASSET_PREFIX,
             max_markers=max_markers, details=details, disclosure=rule, t=_translate,
         )
-        return maps.render_map(fmap), len(events) if few else 0
+        return maps.render_map(fmap, title=_("Overview map"), lang=get_language()), len(events) if few else 0
 
     # The role's view is part of the key: a map built for an analyst is never served to a viewer.
     key = (_frozen(filters), details, rule, get_language())
@@ -91,7 +91,7 @@ def hotspot_document(query: HotspotQuery) -> str:
             outline=layer_frame("outline"), borders=layer_frame("borders"), tiles_url=tiles_url,
             tile_attribution=tiles_attr, asset_base=ASSET_PREFIX, notes=notes, t=_translate, **layers,
         )
-        return maps.render_map(fmap)
+        return maps.render_map(fmap, title=_("Hotspot map"), lang=get_language())
 
     return cached(get_store(), "map-hotspots", (query, rule, get_language()), build)
 

@@ -21,6 +21,7 @@ from webapp.assets import ASSET_PREFIX
 from webapp.auth import audit, get_store, require_role
 from webapp.cache import cached
 from webapp.documents import map_headers, tiles
+from webapp.i18n import get_language
 from webapp.i18n import gettext as _
 from webapp.instance import scratch_dir
 from webapp.jobs import DONE, runner
@@ -144,7 +145,8 @@ def operation_map(name: str) -> Any:
     fmap = plan_map(sites, tagged, outline=layer_frame("outline"), borders=layer_frame("borders"), radius=op.radius_m,
                     id_column="site_id", tiles_url=tiles_url, tile_attribution=tiles_attr, asset_base=ASSET_PREFIX,
                     t=_translate)
-    return map_headers(Response(maps.render_map(fmap), mimetype="text/html"))
+    document = maps.render_map(fmap, title=_("Operation map"), lang=get_language())
+    return map_headers(Response(document, mimetype="text/html"))
 
 
 @operations_bp.route("/<name>/evaluation.<fmt>")

@@ -360,7 +360,7 @@ def plan_map_document(job_id: str) -> Any:
         fmap = plan_map(result.plan.sites, result.plan.demand, outline=layer_frame("outline"),
                         borders=layer_frame("borders"), radius=result.radius, id_column=result.id_column,
                         tiles_url=tiles_url, tile_attribution=tiles_attr, asset_base=ASSET_PREFIX, t=_translate)
-        document = maps.render_map(fmap)
+        document = maps.render_map(fmap, title=_("Plan map"), lang=language)
         result.documents[language] = document
     return map_headers(Response(document, mimetype="text/html"))
 

@@ -250,9 +250,28 @@ def _finish(fmap: folium.Map, blocks: list[str]) -> folium.Map:
     return fmap
 
 
-def render_map(fmap: folium.Map) -> str:
-    """The map as one HTML document (assets referenced by URL, see ``VENDOR_FILES``)."""
-    return fmap.get_root().render()
+_HIDDEN = "position:absolute;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);border:0"
+
+
+def render_map(fmap: folium.Map, *, title: str = "Map", lang: str = "en") -> str:
+    """The map as one HTML document (assets referenced by URL, see ``VENDOR_FILES``).
+
+    Folium's document is made accessible (WCAG 2.1 AA, as axe-core checks it): the language
+    ``lang`` and the ``title`` on the document, the map inside a ``main`` landmark headed by the
+    title (visually hidden), and a viewport that lets the reader zoom.
+    """
+    import html
+    import re
+
+    doc = fmap.get_root().render()
+    name = html.escape(title)
+    code = re.sub(r"[^A-Za-z-]", "", lang)[:12] or "en"
+    doc = doc.replace("<html>", f'<html lang="{code}">', 1)
+    doc = re.sub(r'<meta name="viewport"[^>]*>', '<meta name="viewport" content="width=device-width, initial-scale=1.0" />',
+                 doc, count=1)
+    doc = doc.replace("<head>", f"<head>\n    <title>{name}</title>", 1)
+    doc = doc.replace("<body>", f'<body>\n<main>\n<h1 style="{_HIDDEN}">{name}</h1>', 1)
+    return doc.replace("</body>", "</main>\n</body>", 1)
 
 
 def asset_urls(html_doc: str) -> list[str]:
