@@ -249,3 +249,33 @@ def test_real_worker_processes_give_the_same_counts(lux_archive, lux_events):
     ref = hotspots_from_events(lux_events, study_area=study_area(), cell=1000, band=3000)
     np.testing.assert_array_equal(ours["count"].to_numpy(), ref["count"].to_numpy())
     np.testing.assert_allclose(ours["gi_z"].to_numpy(), ref["gi_z"].to_numpy(), rtol=0, atol=1e-12)
+
+
+def test_an_existing_cluster_by_its_scheduler_address(lux_archive, lux_events):
+    from distributed import LocalCluster
+
+    manifest = read_manifest(lux_archive)
+    with LocalCluster(n_workers=2, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+        with dask_client(cluster.scheduler_address) as remote:
+            ours = hotspots_from_archive(manifest, client=remote, cell=1500, band=4500)
+        assert len(cluster.scheduler.workers) == 2  # a cluster we did not start is left running
+    ref = hotspots_from_events(lux_events, study_area=study_area(), cell=1500, band=4500)
+    np.testing.assert_array_equal(ours["count"].to_numpy(), ref["count"].to_numpy())
+    with pytest.raises(ValidationError, match="scheduler: cannot reach the Dask scheduler"):
+        with dask_client("tcp://127.0.0.1:9", timeout="1s"):
+            pass
+
+
+def test_automatic_cell_is_about_two_events_per_cell(client, lux_archive, lux_events):
+    from geo_ibm.archive import archive_cell
+
+    manifest = read_manifest(lux_archive)
+    ours = hotspots_from_archive(manifest, client=client)
+    params = ours.attrs["parameters"]
+    area = study_area().geometry.union_all()
+    assert params["cell"] == archive_cell(len(lux_events), area)[0]
+    assert "archive rule" in params["cell_method"]
+    assert 1.0 < len(lux_events) * params["cell"] ** 2 / area.area < 3.0
+    ref = hotspots_from_events(lux_events, study_area=study_area(), cell=params["cell"])
+    assert params["band"] == ref.attrs["parameters"]["band"]
+    np.testing.assert_allclose(ours["gi_z"].to_numpy(), ref["gi_z"].to_numpy(), rtol=0, atol=1e-12)

@@ -189,9 +189,8 @@ def hotspots_from_archive(
     }
     if method == "kde":
         return _kde(manifest, area, geom, cell, band, first, after, entries, weight, client, params, progress)
-    if n_rows < MIN_EVENTS:
-        raise ValidationError(f"too few events for a hot spot analysis: {n_rows} in the archive's selection, "
-                              f"at least {MIN_EVENTS} needed", [Problem("too few events", column="events", value=n_rows)])
+    # the partitions' rows bound the selection from above: refuse early, and again once counted
+    _enough(n_rows)
     if cell is None:
         cell_value, params["cell_method"] = archive_cell(n_rows, geom)
         check_budget(method, area=geom, cell=cell_value, band=band)
@@ -208,6 +207,7 @@ def hotspots_from_archive(
         check_bytes(spec.n_cells, what="cell vector", parameter="cell")
         task = BinTask("cells", spec=spec, weight=weight, start=first, end=after)
         part = reduce_archive(manifest, task, client=client, entries=entries, progress=progress)
+        _enough(part.used)
         return _gi(grid, part.values, band, cell_value, geom, fdr, params | {"n_events": part.used, "n_outside_grid": part.outside})
     steps = _steps(manifest, step, start, end, after)
     from geo_ibm.emerging import MIN_STEPS
@@ -224,9 +224,16 @@ def hotspots_from_archive(
     task = BinTask("cube", spec=spec, weight=weight, start=first, end=after, step=step, first=steps[0].ordinal,
                    n_steps=len(steps))
     part = reduce_archive(manifest, task, client=client, entries=entries, progress=progress)
+    _enough(part.used)
     cube = part.values.reshape(spec.n_cells, len(steps))
     params.update(n_events=part.used, n_outside_grid=part.outside)
     return _emerging(grid, cube, steps, band, cell_value, geom, step, fdr, alpha, neighborhood_time_step, params)
+
+
+def _enough(n_events: int) -> None:
+    if n_events < MIN_EVENTS:
+        raise ValidationError(f"too few events for a hot spot analysis: {n_events} in the archive's selection, "
+                              f"at least {MIN_EVENTS} needed", [Problem("too few events", column="events", value=n_events)])
 
 
 def _steps(manifest: Manifest, step: str, start: object, end: object, after: int | None) -> pd.PeriodIndex:

@@ -223,11 +223,12 @@ def reduce_archive(
 
 @contextmanager
 def dask_client(scheduler: str | None = None, *, workers: int = 2, processes: bool = True,
-                memory_limit: str | float | None = "auto") -> Iterator[Client]:
+                memory_limit: str | float | None = "auto", timeout: str = "10s") -> Iterator[Client]:
     """A Dask client: on the cluster at ``scheduler`` (``tcp://HOST:8786``), else on a LocalCluster started here.
 
     The local cluster has ``workers`` workers of one thread each (separate processes unless
-    ``processes=False``) and is closed on exit; a remote cluster is left running.
+    ``processes=False``) and is closed on exit; a remote cluster is left running. ``timeout``
+    bounds the wait for the scheduler to answer.
 
     Raises
     ------
@@ -238,7 +239,7 @@ def dask_client(scheduler: str | None = None, *, workers: int = 2, processes: bo
 
     if scheduler:
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout=timeout)
         except (OSError, TimeoutError) as exc:
             raise ValidationError(f"scheduler: cannot reach the Dask scheduler at {scheduler} ({exc})",
                                   [Problem("unreachable", column="scheduler", value=scheduler)]) from None
