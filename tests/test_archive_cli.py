@@ -81,3 +81,19 @@ def test_demo_writes_a_european_archive_by_country(tmp_path):
     info = _run(["archive", "info", str(target)]).output
     assert "crs: EPSG:3035" in info and "ETRS89-extended / LAEA Europe" in info
     assert "partitioning: country, quarter" in info and "rows_per_country:" in info
+
+
+def test_counts_per_region_and_quarter_equal_the_stores(exported):
+    from geo_ibm.archive import dask_client, read_manifest, tally_archive
+    from geo_ibm.store import open_store
+
+    store, archive = exported
+    with dask_client(workers=2, processes=False, memory_limit=None) as client:
+        ours = tally_archive(read_manifest(archive), client=client, by="region")
+    theirs = open_store(store).counts(by=("region", "quarter"))
+    key = ["region", "quarter"]
+    left = ours.sort_values(key).reset_index(drop=True)
+    right = theirs.assign(region=theirs["region"].fillna("")).sort_values(key).reset_index(drop=True)
+    assert left[key].values.tolist() == right[key].values.tolist()
+    assert left["events"].tolist() == right["events"].astype(int).tolist()
+    assert left["persons"].tolist() == right["persons"].astype(int).tolist()
