@@ -1,0 +1,189 @@
+"""The quarterly report's own words in English and French: English source strings and their French."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from geo_ibm.errors import Problem, ValidationError
+
+LANGUAGES: tuple[str, ...] = ("en", "fr")
+"""Languages the report is written in."""
+
+# English strings are the keys; a string missing here stays in English (map legends of
+# geo_ibm.figures that are not listed, for instance).
+FRENCH: dict[str, str] = {
+    "Quarterly IBM analysis report": "Rapport trimestriel d'analyse IBM",
+    "Luxembourg (national)": "Luxembourg (national)",
+    "Police region %(region)s": "Région de police %(region)s",
+    "Quarter %(quarter)s (%(start)s – %(end)s)": "Trimestre %(quarter)s (%(start)s – %(end)s)",
+    "Generated %(when)s from the geo_ibm event store": "Généré le %(when)s à partir de la base d'événements geo_ibm",
+    "Contents": "Sommaire",
+    "Page %(page)s": "Page %(page)s",
+    "Summary": "Synthèse",
+    "Key figures": "Chiffres clés",
+    "Maps": "Cartes",
+    "Charts": "Graphiques",
+    "Hot spots": "Points chauds",
+    "Statistics annex": "Annexe statistique",
+    "Methods annex": "Annexe méthodologique",
+    "No interceptions were recorded for %(area)s in %(quarter)s.": "Aucune interception n'a été enregistrée pour %(area)s au %(quarter)s.",
+    "This short report therefore holds no maps, charts or tables of the quarter.":
+        "Ce rapport court ne contient donc ni cartes, ni graphiques, ni tableaux du trimestre.",
+    "For comparison: %(previous)s interceptions in %(pq)s and %(year)s in %(yq)s.":
+        "Pour comparaison : %(previous)s interceptions au %(pq)s et %(year)s au %(yq)s.",
+    "Only %(n)s interceptions were recorded for %(area)s in %(quarter)s; maps, hot spots and charts need at least %(min)s, so this report gives the key figures only.":
+        "Seules %(n)s interceptions ont été enregistrées pour %(area)s au %(quarter)s ; les cartes, points chauds et graphiques en demandent au moins %(min)s, ce rapport ne donne donc que les chiffres clés.",
+    "%(n)s interceptions of %(persons)s persons, among them %(smugglers)s suspected smugglers, were recorded for %(area)s in %(quarter)s.":
+        "%(n)s interceptions de %(persons)s personnes, dont %(smugglers)s passeurs présumés, ont été enregistrées pour %(area)s au %(quarter)s.",
+    "Against the previous quarter (%(pq)s): %(change)s interceptions%(mark)s; against %(yq)s: %(ychange)s%(ymark)s.":
+        "Par rapport au trimestre précédent (%(pq)s) : %(change)s interceptions%(mark)s ; par rapport au %(yq)s : %(ychange)s%(ymark)s.",
+    " (significant)": " (significatif)",
+    " (not significant)": " (non significatif)",
+    "Totals": "Totaux",
+    "Interceptions": "Interceptions",
+    "Persons": "Personnes",
+    "Suspected smugglers": "Passeurs présumés",
+    "By entry country": "Par pays d'entrée",
+    "By transport mode": "Par mode de transport",
+    "By location kind": "Par type de lieu",
+    "By destination country (where recorded)": "Par pays de destination (si enregistré)",
+    "By nationality (where recorded)": "Par nationalité (si enregistrée)",
+    "Figure": "Indicateur",
+    "Category": "Catégorie",
+    "Change": "Évolution",
+    "not recorded": "non enregistré",
+    "unknown": "inconnu",
+    "Significance: ** p < 0.01, * p < 0.05, exact conditional test of two Poisson counts (see the methods annex); – not tested.":
+        "Significativité : ** p < 0,01, * p < 0,05, test conditionnel exact de deux comptages de Poisson (voir l'annexe méthodologique) ; – non testé.",
+    "Overview of the interceptions": "Vue d'ensemble des interceptions",
+    "Hot and cold spots (Getis–Ord Gi*, FDR)": "Points chauds et froids (Getis–Ord Gi*, FDR)",
+    "Hot spot map not drawn: %(why)s": "Carte des points chauds non dessinée : %(why)s",
+    "Top hot spot cells": "Cellules les plus chaudes",
+    "No cell is a significant hot spot after the FDR correction.": "Aucune cellule n'est un point chaud significatif après la correction FDR.",
+    "Rank": "Rang",
+    "Cell": "Cellule",
+    "Canton": "Canton",
+    "Region": "Région",
+    "Events": "Événements",
+    "Confidence": "Confiance",
+    "Monthly trend": "Tendance mensuelle",
+    "Monthly interceptions": "Interceptions par mois",
+    "interceptions per month": "interceptions par mois",
+    "seasonal baseline": "référence saisonnière",
+    "linear trend": "tendance linéaire",
+    "report quarter": "trimestre du rapport",
+    "Trend over %(months)s months: %(slope)s interceptions per month per year (p = %(p)s)%(seasonal)s.":
+        "Tendance sur %(months)s mois : %(slope)s interceptions par mois et par an (p = %(p)s)%(seasonal)s.",
+    ", calendar-month effects removed": ", effets des mois calendaires retirés",
+    "Monthly trend not drawn: %(why)s": "Tendance mensuelle non dessinée : %(why)s",
+    "Hour × weekday": "Heure × jour de la semaine",
+    "Interceptions by local hour and weekday": "Interceptions par heure locale et jour de la semaine",
+    "hour (local time)": "heure (heure locale)",
+    "Distance to the border": "Distance à la frontière",
+    "Interceptions by distance to the nearest internal border": "Interceptions par distance à la frontière intérieure la plus proche",
+    "distance band": "tranche de distance",
+    "Mon": "lun", "Tue": "mar", "Wed": "mer", "Thu": "jeu", "Fri": "ven", "Sat": "sam", "Sun": "dim",
+    "Persons by nationality": "Personnes par nationalité",
+    "Nationality": "Nationalité",
+    "Interceptions with this nationality": "Interceptions avec cette nationalité",
+    "Persons in those interceptions": "Personnes de ces interceptions",
+    "Persons, single-nationality groups": "Personnes, groupes d'une seule nationalité",
+    "No nationality was recorded in this quarter.": "Aucune nationalité n'a été enregistrée ce trimestre.",
+    "Suspected facilitators (smugglers)": "Facilitateurs présumés (passeurs)",
+    "Interceptions with a suspected smuggler": "Interceptions avec un passeur présumé",
+    "Smugglers per interception": "Passeurs par interception",
+    "Transport mode": "Mode de transport",
+    "By border section and entry country": "Par section de frontière et pays d'entrée",
+    "Nearest border section": "Section de frontière la plus proche",
+    "Entry country": "Pays d'entrée",
+    "Each table is also a CSV file next to this document: %(files)s.": "Chaque tableau existe aussi en fichier CSV à côté de ce document : %(files)s.",
+    "Data period and completeness": "Période des données et complétude",
+    "First and last interception of the quarter: %(first)s – %(last)s.": "Première et dernière interception du trimestre : %(first)s – %(last)s.",
+    "Recorded: destination country for %(dest)s of the interceptions, nationalities for %(nat)s, a police region for %(reg)s.":
+        "Enregistrés : pays de destination pour %(dest)s des interceptions, nationalités pour %(nat)s, région de police pour %(reg)s.",
+    "Parameters": "Paramètres",
+    "Gi* hot spots: square cells of %(cell)s m, distance band %(band)s m, significance by the Benjamini–Hochberg false discovery rate at 10/5/1 %%.":
+        "Points chauds Gi* : cellules carrées de %(cell)s m, bande de distance de %(band)s m, significativité par le taux de fausses découvertes de Benjamini–Hochberg à 10/5/1 %%.",
+    "Tests of change": "Tests d'évolution",
+    "The change of a count of interceptions between two quarters is tested with the exact conditional test of two Poisson counts: given the total of both quarters, the report quarter's count is binomial with the share of days that quarter has; the two-sided p-value is the binomial test's. Persons and smugglers come in groups (their variance exceeds their mean), so their totals are not tested.":
+        "L'évolution d'un nombre d'interceptions entre deux trimestres est testée par le test conditionnel exact de deux comptages de Poisson : sachant le total des deux trimestres, le nombre du trimestre du rapport suit une loi binomiale de paramètre la part de jours de ce trimestre ; la valeur p bilatérale est celle du test binomial. Personnes et passeurs viennent par groupes (leur variance dépasse leur moyenne), leurs totaux ne sont donc pas testés.",
+    "Caveats": "Mises en garde",
+    "Interceptions measure police activity as much as migration: a rise can follow more controls. Nationalities are recorded once per code per interception, so groups of mixed nationality count under each of their nationalities. Many tests are made in one report; a single * at 5 % is expected by chance now and then. Positions of the schematic road network and of crossing points are approximate (about 1 km).":
+        "Les interceptions mesurent l'activité policière autant que la migration : une hausse peut suivre un surcroît de contrôles. Les nationalités sont enregistrées une fois par code et par interception, un groupe de nationalités mixtes compte donc sous chacune. Un rapport fait de nombreux tests ; un * isolé à 5 % est attendu de temps à autre par hasard. Les positions du réseau routier schématique et des points de passage sont approximatives (environ 1 km).",
+    "Data sources and licences": "Sources des données et licences",
+    "Map data: %(osm)s.": "Données cartographiques : %(osm)s.",
+    "Border section": "Section de frontière",
+    "Interception events: the geo_ibm event store (filters above)": "Événements d'interception : la base d'événements geo_ibm (filtres ci-dessus)",
+    # Map legends and footers drawn by geo_ibm.figures.
+    "Interceptions near the internal Schengen borders": "Interceptions près des frontières intérieures Schengen",
+    "Internal Schengen borders": "Frontières intérieures Schengen",
+    "Border crossing points": "Points de passage frontaliers",
+    "Police region boundaries": "Limites des régions de police",
+    "Data period": "Période des données",
+    "Projection": "Projection",
+    "one event": "un événement",
+    "Interceptions per hexagon": "Interceptions par hexagone",
+    "%(n)s events in all": "%(n)s événements au total",
+    "%(n)s events": "%(n)s événements",
+    "Gi* hot and cold spots": "Points chauds et froids Gi*",
+    "No significant cells": "Aucune cellule significative",
+    "Hot spot, 99% confidence": "Point chaud, confiance 99 %",
+    "Hot spot, 95% confidence": "Point chaud, confiance 95 %",
+    "Hot spot, 90% confidence": "Point chaud, confiance 90 %",
+    "Cold spot, 90% confidence": "Point froid, confiance 90 %",
+    "Cold spot, 95% confidence": "Point froid, confiance 95 %",
+    "Cold spot, 99% confidence": "Point froid, confiance 99 %",
+    "Belgium": "Belgique", "France": "France", "Germany": "Allemagne",
+}
+
+CATALOGS: dict[str, dict[str, str]] = {"en": {}, "fr": FRENCH}
+
+
+def check_language(lang: str) -> str:
+    """``lang`` if the report is written in it.
+
+    Raises
+    ------
+    ValidationError
+        ``lang`` is not one of :data:`LANGUAGES` (the problem names ``lang``).
+    """
+    if lang not in LANGUAGES:
+        raise ValidationError(f"lang must be one of {', '.join(LANGUAGES)}, got {lang!r}",
+                              [Problem("unknown language", column="lang", value=lang)])
+    return lang
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    """``t(text)``: ``text`` (an English source string) in ``lang``; unknown strings stay English."""
+    catalog = CATALOGS[check_language(lang)]
+    return lambda text: catalog.get(text, text)
+
+
+def number(value: Any, lang: str, *, digits: int = 0) -> str:
+    """``value`` (anything ``float`` takes) with thousands grouped as ``lang`` writes them (``12,345.6`` / ``12 345,6``)."""
+    text = f"{float(value):,.{digits}f}"
+    if lang == "fr":
+        text = text.replace(",", " ").replace(".", ",")
+    return text
+
+
+CODE_LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "motorway": "motorway", "rest_area": "rest area", "border_crossing": "border crossing",
+        "train_station": "train station", "bus_station": "bus station", "urban": "urban", "other": "other",
+        "car": "car", "van": "van", "truck": "truck", "bus": "bus", "train": "train", "taxi": "taxi",
+        "on_foot": "on foot", "unknown": "unknown", "total": "total",
+    },
+    "fr": {
+        "motorway": "autoroute", "rest_area": "aire de repos", "border_crossing": "point de passage",
+        "train_station": "gare", "bus_station": "gare routière", "urban": "zone urbaine", "other": "autre",
+        "car": "voiture", "van": "camionnette", "truck": "camion", "bus": "autocar", "train": "train", "taxi": "taxi",
+        "on_foot": "à pied", "unknown": "inconnu", "total": "total",
+    },
+}
+"""Readable names of the event schema's codes (location kinds, transport modes); country codes stay as they are."""
+
+
+def code_label(code: str, lang: str) -> str:
+    """The readable name of a schema code in ``lang`` (``"on_foot"`` -> ``"on foot"`` / ``"à pied"``); others unchanged."""
+    return CODE_LABELS[check_language(lang)].get(code, code)
