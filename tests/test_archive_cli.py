@@ -44,12 +44,22 @@ def test_info_describes_and_verifies_the_export(exported):
         assert f"{quarter}: {rows} events" in quarters
 
 
-def test_hotspots_over_the_archive_write_what_the_store_path_writes(exported, tmp_path):
+@pytest.fixture(scope="module")
+def scheduler():
+    """A running cluster to point --scheduler at (threads of this process: no worker processes to start)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, processes=False, protocol="tcp", host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster:
+        yield cluster.scheduler_address
+
+
+def test_hotspots_over_the_archive_write_what_the_store_path_writes(exported, scheduler, tmp_path):
     store, archive = exported
     ours = tmp_path / "archive.gpkg"
     theirs = tmp_path / "store.gpkg"
     args = ["hotspots", "--method", "gi", "--cell", "1000", "--band", "3000", "--from", "2024-04-01", "--to", "2025-12-31"]
-    result = _run([*args, "--out", str(ours), "--archive", str(archive), "--workers", "2"], store)
+    result = _run([*args, "--out", str(ours), "--archive", str(archive), "--scheduler", scheduler], store)
     assert result.exit_code == 0, result.output
     assert _run([*args, "--out", str(theirs)], store).exit_code == 0
     a, b = gpd.read_file(ours), gpd.read_file(theirs)
