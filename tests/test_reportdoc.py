@@ -129,6 +129,13 @@ def test_pdf_key_figures_equal_the_store(national, store):
     counts = [store.count(quarter=q) for q in (QUARTER, PREVIOUS, YEAR_BEFORE)]
     numbers = row_numbers(totals, "Interceptions")
     assert [numbers[0], numbers[1], numbers[3]] == [number(c, "en") for c in counts]
+    # The mark: an exact binomial test written out here, 92 days (Q3) against 91 (Q2) and 92 (Q3 a year before).
+    for other, days, cell in ((counts[1], 91, numbers[2]), (counts[2], 92, numbers[4])):
+        n = counts[0] + other
+        pmf = stats.binom.pmf(np.arange(n + 1), n, 92 / (92 + days))
+        p = pmf[pmf <= pmf[counts[0]] * (1 + 1e-7)].sum()
+        mark = "**" if p < 0.01 else ("*" if p < 0.05 else "")
+        assert cell.split(")")[-1].strip() == mark, (cell, p)
     persons = [int(store.counts(by="quarter", quarter=q)["persons"].sum()) for q in (QUARTER, PREVIOUS, YEAR_BEFORE)]
     numbers = row_numbers(totals, "Persons")
     assert [numbers[0], numbers[1], numbers[3]] == [number(c, "en") for c in persons]
@@ -201,7 +208,7 @@ def test_empty_quarter_says_so(store, tmp_path):
     paths = write_quarterly_report(store, quarter="2020Q1", out_dir=tmp_path / "out")
     folder = tmp_path / "out" / "national"
     text = pdf_text(folder / "report.pdf")
-    assert "No interceptions were recorded for Luxembourg (national) in 2020Q1." in text
+    assert "No interceptions were recorded for Luxembourg in 2020Q1." in text
     assert "holds no maps, charts or tables" in text
     html = (folder / "report.html").read_text(encoding="utf-8")
     assert "No interceptions were recorded" in html and "<img" not in html

@@ -24,6 +24,7 @@ from geo_ibm.periods import parse_quarter, quarter_bounds, shift_quarter
 from geo_ibm.reportdoc import charts
 from geo_ibm.reportdoc.figures import (
     QuarterComparison,
+    breakdown,
     change_text,
     compare,
     compare_breakdown,
@@ -298,6 +299,21 @@ def _charts(store: Any, current: gpd.GeoDataFrame, *, quarter: str, region: str 
     return sections, profile
 
 
+def _highlights(current: pd.DataFrame, *, lang: str, t: Callable[[str], str]) -> str:
+    """One sentence naming the main entry country, transport mode and kind of place of the quarter."""
+    n = len(current)
+    parts = []
+    for by, label in (("entry_country", t("Main entry country")), ("transport_mode", t("main transport mode")),
+                      ("location_kind", t("main kind of place"))):
+        table = breakdown(current, by)
+        if len(table):
+            key = str(table.index[0])
+            count = int(table["events"].iloc[0])
+            colon = " : " if lang == "fr" else ": "
+            parts.append(f"{label}{colon}{code_label(key, lang)} ({number(count, lang)}, {_share(count, n, lang)})")
+    return (" ; " if lang == "fr" else "; ").join(parts) + "."
+
+
 def _share(part: int, whole: int, lang: str) -> str:
     return f"{number(100.0 * part / whole, lang)} %" if whole else "–"
 
@@ -372,6 +388,8 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
     pq, yq = shift_quarter(q, -1), shift_quarter(q, -4)
     step = progress or (lambda _f, _m: None)
     area_name = t("Luxembourg (national)") if region is None else t("Police region %(region)s") % {"region": region}
+    # In sentences: "recorded for Luxembourg" / "for police region Nord" ("pour la région de police Nord").
+    area_phrase = t("Luxembourg") if region is None else t("police region %(region)s") % {"region": region}
     start, end = quarter_bounds(q)
     step(0.0, f"{area_name}: reading events")
     current = store.events(quarter=q, region=region)
@@ -389,7 +407,7 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
     params: dict[str, float] = {}
     days = (quarter_days(q), quarter_days(pq), quarter_days(yq))
     if n == 0:
-        intro.append(Paragraph(t("No interceptions were recorded for %(area)s in %(quarter)s.") % {"area": area_name, "quarter": q},
+        intro.append(Paragraph(t("No interceptions were recorded for %(area)s in %(quarter)s.") % {"area": area_phrase, "quarter": q},
                                "lead"))
         intro.append(Paragraph(t("For comparison: %(previous)s interceptions in %(pq)s and %(year)s in %(yq)s.") % {
             "previous": number(len(previous), lang), "pq": pq, "year": number(len(year), lang), "yq": yq}))
@@ -398,7 +416,7 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
         intro.append(Paragraph(t("%(n)s interceptions of %(persons)s persons, among them %(smugglers)s suspected smugglers, "
                                  "were recorded for %(area)s in %(quarter)s.") % {
             "n": number(n, lang), "persons": number(now["persons"], lang), "smugglers": number(now["smugglers"], lang),
-            "area": area_name, "quarter": q}, "lead"))
+            "area": area_phrase, "quarter": q}, "lead"))
         main = compare("", n, len(previous), len(year), days=days, tested=True)
 
         def verdict(p: float | None) -> str:
@@ -412,7 +430,9 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
     if 0 < n < MIN_ANALYSIS_EVENTS:
         intro.append(Paragraph(t("Only %(n)s interceptions were recorded for %(area)s in %(quarter)s; maps, hot spots and "
                                  "charts need at least %(min)s, so this report gives the key figures only.") % {
-            "n": number(n, lang), "area": area_name, "quarter": q, "min": MIN_ANALYSIS_EVENTS}))
+            "n": number(n, lang), "area": area_phrase, "quarter": q, "min": MIN_ANALYSIS_EVENTS}))
+    if n:
+        intro.append(Paragraph(_highlights(current, lang=lang, t=t)))
     step(0.1, f"{area_name}: key figures")
     key_blocks, key_table = _key_figures(current, previous, year, quarters=(q, pq, yq), lang=lang, t=t, full=n > 0)
     sections.append(Section(t("Key figures"), key_blocks))
@@ -427,6 +447,11 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
         sections.append(Section(t("Hot spots"), hot_blocks))
         if top is not None and len(top):
             tables["top_hotspots.csv"] = top
+            first = top.iloc[0]
+            intro.append(Paragraph(t("Strongest hot spot cell: canton %(canton)s (%(region)s), %(events)s interceptions, "
+                                     "%(confidence)s confidence (section 3).") % {
+                "canton": first["canton"], "region": first["region"], "events": number(first["events"], lang),
+                "confidence": first["confidence"]}))
         step(0.65, f"{area_name}: charts")
         chart_sections, profile = _charts(store, current, quarter=q, region=region, lang=lang, t=t)
         sections.append(Section(t("Charts")))

@@ -14,6 +14,13 @@ LANGUAGES: tuple[str, ...] = ("en", "fr")
 FRENCH: dict[str, str] = {
     "Quarterly IBM analysis report": "Rapport trimestriel d'analyse IBM",
     "Luxembourg (national)": "Luxembourg (national)",
+    "Luxembourg": "le Luxembourg",
+    "police region %(region)s": "la région de police %(region)s",
+    "Main entry country": "Principal pays d'entrée",
+    "main transport mode": "principal mode de transport",
+    "main kind of place": "principal type de lieu",
+    "Strongest hot spot cell: canton %(canton)s (%(region)s), %(events)s interceptions, %(confidence)s confidence (section 3).":
+        "Cellule la plus chaude : canton %(canton)s (%(region)s), %(events)s interceptions, confiance %(confidence)s (section 3).",
     "Police region %(region)s": "Région de police %(region)s",
     "Quarter %(quarter)s (%(start)s – %(end)s)": "Trimestre %(quarter)s (%(start)s – %(end)s)",
     "Generated %(when)s from the geo_ibm event store": "Généré le %(when)s à partir de la base d'événements geo_ibm",
