@@ -265,15 +265,9 @@ def _plan_and_open_its_map(page) -> None:
     page.goto(page.url.removesuffix("/result") + "/map")
 
 
-MAP_DOCUMENT_LANDMARKS = pytest.mark.xfail(
-    strict=True, raises=AxeViolations, reason="geo_ibm.maps.render_map writes Folium's document as is: no lang, no title, no main landmark "
-    "or h1, and a viewport that forbids zooming (html-has-lang, document-title, landmark-one-main, page-has-heading-one, "
-    "region, meta-viewport)")
-
-
-def _page(name: str, account: str | None, path: str, status: int = 200, action: Callable[[Any], None] | None = None,
-          *, marks: Any = ()) -> Any:
-    return pytest.param(account, path, status, action, id=name, marks=marks)
+def _page(name: str, account: str | None, path: str, status: int = 200,
+          action: Callable[[Any], None] | None = None) -> Any:
+    return pytest.param(account, path, status, action, id=name)
 
 
 # Every page of the app, once, for the least role that sees it (None: not logged in), with its HTTP status and
@@ -281,9 +275,9 @@ def _page(name: str, account: str | None, path: str, status: int = 200, action: 
 PAGES: list[Any] = [
     _page("login", None, "/login"),
     _page("overview", "vic", "/overview"),
-    _page("overview-map", "vic", "/maps/overview", marks=MAP_DOCUMENT_LANDMARKS),
+    _page("overview-map", "vic", "/maps/overview"),
     _page("hotspots", "vic", "/hotspots"),
-    _page("hotspots-map", "ana", "/maps/hotspots", marks=MAP_DOCUMENT_LANDMARKS),
+    _page("hotspots-map", "ana", "/maps/hotspots"),
     _page("import", "ana", "/import"),
     _page("import-report", "ana", "/import", action=_upload_bad_file),
     _page("exports", "ana", "/exports/"),
@@ -296,10 +290,10 @@ PAGES: list[Any] = [
     _page("error-404", "vic", "/no-such-page", 404),
     _page("error-404-anonymous", None, "/no-such-page", 404),
     _page("planning", "pia", "/planning/"),
-    _page("plan-map", "pia", "/planning/", action=_plan_and_open_its_map, marks=MAP_DOCUMENT_LANDMARKS),
+    _page("plan-map", "pia", "/planning/", action=_plan_and_open_its_map),
     _page("operations", "pia", "/operations/"),
     _page("operation", "pia", f"/operations/{OPERATION}"),
-    _page("operation-map", "pia", f"/operations/{OPERATION}/map", marks=MAP_DOCUMENT_LANDMARKS),
+    _page("operation-map", "pia", f"/operations/{OPERATION}/map"),
 ]
 
 
@@ -327,17 +321,44 @@ def sessions(browser, server) -> Iterator[Callable[[str | None], Any]]:
         ctx.close()
 
 
+def _open(sessions, server: str, account: str | None, path: str, status: int, action: Callable[[Any], None] | None):
+    page = sessions(account).new_page()
+    response = page.goto(server + path)
+    assert response is not None and response.status == status
+    if action is not None:
+        action(page)
+    if _is_map_document(page.url.removeprefix(server)):
+        page.wait_for_function("() => window.L !== undefined && document.querySelector('.leaflet-container')",
+                               timeout=30_000)
+    return page
+
+
+def _is_map_document(path: str) -> bool:
+    return re.search(r"/maps?(/|$)", path) is not None
+
+
 @pytest.mark.parametrize(("account", "path", "status", "action"), PAGES)
 def test_every_page_has_no_axe_violations(sessions, server, account, path, status, action) -> None:
-    page = sessions(account).new_page()
+    page = _open(sessions, server, account, path, status, action)
     try:
-        response = page.goto(server + path)
-        assert response is not None and response.status == status
-        if action is not None:
-            action(page)
-        if re.search(r"/maps?(/|$)", page.url.removeprefix(server)):
-            page.wait_for_function("() => window.L !== undefined && document.querySelector('.leaflet-container')",
-                                   timeout=30_000)
         assert_no_axe_violations(page)
+    finally:
+        page.close()
+
+
+class MapNotShown(AssertionError):
+    """The map of a map document does not fill its page."""
+
+
+@pytest.mark.xfail(strict=True, raises=MapNotShown,
+                   reason="render_map puts the map (height: 100%) in a main element of no height: the map is 0 px high")
+@pytest.mark.parametrize(("account", "path", "status", "action"),
+                         [p for p in PAGES if p.id.endswith("-map")])
+def test_map_documents_fill_their_page(sessions, server, account, path, status, action) -> None:
+    page = _open(sessions, server, account, path, status, action)
+    try:
+        height = page.evaluate("() => document.querySelector('.leaflet-container').getBoundingClientRect().height")
+        if height < 0.9 * page.viewport_size["height"]:
+            raise MapNotShown(f"{page.url}: the map is {height:.0f} px high in a {page.viewport_size['height']} px page")
     finally:
         page.close()
