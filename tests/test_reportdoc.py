@@ -241,3 +241,40 @@ def test_bad_arguments_are_refused_before_writing(store, tmp_path):
     with pytest.raises(ValidationError, match="quarter"):
         write_quarterly_report(store, quarter="2026Q5", out_dir=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------- the HTML in a browser
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("chromium") and not __import__("os").path.exists("/usr/bin/chromium"),
+                    reason="needs Debian chromium")
+def test_html_opens_offline_in_chromium(national):
+    playwright = pytest.importorskip("playwright.sync_api")
+    folder, _paths, _steps = national
+    url = (folder / "report.html").as_uri()
+    requests: list[str] = []
+    errors: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            context = browser.new_context(offline=True)
+            # Everything but the file itself is refused: any other request would be a leak.
+            context.route("**/*", lambda route: route.continue_() if route.request.url == url else route.abort())
+            page = context.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.wait_for_load_state("load")
+            broken = page.evaluate("() => [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length")
+            images = page.evaluate("() => document.images.length")
+            headings = page.evaluate("() => [...document.querySelectorAll('h2')].map(h => h.textContent)")
+        finally:
+            browser.close()
+    assert [r for r in requests if not r.startswith(("data:", url))] == []
+    assert errors == []
+    assert images >= 5 and broken == 0
+    assert "1. Key figures" in headings and "6. Methods annex" in headings
