@@ -1,12 +1,14 @@
-"""OGC API – Features Part 1 (Core, GeoJSON, OpenAPI 3.0) over the reference layers, events and hotspots (``/ogc``)."""
+"""OGC API – Features Part 1 (Core, GeoJSON, OpenAPI 3.0) over the reference layers, events and hotspots (``/ogc``),
+with Part 3's queryables: each collection's filterable properties, filtered by ``property=value`` on the server."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 from flask import Blueprint, Response, current_app, request, url_for
 from shapely.geometry import box
@@ -20,7 +22,7 @@ from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, disclosure_ru
 from webapp.auth import audit_read, get_store, require_role
 from webapp.cache import cached
 from webapp.features import event_page_json
-from webapp.openapi import OPENAPI_MEDIA_TYPE, build_openapi
+from webapp.openapi import OPENAPI_MEDIA_TYPE, build_openapi, ogc_openapi
 from webapp.params import (
     DEFAULT_LIMIT,
     EVENT_FILTERS,
@@ -30,6 +32,7 @@ from webapp.params import (
     parse_bbox,
     parse_datetime,
     parse_event_filters,
+    parse_int,
     parse_limit,
     parse_offset,
     single,
@@ -47,9 +50,91 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
 )
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+SCHEMA_JSON = "application/schema+json"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+MAX_TEXT_FILTER = 80
+"""Longest text a property filter takes (the longest code or name is far shorter)."""
+MAX_LISTED_VALUES = 100
+"""A text queryable lists its values (``enum``) when the collection has at most this many distinct ones."""
 COMMON_PARAMS = ("f",)
 ITEMS_PARAMS = ("f", "limit", "offset", "bbox", "datetime")
+
+
+@dataclass(frozen=True)
+class Queryable:
+    """A property of a collection's features that ``/items`` filters on by ``name=value`` (equality).
+
+    Attributes
+    ----------
+    type
+        ``"string"`` (exact text, at most :data:`MAX_TEXT_FILTER` characters) or ``"integer"``.
+    minimum, maximum
+        Bounds of an integer queryable; a value outside them is refused (400).
+    pattern
+        Regular expression a text value must match (used for ``quarter``).
+    """
+
+    name: str
+    title: str
+    type: Literal["string", "integer"] = "string"
+    minimum: int | None = None
+    maximum: int | None = None
+    pattern: str | None = None
+
+    def schema(self) -> dict[str, Any]:
+        """The property's JSON Schema (OpenAPI 3.0 compatible: no 2020-12-only keywords)."""
+        schema: dict[str, Any] = {"title": self.title, "type": self.type}
+        if self.type == "integer":
+            schema.update({k: v for k, v in (("minimum", self.minimum), ("maximum", self.maximum)) if v is not None})
+        else:
+            schema["maxLength"] = MAX_TEXT_FILTER
+            if self.pattern:
+                schema["pattern"] = self.pattern
+        return schema
+
+    def parameter(self) -> dict[str, Any]:
+        """The ``/items`` query parameter of this property, as the OpenAPI document declares it."""
+        schema = {k: v for k, v in self.schema().items() if k != "title"}
+        if self.type == "integer":
+            # An empty value is no filter, as with every other parameter.
+            schema = {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
+        return {"name": self.name, "in": "query", "required": False, "schema": schema,
+                "description": f"only features whose {self.name} equals this value ({self.title}); empty: no filter"}
+
+
+def _text(*names: str) -> tuple[Queryable, ...]:
+    return tuple(Queryable(n, n.replace("_", " ").capitalize()) for n in names)
+
+
+EVENT_QUERYABLES: tuple[Queryable, ...] = (
+    Queryable("quarter", "Quarter (2025Q1)", pattern=r"^(\d{4}-?[Qq][1-4])?$"),
+    Queryable("region", "Police region"),
+    Queryable("canton", "Canton"),
+    Queryable("location_kind", "Where the interception took place"),
+    Queryable("entry_country", "Neighbour the group came from"),
+    Queryable("transport_mode", "Means of transport"),
+)
+"""The events' queryables: the event filters, which the store applies (case-insensitively, as everywhere)."""
+
+HOTSPOT_QUERYABLES: tuple[Queryable, ...] = (
+    Queryable("gi_bin", "Gi* confidence bin (-3..3, 0 not significant)", "integer", -3, 3),
+    Queryable("gi_bin_fdr", "Gi* bin after the false discovery rate correction", "integer", -3, 3),
+)
+
+REFERENCE_QUERYABLES: dict[str, tuple[Queryable, ...]] = {
+    "outline": _text("name"),
+    "borders": _text("neighbour", "name"),
+    "tripoints": _text("name", "countries"),
+    "crossings": _text("crossing_id", "name", "kind", "ref", "neighbour", "coord_quality"),
+    "regions": _text("region"),
+    "cantons": _text("canton", "region"),
+    "corridors": _text("ref", "class", "name"),
+}
+"""Text properties of the reference layers clients may filter on."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +152,14 @@ class Collection:
     filters: tuple[str, ...] = field(default_factory=tuple)
     attribution: str | None = None
     """Credit the data's licence requires (ODbL for the OSM-derived reference layers)."""
+    queryables: tuple[Queryable, ...] = field(default_factory=tuple)
+    """Properties ``/items`` filters on (``name=value``), listed by ``/queryables``."""
 
 
 def _reference(ogc_id: str, layer: str) -> Collection:
     spec = LAYERS[layer]
     return Collection(ogc_id, spec.title, spec.description, ROLE_LAYERS, layer=layer, id_column=spec.id_column,
-                      attribution=spec.attribution)
+                      attribution=spec.attribution, queryables=REFERENCE_QUERYABLES.get(layer, ()))
 
 
 COLLECTIONS: dict[str, Collection] = {
@@ -89,13 +176,13 @@ COLLECTIONS: dict[str, Collection] = {
             "events", "Interception events",
             "Interceptions of smuggled groups near the internal borders (one point per event). "
             "Filter with datetime (on observed_at) and the event codes.",
-            ROLE_EVENTS, id_column="event_id", temporal=True, filters=EVENT_FILTERS,
+            ROLE_EVENTS, id_column="event_id", temporal=True, filters=EVENT_FILTERS, queryables=EVENT_QUERYABLES,
         ),
         Collection(
             "hotspots", "Hotspots (Getis-Ord Gi*)",
             "Gi* hot and cold spots of all stored events on a square grid, cell size and distance "
             "band chosen from the data; recomputed when the store changes.",
-            ROLE_HOTSPOTS, id_column="cell_id",
+            ROLE_HOTSPOTS, id_column="cell_id", queryables=HOTSPOT_QUERYABLES,
         ),
     )
 }
@@ -183,6 +270,68 @@ def _lonlat_bbox_filter(gdf: gpd.GeoDataFrame, bbox: tuple[float, float, float, 
     return gdf[web.intersects(box(*bbox)).to_numpy()]
 
 
+def property_filters(collection: Collection, args: Any) -> dict[str, str | int]:
+    """The ``name=value`` filters of ``args`` on ``collection``'s queryables, validated.
+
+    The event filters are left out: :func:`webapp.params.parse_event_filters` reads them and
+    the store applies them. An empty value is no filter.
+
+    Raises
+    ------
+    ValidationError
+        Naming the parameter: a value given twice, text over :data:`MAX_TEXT_FILTER`
+        characters, a non-integer or out-of-range integer.
+    """
+    filters: dict[str, str | int] = {}
+    for queryable in collection.queryables:
+        if queryable.name in collection.filters:
+            continue
+        raw = single(args, queryable.name)
+        if raw is None or raw == "":
+            continue
+        if queryable.type == "integer":
+            filters[queryable.name] = parse_int(raw, name=queryable.name, default=0, minimum=queryable.minimum,
+                                                maximum=queryable.maximum)
+        elif len(raw) > MAX_TEXT_FILTER:
+            raise parameter_error(queryable.name, raw, f"at most {MAX_TEXT_FILTER} characters")
+        else:
+            filters[queryable.name] = raw
+    return filters
+
+
+def filter_features(gdf: gpd.GeoDataFrame, filters: dict[str, str | int]) -> gpd.GeoDataFrame:
+    """The rows of ``gdf`` whose properties equal every value of ``filters`` (text exactly, integers by value).
+
+    A filter on a column the frame lacks (an empty hotspot collection) matches nothing.
+    """
+    keep = np.ones(len(gdf), dtype=bool)
+    for name, value in filters.items():
+        if name not in gdf.columns:
+            return gdf.iloc[:0]
+        column = gdf[name]
+        if isinstance(value, int):
+            keep &= (pd.to_numeric(column, errors="coerce") == value).to_numpy()
+        else:
+            keep &= (column.notna() & (column.astype(str) == value)).to_numpy()
+    return gdf[keep]
+
+
+def _listed_values(collection: Collection, queryable: Queryable) -> dict[str, Any]:
+    """``{"enum": [...]}`` for a text queryable with few values (event codes, reference names), else ``{}``."""
+    if queryable.type != "string" or queryable.name == "quarter":
+        return {}
+    if collection.id == "events":
+        values = filter_choices().get(queryable.name)
+        return {"enum": list(values)} if values else {}
+    if collection.layer is None:
+        return {}
+    frame = _reference_frame(collection)
+    if queryable.name not in frame.columns:
+        return {}
+    distinct = sorted({str(v) for v in frame[queryable.name].dropna()})
+    return {"enum": distinct} if 0 < len(distinct) <= MAX_LISTED_VALUES else {}
+
+
 def _extent(collection: Collection) -> dict[str, Any]:
     # Every collection lies within Luxembourg's outline and the import margin around it.
     xmin, ymin, xmax, ymax = layer_frame("outline").to_crs(WEB_CRS).total_bounds
@@ -219,6 +368,8 @@ def _collection_doc(collection: Collection) -> dict[str, Any]:
         "links": [
             _link(_url("ogc.collection", collection_id=collection.id), "self", "application/json", collection.title),
             _link(items, "items", GEOJSON, f"{collection.title} (GeoJSON)"),
+            _link(_url("ogc.queryables", collection_id=collection.id), QUERYABLES_REL, SCHEMA_JSON,
+                  f"{collection.title}: queryable properties"),
             *_licence_links(collection),
         ],
     }
@@ -254,7 +405,9 @@ def landing() -> Response:
         "description": "Reference layers, interception events and hotspots of Luxembourg's internal Schengen borders.",
         "links": [
             _link(_url("ogc.landing"), "self", "application/json", "this document"),
-            _link(_url("ogc.api_definition"), "service-desc", OPENAPI_MEDIA_TYPE, "the API definition"),
+            _link(_url("ogc.ogc_definition"), "service-desc", OPENAPI_MEDIA_TYPE, "the API definition"),
+            _link(_url("ogc.api_definition"), "describedby", OPENAPI_MEDIA_TYPE,
+                  "the definition of the whole web API (JSON API and OGC API)"),
             _link(_url("ogc.conformance"), "conformance", "application/json", "conformance classes"),
             _link(_url("ogc.collections"), "data", "application/json", "feature collections"),
         ],
@@ -277,9 +430,21 @@ def api_definition() -> Response:
     """The OpenAPI 3.0 document of the JSON API and this OGC API."""
     check_known(request.args, COMMON_PARAMS)
     _check_format()
-    doc = build_openapi(server_url=public_url() + request.script_root, collections=COLLECTIONS,
-                        cookie_name=current_app.config["SESSION_COOKIE_NAME"])
-    return json_response(doc, mimetype=OPENAPI_MEDIA_TYPE)
+    return json_response(_whole_definition(), mimetype=OPENAPI_MEDIA_TYPE)
+
+
+def _whole_definition() -> dict[str, Any]:
+    return build_openapi(server_url=public_url() + request.script_root, collections=COLLECTIONS,
+                         cookie_name=current_app.config["SESSION_COOKIE_NAME"])
+
+
+@ogc_bp.get("/openapi")
+@require_role(ROLE_LAYERS)
+def ogc_definition() -> Response:
+    """The OGC API's own OpenAPI 3.0 document (the landing page's ``service-desc``): paths relative to ``/ogc``."""
+    check_known(request.args, COMMON_PARAMS)
+    _check_format()
+    return json_response(ogc_openapi(_whole_definition()), mimetype=OPENAPI_MEDIA_TYPE)
 
 
 @ogc_bp.get("/collections")
@@ -304,6 +469,30 @@ def collection(collection_id: str) -> Response:
     return json_response(_collection_doc(_collection(collection_id)))
 
 
+@ogc_bp.get("/collections/<collection_id>/queryables")
+@require_role(ROLE_LAYERS)
+def queryables(collection_id: str) -> Response:
+    """The collection's queryable properties as a JSON Schema (OGC API – Features Part 3).
+
+    Each property can be given to ``/items`` as ``name=value``; the schema lists the values of
+    text properties that have few (event codes, reference layer names).
+    """
+    check_known(request.args, COMMON_PARAMS)
+    _check_format()
+    coll = _collection(collection_id)
+    body = {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": _url("ogc.queryables", collection_id=coll.id),
+        "type": "object",
+        "title": coll.title,
+        "description": f"Properties of {coll.title} that /items filters on with name=value query parameters "
+        "(equality; several are combined with AND).",
+        "properties": {q.name: {**q.schema(), **_listed_values(coll, q)} for q in coll.queryables},
+        "additionalProperties": False,
+    }
+    return json_response(body, mimetype=SCHEMA_JSON)
+
+
 @ogc_bp.get("/collections/<collection_id>/items")
 @require_role(ROLE_LAYERS)
 def items(collection_id: str) -> Response:
@@ -312,7 +501,9 @@ def items(collection_id: str) -> Response:
     ``limit`` above 10000 is served as 10000 (the links carry the limit used), as OGC API –
     Features asks. ``bbox`` is in CRS84 longitude/latitude. ``datetime`` filters events on ``observed_at``
     and is accepted but has no effect on collections without time. The events collection
-    also takes the event filters (``quarter``, ``region``, ...). Unknown parameters get 400.
+    also takes the event filters (``quarter``, ``region``, ...), the other collections
+    ``name=value`` on their queryables (``/queryables``; ``gi_bin=3``, ``neighbour=FR``),
+    applied here, on the server, to what the reader may see. Unknown parameters get 400.
     """
     # Login is checked above for every collection; the collection's own role only here, after
     # an unknown collection has had its 404.
@@ -322,8 +513,9 @@ def items(collection_id: str) -> Response:
 def _items(collection_id: str) -> Response:
     coll = COLLECTIONS[collection_id]
     args = request.args
-    check_known(args, (*ITEMS_PARAMS, *coll.filters))
+    check_known(args, (*ITEMS_PARAMS, *coll.filters, *(q.name for q in coll.queryables)))
     _check_format()
+    properties = property_filters(coll, args)
     limit = parse_limit(single(args, "limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT, clamp=True)
     offset = parse_offset(single(args, "offset"))
     bbox = parse_bbox(single(args, "bbox"))
@@ -346,6 +538,10 @@ def _items(collection_id: str) -> Response:
         id_column = _id_column(coll, gdf)
         if bbox is not None:
             gdf = _lonlat_bbox_filter(gdf, bbox)
+        if properties:
+            # Hotspot cells are filtered after the reader's disclosure rule made them: a filter
+            # selects among what the unfiltered collection shows, never more.
+            gdf = filter_features(gdf, properties)
         matched = len(gdf)
         page = gdf.iloc[offset: offset + limit]
         features, returned = json_text(to_features(page, id_column=id_column)), len(page)

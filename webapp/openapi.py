@@ -136,8 +136,9 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
         Base URL of the app (scheme, host and script root, no trailing slash).
     collections
         The OGC collections (``webapp.ogc.COLLECTIONS``): id → object with ``title``,
-        ``description``, ``role`` and ``filters``; each gets its own items path so clients see
-        exactly which filters it takes.
+        ``description``, ``role``, ``filters`` and ``queryables`` (each with ``name`` and
+        ``parameter()``); each gets its own items and queryables paths so clients (GDAL among
+        them) see exactly which filters it takes.
     cookie_name
         Name of the app's session cookie (``SESSION_COOKIE_NAME``), the ``cookieAuth`` scheme.
     """
@@ -226,10 +227,14 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
         "/ogc/": _op("Landing page", "getLandingPage", [fmt], _json("links to the API definition, conformance and data"), tags=["ogc"]),
         "/ogc/conformance": _op("Conformance classes", "getConformance", [fmt], _json("conformsTo"), tags=["ogc"]),
         "/ogc/api": _op("This API definition", "getApi", [fmt], _json("OpenAPI 3.0", OPENAPI_MEDIA_TYPE), tags=["ogc"]),
+        "/ogc/openapi": _op("The OGC API's own definition (its paths relative to /ogc)", "getOgcApi", [fmt],
+                            _json("OpenAPI 3.0", OPENAPI_MEDIA_TYPE), tags=["ogc"]),
         "/ogc/collections": _op("Feature collections", "getCollections", [fmt], _json("collections"), tags=["ogc"]),
     }
     for cid, coll in collections.items():
-        params = [limit(DEFAULT_LIMIT, clamp=True), offset, bbox, datetime, fmt, *(filters[name] for name in getattr(coll, "filters", ()))]
+        own = tuple(getattr(coll, "filters", ()))
+        params = [limit(DEFAULT_LIMIT, clamp=True), offset, bbox, datetime, fmt, *(filters[name] for name in own),
+                  *(q.parameter() for q in getattr(coll, "queryables", ()) if q.name not in own)]
         role_note = f" ({coll.role} role)" if coll.role != "viewer" else ""
         paths[f"/ogc/collections/{cid}"] = _op(
             f"{coll.title}: metadata", f"describeCollection_{cid}", [fmt], _json("collection metadata"), tags=["ogc"],
@@ -237,6 +242,11 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
         paths[f"/ogc/collections/{cid}/items"] = _op(
             f"{coll.title}: features{role_note}", f"getFeatures_{cid}", params,
             _json(coll.description, "application/geo+json", fc), not_found=True, tags=["ogc"],
+        )
+        paths[f"/ogc/collections/{cid}/queryables"] = _op(
+            f"{coll.title}: queryable properties", f"getQueryables_{cid}", [fmt],
+            _json("JSON Schema of the properties /items filters on (name=value)", "application/schema+json"),
+            tags=["ogc"],
         )
         paths[f"/ogc/collections/{cid}/items/{{featureId}}"] = _op(
             f"{coll.title}: one feature{role_note}", f"getFeature_{cid}", [_path("featureId", "feature id"), fmt],
@@ -258,3 +268,28 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
         "paths": paths,
         "components": _components(cookie_name),
     }
+
+
+OGC_PREFIX = "/ogc"
+
+
+def ogc_openapi(document: Mapping[str, Any], *, prefix: str = OGC_PREFIX) -> dict[str, Any]:
+    """The OGC API part of ``document`` (:func:`build_openapi`) as a document of its own.
+
+    The same operations, with the paths under ``prefix`` written relative to it and the server
+    URL ending in it, as OGC API – Features clients expect from the landing page's
+    ``service-desc``: GDAL's OAPIF driver looks up ``/collections/{id}/items`` in it to learn
+    which property filters it may send to the server instead of filtering every feature itself.
+    """
+    paths: dict[str, Any] = {}
+    for path, item in document["paths"].items():
+        if path == prefix + "/":
+            paths["/"] = item
+        elif path.startswith(prefix + "/"):
+            paths[path[len(prefix):]] = item
+    info = {**document["info"], "title": "geo_ibm OGC API – Features",
+            "description": "Reference layers, interception events and hotspots of Luxembourg's internal Schengen borders "
+            "(OGC API – Features Part 1 and Part 3 queryables). Every request needs a login; unknown query "
+            "parameters are refused with 400."}
+    return {**document, "info": info, "servers": [{"url": s["url"] + prefix} for s in document["servers"]],
+            "tags": [t for t in document["tags"] if t["name"] == "ogc"], "paths": paths}
