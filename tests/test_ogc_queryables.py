@@ -310,3 +310,23 @@ def test_owslib_reads_queryables_and_filters(server):
     assert sorted(f["id"] for f in page["features"]) == sorted(expected["event_id"])
     borders = api.collection_items("internal-borders", neighbour="BE")
     assert [f["id"] for f in borders["features"]] == ["BE"]
+
+
+def test_the_landing_page_describes_the_ogc_api_with_its_own_document(site):
+    from openapi_spec_validator import validate as validate_openapi
+
+    links = {link["rel"]: link for link in features(site, "/ogc/", role="viewer")["links"]}
+    assert links["service-desc"]["href"] == "http://localhost/ogc/openapi"
+    assert links["describedby"]["href"] == "http://localhost/ogc/api"
+    response = site.get("/ogc/openapi", role="viewer")
+    assert response.status_code == 200 and response.mimetype == "application/vnd.oai.openapi+json"
+    own = response.get_json()
+    validate_openapi(own)
+    whole = features(site, "/ogc/api", role="viewer")
+    assert own["servers"] == [{"url": "http://localhost/ogc"}]
+    # The same operations as the whole document's /ogc paths, written relative to /ogc.
+    assert {("/ogc" + p).rstrip("/") or "/ogc" for p in own["paths"]} == {
+        p.rstrip("/") for p in whole["paths"] if p.startswith("/ogc/")}
+    for path, item in own["paths"].items():
+        assert item == whole["paths"]["/ogc" + path]
+    assert {p["name"] for p in own["paths"]["/collections/hotspots/items"]["get"]["parameters"]} >= {"gi_bin", "gi_bin_fdr"}
