@@ -278,3 +278,36 @@ def test_html_opens_offline_in_chromium(national):
     assert errors == []
     assert images >= 5 and broken == 0
     assert "1. Key figures" in headings and "6. Methods annex" in headings
+
+
+# --------------------------------------------------------------------------- the edition for aggregates-only readers
+
+
+def test_protected_edition_shows_no_exact_small_counts(store, tmp_path):
+    import pandas as pd
+
+    from geo_ibm.disclosure import DisclosureRule, protect_counts
+
+    rule = DisclosureRule()
+    write_quarterly_report(store, quarter=QUARTER, region=REGION, out_dir=tmp_path, disclosure=rule)
+    folder = tmp_path / REGION
+    text = pdf_text(folder / "report.pdf")
+    totals = between(text, "Totals", "By entry country")
+    counts = [store.count(quarter=q, region=REGION) for q in (QUARTER, PREVIOUS, YEAR_BEFORE)]
+    shown = protect_counts(counts, rule)
+    numbers = row_numbers(totals, "Interceptions")
+    assert [numbers[0], numbers[1], numbers[3]] == [number(v, "en") for v in shown]
+    # Every count of the key-figure tables is suppressed or a multiple of 5; no test mark, no z-score.
+    block = between(text, "Totals", "Counts are protected")
+    cells = [c for line in block.splitlines() for c in re.split(r"\s{2,}", line.strip())[1:]]
+    plain = [c.replace(",", "") for c in cells if re.fullmatch(r"[\d,]+", c)]
+    assert plain and all(int(c) % 5 == 0 and int(c) != 0 or c == "0" for c in plain)
+    assert "*" not in block and "Gi* z" not in text and "First and last interception" not in text
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    assert "for analysts only" in html and html.count("data:image/png") == 3  # hot spots, hour x weekday, distance
+    key = pd.read_csv(folder / "key_figures.csv", encoding="utf-8-sig")
+    assert "p_previous" not in key.columns
+    values = key[["current", "previous", "year_before"]].to_numpy().ravel()
+    assert all(v == 0 or (v >= 5 and v % 5 == 0) or np.isnan(v) for v in values)
+    top = pd.read_csv(folder / "top_hotspots.csv", encoding="utf-8-sig")
+    assert "gi_z" not in top.columns and set(top["region"]) <= {REGION}

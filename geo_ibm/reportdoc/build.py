@@ -19,18 +19,18 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo_ibm.disclosure import DisclosureRule
 from geo_ibm.errors import GeoIbmError, Problem, ValidationError
 from geo_ibm.periods import parse_quarter, quarter_bounds, shift_quarter
 from geo_ibm.reportdoc import charts
 from geo_ibm.reportdoc.figures import (
+    CountDisplay,
     QuarterComparison,
     breakdown,
-    change_text,
     compare,
     compare_breakdown,
     nationality_rows,
     quarter_days,
-    significance_mark,
     totals,
 )
 from geo_ibm.reportdoc.model import Block, Document, Image, Paragraph, Section, Table
@@ -103,10 +103,9 @@ def _records(frame: pd.DataFrame) -> list[Any]:
     return [SimpleNamespace(**{str(k): v for k, v in row.items()}) for row in frame.to_dict("records")]
 
 
-def _comparison_row(c: QuarterComparison, lang: str) -> list[str]:
-    return [c.label, number(c.current, lang), number(c.previous, lang),
-            change_text(c.current, c.previous, significance_mark(c.p_previous), lang=lang),
-            number(c.year_before, lang), change_text(c.current, c.year_before, significance_mark(c.p_year), lang=lang)]
+def _comparison_row(c: QuarterComparison, counts: CountDisplay) -> list[str]:
+    return [c.label, counts.text(c.current), counts.text(c.previous), counts.change(c.current, c.previous, c.p_previous),
+            counts.text(c.year_before), counts.change(c.current, c.year_before, c.p_year)]
 
 
 def _label(lang: str, value: str) -> str:
@@ -114,8 +113,9 @@ def _label(lang: str, value: str) -> str:
 
 
 def _key_figures(current: pd.DataFrame, previous: pd.DataFrame, year: pd.DataFrame, *, quarters: tuple[str, str, str],
-                 lang: str, t: Callable[[str], str], full: bool) -> tuple[list[Block], pd.DataFrame]:
+                 counts: CountDisplay, t: Callable[[str], str], full: bool) -> tuple[list[Block], pd.DataFrame]:
     q, pq, yq = quarters
+    lang = counts.lang
     days = (quarter_days(q), quarter_days(pq), quarter_days(yq))
     columns = [t("Figure"), q, pq, t("Change"), yq, t("Change")]
     now, before, last_year = totals(current), totals(previous), totals(year)
@@ -125,7 +125,7 @@ def _key_figures(current: pd.DataFrame, previous: pd.DataFrame, year: pd.DataFra
         compare(t("Suspected smugglers"), now["smugglers"], before["smugglers"], last_year["smugglers"], days=days,
                 tested=False),
     ]
-    blocks: list[Block] = [Table(columns, [_comparison_row(c, lang) for c in rows], caption=t("Totals"))]
+    blocks: list[Block] = [Table(columns, [_comparison_row(c, counts) for c in rows], caption=t("Totals"))]
     records = [{"breakdown": "total", "category": m, "current": c.current, "previous": c.previous,
                 "year_before": c.year_before, "p_previous": c.p_previous, "p_year": c.p_year}
                for m, c in zip(("events", "persons", "smugglers"), rows)]
@@ -142,17 +142,28 @@ def _key_figures(current: pd.DataFrame, previous: pd.DataFrame, year: pd.DataFra
             if by == "nationality":
                 found = found[:15]
             table_rows = [_comparison_row(QuarterComparison(_label(lang, c.label), c.current, c.previous, c.year_before,
-                                                            c.p_previous, c.p_year), lang) for c in found]
+                                                            c.p_previous, c.p_year), counts) for c in found]
             blocks.append(Table([t("Category"), *columns[1:]], table_rows, caption=caption))
             records.extend({"breakdown": by, "category": c.label, "current": c.current, "previous": c.previous,
                             "year_before": c.year_before, "p_previous": c.p_previous, "p_year": c.p_year} for c in found)
-    blocks.append(Paragraph(t("Significance: ** p < 0.01, * p < 0.05, exact conditional test of two Poisson counts "
-                              "(see the methods annex); – not tested."), "note"))
+    if counts.rule is None:
+        blocks.append(Paragraph(t("Significance: ** p < 0.01, * p < 0.05, exact conditional test of two Poisson counts "
+                                  "(see the methods annex); – not tested."), "note"))
+    else:
+        blocks.append(Paragraph(t("Counts are protected for readers of aggregates: %(rule)s; no test of change is shown.")
+                                % {"rule": _rule_text(counts.rule, t)}, "note"))
     return blocks, pd.DataFrame.from_records(records)
 
 
-def _annex(current: pd.DataFrame, profile_events: pd.DataFrame | None, *, lang: str,
+def _rule_text(rule: Any, t: Callable[[str], str]) -> str:
+    return t("counts from 1 to %(below)s suppressed, others rounded to multiples of %(rounding)s") % {
+        "below": rule.min_count - 1, "rounding": rule.rounding}
+
+
+def _annex(current: pd.DataFrame, profile_events: pd.DataFrame | None, *, counts: CountDisplay,
            t: Callable[[str], str]) -> tuple[list[Section], dict[str, pd.DataFrame]]:
+    lang = counts.lang
+    c = counts.text
     tables: dict[str, pd.DataFrame] = {}
     blocks: list[Block] = []
     nat = nationality_rows(current)
@@ -165,7 +176,7 @@ def _annex(current: pd.DataFrame, profile_events: pd.DataFrame | None, *, lang: 
         tables["persons_by_nationality.csv"] = table
         blocks.append(Table([t("Nationality"), t("Interceptions with this nationality"), t("Persons in those interceptions"),
                              t("Persons, single-nationality groups")],
-                            [[str(r.nationality), number(r.events, lang), number(r.persons, lang), number(r.persons_single, lang)]
+                            [[str(r.nationality), c(r.events), c(r.persons), c(r.persons_single)]
                              for r in _records(table)], caption=t("Persons by nationality")))
     else:
         blocks.append(Paragraph(t("No nationality was recorded in this quarter.")))
@@ -183,9 +194,10 @@ def _annex(current: pd.DataFrame, profile_events: pd.DataFrame | None, *, lang: 
                            "persons": int(fac["persons"].sum())}])
     fac = pd.concat([fac, total], ignore_index=True)
     tables["facilitators.csv"] = fac
-    rows = [[code_label(str(r.transport_mode), lang) if r.transport_mode != "total" else t("Totals"), number(r.events, lang),
-             number(r.with_smuggler, lang), number(r.smugglers, lang),
-             number(r.smugglers / r.events, lang, digits=2) if r.events else "–"] for r in _records(fac)]
+    rows = [[code_label(str(r.transport_mode), lang) if r.transport_mode != "total" else t("Totals"), c(r.events),
+             c(r.with_smuggler), c(r.smugglers),
+             number(r.smugglers / r.events, lang, digits=2) if r.events and counts.rule is None else "–"]
+            for r in _records(fac)]
     sections.append(Section(t("Suspected facilitators (smugglers)"), [Table(
         [t("Transport mode"), t("Interceptions"), t("Interceptions with a suspected smuggler"), t("Suspected smugglers"),
          t("Smugglers per interception")], rows, caption=t("Suspected facilitators (smugglers)"),
@@ -204,16 +216,27 @@ def _annex(current: pd.DataFrame, profile_events: pd.DataFrame | None, *, lang: 
     tables["border_sections.csv"] = sec
     sections.append(Section(t("By border section and entry country"), [Table(
         [t("Nearest border section"), t("Entry country"), t("Interceptions"), t("Persons"), t("Suspected smugglers")],
-        [[str(r.border_section), _label(lang, str(r.entry_country)), number(r.events, lang), number(r.persons, lang),
-          number(r.smugglers, lang)] for r in _records(sec)],
+        [[str(r.border_section), _label(lang, str(r.entry_country)), c(r.events), c(r.persons),
+          c(r.smugglers)] for r in _records(sec)],
         caption=t("By border section and entry country"), numeric=[False, False, True, True, True])], level=2))
     return sections, tables
 
 
+def _protected(table: pd.DataFrame, rule: DisclosureRule) -> pd.DataFrame:
+    """A CSV table as aggregates-only readers may see it: counts protected, p-values and z-scores dropped."""
+    from geo_ibm.disclosure import protect_table
+
+    out = table.drop(columns=[c for c in ("p_previous", "p_year", "gi_z", "gi_p") if c in table.columns])
+    return protect_table(out, rule, columns=("events", "persons", "smugglers", "with_smuggler", "persons_single",
+                                             "current", "previous", "year_before"))
+
+
 def _maps(current: gpd.GeoDataFrame, area: gpd.GeoDataFrame, *, area_name: str, footer_period: str,
-          t: Callable[[str], str]) -> tuple[list[Block], dict[str, Any]]:
+          t: Callable[[str], str], gi_events: gpd.GeoDataFrame, gi_area: gpd.GeoDataFrame, cell: float | None,
+          dots: bool) -> list[Block]:
     from geo_ibm import layers
-    from geo_ibm.figures import figure_bytes, report_map
+    from geo_ibm.figures import figure_bytes, report_map, static_map
+    from geo_ibm.hotspots import hotspots_from_events
 
     bounds = area.total_bounds
     crossings = layers.crossing_points()
@@ -226,31 +249,55 @@ def _maps(current: gpd.GeoDataFrame, area: gpd.GeoDataFrame, *, area_name: str, 
                   neighbours=neighbours[~neighbours.is_empty], regions=layers.police_regions(), period=footer_period,
                   dpi=170, t=t)
     blocks: list[Block] = []
-    fig = report_map(current, kind="overview", title=f"{t('Overview of the interceptions')} – {area_name}", **common)
-    blocks.append(Image(figure_bytes(fig, format="png"), caption=f"{t('Overview of the interceptions')} – {area_name}"))
-    params: dict[str, Any] = {}
+    if dots:
+        fig = report_map(current, kind="overview", title=f"{t('Overview of the interceptions')} – {area_name}", **common)
+        blocks.append(Image(figure_bytes(fig, format="png"), caption=f"{t('Overview of the interceptions')} – {area_name}"))
+    else:
+        blocks.append(Paragraph(t("The map of single interceptions is for analysts only."), "note"))
+    title = f"{t('Hot and cold spots (Getis–Ord Gi*, FDR)')} – {area_name}"
     try:
-        fig = report_map(current, kind="hotspots", title=f"{t('Hot and cold spots (Getis–Ord Gi*, FDR)')} – {area_name}",
-                         **common)
+        if gi_events is current and cell is None:
+            fig = report_map(current, kind="hotspots", title=title, **common)
+        else:
+            gi = hotspots_from_events(gi_events, study_area=gi_area, cell=cell)
+            gi = gi[gi.intersects(area.geometry.union_all())]
+            used = gi.attrs.get("parameters", {})
+            subtitle = t("Cell %(cell)s m, distance band %(band)s m, false discovery rate corrected") % {
+                "cell": f"{float(used.get('cell', 0)):.0f}", "band": f"{float(used.get('band', 0)):.0f}"}
+            fig = static_map(hotspots=gi, title=title, subtitle=subtitle, **common)
         blocks.append(Image(figure_bytes(fig, format="png"),
                             caption=f"{t('Hot and cold spots (Getis–Ord Gi*, FDR)')} – {area_name}"))
     except GeoIbmError as exc:
         blocks.append(Paragraph(t("Hot spot map not drawn: %(why)s") % {"why": str(exc).splitlines()[0]}, "note"))
-    return blocks, params
+    return blocks
 
 
-def _top_hotspots(current: gpd.GeoDataFrame, area: gpd.GeoDataFrame, *, lang: str,
-                  t: Callable[[str], str]) -> tuple[list[Block], pd.DataFrame | None, dict[str, float]]:
+def _top_hotspots(current: gpd.GeoDataFrame, area: gpd.GeoDataFrame, *, counts: CountDisplay, cell: float | None,
+                  region: str | None, t: Callable[[str], str]) -> tuple[list[Block], pd.DataFrame | None, dict[str, float]]:
+    lang = counts.lang
     from geo_ibm.layers import cantons
     from geo_ibm.tables import top_hotspot_cells
 
     try:
-        top = top_hotspot_cells(current, study_area=area, cantons=cantons(), n=TOP_HOTSPOTS)
+        national = counts.rule is not None and region is not None
+        top = top_hotspot_cells(current, study_area=area, cantons=cantons(), cell=cell, n=1000 if national else TOP_HOTSPOTS)
+        if national:
+            # Cells of the national lattice placed in the region, ranked again within it.
+            top = top[top["region"] == region].head(TOP_HOTSPOTS).reset_index(drop=True)
+            top["rank"] = np.arange(1, len(top) + 1, dtype=np.int64)
     except GeoIbmError as exc:
         return [Paragraph(t("Hot spot map not drawn: %(why)s") % {"why": str(exc).splitlines()[0]}, "note")], None, {}
     params = {"cell": float(top["cell_m"].iloc[0]), "band": float(top["band_m"].iloc[0])} if len(top) else {}
     if not len(top):
         return [Paragraph(t("No cell is a significant hot spot after the FDR correction."))], top, params
+    if counts.rule is not None:
+        # Classes only: z-scores of overlapping sums could be solved for the cell counts.
+        top = top.drop(columns=["gi_z", "gi_p"])
+        rows = [[str(r.rank), str(r.cell_id), str(r.canton), str(r.region), counts.text(r.events), str(r.confidence)]
+                for r in _records(top)]
+        table = Table([t("Rank"), t("Cell"), t("Canton"), t("Region"), t("Events"), t("Confidence")], rows,
+                      caption=t("Top hot spot cells"), numeric=[True, False, False, False, True, True])
+        return [table], top, params
     rows = [[str(r.rank), str(r.cell_id), str(r.canton), str(r.region), number(r.events, lang),
              number(r.gi_z, lang, digits=2), str(r.confidence)] for r in _records(top)]
     table = Table([t("Rank"), t("Cell"), t("Canton"), t("Region"), t("Events"), "Gi* z", t("Confidence")], rows,
@@ -258,12 +305,15 @@ def _top_hotspots(current: gpd.GeoDataFrame, area: gpd.GeoDataFrame, *, lang: st
     return [table], top, params
 
 
-def _charts(store: Any, current: gpd.GeoDataFrame, *, quarter: str, region: str | None, lang: str,
+def _charts(store: Any, current: gpd.GeoDataFrame, *, quarter: str, region: str | None, counts: CountDisplay,
             t: Callable[[str], str]) -> tuple[list[Section], Any]:
     from geo_ibm import layers
     from geo_ibm.bordergeo import border_distance_profile
+    from geo_ibm.disclosure import protect_counts
     from geo_ibm.trends import hour_weekday, monthly_series
 
+    lang = counts.lang
+    rule = counts.rule
     sections: list[Section] = []
     first = shift_quarter(quarter, -(TREND_QUARTERS - 1))
     start, _ = quarter_bounds(first)
@@ -271,6 +321,9 @@ def _charts(store: Any, current: gpd.GeoDataFrame, *, quarter: str, region: str 
     history = store.events(start=start, end=end, region=region, columns=["observed_at"])
     blocks: list[Block] = []
     try:
+        if rule is not None:
+            # Time blocks finer than the rule's are not shown to aggregates-only readers.
+            raise ValidationError(t("months are finer than the time blocks of aggregates-only readers"))
         first_month = start.tz_convert(LOCAL_TZ).strftime("%Y-%m")
         last_month = (end - pd.Timedelta(days=1)).strftime("%Y-%m")
         with_history = history if len(history) else current
@@ -284,24 +337,32 @@ def _charts(store: Any, current: gpd.GeoDataFrame, *, quarter: str, region: str 
     except GeoIbmError as exc:
         blocks.append(Paragraph(t("Monthly trend not drawn: %(why)s") % {"why": str(exc).splitlines()[0]}, "note"))
     sections.append(Section(t("Monthly trend"), blocks, level=2))
-    sections.append(Section(t("Hour × weekday"), [Image(charts.hour_weekday_png(hour_weekday(current), t=t),
+    grid = hour_weekday(current)
+    if rule is not None:
+        grid = pd.DataFrame(protect_counts(grid.to_numpy(), rule), index=grid.index, columns=grid.columns)
+    sections.append(Section(t("Hour × weekday"), [Image(charts.hour_weekday_png(grid, t=t),
                                                          caption=t("Interceptions by local hour and weekday"))], level=2))
     profile = None
     try:
         borders = layers.internal_borders()
         profile = border_distance_profile(current, borders=borders, crossings=layers.crossing_points())
         names = {str(r.neighbour): str(r.name) for r in _records(borders)}
+        by_neighbour = profile.by_neighbour
+        if rule is not None:
+            # Suppressed counts are drawn as empty bars.
+            by_neighbour = by_neighbour.assign(events=np.nan_to_num(protect_counts(by_neighbour["events"].to_numpy(), rule)))
         sections.append(Section(t("Distance to the border"), [Image(
-            charts.border_distance_png(profile.by_neighbour, names=names, t=t),
+            charts.border_distance_png(by_neighbour, names=names, t=t),
             caption=t("Interceptions by distance to the nearest internal border"))], level=2))
     except GeoIbmError as exc:
         sections.append(Section(t("Distance to the border"), [Paragraph(str(exc).splitlines()[0], "note")], level=2))
     return sections, profile
 
 
-def _highlights(current: pd.DataFrame, *, lang: str, t: Callable[[str], str]) -> str:
+def _highlights(current: pd.DataFrame, *, counts: CountDisplay, t: Callable[[str], str]) -> str:
     """One sentence naming the main entry country, transport mode and kind of place of the quarter."""
     n = len(current)
+    lang = counts.lang
     parts = []
     for by, label in (("entry_country", t("Main entry country")), ("transport_mode", t("main transport mode")),
                       ("location_kind", t("main kind of place"))):
@@ -310,7 +371,8 @@ def _highlights(current: pd.DataFrame, *, lang: str, t: Callable[[str], str]) ->
             key = str(table.index[0])
             count = int(table["events"].iloc[0])
             colon = " : " if lang == "fr" else ": "
-            parts.append(f"{label}{colon}{code_label(key, lang)} ({number(count, lang)}, {_share(count, n, lang)})")
+            share = _share(count, n, lang) if counts.rule is None else ""
+            parts.append(f"{label}{colon}{code_label(key, lang)} ({counts.text(count)}{', ' + share if share else ''})")
     return (" ; " if lang == "fr" else "; ").join(parts) + "."
 
 
@@ -318,14 +380,16 @@ def _share(part: int, whole: int, lang: str) -> str:
     return f"{number(100.0 * part / whole, lang)} %" if whole else "–"
 
 
-def _methods(current: pd.DataFrame, *, lang: str, t: Callable[[str], str], params: dict[str, float]) -> list[Section]:
+def _methods(current: pd.DataFrame, *, lang: str, t: Callable[[str], str], params: dict[str, float],
+             disclosure: DisclosureRule | None = None) -> list[Section]:
     from geo_ibm.tables import DATA_SOURCES
 
     blocks: list[Block] = []
-    if len(current):
+    if len(current) and disclosure is None:
         when = pd.to_datetime(current["observed_at"]).dt.tz_convert(LOCAL_TZ)
         blocks.append(Paragraph(t("First and last interception of the quarter: %(first)s – %(last)s.") % {
             "first": f"{when.min():%Y-%m-%d %H:%M}", "last": f"{when.max():%Y-%m-%d %H:%M}"}))
+    if len(current):
         n = len(current)
         dest = int(current["destination_country"].notna().sum()) if "destination_country" in current else 0
         nat = int(current["nationalities"].notna().sum()) if "nationalities" in current else 0
@@ -344,6 +408,11 @@ def _methods(current: pd.DataFrame, *, lang: str, t: Callable[[str], str], param
                            "binomial with the share of days that quarter has; the two-sided p-value is the binomial test's. "
                            "Persons and smugglers come in groups (their variance exceeds their mean), so their totals are "
                            "not tested.")))
+    if disclosure is not None:
+        par.append(Paragraph(t("This edition is for readers of aggregates (geo_ibm.disclosure): %(rule)s; hot spots on "
+                               "one %(cell)s m lattice over the whole country, shown as classes; no single interception, "
+                               "z-score or test of change is shown.") % {
+            "rule": _rule_text(disclosure, t), "cell": number(disclosure.cell_m, lang)}))
     sections.append(Section(t("Parameters"), par, level=2))
     sections.append(Section(t("Caveats"), [Paragraph(t(
         "Interceptions measure police activity as much as migration: a rise can follow more controls. Nationalities are "
@@ -357,7 +426,8 @@ def _methods(current: pd.DataFrame, *, lang: str, t: Callable[[str], str], param
 
 
 def build_report(store: Any, *, quarter: str, region: str | None = None, lang: str = "en",
-                 generated_at: datetime | None = None, progress: Progress | None = None) -> AreaReport:
+                 disclosure: DisclosureRule | None = None, generated_at: datetime | None = None,
+                 progress: Progress | None = None) -> AreaReport:
     """The report of one area (``region=None``: the nation) for ``quarter``, not yet rendered.
 
     Parameters
@@ -370,6 +440,11 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
         A police region name, or ``None`` for the whole country.
     lang
         ``"en"`` or ``"fr"``.
+    disclosure
+        For readers entitled to aggregates only (:mod:`geo_ibm.disclosure`): every count
+        protected, no test marks or z-scores, no event dots (the overview map and the monthly
+        trend are left out), Gi* on the rule's one cell size over the whole country (a regional
+        map clips it), CSV tables protected alike. ``None``: full detail.
     generated_at
         Time printed on the title page (default: now).
     progress
@@ -385,6 +460,8 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
     q = parse_quarter(quarter)
     lang = check_language(lang)
     t = translator(lang)
+    counts = CountDisplay(lang, disclosure)
+    c = counts.text
     pq, yq = shift_quarter(q, -1), shift_quarter(q, -4)
     step = progress or (lambda _f, _m: None)
     area_name = t("Luxembourg (national)") if region is None else t("Police region %(region)s") % {"region": region}
@@ -410,61 +487,71 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
         intro.append(Paragraph(t("No interceptions were recorded for %(area)s in %(quarter)s.") % {"area": area_phrase, "quarter": q},
                                "lead"))
         intro.append(Paragraph(t("For comparison: %(previous)s interceptions in %(pq)s and %(year)s in %(yq)s.") % {
-            "previous": number(len(previous), lang), "pq": pq, "year": number(len(year), lang), "yq": yq}))
+            "previous": c(len(previous)), "pq": pq, "year": c(len(year)), "yq": yq}))
         intro.append(Paragraph(t("This short report therefore holds no maps, charts or tables of the quarter.")))
     else:
         intro.append(Paragraph(t("%(n)s interceptions of %(persons)s persons, among them %(smugglers)s suspected smugglers, "
                                  "were recorded for %(area)s in %(quarter)s.") % {
-            "n": number(n, lang), "persons": number(now["persons"], lang), "smugglers": number(now["smugglers"], lang),
+            "n": c(n), "persons": c(now["persons"]), "smugglers": c(now["smugglers"]),
             "area": area_phrase, "quarter": q}, "lead"))
         main = compare("", n, len(previous), len(year), days=days, tested=True)
 
         def verdict(p: float | None) -> str:
+            if disclosure is not None:
+                return ""
             return t(" (significant)") if p is not None and p < 0.05 else t(" (not significant)")
 
         intro.append(Paragraph(t("Against the previous quarter (%(pq)s): %(change)s interceptions%(mark)s; against %(yq)s: "
                                  "%(ychange)s%(ymark)s.") % {
-            "pq": pq, "yq": yq, "change": change_text(n, len(previous), "", lang=lang), "mark": verdict(main.p_previous),
-            "ychange": change_text(n, len(year), "", lang=lang), "ymark": verdict(main.p_year)}))
+            "pq": pq, "yq": yq, "change": counts.change(n, len(previous), None).rstrip(" *"), "mark": verdict(main.p_previous),
+            "ychange": counts.change(n, len(year), None).rstrip(" *"), "ymark": verdict(main.p_year)}))
     full = n >= MIN_ANALYSIS_EVENTS
     if 0 < n < MIN_ANALYSIS_EVENTS:
         intro.append(Paragraph(t("Only %(n)s interceptions were recorded for %(area)s in %(quarter)s; maps, hot spots and "
                                  "charts need at least %(min)s, so this report gives the key figures only.") % {
-            "n": number(n, lang), "area": area_phrase, "quarter": q, "min": MIN_ANALYSIS_EVENTS}))
+            "n": c(n), "area": area_phrase, "quarter": q, "min": MIN_ANALYSIS_EVENTS}))
     if n:
-        intro.append(Paragraph(_highlights(current, lang=lang, t=t)))
+        intro.append(Paragraph(_highlights(current, counts=counts, t=t)))
     step(0.1, f"{area_name}: key figures")
-    key_blocks, key_table = _key_figures(current, previous, year, quarters=(q, pq, yq), lang=lang, t=t, full=n > 0)
+    key_blocks, key_table = _key_figures(current, previous, year, quarters=(q, pq, yq), counts=counts, t=t, full=n > 0)
     sections.append(Section(t("Key figures"), key_blocks))
     tables["key_figures.csv"] = key_table
     if full:
         area = _area_layer(region)
         step(0.25, f"{area_name}: maps")
-        map_blocks, _ = _maps(current, area, area_name=area_name, footer_period=f"{quarter_text} · {area_name}", t=t)
+        # Aggregates-only readers: one fixed lattice over the whole country, clipped to the region
+        # (a regional map then shows the same cells as the national one).
+        gi_events = current if disclosure is None or region is None else store.events(quarter=q)
+        gi_area = area if disclosure is None else _area_layer(None)
+        cell = None if disclosure is None else float(disclosure.cell_m)
+        map_blocks = _maps(current, area, area_name=area_name, footer_period=f"{quarter_text} · {area_name}", t=t,
+                           gi_events=gi_events, gi_area=gi_area, cell=cell, dots=disclosure is None)
         sections.append(Section(t("Maps"), map_blocks))
         step(0.5, f"{area_name}: hot spots")
-        hot_blocks, top, params = _top_hotspots(current, area, lang=lang, t=t)
+        hot_blocks, top, params = _top_hotspots(gi_events, gi_area, counts=counts, cell=cell, region=region, t=t)
         sections.append(Section(t("Hot spots"), hot_blocks))
         if top is not None and len(top):
             tables["top_hotspots.csv"] = top
             first = top.iloc[0]
             intro.append(Paragraph(t("Strongest hot spot cell: canton %(canton)s (%(region)s), %(events)s interceptions, "
                                      "%(confidence)s confidence (section 3).") % {
-                "canton": first["canton"], "region": first["region"], "events": number(first["events"], lang),
+                "canton": first["canton"], "region": first["region"], "events": c(first["events"]),
                 "confidence": first["confidence"]}))
         step(0.65, f"{area_name}: charts")
-        chart_sections, profile = _charts(store, current, quarter=q, region=region, lang=lang, t=t)
+        chart_sections, profile = _charts(store, current, quarter=q, region=region, counts=counts, t=t)
         sections.append(Section(t("Charts")))
         sections.extend(chart_sections)
         step(0.85, f"{area_name}: annex")
-        annex, annex_tables = _annex(current, profile.events if profile is not None else None, lang=lang, t=t)
+        annex, annex_tables = _annex(current, profile.events if profile is not None else None, counts=counts, t=t)
         tables.update(annex_tables)
         names = ", ".join(sorted(tables))
         sections.append(Section(t("Statistics annex"), [Paragraph(
             t("Each table is also a CSV file next to this document: %(files)s.") % {"files": names}, "note")]))
         sections.extend(annex)
     sections.append(Section(t("Methods annex")))
-    sections.extend(_methods(current, lang=lang, t=t, params=params))
+    sections.extend(_methods(current, lang=lang, t=t, params=params, disclosure=disclosure))
+    if disclosure is not None:
+        tables = {name: _protected(table, disclosure) for name, table in tables.items()}
     document = Document(
         title=t("Quarterly IBM analysis report"),
         subtitle=f"{area_name} · {quarter_text}\n" + t("Generated %(when)s from the geo_ibm event store") % {
@@ -480,7 +567,8 @@ def _folder_name(area: str) -> str:
 
 
 def write_quarterly_report(store: Any, *, quarter: str, region: str | None = None, lang: str = "en",
-                           out_dir: str | Path, progress: Progress | None = None) -> list[Path]:
+                           out_dir: str | Path, disclosure: DisclosureRule | None = None,
+                           progress: Progress | None = None) -> list[Path]:
     """Write the quarterly report as ``report.html`` and ``report.pdf`` (and its CSV tables) per area.
 
     Parameters
@@ -496,6 +584,8 @@ def write_quarterly_report(store: Any, *, quarter: str, region: str | None = Non
         ``"en"`` or ``"fr"``.
     out_dir
         Folder the area folders are made in.
+    disclosure
+        Protect the edition for readers entitled to aggregates only (see :func:`build_report`).
     progress
         ``progress(fraction, message)`` between steps (fraction over all areas).
 
@@ -524,7 +614,8 @@ def write_quarterly_report(store: Any, *, quarter: str, region: str | None = Non
             if progress is not None:
                 progress((_i + 0.9 * fraction) / len(areas), message)
 
-        built = build_report(store, quarter=quarter, region=area, lang=lang, generated_at=when, progress=sub)
+        built = build_report(store, quarter=quarter, region=area, lang=lang, disclosure=disclosure, generated_at=when,
+                             progress=sub)
         folder = out / _folder_name(built.area)
         folder.mkdir(parents=True, exist_ok=True)
         sub(0.95, f"{built.area}: rendering")

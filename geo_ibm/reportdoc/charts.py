@@ -58,19 +58,21 @@ def monthly_trend_png(series: pd.DataFrame, *, quarter: str, seasonal: bool, t: 
 
 
 def hour_weekday_png(grid: pd.DataFrame, *, t: Translate = str) -> bytes:
-    """Heat map of :func:`geo_ibm.trends.hour_weekday` (7 × 24 counts), each cell labelled with its count when it fits."""
+    """Heat map of :func:`geo_ibm.trends.hour_weekday` (7 × 24 counts), each cell labelled with its count when it fits.
+
+    NaN cells (counts suppressed for aggregates-only readers) stay blank.
+    """
     fig = _figure(2.5)
     ax = fig.add_axes((0.07, 0.2, 0.86, 0.72))
-    values = grid.to_numpy(dtype=float)
-    image = ax.imshow(values, aspect="auto", cmap="YlOrRd", interpolation="nearest",
-                      vmin=0, vmax=max(1.0, float(values.max())))
+    values = grid.to_numpy(dtype=float)  # NaN (a suppressed count) is left blank
+    top = float(np.nanmax(values)) if np.isfinite(values).any() else 0.0
+    image = ax.imshow(values, aspect="auto", cmap="YlOrRd", interpolation="nearest", vmin=0, vmax=max(1.0, top))
     ax.set_yticks(range(7), [t(str(d)) for d in grid.index])
     ax.set_xticks(range(24), [str(h) for h in grid.columns])
     ax.set_xlabel(t("hour (local time)"), fontsize=7)
-    if values.max() < 1000:
-        top = values.max()
+    if top < 1000:
         for (r, c), v in np.ndenumerate(values):
-            if v:
+            if np.isfinite(v) and v:
                 ax.text(c, r, f"{int(v)}", ha="center", va="center", fontsize=4.5,
                         color="white" if v > 0.6 * top else "#333333")
     bar = fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -171,3 +172,42 @@ def change_text(current: int, other: int, mark: str, *, lang: str) -> str:
     if mark and mark != "–":
         text += f" {mark}"
     return text
+
+
+@dataclass(frozen=True)
+class CountDisplay:
+    """How the report prints counts: exact, or protected for aggregates-only readers.
+
+    With a :class:`geo_ibm.disclosure.DisclosureRule` every count goes through
+    :func:`geo_ibm.disclosure.protect_counts` (1 … ``min_count − 1`` printed as ``< min_count``,
+    others rounded), changes are differences of protected counts and no significance mark is
+    printed (a p-value of two exact counts would tell more than the rounded counts do).
+    """
+
+    lang: str
+    rule: Any = None
+
+    def value(self, count: Any) -> float | None:
+        """``count`` as shown (``None`` when suppressed)."""
+        if self.rule is None:
+            return float(count)
+        from geo_ibm.disclosure import protect_counts
+
+        shown = float(protect_counts([float(count)], self.rule)[0])
+        return None if math.isnan(shown) else shown
+
+    def text(self, count: Any) -> str:
+        """``count`` as printed."""
+        from geo_ibm.reportdoc.strings import number
+
+        shown = self.value(count)
+        return f"< {self.rule.min_count}" if shown is None else number(shown, self.lang)
+
+    def change(self, count: int, other: int, p: float | None) -> str:
+        """The change from ``other`` to ``count`` as printed, with its mark when counts are exact."""
+        if self.rule is None:
+            return change_text(count, other, significance_mark(p), lang=self.lang)
+        a, b = self.value(count), self.value(other)
+        if a is None or b is None:
+            return "–"
+        return change_text(int(a), int(b), "", lang=self.lang)

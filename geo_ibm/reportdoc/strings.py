@@ -120,6 +120,17 @@ FRENCH: dict[str, str] = {
     "Data sources and licences": "Sources des données et licences",
     "Map data: %(osm)s.": "Données cartographiques : %(osm)s.",
     "Border section": "Section de frontière",
+    "Counts are protected for readers of aggregates: %(rule)s; no test of change is shown.":
+        "Les comptages sont protégés pour les lecteurs d'agrégats : %(rule)s ; aucun test d'évolution n'est montré.",
+    "counts from 1 to %(below)s suppressed, others rounded to multiples of %(rounding)s":
+        "comptages de 1 à %(below)s masqués, les autres arrondis au multiple de %(rounding)s",
+    "The map of single interceptions is for analysts only.": "La carte des interceptions individuelles est réservée aux analystes.",
+    "months are finer than the time blocks of aggregates-only readers":
+        "les mois sont plus fins que les périodes accessibles aux lecteurs d'agrégats",
+    "Cell %(cell)s m, distance band %(band)s m, false discovery rate corrected":
+        "Cellule de %(cell)s m, bande de distance de %(band)s m, correction du taux de fausses découvertes",
+    "This edition is for readers of aggregates (geo_ibm.disclosure): %(rule)s; hot spots on one %(cell)s m lattice over the whole country, shown as classes; no single interception, z-score or test of change is shown.":
+        "Cette édition s'adresse aux lecteurs d'agrégats (geo_ibm.disclosure) : %(rule)s ; points chauds sur une grille unique de %(cell)s m sur tout le pays, montrés par classes ; aucune interception individuelle, aucun score z ni test d'évolution n'est montré.",
     "Interception events: the geo_ibm event store (filters above)": "Événements d'interception : la base d'événements geo_ibm (filtres ci-dessus)",
     # Map legends and footers drawn by geo_ibm.figures.
     "Interceptions near the internal Schengen borders": "Interceptions près des frontières intérieures Schengen",
