@@ -276,6 +276,8 @@ PAGES: list[Any] = [
     _page("login", None, "/login"),
     _page("overview", "vic", "/overview"),
     _page("overview-map", "vic", "/maps/overview"),
+    _page("overview-fr", "vic@fr", "/overview"),
+    _page("overview-map-fr", "vic@fr", "/maps/overview"),
     _page("hotspots", "vic", "/hotspots"),
     _page("hotspots-map", "ana", "/maps/hotspots"),
     _page("import", "ana", "/import"),
@@ -299,13 +301,16 @@ PAGES: list[Any] = [
 
 @pytest.fixture(scope="module")
 def sessions(browser, server) -> Iterator[Callable[[str | None], Any]]:
-    """One browser context per account, logged in once (``None``: not logged in)."""
+    """One browser context per account, logged in once (``None``: not logged in; ``"vic@fr"``: vic in French)."""
     contexts: dict[str | None, Any] = {}
 
-    def context(name: str | None) -> Any:
-        if name not in contexts:
+    def context(account: str | None) -> Any:
+        if account not in contexts:
             ctx = browser.new_context()
-            if name is not None:
+            name, _at, language = (account or "").partition("@")
+            if language:
+                ctx.add_cookies([{"name": "lang", "value": language, "url": server}])
+            if name:
                 page = ctx.new_page()
                 page.goto(server + "/login")
                 page.fill("input[name=username]", name)
@@ -313,8 +318,8 @@ def sessions(browser, server) -> Iterator[Callable[[str | None], Any]]:
                 page.click("button[type=submit]")
                 page.wait_for_url(re.compile(r".*/overview$"))
                 page.close()
-            contexts[name] = ctx
-        return contexts[name]
+            contexts[account] = ctx
+        return contexts[account]
 
     yield context
     for ctx in contexts.values():
@@ -330,6 +335,7 @@ def _open(sessions, server: str, account: str | None, path: str, status: int, ac
     if _is_map_document(page.url.removeprefix(server)):
         page.wait_for_function("() => window.L !== undefined && document.querySelector('.leaflet-container')",
                                timeout=30_000)
+    assert page.evaluate("() => document.documentElement.lang") == ((account or "").partition("@")[2] or "en")
     return page
 
 
