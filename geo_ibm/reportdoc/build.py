@@ -533,10 +533,9 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
         if top is not None and len(top):
             tables["top_hotspots.csv"] = top
             first = top.iloc[0]
-            intro.append(Paragraph(t("Strongest hot spot cell: canton %(canton)s (%(region)s), %(events)s interceptions, "
+            intro.append(Paragraph(t("Strongest hot spot cell (highest Gi* z-score): canton %(canton)s (%(region)s), "
                                      "%(confidence)s confidence (section 3).") % {
-                "canton": first["canton"], "region": first["region"], "events": c(first["events"]),
-                "confidence": first["confidence"]}))
+                "canton": first["canton"], "region": first["region"], "confidence": first["confidence"]}))
         step(0.65, f"{area_name}: charts")
         chart_sections, profile = _charts(store, current, quarter=q, region=region, counts=counts, t=t)
         sections.append(Section(t("Charts")))

@@ -15,7 +15,9 @@ h2{font-size:14pt;border-bottom:2px solid #31688e;padding-bottom:.15em;margin-to
 h3{font-size:11.5pt;margin-top:1.5em}
 p.lead{font-size:11.5pt}
 p.note{font-size:8.5pt;color:#555}
-nav ol{padding-left:1.4em}
+nav ol{padding-left:0;list-style:none}
+nav li.l2{padding-left:1.6em}
+nav li.l1{font-weight:bold;margin-top:.3em}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:9pt}
 caption{text-align:left;font-weight:bold;padding-bottom:.3em}
 th,td{padding:.2em .6em;border-bottom:1px solid #d8d8d8;vertical-align:top}
@@ -56,7 +58,8 @@ def render_html(doc: Document) -> str:
     The page references no file and no address (no ``src``/``href`` outside ``data:`` URIs and
     in-page anchors), so it opens offline and can be mailed as one attachment.
     """
-    parts = [f"<h1>{escape(doc.title)}</h1>", f'<p class="subtitle">{escape(doc.subtitle)}</p>']
+    subtitle = "<br>".join(escape(line) for line in doc.subtitle.splitlines())
+    parts = [f"<h1>{escape(doc.title)}</h1>", f'<p class="subtitle">{subtitle}</p>']
     parts.extend(_block(b) for b in doc.intro)
     toc = []
     body = []
@@ -75,7 +78,7 @@ def render_html(doc: Document) -> str:
             body.append(f'<h3 id="{anchor}">{number} {escape(section.title)}</h3>')
         toc.append(f'<li class="l{section.level}"><a href="#{anchor}">{number} {escape(section.title)}</a></li>')
         body.extend(_block(b) for b in section.blocks)
-    nav = f'<nav><h2>{escape(doc.contents_title)}</h2><ol style="list-style:none">{"".join(toc)}</ol></nav>'
+    nav = f'<nav><h2>{escape(doc.contents_title)}</h2><ol>{"".join(toc)}</ol></nav>'
     return (
         f'<!DOCTYPE html>\n<html lang="{escape(doc.lang)}"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'

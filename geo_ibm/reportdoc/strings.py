@@ -19,8 +19,8 @@ FRENCH: dict[str, str] = {
     "Main entry country": "Principal pays d'entrée",
     "main transport mode": "principal mode de transport",
     "main kind of place": "principal type de lieu",
-    "Strongest hot spot cell: canton %(canton)s (%(region)s), %(events)s interceptions, %(confidence)s confidence (section 3).":
-        "Cellule la plus chaude : canton %(canton)s (%(region)s), %(events)s interceptions, confiance %(confidence)s (section 3).",
+    "Strongest hot spot cell (highest Gi* z-score): canton %(canton)s (%(region)s), %(confidence)s confidence (section 3).":
+        "Cellule la plus chaude (score z de Gi* le plus élevé) : canton %(canton)s (%(region)s), confiance %(confidence)s (section 3).",
     "Police region %(region)s": "Région de police %(region)s",
     "Quarter %(quarter)s (%(start)s – %(end)s)": "Trimestre %(quarter)s (%(start)s – %(end)s)",
     "Generated %(when)s from the geo_ibm event store": "Généré le %(when)s à partir de la base d'événements geo_ibm",
