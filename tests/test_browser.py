@@ -356,8 +356,6 @@ class MapNotShown(AssertionError):
     """The map of a map document does not fill its page."""
 
 
-@pytest.mark.xfail(strict=True, raises=MapNotShown,
-                   reason="render_map puts the map (height: 100%) in a main element of no height: the map is 0 px high")
 @pytest.mark.parametrize(("account", "path", "status", "action"),
                          [p for p in PAGES if p.id.endswith("-map")])
 def test_map_documents_fill_their_page(sessions, server, account, path, status, action) -> None:

@@ -299,7 +299,7 @@ def test_map_documents_have_a_language_title_main_landmark_and_zoomable_viewport
     doc = maps.render_map(folium.Map(tiles=None), title='Carte <"x">', lang="fr")
     assert doc.count('<html lang="fr">') == 1 and "<title>Carte &lt;&#x27;x&#x27;&gt;</title>" not in doc
     assert "<title>Carte &lt;&quot;x&quot;&gt;</title>" in doc
-    main = doc[doc.index("<main>"): doc.index("</main>")]
+    main = doc[doc.index("<main "): doc.index("</main>")]
     assert '<div class="folium-map"' in main and "<h1" in main and "Carte &lt;&quot;x&quot;&gt;</h1>" in main
     assert "user-scalable=no" not in doc and "maximum-scale" not in doc
     assert 'content="width=device-width, initial-scale=1.0"' in doc

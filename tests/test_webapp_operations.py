@@ -167,3 +167,18 @@ def test_bad_input_names_the_parameter(app, planted):
     other = app.test_client()
     assert login(other, "pol").status_code == 302
     assert _save(other, job_id, name="OP-Other").status_code == 404
+
+
+def test_an_operation_without_interceptions_has_a_page_and_a_map(app):
+    import geopandas as gpd
+    import shapely
+
+    store = open_store(app.config["STORE_PATH"])
+    sites = gpd.GeoDataFrame({"site_id": ["A"], "rank": [1]}, geometry=[shapely.Point(77_000, 75_000)], crs=2169)
+    op = ops.operation_from_plan(sites, {"radius_m": 500}, name="OP-Empty", start="2026-01-05", end="2026-01-11")
+    ops.save_operation(store, op, user="pia")
+    pia = _client(app, "pia")
+    page = pia.get("/operations/OP-Empty")
+    assert page.status_code == 200 and "OP-Empty" in page.get_data(as_text=True)
+    document = pia.get("/operations/OP-Empty/map")
+    assert document.status_code == 200 and '<html lang="en">' in document.get_data(as_text=True)

@@ -270,7 +270,8 @@ def render_map(fmap: folium.Map, *, title: str = "Map", lang: str = "en") -> str
     doc = re.sub(r'<meta name="viewport"[^>]*>', '<meta name="viewport" content="width=device-width, initial-scale=1.0" />',
                  doc, count=1)
     doc = doc.replace("<head>", f"<head>\n    <title>{name}</title>", 1)
-    doc = doc.replace("<body>", f'<body>\n<main>\n<h1 style="{_HIDDEN}">{name}</h1>', 1)
+    # The landmark fills the page: Folium's map is 100 % of its parent's height.
+    doc = doc.replace("<body>", f'<body>\n<main style="width:100%;height:100%">\n<h1 style="{_HIDDEN}">{name}</h1>', 1)
     return doc.replace("</body>", "</main>\n</body>", 1)
 
 

@@ -104,8 +104,10 @@ def add_demand(fmap: folium.Map, demand: gpd.GeoDataFrame, *, id_column: str = "
         marker=folium.CircleMarker(radius=3, weight=0, fill=True, fill_opacity=0.75),
         style_function=lambda f: {"fillColor": f["properties"]["colour"], "color": f["properties"]["colour"],
                                   "weight": 0},
+        # Folium refuses tooltip fields on an empty collection (an operation without interceptions).
         tooltip=folium.GeoJsonTooltip(fields=["weight", "covered_by", "distance"],
-                                      aliases=[text(t("Weight")), text(t("Covered by")), text(t("Distance"))]),
+                                      aliases=[text(t("Weight")), text(t("Covered by")), text(t("Distance"))])
+        if len(web) else None,
     ).add_to(fmap)
     return dropped
 
