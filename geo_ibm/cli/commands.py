@@ -334,21 +334,30 @@ REPORT_SUFFIXES = (".png", ".svg", ".pdf", ".xlsx")
 
 
 @main.command()
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Output file: .png, .svg or .pdf (a map) or .xlsx (the report tables).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output file: .png, .svg or .pdf (a map) or .xlsx (the report tables); or a folder (no suffix) for "
+                   "the quarterly report document (report.html and report.pdf per area, with --quarter).")
 @click.option("--from", "start", default=None, help="First day (YYYY-MM-DD), inclusive.")
 @click.option("--to", "end", default=None, help="Last day (YYYY-MM-DD), inclusive.")
 @click.option("--quarter", default=None, help="Calendar quarter (2025Q3); tables then compare it with the quarter before.")
 @click.option("--region", default=None, help="Police region (Capitale, Centre-Est, Nord, Sud-Ouest).")
 @click.option("--map", "kind", type=click.Choice(["overview", "hotspots", "kde"]), default="overview", show_default=True,
               help="Map kind (maps only).")
+@click.option("--lang", type=click.Choice(["en", "fr"]), default="en", show_default=True,
+              help="Language of the quarterly report document.")
 @click.pass_context
 def report(ctx: click.Context, out: Path, start: str | None, end: str | None, quarter: str | None, region: str | None,
-           kind: str) -> None:
-    """Write a print map (PNG/SVG/PDF) or the report tables workbook (XLSX) of the stored events."""
+           kind: str, lang: str) -> None:
+    """Write a print map (PNG/SVG/PDF), the report tables workbook (XLSX) or, into a folder, the quarterly report
+    document of the nation, a region or every region (--region all)."""
     from geo_ibm import figures, layers, tables
 
     suffix = out.suffix.lower()
+    if not suffix:
+        _quarterly_document(ctx, out, quarter=quarter, region=region, lang=lang, start=start, end=end)
+        return
+    if region == "all":
+        raise ValidationError("--region all writes the quarterly report document: give a folder as --out")
     if suffix not in REPORT_SUFFIXES:
         raise ValidationError(f"--out must end in {', '.join(REPORT_SUFFIXES)}, got {out.name!r}")
     store = open_cli_store(ctx)
@@ -379,6 +388,33 @@ def report(ctx: click.Context, out: Path, start: str | None, end: str | None, qu
     click.echo(f"{what} of {len(events)} events written to {out} ({len(data)} bytes)")
     store.audit("export", user=cli_user(None), detail={"what": what, "format": suffix[1:], "file": str(out),
                                                     "rows": int(len(events)), "filters": filters})
+
+
+def _quarterly_document(ctx: click.Context, out: Path, *, quarter: str | None, region: str | None, lang: str,
+                        start: str | None, end: str | None) -> None:
+    from tqdm import tqdm
+
+    from geo_ibm.reportdoc import write_quarterly_report
+
+    if not quarter:
+        raise ValidationError("--quarter: the quarterly report document is of one quarter (e.g. --quarter 2026Q3)")
+    if start or end:
+        raise ValidationError("--from/--to: the quarterly report document covers its --quarter; leave them out")
+    if out.exists() and not out.is_dir():
+        raise ValidationError(f"--out: {out} is a file; the report document goes into a folder")
+    store = open_cli_store(ctx)
+    with tqdm(total=100, unit="%", desc="report", file=sys.stderr, disable=None) as bar:
+        def progress(fraction: float, message: str) -> None:
+            bar.set_postfix_str(message[:40], refresh=False)
+            bar.update(max(0, round(100 * fraction) - bar.n))
+
+        written = write_quarterly_report(store, quarter=quarter, region=region, lang=lang, out_dir=out,
+                                         progress=progress)
+    for path in written:
+        click.echo(str(path))
+    store.audit("export", user=cli_user(None), detail={"what": "quarterly report", "quarter": quarter,
+                                                    "region": region, "lang": lang, "folder": str(out),
+                                                    "files": [str(p) for p in written]})
 
 
 @main.group("store")
