@@ -419,7 +419,8 @@ def _methods(current: pd.DataFrame, *, lang: str, t: Callable[[str], str], param
         "recorded once per code per interception, so groups of mixed nationality count under each of their nationalities. "
         "Many tests are made in one report; a single * at 5 % is expected by chance now and then. Positions of the "
         "schematic road network and of crossing points are approximate (about 1 km)."))], level=2))
-    sources: list[Block] = [Paragraph(f"• {t(s)}") for s in DATA_SOURCES]
+    # The event store's line speaks of the workbook's filters; here the filters are the area and the quarter.
+    sources: list[Block] = [Paragraph(f"• {t(s).replace(' (filters above)', '')}") for s in DATA_SOURCES]
     sources.append(Paragraph(t("Map data: %(osm)s.") % {"osm": OSM_ATTRIBUTION}))
     sections.append(Section(t("Data sources and licences"), sources, level=2))
     return sections

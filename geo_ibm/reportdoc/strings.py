@@ -131,7 +131,7 @@ FRENCH: dict[str, str] = {
         "Cellule de %(cell)s m, bande de distance de %(band)s m, correction du taux de fausses découvertes",
     "This edition is for readers of aggregates (geo_ibm.disclosure): %(rule)s; hot spots on one %(cell)s m lattice over the whole country, shown as classes; no single interception, z-score or test of change is shown.":
         "Cette édition s'adresse aux lecteurs d'agrégats (geo_ibm.disclosure) : %(rule)s ; points chauds sur une grille unique de %(cell)s m sur tout le pays, montrés par classes ; aucune interception individuelle, aucun score z ni test d'évolution n'est montré.",
-    "Interception events: the geo_ibm event store (filters above)": "Événements d'interception : la base d'événements geo_ibm (filtres ci-dessus)",
+    "Interception events: the geo_ibm event store (filters above)": "Événements d'interception : la base d'événements geo_ibm",
     # Map legends and footers drawn by geo_ibm.figures.
     "Interceptions near the internal Schengen borders": "Interceptions près des frontières intérieures Schengen",
     "Internal Schengen borders": "Frontières intérieures Schengen",
@@ -152,6 +152,15 @@ FRENCH: dict[str, str] = {
     "Cold spot, 95% confidence": "Point froid, confiance 95 %",
     "Cold spot, 99% confidence": "Point froid, confiance 99 %",
     "Belgium": "Belgique", "France": "France", "Germany": "Allemagne",
+    # Crossing point kinds in the map legend.
+    "motorway": "autoroute", "national_road": "route nationale", "bridge": "pont", "rail": "voie ferrée",
+    "airport": "aéroport",
+    "Borders, outline, neighbours: OpenStreetMap-derived (data/boundaries)":
+        "Frontières, contour, pays voisins : dérivés d'OpenStreetMap (data/boundaries)",
+    "Cantons and police regions: data/boundaries/cantons.geojson (or the installed official file)":
+        "Cantons et régions de police : data/boundaries/cantons.geojson (ou le fichier officiel installé)",
+    "Crossing points: hand-curated table with a source per row (data/boundaries/crossing_points.csv)":
+        "Points de passage : table établie à la main avec une source par ligne (data/boundaries/crossing_points.csv)",
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"en": {}, "fr": FRENCH}
