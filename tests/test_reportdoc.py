@@ -311,3 +311,25 @@ def test_protected_edition_shows_no_exact_small_counts(store, tmp_path):
     assert all(v == 0 or (v >= 5 and v % 5 == 0) or np.isnan(v) for v in values)
     top = pd.read_csv(folder / "top_hotspots.csv", encoding="utf-8-sig")
     assert "gi_z" not in top.columns and set(top["region"]) <= {REGION}
+
+
+def test_contents_page_numbers_lead_to_their_chapters(national):
+    folder, _paths, _steps = national
+    contents = subprocess.run(["pdftotext", "-layout", "-f", "2", "-l", "2", str(folder / "report.pdf"), "-"],
+                              check=True, capture_output=True, text=True).stdout
+    entries = re.findall(r"^\s*(\d)\. (.+?)[\s.]+(\d+)\s*$", contents, re.M)
+    assert [title for _n, title, _p in entries][:3] == ["Key figures", "Maps", "Hot spots"]
+    for number_, title, page in entries:
+        text = subprocess.run(["pdftotext", "-f", page, "-l", page, str(folder / "report.pdf"), "-"],
+                              check=True, capture_output=True, text=True).stdout
+        assert f"{number_}. {title}" in text, (title, page)
+
+
+def test_all_means_the_nation_and_every_police_region():
+    from geo_ibm.layers import police_regions
+    from geo_ibm.reportdoc import resolve_regions
+
+    regions = list(police_regions()["region"])
+    assert resolve_regions("all") == [None, *regions]
+    assert resolve_regions(None) == [None]
+    assert resolve_regions("NORD") == ["Nord"]
