@@ -179,9 +179,14 @@ def render_pdf(doc: Document) -> bytes:
             self.notify("TOCEntry", (level - 1, flowable.getPlainText(), self.page, key))
 
     buffer = io.BytesIO()
+    # Older ReportLab releases refuse options they do not know: the document language and the
+    # canvas's initial font (else Helvetica is listed, unused) only where supported.
+    optional = {"lang": doc.lang, "initialFontName": "DejaVuSans"}
+    supported = {k: v for k, v in optional.items() if k in BaseDocTemplate._initArgs}
     template = _Template(buffer, pagesize=A4, leftMargin=margin, rightMargin=margin, topMargin=margin,
                          bottomMargin=margin + 8 * mm, title=f"{doc.title} – {doc.footer}", author="geo_ibm",
-                         subject=doc.subtitle, lang=doc.lang, invariant=True, initialFontName="DejaVuSans", creator="geo_ibm", producer="geo_ibm (ReportLab)")
+                         subject=doc.subtitle, invariant=True, creator="geo_ibm", producer="geo_ibm (ReportLab)",
+                         **supported)
     frame = Frame(margin, margin + 8 * mm, frame_w, frame_h, id="body", leftPadding=0, rightPadding=0)
     template.addPageTemplates([PageTemplate(id="page", frames=[frame], onPage=footer)])
 
