@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import xml.etree.ElementTree as ET
@@ -279,3 +280,60 @@ def test_a_styled_events_export_imports_back(tmp_path):
     with pytest.warns(UserWarning, match="More than one layer"):
         table = read_event_table(path)
     assert len(table) == 30
+
+
+QGIS_PYTHON = "/usr/bin/python3"
+QGIS_SCRIPT = """
+import json, os, sys
+from qgis.core import QgsApplication, QgsVectorLayer
+QgsApplication.setPrefixPath("/usr", True)
+app = QgsApplication([], False)
+app.initQgis()
+out = {}
+for path, layer in json.loads(sys.argv[1]):
+    vl = QgsVectorLayer(f"{path}|layername={layer}", layer, "ogr")
+    r = vl.renderer()
+    info = {"valid": vl.isValid(), "type": r.type()}
+    if r.type() == "categorizedSymbol":
+        info["attr"] = r.classAttribute()
+        info["classes"] = [[str(c.value()), c.symbol().color().name(), c.renderState()] for c in r.categories()]
+    elif r.type() == "graduatedSymbol":
+        info["attr"] = r.classAttribute()
+        info["classes"] = [[x.lowerValue(), x.upperValue(), x.symbol().color().name()] for x in r.ranges()]
+    else:
+        info["colour"] = r.symbol().color().name()
+    out[layer] = info
+print(json.dumps(out), flush=True)
+os._exit(0)  # PyQGIS may crash tearing down a standalone application; the answer is out
+"""
+
+
+def _qgis_available() -> bool:
+    try:
+        return subprocess.run([QGIS_PYTHON, "-c", "import qgis.core"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not _qgis_available(), reason="QGIS's Python bindings (Debian python3-qgis) are not installed")
+def test_qgis_opens_the_layers_with_their_default_styles(demo_store, tmp_path):
+    """QGIS itself (its Python bindings, offscreen) loads each layer's default style from layer_styles."""
+    files = [(str(_hotspots(demo_store, tmp_path, m)), f"hotspots_{m}") for m in ("gi", "lisa", "kde", "emerging")]
+    events, _truth = generate_events(20, seed=3)
+    (tmp_path / "events.gpkg").write_bytes(export_events(events, "gpkg", scratch=tmp_path))
+    files.append((str(tmp_path / "events.gpkg"), "events"))
+    done = subprocess.run([QGIS_PYTHON, "-c", QGIS_SCRIPT, json.dumps(files)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(info["valid"] for info in loaded.values())
+    gi = loaded["hotspots_gi"]
+    assert gi["type"] == "categorizedSymbol" and gi["attr"] in ("gi_bin", "gi_bin_fdr")
+    assert {v: c for v, c, shown in gi["classes"] if shown} == {str(b): c for b, c in GI_BIN_COLOURS.items()}
+    emerging = loaded["hotspots_emerging"]
+    assert {v: c for v, c, shown in emerging["classes"] if shown} == EMERGING_COLOURS
+    assert {v: c for v, c, shown in loaded["hotspots_lisa"]["classes"] if shown} == LISA_COLOURS
+    kde = loaded["hotspots_kde"]
+    assert kde["type"] == "graduatedSymbol" and kde["attr"] == "level"
+    assert kde["classes"][0][2] == KDE_RAMP[0]
+    assert loaded["events"] == {"valid": True, "type": "singleSymbol", "colour": "#9c27b0"}
