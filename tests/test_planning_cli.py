@@ -50,7 +50,7 @@ def test_plan_picks_the_planted_sites_and_writes_a_geopackage(planted: tuple[Pat
     params = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
     assert params["sites"] == ["A", "B"] and params["objective"] == 16 and params["status"] == "optimal"
     assert params["covered_share_events"] == pytest.approx(100 * 16 / 19)
-    assert {name for name, _ in pyogrio.list_layers(out)} == {"plan_sites", "plan_demand"}
+    assert {name for name, _ in pyogrio.list_layers(out)} == {"plan_sites", "plan_demand", "layer_styles"}
     plan = gpd.read_file(out, layer="plan_sites")
     assert plan["site_id"].tolist() == ["A", "B"] and plan["rank"].tolist() == [1, 2]
     assert plan["events"].tolist() == [10, 6] and plan["persons"].tolist() == [20, 12]

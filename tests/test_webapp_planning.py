@@ -215,7 +215,7 @@ def test_a_plan_job_runs_to_the_same_result_as_make_plan(app, as_user, planted) 
     assert gpkg.status_code == 200 and gpkg.data[:16] == b"SQLite format 3\x00"
     path = Path(app.instance_path) / "plan.gpkg"
     path.write_bytes(gpkg.data)
-    assert {name for name, _ in pyogrio.list_layers(path)} == {"plan_sites", "plan_demand"}
+    assert {name for name, _ in pyogrio.list_layers(path)} == {"plan_sites", "plan_demand", "layer_styles"}
     sites = pyogrio.read_dataframe(path, layer="plan_sites")
     assert sites["site_id"].tolist() == ["A", "B"] and sites["persons"].tolist() == [20, 12]
     assert sites.crs.to_epsg() == 2169

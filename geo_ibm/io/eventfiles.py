@@ -413,6 +413,9 @@ def _read_event_vector(path: Path, *, layer: str | None, limits: ImportLimits) -
 
     source = vector_source(path)
     try:
+        if layer is None and path.suffix.lower() == ".gpkg":
+            # The first layer with geometry: a styled GeoPackage also holds the layer_styles table.
+            layer = next((str(n) for n, g in pyogrio.list_layers(source) if g is not None), None)
         info = pyogrio.read_info(source, layer=layer)
     except Exception as exc:
         raise ValidationError(f"{path.name}: cannot read as a vector file: {exc}") from exc

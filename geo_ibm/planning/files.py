@@ -71,7 +71,9 @@ def write_plan(sites: gpd.GeoDataFrame, path: PathLike, *, layer: str = "plan_si
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".gpkg":
-        return write_vector(sites, path, layer=layer, metadata=dict(metadata or {}))
+        from geo_ibm.maps.qgisstyles import layer_style
+
+        return write_vector(sites, path, layer=layer, metadata=dict(metadata or {}), style=layer_style(sites, layer))
     if suffix == ".csv":
         wgs = sites.to_crs(4326)
         table = pd.DataFrame(sites.drop(columns=sites.geometry.name))
@@ -132,7 +134,9 @@ def evaluation_bytes(sites: gpd.GeoDataFrame, summary: dict[str, object], *, suf
     if suffix == ".gpkg":
         with tempfile.TemporaryDirectory(dir=workdir) as tmp:
             out = Path(tmp) / "operation.gpkg"
-            write_vector(sites, out, layer="operation_sites", metadata=dict(summary))
+            from geo_ibm.maps.qgisstyles import site_style
+
+            write_vector(sites, out, layer="operation_sites", metadata=dict(summary), style=site_style())
             return out.read_bytes()
     raise ValidationError(f"out must end in {', '.join(EVALUATION_SUFFIXES)}, got {suffix!r}",
                           [Problem("unsupported output type", column="out", value=suffix)])
