@@ -282,6 +282,36 @@ def space_time_gi(
     return z, two_sided_p(z)
 
 
+def emerging_frame(grid: gpd.GeoDataFrame, cube: np.ndarray, z: np.ndarray, p: np.ndarray, *, alpha: float,
+                   fdr: bool) -> gpd.GeoDataFrame:
+    """The emerging hot spot layer from a cube's space-time Gi* (``z``, ``p``: cells x steps).
+
+    Columns: ``cell_id``, ``area_frac``, ``count``, ``category``, ``trend_z``, ``trend_p``
+    (Mann-Kendall of the z-scores), ``n_steps_hot``, ``n_steps_cold``, ``last_step_bin``. The FDR
+    correction is made once over every bin of the cube; the final step's bins come from it too.
+    The one layout, whether the cube was binned here or summed over an archive's partitions.
+    """
+    decided = bh_adjusted_p(p) if fdr else p
+    bins = np.sign(z).astype(np.int8) * (decided <= alpha)
+    trend = mann_kendall(z)
+    categories = classify_emerging(bins, trend.z, trend.p, alpha=alpha)
+    return gpd.GeoDataFrame(
+        {
+            "cell_id": grid["cell_id"].to_numpy(),
+            "area_frac": grid["area_frac"].to_numpy(),
+            "count": cube.sum(axis=1),
+            "category": categories,
+            "trend_z": trend.z,
+            "trend_p": trend.p,
+            "n_steps_hot": (bins > 0).sum(axis=1),
+            "n_steps_cold": (bins < 0).sum(axis=1),
+            "last_step_bin": confidence_bins(z[:, -1], decided[:, -1]),
+        },
+        geometry=grid.geometry.to_numpy(),
+        crs=grid.crs,
+    )
+
+
 def emerging_hotspots(
     events: gpd.GeoDataFrame,
     *,
@@ -379,27 +409,8 @@ def emerging_hotspots(
         band = validate_band(band, cell=cell, area=area)
         params["band_method"] = "given"
     z, p = space_time_gi(cube, spec, band=band, neighborhood_time_step=neighborhood_time_step)
-    # the FDR correction is made once over every bin of the cube; the final step's bins come from it too
-    decided = bh_adjusted_p(p) if fdr else p
-    bins = np.sign(z).astype(np.int8) * (decided <= alpha)
-    trend = mann_kendall(z)
-    categories = classify_emerging(bins, trend.z, trend.p, alpha=alpha)
-    last_bin = confidence_bins(z[:, -1], decided[:, -1])
-    out = gpd.GeoDataFrame(
-        {
-            "cell_id": grid["cell_id"].to_numpy(),
-            "area_frac": grid["area_frac"].to_numpy(),
-            "count": cube.sum(axis=1),
-            "category": categories,
-            "trend_z": trend.z,
-            "trend_p": trend.p,
-            "n_steps_hot": (bins > 0).sum(axis=1),
-            "n_steps_cold": (bins < 0).sum(axis=1),
-            "last_step_bin": last_bin,
-        },
-        geometry=grid.geometry.to_numpy(),
-        crs=grid.crs,
-    )
+    out = emerging_frame(grid, cube, z, p, alpha=alpha, fdr=fdr)
+    categories = out["category"].to_numpy()
     params.update(
         cell=cell,
         band=band,

@@ -530,6 +530,17 @@ def hotspots_from_events(
         min_area_frac=min_frac,
         fdr="Benjamini-Hochberg at 0.10/0.05/0.01 over all cells" if fdr else "none",
     )
+    out = gi_frame(grid, counts, gi, fdr=fdr)
+    out.attrs["parameters"] = params
+    return out
+
+
+def gi_frame(grid: gpd.GeoDataFrame, counts: np.ndarray, gi: GiStar, *, fdr: bool) -> gpd.GeoDataFrame:
+    """``grid`` with the Gi* result columns after its own: ``count``, ``neighbours``, ``gi_z``, ``gi_p``,
+    ``gi_bin`` (confidence bins) and ``gi_bin_fdr`` (the same under Benjamini-Hochberg when ``fdr``).
+
+    The one layout of a Gi* grid, whether the counts were binned here or summed over an archive's partitions.
+    """
     out = grid.copy()
     out.insert(4, "count", counts)
     out.insert(5, "neighbours", gi.neighbours)
@@ -537,7 +548,6 @@ def hotspots_from_events(
     out.insert(7, "gi_p", gi.p)
     out.insert(8, "gi_bin", fdr_bins(gi.z, gi.p, fdr=False))
     out.insert(9, "gi_bin_fdr", fdr_bins(gi.z, gi.p, fdr=fdr))
-    out.attrs["parameters"] = params
     return out
 
 

@@ -36,7 +36,7 @@ from geo_ibm.hotspots import (
     MIN_CELL,
     MIN_EVENTS,
     auto_band,
-    fdr_bins,
+    gi_frame,
     gi_star_grid,
     validate_band,
 )
@@ -269,13 +269,7 @@ def _gi(grid: gpd.GeoDataFrame, counts: np.ndarray, band: float | None, cell: fl
     gi = gi_star_grid(counts, spec, band=band)
     params.update(cell=cell, band=band, n_cells=spec.n_cells, min_area_frac=0.0,
                   fdr="Benjamini-Hochberg at 0.10/0.05/0.01 over all cells" if fdr else "none")
-    out = grid.copy()
-    out.insert(4, "count", counts)
-    out.insert(5, "neighbours", gi.neighbours)
-    out.insert(6, "gi_z", gi.z)
-    out.insert(7, "gi_p", gi.p)
-    out.insert(8, "gi_bin", fdr_bins(gi.z, gi.p, fdr=False))
-    out.insert(9, "gi_bin_fdr", fdr_bins(gi.z, gi.p, fdr=fdr))
+    out = gi_frame(grid, counts, gi, fdr=fdr)
     out.attrs = {"parameters": params, "grid": spec}
     return out
 
@@ -283,9 +277,8 @@ def _gi(grid: gpd.GeoDataFrame, counts: np.ndarray, band: float | None, cell: fl
 def _emerging(grid: gpd.GeoDataFrame, cube: np.ndarray, steps: pd.PeriodIndex, band: float | None, cell: float,
               geom: BaseGeometry, step: str, fdr: bool, alpha: float, neighborhood_time_step: int,
               params: dict[str, Any]) -> gpd.GeoDataFrame:
-    from geo_ibm.emerging import CATEGORIES, classify_emerging, mann_kendall, space_time_gi
+    from geo_ibm.emerging import CATEGORIES, emerging_frame, space_time_gi
     from geo_ibm.eventframe import check_probability
-    from geo_ibm.hotspots import bh_adjusted_p, confidence_bins
 
     check_probability(alpha, name="alpha")
     spec = grid_spec(grid)
@@ -295,25 +288,8 @@ def _emerging(grid: gpd.GeoDataFrame, cube: np.ndarray, steps: pd.PeriodIndex, b
     else:
         params["band_method"] = "given"
     z, p = space_time_gi(cube, spec, band=band, neighborhood_time_step=neighborhood_time_step)
-    decided = bh_adjusted_p(p) if fdr else p
-    bins = np.sign(z).astype(np.int8) * (decided <= alpha)
-    trend = mann_kendall(z)
-    categories = classify_emerging(bins, trend.z, trend.p, alpha=alpha)
-    out = gpd.GeoDataFrame(
-        {
-            "cell_id": grid["cell_id"].to_numpy(),
-            "area_frac": grid["area_frac"].to_numpy(),
-            "count": cube.sum(axis=1),
-            "category": categories,
-            "trend_z": trend.z,
-            "trend_p": trend.p,
-            "n_steps_hot": (bins > 0).sum(axis=1),
-            "n_steps_cold": (bins < 0).sum(axis=1),
-            "last_step_bin": confidence_bins(z[:, -1], decided[:, -1]),
-        },
-        geometry=grid.geometry.to_numpy(),
-        crs=grid.crs,
-    )
+    out = emerging_frame(grid, cube, z, p, alpha=alpha, fdr=fdr)
+    categories = out["category"].to_numpy()
     params.update(
         cell=cell, band=band, step=step, steps=[str(s) for s in steps], neighborhood_time_step=neighborhood_time_step,
         alpha=alpha, fdr="Benjamini-Hochberg over all space-time bins" if fdr else "none",
