@@ -2,12 +2,7 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 
 import geopandas as gpd
 import numpy as np
@@ -16,6 +11,7 @@ import pytest
 from owslib.ogcapi.features import Features
 from owslib.util import Authentication
 from pyproj import Transformer
+from webfixtures import serve_store
 
 from geo_ibm import layers
 from geo_ibm.accounts import add_user, new_token
@@ -26,12 +22,6 @@ PASSWORD = "correct-horse-battery"
 N_EVENTS = 240
 TO_LONLAT = Transformer.from_crs("EPSG:2169", "EPSG:4326", always_xy=True)
 BBOX = (5.95, 49.45, 6.3, 49.75)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,30 +40,8 @@ def server(tmp_path_factory):
     add_user(store, "gis", "analyst", PASSWORD)
     add_user(store, "looker", "viewer", PASSWORD)
     token = new_token(store, "gis")
-    port = _free_port()
-    env = {**os.environ, "GEO_IBM_SECRET_KEY": "test", "GEO_IBM_INSTANCE": str(folder / "instance")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "geo_ibm.cli", "--store", str(path), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--threads", "4"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}/ogc/"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-            except urllib.error.HTTPError as exc:
-                assert exc.code == 401  # up, and asking for credentials
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {process.stderr.read().decode(errors='replace')}") from None
-                time.sleep(0.2)
+    with serve_store(path, folder) as url:
         yield url, events, token
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture

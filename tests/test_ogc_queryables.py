@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -14,7 +11,7 @@ import pyogrio
 import pytest
 from owslib.ogcapi.features import Features
 from owslib.util import Authentication
-from webfixtures import Site, make_site
+from webfixtures import Site, make_site, serve_store
 
 from geo_ibm import layers
 from geo_ibm.accounts import add_user
@@ -179,12 +176,6 @@ def test_filter_features_matches_nothing_on_a_missing_column():
 # --------------------------------------------------------------------------- GDAL and OWSLib over HTTP
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``geo-ibm serve`` on 127.0.0.1 at a free port; yields (base url, events, store path)."""
@@ -195,30 +186,8 @@ def server(tmp_path_factory):
     events, _truth = generate_events(N_EVENTS, seed=21)
     assert store.import_events(events, source="test_ogc_queryables", user="test").accepted == N_EVENTS
     add_user(store, "gis", "analyst", PASSWORD)
-    port = _free_port()
-    env = {**os.environ, "GEO_IBM_SECRET_KEY": "test", "GEO_IBM_INSTANCE": str(folder / "instance")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "geo_ibm.cli", "--store", str(path), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--threads", "4"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}/ogc/"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-            except urllib.error.HTTPError as exc:
-                assert exc.code == 401
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {process.stderr.read().decode(errors='replace')}") from None
-                time.sleep(0.2)
+    with serve_store(path, folder) as url:
         yield url, events, path
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def _ogrinfo(*args: str) -> subprocess.CompletedProcess:

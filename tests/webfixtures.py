@@ -1,8 +1,17 @@
 """Web-app test fixtures: a small event store with one account per role, app and client helpers."""
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,3 +171,38 @@ def make_site(path: Path, *, seed: int, n_events: int) -> Site:
         tokens[role] = new_token(store, role)
     app = create_app({"TESTING": True, "STORE_PATH": str(path), "SECRET_KEY": "test"})
     return Site(app, store, events, tokens)
+
+
+@contextlib.contextmanager
+def serve_store(path: Path, folder: Path) -> Iterator[str]:
+    """``geo-ibm serve`` of the store at ``path`` in its own process on a free port; yields the OGC base URL.
+
+    Its own process: pyogrio keeps the GIL while GDAL reads features, so a server thread in the test
+    process could not answer GDAL's requests.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "GEO_IBM_SECRET_KEY": "test", "GEO_IBM_INSTANCE": str(folder / "instance")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "geo_ibm.cli", "--store", str(path), "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--threads", "4"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/ogc/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401  # up, and asking for credentials
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start: {process.stderr.read().decode(errors='replace')}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
