@@ -40,3 +40,17 @@ def test_report_document_needs_a_quarter_and_no_period(tmp_path):
                           (["--quarter", "20X5Q3", "--out", str(tmp_path / "r")], "quarter")):
         result = runner.invoke(main, ["--store", str(store), "report", *args])
         assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, result.output
+
+
+def test_report_document_refuses_too_many_events_before_reading(tmp_path, monkeypatch):
+    from geo_ibm.reportdoc import build
+
+    store = tmp_path / "s.gpkg"
+    runner = CliRunner()
+    assert runner.invoke(main, ["--store", str(store), "demo", "--events", "300", "--seed", "3",
+                                "--no-account"]).exit_code == 0
+    quarter = str(open_store(str(store)).quarter_counts().sort_values("events").iloc[-1]["quarter"])
+    monkeypatch.setattr(build, "MAX_REPORT_EVENTS", 5)
+    result = runner.invoke(main, ["--store", str(store), "report", "--quarter", quarter, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "quarter: the report of" in result.output and "more than 5" in result.output
+    assert not (tmp_path / "r" / "national" / "report.pdf").exists()

@@ -41,6 +41,21 @@ Progress = Callable[[float, str], None]
 """``progress(fraction, message)``, as the planning jobs take it."""
 
 MIN_ANALYSIS_EVENTS = 30
+
+MAX_REPORT_EVENTS = 3_000_000
+"""Most events one area's report reads (its quarter, the quarter before and the one a year before, all columns);
+counted before any is read."""
+
+
+def check_report_size(store: Any, *, quarter: str, region: str | None) -> None:
+    """Refuse, before reading them, a report whose three compared quarters hold more than :data:`MAX_REPORT_EVENTS`."""
+    quarters = [quarter, shift_quarter(quarter, -1), shift_quarter(quarter, -4)]
+    total = sum(store.count(quarter=q, region=region) for q in quarters)
+    if total > MAX_REPORT_EVENTS:
+        raise ValidationError(
+            f"quarter: the report of {quarter} would read {total:,} events ({', '.join(quarters)}), more than "
+            f"{MAX_REPORT_EVENTS:,}; report one police region at a time",
+            [Problem("too many events", column="quarter", value=quarter)])
 """Fewest interceptions of a quarter for maps, hot spots and charts (Gi* needs at least 30 events)."""
 
 TREND_QUARTERS = 12
@@ -470,6 +485,7 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
     area_phrase = t("Luxembourg") if region is None else t("police region %(region)s") % {"region": region}
     start, end = quarter_bounds(q)
     step(0.0, f"{area_name}: reading events")
+    check_report_size(store, quarter=q, region=region)
     current = store.events(quarter=q, region=region)
     previous = store.events(quarter=pq, region=region)
     year = store.events(quarter=yq, region=region)
