@@ -1,0 +1,370 @@
+"""Read an OpenStreetMap extract (``.osm`` XML or ``.osm.pbf``) into a road layer of the network.
+
+The file is read with GDAL's OSM driver (in the pyogrio wheel), layer ``lines`` (the ways that are
+not areas). GDAL gives ``osm_id``, ``name`` and ``highway`` as fields and every other tag in
+``other_tags``, a PostgreSQL hstore text such as ``"ref"=>"A3","oneway"=>"yes"``; ``ref``,
+``oneway`` and ``maxspeed`` are parsed from it (or taken from fields of those names when a custom
+``OSM_CONFIG_FILE`` makes them fields).
+
+Limits, checked before the file is read: its size (``GEO_IBM_ROADS_MAX_MB``, default
+:data:`MAX_OSM_MB` MiB; a Luxembourg extract is about 40 MiB as ``.osm.pbf``, 700 MiB as XML),
+and its first bytes (an OSM PBF header block or an ``<osm>`` XML document), so that GDAL never
+opens a file of another format given an OSM name. GDAL keeps the node locations it needs in a
+temporary database (in memory up to 100 MB, then in a temporary file).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import zlib
+from datetime import datetime, timezone
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_ibm import layers
+from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.network.roads import HIGHWAY_CLASSES, ROAD_COLUMNS
+from geo_ibm.settings import WORKING_CRS, env_number, margin_m
+
+MAX_OSM_MB = 2048
+"""Largest OpenStreetMap file read, MiB (``GEO_IBM_ROADS_MAX_MB``)."""
+
+ROAD_MARGIN_M = 5000.0
+"""Default distance beyond Luxembourg's outline up to which roads are kept, metres.
+
+Events are accepted up to :func:`geo_ibm.settings.margin_m` (2 km by default) outside the outline
+and must find a road within the snapping tolerance; roads that leave the country for a few
+kilometres (around Schengen, Martelange or Wasserbillig) keep routes between crossings connected.
+When ``GEO_IBM_MARGIN_M`` is set above it, that margin is used instead.
+"""
+
+OSM_SUFFIXES = (".osm", ".pbf")
+"""File names GDAL's OSM driver opens (``.osm.pbf`` ends in ``.pbf``)."""
+
+MPH_KMH = 1.609344
+KNOT_KMH = 1.852
+MAX_SPEED_KMH = 300.0
+"""A ``maxspeed`` above this is taken as a tagging error (NaN)."""
+
+_ONEWAY = {"yes": 1, "true": 1, "1": 1, "-1": -1, "reverse": -1}
+"""``oneway`` values with a direction; any other value (no, alternating, reversible...) is 0."""
+
+_SPEED = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(km/h|kmh|kph|mph|knots)?\s*$", re.IGNORECASE)
+_TAG_KEYS = ("ref", "oneway", "maxspeed")
+
+
+def osm_max_bytes() -> int:
+    """Largest OpenStreetMap file :func:`read_osm` reads, in bytes (``GEO_IBM_ROADS_MAX_MB`` MiB)."""
+    mib = env_number("GEO_IBM_ROADS_MAX_MB", MAX_OSM_MB, positive=True, what="a number of MiB")
+    return int(mib * 2**20)
+
+
+def road_margin_m() -> float:
+    """The default margin of :func:`read_osm`: :data:`ROAD_MARGIN_M`, or ``margin_m()`` when larger."""
+    return max(ROAD_MARGIN_M, margin_m())
+
+
+def read_osm(path: str | os.PathLike[str], *, margin_m: float | None = None) -> gpd.GeoDataFrame:
+    """The roads of an OpenStreetMap extract in and around Luxembourg.
+
+    Keeps the ways whose ``highway`` is one of :data:`~geo_ibm.network.roads.HIGHWAY_CLASSES`
+    (motorway ... tertiary and their links), reprojects them to EPSG:2169 and clips them to
+    Luxembourg's outline (:func:`geo_ibm.layers.luxembourg_outline`) buffered by ``margin_m``. A way
+    the clip cuts into several pieces gives one row per piece, each with the way's ``road_id``.
+
+    Tag values:
+
+    - ``ref``: trimmed, several refs joined by ``;`` without spaces (``"A3;E25"``); ``""`` when none.
+    - ``name``: ``""`` when none.
+    - ``oneway``: ``yes``/``true``/``1`` -> 1, ``-1``/``reverse`` -> -1, anything else or no tag
+      -> 0. Nothing is implied from the class: an untagged motorway is 0, as tagged.
+    - ``maxspeed`` in km/h: a number (``"50"``), with a unit (``"50 mph"``, ``"10 knots"``,
+      ``"50 km/h"``); of several values (``"90;70"``) the first. Implicit values (``"FR:urban"``,
+      ``"DE:motorway"``), ``none``, ``signals``, ``walk``, 0 and values above 300 are NaN: the
+      graph then uses its speed per class.
+
+    Parameters
+    ----------
+    path
+        An ``.osm`` (XML) or ``.osm.pbf`` file.
+    margin_m
+        Distance beyond the outline up to which roads are kept, metres (default
+        :func:`road_margin_m`).
+
+    Returns
+    -------
+    GeoDataFrame
+        :data:`~geo_ibm.network.roads.ROAD_COLUMNS` (``road_id`` ``"w<osm way id>"``) and
+        ``geometry`` (LineString, EPSG:2169), in the file's order.
+
+    Raises
+    ------
+    ValidationError
+        Naming the file: missing, empty, larger than :func:`osm_max_bytes`, not an OSM file,
+        corrupt, without roads of the kept classes, or without any of them within Luxembourg plus
+        the margin; or a negative ``margin_m``.
+    """
+    path = Path(path)
+    margin = road_margin_m() if margin_m is None else float(margin_m)
+    if not np.isfinite(margin) or margin < 0:
+        raise ValidationError(f"margin_m must be a number of metres >= 0, got {margin_m!r}",
+                              [Problem("negative margin", column="margin_m", value=margin_m)])
+    _check_osm_file(path)
+    lines = _read_osm_lines(path, highways=HIGHWAY_CLASSES)
+    if lines.empty:
+        raise ValidationError(f"{path}: no roads of the kept classes ({', '.join(HIGHWAY_CLASSES)})",
+                              [Problem("no roads", file=path.name, column="highway")])
+    roads = roads_from_lines(lines)
+    clipped = clip_to_luxembourg(roads, margin_m=margin)
+    if clipped.empty:
+        raise ValidationError(f"{path}: none of its {len(roads):,} roads is within {margin:,.0f} m of Luxembourg",
+                              [Problem("no roads in Luxembourg", file=path.name, value=len(roads))])
+    return clipped
+
+
+def roads_from_lines(lines: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """GDAL's OSM ``lines`` (``osm_id``, ``name``, ``highway``, ``other_tags``, any CRS) as a road layer.
+
+    Rows with a highway class outside :data:`~geo_ibm.network.roads.HIGHWAY_CLASSES` or without a
+    line geometry are dropped; see :func:`read_osm` for the tag values.
+
+    Returns
+    -------
+    GeoDataFrame
+        :data:`~geo_ibm.network.roads.ROAD_COLUMNS` and ``geometry`` in EPSG:2169, not clipped.
+    """
+    if lines.crs is None:
+        raise ValidationError("OSM lines have no CRS; GDAL's OSM driver gives EPSG:4326")
+    kept = lines[lines["highway"].isin(HIGHWAY_CLASSES)]
+    geoms = kept.geometry.to_numpy()
+    usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    usable &= shapely.get_type_id(geoms) == shapely.GeometryType.LINESTRING
+    kept = kept[usable]
+    tags = {key: _tag(kept, key) for key in _TAG_KEYS}
+    frame = pd.DataFrame({
+        "road_id": "w" + kept["osm_id"].astype(str).str.strip(),
+        "ref": _clean_ref(tags["ref"]),
+        "name": kept["name"].fillna("").astype(str).str.strip() if "name" in kept else "",
+        "highway": kept["highway"].astype(str),
+        "oneway": parse_oneway(tags["oneway"]),
+        "maxspeed": parse_maxspeed(tags["maxspeed"]),
+    }, index=kept.index)
+    out = gpd.GeoDataFrame(frame[list(ROAD_COLUMNS)], geometry=kept.geometry.to_numpy(), crs=kept.crs)
+    return out.to_crs(WORKING_CRS).reset_index(drop=True)
+
+
+def clip_to_luxembourg(roads: gpd.GeoDataFrame, *, margin_m: float) -> gpd.GeoDataFrame:
+    """The parts of ``roads`` (EPSG:2169) within ``margin_m`` of Luxembourg's outline.
+
+    Lines wholly inside the buffered outline are kept as they are; lines crossing its edge are cut,
+    one row per remaining piece (points where a line only touches the edge are dropped).
+    """
+    area = shapely.union_all(layers.luxembourg_outline().geometry.to_numpy()).buffer(margin_m)
+    shapely.prepare(area)
+    geoms = roads.geometry.to_numpy()
+    inside = shapely.contains_properly(area, geoms)
+    crossing = ~inside & shapely.intersects(area, geoms)
+    pieces = geoms.copy()
+    pieces[crossing] = shapely.intersection(geoms[crossing], area)
+    keep = inside | crossing
+    cut = gpd.GeoDataFrame(roads.drop(columns=roads.geometry.name)[keep], geometry=pieces[keep], crs=WORKING_CRS)
+    parts = cut.explode(index_parts=False)
+    parts = parts[(parts.geom_type == "LineString") & ~parts.geometry.is_empty & (parts.geometry.length > 0)]
+    out = parts.reset_index(drop=True)
+    out["oneway"] = out["oneway"].astype(np.int8)
+    out["maxspeed"] = out["maxspeed"].astype(float)
+    return out
+
+
+def parse_oneway(values: pd.Series) -> np.ndarray:
+    """OSM ``oneway`` values as int8: 1 along the way, -1 against it, 0 both ways (also when missing)."""
+    key = values.fillna("").astype(str).str.strip().str.lower()
+    return key.map(_ONEWAY).fillna(0).to_numpy(dtype=np.int8)
+
+
+def parse_maxspeed(values: pd.Series) -> np.ndarray:
+    """OSM ``maxspeed`` values in km/h, NaN when missing or implicit (see :func:`read_osm`)."""
+    first = values.fillna("").astype(str).str.split(";").str[0]
+    found = first.str.extract(_SPEED)
+    number = pd.to_numeric(found[0], errors="coerce").to_numpy(dtype=float)
+    unit = found[1].fillna("").str.lower().to_numpy(dtype=object)
+    factor = np.where(unit == "mph", MPH_KMH, np.where(unit == "knots", KNOT_KMH, 1.0))
+    speed = number * factor
+    speed[~((speed > 0) & (speed <= MAX_SPEED_KMH))] = np.nan
+    return speed
+
+
+def hstore_value(tags: pd.Series, key: str) -> pd.Series:
+    """The value of ``key`` in each hstore text of ``tags`` (``"k"=>"v","k2"=>"v2"``); NaN when absent.
+
+    Quotes and backslashes inside keys and values are backslash-escaped, so the match cannot start
+    inside another tag's value.
+    """
+    escaped = re.escape(key.replace("\\", "\\\\").replace('"', '\\"'))
+    pattern = rf'(?:^|,)\s*"{escaped}"\s*=>\s*"((?:[^"\\]|\\.)*)"'
+    found = tags.astype("string").str.extract(pattern, expand=False)
+    return found.str.replace(r"\\(.)", r"\1", regex=True).astype(object).where(found.notna(), np.nan)
+
+
+def _tag(lines: pd.DataFrame, key: str) -> pd.Series:
+    """Tag ``key`` of each line: its own field when GDAL made one, else from ``other_tags``/``all_tags``."""
+    if key in lines.columns:
+        return lines[key]
+    for column in ("other_tags", "all_tags"):
+        if column in lines.columns:
+            tags = lines[column]
+            if tags.dropna().astype(str).str.lstrip().str.startswith("{").any():  # tags_format=json
+                return tags.map(lambda t: _json_tag(t, key))
+            return hstore_value(tags, key)
+    return pd.Series(np.nan, index=lines.index, dtype=object)
+
+
+def _json_tag(text: object, key: str) -> object:
+    if not isinstance(text, str) or not text.strip():
+        return np.nan
+    try:
+        value = json.loads(text).get(key)
+    except (ValueError, AttributeError):
+        return np.nan
+    return np.nan if value is None else str(value)
+
+
+def _clean_ref(refs: pd.Series) -> pd.Series:
+    parts = refs.fillna("").astype(str).str.split(";")
+    return parts.map(lambda p: ";".join(r.strip() for r in p if r.strip()))
+
+
+# Disk access. These belong in geo_ibm.io (an ``io/osm.py`` beside ``io/vectors.py``): the file
+# checks, the one pyogrio call and the header date.
+
+def _check_osm_file(path: Path) -> None:
+    """Refuse a missing, empty, too large or non-OSM file before GDAL opens it."""
+    if not path.is_file():
+        raise ValidationError(f"{path}: file not found", [Problem("file not found", file=path.name)])
+    name = path.name.lower()
+    if not name.endswith(OSM_SUFFIXES):
+        raise ValidationError(f"{path}: not an OpenStreetMap file name (GDAL's OSM driver reads .osm and .osm.pbf)",
+                              [Problem("not an OSM file", file=path.name)])
+    size = path.stat().st_size
+    if size == 0:
+        raise ValidationError(f"{path}: the file is empty", [Problem("empty file", file=path.name)])
+    limit = osm_max_bytes()
+    if size > limit:
+        raise ValidationError(
+            f"{path}: the file has {size / 2**20:,.0f} MiB, more than the {limit / 2**20:,.0f} MiB accepted "
+            "(GEO_IBM_ROADS_MAX_MB); cut a smaller extract around Luxembourg",
+            [Problem("file too large", file=path.name, value=size)])
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if name.endswith(".pbf"):
+        # A PBF file starts with a 4-byte length and a BlobHeader whose type (field 1) is "OSMHeader".
+        if head[4:15] != b"\n\tOSMHeader":
+            raise ValidationError(f"{path}: not an OpenStreetMap PBF file (no OSMHeader block at its start)",
+                                  [Problem("not an OSM PBF file", file=path.name)])
+    else:
+        text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+        if not (text.startswith((b"<?xml", b"<osm")) and re.search(rb"<osm[\s>]", text)):
+            raise ValidationError(f"{path}: not an OpenStreetMap XML file (no <osm> element at its start)",
+                                  [Problem("not an OSM XML file", file=path.name)])
+
+
+def _read_osm_lines(path: Path, *, highways: tuple[str, ...]) -> gpd.GeoDataFrame:
+    """The ``lines`` layer of an OSM file, only the ways of ``highways``, in EPSG:4326."""
+    import pyogrio
+
+    try:
+        info = pyogrio.read_info(path, layer="lines")
+    except Exception as exc:
+        raise ValidationError(f"{path}: GDAL cannot open it as an OpenStreetMap file: {exc}",
+                              [Problem("unreadable OSM file", file=path.name)]) from exc
+    if info.get("driver") != "OSM":
+        raise ValidationError(f"{path}: GDAL reads it as {info.get('driver')}, not as an OpenStreetMap file",
+                              [Problem("not an OSM file", file=path.name)])
+    fields = [str(f) for f in info["fields"]]
+    if "highway" not in fields or "osm_id" not in fields:
+        raise ValidationError(f"{path}: GDAL's OSM configuration (OSM_CONFIG_FILE) gives the lines no "
+                              f"osm_id or highway field; fields are {fields}")
+    wanted = [f for f in ("osm_id", "name", "highway", *_TAG_KEYS, "other_tags", "all_tags") if f in fields]
+    listed = ", ".join(f"'{h}'" for h in highways)
+    try:
+        return pyogrio.read_dataframe(path, layer="lines", columns=wanted, where=f"highway IN ({listed})")
+    except Exception as exc:
+        raise ValidationError(f"{path}: corrupt or unreadable OpenStreetMap file: {exc}",
+                              [Problem("corrupt OSM file", file=path.name)]) from exc
+
+
+def osm_extract_date(path: str | os.PathLike[str]) -> str | None:
+    """The date (``YYYY-MM-DD``, UTC) an extract's header gives, ``None`` when it gives none.
+
+    XML: the ``timestamp`` attribute of ``<osm>`` or ``osm_base`` of ``<meta>`` (Overpass). PBF: the
+    header block's ``osmosis_replication_timestamp``, which extract mirrors set.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64 * 1024)
+    except OSError:
+        return None
+    if path.name.lower().endswith(".pbf"):
+        stamp = _pbf_replication_timestamp(head)
+        return None if stamp is None else datetime.fromtimestamp(stamp, tz=timezone.utc).date().isoformat()
+    found = re.search(rb'<(?:osm|meta)\b[^>]*?\b(?:timestamp|osm_base)="(\d{4}-\d{2}-\d{2})', head)
+    return found.group(1).decode("ascii") if found else None
+
+
+def _pbf_replication_timestamp(head: bytes) -> int | None:
+    """``osmosis_replication_timestamp`` (field 32) of the PBF header block, from the file's first bytes."""
+    try:
+        size = int.from_bytes(head[:4], "big")
+        blob_header = _protobuf_fields(head[4:4 + size])
+        blob_size = int(blob_header[3][0])  # type: ignore[arg-type]
+        blob = _protobuf_fields(head[4 + size:4 + size + blob_size])
+        if 1 in blob:
+            block = bytes(blob[1][0])  # type: ignore[arg-type]
+        else:
+            block = zlib.decompress(bytes(blob[3][0]))  # type: ignore[arg-type]
+        stamps = _protobuf_fields(block).get(32)
+    except (KeyError, IndexError, ValueError, TypeError, zlib.error):
+        return None
+    return int(stamps[0]) if stamps and int(stamps[0]) > 0 else None  # type: ignore[arg-type]
+
+
+def _protobuf_fields(data: bytes) -> dict[int, list[int | bytes]]:
+    """Top-level fields of a protobuf message: varints as ints, length-delimited as bytes."""
+    fields: dict[int, list[int | bytes]] = {}
+    pos = 0
+
+    def varint() -> int:
+        nonlocal pos
+        value, shift = 0, 0
+        while True:
+            if pos >= len(data) or shift > 63:
+                raise ValueError("truncated varint")
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    while pos < len(data):
+        key = varint()
+        number, kind = key >> 3, key & 7
+        if kind == 0:
+            fields.setdefault(number, []).append(varint())
+        elif kind == 2:
+            length = varint()
+            if pos + length > len(data):
+                raise ValueError("truncated field")
+            fields.setdefault(number, []).append(data[pos:pos + length])
+            pos += length
+        elif kind in (1, 5):
+            pos += 8 if kind == 1 else 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {kind}")
+    return fields
