@@ -32,6 +32,8 @@ LEAN_COLUMNS: dict[str, str] = {
     "location_kind": "location_kind",
     "entry_country": "entry_country",
     "transport_mode": "transport_mode",
+    "destination_country": "destination_country",
+    "nationalities": "nationalities",
     "event_id": "event_id",
     "operation_id": "operation_id",
     "source_unit": "source_unit",
