@@ -1,0 +1,296 @@
+"""Reading OpenStreetMap extracts into the road layer, and installing it next to the store."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+import osmium
+import pandas as pd
+import pytest
+import shapely
+from pyproj import Geod, Transformer
+
+from geo_ibm import layers
+from geo_ibm.errors import ValidationError
+from geo_ibm.network import installed, osm
+from geo_ibm.network.osm import hstore_value, osm_extract_date, parse_maxspeed, parse_oneway, read_osm
+from geo_ibm.network.roads import ROAD_COLUMNS, road_layer
+
+# Ways of the standard extract: id -> (tags, (lon, lat) vertices). Shared vertices are shared nodes.
+A3 = [(6.12, 49.58), (6.11, 49.52), (6.10, 49.50)]
+WAYS: dict[int, tuple[dict[str, str], list[tuple[float, float]]]] = {
+    100: ({"highway": "motorway", "ref": "A3", "oneway": "yes", "maxspeed": "130", "name": "Autoroute de Dudelange"},
+          A3),
+    101: ({"highway": "motorway_link"}, [(6.11, 49.52), (6.115, 49.515)]),  # no oneway tag: nothing implied
+    102: ({"highway": "primary", "ref": "N6; E44", "oneway": "-1", "maxspeed": "50 mph", "name": 'Route "d\'Arlon"'},
+          [(6.00, 49.64), (5.95, 49.66)]),
+    103: ({"highway": "secondary", "maxspeed": "FR:urban", "oneway": "no", "ref": "N7"},
+          [(6.10, 49.75), (6.08, 49.85)]),
+    104: ({"highway": "tertiary", "maxspeed": "30;50", "oneway": "reverse",
+           "description": 'x","maxspeed"=>"999'},  # a look-alike inside another tag's value
+          [(6.12, 49.58), (6.13, 49.60)]),
+    105: ({"highway": "trunk", "maxspeed": "none", "oneway": "true", "ref": "B7"}, [(6.13, 49.60), (6.15, 49.63)]),
+    106: ({"highway": "footway", "name": "Chemin"}, [(6.12, 49.58), (6.125, 49.585)]),
+    107: ({"highway": "residential", "name": "Rue"}, [(6.13, 49.60), (6.135, 49.605)]),
+    108: ({"highway": "primary", "name": "Boulevard"}, [(2.35, 48.85), (2.36, 48.86)]),  # Paris
+    109: ({"highway": "secondary", "maxspeed": "10 knots", "ref": "N10"}, [(6.30, 49.61), (7.00, 49.61)]),  # into DE
+}
+
+
+def write_osm(path: Path, ways: dict[int, tuple[dict[str, str], list[tuple[float, float]]]] = WAYS, *,
+              timestamp: str | None = None) -> Path:
+    """An OSM XML file of ``ways``; a vertex used twice is one node."""
+    nodes: dict[tuple[float, float], int] = {}
+    for _, coords in ways.values():
+        for xy in coords:
+            nodes.setdefault(xy, len(nodes) + 1)
+    stamp = f' timestamp="{timestamp}"' if timestamp else ""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<osm version="0.6" generator="test"{stamp}>']
+    lines += [f'  <node id="{n}" version="1" lat="{lat}" lon="{lon}"/>' for (lon, lat), n in nodes.items()]
+    for way_id, (tags, coords) in ways.items():
+        lines.append(f'  <way id="{way_id}" version="1">')
+        lines += [f'    <nd ref="{nodes[xy]}"/>' for xy in coords]
+        lines += [f"    <tag k={quoteattr(k)} v={quoteattr(v)}/>" for k, v in tags.items()]
+        lines.append("  </way>")
+    lines.append("</osm>")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def to_pbf(xml: Path, pbf: Path, *, replication_timestamp: str | None = None) -> Path:
+    """``xml`` rewritten as an .osm.pbf file by libosmium (pyosmium)."""
+    header = osmium.io.Header()
+    if replication_timestamp:
+        header.set("osmosis_replication_timestamp", replication_timestamp)
+    writer = osmium.SimpleWriter(str(pbf), header=header)
+    try:
+        for obj in osmium.FileProcessor(str(xml)):
+            writer.add(obj)
+    finally:
+        writer.close()
+    return pbf
+
+
+TO_LUREF = Transformer.from_crs("EPSG:4326", "EPSG:2169", always_xy=True)
+GEOD = Geod(ellps="WGS84")
+
+
+def geodesic_m(coords: list[tuple[float, float]]) -> float:
+    lons, lats = zip(*coords)
+    return float(GEOD.line_length(lons, lats))
+
+
+@pytest.fixture
+def extract(tmp_path) -> Path:
+    return write_osm(tmp_path / "luxembourg.osm", timestamp="2026-11-30T21:21:02Z")
+
+
+def test_read_osm_keeps_the_road_classes_with_their_tags(extract):
+    roads = read_osm(extract)
+    assert list(roads.columns) == [*ROAD_COLUMNS, "geometry"]
+    assert roads.crs.to_epsg() == 2169
+    assert set(roads.geom_type) == {"LineString"}
+    by_id = roads.set_index("road_id")
+    # footway and residential dropped, Paris clipped out
+    assert list(roads["road_id"]) == ["w100", "w101", "w102", "w103", "w104", "w105", "w109"]
+    assert by_id.loc["w100", ["ref", "name", "highway", "oneway", "maxspeed"]].to_list() == [
+        "A3", "Autoroute de Dudelange", "motorway", 1, 130.0]
+    assert by_id.loc["w101", ["ref", "name", "highway", "oneway"]].to_list() == ["", "", "motorway_link", 0]
+    assert np.isnan(by_id.loc["w101", "maxspeed"])
+    assert by_id.loc["w102", ["ref", "name", "oneway"]].to_list() == ["N6;E44", 'Route "d\'Arlon"', -1]
+    assert by_id.loc["w102", "maxspeed"] == pytest.approx(50 * 1.609344)
+    assert by_id.loc["w103", "oneway"] == 0 and np.isnan(by_id.loc["w103", "maxspeed"])  # FR:urban is implicit
+    assert by_id.loc["w104", ["oneway", "maxspeed"]].to_list() == [-1, 30.0]  # not the 999 of the description
+    assert by_id.loc["w105", ["ref", "highway", "oneway"]].to_list() == ["B7", "trunk", 1]
+    assert np.isnan(by_id.loc["w105", "maxspeed"])
+    assert by_id.loc["w109", "maxspeed"] == pytest.approx(18.52)
+    assert roads["oneway"].dtype == np.int8 and roads["maxspeed"].dtype == float
+
+
+def test_read_osm_geometry_follows_the_nodes_and_measures_as_the_geodesic(extract):
+    roads = read_osm(extract).set_index("road_id")
+    for way_id in (100, 101, 102, 103, 104, 105):
+        coords = WAYS[way_id][1]
+        geom = roads.loc[f"w{way_id}", "geometry"]
+        expected = np.column_stack(TO_LUREF.transform(*zip(*coords)))
+        np.testing.assert_allclose(shapely.get_coordinates(geom), expected, atol=1e-6)
+        assert geom.length == pytest.approx(geodesic_m(coords), rel=5e-4)
+
+
+def test_read_osm_cuts_a_road_at_the_margin(extract):
+    outline = shapely.union_all(layers.luxembourg_outline().geometry.to_numpy())
+    full = geodesic_m(WAYS[109][1])
+    whole = shapely.LineString(np.column_stack(TO_LUREF.transform(*zip(*WAYS[109][1]))))
+    lengths = []
+    for margin in (0.0, 1000.0, 5000.0):
+        piece = read_osm(extract, margin_m=margin).set_index("road_id").loc["w109", "geometry"]
+        start, end = shapely.get_coordinates(piece)[[0, -1]]
+        np.testing.assert_allclose(start, TO_LUREF.transform(6.30, 49.61), atol=1e-6)
+        # the piece ends where the line leaves the buffered outline: margin_m from the outline
+        assert shapely.distance(outline, shapely.Point(end)) == pytest.approx(margin, abs=1.0)
+        assert shapely.distance(shapely.Point(end), whole) < 1e-6  # on the projected way
+        lengths.append(piece.length)
+    assert lengths[0] < lengths[1] < lengths[2] < full / 2
+
+
+def test_read_osm_splits_a_way_that_leaves_and_reenters(tmp_path):
+    # east of Luxembourg City into Germany and back: two pieces, both with the way's road_id
+    ways = {7: ({"highway": "primary"}, [(6.30, 49.61), (7.00, 49.61), (7.00, 49.62), (6.30, 49.62)])}
+    roads = read_osm(write_osm(tmp_path / "loop.osm", ways))
+    assert list(roads["road_id"]) == ["w7", "w7"]
+    outline = shapely.union_all(layers.luxembourg_outline().geometry.to_numpy())
+    ends = shapely.points(shapely.get_coordinates(roads.geometry.to_numpy()))
+    assert shapely.distance(outline, ends).max() == pytest.approx(osm.road_margin_m(), abs=1.0)
+
+
+def test_pbf_reads_as_the_xml_and_gives_its_date(extract, tmp_path):
+    pbf = to_pbf(extract, tmp_path / "luxembourg.osm.pbf", replication_timestamp="2026-11-30T21:21:02Z")
+    from_xml, from_pbf = read_osm(extract), read_osm(pbf)
+    pd.testing.assert_frame_equal(from_pbf.drop(columns="geometry"), from_xml.drop(columns="geometry"))
+    assert from_pbf.geometry.geom_equals_exact(from_xml.geometry, tolerance=0.01).all()  # PBF stores 1e-7 degrees
+    assert osm_extract_date(pbf) == "2026-11-30"
+    assert osm_extract_date(extract) == "2026-11-30"
+    assert osm_extract_date(to_pbf(extract, tmp_path / "undated.osm.pbf")) is None
+
+
+def test_tag_parsers():
+    tags = pd.Series(['"ref"=>"A3","oneway"=>"yes"', '"name:x"=>"a\\"ref\\"=>\\"Z","ref"=>"N\\"1\\\\"', None,
+                      '"maxspeed"=>"50", "ref"=>"B7"'])
+    assert hstore_value(tags, "ref").to_list()[:2] == ["A3", 'N"1\\']
+    assert pd.isna(hstore_value(tags, "ref")[2]) and hstore_value(tags, "ref")[3] == "B7"
+    oneway = pd.Series(["yes", "TRUE", "1", "-1", "reverse", "no", "alternating", None, " yes "])
+    assert parse_oneway(oneway).tolist() == [1, 1, 1, -1, -1, 0, 0, 0, 1]
+    speeds = pd.Series(["50", "50 mph", "130 km/h", "90;70", "FR:urban", "none", "walk", "0", "999", "7.5", None,
+                        "signals", "40kmh"])
+    np.testing.assert_allclose(parse_maxspeed(speeds), [50, 80.4672, 130, 90, np.nan, np.nan, np.nan, np.nan,
+                                                        np.nan, 7.5, np.nan, np.nan, 40])
+
+
+@pytest.mark.parametrize(("name", "content", "reason"), [
+    ("empty.osm", b"", "empty"),
+    ("empty.osm.pbf", b"", "empty"),
+    ("random.osm.pbf", bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8)), "not an OpenStreetMap PBF"),
+    ("text.osm", b"hello, not xml\n", "not an OpenStreetMap XML"),
+    ("vrt.osm", b"<OGRVRTDataSource><OGRVRTLayer name='x'/></OGRVRTDataSource>", "not an OpenStreetMap XML"),
+    ("roads.xml", b'<osm version="0.6"></osm>', "not an OpenStreetMap file name"),
+    ("nothing.osm", b'<?xml version="1.0"?>\n<osm version="0.6"></osm>\n', "no roads of the kept classes"),
+])
+def test_bad_files_are_refused_naming_the_file(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValidationError, match=reason) as info:
+        read_osm(path)
+    assert name in str(info.value)
+    assert info.value.problems and info.value.problems[0].file == name
+
+
+def test_corrupt_pbf_and_xml_are_refused(extract, tmp_path):
+    pbf = to_pbf(extract, tmp_path / "whole.osm.pbf")
+    cut = tmp_path / "cut.osm.pbf"
+    cut.write_bytes(pbf.read_bytes()[:60])  # a valid header block, then nothing whole
+    with pytest.raises(ValidationError, match="cut.osm.pbf: corrupt or unreadable"):
+        read_osm(cut)
+    garbled = tmp_path / "garbled.osm.pbf"
+    data = bytearray(pbf.read_bytes())
+    data[40:] = bytes(len(data) - 40)
+    garbled.write_bytes(bytes(data))
+    with pytest.raises(ValidationError, match="garbled.osm.pbf: corrupt or unreadable"):
+        read_osm(garbled)
+    broken = tmp_path / "broken.osm"
+    broken.write_text(extract.read_text()[: len(extract.read_text()) // 2] + "<<<", encoding="utf-8")
+    with pytest.raises(ValidationError, match="broken.osm: corrupt or unreadable"):
+        read_osm(broken)
+
+
+def test_files_without_roads_in_luxembourg_are_refused(tmp_path):
+    paths = {"paths": {1: ({"highway": "footway"}, [(6.12, 49.58), (6.13, 49.59)]),
+                       2: ({"highway": "residential"}, [(6.12, 49.58), (6.14, 49.59)]),
+                       3: ({"waterway": "river"}, [(6.12, 49.58), (6.15, 49.59)])},
+             "far": {1: ({"highway": "motorway", "ref": "A1"}, [(2.35, 48.85), (2.40, 48.90)]),
+                     2: ({"highway": "primary"}, [(6.40, 50.20), (6.50, 50.30)])}}
+    with pytest.raises(ValidationError, match="paths.osm: no roads of the kept classes"):
+        read_osm(write_osm(tmp_path / "paths.osm", paths["paths"]))
+    with pytest.raises(ValidationError, match="far.osm: none of its 2 roads is within 5,000 m of Luxembourg"):
+        read_osm(write_osm(tmp_path / "far.osm", paths["far"]))
+
+
+def test_size_is_bounded_before_reading(extract, monkeypatch):
+    size = extract.stat().st_size
+    monkeypatch.setenv("GEO_IBM_ROADS_MAX_MB", str(size / 2**20 / 2))
+    said = rf"luxembourg.osm: the file has {size / 1024:.1f} KiB, more than the {size / 2048:.1f} KiB accepted"
+    with pytest.raises(ValidationError, match=said + r" \(GEO_IBM_ROADS_MAX_MB\)"):
+        read_osm(extract)
+    monkeypatch.setenv("GEO_IBM_ROADS_MAX_MB", "lots")
+    with pytest.raises(ValidationError, match="GEO_IBM_ROADS_MAX_MB"):
+        read_osm(extract)
+    monkeypatch.delenv("GEO_IBM_ROADS_MAX_MB")
+    assert osm.osm_max_bytes() == 2048 * 2**20
+    with pytest.raises(ValidationError, match="margin_m"):
+        read_osm(extract, margin_m=-1)
+    with pytest.raises(ValidationError, match="file not found"):
+        read_osm(extract.with_name("missing.osm"))
+
+
+def test_default_margin_follows_the_event_margin_when_larger(monkeypatch):
+    assert osm.road_margin_m() == 5000.0
+    monkeypatch.setenv("GEO_IBM_MARGIN_M", "8000")
+    assert osm.road_margin_m() == 8000.0
+
+
+def test_install_and_read_back(extract, tmp_path):
+    assert installed.installed_roads() is None and installed.installed_roads_info() is None
+    roads = read_osm(extract)
+    path = installed.install_roads(roads, source="luxembourg.osm", extract_date="2026-11-30")
+    assert path == tmp_path / "store" / "roads.gpkg" and Path(path).is_file()
+    back = installed.installed_roads()
+    assert back is not None
+    pd.testing.assert_frame_equal(back.drop(columns="geometry"), roads.drop(columns="geometry"), check_dtype=False)
+    assert back["oneway"].dtype == np.int8
+    assert back.geometry.geom_equals_exact(roads.geometry, tolerance=1e-6).all()
+    info = installed.installed_roads_info()
+    assert info is not None
+    assert {k: info[k] for k in ("source", "date", "attribution", "roads")} == {
+        "source": "luxembourg.osm", "date": "2026-11-30", "attribution": "© OpenStreetMap contributors, ODbL 1.0",
+        "roads": 7}
+    assert info["length_km"] == pytest.approx(roads.geometry.length.sum() / 1000, abs=1e-3)
+    assert info["installed_at"].endswith("+00:00")
+    assert list(road_layer()["road_id"]) == list(roads["road_id"])
+    assert [p.name for p in Path(path).parent.iterdir()] == ["roads.gpkg"]  # no staged file left
+
+
+def test_a_new_install_replaces_the_cached_one(extract):
+    roads = read_osm(extract)
+    installed.install_roads(roads, source="first")
+    assert installed.installed_roads_info()["source"] == "first"
+    installed.install_roads(roads.iloc[:2], source="second")
+    assert installed.installed_roads_info()["source"] == "second"
+    assert len(installed.installed_roads()) == 2
+    changed = installed.installed_roads()
+    changed.loc[0, "ref"] = "changed"  # a copy: the cache is not changed through it
+    assert installed.installed_roads().loc[0, "ref"] == "A3"
+
+
+def test_a_refused_install_leaves_the_installed_network(extract):
+    roads = read_osm(extract)
+    installed.install_roads(roads, source="good")
+    bad = [roads.assign(highway="footway"), roads.assign(oneway=2), roads.iloc[:0], roads.drop(columns="ref"),
+           roads.set_geometry(roads.geometry.buffer(1))]
+    for layer in bad:
+        with pytest.raises(ValidationError, match="install_roads"):
+            installed.install_roads(layer, source="bad")
+    for kwargs in ({"source": " "}, {"source": "x", "extract_date": "30/11/2026"}):
+        with pytest.raises(ValidationError, match="source|extract_date"):
+            installed.install_roads(roads, **kwargs)
+    assert installed.installed_roads_info()["source"] == "good"
+    assert len(installed.installed_roads()) == len(roads)
+
+
+def test_database_store_keeps_the_roads_in_the_instance_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("GEO_IBM_STORE", "postgresql://user@localhost:5432/ibm")
+    monkeypatch.setenv("GEO_IBM_INSTANCE", str(tmp_path / "inst"))
+    assert installed.installed_roads_path() == tmp_path / "inst" / "roads.gpkg"
+    monkeypatch.delenv("GEO_IBM_INSTANCE")
+    assert installed.installed_roads_path() == Path("instance") / "roads.gpkg"
+    assert os.fspath(installed.installed_roads_path()).startswith("instance")
