@@ -74,6 +74,9 @@ def read_event_table(path: PathLike, *, layer: str | None = None, limits: Import
         raise ValidationError(f"{path}: file not found")
     suffix = path.suffix.lower()
     if suffix not in EVENT_TABLE_SUFFIXES:
+        if path.name.lower().endswith((".osm", ".osm.pbf", ".pbf")):
+            raise ValidationError(f"{path}: an OpenStreetMap extract, not an event file; "
+                                  "use `geo-ibm roads import FILE` to install it as the road network")
         raise ValidationError(
             f"{path}: unsupported event file type {suffix!r}; use one of {', '.join(EVENT_TABLE_SUFFIXES)}"
         )
