@@ -92,7 +92,7 @@ def test_flow_arrows_point_the_way_the_line_runs(end, angle):
     assert colour == "#123456" and size == 12
     # EPSG:2169's grid is turned by well under a degree from true north in Luxembourg.
     assert abs((got - angle + 180) % 360 - 180) < 1.5
-    midpoint = line.geometry.iloc[0].interpolate(0.5, normalized=True)
+    midpoint = line.geometry.iloc[0].interpolate(routelayers.ARROW_AT, normalized=True)
     assert math.isclose(lat, midpoint.y, abs_tol=1e-6) and math.isclose(lon, midpoint.x, abs_tol=1e-6)
 
 
@@ -153,6 +153,17 @@ def test_no_significant_lixel_says_so(outline, borders):
     fmap = routelayers.route_map(outline=outline, borders=borders, segments=segments,
                                  lixels=segments.assign(gi_bin=0))
     assert "No significant stretch of road" in maps.render_map(fmap)
+
+
+def test_the_two_directions_of_a_segment_get_arrows_apart():
+    line = shapely.LineString([(60_000, 80_000), (70_000, 80_000)])
+    both = gpd.GeoDataFrame(geometry=[line, line.reverse()], crs=2169).to_crs(4326)
+    forward, backward = routelayers.flow_arrows(both, colours=["#000000"] * 2, sizes=[10, 10])
+    assert abs(abs(forward[2] - backward[2]) - 180) < 1e-6
+    # 20 % of the 10 km segment apart (a road segment's two flows share one line).
+    apart = gpd.GeoSeries([shapely.Point(forward[1], forward[0]), shapely.Point(backward[1], backward[0])],
+                          crs=4326).to_crs(2169)
+    assert abs(apart.iloc[0].distance(apart.iloc[1]) - 2_000) < 5
 
 
 def test_arrows_are_bounded(outline, borders):

@@ -23,6 +23,7 @@ from geo_ibm.figures.common import _STYLE, Translate, _lock
 from geo_ibm.figures.printmap import _line_segments, static_map
 from geo_ibm.io import ensure_working_crs
 from geo_ibm.maps.routelayers import (
+    ARROW_AT,
     CROSSING_COLOUR,
     FLOW_COLOURS,
     INTENSITY_WIDTHS,
@@ -196,7 +197,8 @@ def flow_print_map(
     weight
         ``"events"`` or ``"persons"``: what the widths show.
     max_arrows
-        Arrows drawn halfway along the largest flows.
+        Arrows drawn on the largest flows (at :data:`~geo_ibm.maps.routelayers.ARROW_AT` of their length,
+        as on the web map).
     crossings, network_source, title, subtitle, period, width_mm, dpi, t
         As :func:`corridor_print_map`.
     """
@@ -229,8 +231,8 @@ def flow_print_map(
             geom = geoms[i]
             if geom is None or geom.is_empty or geom.length == 0:
                 continue
-            tail = shapely.line_interpolate_point(geom, 0.45, normalized=True)
-            head = shapely.line_interpolate_point(geom, 0.55, normalized=True)
+            tail = shapely.line_interpolate_point(geom, ARROW_AT - 0.05, normalized=True)
+            head = shapely.line_interpolate_point(geom, ARROW_AT + 0.05, normalized=True)
             ax.add_patch(FancyArrowPatch((tail.x, tail.y), (head.x, head.y), arrowstyle="-|>",
                                          mutation_scale=(5 + 2 * widths[i]) * scale, linewidth=0,
                                          color=FLOW_COLOURS.get(legs[i], "#444444"), zorder=4.9))

@@ -45,6 +45,10 @@ FLOW_COLOURS: dict[str, str] = {"entry": "#1f4e9c", "exit": "#c45a00"}
 
 CROSSING_COLOUR = "#6a1b9a"
 
+ARROW_AT = 0.6
+"""Where along a flow line (fraction, in the direction of travel) its arrow sits: past the middle, so the
+arrows of the two directions of one road segment do not cover each other."""
+
 MAX_ARROWS = 400
 """Most direction arrows drawn (on the largest flows); the lines themselves are all drawn."""
 
@@ -210,17 +214,17 @@ class _Arrows(MacroElement):
 def flow_arrows(web: gpd.GeoDataFrame, *, colours: Sequence[str], sizes: Sequence[float]) -> list[list[Any]]:
     """One arrow per flow line (EPSG:4326): ``[lat, lon, screen angle in degrees, colour, size px]``.
 
-    The arrow sits halfway along the line and points the way the line runs (its direction of
-    travel); the angle is measured on the screen (clockwise from east, Web Mercator's local
+    The arrow sits at :data:`ARROW_AT` of the line's length and points the way the line runs
+    (its direction of travel); the angle is measured on the screen (clockwise from east, Web Mercator's local
     scale), which is how CSS rotates.
     """
     arrows: list[list[Any]] = []
     for geom, colour, size in zip(web.geometry, colours, sizes, strict=True):
         if geom is None or geom.is_empty or geom.length == 0:
             continue
-        mid = shapely.line_interpolate_point(geom, 0.5, normalized=True)
-        ahead = shapely.line_interpolate_point(geom, min(1.0, 0.5 + 0.02), normalized=True)
-        behind = shapely.line_interpolate_point(geom, max(0.0, 0.5 - 0.02), normalized=True)
+        mid = shapely.line_interpolate_point(geom, ARROW_AT, normalized=True)
+        ahead = shapely.line_interpolate_point(geom, ARROW_AT + 0.02, normalized=True)
+        behind = shapely.line_interpolate_point(geom, ARROW_AT - 0.02, normalized=True)
         dx = (ahead.x - behind.x) * math.cos(math.radians(mid.y))
         dy = ahead.y - behind.y
         if dx == 0 and dy == 0:
@@ -371,7 +375,7 @@ def route_map(
 
 
 __all__ = [
-    "INTENSITY_COLOURS", "INTENSITY_WIDTHS", "QUIET_COLOUR", "FLOW_COLOURS", "CROSSING_COLOUR", "MAX_ARROWS",
+    "INTENSITY_COLOURS", "INTENSITY_WIDTHS", "QUIET_COLOUR", "FLOW_COLOURS", "CROSSING_COLOUR", "ARROW_AT", "MAX_ARROWS",
     "intensity_breaks", "intensity_class", "class_palette", "flow_arrows", "add_segments", "add_lixels", "add_flows",
     "add_route_crossings", "route_map",
 ]
