@@ -54,7 +54,8 @@ MAX_SPEED_KMH = 300.0
 _ONEWAY = {"yes": 1, "true": 1, "1": 1, "-1": -1, "reverse": -1}
 """``oneway`` values with a direction; any other value (no, alternating, reversible...) is 0."""
 
-_SPEED = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(km/h|kmh|kph|mph|knots)?\s*$", re.IGNORECASE)
+_SPEED = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(km/h|kmh|kph|mph|knots)?\s*(?:;|$)", re.IGNORECASE)
+"""The first of a ``maxspeed``'s ``;``-separated values, a number with an optional unit."""
 _TAG_KEYS = ("ref", "oneway", "maxspeed")
 
 
@@ -115,16 +116,37 @@ def read_osm(path: str | os.PathLike[str], *, margin_m: float | None = None) -> 
         raise ValidationError(f"margin_m must be a number of metres >= 0, got {margin_m!r}",
                               [Problem("negative margin", column="margin_m", value=margin_m)])
     _check_osm_file(path)
-    lines = _read_osm_lines(path, highways=HIGHWAY_CLASSES)
-    if lines.empty:
-        raise ValidationError(f"{path}: no roads of the kept classes ({', '.join(HIGHWAY_CLASSES)})",
-                              [Problem("no roads", file=path.name, column="highway")])
+    area = luxembourg_area(margin)
+    # Only the ways whose bounding box meets the area's are built into a frame: a large extract
+    # costs parsing time, not memory.
+    lines = _read_osm_lines(path, highways=HIGHWAY_CLASSES, bbox=_lonlat_bounds(area))
     roads = roads_from_lines(lines)
-    clipped = clip_to_luxembourg(roads, margin_m=margin)
+    clipped = _clip(roads, area)
     if clipped.empty:
-        raise ValidationError(f"{path}: none of its {len(roads):,} roads is within {margin:,.0f} m of Luxembourg",
-                              [Problem("no roads in Luxembourg", file=path.name, value=len(roads))])
+        if lines.empty and _read_osm_lines(path, highways=HIGHWAY_CLASSES, max_features=1).empty:
+            raise ValidationError(f"{path}: no roads of the kept classes ({', '.join(HIGHWAY_CLASSES)})",
+                                  [Problem("no roads", file=path.name, column="highway")])
+        raise ValidationError(f"{path}: none of its roads of the kept classes is within {margin:,.0f} m of "
+                              "Luxembourg", [Problem("no roads in Luxembourg", file=path.name, column="geometry")])
     return clipped
+
+
+def luxembourg_area(margin_m: float) -> shapely.Geometry:
+    """Luxembourg's outline buffered by ``margin_m`` metres (EPSG:2169), prepared for repeated tests."""
+    # 32 segments a quarter circle: the buffer's edge is within 0.5 m of margin_m for 5 km
+    area = shapely.union_all(layers.luxembourg_outline().geometry.to_numpy()).buffer(margin_m, quad_segs=32)
+    shapely.prepare(area)
+    return area
+
+
+def _lonlat_bounds(area: shapely.Geometry) -> tuple[float, float, float, float]:
+    """Bounds in EPSG:4326 enclosing ``area`` (EPSG:2169), with its edges densified."""
+    from pyproj import Transformer
+
+    to_lonlat = Transformer.from_crs(WORKING_CRS, "EPSG:4326", always_xy=True)
+    west, south, east, north = to_lonlat.transform_bounds(*shapely.bounds(area), densify_pts=21)
+    pad = 1e-3  # ~100 m
+    return (west - pad, south - pad, east + pad, north + pad)
 
 
 def roads_from_lines(lines: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -164,9 +186,10 @@ def clip_to_luxembourg(roads: gpd.GeoDataFrame, *, margin_m: float) -> gpd.GeoDa
     Lines wholly inside the buffered outline are kept as they are; lines crossing its edge are cut,
     one row per remaining piece (points where a line only touches the edge are dropped).
     """
-    # 32 segments a quarter circle: the buffer's edge is within 0.5 m of margin_m for 5 km
-    area = shapely.union_all(layers.luxembourg_outline().geometry.to_numpy()).buffer(margin_m, quad_segs=32)
-    shapely.prepare(area)
+    return _clip(roads, luxembourg_area(margin_m))
+
+
+def _clip(roads: gpd.GeoDataFrame, area: shapely.Geometry) -> gpd.GeoDataFrame:
     geoms = roads.geometry.to_numpy()
     inside = shapely.contains_properly(area, geoms)
     crossing = ~inside & shapely.intersects(area, geoms)
@@ -190,13 +213,17 @@ def parse_oneway(values: pd.Series) -> np.ndarray:
 
 def parse_maxspeed(values: pd.Series) -> np.ndarray:
     """OSM ``maxspeed`` values in km/h, NaN when missing or implicit (see :func:`read_osm`)."""
-    first = values.fillna("").astype(str).str.split(";").str[0]
-    found = first.str.extract(_SPEED)
-    number = pd.to_numeric(found[0], errors="coerce").to_numpy(dtype=float)
+    speed = np.full(len(values), np.nan)
+    present = values.notna().to_numpy()
+    if not present.any():
+        return speed
+    found = values[present].astype(str).str.extract(_SPEED)
+    number = pd.to_numeric(found[0], errors="coerce").to_numpy(dtype=float, copy=True)
     unit = found[1].fillna("").str.lower().to_numpy(dtype=object)
     factor = np.where(unit == "mph", MPH_KMH, np.where(unit == "knots", KNOT_KMH, 1.0))
-    speed = number * factor
-    speed[~((speed > 0) & (speed <= MAX_SPEED_KMH))] = np.nan
+    number *= factor
+    number[~((number > 0) & (number <= MAX_SPEED_KMH))] = np.nan
+    speed[present] = number
     return speed
 
 
@@ -208,8 +235,13 @@ def hstore_value(tags: pd.Series, key: str) -> pd.Series:
     """
     escaped = re.escape(key.replace("\\", "\\\\").replace('"', '\\"'))
     pattern = rf'(?:^|,)\s*"{escaped}"\s*=>\s*"((?:[^"\\]|\\.)*)"'
-    found = tags.astype("string").str.extract(pattern, expand=False)
-    return found.str.replace(r"\\(.)", r"\1", regex=True).astype(object).where(found.notna(), np.nan)
+    out = np.full(len(tags), np.nan, dtype=object)
+    present = tags.notna().to_numpy()
+    if present.any():
+        found = tags[present].astype(str).str.extract(pattern, expand=False)
+        values = found.str.replace(r"\\(.)", r"\1", regex=True)
+        out[present] = values.astype(object).where(found.notna(), np.nan).to_numpy(dtype=object)
+    return pd.Series(out, index=tags.index, dtype=object)
 
 
 def _tag(lines: pd.DataFrame, key: str) -> pd.Series:
@@ -235,9 +267,11 @@ def _json_tag(text: object, key: str) -> object:
     return np.nan if value is None else str(value)
 
 
-def _clean_ref(refs: pd.Series) -> pd.Series:
-    parts = refs.fillna("").astype(str).str.split(";")
-    return parts.map(lambda p: ";".join(r.strip() for r in p if r.strip()))
+def _clean_ref(refs: pd.Series) -> np.ndarray:
+    out = np.full(len(refs), "", dtype=object)
+    present = refs.notna().to_numpy()
+    out[present] = [";".join(r.strip() for r in str(v).split(";") if r.strip()) for v in refs[present]]
+    return out
 
 
 # Disk access. These belong in geo_ibm.io (an ``io/osm.py`` beside ``io/vectors.py``): the file
@@ -278,8 +312,9 @@ def _size(n: int) -> str:
     return f"{n / 1024:,.1f} KiB" if n < 2**20 else f"{n / 2**20:,.0f} MiB"
 
 
-def _read_osm_lines(path: Path, *, highways: tuple[str, ...]) -> gpd.GeoDataFrame:
-    """The ``lines`` layer of an OSM file, only the ways of ``highways``, in EPSG:4326."""
+def _read_osm_lines(path: Path, *, highways: tuple[str, ...], bbox: tuple[float, float, float, float] | None = None,
+                    max_features: int | None = None) -> gpd.GeoDataFrame:
+    """The ``lines`` layer of an OSM file, only the ways of ``highways`` (meeting ``bbox``), in EPSG:4326."""
     import pyogrio
 
     try:
@@ -297,7 +332,8 @@ def _read_osm_lines(path: Path, *, highways: tuple[str, ...]) -> gpd.GeoDataFram
     wanted = [f for f in ("osm_id", "name", "highway", *_TAG_KEYS, "other_tags", "all_tags") if f in fields]
     listed = ", ".join(f"'{h}'" for h in highways)
     try:
-        return pyogrio.read_dataframe(path, layer="lines", columns=wanted, where=f"highway IN ({listed})")
+        return pyogrio.read_dataframe(path, layer="lines", columns=wanted, where=f"highway IN ({listed})", bbox=bbox,
+                                      max_features=max_features)
     except Exception as exc:
         raise ValidationError(f"{path}: corrupt or unreadable OpenStreetMap file: {exc}",
                               [Problem("corrupt OSM file", file=path.name)]) from exc
