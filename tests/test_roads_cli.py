@@ -104,4 +104,16 @@ def test_margin_option_and_date_option(tmp_path, store, monkeypatch):
     assert narrow.geometry.length.sum() < wide.geometry.length.sum()
     assert installed.installed_roads_info()["date"] == "2026-01-31"
     bad = _run(["roads", "import", str(xml), "--date", "last week"], store)
-    assert bad.exit_code == 1 and "extract_date must be YYYY-MM-DD" in bad.output
+    assert bad.exit_code == 1 and "extract_date must be YYYY-MM-DD, got 'last week'" in bad.output
+    assert installed.installed_roads_info()["date"] == "2026-01-31"
+
+
+def test_an_import_into_an_existing_store_is_audited(tmp_path, store):
+    assert _run(["init"], store).exit_code == 0
+    xml = write_osm(tmp_path / "lux.osm")
+    assert _run(["roads", "import", str(xml), "--source", "test extract"], store).exit_code == 0
+    from geo_ibm.store import open_store
+
+    log = open_store(store).audit_log()
+    record = log[log["action"] == "roads import"].iloc[0]
+    assert record["detail"]["source"] == "test extract" and record["detail"]["roads"] == 7

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from geo_ibm.cli.base import main
+from geo_ibm.cli.base import cli_user, main, open_cli_store
 
 
 @main.group("roads")
@@ -29,11 +29,12 @@ def roads_import(ctx: click.Context, file: Path, source: str | None, extract_dat
     from tqdm import tqdm
 
     from geo_ibm.network.graph import build_network
-    from geo_ibm.network.installed import install_roads
+    from geo_ibm.network.installed import check_extract_date, install_roads
     from geo_ibm.network.osm import osm_extract_date, read_osm
 
     # The installed network lives next to the store given with --store.
     os.environ["GEO_IBM_STORE"] = str(ctx.obj["store"])
+    check_extract_date(extract_date)  # before minutes of reading
     with tqdm(total=3, desc="roads", unit="step", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
         bar.set_postfix_str(f"reading {file.name}")
         roads = read_osm(file, margin_m=margin)
@@ -51,6 +52,11 @@ def roads_import(ctx: click.Context, file: Path, source: str | None, extract_dat
                f"component{'' if network.n_components == 1 else 's'} "
                f"(the largest {float(components['length_km'].iloc[0]):,.1f} km) from {file} -> {path}")
     click.echo(f"extract date {date or 'unknown'}; data © OpenStreetMap contributors, ODbL 1.0")
+    store = open_cli_store(ctx)
+    if store.exists():
+        store.audit("roads import", user=cli_user(None),
+                    detail={"file": str(file), "source": source or file.name, "date": date, "roads": int(len(roads)),
+                            "length_km": round(length_km, 3)})
 
 
 @roads_group.command("info")

@@ -106,6 +106,17 @@ def installed_roads_info() -> dict[str, Any] | None:
     return None if found is None else dict(found[1])
 
 
+def check_extract_date(extract_date: str | None) -> None:
+    """Refuse an ``extract_date`` that is not ``None`` or a ``YYYY-MM-DD`` date, naming it."""
+    if extract_date is None:
+        return
+    try:
+        date.fromisoformat(str(extract_date))
+    except ValueError:
+        raise ValidationError(f"extract_date must be YYYY-MM-DD, got {extract_date!r}",
+                              [Problem("not a date", column="extract_date", value=extract_date)]) from None
+
+
 def _installed() -> tuple[gpd.GeoDataFrame, dict[str, Any]] | None:
     path = installed_roads_path()
     try:
@@ -141,12 +152,7 @@ def _validated(roads: gpd.GeoDataFrame, *, source: str, extract_date: str | None
     if not isinstance(source, str) or not source.strip():
         raise ValidationError(f"source must name where the roads come from, got {source!r}",
                               [Problem("blank source", column="source", value=source)])
-    if extract_date is not None:
-        try:
-            date.fromisoformat(str(extract_date))
-        except ValueError:
-            raise ValidationError(f"extract_date must be YYYY-MM-DD, got {extract_date!r}",
-                                  [Problem("not a date", column="extract_date", value=extract_date)]) from None
+    check_extract_date(extract_date)
     missing = [c for c in ROAD_COLUMNS if c not in roads.columns]
     if missing:
         raise ValidationError(f"{what}: missing columns {missing}; columns are {list(roads.columns)}",

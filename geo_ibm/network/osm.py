@@ -144,7 +144,8 @@ def _lonlat_bounds(area: shapely.Geometry) -> tuple[float, float, float, float]:
     from pyproj import Transformer
 
     to_lonlat = Transformer.from_crs(WORKING_CRS, "EPSG:4326", always_xy=True)
-    west, south, east, north = to_lonlat.transform_bounds(*shapely.bounds(area), densify_pts=21)
+    xmin, ymin, xmax, ymax = (float(v) for v in shapely.bounds(area))
+    west, south, east, north = to_lonlat.transform_bounds(xmin, ymin, xmax, ymax, densify_pts=21)
     pad = 1e-3  # ~100 m
     return (west - pad, south - pad, east + pad, north + pad)
 
