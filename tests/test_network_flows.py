@@ -100,12 +100,12 @@ def expected_flows(case, *, exits: bool = True) -> dict[tuple[str, int, int], li
         destination = row["destination_country"]
         if exits and destination in EXIT_COUNTRIES:
             via = EXIT_COUNTRIES[destination]
-            options = [shortest_by_enumeration(g, "event", int(node))
-                       for node, neighbour in zip(frame["node"], frame["neighbour"], strict=True) if neighbour in via]
-            options.sort(key=lambda o: o[0])
-            if len(options) > 1:
-                assert options[1][0] - options[0][0] > 1e-6
-            legs.append(("exit", options[0][1]))
+            ways = [shortest_by_enumeration(g, "event", int(node))
+                    for node, neighbour in zip(frame["node"], frame["neighbour"], strict=True) if neighbour in via]
+            ways.sort(key=lambda o: o[0])
+            if len(ways) > 1:
+                assert ways[1][0] - ways[0][0] > 1e-6
+            legs.append(("exit", ways[0][1]))
         for leg, path in legs:
             for a, b in zip(path[:-1], path[1:]):
                 edge = g.edges[a, b]
