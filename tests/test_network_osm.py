@@ -155,6 +155,25 @@ def test_pbf_reads_as_the_xml_and_gives_its_date(extract, tmp_path):
     assert osm_extract_date(to_pbf(extract, tmp_path / "undated.osm.pbf")) is None
 
 
+@pytest.mark.parametrize("change", ["fields", "json"])
+def test_a_custom_gdal_osm_configuration_reads_the_same(extract, tmp_path, monkeypatch, change):
+    import pyogrio
+
+    conf = (Path(pyogrio.get_gdal_data_path()) / "osmconf.ini").read_text(encoding="utf-8")
+    if change == "fields":  # ref, oneway and maxspeed as fields of their own instead of in other_tags
+        conf = conf.replace("attributes=name,highway,waterway,aerialway,barrier,man_made,railway",
+                            "attributes=name,highway,ref,oneway,maxspeed,waterway,aerialway,barrier,man_made,railway")
+    else:  # other_tags as JSON
+        conf = conf.replace("#tags_format=json", "tags_format=json")
+    assert conf != (Path(pyogrio.get_gdal_data_path()) / "osmconf.ini").read_text(encoding="utf-8")
+    expected = read_osm(extract)
+    (tmp_path / "osmconf.ini").write_text(conf, encoding="utf-8")
+    monkeypatch.setenv("OSM_CONFIG_FILE", str(tmp_path / "osmconf.ini"))
+    fields = pyogrio.read_info(extract, layer="lines")["fields"]
+    assert ("maxspeed" in fields) == (change == "fields")
+    pd.testing.assert_frame_equal(read_osm(extract), expected)
+
+
 def test_tag_parsers():
     tags = pd.Series(['"ref"=>"A3","oneway"=>"yes"', '"name:x"=>"a\\"ref\\"=>\\"Z","ref"=>"N\\"1\\\\"', None,
                       '"maxspeed"=>"50", "ref"=>"B7"'])
