@@ -227,6 +227,36 @@ def test_french_interface(watched):
     assert watched.errors == []
 
 
+def test_routes_page_draws_its_layers_offline(watched):
+    watched.login("ana")
+    watched.page.click("nav a[href='/routes/']")
+    watched.page.wait_for_url(re.compile(r".*/routes/$"))
+    watched.page.check("input[name=network_hotspots]")
+    watched.page.click("form.filters button[type=submit]")
+    watched.page.wait_for_url(re.compile(r".*network_hotspots=1.*"))
+    assert watched.page.locator("#route-corridors tbody tr").count() > 0
+    watched.page.wait_for_selector("iframe.map")
+    frame = None
+    for _ in range(100):
+        frame = next((f for f in watched.page.frames if "/routes/map" in f.url), None)
+        if frame is not None:
+            break
+        watched.page.wait_for_timeout(100)
+    assert frame is not None
+    frame.wait_for_function("() => window.L !== undefined && document.querySelectorAll('.geo-ibm-arrow svg').length > 0",
+                            timeout=30_000)
+    labels = frame.evaluate("() => Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))"
+                            ".map(l => l.textContent.trim())")
+    assert {"Events per km of road", "Network hot and cold spots", "Flows (direction of travel)",
+            "Entry crossings (attributed events)"} <= set(labels)
+    # Switching the flows off hides their arrows with their lines (one layer).
+    before = frame.evaluate("() => document.querySelectorAll('.geo-ibm-arrow').length")
+    frame.click("text=Flows (direction of travel)")
+    assert frame.evaluate("() => document.querySelectorAll('.geo-ibm-arrow').length") == 0 < before
+    assert watched.outside_requests() == []
+    assert watched.errors == []
+
+
 # --------------------------------------------------------------------------- accessibility (axe-core)
 
 AXE_TAGS: tuple[str, ...] = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice")
@@ -284,6 +314,9 @@ PAGES: list[Any] = [
     _page("import-report", "ana", "/import", action=_upload_bad_file),
     _page("exports", "ana", "/exports/"),
     _page("reports", "ana", "/reports/"),
+    _page("routes", "ana", "/routes/"),
+    _page("routes-fr", "ana@fr", "/routes/?network_hotspots=1&tolerance=400"),
+    _page("routes-map", "ana", "/routes/map"),
     _page("account", "vic", "/account"),
     _page("admin-audit", "ada", "/admin/audit"),
     _page("admin-users", "ada", "/admin/users"),

@@ -1,4 +1,4 @@
-"""OGC API – Features Part 1 (Core, GeoJSON, OpenAPI 3.0) over the reference layers, events and hotspots (``/ogc``),
+"""OGC API – Features Part 1 (Core, GeoJSON, OpenAPI 3.0) over the reference layers, events, hotspots and route layers (``/ogc``),
 with Part 3's queryables: each collection's filterable properties, filtered by ``property=value`` on the server."""
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from geo_ibm import analysis
 from geo_ibm.counts import event_total
 from geo_ibm.errors import NotFoundError, ValidationError
 from geo_ibm.geojson import to_feature_collection, to_features
+from geo_ibm.network.requests import RouteQuery
+from geo_ibm.periods import quarter_bounds
 from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS
 from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, disclosure_rule
 from webapp.auth import audit_read, get_store, require_role
@@ -125,6 +127,17 @@ HOTSPOT_QUERYABLES: tuple[Queryable, ...] = (
     Queryable("gi_bin_fdr", "Gi* bin after the false discovery rate correction", "integer", -3, 3),
 )
 
+ROUTE_QUERYABLES: dict[str, tuple[Queryable, ...]] = {
+    "route_segments": (*_text("ref", "highway", "trend"),),
+    "route_corridors": (*_text("ref", "trend"),),
+    "route_flows": (*_text("ref", "leg"), Queryable("direction", "Along (1) or against (-1) the segment's geometry",
+                                                    "integer", -1, 1)),
+    "route_crossings": (*_text("crossing_id", "neighbour"),),
+    "route_lixels": (*_text("ref"), Queryable("gi_bin", "Network Gi* confidence bin after FDR (-3..3, 0 not significant)",
+                                              "integer", -3, 3)),
+}
+"""Properties of the route layers clients may filter on (besides the event filters, which select the events analysed)."""
+
 REFERENCE_QUERYABLES: dict[str, tuple[Queryable, ...]] = {
     "outline": _text("name"),
     "borders": _text("neighbour", "name"),
@@ -162,6 +175,33 @@ def _reference(ogc_id: str, layer: str) -> Collection:
                       attribution=spec.attribution, queryables=REFERENCE_QUERYABLES.get(layer, ()))
 
 
+@dataclass(frozen=True)
+class RouteLayer:
+    """Which layer of a route analysis (:class:`geo_ibm.network.requests.RouteAnalysis`) a collection serves."""
+
+    layer: str
+    network_hotspots: bool = False
+
+
+ROUTE_LAYERS: dict[str, RouteLayer] = {
+    "route_segments": RouteLayer("segments"),
+    "route_corridors": RouteLayer("corridors"),
+    "route_flows": RouteLayer("flows"),
+    "route_crossings": RouteLayer("crossings"),
+    "route_lixels": RouteLayer("lixels", network_hotspots=True),
+}
+"""Route collections -> their layer; each is computed from the events its event filters and ``datetime`` select."""
+
+_ROUTE_NOTE = (" Computed from the stored events that the event filters and datetime select (snapping "
+               "tolerance 250 m), on the installed road network (OpenStreetMap when installed, else the "
+               "shipped schematic corridors). Analyst role: a quiet road with one interception isolates it.")
+
+
+def _route(ogc_id: str, title: str, description: str, id_column: str | None) -> Collection:
+    return Collection(ogc_id, title, description + _ROUTE_NOTE, ROLE_EVENTS, id_column=id_column, temporal=True,
+                      filters=EVENT_FILTERS, queryables=ROUTE_QUERYABLES[ogc_id])
+
+
 COLLECTIONS: dict[str, Collection] = {
     c.id: c
     for c in (
@@ -184,6 +224,21 @@ COLLECTIONS: dict[str, Collection] = {
             "band chosen from the data; recomputed when the store changes.",
             ROLE_HOTSPOTS, id_column="cell_id", queryables=HOTSPOT_QUERYABLES,
         ),
+        _route("route_segments", "Road segments: events per km",
+               "Road segments with the events snapped to them, persons, events per km and the change "
+               "against the previous period with its significance.", "segment_id"),
+        _route("route_corridors", "Corridor ranking",
+               "Roads (by ref) ranked by events per km, with the change against the previous period.", "rank"),
+        _route("route_flows", "Flows along the roads",
+               "Events (and persons) per road segment and direction on the shortest paths from the attributed "
+               "entry crossing to the interception (leg entry) and on to the exit crossing of the destination "
+               "country (leg exit); each line is drawn in the direction of travel.", None),
+        _route("route_crossings", "Entry crossings by attributed events",
+               "Border crossing points with the events and persons attributed to them (nearest crossing of the "
+               "entry country by road distance).", "crossing_id"),
+        _route("route_lixels", "Network hot spots (lixels)",
+               "100 m pieces of road with a network kernel density and a Gi* whose neighbourhood is road "
+               "distance (1 km), binned after the false discovery rate correction.", "lixel_id"),
     )
 }
 """The feature collections served under ``/ogc/collections``."""
@@ -216,6 +271,68 @@ def cached_hotspots() -> gpd.GeoDataFrame:
         return result
 
     return cached(store, "ogc-hotspots", (rule,), build)
+
+
+# --------------------------------------------------------------------------- route collections
+
+
+def route_query(args: Any, *, network_hotspots: bool) -> RouteQuery | None:
+    """The route analysis an ``/items`` request selects: its event filters and ``datetime``.
+
+    A quarter and a ``datetime`` together select the events of both (as on the events
+    collection); ``None`` when they do not overlap (an empty collection).
+    """
+    filters = parse_event_filters(args, choices=filter_choices())
+    when = parse_datetime(single(args, "datetime"))
+    quarter = filters.pop("quarter", None)
+    start = end = None
+    if when is not None:
+        start, end = when.start, when.end
+        if quarter is not None:
+            first, last = quarter_bounds(quarter)
+            start = first if start is None else max(start, first)
+            end = last if end is None else min(end, last)
+            quarter = None
+            if not start < end:
+                return None
+    return RouteQuery(start=start, end=end, quarter=quarter, **filters, network_hotspots=network_hotspots)
+
+
+def route_frame(collection: Collection, args: Any) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """The route layer of ``collection`` for the request's selection, and the analysis' parameters.
+
+    The analysis is the Routes page's (:func:`webapp.routes.route_result`, kept per store
+    version and query). A selection the analysis refuses (too many events) gives an empty
+    collection whose ``parameters`` say why, as the hotspot collection does.
+    """
+    from webapp.routes import route_result
+
+    spec = ROUTE_LAYERS[collection.id]
+    query = route_query(args, network_hotspots=spec.network_hotspots)
+    empty = gpd.GeoDataFrame({collection.id_column or "fid": pd.Series([], dtype="int64")},
+                             geometry=gpd.GeoSeries([], crs=WORKING_CRS), crs=WORKING_CRS)
+    if query is None:
+        return empty, {"note": "the quarter and datetime do not overlap: no events"}
+    try:
+        analysis = route_result(query)
+    except ValidationError as exc:
+        return empty, {**_route_parameters(query), "note": str(exc).splitlines()[0]}
+    frame = analysis.layers().get(spec.layer)
+    if frame is None:
+        return empty, {}
+    if collection.id_column is None:
+        frame = frame.copy()
+        frame.insert(0, "fid", range(1, len(frame) + 1))
+    parameters = {**analysis.parameters, "network": analysis.network_source, "n_events": analysis.n_events,
+                  "n_snapped": analysis.n_snapped, "warnings": analysis.warnings}
+    return frame, parameters
+
+
+def _route_parameters(query: RouteQuery) -> dict[str, Any]:
+    try:
+        return query.described()
+    except ValidationError:
+        return {}
 
 
 def _store_summary() -> dict[str, Any]:
@@ -520,6 +637,7 @@ def _items(collection_id: str) -> Response:
     offset = parse_offset(single(args, "offset"))
     bbox = parse_bbox(single(args, "bbox"))
     when = parse_datetime(single(args, "datetime"))
+    osm = False
     if collection_id == "events":
         filters = parse_event_filters(args, choices=filter_choices())
         if when is not None:
@@ -532,6 +650,12 @@ def _items(collection_id: str) -> Response:
         if collection_id == "hotspots":
             gdf = cached_hotspots()
             members = {"parameters": gdf.attrs.get("parameters", {})}
+        elif collection_id in ROUTE_LAYERS:
+            gdf, parameters = route_frame(coll, args)
+            members = {"parameters": parameters}
+            if (parameters.get("network") or {}).get("kind") == "osm":
+                # Derived from OpenStreetMap roads: the ODbL asks for the credit wherever it is served.
+                osm = True
         else:
             gdf = _reference_frame(coll)
             members = {}
@@ -545,13 +669,15 @@ def _items(collection_id: str) -> Response:
         matched = len(gdf)
         page = gdf.iloc[offset: offset + limit]
         features, returned = json_text(to_features(page, id_column=id_column)), len(page)
+    credit = {"attribution": OSM_ATTRIBUTION} if osm else _attribution(coll)
     members.update({
-        **_attribution(coll),
+        **credit,
         "timeStamp": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
         "numberMatched": int(matched),
         "numberReturned": int(returned),
         "links": _page_links(collection_id, offset=offset, limit=limit, returned=returned, matched=matched)
-        + _licence_links(coll),
+        + (_licence_links(coll) or ([_link(ODBL_URL, "license", "text/html", "Open Database License (ODbL) 1.0")]
+                                    if osm else [])),
     })
     return json_response({"type": "FeatureCollection", **members}, serialised={"features": features}, mimetype=GEOJSON)
 
@@ -574,7 +700,12 @@ def _item(collection_id: str, feature_id: str) -> Response:
             gdf = gpd.GeoDataFrame([gdf], geometry="geometry", crs="EPSG:2169")
         id_column = "event_id"
     else:
-        frame = cached_hotspots() if collection_id == "hotspots" else _reference_frame(coll)
+        if collection_id == "hotspots":
+            frame = cached_hotspots()
+        elif collection_id in ROUTE_LAYERS:
+            frame, _parameters = route_frame(coll, {})
+        else:
+            frame = _reference_frame(coll)
         id_column = _id_column(coll, frame)
         gdf = frame[frame[id_column].astype(str) == feature_id]
         if gdf.empty:
