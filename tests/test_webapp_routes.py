@@ -229,3 +229,35 @@ def test_a_running_job_can_be_cancelled(job_app):
     # A job may finish before the cancel arrives; either way the page said what it was doing.
     assert status["state"] in ("cancelled", "done")
     assert page.status_code in (200, 303)
+
+
+def test_an_installed_openstreetmap_network_is_credited_everywhere(logged_in, store, store_path, monkeypatch,
+                                                                   tmp_path):
+    from geo_ibm.network.installed import install_roads
+    from geo_ibm.network.roads import shipped_roads
+
+    # The installed roads live next to the store GEO_IBM_STORE names (as `geo-ibm serve` sets it).
+    monkeypatch.setenv("GEO_IBM_STORE", str(store_path))
+    c = logged_in("ana")
+    before = re.search(r'id="route-network">(.*?)</p>', _page(c, "/routes/"), re.S).group(1)
+    assert "ODbL" not in before
+    roads = shipped_roads()
+    roads = roads[roads["ref"].str.startswith("A")]  # the motorways only: another network
+    install_roads(roads, source="luxembourg-test.osm.pbf", extract_date="2026-11-01")
+    html = _page(c, "/routes/")
+    network = re.search(r'id="route-network">(.*?)</p>', html, re.S).group(1)
+    assert "luxembourg-test.osm.pbf (2026-11-01)" in network and "© OpenStreetMap contributors, ODbL" in network
+    # Not the cached analysis of the shipped network: the ranking of the motorways alone.
+    expected = route_analysis(store, RouteQuery())
+    assert expected.network_source["kind"] == "osm"
+    assert [r[1] for r in _table(html, "route-corridors")] == list(expected.corridors["ref"])
+    assert all(ref.startswith("A") for ref in expected.corridors["ref"])
+    path = tmp_path / "corridors.pdf"
+    path.write_bytes(c.get("/routes/corridors.pdf").data)
+    text = re.sub(r"\s+", " ", subprocess.run(["pdftotext", str(path), "-"], check=True, capture_output=True,
+                                              text=True).stdout)
+    assert "Road network: © OpenStreetMap contributors, ODbL (2026-11-01)" in text
+    items = c.get("/ogc/collections/route_segments/items?limit=1").get_json()
+    assert items["attribution"] == "© OpenStreetMap contributors, ODbL 1.0"
+    assert any(link["rel"] == "license" for link in items["links"])
+    assert items["numberMatched"] == len(expected.segments)

@@ -7,6 +7,7 @@ document, the downloads and the OGC collections of one selection share one compu
 """
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from geo_ibm.figures.routemap import corridor_print_map, flow_print_map
 from geo_ibm.io import write_vector
 from geo_ibm.maps import render_map
 from geo_ibm.maps.routelayers import route_map
+from geo_ibm.network.installed import installed_roads_info
 from geo_ibm.network.requests import RouteAnalysis, RouteQuery, current_network, route_analysis
 from geo_ibm.network.snap import DEFAULT_TOLERANCE_M, MAX_TOLERANCE_M
 from geo_ibm.planning.progress import ProgressCallback
@@ -117,8 +119,18 @@ def route_links(args: Mapping[str, Any]) -> dict[str, Any]:
     return filter_query(args, extra=ROUTE_PARAMS)
 
 
+def network_key() -> str:
+    """The installed road network's identity (source, date, time of install), or ``shipped``.
+
+    Part of every cache key of a route answer: installing roads changes no event, so the store
+    version alone would keep serving the analysis of the previous network.
+    """
+    info = installed_roads_info()
+    return json.dumps(info, sort_keys=True, default=str) if info else "shipped"
+
+
 def route_result(query: RouteQuery, *, progress: ProgressCallback | None = None) -> RouteAnalysis:
-    """:func:`~geo_ibm.network.requests.route_analysis` of ``query``, once per store version.
+    """:func:`~geo_ibm.network.requests.route_analysis` of ``query``, once per store version and road network.
 
     The cache entry holds the layers next to the analysis, so the cache's byte bound counts them.
     ``progress(fraction, message)`` follows the analysis (a job's progress).
@@ -133,11 +145,11 @@ def route_result(query: RouteQuery, *, progress: ProgressCallback | None = None)
         analysis = route_analysis(store, query, progress=step)
         return analysis, tuple(analysis.layers().values())
 
-    return cached(store, "routes", query, build)[0]
+    return cached(store, "routes", (query, network_key()), build)[0]
 
 
 def _cache_key(query: RouteQuery) -> tuple[Any, ...]:
-    return ("routes", request_version(get_store()), query)
+    return ("routes", request_version(get_store()), (query, network_key()))
 
 
 def needs_job(query: RouteQuery) -> bool:
@@ -369,7 +381,7 @@ def map_document() -> Any:
                          t=_translate)
         return render_map(fmap, title=_("Route map"), lang=language)
 
-    document = cached(get_store(), "map-routes", (query, language), build)
+    document = cached(get_store(), "map-routes", (query, network_key(), language), build)
     return map_headers(Response(document, mimetype="text/html"))
 
 
