@@ -519,7 +519,8 @@ def landing() -> Response:
     _check_format()
     body = {
         "title": "geo_ibm border management features",
-        "description": "Reference layers, interception events and hotspots of Luxembourg's internal Schengen borders.",
+        "description": "Reference layers, interception events, hotspots and route layers of Luxembourg's internal "
+        "Schengen borders.",
         "links": [
             _link(_url("ogc.landing"), "self", "application/json", "this document"),
             _link(_url("ogc.ogc_definition"), "service-desc", OPENAPI_MEDIA_TYPE, "the API definition"),

@@ -258,8 +258,8 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
         "info": {
             "title": "geo_ibm web API",
             "version": "1.0.0",
-            "description": "Border layers, interception events and hotspot analyses for Luxembourg's Integrated "
-            "Border Management. Geometries are GeoJSON in WGS 84 longitude/latitude. Every request "
+            "description": "Border layers, interception events, hotspot analyses and route layers (corridors, "
+            "entry crossings, flows and network hot spots) for Luxembourg's Integrated Border Management. Geometries are GeoJSON in WGS 84 longitude/latitude. Every request "
             "needs a login (HTTP Basic, a Bearer token or a session); unknown query parameters are refused with 400.",
         },
         "servers": [{"url": server_url}],
@@ -288,8 +288,8 @@ def ogc_openapi(document: Mapping[str, Any], *, prefix: str = OGC_PREFIX) -> dic
         elif path.startswith(prefix + "/"):
             paths[path[len(prefix):]] = item
     info = {**document["info"], "title": "geo_ibm OGC API – Features",
-            "description": "Reference layers, interception events and hotspots of Luxembourg's internal Schengen borders "
-            "(OGC API – Features Part 1 and Part 3 queryables). Every request needs a login; unknown query "
+            "description": "Reference layers, interception events, hotspots and route layers of Luxembourg's internal "
+            "Schengen borders (OGC API – Features Part 1 and Part 3 queryables). Every request needs a login; unknown query "
             "parameters are refused with 400."}
     return {**document, "info": info, "servers": [{"url": s["url"] + prefix} for s in document["servers"]],
             "tags": [t for t in document["tags"] if t["name"] == "ogc"], "paths": paths}
