@@ -198,3 +198,27 @@ def test_attribution_on_the_shipped_network_equals_networkx_shortest_paths():
     assert int(table["events"].sum()) == int(out["crossing_id"].notna().sum())
     assert int(table["persons"].sum()) == int(out.loc[out["crossing_id"].notna(), "persons"].sum())
     assert table["share"].sum() == pytest.approx(1.0)
+
+
+def test_a_network_reaching_no_crossing_attributes_nothing():
+    network = build_network(roads_frame([road([(0, 0), (1000, 0)])]))
+    crossings, warnings = attach_crossings(network, crossings_frame([("BE-FAR", "motorway", "BE", (0, 9000))]))
+    assert len(crossings.frame) == 0 and any("BE-FAR" in w for w in warnings)
+    events = events_frame([(200, 0), (800, 0)], entry_country=["BE", "unknown"], persons=[2, 1])
+    out = attribute_entries(network, snap_events(events, network), crossings)
+    assert ids(out["reason"]) == ["no reachable crossing", "unknown entry country"]
+    assert out["crossing_id"].isna().all()
+    table = crossing_table(out, crossings)
+    assert len(table) == 0
+
+
+def test_a_crossing_in_another_component_is_not_reachable():
+    network = build_network(roads_frame([road([(0, 0), (1000, 0)]), road([(5000, 0), (6000, 0)])]))
+    crossings, _ = attach_crossings(network, crossings_frame([("BE-A", "motorway", "BE", (0, 0)),
+                                                              ("BE-B", "motorway", "BE", (6000, 0))]))
+    events = events_frame([(400, 0), (5100, 0)], entry_country=["BE", "BE"], persons=[1, 1])
+    out = attribute_entries(network, snap_events(events, network), crossings)
+    assert ids(out["crossing_id"]) == ["BE-A", "BE-B"]
+    assert ids(out["second_crossing_id"]) == [None, None]
+    np.testing.assert_allclose(out["distance_m"], [400.0, 900.0])
+    assert out["confidence"].tolist() == [1.0, 1.0] and out["margin_m"].isna().all()

@@ -197,3 +197,22 @@ def test_no_flow_at_all_gives_an_empty_frame_with_the_columns():
     assert list(flows.columns) == ["segment_id", "ref", "name", "direction", "leg", "events", "persons", "geometry"]
     assert isinstance(flows, gpd.GeoDataFrame) and str(flows.crs) == "EPSG:2169"
     assert pd.api.types.is_integer_dtype(flows["events"])
+
+
+def test_an_exit_crossing_in_another_component_gives_no_exit_leg():
+    network = build_network(roads_frame([road([(0, 0), (1000, 0)]), road([(5000, 0), (6000, 0)])]))
+    crossings, _ = attach_crossings(network, crossings_frame([("BE-A", "motorway", "BE", (0, 0)),
+                                                              ("DE-B", "motorway", "DE", (6000, 0))]))
+    events = events_frame([(400, 0)], entry_country=["BE"], destination_country=["DE"], persons=[3])
+    snapped = snap_events(events, network)
+    flows = route_flows(network, snapped, attribute_entries(network, snapped, crossings), crossings)
+    assert as_dict(flows) == {("entry", 0, 1): [1.0, 3.0]}
+
+
+def test_a_network_reaching_no_crossing_has_no_flow():
+    network = build_network(roads_frame([road([(0, 0), (1000, 0)])]))
+    crossings, _ = attach_crossings(network, crossings_frame([("BE-FAR", "motorway", "BE", (0, 9000))]))
+    events = events_frame([(400, 0)], entry_country=["BE"], destination_country=["BE"], persons=[3])
+    snapped = snap_events(events, network)
+    flows = route_flows(network, snapped, attribute_entries(network, snapped, crossings), crossings)
+    assert len(flows) == 0
