@@ -259,3 +259,87 @@ def test_reasonable_values_are_accepted(shipped):
     lixel, band, n, _ = check_lixels(shipped, lixel_m="100", band_m=1000)
     assert (lixel, band) == (100.0, 1000.0)
     assert n == int(np.ceil(shipped.segments["length_m"] / 100).sum())
+
+
+# --------------------------------------------------------------------------- junctions, one-way roads, tiles
+
+
+def midpoint_distances(network, lixels, band):
+    """Network distances between lixel midpoints within ``band``, by networkx on a graph of the
+    roads' nodes and the midpoints (consecutive along each segment)."""
+    import networkx as nx
+
+    graph = nx.Graph()
+    seg = network.segments
+    for sid, these in lixels.groupby("segment_id"):
+        start, end = these["start_m"].to_numpy(), these["end_m"].to_numpy()
+        mids = (start + end) / 2
+        names = [("lixel", int(i)) for i in these["lixel_id"]]
+        chain = [("node", int(seg["u"].iloc[sid])), *names, ("node", int(seg["v"].iloc[sid]))]
+        at_m = [0.0, *mids, float(seg["length_m"].iloc[sid])]
+        for a, b, da, db in zip(chain[:-1], chain[1:], at_m[:-1], at_m[1:]):
+            w = db - da
+            if not graph.has_edge(a, b) or graph.edges[a, b]["w"] > w:
+                graph.add_edge(a, b, w=w)
+    out = {}
+    for i in lixels["lixel_id"]:
+        reach = nx.single_source_dijkstra_path_length(graph, ("lixel", int(i)), cutoff=band, weight="w")
+        out[int(i)] = {j: d for (kind, j), d in reach.items() if kind == "lixel"}
+    return out
+
+
+def reference_hotspots(counts, distances, band):
+    """Density and Gi* z from pairwise distances, by the formulas of the module docstring."""
+    m = counts.size
+    density = np.array([sum(counts[j] * quartic_1d(d / band) for j, d in distances[i].items()) for i in range(m)])
+    density = density / band * 1000.0
+    w = np.zeros((m, m))
+    for i in range(m):
+        for j in distances[i]:
+            w[i, j] = 1.0
+    mean, s = counts.mean(), np.sqrt((counts**2).mean() - counts.mean() ** 2)
+    wi = w.sum(axis=1)
+    z = (w @ counts - mean * wi) / (s * np.sqrt((m * (w**2).sum(axis=1) - wi**2) / (m - 1)))
+    return density, z
+
+
+def test_kde_and_gi_star_at_a_junction_follow_every_branch():
+    # a T: west and east arms and a northern arm meeting at (1000, 0); the kernel is not split there
+    network = build_network(roads_frame([road([(0, 0), (1000, 0)]), road([(1000, 0), (2000, 0)]),
+                                         road([(1000, 0), (1000, 1000)])]))
+    events = events_frame([(960, 5), (940, 5), (1030, 5), (1005, 80), (1003, 420), (200, 5), (1810, 5)])
+    band = 450.0  # midpoints are multiples of 100 m apart: none exactly a band apart
+    out = network_hotspots(network, snap_events(events, network), lixel_m=100, band_m=band)
+    lixels = lixelize(network, lixel_m=100)
+    distances = midpoint_distances(network, lixels, band)
+    # across the junction: the last lixel of the west arm is 100 m from the first of each other arm
+    west_last = int(lixels[(lixels["segment_id"] == 0)]["lixel_id"].iloc[-1])
+    assert sorted(d for d in distances[west_last].values())[:4] == [0.0, 100.0, 100.0, 100.0]
+    density, z = reference_hotspots(out["events"].to_numpy().astype(float), distances, band)
+    assert out["events"].sum() == 7
+    np.testing.assert_allclose(out["density"], density, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(out["gi_z"], z, atol=1e-9)
+
+
+def test_one_way_roads_spread_the_kernel_both_ways():
+    two_way = straight()
+    one_way = build_network(roads_frame([road([(0, 0), (LENGTH, 0)], oneway=-1)]))
+    a = network_hotspots(two_way, snap_events(straight_events(), two_way), lixel_m=LIXEL, band_m=BAND)
+    b = network_hotspots(one_way, snap_events(straight_events(), one_way), lixel_m=LIXEL, band_m=BAND)
+    np.testing.assert_allclose(along_road(b)["density"], along_road(a)["density"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(along_road(b)["gi_z"], along_road(a)["gi_z"], atol=1e-9)
+
+
+def test_shipped_network_hotspots_equal_networkx_distances_across_tiles(shipped):
+    rng = np.random.default_rng(11)
+    seg = shipped.segments.iloc[STRETCH_SEGMENT]
+    points = np.concatenate([uniform_on_network(shipped, 1500, rng),
+                             shapely.line_interpolate_point(seg.geometry, rng.uniform(*STRETCH, 40))])
+    events = gpd.GeoDataFrame(geometry=points, crs="EPSG:2169")
+    band = 1500.0  # tiles of 3 km: many lixel pairs lie in different tiles
+    out = network_hotspots(shipped, snap_events(events, shipped), lixel_m=250, band_m=band)
+    lixels = lixelize(shipped, lixel_m=250)
+    distances = midpoint_distances(shipped, lixels, band)
+    density, z = reference_hotspots(out["events"].to_numpy().astype(float), distances, band)
+    np.testing.assert_allclose(out["density"], density, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(out["gi_z"], z, atol=1e-7)
