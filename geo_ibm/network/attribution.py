@@ -1,6 +1,8 @@
 """Entry attribution: the most likely entry crossing of each event, by network distance."""
 from __future__ import annotations
 
+from typing import Any
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -12,6 +14,9 @@ from geo_ibm.settings import WORKING_CRS
 
 ENTRY_NEIGHBOURS: tuple[str, ...] = ("BE", "FR", "DE")
 """Entry countries whose crossings can be attributed (``unknown`` cannot)."""
+
+REASONS: tuple[str, ...] = ("unknown entry country", "not on the network", "no reachable crossing")
+"""Why an event has no attributed crossing (``reason``)."""
 
 
 def _column(events: pd.DataFrame, name: str, default: object) -> np.ndarray:
@@ -50,58 +55,68 @@ def attribute_entries(network: RoadNetwork, snapped: Snapped, crossings: Attache
     """
     events = snapped.events
     m = len(events)
-    country = _column(events, "entry_country", "unknown")
+    country = _column(events, "entry_country", "unknown").astype(str)
     persons = pd.to_numeric(events["persons"], errors="coerce").fillna(0).to_numpy() if "persons" in events \
         else np.ones(m)
-    crossing_id = np.full(m, None, dtype=object)
-    crossing_name = np.full(m, None, dtype=object)
-    second_id = np.full(m, None, dtype=object)
+    best_code = np.full(m, -1, dtype=np.int64)
+    second_code = np.full(m, -1, dtype=np.int64)
     distance = np.full(m, np.nan)
     second = np.full(m, np.nan)
     known = np.isin(country, ENTRY_NEIGHBOURS)
     snapped_mask = events["snapped"].to_numpy()
-    reason = np.full(m, None, dtype=object)
-    reason[~known] = "unknown entry country"
-    reason[known & ~snapped_mask] = "not on the network"
+    reason_code = np.where(~known, 0, np.where(~snapped_mask, 1, -1))
     frame = crossings.frame
     tree = trees(network, frame["node"].to_numpy())
     segment = events["segment_id"].to_numpy()
     offset = events["offset_m"].to_numpy()
+    neighbour = frame["neighbour"].to_numpy()
     for code in ENTRY_NEIGHBOURS:
         rows = np.flatnonzero((country == code) & snapped_mask)
         if rows.size == 0:
             continue
-        candidates = np.flatnonzero(frame["neighbour"].to_numpy() == code)
+        candidates = np.flatnonzero(neighbour == code)
         if candidates.size == 0:
-            reason[rows] = "no reachable crossing"
+            reason_code[rows] = 2
             continue
         cost, _ = reach_costs(network, tree.distance[candidates], segment[rows], offset[rows], reverse=False)
-        order = np.argsort(cost, axis=0)
-        best = order[0]
-        d1 = cost[best, np.arange(rows.size)]
-        reachable = np.isfinite(d1)
-        ids = frame["crossing_id"].to_numpy()[candidates]
-        names = frame["name"].to_numpy()[candidates]
-        ok = rows[reachable]
-        crossing_id[ok] = ids[best[reachable]]
-        crossing_name[ok] = names[best[reachable]]
-        distance[ok] = d1[reachable]
-        reason[rows[~reachable]] = "no reachable crossing"
+        col = np.arange(rows.size)
         if candidates.size > 1:
-            nxt = order[1]
-            d2 = cost[nxt, np.arange(rows.size)]
+            two = np.argpartition(cost, 1, axis=0)[:2]
+            first_pick = np.where(cost[two[0], col] <= cost[two[1], col], two[0], two[1])
+            second_pick = np.where(first_pick == two[0], two[1], two[0])
+        else:
+            first_pick = np.zeros(rows.size, dtype=np.int64)
+            second_pick = None
+        d1 = cost[first_pick, col]
+        reachable = np.isfinite(d1)
+        best_code[rows[reachable]] = candidates[first_pick[reachable]]
+        distance[rows[reachable]] = d1[reachable]
+        reason_code[rows[~reachable]] = 2
+        if second_pick is not None:
+            d2 = cost[second_pick, col]
             has_second = reachable & np.isfinite(d2)
-            second_id[rows[has_second]] = ids[nxt[has_second]]
+            second_code[rows[has_second]] = candidates[second_pick[has_second]]
             second[rows[has_second]] = d2[has_second]
     margin = second - distance
     with np.errstate(invalid="ignore", divide="ignore"):
         confidence = np.where(np.isfinite(second), 1.0 - distance / second, np.where(np.isfinite(distance), 1.0,
                                                                                          np.nan))
     confidence = np.where(np.isfinite(second) & (second == 0), 0.0, confidence)
+    ids = pd.Index(frame["crossing_id"].astype(str))
+    unique_names, name_code = np.unique(frame["name"].astype(str).to_numpy(), return_inverse=True)
+    def categories(codes: np.ndarray, labels: Any) -> Any:
+        # a categorical column: built from the codes without a string per row
+        return pd.Categorical.from_codes(codes.astype(np.int64), dtype=pd.CategoricalDtype(list(labels)))
+
     out = pd.DataFrame({
-        "event_id": _column(events, "event_id", None), "entry_country": country, "persons": persons,
-        "crossing_id": crossing_id, "crossing_name": crossing_name, "distance_m": distance,
-        "second_crossing_id": second_id, "margin_m": margin, "confidence": confidence, "reason": reason,
+        "event_id": events["event_id"] if "event_id" in events else pd.Series(None, index=events.index, dtype=object),
+        "entry_country": events["entry_country"] if "entry_country" in events else country, "persons": persons,
+        "crossing_id": categories(best_code, ids),
+        "crossing_name": categories(np.where(best_code >= 0, name_code[best_code], -1), unique_names),
+        "distance_m": distance,
+        "second_crossing_id": categories(second_code, ids),
+        "margin_m": margin, "confidence": confidence,
+        "reason": categories(reason_code, REASONS),
     }, index=events.index)
     return gpd.GeoDataFrame(out, geometry=events.geometry.to_numpy(), crs=WORKING_CRS, index=events.index)
 
@@ -117,7 +132,7 @@ def crossing_table(attribution: gpd.GeoDataFrame, crossings: AttachedCrossings) 
         crossing, most events first.
     """
     done = attribution[attribution["crossing_id"].notna()]
-    grouped = done.groupby("crossing_id").agg(events=("crossing_id", "size"), persons=("persons", "sum"),
+    grouped = done.groupby("crossing_id", observed=True).agg(events=("crossing_id", "size"), persons=("persons", "sum"),
                                               mean_confidence=("confidence", "mean"))
     frame = crossings.frame
     out = frame[["crossing_id", "name", "neighbour"]].merge(grouped, left_on="crossing_id", right_index=True,

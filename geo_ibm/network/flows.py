@@ -15,7 +15,7 @@ import pandas as pd
 import shapely
 
 from geo_ibm.network.graph import AttachedCrossings, RoadNetwork
-from geo_ibm.network.paths import Trees, edge_segments, reach_costs, subtree_sums, trees
+from geo_ibm.network.paths import push_to_roots, reach_costs, trees
 from geo_ibm.network.snap import Snapped
 from geo_ibm.settings import WORKING_CRS
 
@@ -31,23 +31,8 @@ Belgium or Germany, the United Kingdom and Ireland through the Channel ports of 
 France...). Destinations not listed (and ``unknown``) get no exit leg."""
 
 
-def _push(network: RoadNetwork, tree: Trees, k: int, nodes: np.ndarray, weights: np.ndarray,
-          lookup: np.ndarray, forward: np.ndarray, backward: np.ndarray) -> None:
-    """Add the paths of ``weights`` joining tree ``k`` at ``nodes`` to the per-segment flows."""
-    n = network.n_nodes
-    node_weight = np.zeros((n, weights.shape[1]))
-    np.add.at(node_weight, nodes, weights)
-    acc = subtree_sums(tree.parent[k], tree.distance[k], node_weight)
-    parent = tree.parent[k]
-    child = np.flatnonzero((parent >= 0) & (acc[:, 0] > 0))
-    if child.size == 0:
-        return
-    # travel direction: from the root outwards (entry) or towards the root (exit)
-    a, b = (child, parent[child]) if tree.reverse else (parent[child], child)
-    seg = np.asarray(lookup[a, b]).ravel().astype(np.int64) - 1
-    along = network.segments["u"].to_numpy()[seg] == a
-    np.add.at(forward, seg[along], acc[child][along])
-    np.add.at(backward, seg[~along], acc[child][~along])
+LEGS: list[str] = ["entry", "exit"]
+"""The legs of a route: from the entry crossing to the interception, and on to the exit crossing."""
 
 
 def route_flows(network: RoadNetwork, snapped: Snapped, attribution: gpd.GeoDataFrame,
@@ -78,7 +63,7 @@ def route_flows(network: RoadNetwork, snapped: Snapped, attribution: gpd.GeoData
     """
     events = snapped.events
     n_seg = len(network.segments)
-    lookup = edge_segments(network)
+    n = network.n_nodes
     frame = crossings.frame
     ids = frame["crossing_id"].to_numpy()
     segment = events["segment_id"].to_numpy()
@@ -88,75 +73,78 @@ def route_flows(network: RoadNetwork, snapped: Snapped, attribution: gpd.GeoData
     weights = np.column_stack([np.ones(len(events)), persons])
     seg_u = network.segments["u"].to_numpy()
     seg_v = network.segments["v"].to_numpy()
-    rows_out = []
+    legs = []
 
     # entry legs: from the attributed crossing to the event
-    forward = np.zeros((n_seg, 2))
-    backward = np.zeros((n_seg, 2))
     tree = trees(network, frame["node"].to_numpy())
-    attributed = attribution["crossing_id"].to_numpy()
-    for k, cid in enumerate(ids):
-        rows = np.flatnonzero(attributed == cid)
-        if rows.size == 0:
-            continue
-        _, through_u = reach_costs(network, tree.distance[k:k + 1], segment[rows], offset[rows], reverse=False)
-        through_u = through_u[0]
-        # the event's own segment, from the end it was reached through up to the event
-        np.add.at(forward, segment[rows[through_u]], weights[rows[through_u]])
-        np.add.at(backward, segment[rows[~through_u]], weights[rows[~through_u]])
-        join = np.where(through_u, seg_u[segment[rows]], seg_v[segment[rows]])
-        _push(network, tree, k, join, weights[rows], lookup, forward, backward)
-    rows_out.append(("entry", forward, backward))
+    code = pd.Index(ids).get_indexer(attribution["crossing_id"])
+    rows = np.flatnonzero(code >= 0)
+    k = code[rows]
+    if rows.size:
+        cost_u = tree.distance[k, seg_u[segment[rows]]] + offset[rows]
+        two_way = network.segments["oneway"].to_numpy()[segment[rows]] == 0
+        length = network.segments["length_m"].to_numpy()[segment[rows]]
+        cost_v = np.where(two_way, tree.distance[k, seg_v[segment[rows]]] + (length - offset[rows]), np.inf)
+        through_u = cost_u <= cost_v
+    else:
+        through_u = np.zeros(0, dtype=bool)
+    join = np.where(through_u, seg_u[segment[rows]], seg_v[segment[rows]])
+    forward, backward = push_to_roots(network, tree, k * n + join, weights[rows])
+    # the event's own segment, from the end it was reached through
+    np.add.at(forward, segment[rows[through_u]], weights[rows[through_u]])
+    np.add.at(backward, segment[rows[~through_u]], weights[rows[~through_u]])
+    legs.append(("entry", forward, backward))
 
     if exits and "destination_country" in events:
-        forward = np.zeros((n_seg, 2))
-        backward = np.zeros((n_seg, 2))
         back_tree = trees(network, frame["node"].to_numpy(), reverse=True)
-        destination = events["destination_country"].to_numpy(dtype=object)
+        dest_code, dest_values = pd.factorize(events["destination_country"])
         on = events["snapped"].to_numpy()
         neighbour = frame["neighbour"].to_numpy()
         choice = np.full(len(events), -1, dtype=np.int64)
         choice_u = np.zeros(len(events), dtype=bool)
-        best = np.full(len(events), np.inf)
-        for dest, via in EXIT_COUNTRIES.items():
-            rows = np.flatnonzero((destination == dest) & on)
+        for value_code, dest in enumerate(dest_values):
+            via = EXIT_COUNTRIES.get(str(dest), ())
+            rows = np.flatnonzero((dest_code == value_code) & on)
             candidates = np.flatnonzero(np.isin(neighbour, via))
             if rows.size == 0 or candidates.size == 0:
                 continue
-            cost, through_u = reach_costs(network, back_tree.distance[candidates], segment[rows], offset[rows],
-                                          reverse=True)
+            cost, leave_u = reach_costs(network, back_tree.distance[candidates], segment[rows], offset[rows],
+                                        reverse=True)
             pick = np.argmin(cost, axis=0)
             col = np.arange(rows.size)
             reach = np.isfinite(cost[pick, col])
             choice[rows[reach]] = candidates[pick[reach]]
-            choice_u[rows[reach]] = through_u[pick, col][reach]
-            best[rows[reach]] = cost[pick, col][reach]
-        for k in np.unique(choice[choice >= 0]):
-            rows = np.flatnonzero(choice == k)
-            leave_u = choice_u[rows]
-            # own segment: from the event to the end it leaves through
-            np.add.at(forward, segment[rows[~leave_u]], weights[rows[~leave_u]])
-            np.add.at(backward, segment[rows[leave_u]], weights[rows[leave_u]])
-            join = np.where(leave_u, seg_u[segment[rows]], seg_v[segment[rows]])
-            _push(network, back_tree, int(k), join, weights[rows], lookup, forward, backward)
-        rows_out.append(("exit", forward, backward))
-    return _flow_frame(network, rows_out)
+            choice_u[rows[reach]] = leave_u[pick, col][reach]
+        rows = np.flatnonzero(choice >= 0)
+        leave_u = choice_u[rows]
+        join = np.where(leave_u, seg_u[segment[rows]], seg_v[segment[rows]])
+        forward, backward = push_to_roots(network, back_tree, choice[rows] * n + join, weights[rows])
+        # the event's own segment, from the event to the end it leaves through
+        np.add.at(forward, segment[rows[~leave_u]], weights[rows[~leave_u]])
+        np.add.at(backward, segment[rows[leave_u]], weights[rows[leave_u]])
+        legs.append(("exit", forward, backward))
+    del n_seg
+    return _flow_frame(network, legs)
 
 
 def _flow_frame(network: RoadNetwork, legs: list[tuple[str, np.ndarray, np.ndarray]]) -> gpd.GeoDataFrame:
     seg = network.segments
     geoms = seg.geometry.to_numpy()
+    if "reversed" not in network.cache:
+        network.cache["reversed"] = shapely.reverse(geoms)
+    reversed_geoms = network.cache["reversed"]
     parts = []
     for leg, forward, backward in legs:
         for direction, flow in ((1, forward), (-1, backward)):
             idx = np.flatnonzero(flow[:, 0] > 0)
             if idx.size == 0:
                 continue
-            g = geoms[idx] if direction == 1 else shapely.reverse(geoms[idx])
+            g = geoms[idx] if direction == 1 else reversed_geoms[idx]
             parts.append(gpd.GeoDataFrame({
-                "segment_id": idx.astype(np.int64), "ref": seg["ref"].to_numpy()[idx],
-                "name": seg["name"].to_numpy()[idx], "direction": np.full(idx.size, direction, dtype=np.int8),
-                "leg": np.full(idx.size, leg, dtype=object),
+                "segment_id": idx.astype(np.int64), "ref": seg["ref"].take(idx).reset_index(drop=True),
+                "name": seg["name"].take(idx).reset_index(drop=True),
+                "direction": np.full(idx.size, direction, dtype=np.int8),
+                "leg": pd.Categorical.from_codes(np.full(idx.size, LEGS.index(leg)), dtype=pd.CategoricalDtype(LEGS)),
                 "events": np.rint(flow[idx, 0]).astype(np.int64), "persons": np.rint(flow[idx, 1]).astype(np.int64),
             }, geometry=g, crs=WORKING_CRS))
     if not parts:
@@ -166,5 +154,5 @@ def _flow_frame(network: RoadNetwork, legs: list[tuple[str, np.ndarray, np.ndarr
                                  "persons": pd.Series(dtype=np.int64)},
                                 geometry=gpd.GeoSeries([], crs=WORKING_CRS), crs=WORKING_CRS)
     out = pd.concat(parts, ignore_index=True)
-    order = np.lexsort((out["direction"].to_numpy(), out["segment_id"].to_numpy(), out["leg"].to_numpy()))
+    order = np.lexsort((out["direction"].to_numpy(), out["segment_id"].to_numpy(), out["leg"].cat.codes.to_numpy()))
     return gpd.GeoDataFrame(out.iloc[order].reset_index(drop=True), geometry="geometry", crs=WORKING_CRS)

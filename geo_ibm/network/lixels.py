@@ -198,10 +198,14 @@ def lixel_pairs(network: RoadNetwork, lixels: gpd.GeoDataFrame, *, band_m: float
     if m == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
     tile = max(2.0 * band_m, 2000.0)
+    origin = xy.min(axis=0)
+    txy = np.floor((xy - origin) / tile).astype(np.int64)
+    n_ty = int(txy[:, 1].max()) + 3
+    tile_key = (txy[:, 0] + 1) * n_ty + (txy[:, 1] + 1)
+    by_tile = np.argsort(tile_key, kind="stable")
+    sorted_keys = tile_key[by_tile]
     mid = xy[n:]
-    tx = np.floor((mid[:, 0] - mid[:, 0].min()) / tile).astype(np.int64)
-    ty = np.floor((mid[:, 1] - mid[:, 1].min()) / tile).astype(np.int64)
-    tile_of = tx * (int(ty.max()) + 1) + ty
+    tile_of = tile_key[n:]
     order = np.argsort(tile_of, kind="stable")
     cuts = np.flatnonzero(np.r_[True, tile_of[order][1:] != tile_of[order][:-1], True])
     out_i: list[np.ndarray] = []
@@ -212,7 +216,12 @@ def lixel_pairs(network: RoadNetwork, lixels: gpd.GeoDataFrame, *, band_m: float
         sources = order[a:b]
         lo = mid[sources].min(axis=0) - band_m
         hi = mid[sources].max(axis=0) + band_m
-        inside = np.flatnonzero(np.all((xy >= lo) & (xy <= hi), axis=1))
+        # the 3 x 3 tiles around the sources' tile hold everything within band_m of them
+        centre = int(tile_of[sources[0]])
+        near = [by_tile[np.searchsorted(sorted_keys, key, "left"):np.searchsorted(sorted_keys, key, "right")]
+                for dx in (-1, 0, 1) for key in (centre + dx * n_ty - 1, centre + dx * n_ty, centre + dx * n_ty + 1)]
+        candidates = np.sort(np.concatenate(near))
+        inside = candidates[np.all((xy[candidates] >= lo) & (xy[candidates] <= hi), axis=1)]
         sub = graph[inside][:, inside]
         local = np.searchsorted(inside, n + sources)
         is_lixel = inside >= n

@@ -94,7 +94,7 @@ def road_source() -> dict[str, Any]:
         ``kind`` ("osm" or "shipped"), ``source``, ``date`` (extract date or ``None``),
         ``attribution`` (the ODbL notice for OpenStreetMap data, else ``None``), ``roads`` (rows).
     """
-    info = installed.installed_roads_info() if hasattr(installed, "installed_roads_info") else None
+    info = installed.installed_roads_info()
     if info:
         return {"kind": "osm", "source": info.get("source"), "date": info.get("date"),
                 "attribution": info.get("attribution") or OSM_ATTRIBUTION, "roads": info.get("roads")}
