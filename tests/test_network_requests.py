@@ -123,3 +123,32 @@ def test_check_route_query_refuses_too_many_events():
     with pytest.raises(ValidationError, match="too many"):
         check_route_query(RouteQuery(quarter=QUARTER), 10**9, network)
     check_route_query(RouteQuery(quarter=QUARTER), 10, network)
+
+
+def test_an_empty_quarter_gives_empty_layers(store):
+    result = route_analysis(store, RouteQuery(quarter="2023Q1", network_hotspots=True))
+    assert result.n_events == result.n_snapped == result.n_previous == 0
+    assert int(result.segments["events"].sum()) == 0 and len(result.segments) > 0
+    assert len(result.attribution) == len(result.flows) == len(result.unsnapped) == 0
+    assert int(result.crossings["events"].sum()) == 0
+    assert result.lixels is not None and int(result.lixels["events"].sum()) == 0
+    assert (result.lixels["gi_bin"] == 0).all()
+    assert result.warnings == []
+
+
+def test_an_open_window_compares_with_nothing(store):
+    result = route_analysis(store, RouteQuery())
+    assert result.n_events == store.count() == N_EVENTS
+    assert result.n_previous is None
+    assert result.segments["p_value"].isna().all() and (result.segments["previous_events"] == 0).all()
+
+
+def test_an_entry_country_filter_attributes_to_its_crossings(store):
+    result = route_analysis(store, RouteQuery(quarter=QUARTER, entry_country="DE"))
+    assert result.n_events == store.count(quarter=QUARTER, entry_country="DE") > 0
+    assert set(result.attribution["entry_country"]) == {"DE"}
+    _, crossings, _, _ = current_network()
+    de = set(crossings.of_country("DE")["crossing_id"])
+    assert set(result.attribution["crossing_id"].dropna()) <= de
+    table = result.crossings.set_index("crossing_id")
+    assert int(table.loc[sorted(de), "events"].sum()) == int(result.attribution["crossing_id"].notna().sum())
