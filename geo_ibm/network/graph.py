@@ -173,6 +173,8 @@ def build_network(roads: gpd.GeoDataFrame, *, merge_tolerance_m: float = MERGE_T
     at = np.flatnonzero(is_node)
     pair = line_of[at[:-1]] == line_of[at[1:]]
     first, last = at[:-1][pair], at[1:][pair]
+    if first.size == 0:
+        raise ValidationError("road layer: no road line of positive length")
     counts = last - first + 1
     offsets = np.r_[0, np.cumsum(counts)[:-1]]
     label = np.repeat(np.arange(first.size), counts)

@@ -61,12 +61,15 @@ def check_lixels(network: RoadNetwork, *, lixel_m: object, band_m: object) -> tu
         lixel count or the expected pairs within the band exceed :data:`MAX_LIXELS` /
         :data:`MAX_PAIRS`.
     """
-    try:
-        lixel = float(lixel_m)  # type: ignore[arg-type]
-        band = float(band_m)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"lixel and band must be distances in metres: {exc}",
-                              [Problem("not a number", column="lixel", value=lixel_m)]) from exc
+    def number(value: object, name: str) -> float:
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ValidationError(f"{name} must be a distance in metres, not {value!r}",
+                                  [Problem("not a number", column=name, value=value)]) from None
+
+    lixel = number(lixel_m, "lixel")
+    band = number(band_m, "band")
     if not (math.isfinite(lixel) and lixel >= MIN_LIXEL_M):
         raise ValidationError(f"lixel must be at least {MIN_LIXEL_M:g} m, not {lixel_m!r}",
                               [Problem("out of range", column="lixel", value=lixel_m)])

@@ -114,7 +114,8 @@ def tree_edges(network: RoadNetwork, tree: Trees) -> TreeEdges:
         node_child = child % n
         node_parent = flat_parent[child] % n
         a, b = (node_child, node_parent) if tree.reverse else (node_parent, node_child)
-        segment = np.asarray(edge_segments(network)[a, b]).ravel().astype(np.int64) - 1
+        segment = (np.asarray(edge_segments(network)[a, b]).ravel().astype(np.int64) - 1 if child.size
+                   else np.zeros(0, dtype=np.int64))
         along = network.segments["u"].to_numpy()[segment] == a
         network.cache[key] = TreeEdges(child, flat_parent[child], cuts, segment, along)
     edges: TreeEdges = network.cache[key]

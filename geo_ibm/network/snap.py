@@ -8,6 +8,7 @@ import numpy as np
 import shapely
 
 from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.io import ensure_working_crs
 from geo_ibm.network.graph import RoadNetwork
 
 DEFAULT_TOLERANCE_M = 250.0
@@ -235,7 +236,7 @@ def snap_events(events: gpd.GeoDataFrame, network: RoadNetwork, *,
     Parameters
     ----------
     events
-        Point events in EPSG:2169.
+        Point events (converted to EPSG:2169 when in another CRS; refused without one).
     network
         The road graph.
     tolerance_m
@@ -246,6 +247,7 @@ def snap_events(events: gpd.GeoDataFrame, network: RoadNetwork, *,
     Snapped
     """
     tolerance = check_tolerance(tolerance_m)
+    events = ensure_working_crs(events, name="events")
     points = events.geometry.to_numpy()
     segment_id, offset, distance = nearest_segments(points, network, tolerance_m=tolerance)
     out = events.assign(segment_id=segment_id, offset_m=offset, snap_distance_m=distance,
