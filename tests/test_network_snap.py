@@ -108,17 +108,26 @@ def test_the_largest_tolerance_is_accepted(network):
     assert snapped.events["snap_distance_m"].iloc[0] == pytest.approx(MAX_TOLERANCE_M - 1)
 
 
-@pytest.mark.parametrize("tolerance", [250.0, MAX_TOLERANCE_M])
-def test_same_nearest_segment_as_sjoin_nearest_on_random_points(tolerance):
-    network = build_network(shipped_roads())
+def comb():
+    """150 parallel roads 20 m apart, 3 km long, crossed by three roads: a dense network."""
+    rows = [road([(0, 20 * k), (3000, 20 * k)]) for k in range(150)]
+    rows += [road([(x, -10), (x, 3010)]) for x in (700.0, 1500.0, 2300.0)]
+    return build_network(roads_frame(rows))
+
+
+@pytest.mark.parametrize(("name", "tolerance"), [("shipped", 10.0), ("shipped", 250.0), ("shipped", MAX_TOLERANCE_M),
+                                                 ("comb", 5.0), ("comb", 250.0), ("comb", MAX_TOLERANCE_M)])
+def test_same_nearest_segment_as_sjoin_nearest_on_random_points(name, tolerance):
+    network = build_network(shipped_roads()) if name == "shipped" else comb()
     segments = network.segments
     rng = np.random.default_rng(42)
     x0, y0, x1, y1 = segments.total_bounds
     n = 4000
-    # over the network's bounds and 3 km beyond them
+    margin = max(3 * tolerance, 300.0)
+    # over the network's bounds and beyond them
     points = gpd.GeoDataFrame({"event_id": [f"P{i}" for i in range(n)]},
-                              geometry=shapely.points(rng.uniform(x0 - 3000, x1 + 3000, n),
-                                                      rng.uniform(y0 - 3000, y1 + 3000, n)), crs="EPSG:2169")
+                              geometry=shapely.points(rng.uniform(x0 - margin, x1 + margin, n),
+                                                      rng.uniform(y0 - margin, y1 + margin, n)), crs="EPSG:2169")
     # half of them near a road, as events are
     near = rng.uniform(size=n) < 0.5
     pick = rng.integers(0, len(segments), n)
@@ -130,14 +139,14 @@ def test_same_nearest_segment_as_sjoin_nearest_on_random_points(tolerance):
     ties = joined.groupby(level=0)["segment_id"].agg(set)
     distance = joined.groupby(level=0)["dist"].first()
     within = distance.to_numpy() <= tolerance
-    assert within.sum() > 0.3 * n and (~within).sum() > 0.2 * n  # both cases happen
+    assert within.sum() > 0.2 * n and (~within).sum() > 0.05 * n  # both cases happen
     assert snapped["snapped"].to_numpy().tolist() == within.tolist()
     got = snapped[within]
     assert all(s in ties[i] for i, s in zip(got.index, got["segment_id"], strict=True))
     np.testing.assert_allclose(got["snap_distance_m"], distance[within], atol=1e-6)
     # the offset is where the point projects onto its segment
     unique = np.array([len(ties[i]) == 1 for i in got.index])
-    assert unique.sum() > 0.25 * n
+    assert unique.sum() > 0.15 * n
     lines = segments.geometry.to_numpy()[got["segment_id"].to_numpy()[unique]]
     expected = shapely.line_locate_point(lines, got.geometry.to_numpy()[unique])
     np.testing.assert_allclose(got["offset_m"].to_numpy()[unique], expected, atol=1e-6)
