@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -165,9 +166,13 @@ def needs_job(query: RouteQuery) -> bool:
     return lixels > int(current_app.config.get("ROUTE_INLINE_MAX_LIXELS", INLINE_MAX_LIXELS))
 
 
+_registry_lock = threading.Lock()
+
+
 def _registry() -> dict[str, Any]:
-    """Route jobs of this app: key (user, store version, query) -> job id, and job id -> the page's links."""
-    return current_app.extensions.setdefault("geo_ibm_route_jobs", {"by_key": {}, "links": {}})
+    """Route jobs of this app: key (user, store version, query, network) -> job id, and job id -> the page's links."""
+    with _registry_lock:
+        return current_app.extensions.setdefault("geo_ibm_route_jobs", {"by_key": {}, "links": {}})
 
 
 def _user() -> str:
@@ -205,11 +210,12 @@ def submit_job(query: RouteQuery, links: dict[str, Any]) -> Job:
 
     job = runner().submit(_user(), _("Route analysis with network hot spots"), work)
     registry = _registry()
-    registry["by_key"][key] = job.id
-    registry["links"][job.id] = dict(links)
-    for table in (registry["by_key"], registry["links"]):
-        while len(table) > MAX_REGISTERED_JOBS:  # the oldest first (dicts keep insertion order)
-            table.pop(next(iter(table)))
+    with _registry_lock:
+        registry["by_key"][key] = job.id
+        registry["links"][job.id] = dict(links)
+        for table in (registry["by_key"], registry["links"]):
+            while len(table) > MAX_REGISTERED_JOBS:  # the oldest first (dicts keep insertion order)
+                table.pop(next(iter(table)))
     audit("routes", status="submitted", job=job.id, filters=links)
     return job
 
