@@ -216,3 +216,65 @@ def test_a_network_reaching_no_crossing_has_no_flow():
     snapped = snap_events(events, network)
     flows = route_flows(network, snapped, attribute_entries(network, snapped, crossings), crossings)
     assert len(flows) == 0
+
+
+def test_flows_on_the_shipped_network_with_one_way_roads_equal_networkx_shortest_paths():
+    from geo_ibm import layers
+    from geo_ibm.network.roads import shipped_roads
+
+    rng = np.random.default_rng(31)
+    roads = shipped_roads()
+    roads["oneway"] = rng.choice(np.array([0, 0, 1, -1], dtype=np.int8), len(roads))
+    network = build_network(roads)
+    crossings, _ = attach_crossings(network, layers.crossing_points())
+    seg = network.segments
+    n = 200
+    pick = rng.choice(len(seg), size=n, p=seg["length_m"] / seg["length_m"].sum())
+    on_road = shapely.line_interpolate_point(seg.geometry.to_numpy()[pick], rng.uniform(0.02, 0.98, n),
+                                             normalized=True)
+    xy = shapely.get_coordinates(on_road) + rng.normal(0, 30, (n, 2))
+    events = gpd.GeoDataFrame({"event_id": [f"S{i}" for i in range(n)],
+                               "entry_country": rng.choice(ENTRIES, n),
+                               "destination_country": rng.choice(["DE", "NL", "FR", "BE", "GB", "unknown"], n),
+                               "persons": rng.integers(1, 6, n)}, geometry=shapely.points(xy), crs="EPSG:2169")
+    snapped = snap_events(events, network)
+    attribution = attribute_entries(network, snapped, crossings)
+    flows = route_flows(network, snapped, attribution, crossings)
+    frame = crossings.frame
+    graph = reference_graph(network)
+    expected: dict[tuple[str, int, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    legs_seen = {"entry": 0, "exit": 0}
+    for idx, row in snapped.events.iterrows():
+        if not row["snapped"]:
+            continue
+        g = with_point(graph, network, int(row["segment_id"]), row.geometry)
+        from_event = nx.single_source_dijkstra(g, "event", weight="length")
+        to_event = nx.single_source_dijkstra(g.reverse(copy=False), "event", weight="length")
+        legs = []
+        if row["entry_country"] in ("BE", "FR", "DE"):
+            options = sorted((to_event[0][int(node)], cid) for cid, node, nb in
+                             zip(frame["crossing_id"], frame["node"], frame["neighbour"], strict=True)
+                             if nb == row["entry_country"] and int(node) in to_event[0])
+            if options:
+                assert attribution.loc[idx, "crossing_id"] == options[0][1]
+                assert attribution.loc[idx, "distance_m"] == pytest.approx(options[0][0])
+                node = int(frame.set_index("crossing_id").loc[options[0][1], "node"])
+                legs.append(("entry", to_event[1][node][::-1]))
+            else:
+                assert attribution.loc[idx, "reason"] == "no reachable crossing"
+        if row["destination_country"] in EXIT_COUNTRIES:
+            via = EXIT_COUNTRIES[row["destination_country"]]
+            options = sorted((from_event[0][int(node)], int(node)) for node, nb in
+                             zip(frame["node"], frame["neighbour"], strict=True)
+                             if nb in via and int(node) in from_event[0])
+            if options:
+                legs.append(("exit", from_event[1][options[0][1]]))
+        for leg, path in legs:
+            legs_seen[leg] += 1
+            for a, b in zip(path[:-1], path[1:]):
+                edge = g.edges[a, b]
+                total = expected[(leg, edge["segment"], edge["direction"])]
+                total[0] += 1
+                total[1] += row["persons"]
+    assert legs_seen["entry"] > 50 and legs_seen["exit"] > 50
+    assert as_dict(flows) == dict(expected)
