@@ -14,8 +14,9 @@ from pyproj import Geod, Transformer
 
 from geo_ibm import layers
 from geo_ibm.errors import ValidationError
+from geo_ibm.io.osm import osm_extract_date
 from geo_ibm.network import installed, osm
-from geo_ibm.network.osm import hstore_value, osm_extract_date, parse_maxspeed, parse_oneway, read_osm
+from geo_ibm.network.osm import hstore_value, parse_maxspeed, parse_oneway, read_osm
 from geo_ibm.network.roads import ROAD_COLUMNS, road_layer
 
 # Ways of the standard extract: id -> (tags, (lon, lat) vertices). Shared vertices are shared nodes.

@@ -28,9 +28,10 @@ def roads_import(ctx: click.Context, file: Path, source: str | None, extract_dat
     """Read FILE (.osm or .osm.pbf), keep motorway ... tertiary roads in and around Luxembourg, install them."""
     from tqdm import tqdm
 
+    from geo_ibm.io.osm import osm_extract_date
     from geo_ibm.network.graph import build_network
     from geo_ibm.network.installed import check_extract_date, install_roads
-    from geo_ibm.network.osm import osm_extract_date, read_osm
+    from geo_ibm.network.osm import read_osm
 
     # The installed network lives next to the store given with --store.
     os.environ["GEO_IBM_STORE"] = str(ctx.obj["store"])
