@@ -7,7 +7,7 @@ import pytest
 import shapely
 from networkfixtures import events_frame, road, roads_frame
 
-from geo_ibm.errors import ValidationError
+from geo_ibm.errors import CrsError, ValidationError
 from geo_ibm.network.graph import build_network
 from geo_ibm.network.roads import shipped_roads
 from geo_ibm.network.snap import MAX_TOLERANCE_M, distance_to_network, snap_events
@@ -169,14 +169,17 @@ def test_snapped_position_lies_on_the_segment(network):
         on["segment_id"].to_numpy()] + 1e-9).all()
 
 
-def test_events_in_a_foreign_crs_are_converted_or_refused(network):
-    events = events_frame([k[0] for k in KNOWN])
+def test_events_in_a_foreign_crs_are_converted(network):
+    events = events_frame([k[0] for k in KNOWN], persons=range(len(KNOWN)))
     expected = snap_events(events, network).events
-    try:
-        got = snap_events(events.to_crs("EPSG:4326"), network).events
-    except ValidationError as exc:  # refused, naming the working CRS
-        assert "EPSG:2169" in str(exc)
-        return
-    # converted: the same segments and distances, never everything silently off the network
+    got = snap_events(events.to_crs("EPSG:4326"), network).events
     assert got["segment_id"].tolist() == expected["segment_id"].tolist()
     np.testing.assert_allclose(got["snap_distance_m"], expected["snap_distance_m"], atol=1e-3)
+    np.testing.assert_allclose(got["offset_m"], expected["offset_m"], atol=1e-3)
+    assert got["persons"].tolist() == list(range(len(KNOWN)))
+
+
+def test_events_without_a_crs_are_refused(network):
+    events = events_frame([(300, 40)]).set_crs(None, allow_override=True)
+    with pytest.raises(CrsError, match="EPSG:2169"):
+        snap_events(events, network)
