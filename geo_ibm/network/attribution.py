@@ -47,7 +47,7 @@ def attribute_entries(network: RoadNetwork, snapped: Snapped, crossings: Attache
     -------
     GeoDataFrame
         One row per event (same index): ``event_id``, ``entry_country``, ``persons``,
-        ``crossing_id`` (None when not attributed), ``crossing_name``, ``distance_m``,
+        ``crossing_id`` (categorical; missing, NaN, when not attributed), ``crossing_name``, ``distance_m``,
         ``second_crossing_id``, ``margin_m`` (second distance minus first; NaN with one
         candidate), ``confidence``, ``reason`` (None when attributed, else ``unknown entry
         country``, ``not on the network`` or ``no reachable crossing``), ``geometry`` (the
