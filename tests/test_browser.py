@@ -243,16 +243,16 @@ def test_routes_page_draws_its_layers_offline(watched):
             break
         watched.page.wait_for_timeout(100)
     assert frame is not None
-    frame.wait_for_function("() => window.L !== undefined && document.querySelectorAll('.geo-ibm-arrow svg').length > 0",
+    frame.wait_for_function("() => window.L !== undefined && document.querySelector('.leaflet-control-layers')",
                             timeout=30_000)
     labels = frame.evaluate("() => Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))"
                             ".map(l => l.textContent.trim())")
     assert {"Events per km of road", "Network hot and cold spots", "Flows (direction of travel)",
             "Entry crossings (attributed events)"} <= set(labels)
-    # Switching the flows off hides their arrows with their lines (one layer).
-    before = frame.evaluate("() => document.querySelectorAll('.geo-ibm-arrow').length")
+    # The flows start switched off; switching them on shows their arrows with their lines (one layer).
+    assert frame.evaluate("() => document.querySelectorAll('.geo-ibm-arrow').length") == 0
     frame.click("text=Flows (direction of travel)")
-    assert frame.evaluate("() => document.querySelectorAll('.geo-ibm-arrow').length") == 0 < before
+    frame.wait_for_function("() => document.querySelectorAll('.geo-ibm-arrow svg').length > 0", timeout=10_000)
     assert watched.outside_requests() == []
     assert watched.errors == []
 

@@ -198,3 +198,19 @@ def test_network_attribution_is_added_when_not_already_shown(outline, borders):
 def test_bad_arguments(call, match):
     with pytest.raises(ValidationError, match=match):
         call(maps.base_map())
+
+
+def test_flows_start_switched_off_unless_asked(outline, borders):
+    def flow_group(fmap):
+        return next(c for c in fmap._children.values()
+                    if getattr(c, "layer_name", None) == "Flows (direction of travel)")
+
+    flows = _flows([1, 2], ["entry", "exit"])
+    quiet = routelayers.route_map(outline=outline, borders=borders, segments=_segments([1.0]), flows=flows)
+    assert flow_group(quiet).show is False
+    shown = routelayers.route_map(outline=outline, borders=borders, segments=_segments([1.0]), flows=flows,
+                                  show_flows=True)
+    assert flow_group(shown).show is True
+    # The segments, lixels and crossings layers are on at first.
+    assert all(getattr(c, "show", True) for c in quiet._children.values()
+               if getattr(c, "layer_name", None) not in (None, "Flows (direction of travel)"))

@@ -235,12 +235,12 @@ def flow_arrows(web: gpd.GeoDataFrame, *, colours: Sequence[str], sizes: Sequenc
 
 
 def add_flows(fmap: folium.Map, flows: gpd.GeoDataFrame, *, weight: str = "events", max_arrows: int = MAX_ARROWS,
-              t: Translate = str) -> list[tuple[str, str, str]]:
+              show: bool = True, t: Translate = str) -> list[tuple[str, str, str]]:
     """Flow lines with their width by volume (``weight``: events or persons) and an arrow showing the direction.
 
     ``flows`` is :func:`geo_ibm.network.flows.route_flows`: ``ref``, ``leg``, ``events``,
-    ``persons``, geometries drawn in the direction of travel. Lines and arrows are one layer.
-    Returns the legend entries.
+    ``persons``, geometries drawn in the direction of travel. Lines and arrows are one layer,
+    shown at first when ``show``. Returns the legend entries.
     """
     flows = _check_frame(flows, "flows", ("ref", "leg", "events", "persons"))
     if weight not in ("events", "persons"):
@@ -262,7 +262,7 @@ def add_flows(fmap: folium.Map, flows: gpd.GeoDataFrame, *, weight: str = "event
     props["persons"] = [str(int(v)) for v in web["persons"]]
     props["colour"] = colours
     props["width"] = np.round(widths, 2)
-    group = folium.FeatureGroup(name=t("Flows (direction of travel)"), show=True)
+    group = folium.FeatureGroup(name=t("Flows (direction of travel)"), show=show)
     folium.GeoJson(
         _feature_collection(web, props),
         style_function=lambda f: {"color": f["properties"]["colour"], "weight": f["properties"]["width"],
@@ -327,10 +327,14 @@ def route_map(
     tile_attribution: str | None = None,
     asset_base: str = "/assets",
     notes: Sequence[str] = (),
+    show_flows: bool = False,
     t: Translate = str,
 ) -> folium.Map:
     """The route map: outline, internal borders, segment intensity, network hot spots, flows and
     crossings as switchable layers with their legends; needs no tiles.
+
+    The flows run along the same roads as the segments and would hide their colours, so their
+    layer starts switched off unless ``show_flows``.
 
     Parameters
     ----------
@@ -355,14 +359,15 @@ def route_map(
     if lixels is not None:
         blocks.append(_legend_html(t("Network hot and cold spots"), add_lixels(fmap, lixels, t=t)))
     if flows is not None:
-        blocks.append(_legend_html(t("Flows (direction of travel)"), add_flows(fmap, flows, t=t)))
+        blocks.append(_legend_html(t("Flows (direction of travel)"), add_flows(fmap, flows, show=show_flows, t=t)))
     if crossings is not None:
         add_route_crossings(fmap, crossings, t=t)
         blocks.append(_legend_html(t("Entry crossings"), [(CROSSING_COLOUR, "dot",
                                                            t("Size: attributed events"))]))
     blocks.append(_legend_html(t("Internal Schengen borders"), border_entries))
     for note in notes:
-        blocks.append(f'<div class="block">{text(note)}</div>')
+        # Long sentences wrap instead of widening the legend over the map.
+        blocks.append(f'<div class="block" style="max-width:22em;white-space:normal">{text(note)}</div>')
     if network_attribution:
         from geo_ibm.maps.base import _Script
         from geo_ibm.settings import OSM_ATTRIBUTION
