@@ -127,7 +127,8 @@ def test_geopackage_download_holds_every_layer_and_is_audited(logged_in, store, 
     path.write_bytes(response.data)
     expected = route_analysis(store, RouteQuery(quarter="2025Q1", network_hotspots=True))
     names = [str(name) for name, _geom in pyogrio.list_layers(path)]
-    assert names == [LAYER_NAMES[k] for k in expected.layers()]
+    assert "layer_styles" in names  # QGIS opens the layers styled
+    assert [n for n in names if n != "layer_styles"] == [LAYER_NAMES[k] for k in expected.layers()]
     assert "route_lixels" in names
     for key, frame in expected.layers().items():
         got = pyogrio.read_dataframe(path, layer=LAYER_NAMES[key])

@@ -23,10 +23,11 @@ from flask import Blueprint, Response, current_app, g, redirect, render_template
 from geo_ibm import figures
 from geo_ibm.errors import GeoIbmError, Problem, ValidationError
 from geo_ibm.figures.routemap import corridor_print_map, flow_print_map
-from geo_ibm.io import write_vector
 from geo_ibm.maps import render_map
 from geo_ibm.maps.routelayers import route_map
+from geo_ibm.network.files import LAYER_PREFIX, write_routes
 from geo_ibm.network.installed import installed_roads_info
+from geo_ibm.network.requests import LAYER_NAMES as ROUTE_LAYER_NAMES
 from geo_ibm.network.requests import RouteAnalysis, RouteQuery, current_network, route_analysis
 from geo_ibm.network.snap import DEFAULT_TOLERANCE_M, MAX_TOLERANCE_M
 from geo_ibm.planning.progress import ProgressCallback
@@ -57,11 +58,7 @@ MIN_TOLERANCE_M = 1.0
 """Snapping tolerance the page takes (metres), up to the library's :data:`~geo_ibm.network.snap.MAX_TOLERANCE_M`:
 events farther from every road are counted and listed, not snapped."""
 
-LAYER_NAMES: dict[str, str] = {
-    "segments": "route_segments", "corridors": "route_corridors", "lixels": "route_lixels",
-    "attribution": "route_attribution", "crossings": "route_crossings", "flows": "route_flows",
-    "unsnapped": "route_unsnapped",
-}
+LAYER_NAMES: dict[str, str] = {name: LAYER_PREFIX + name for name in ROUTE_LAYER_NAMES}
 """``RouteAnalysis.layers()`` key -> layer name in the GeoPackage (and OGC collection id where served)."""
 
 INLINE_MAX_LIXELS = 20_000
@@ -391,20 +388,14 @@ def map_document() -> Any:
     return map_headers(Response(document, mimetype="text/html"))
 
 
-def route_layers_gpkg(analysis: RouteAnalysis, query: RouteQuery, *, scratch: Path) -> bytes:
-    """Every layer of ``analysis`` in one GeoPackage (EPSG:2169), one layer each, with the query as metadata.
-
-    Layers are named as in :data:`LAYER_NAMES`; an empty layer is written too (a reader sees
-    that nothing matched rather than a missing layer).
-    """
-    metadata = {"query": dict(analysis.parameters),
-                "network_source": dict(analysis.network_source or {}), "n_events": int(analysis.n_events),
-                "n_snapped": int(analysis.n_snapped), "warnings": list(analysis.warnings)}
+def route_layers_gpkg(analysis: RouteAnalysis, *, scratch: Path) -> bytes:
+    """Every layer of ``analysis`` in one GeoPackage (:func:`geo_ibm.network.files.write_routes`:
+    EPSG:2169, layers named as in :data:`LAYER_NAMES`, the analysis' parameters as layer metadata,
+    QGIS styles), written in a private folder inside ``scratch`` and removed afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="routes-", dir=scratch))
     try:
         path = folder / "routes.gpkg"
-        for key, frame in analysis.layers().items():
-            write_vector(frame, path, layer=LAYER_NAMES.get(key, f"route_{key}"), metadata=metadata)
+        write_routes(analysis, path)
         return path.read_bytes()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -416,7 +407,7 @@ def download_layers() -> Any:
     """The analysis' layers as one GeoPackage; audited like every export."""
     query = parse_route_query(request.args)
     analysis = analysis_of(query)
-    data = route_layers_gpkg(analysis, query, scratch=scratch_dir())
+    data = route_layers_gpkg(analysis, scratch=scratch_dir())
     audit("export", what="routes", format="gpkg", layers=[LAYER_NAMES[k] for k in analysis.layers()],
           events=int(analysis.n_events), filters=route_links(request.args))
     return attachment(data, GPKG, "geo_ibm-routes.gpkg")
