@@ -340,3 +340,55 @@ def test_qgis_opens_the_layers_with_their_default_styles(demo_store, tmp_path):
     assert kde["type"] == "graduatedSymbol" and kde["attr"] == "level"
     assert kde["classes"][0][2] == KDE_RAMP[0]
     assert loaded["events"] == {"valid": True, "type": "singleSymbol", "colour": "#9c27b0"}
+
+
+# --------------------------------------------------------------------------- route layers of geo-ibm routes
+
+
+@pytest.fixture(scope="module")
+def route_file(demo_store, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("routes") / "routes.gpkg"
+    result = CliRunner().invoke(main, ["--store", str(demo_store), "routes", "--out", str(out), "--network-hotspots"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+ROUTE_LAYERS = ("route_segments", "route_corridors", "route_lixels", "route_attribution", "route_crossings",
+                "route_flows", "route_unsnapped")
+
+
+def test_every_route_layer_has_its_default_style(route_file):
+    rows = {r["f_table_name"]: r for r in styles(route_file)}
+    assert set(rows) == set(ROUTE_LAYERS)
+    assert all(r["useAsDefault"] == 1 and r["styleName"].startswith("geo_ibm") for r in rows.values())
+    # segments: graduated on events per km; every segment's value falls in exactly one band
+    segments = gpd.read_file(route_file, layer="route_segments")
+    root = ET.fromstring(rows["route_segments"]["styleQML"].split("\n", 1)[1])
+    renderer = root.find("renderer-v2")
+    assert renderer.get("type") == "graduatedSymbol" and renderer.get("attr") == "events_per_km"
+    bands = [(float(r.get("lower")), float(r.get("upper"))) for r in renderer.find("ranges")]
+    for value in segments["events_per_km"]:
+        inside = [lo <= value < hi or (value == hi and (lo, hi) == bands[-1]) for lo, hi in bands]
+        assert sum(inside) == 1, (value, bands)
+    # roads without an event are the quiet first band
+    assert bands[0][0] == 0.0 and bands[0][1] < 1e-6
+    flows = categories(rows["route_flows"]["styleQML"])
+    assert set(flows) == {"entry", "exit"}
+    lixels = categories(rows["route_lixels"]["styleQML"])
+    assert lixels["0"][2] == "false" and lixels["3"][2] == "true"
+
+
+@pytest.mark.skipif(not _qgis_available(), reason="QGIS's Python bindings (Debian python3-qgis) are not installed")
+def test_qgis_opens_the_route_layers_styled(route_file):
+    from geo_ibm.maps.routelayers import FLOW_COLOURS
+
+    files = [(str(route_file), layer) for layer in ROUTE_LAYERS]
+    done = subprocess.run([QGIS_PYTHON, "-c", QGIS_SCRIPT, json.dumps(files)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(loaded[layer]["valid"] for layer in ROUTE_LAYERS)
+    assert loaded["route_segments"]["type"] == "graduatedSymbol"
+    assert {v: c for v, c, shown in loaded["route_flows"]["classes"]} == FLOW_COLOURS
+    assert {v: c for v, c, shown in loaded["route_lixels"]["classes"] if shown} == {
+        str(b): c for b, c in GI_BIN_COLOURS.items()}

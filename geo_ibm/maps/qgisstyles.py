@@ -8,6 +8,14 @@ from geo_ibm.io.qgis import Band, Category, GeometryKind, LayerStyle, Symbol
 from geo_ibm.maps.base import _FALLBACK_COLOURS
 from geo_ibm.maps.hotspotlayers import EMERGING_COLOURS, GI_BIN_COLOURS, GI_BIN_LABELS
 from geo_ibm.maps.planlayers import COVERED_COLOUR, SITE_COLOUR, UNCOVERED_COLOUR
+from geo_ibm.maps.routelayers import (
+    CROSSING_COLOUR,
+    FLOW_COLOURS,
+    INTENSITY_WIDTHS,
+    QUIET_COLOUR,
+    class_palette,
+    intensity_breaks,
+)
 
 EVENT_COLOUR = "#9c27b0"
 EVENT_OUTLINE = "#3b0a45"
@@ -126,6 +134,73 @@ def demand_style() -> LayerStyle:
         ), description="Demand points of a plan.")
 
 
+def _line(colour: str, width_px: float) -> Symbol:
+    # The web maps give line widths in pixels; QGIS in millimetres (0.26 mm is about one pixel).
+    return Symbol(colour, outline=colour, width=round(width_px * 0.26, 2))
+
+
+def intensity_style(gdf: gpd.GeoDataFrame, *, attribute: str = "events_per_km", name: str = "geo_ibm road intensity",
+                    unit: str = "events per km") -> LayerStyle:
+    """Road segments or corridors graduated on ``attribute`` with the Routes map's classes and colours.
+
+    Roads with no event are one quiet grey class below the first band.
+    """
+    values = gdf[attribute].to_numpy(dtype=float) if attribute in gdf.columns else np.zeros(0)
+    breaks = intensity_breaks(values)
+    colours = class_palette(len(breaks))
+    quiet = _line(QUIET_COLOUR, 1.5)
+    if not breaks:
+        return LayerStyle(name, "line", quiet, description=f"Roads (no {unit}).")
+    widths = INTENSITY_WIDTHS[len(INTENSITY_WIDTHS) - len(breaks):]
+    # graduated classes are lower <= value < upper: zero gets a band of its own
+    bands = [Band(0.0, 1e-9, f"No event ({unit})", quiet)]
+    low = 1e-9
+    for bound, colour, width in zip(breaks, colours, widths, strict=True):
+        shown = 0.0 if low < 1e-6 else low
+        bands.append(Band(low, float(bound), f"{shown:.3g} – {bound:.3g} {unit}", _line(colour, width)))
+        low = float(bound)
+    return LayerStyle(name, "line", quiet, attribute=attribute, bands=tuple(bands),
+                      description=f"Road intensity by {attribute} ({unit}).")
+
+
+def lixel_style(gdf: gpd.GeoDataFrame) -> LayerStyle:
+    """Network hot spot lixels by ``gi_bin`` in the Gi* colours (not significant unticked)."""
+    categories = [Category(b, GI_BIN_LABELS[b], _line(GI_BIN_COLOURS[b], 4.0)) for b in sorted(GI_BIN_COLOURS, reverse=True)]
+    categories.insert(3, Category(0, "Not significant", _line(NOT_SIGNIFICANT, 1.5), visible=False))
+    return LayerStyle("geo_ibm network hot spots", "line", _line(NOT_SIGNIFICANT, 1.5), attribute="gi_bin",
+                      categories=tuple(categories), description="Network Gi* hot and cold spots on lixels.")
+
+
+def flow_style() -> LayerStyle:
+    """Flow lines by leg (entry blue, exit orange) as the Routes map draws them."""
+    categories = tuple(Category(leg, f"{leg.capitalize()} leg", _line(colour, 3.0)) for leg, colour in FLOW_COLOURS.items())
+    return LayerStyle("geo_ibm flows", "line", _line(FLOW_COLOURS["entry"], 3.0), attribute="leg",
+                      categories=categories, description="Events along their shortest paths, per segment and direction.")
+
+
+def crossing_style() -> LayerStyle:
+    """Border crossings of a route analysis."""
+    return LayerStyle("geo_ibm crossings", "point", Symbol(CROSSING_COLOUR, outline="#ffffff", width=0.5, size=3.6),
+                      description="Border crossing points with their attributed events.")
+
+
+def unsnapped_style() -> LayerStyle:
+    """Events beyond the snapping tolerance: grey points."""
+    return LayerStyle("geo_ibm events off the roads", "point", Symbol(QUIET_COLOUR, outline="#444444", size=2.0),
+                      description="Events farther than the snapping tolerance from every road.")
+
+
+_ROUTE_STYLES = {
+    "route_segments": intensity_style,
+    "route_corridors": lambda gdf: intensity_style(gdf, name="geo_ibm corridors"),
+    "route_lixels": lixel_style,
+    "route_flows": lambda gdf: flow_style(),
+    "route_crossings": lambda gdf: crossing_style(),
+    "route_attribution": lambda gdf: event_style(),
+    "route_unsnapped": lambda gdf: unsnapped_style(),
+}
+
+
 _HOTSPOT_STYLES = {"gi": gi_style, "lisa": lisa_style, "kde": kde_style, "clusters": cluster_style,
                    "emerging": emerging_style}
 
@@ -139,8 +214,11 @@ def layer_style(gdf: gpd.GeoDataFrame, layer: str) -> LayerStyle | None:
         The layer's data (the classes of density bands and clusters come from it).
     layer
         ``events``, ``hotspots_<method>`` (gi, lisa, kde, clusters, emerging), ``plan_sites``,
-        ``operation_sites`` or ``plan_demand``.
+        ``operation_sites``, ``plan_demand`` or a route layer (``route_segments``, ``route_corridors``,
+        ``route_lixels``, ``route_flows``, ``route_crossings``, ``route_attribution``, ``route_unsnapped``).
     """
+    if layer in _ROUTE_STYLES:
+        return _ROUTE_STYLES[layer](gdf)
     if layer == "events":
         return event_style()
     if layer.startswith("hotspots_") and layer[len("hotspots_"):] in _HOTSPOT_STYLES:
@@ -152,5 +230,6 @@ def layer_style(gdf: gpd.GeoDataFrame, layer: str) -> LayerStyle | None:
     return None
 
 
-__all__ = ["cluster_style", "demand_style", "emerging_style", "event_style", "geometry_kind", "gi_style", "kde_style",
-           "layer_style", "lisa_style", "site_style"]
+__all__ = ["cluster_style", "crossing_style", "demand_style", "emerging_style", "event_style", "flow_style",
+           "geometry_kind", "gi_style", "intensity_style", "kde_style", "layer_style", "lisa_style", "lixel_style",
+           "site_style", "unsnapped_style"]

@@ -48,7 +48,7 @@ def write_routes(analysis: RouteAnalysis, path: str | Path) -> list[Path]:
         :func:`geo_ibm.network.requests.route_analysis`.
     path
         ``.gpkg``: one file, layers ``route_<name>`` (EPSG:2169) with the analysis' parameters as
-        layer metadata. ``.geojson`` / ``.csv``: one file per layer, ``<stem>_<name>.<suffix>``
+        layer metadata and QGIS styles in the colours of the Routes map (``layer_styles``). ``.geojson`` / ``.csv``: one file per layer, ``<stem>_<name>.<suffix>``
         (EPSG:4326; CSV lines as WKT, points as lat/lon, text cells formula-safe).
 
     Returns
@@ -67,7 +67,10 @@ def write_routes(analysis: RouteAnalysis, path: str | Path) -> list[Path]:
     for name, gdf in analysis.layers().items():
         metadata = layer_metadata(analysis, name)
         if suffix == ".gpkg":
-            write_vector(gdf, path, layer=LAYER_PREFIX + name, metadata=metadata)
+            from geo_ibm.maps.qgisstyles import layer_style
+
+            write_vector(gdf, path, layer=LAYER_PREFIX + name, metadata=metadata,
+                         style=layer_style(gdf, LAYER_PREFIX + name))
             if path not in written:
                 written.append(path)
         elif suffix == ".geojson":
