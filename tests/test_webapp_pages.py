@@ -1,6 +1,7 @@
 """Tests of webapp.pages: map pages and documents, filters, imports, exports, audit and user pages."""
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -217,6 +218,11 @@ def test_import_refuses_unknown_file_types_and_empty_form(logged_in):
     c = logged_in("ana")
     response = upload(c, "hello", filename="events.exe")
     assert response.status_code == 400 and "unsupported file type" in response.get_data(as_text=True)
+    for name in ("luxembourg-latest.osm.pbf", "extract.osm"):
+        response = upload(c, "<osm/>", filename=name)
+        body = html.unescape(response.get_data(as_text=True))
+        assert response.status_code == 400 and f"{name}: an OpenStreetMap extract, not an event file" in body
+        assert "geo-ibm roads import FILE" in body
     token = csrf_token(c, "/import")
     assert c.post("/import", data={"csrf_token": token}).status_code == 400
 

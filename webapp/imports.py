@@ -35,6 +35,12 @@ def import_page() -> Any:
         raise ValidationError(_("Choose a file to upload."), [Problem("missing", column="file")])
     name = upload_name(upload.filename)
     suffix = Path(name).suffix.lower()
+    if name.lower().endswith((".osm", ".pbf")):
+        raise ValidationError(
+            f"{upload.filename}: an OpenStreetMap extract, not an event file; an administrator installs it as the "
+            "road network with `geo-ibm roads import FILE`",
+            [Problem("OpenStreetMap extract", file=upload.filename, column="file", value=suffix)],
+        )
     if suffix not in UPLOAD_SUFFIXES:
         raise ValidationError(
             f"{upload.filename}: unsupported file type {suffix or '(none)'!r}; use {', '.join(UPLOAD_SUFFIXES)}",
