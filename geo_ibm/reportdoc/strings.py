@@ -161,6 +161,44 @@ FRENCH: dict[str, str] = {
         "Cantons et régions de police : data/boundaries/cantons.geojson (ou le fichier officiel installé)",
     "Crossing points: hand-curated table with a source per row (data/boundaries/crossing_points.csv)":
         "Points de passage : table établie à la main avec une source par ligne (data/boundaries/crossing_points.csv)",
+    # Space-time repetition (geo_ibm.reportdoc.nearrepeat)
+    "Space-time repetition (near repeats)": "Répétition spatio-temporelle (répétitions proches)",
+    "1 day": "1 jour",
+    "%(n)s days": "%(n)s jours",
+    "%(from)s–%(to)s days": "%(from)s–%(to)s jours",
+    "%(distance)s m and %(days)s days": "%(distance)s m et %(days)s jours",
+    "Distance": "Distance",
+    "Knox ratios of pairs of interceptions by distance and time apart":
+        "Rapports de Knox des paires d'interceptions selon leur écart en distance et en temps",
+    "Pairs of interceptions observed (expected by chance)":
+        "Paires d'interceptions observées (attendues par le hasard)",
+    "significant at the 1 % level": "significatif au seuil de 1 %",
+    "significant at the 5 % level": "significatif au seuil de 5 %",
+    "Knox ratio %(ratio)s, not significant": "rapport de Knox %(ratio)s, non significatif",
+    "Knox ratio %(ratio)s, %(p)s": "rapport de Knox %(ratio)s, %(p)s",
+    "Within %(distance)s m and %(days)s of an interception, another one is %(ratio)s times as likely as chance would give (%(p)s).":
+        "À moins de %(distance)s m et %(days)s d'une interception, une autre est %(ratio)s fois plus probable que ne le voudrait le hasard (%(p)s).",
+    "Within %(distance)s m and %(days)s of an interception, another one is no more likely than chance would give (%(detail)s): no near-repeat pattern at this range.":
+        "À moins de %(distance)s m et %(days)s d'une interception, une autre n'est pas plus probable que ne le voudrait le hasard (%(detail)s) : pas de répétition proche à cette échelle.",
+    "Fewer than %(min)s pairs of interceptions were within %(distance)s m and %(days)s of each other: too few to say whether near repeats are more likely than chance.":
+        "Moins de %(min)s paires d'interceptions étaient à moins de %(distance)s m et %(days)s l'une de l'autre : trop peu pour dire si les répétitions proches sont plus probables que le hasard.",
+    "No two interceptions were within %(distance)s m and %(days)s of each other, so no near repeat was seen at this range.":
+        "Aucune paire d'interceptions n'était à moins de %(distance)s m et %(days)s l'une de l'autre : aucune répétition proche n'a été observée à cette échelle.",
+    "Near repeats are also more frequent than chance at %(places)s.":
+        "Les répétitions proches sont aussi plus fréquentes que le hasard à %(places)s.",
+    "Near repeats are more frequent than chance at %(places)s.":
+        "Les répétitions proches sont plus fréquentes que le hasard à %(places)s.",
+    " and %(more)s more cells": " et %(more)s autres cellules",
+    "Knox ratio: the pairs of interceptions observed in a distance and time band over the pairs expected when the dates are shuffled among the places (%(permutations)s permutations, as Ratcliffe's Near Repeat Calculator); ** p ≤ 0.01, * p ≤ 0.05 for ratios above 1; a band holds its lower edge, not its upper one. With %(cells)s cells, about one in twenty is marked by chance alone.":
+        "Rapport de Knox : les paires d'interceptions observées dans une classe de distance et de temps rapportées aux paires attendues quand les dates sont permutées entre les lieux (%(permutations)s permutations, comme le Near Repeat Calculator de Ratcliffe) ; ** p ≤ 0,01, * p ≤ 0,05 pour les rapports supérieurs à 1 ; une classe contient sa borne inférieure, pas sa borne supérieure. Sur %(cells)s cellules, environ une sur vingt est marquée par le seul hasard.",
+    "Cells of fewer than %(min)s pairs show no ratio (–).":
+        "Les cellules de moins de %(min)s paires ne montrent pas de rapport (–).",
+    "Only %(n)s interceptions: too few for a near-repeat analysis, which needs at least %(min)s.":
+        "Seulement %(n)s interceptions : trop peu pour une analyse des répétitions proches, qui en demande au moins %(min)s.",
+    "No two interceptions were less than %(distance)s m apart, so no near repeat can be measured.":
+        "Aucune paire d'interceptions n'est à moins de %(distance)s m, aucune répétition proche ne peut donc être mesurée.",
+    "The near-repeat table was not computed: %(why)s.":
+        "Le tableau des répétitions proches n'a pas été calculé : %(why)s.",
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"en": {}, "fr": FRENCH}
