@@ -199,6 +199,37 @@ FRENCH: dict[str, str] = {
         "Aucune paire d'interceptions n'est à moins de %(distance)s m, aucune répétition proche ne peut donc être mesurée.",
     "The near-repeat table was not computed: %(why)s.":
         "Le tableau des répétitions proches n'a pas été calculé : %(why)s.",
+    # corridors and flows (geo_ibm/reportdoc/routes.py)
+    "Corridors and flows": "Corridors et flux",
+    "other roads": "autres routes",
+    "Road": "Route",
+    "per km": "par km",
+    "Change from the previous quarter": "Évolution par rapport au trimestre précédent",
+    "Corridors by interceptions per km": "Corridors par interceptions au km",
+    "Crossing": "Point de passage",
+    "Country": "Pays",
+    "Mean confidence": "Confiance moyenne",
+    "Most likely entry crossings (by distance along the roads)":
+        "Points d'entrée les plus probables (par distance le long des routes)",
+    "Route analysis not made: %(why)s": "Analyse des itinéraires non effectuée : %(why)s",
+    "the installed OpenStreetMap road network": "le réseau routier OpenStreetMap installé",
+    "the schematic road corridors shipped with geo_ibm (accurate to about 1 km)":
+        "les corridors routiers schématiques fournis avec geo_ibm (précis à environ 1 km)",
+    "%(snapped)s of %(n)s interceptions lie within %(tolerance)s m of %(network)s and are analysed on it; "
+    "each is attributed to the nearest crossing of its entry country along the roads, and flows follow the "
+    "shortest paths from that crossing and on towards the destination country where it is known.":
+        "%(snapped)s des %(n)s interceptions se trouvent à moins de %(tolerance)s m de %(network)s et y sont "
+        "analysées ; chacune est attribuée au point de passage de son pays d'entrée le plus proche par la route, "
+        "et les flux suivent les plus courts chemins depuis ce point puis vers le pays de destination quand il "
+        "est connu.",
+    "Busiest corridor: %(ref)s, %(per_km)s interceptions per km.":
+        "Corridor le plus fréquenté : %(ref)s, %(per_km)s interceptions par km.",
+    "Corridors: interceptions per km of road": "Corridors : interceptions par km de route",
+    "Flows: entry crossing to interception and on to the exit":
+        "Flux : du point d'entrée à l'interception, puis vers la sortie",
+    "The corridor and flow maps are for analysts only.": "Les cartes des corridors et des flux sont réservées aux analystes.",
+    "%(off)s interceptions lie farther than %(tolerance)s m from every road and are not in these figures.":
+        "%(off)s interceptions se trouvent à plus de %(tolerance)s m de toute route et ne figurent pas dans ces chiffres.",
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"en": {}, "fr": FRENCH}
