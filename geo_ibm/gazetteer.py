@@ -15,7 +15,7 @@ import shapely
 
 from geo_ibm import io
 from geo_ibm.errors import Problem, ValidationError
-from geo_ibm.settings import WORKING_CRS, boundaries_dir
+from geo_ibm.settings import WEB_CRS, WORKING_CRS, boundaries_dir
 
 LANGUAGES: tuple[str, ...] = ("en", "fr")
 """Languages :func:`place_name` words a name in."""
@@ -92,7 +92,7 @@ def communes() -> gpd.GeoDataFrame:
     if missing:
         raise ValidationError(f"{path}: missing columns {missing}; rebuild with `python scripts/build_gazetteer.py`",
                               [Problem("missing column", file=str(path), column=missing[0])])
-    labels = gpd.GeoSeries(gpd.points_from_xy(gdf["label_lon"], gdf["label_lat"]), crs=gdf.crs).to_crs(WORKING_CRS)
+    labels = gpd.GeoSeries(gpd.points_from_xy(gdf["label_lon"], gdf["label_lat"]), crs=WEB_CRS).to_crs(WORKING_CRS)
     gdf = gdf.to_crs(WORKING_CRS)
     gdf["label_x"] = labels.x.to_numpy()
     gdf["label_y"] = labels.y.to_numpy()
@@ -274,7 +274,7 @@ def place_name(
     pandas.DataFrame
         Indexed like ``points``: ``name``, ``road_ref`` (``""`` when none), ``road_distance_m``,
         ``landmark`` (the label in ``lang``, ``""`` when none), ``landmark_kind``,
-        ``landmark_distance_m``, ``commune``, ``canton``, ``region`` (``None`` when no commune is
+        ``landmark_distance_m``, ``commune``, ``canton``, ``region`` (missing when no commune is
         near); distances NaN when nothing was found.
 
     Raises
