@@ -230,6 +230,59 @@ FRENCH: dict[str, str] = {
     "The corridor and flow maps are for analysts only.": "Les cartes des corridors et des flux sont réservées aux analystes.",
     "%(off)s interceptions lie farther than %(tolerance)s m from every road and are not in these figures.":
         "%(off)s interceptions se trouvent à plus de %(tolerance)s m de toute route et ne figurent pas dans ces chiffres.",
+    # outlook and recommendations (geo_ibm/reportdoc/outlook.py)
+    'Outlook and recommendations':
+        'Perspectives et recommandations',
+    'No earlier quarter to test the forecast on: the data start in this quarter.':
+        'Aucun trimestre antérieur sur lequel tester la prévision : les données commencent ce trimestre.',
+    'Quarter':
+        'Trimestre',
+    'Forecast from':
+        'Prévu à partir de',
+    'Cells':
+        'Cellules',
+    'Area':
+        'Surface',
+    'Hit rate':
+        'Taux de réussite',
+    'How the forecast did in past quarters':
+        'Résultats de la prévision aux trimestres passés',
+    "Next quarter's expected hot spots are this quarter's Gi* hot spots (95 %% confidence, FDR, %(cell)s m cells). Tried on the %(k)s previous quarters, this forecast caught on average %(hit)s of the next quarter's interceptions (from %(low)s to %(high)s) on %(area)s of the area: a PAI of %(pai)s, i.e. %(pai)s times what cells picked at random would catch.":
+        'Les points chauds attendus au prochain trimestre sont les points chauds Gi* de ce trimestre (confiance 95 %%, FDR, cellules de %(cell)s m). Essayée sur les %(k)s trimestres précédents, cette prévision a couvert en moyenne %(hit)s des interceptions du trimestre suivant (de %(low)s à %(high)s) sur %(area)s de la surface : un PAI de %(pai)s, soit %(pai)s fois ce que couvriraient des cellules choisies au hasard.',
+    'The forecast found no hot spot in the past quarters, so its accuracy is unknown.':
+        "La prévision n'a trouvé aucun point chaud aux trimestres passés : sa précision est inconnue.",
+    'Forecast map not drawn: %(why)s':
+        'Carte de prévision non dessinée : %(why)s',
+    'Expected hot spots next quarter':
+        'Points chauds attendus au prochain trimestre',
+    'No candidate control site lies in or near the area.':
+        'Aucun site de contrôle candidat ne se trouve dans la zone ou à proximité.',
+    'No recommendation: %(why)s':
+        'Pas de recommandation : %(why)s',
+    "Recommended for the next operation: %(k)s control sites that together are within %(radius)s km of %(share)s of this quarter's interceptions (recent ones weighing more), with the hours when most of them happened.":
+        'Recommandés pour la prochaine opération : %(k)s sites de contrôle qui, ensemble, sont à moins de %(radius)s km de %(share)s des interceptions de ce trimestre (les plus récentes pesant davantage), avec les heures où la plupart ont eu lieu.',
+    'Site':
+        'Site',
+    'Kind':
+        'Type',
+    'Cumulative share':
+        'Part cumulée',
+    'Busiest hours':
+        'Heures les plus chargées',
+    'Recommended control sites and hours':
+        'Sites et heures de contrôle recommandés',
+    'Only %(n)s interceptions in the quarter: too few for a forecast or recommendations (at least %(min)s).':
+        'Seulement %(n)s interceptions dans le trimestre : trop peu pour une prévision ou des recommandations (au moins %(min)s).',
+    'crossing':
+        'point de passage',
+    'service_area':
+        'aire de service',
+    'station':
+        'gare',
+    'bus_hub':
+        "pôle d'autobus",
+    'park_and_ride':
+        'parking relais',
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"en": {}, "fr": FRENCH}
