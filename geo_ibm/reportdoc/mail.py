@@ -71,7 +71,8 @@ class SmtpSettings:
 
 
 def _setting_error(name: str, message: str, value: Any = None) -> ValidationError:
-    return ValidationError(f"{name}: {message}", [Problem(message, column=name, value=value)])
+    reason = "not set" if message.startswith("not set") else "bad setting"
+    return ValidationError(f"{name}: {message}", [Problem(reason, column=name, value=value)])
 
 
 def smtp_settings(environ: dict[str, str] | None = None) -> SmtpSettings:
