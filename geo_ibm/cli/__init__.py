@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 # each module registers its commands on main when imported
-from geo_ibm.cli import archive, commands, nearrepeat, planning, roads, routes  # noqa: F401
+from geo_ibm.cli import archive, commands, nearrepeat, planning, reports, roads, routes  # noqa: F401
 from geo_ibm.cli.base import main
 
 __all__ = ["main"]
