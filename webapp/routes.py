@@ -2,8 +2,10 @@
 filter, with the layers as one GeoPackage and the corridor and flow print maps.
 
 The view parses the request and calls :func:`geo_ibm.network.requests.route_analysis`; the
-analysis is kept per store version and query (:func:`route_result`), so the page, its map
-document, the downloads and the OGC collections of one selection share one computation.
+analysis is kept per store version, road network and query (:func:`route_result`), so the page,
+its map document, the downloads and the OGC collections of one selection share one computation.
+Network hot spots on a large network (an installed OpenStreetMap extract) run as a background job
+(:mod:`webapp.jobs`) whose page follows its progress and then shows the Routes page.
 """
 from __future__ import annotations
 
