@@ -75,7 +75,9 @@ def hotspot_components(cells: gpd.GeoDataFrame, *, shape: str = "square") -> np.
 
     With ``row``/``col`` columns (the grid's lattice position, as :func:`geo_ibm.hotspots.gi_frame`
     keeps them) neighbours are found by index arithmetic: the eight queen neighbours of a square
-    cell, the six neighbours of a hexagon ("odd-r" offset rows, :mod:`geo_ibm.grid`). Without them
+    cell, the six neighbours of a hexagon ("odd-r" offset rows, :mod:`geo_ibm.grid`), on the
+    whole lattice: two cells clipped by the study area's limit stay neighbours even where the
+    clipping parted them (a hotspot across a bend of the border is one). Without them
     (a protected result, say) cells whose geometries touch or overlap are neighbours.
     """
     n = len(cells)
