@@ -113,7 +113,8 @@ def test_collections(site):
     body = site.get("/ogc/collections", role="viewer").get_json()
     got = {c["id"]: c for c in body["collections"]}
     assert set(got) == {"outline", "internal-borders", "tripoints", "crossing-points", "regions", "cantons",
-                        "corridors", "events", "hotspots"}
+                        "corridors", "events", "hotspots", "route_segments", "route_corridors", "route_flows",
+                        "route_crossings", "route_lixels"}
     for cid, coll in got.items():
         links = rels(coll["links"])
         assert links["items"]["type"] == "application/geo+json"

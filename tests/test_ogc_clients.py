@@ -65,7 +65,8 @@ def test_gdal_lists_collections(server, gdal_basic):
     url, _events, _token = server
     names = {str(name) for name, _geom in pyogrio.list_layers(f"OAPIF:{url}")}
     assert names == {"outline", "internal-borders", "tripoints", "crossing-points", "regions", "cantons",
-                     "corridors", "events", "hotspots"}
+                     "corridors", "events", "hotspots", "route_segments", "route_corridors", "route_flows",
+                     "route_crossings", "route_lixels"}
 
 
 def test_gdal_reads_all_events_following_next_links(server, gdal_basic):

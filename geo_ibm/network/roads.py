@@ -92,11 +92,14 @@ def road_source() -> dict[str, Any]:
     -------
     dict
         ``kind`` ("osm" or "shipped"), ``source``, ``date`` (extract date or ``None``),
-        ``attribution`` (the ODbL notice for OpenStreetMap data, else ``None``), ``roads`` (rows).
+        ``attribution`` (the ODbL notice for OpenStreetMap data, else ``None``), ``roads`` (rows),
+        ``installed_at`` (when the extract was installed; ``None`` for the shipped corridors): two
+        installs of the same extract differ by it, so caches keyed on this dict see the new one.
     """
     info = installed.installed_roads_info()
     if info:
         return {"kind": "osm", "source": info.get("source"), "date": info.get("date"),
-                "attribution": info.get("attribution") or OSM_ATTRIBUTION, "roads": info.get("roads")}
+                "attribution": info.get("attribution") or OSM_ATTRIBUTION, "roads": info.get("roads"),
+                "installed_at": info.get("installed_at")}
     return {"kind": "shipped", "source": SHIPPED_SOURCE, "date": None, "attribution": None,
-            "roads": len(layers.road_corridors())}
+            "roads": len(layers.road_corridors()), "installed_at": None}
