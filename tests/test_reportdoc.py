@@ -154,6 +154,36 @@ def test_pdf_key_figures_equal_the_store(national, store):
             assert numbers[:2] == [str(n), str(int(before.get(code, 0)))], (by, code)
 
 
+def test_named_hotspot_table_equals_the_library(national, store):
+    import pandas as pd
+
+    from geo_ibm.hotspots import hotspots_from_events
+    from geo_ibm.layers import luxembourg_outline
+    from geo_ibm.namedhotspots import named_hotspots
+    from geo_ibm.reportdoc.figures import quarter_days
+
+    folder, paths, _steps = national
+    current, previous = store.events(quarter=QUARTER), store.events(quarter=PREVIOUS)
+    gi = hotspots_from_events(current, study_area=luxembourg_outline())
+    expected = named_hotspots(gi, events=current, previous=previous,
+                              exposure=(quarter_days(QUARTER), quarter_days(PREVIOUS))).head(10)
+    assert len(expected) >= 1
+    top = pd.read_csv(folder / "named_hotspots.csv", encoding="utf-8-sig", keep_default_na=False)
+    assert "top_hotspots.csv" not in {p.name for p in paths}
+    assert top["name"].tolist() == expected["name"].tolist() and top["name"].is_unique
+    assert top["events"].tolist() == expected["events"].tolist()
+    assert top["persons"].tolist() == expected["persons"].tolist()
+    assert top["trend"].tolist() == expected["trend"].tolist()
+    assert top["canton"].tolist() == expected["canton"].tolist()
+    text = pdf_text(folder / "report.pdf")
+    block = between(text, "Named hotspots", "4. Charts")
+    for row in expected.itertuples():
+        line = next(line for line in block.splitlines() if re.match(rf"^\s*{row.rank}\s{{2,}}", line))
+        assert row.name.split()[0] in line and number(row.events, "en") in line
+    # The title page names the main hotspot (the most interceptions).
+    assert expected["name"].iloc[0].split()[0] in between(text, "Main hotspot", "Contents")
+
+
 def test_pdf_destination_and_nationality_figures(national, store):
     folder, _paths, _steps = national
     text = pdf_text(folder / "report.pdf")
@@ -309,8 +339,9 @@ def test_protected_edition_shows_no_exact_small_counts(store, tmp_path):
     assert "p_previous" not in key.columns
     values = key[["current", "previous", "year_before"]].to_numpy().ravel()
     assert all(v == 0 or (v >= 5 and v % 5 == 0) or np.isnan(v) for v in values)
-    top = pd.read_csv(folder / "top_hotspots.csv", encoding="utf-8-sig")
-    assert "gi_z" not in top.columns and set(top["region"]) <= {REGION}
+    top = pd.read_csv(folder / "named_hotspots.csv", encoding="utf-8-sig")
+    assert not {"gi_z", "max_z", "trend_p", "change_pct"} & set(top.columns) and set(top["region"]) <= {REGION}
+    assert all(v == 0 or (v >= 5 and v % 5 == 0) or np.isnan(v) for v in top[["events", "persons", "previous"]].to_numpy().ravel())
 
 
 def test_contents_page_numbers_lead_to_their_chapters(national):

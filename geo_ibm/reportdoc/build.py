@@ -287,37 +287,93 @@ def _maps(current: gpd.GeoDataFrame, area: gpd.GeoDataFrame, *, area_name: str, 
     return blocks
 
 
-def _top_hotspots(current: gpd.GeoDataFrame, area: gpd.GeoDataFrame, *, counts: CountDisplay, cell: float | None,
-                  region: str | None, t: Callable[[str], str]) -> tuple[list[Block], pd.DataFrame | None, dict[str, float]]:
-    lang = counts.lang
-    from geo_ibm.layers import cantons
-    from geo_ibm.tables import top_hotspot_cells
+_TREND_WORDS = {"new": "new", "up": "up", "down": "down", "stable": "stable"}
 
+
+def _top_hotspots(store: Any, current: gpd.GeoDataFrame, area: gpd.GeoDataFrame, *, previous: gpd.GeoDataFrame,
+                  quarter: str, counts: CountDisplay, cell: float | None, region: str | None,
+                  t: Callable[[str], str]) -> tuple[list[Block], pd.DataFrame | None, dict[str, float]]:
+    """The named hotspots of the quarter (:func:`geo_ibm.namedhotspots.named_hotspots`), ranked by interceptions.
+
+    Contiguous significant Gi* hot cells form one hotspot, named by road, landmark and commune;
+    the trend compares the previous quarter's interceptions in the same cells, the emerging
+    category comes from an emerging hot spot analysis of the last :data:`TREND_QUARTERS`
+    quarters on the same cells (left out when it cannot run).
+    """
+    lang = counts.lang
+    from geo_ibm.emerging import emerging_hotspots
+    from geo_ibm.hotspots import hotspots_from_events
+    from geo_ibm.namedhotspots import named_hotspots, protect_hotspots
+
+    national = counts.rule is not None and region is not None
     try:
-        national = counts.rule is not None and region is not None
-        top = top_hotspot_cells(current, study_area=area, cantons=cantons(), cell=cell, n=1000 if national else TOP_HOTSPOTS)
-        if national:
-            # Cells of the national lattice placed in the region, ranked again within it.
-            top = top[top["region"] == region].head(TOP_HOTSPOTS).reset_index(drop=True)
-            top["rank"] = np.arange(1, len(top) + 1, dtype=np.int64)
+        gi = hotspots_from_events(current, study_area=area, cell=cell)
+        used = gi.attrs.get("parameters", {})
+        emerging = None
+        try:
+            from geo_ibm.analysis.budget import MAX_CUBE_CELLS, check_event_count
+
+            first, _ = quarter_bounds(shift_quarter(quarter, -(TREND_QUARTERS - 1)))
+            _, last = quarter_bounds(quarter)
+            history = store.events(start=first, end=last, region=None if national else region,
+                                   columns=["observed_at", "persons"])
+            check_event_count("emerging", len(history))
+            emerging = emerging_hotspots(history, study_area=area, cell=float(used["cell"]), band=float(used["band"]),
+                                         step="quarter", max_cube_cells=MAX_CUBE_CELLS)
+        except GeoIbmError:
+            emerging = None
+        days = (quarter_days(quarter), quarter_days(shift_quarter(quarter, -1)))
+        named = named_hotspots(gi, events=current, emerging=emerging, previous=previous, exposure=days, lang=lang)
     except GeoIbmError as exc:
         return [Paragraph(t("Hot spot map not drawn: %(why)s") % {"why": str(exc).splitlines()[0]}, "note")], None, {}
-    params = {"cell": float(top["cell_m"].iloc[0]), "band": float(top["band_m"].iloc[0])} if len(top) else {}
+    params = {"cell": float(used["cell"]), "band": float(used["band"])}
+    if national:
+        # Hotspots of the national lattice named in the region, ranked again within it.
+        named = named[named["region"] == region].reset_index(drop=True)
+    named = named.head(TOP_HOTSPOTS).reset_index(drop=True)
+    named["rank"] = np.arange(1, len(named) + 1, dtype=np.int64)
+    if counts.rule is not None:
+        named = protect_hotspots(named, counts.rule)
+    spot = gpd.GeoSeries(named.geometry.representative_point(), crs=named.crs)
+    web = spot.to_crs("EPSG:4326")
+    top = pd.DataFrame(named.drop(columns="geometry")).assign(
+        x=spot.x.round(1).to_numpy(), y=spot.y.round(1).to_numpy(), lon=web.x.round(6).to_numpy(),
+        lat=web.y.round(6).to_numpy(), cell_m=params["cell"], band_m=params["band"])
     if not len(top):
         return [Paragraph(t("No cell is a significant hot spot after the FDR correction."))], top, params
+
+    def trend(r: Any) -> str:
+        if r.trend is None or (isinstance(r.trend, float) and np.isnan(r.trend)):
+            return "–"
+        word = t(_TREND_WORDS[str(r.trend)])
+        change = getattr(r, "change_pct", None)
+        if counts.rule is None and change is not None and np.isfinite(change):
+            return f"{word} ({'+' if change > 0 else ''}{number(change, lang, digits=0)} %)"
+        return word
+
+    def emerging_text(value: Any) -> str:
+        # "intensifying hot spot" -> "intensifying": the column says what kind of category it is.
+        return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else \
+            t(str(value).removesuffix(" hot spot"))
+
+    intro = Paragraph(t("Contiguous significant hot cells (Getis–Ord Gi*, FDR) form one hotspot, named by road, nearest "
+                        "landmark and commune; ranked by interceptions. Trend: against %(previous)s in the same cells; "
+                        "emerging category: the last %(quarters)s quarters.") % {
+        "previous": shift_quarter(quarter, -1), "quarters": TREND_QUARTERS}, "note")
+    records = _records(top)
     if counts.rule is not None:
-        # Classes only: z-scores of overlapping sums could be solved for the cell counts.
-        top = top.drop(columns=["gi_z", "gi_p"])
-        rows = [[str(r.rank), str(r.cell_id), str(r.canton), str(r.region), counts.text(r.events), str(r.confidence)]
-                for r in _records(top)]
-        table = Table([t("Rank"), t("Cell"), t("Canton"), t("Region"), t("Events"), t("Confidence")], rows,
-                      caption=t("Top hot spot cells"), numeric=[True, False, False, False, True, True])
-        return [table], top, params
-    rows = [[str(r.rank), str(r.cell_id), str(r.canton), str(r.region), number(r.events, lang),
-             number(r.gi_z, lang, digits=2), str(r.confidence)] for r in _records(top)]
-    table = Table([t("Rank"), t("Cell"), t("Canton"), t("Region"), t("Events"), "Gi* z", t("Confidence")], rows,
-                  caption=t("Top hot spot cells"), numeric=[True, False, False, False, True, True, True])
-    return [table], top, params
+        rows = [[str(r.rank), str(r.name), str(r.canton), counts.text(r.events), counts.text(r.persons),
+                 str(r.confidence), trend(r), emerging_text(r.emerging)] for r in records]
+        table = Table([t("Rank"), t("Hotspot"), t("Canton"), t("Events"), t("Persons"), t("Confidence"), t("Trend"),
+                       t("Emerging hot spot")], rows, caption=t("Named hotspots"),
+                      numeric=[True, False, False, True, True, True, False, False])
+        return [intro, table], top, params
+    rows = [[str(r.rank), str(r.name), str(r.canton), number(r.events, lang), number(r.persons, lang),
+             number(r.max_z, lang, digits=2), str(r.confidence), trend(r), emerging_text(r.emerging)] for r in records]
+    table = Table([t("Rank"), t("Hotspot"), t("Canton"), t("Events"), t("Persons"), "Gi* z", t("Confidence"),
+                   t("Trend"), t("Emerging hot spot")], rows, caption=t("Named hotspots"),
+                  numeric=[True, False, False, True, True, True, True, False, False])
+    return [intro, table], top, params
 
 
 def _charts(store: Any, current: gpd.GeoDataFrame, *, quarter: str, region: str | None, counts: CountDisplay,
@@ -545,14 +601,17 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
                            gi_events=gi_events, gi_area=gi_area, cell=cell, dots=disclosure is None)
         sections.append(Section(t("Maps"), map_blocks))
         step(0.5, f"{area_name}: hot spots")
-        hot_blocks, top, params = _top_hotspots(gi_events, gi_area, counts=counts, cell=cell, region=region, t=t)
+        gi_previous = previous if disclosure is None or region is None else store.events(quarter=pq)
+        hot_blocks, top, params = _top_hotspots(store, gi_events, gi_area, previous=gi_previous, quarter=q,
+                                                counts=counts, cell=cell, region=region, t=t)
         sections.append(Section(t("Hot spots"), hot_blocks))
         if top is not None and len(top):
-            tables["top_hotspots.csv"] = top
+            tables["named_hotspots.csv"] = top
             first = top.iloc[0]
-            intro.append(Paragraph(t("Strongest hot spot cell (highest Gi* z-score): canton %(canton)s (%(region)s), "
+            intro.append(Paragraph(t("Main hotspot (most interceptions): %(name)s, canton %(canton)s (%(region)s), "
                                      "%(confidence)s confidence (section 3).") % {
-                "canton": first["canton"], "region": first["region"], "confidence": first["confidence"]}))
+                "name": first["name"], "canton": first["canton"], "region": first["region"],
+                "confidence": first["confidence"]}))
         step(0.65, f"{area_name}: charts")
         chart_sections, profile = _charts(store, current, quarter=q, region=region, counts=counts, t=t)
         sections.append(Section(t("Charts")))
