@@ -25,9 +25,10 @@ from geo_ibm.archive import (
     write_synthetic_archive,
 )
 from geo_ibm.archive.format import quarter_window
+from geo_ibm.archive.lattice import assemble_grid, clip_block, grid_lattice, submit_grid
 from geo_ibm.emerging import emerging_hotspots, space_time_cube
 from geo_ibm.errors import CrsError, ValidationError
-from geo_ibm.grid import bin_counts, grid_spec, make_grid
+from geo_ibm.grid import as_area, bin_counts, grid_spec, make_grid
 from geo_ibm.hotspots import hotspots_from_events
 from geo_ibm.kde import _linear_bin, density_grid
 
@@ -92,6 +93,8 @@ def test_gi_equals_the_single_machine_path(client, lux_archive, lux_events, cell
     assert list(ours.columns) == list(ref.columns)
     assert ours.attrs["parameters"]["band"] == ref.attrs["parameters"]["band"]
     assert ours.attrs["parameters"]["n_events"] == len(lux_events)
+    # events beyond the outline: in the lattice the workers bin on, not in any cell of the grid
+    assert ours.attrs["parameters"]["n_outside_grid"] == ref.attrs["parameters"]["n_outside_grid"] > 0
 
 
 def test_time_window_selects_the_same_events(client, lux_archive, lux_events):
@@ -120,6 +123,30 @@ def test_space_time_cube_and_emerging_categories_equal_the_single_machine_path(c
     task = BinTask("cube", spec=grid_spec(grid), step=step, first=steps[0].ordinal, n_steps=len(steps))
     reduced = reduce_archive(manifest, task, client=client).values.reshape(cube.shape)
     np.testing.assert_array_equal(reduced, cube)
+
+
+@pytest.mark.parametrize(("shape", "cell"), [("square", 1000.0), ("square", 333.0), ("hex", 1000.0), ("hex", 450.0)])
+def test_grid_clipped_in_blocks_on_the_cluster_is_make_grids(client, shape, cell):
+    area = study_area()
+    ref = make_grid(area, cell=cell, shape=shape)
+    spec = grid_spec(ref)
+    plane = as_area(area)
+    lattice = grid_lattice(plane, cell=cell, shape=shape)
+    assert (lattice.x0, lattice.y0, lattice.n_rows, lattice.n_cols) == (spec.x0, spec.y0, spec.n_rows, spec.n_cols)
+    assert lattice.n_cells == spec.n_rows * spec.n_cols > spec.n_cells
+    on_cluster = assemble_grid(lattice, client.gather(submit_grid(client, plane, lattice, blocks=3)))
+    # and in uneven blocks of rows, some of them wholly outside the area
+    by_hand = assemble_grid(lattice, [clip_block(plane, lattice, r, min(r + 7, lattice.n_rows))
+                                      for r in range(0, lattice.n_rows, 7)])
+    for grid in (on_cluster, by_hand):
+        assert list(grid.columns) == list(ref.columns)
+        for column in ("cell_id", "row", "col", "area_frac"):
+            assert grid[column].dtype == ref[column].dtype
+            np.testing.assert_array_equal(grid[column].to_numpy(), ref[column].to_numpy())
+        # the same shapes to the bit, clipped ones included
+        assert (shapely.to_wkb(grid.geometry.values) == shapely.to_wkb(ref.geometry.values)).all()
+        np.testing.assert_array_equal(grid_spec(grid).lookup, spec.lookup)
+    assert (ref["area_frac"] < 1).sum() > 50
 
 
 def test_kde_binning_equals_the_kde_internals(client, lux_archive, lux_events):

@@ -24,10 +24,18 @@ from shapely.geometry.base import BaseGeometry
 
 from geo_ibm import periods
 from geo_ibm.analysis.budget import MAX_CUBE_CELLS, check_budget
-from geo_ibm.archive.distributed import BinTask, check_bytes, reduce_archive, select_partitions, worker_count
-from geo_ibm.archive.format import Manifest
+from geo_ibm.archive.distributed import (
+    BinTask,
+    check_bytes,
+    reduce_archive,
+    select_partitions,
+    submit_reduction,
+    worker_count,
+)
+from geo_ibm.archive.format import Manifest, PartitionEntry
+from geo_ibm.archive.lattice import assemble_grid, grid_lattice, lattice_to_cells, submit_grid
 from geo_ibm.errors import Problem, ValidationError
-from geo_ibm.grid import grid_spec, make_grid
+from geo_ibm.grid import GridSpec, as_area, grid_spec
 from geo_ibm.hotspots import (
     CELL_STEP,
     EVENTS_PER_CELL,
@@ -108,12 +116,6 @@ def _window(start: object, end: object) -> tuple[int | None, int | None]:
     if first is not None and after is not None and after <= first:
         raise ValidationError("start must come before end", [Problem("empty period", column="end", value=end)])
     return first, after
-
-
-def _grid(manifest: Manifest, area: Any, geom: BaseGeometry, cell: float, shape: str) -> gpd.GeoDataFrame:
-    grid = make_grid(area, cell=cell, shape=shape)  # type: ignore[arg-type]
-    # the grid builders number cells in whatever metres they are given; the CRS is the archive's
-    return grid.set_crs(manifest.crs, allow_override=True)
 
 
 def hotspots_from_archive(
@@ -201,33 +203,99 @@ def hotspots_from_archive(
         params["cell_method"] = "given"
     if band is not None:
         band = validate_band(band, cell=cell_value, area=geom)
-    grid = _grid(manifest, area, geom, cell_value, shape)
-    spec = grid_spec(grid)
+    # the lattice needs only the area's bounds: the partitions are binned on it while the
+    # cluster also clips it to the area, and the sums are mapped to the grid's cells after
+    plane = as_area(area)
+    lattice = grid_lattice(plane, cell=cell_value, shape=shape)
     if method == "gi":
-        check_bytes(spec.n_cells, what="cell vector", parameter="cell")
-        task = BinTask("cells", spec=spec, weight=weight, start=first, end=after)
-        part = reduce_archive(manifest, task, client=client, entries=entries, progress=progress)
-        _enough(part.used)
-        return _gi(grid, part.values, band, cell_value, geom, fdr, params | {"n_events": part.used, "n_outside_grid": part.outside})
+        check_bytes(lattice.n_cells, what="cell vector", parameter="cell")
+        grid, counts, used, outside = _grid_and_sums(
+            manifest, plane, lattice, lambda spec: BinTask("cells", spec=spec, weight=weight, start=first, end=after),
+            client=client, entries=entries, workers=params["workers"], progress=progress)
+        _enough(used)
+        return _gi(grid, counts, band, cell_value, geom, fdr, params | {"n_events": used, "n_outside_grid": outside})
     steps = _steps(manifest, step, start, end, after)
     from geo_ibm.emerging import MIN_STEPS
 
-    n_bins = spec.n_cells * len(steps)
-    if n_bins > MAX_CUBE_CELLS:
-        raise ValidationError(
-            f"cell: {spec.n_cells:,} cells x {len(steps)} {step}s make {n_bins:,} space-time bins; at most "
-            f"{MAX_CUBE_CELLS:,} (use a larger cell or a shorter period)",
-            [Problem("space-time cube too large", column="cell", value=cell_value)])
     if len(steps) < MIN_STEPS:
         raise ValidationError(f"only {len(steps)} {step}s to analyse, at least {MIN_STEPS} needed",
                               [Problem("too few time steps", column="step", value=len(steps))])
-    task = BinTask("cube", spec=spec, weight=weight, start=first, end=after, step=step, first=steps[0].ordinal,
-                   n_steps=len(steps))
-    part = reduce_archive(manifest, task, client=client, entries=entries, progress=progress)
-    _enough(part.used)
-    cube = part.values.reshape(spec.n_cells, len(steps))
-    params.update(n_events=part.used, n_outside_grid=part.outside)
+
+    def cube_budget(n_cells: int) -> None:
+        n_bins = n_cells * len(steps)
+        if n_bins > MAX_CUBE_CELLS:
+            raise ValidationError(
+                f"cell: {n_cells:,} cells x {len(steps)} {step}s make {n_bins:,} space-time bins; at most "
+                f"{MAX_CUBE_CELLS:,} (use a larger cell or a shorter period)",
+                [Problem("space-time cube too large", column="cell", value=cell_value)])
+
+    grid, cube, used, outside = _grid_and_sums(
+        manifest, plane, lattice,
+        lambda spec: BinTask("cube", spec=spec, weight=weight, start=first, end=after, step=step,
+                             first=steps[0].ordinal, n_steps=len(steps)),
+        client=client, entries=entries, workers=params["workers"], progress=progress, steps=len(steps),
+        budget=cube_budget)
+    _enough(used)
+    params.update(n_events=used, n_outside_grid=outside)
     return _emerging(grid, cube, steps, band, cell_value, geom, step, fdr, alpha, neighborhood_time_step, params)
+
+
+def _grid_and_sums(
+    manifest: Manifest,
+    plane: BaseGeometry,
+    lattice: GridSpec,
+    make_task: Callable[[GridSpec], BinTask],
+    *,
+    client: Client,
+    entries: list[PartitionEntry],
+    workers: int,
+    progress: Progress | None,
+    steps: int = 1,
+    budget: Callable[[int], None] | None = None,
+) -> tuple[gpd.GeoDataFrame, np.ndarray, int, int]:
+    """The grid over ``plane`` and the partitions' sums per cell (x step), both from the cluster.
+
+    The binning is submitted on the whole lattice with the grid's clipping, and the client
+    assembles the grid while the workers bin. Only when the lattice's bins would break
+    ``budget`` (which then judges the grid's own cells, as before any binning) is the grid
+    built first and the partitions binned on its cells.
+
+    Returns
+    -------
+    ``(grid, values, events, outside)``: the grid in the archive's CRS, the sums as
+    ``(n_cells,)`` (``steps == 1``) or ``(n_cells, steps)``, the events selected and those
+    outside every cell.
+    """
+    on_lattice = True
+    if budget is not None:
+        try:
+            budget(lattice.n_cells)
+        except ValidationError:
+            on_lattice = False
+    pending = submit_reduction(manifest, make_task(lattice), client=client, entries=entries) if on_lattice else None
+    blocks = submit_grid(client, plane, lattice, blocks=2 * max(1, workers))
+    try:
+        grid = assemble_grid(lattice, client.gather(blocks))
+        # the grid builders number cells in whatever metres they are given; the CRS is the archive's
+        grid = grid.set_crs(manifest.crs, allow_override=True)
+        spec = grid_spec(grid)
+        if pending is None:
+            if budget is not None:
+                budget(spec.n_cells)
+            pending = submit_reduction(manifest, make_task(spec), client=client, entries=entries)
+        part = pending.result(progress)
+    except BaseException:
+        client.cancel(blocks)
+        if pending is not None:
+            pending.cancel()
+        raise
+    values = part.values.reshape(-1, steps) if steps > 1 else part.values
+    hits = part.hits
+    if on_lattice:
+        values = lattice_to_cells(values, lattice, spec)
+        hits = None if hits is None else lattice_to_cells(hits, lattice, spec)
+    located = int(hits.sum()) if hits is not None else int(values.sum())
+    return grid, values, part.used, part.used - located
 
 
 def _enough(n_events: int) -> None:

@@ -60,7 +60,11 @@ class BinTask:
 
 @dataclass
 class Partial:
-    """A sum over some partitions: the binned array and the row accounting, with every bad row found."""
+    """A sum over some partitions: the binned array and the row accounting, with every bad row found.
+
+    ``hits``: for weighted cells or cubes, the events per grid cell (unweighted), so that the
+    events in cells later dropped from the grid can be counted.
+    """
 
     values: np.ndarray
     rows: int = 0
@@ -70,6 +74,7 @@ class Partial:
     problems: list[Problem] = field(default_factory=list)
     counts: list[ProblemCount] = field(default_factory=list)
     tally: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    hits: np.ndarray | None = None
 
 
 def _empty(task: BinTask) -> np.ndarray:
@@ -106,6 +111,8 @@ def bin_partition(root: str, entry: PartitionEntry, task: BinTask) -> Partial:
         cells = locate(xy, task.spec)
         inside = cells >= 0
         out.outside = int(used - inside.sum())
+        if weights is not None:
+            out.hits = np.bincount(cells + 1, minlength=task.spec.n_cells + 1)[1:]
         if task.kind == "cells":
             binned = np.bincount(cells + 1, weights=weights, minlength=task.spec.n_cells + 1)[1:]
         else:
@@ -144,9 +151,12 @@ def add_partials(*parts: Partial) -> Partial:
     """The sum of partial results (a reduction task; also usable on one machine)."""
     first = parts[0]
     total = Partial(first.values.copy(), first.rows, first.used, first.outside, first.partitions,
-                    list(first.problems), list(first.counts), {k: list(v) for k, v in first.tally.items()})
+                    list(first.problems), list(first.counts), {k: list(v) for k, v in first.tally.items()},
+                    None if first.hits is None else first.hits.copy())
     for part in parts[1:]:
         total.values += part.values
+        if total.hits is not None and part.hits is not None:
+            total.hits += part.hits
         total.rows += part.rows
         total.used += part.used
         total.outside += part.outside
@@ -168,6 +178,90 @@ def select_partitions(manifest: Manifest, *, start: int | None = None, end: int 
     ]
 
 
+class PendingReduction:
+    """Partition tasks and their tree of sums, submitted to the cluster; :meth:`result` waits for the total."""
+
+    def __init__(self, manifest: Manifest, leaves: list[Any], sums: list[Any]) -> None:
+        self.manifest = manifest
+        self.leaves = leaves
+        self.sums = sums
+        self.total = sums[-1] if sums else leaves[0]
+
+    def result(self, progress: Callable[[int, int], None] | None = None) -> Partial:
+        """The sum over every partition, once the cluster has it.
+
+        Raises
+        ------
+        ValidationError
+            Bad rows in any partition: one error listing each bad row by file and row (the
+            first of each file and column, every one counted).
+        """
+        from distributed import as_completed
+
+        try:
+            if progress is not None:
+                done = 0
+                for _future in as_completed(self.leaves):
+                    done += 1
+                    progress(done, len(self.leaves))
+            result: Partial = self.total.result()
+        except BaseException:
+            self.cancel()
+            raise
+        if result.problems or result.counts:
+            total = sum(c.count for c in result.counts)
+            files = len({p.file for p in result.problems})
+            raise ValidationError(
+                f"archive {self.manifest.root}: {total} bad rows in {files} partitions; nothing was analysed",
+                result.problems, counts=result.counts,
+            )
+        return result
+
+    def cancel(self) -> None:
+        """Drop every task of the reduction still queued or running."""
+        self.total.client.cancel([*self.leaves, *self.sums])
+
+
+def submit_reduction(
+    manifest: Manifest,
+    task: BinTask,
+    *,
+    client: Client,
+    entries: Sequence[PartitionEntry] | None = None,
+) -> PendingReduction:
+    """Send ``task`` for every partition (or ``entries``) and the sums of the results to the cluster; do not wait.
+
+    Every partition is checked to be there first (a listed partition missing is an error);
+    the task is sent to each worker once (a grid's lookup can be megabytes). Sums run as soon
+    as their inputs are ready (ahead of the remaining partitions), so a worker holds few
+    partial arrays at a time.
+
+    Raises
+    ------
+    ValidationError
+        A missing or altered partition, or no partition selected.
+    """
+    chosen = list(manifest.partitions if entries is None else entries)
+    if not chosen:
+        raise ValidationError(f"archive {manifest.root}: no partition lies in the selected period",
+                              [Problem("no partition selected", column="start")])
+    check_partitions(manifest, entries=chosen)
+    # a key of its own: the same task scattered again while an earlier copy is being released would be lost
+    shared = client.scatter(task, broadcast=True, hash=False)
+    root = manifest.root
+    leaves = client.map(bin_partition, [root] * len(chosen), chosen, task=shared, pure=False)
+    level, sums = leaves, []
+    try:
+        while len(level) > 1:
+            level = [client.submit(add_partials, *level[i : i + FAN_IN], pure=False, priority=1)
+                     for i in range(0, len(level), FAN_IN)]
+            sums.extend(level)
+    except BaseException:
+        client.cancel([*leaves, *sums])
+        raise
+    return PendingReduction(manifest, leaves, sums)
+
+
 def reduce_archive(
     manifest: Manifest,
     task: BinTask,
@@ -178,8 +272,7 @@ def reduce_archive(
 ) -> Partial:
     """Run ``task`` on every partition (or ``entries``) on the cluster and sum the results.
 
-    Every partition is checked to be there first (a listed partition missing is an error);
-    the task is sent to each worker once (a grid's lookup can be megabytes).
+    :func:`submit_reduction`, then :meth:`PendingReduction.result`.
 
     Raises
     ------
@@ -187,38 +280,7 @@ def reduce_archive(
         A missing or altered partition, or bad rows in any partition: one error listing each
         bad row by file and row (the first of each file and column, every one counted).
     """
-    chosen = list(manifest.partitions if entries is None else entries)
-    if not chosen:
-        raise ValidationError(f"archive {manifest.root}: no partition lies in the selected period",
-                              [Problem("no partition selected", column="start")])
-    check_partitions(manifest, entries=chosen)
-    from distributed import as_completed
-
-    # a key of its own: the same task scattered again while an earlier copy is being released would be lost
-    shared = client.scatter(task, broadcast=True, hash=False)
-    root = manifest.root
-    leaves = client.map(bin_partition, [root] * len(chosen), chosen, task=shared, pure=False)
-    level = leaves
-    try:
-        while len(level) > 1:
-            level = [client.submit(add_partials, *level[i : i + FAN_IN], pure=False) for i in range(0, len(level), FAN_IN)]
-        done = 0
-        for _future in as_completed(leaves):
-            done += 1
-            if progress is not None:
-                progress(done, len(leaves))
-        result: Partial = level[0].result()
-    except BaseException:
-        client.cancel([*leaves, *level])
-        raise
-    if result.problems or result.counts:
-        total = sum(c.count for c in result.counts)
-        files = len({p.file for p in result.problems})
-        raise ValidationError(
-            f"archive {manifest.root}: {total} bad rows in {files} partitions; nothing was analysed",
-            result.problems, counts=result.counts,
-        )
-    return result
+    return submit_reduction(manifest, task, client=client, entries=entries).result(progress)
 
 
 @contextmanager
@@ -307,6 +369,6 @@ def check_bytes(n_values: int, *, what: str, parameter: str, limit: float = 2e9)
 
 
 __all__ = [
-    "FAN_IN", "BinTask", "Partial", "add_partials", "bin_partition", "check_bytes", "dask_client",
-    "reduce_archive", "select_partitions", "tally_archive", "worker_count",
+    "FAN_IN", "BinTask", "Partial", "PendingReduction", "add_partials", "bin_partition", "check_bytes", "dask_client",
+    "reduce_archive", "select_partitions", "submit_reduction", "tally_archive", "worker_count",
 ]
