@@ -182,6 +182,7 @@ def static_map(
     dpi: int = 200,
     max_points: int = MAX_POINTS,
     t: Translate = str,
+    place_labels: bool = True,
 ) -> Figure:
     """A print map of Luxembourg's internal borders in EPSG:2169 with a legend, scale bar and north arrow.
 
@@ -220,6 +221,9 @@ def static_map(
         Largest event count drawn as dots.
     t
         Translates the legend and footer labels (English source strings).
+    place_labels
+        Write commune names on the map (:func:`geo_ibm.figures.labels.draw_place_labels`), so a
+        reader can find places without a basemap.
 
     Returns
     -------
@@ -250,7 +254,7 @@ def static_map(
             outline=outline, borders=borders, crossings=crossings, events=events, hotspots=hotspots,
             contours=contours, neighbours=neighbours, regions=regions, title=title, subtitle=subtitle,
             period=period if period is not None else period_of(events), attribution=attribution,
-            width_mm=float(width_mm), dpi=int(dpi), max_points=int(max_points), t=t,
+            width_mm=float(width_mm), dpi=int(dpi), max_points=int(max_points), t=t, place_labels=bool(place_labels),
         )
 
 
@@ -290,6 +294,7 @@ def _draw(
     dpi: int,
     max_points: int,
     t: Translate,
+    place_labels: bool = True,
 ) -> Figure:
     extent, scale, width_in, height_in, map_w_in, map_h_in, top_in, bottom_in = _layout(
         outline, width_mm=width_mm, title=title, subtitle=subtitle)
@@ -452,6 +457,15 @@ def _draw(
 
     _scale_bar(ax, extent, fontsize=fs * 0.9)
     _north_arrow(ax, extent, fontsize=fs)
+    if place_labels:
+        from matplotlib.transforms import Bbox
+
+        from geo_ibm.figures.labels import draw_place_labels
+
+        # Names keep clear of the scale bar (lower left) and the north arrow (upper right).
+        furniture = [Bbox.from_extents(extent[0], extent[1], extent[0] + 0.42 * ex_w, extent[1] + 0.1 * ex_h),
+                     Bbox.from_extents(extent[2] - 0.14 * ex_w, extent[3] - 0.16 * ex_h, extent[2], extent[3])]
+        draw_place_labels(ax, fontsize=fs * 0.78, avoid=[ax.transData.transform_bbox(b) for b in furniture])
 
     legend_ax = fig.add_axes((map_frac + 0.01, bottom_in / height_in, 1 - map_frac - 0.02, map_h_in / height_in))
     legend_ax.set_axis_off()

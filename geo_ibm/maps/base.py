@@ -184,7 +184,8 @@ def _escaped_columns(frame: pd.DataFrame | gpd.GeoDataFrame, columns: Sequence[s
 
 
 def add_outline(fmap: folium.Map, outline: gpd.GeoDataFrame, *, t: Translate = str) -> None:
-    """Luxembourg's outline as a thin grey line (not clickable)."""
+    """Luxembourg's outline as a thin grey line (not clickable), and the place labels layer
+    (:func:`geo_ibm.maps.placelabels.add_place_labels`)."""
     web = _to_web(outline, name="outline", simplify_m=20)
     folium.GeoJson(
         _feature_collection(web, pd.DataFrame(index=range(len(web)))),
@@ -194,6 +195,10 @@ def add_outline(fmap: folium.Map, outline: gpd.GeoDataFrame, *, t: Translate = s
     ).add_to(fmap)
     minx, miny, maxx, maxy = web.total_bounds
     fmap.fit_bounds([[float(miny), float(minx)], [float(maxy), float(maxx)]])
+    # Every web map draws the outline first, so every web map gets the place labels here.
+    from geo_ibm.maps.placelabels import add_place_labels
+
+    add_place_labels(fmap, t=t)
 
 
 def add_borders(fmap: folium.Map, borders: gpd.GeoDataFrame, *, t: Translate = str) -> list[tuple[str, str, str]]:
