@@ -434,3 +434,55 @@ def test_instance_folder_is_private(tmp_path, store_path, monkeypatch):
     create_app({"TESTING": True, "STORE_PATH": str(store_path), "INSTANCE_PATH": str(instance)})
     assert stat.S_IMODE(os.stat(instance).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(instance / "secret_key").st_mode) == 0o600
+
+
+# --------------------------------------------------------------------------- named hotspots
+
+
+def _named_rows(body: str) -> list[list[str]]:
+    table = re.search(r'<table class="data" id="named-hotspots".*?<tbody>(.*?)</tbody>', body, re.S)
+    assert table, "no named hotspots table"
+    return [[html.unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)]
+
+
+def test_hotspot_page_lists_the_named_hotspots_of_the_map_query(logged_in, store):
+    from geo_ibm.analysis import HotspotQuery
+    from geo_ibm.namedhotspots import named_hotspots_for_query
+
+    body = logged_in("ana").get("/hotspots?cell=1000").get_data(as_text=True)
+    expected = named_hotspots_for_query(store, HotspotQuery(cell=1000.0)).head(20)
+    rows = _named_rows(body)
+    assert len(expected) >= 2 and len(rows) == len(expected)
+    assert [r[0] for r in rows] == [str(k) for k in expected["rank"]]
+    assert [r[1] for r in rows] == expected["name"].tolist()
+    assert [r[3] for r in rows] == [f"{v:,}" for v in expected["events"]]
+    assert [r[5] for r in rows] == expected["confidence"].tolist()
+    assert body.index('id="named-hotspots"') > body.index("<iframe")  # under the map
+
+
+def test_viewers_get_the_named_hotspots_protected(logged_in, store, app):
+    from geo_ibm.analysis import HotspotQuery
+    from geo_ibm.disclosure import protect_counts
+    from geo_ibm.namedhotspots import named_hotspots_for_query
+    from webapp.access import configured_rule
+
+    rule = configured_rule(app.config)
+    body = logged_in("vic").get("/hotspots?cell=1000").get_data(as_text=True)
+    expected = named_hotspots_for_query(store, HotspotQuery(cell=1000.0), disclosure=rule).head(20)
+    analyst = named_hotspots_for_query(store, HotspotQuery(cell=float(rule.cell_m))).head(20)
+    rows = _named_rows(body)
+    assert len(rows) == len(expected) >= 1
+    assert [r[1] for r in rows] == expected["name"].tolist() == analyst["name"].tolist()
+    shown = protect_counts(analyst["events"].to_numpy(), rule)
+    assert [r[3] for r in rows] == [f"< {rule.min_count}" if pd.isna(v) else f"{v:,.0f}" for v in shown]
+    for row in rows:
+        for cell in (row[3], row[4]):
+            assert cell.startswith("<") or int(cell.replace(",", "")) % rule.rounding == 0
+        assert "%" not in row[6]  # no exact change for aggregates-only readers
+    assert "Gi* z" not in body
+
+
+def test_named_hotspots_that_cannot_run_are_explained(logged_in):
+    body = logged_in("ana").get("/hotspots?from=2024-01-01&to=2024-01-02").get_data(as_text=True)
+    assert 'id="named-hotspots-note"' in body and "too few events" in body

@@ -51,15 +51,47 @@ def overview() -> Any:
 @pages_bp.route("/hotspots")
 @require_role("viewer")
 def hotspots() -> Any:
-    """Gi*, kernel density, clusters and emerging hot spots as switchable map layers."""
+    """Gi*, kernel density, clusters and emerging hot spots as switchable map layers, and the named hotspots.
+
+    The named hotspots table (:func:`geo_ibm.namedhotspots.named_hotspots_for_query`) lists the
+    map's Gi* hot cells merged into hotspots; aggregates-only readers get it protected.
+    """
     query, options = parse_hotspot_map(request.args)
     rule = disclosure_rule()
-    total = event_total(get_store(), query.store_filters(), disclosure=rule)
+    store = get_store()
+    total = event_total(store, query.store_filters(), disclosure=rule)
     links = filter_query(request.args, extra=SIZE_PARAMS)
+    named, named_note = _named_hotspots(store, query, rule)
     return render_template(
         "hotspots.html", total=total, disclosure=rule, choices=filter_choices(), query=links, options=options,
-        map_src=url_for("maps.map_document", kind="hotspots", **links),
+        map_src=url_for("maps.map_document", kind="hotspots", **links), named=named, named_note=named_note,
     )
+
+
+NAMED_HOTSPOT_ROWS = 20
+"""Rows of the hotspot page's named hotspots table."""
+
+
+def _named_hotspots(store: Any, query: Any, rule: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """The page's named hotspot rows (cached per store version, query, role and language), or why there are none."""
+    from geo_ibm.errors import GeoIbmError
+    from geo_ibm.namedhotspots import named_hotspots_for_query
+    from webapp.cache import cached
+    from webapp.i18n import get_language
+
+    lang = get_language()
+
+    def build() -> tuple[list[dict[str, Any]], str | None]:
+        try:
+            frame = named_hotspots_for_query(store, query, disclosure=rule, lang=lang if lang in ("en", "fr") else "en")
+        except GeoIbmError as exc:
+            return [], str(exc).splitlines()[0]
+        rows = []
+        for record in pd.DataFrame(frame.drop(columns="geometry")).head(NAMED_HOTSPOT_ROWS).to_dict(orient="records"):
+            rows.append({str(k): (None if isinstance(v, float) and pd.isna(v) else v) for k, v in record.items()})
+        return rows, None
+
+    return cached(store, "named-hotspots", (query, rule, lang), build)
 
 
 def _event_rows(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
