@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import geopandas as gpd
@@ -212,3 +213,106 @@ def test_communes_agree_with_a_spatial_join_on_the_source():
     places = gazetteer.place_name(np.column_stack([deep.geometry.x, deep.geometry.y]))
     assert places["commune"].tolist() == deep["COMMUNE"].tolist()
     assert places["canton"].tolist() == deep["CANTON"].tolist()
+
+
+# --------------------------------------------------------------------------- place labels on the maps
+
+
+def test_every_web_map_gets_the_place_labels_as_a_switchable_layer():
+    import geopandas as gpd
+
+    from geo_ibm import maps
+    from geo_ibm.maps.placelabels import label_records
+
+    ref = {"outline": layers.luxembourg_outline(), "borders": layers.internal_borders()}
+    overview = maps.overview_map(gpd.GeoDataFrame(geometry=[], crs=WORKING_CRS), crossings=layers.crossing_points(), **ref)
+    hotspot = maps.hotspot_map(**ref)
+    for fmap in (overview, hotspot):
+        assert maps.layer_names(fmap)[:2] == ["Luxembourg", "Place labels"]
+    doc = maps.render_map(overview)
+    records = label_records(gazetteer.commune_points())
+    assert len(records) == 100 and doc.count('"rank": 1,') == 11
+    assert all(f'"name": {json.dumps(r["name"])}' in doc for r in records)
+    points = gazetteer.commune_points().to_crs(4326)
+    assert [r["lat"] for r in records] == [round(y, 5) for y in points.geometry.y]
+    assert "textContent = p.name" in doc  # names become text nodes, never markup
+
+
+def test_place_label_names_cannot_become_markup():
+    import folium
+
+    from geo_ibm.maps import render_map
+    from geo_ibm.maps.placelabels import add_place_labels
+
+    hostile = "</script><img src=x onerror=alert(1)>`${x}`"
+    places = gpd.GeoDataFrame({"commune": [hostile], "rank": [1]}, geometry=[shapely.Point(77_000, 75_000)],
+                              crs=WORKING_CRS)
+    fmap = folium.Map(tiles=None)
+    group = add_place_labels(fmap, places, t=lambda s: "Noms de lieux" if s == "Place labels" else s, show=False)
+    assert group.layer_name == "Noms de lieux" and group.show is False
+    doc = render_map(fmap)
+    assert "<img src=x" not in doc and "</script><img" not in doc
+    assert "\\u003c/script\\u003e\\u003cimg src=x onerror=alert(1)\\u003e" in doc
+
+
+def _drawn_boxes(fig, texts):
+    renderer = fig.canvas.get_renderer()
+    return [t.get_window_extent(renderer) for t in texts]
+
+
+def test_print_map_labels_fit_and_never_overlap():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from geo_ibm.figures.labels import MAX_NATIONAL_LABELS, draw_place_labels
+
+    seats = {"Clervaux", "Diekirch", "Echternach", "Esch-sur-Alzette", "Grevenmacher", "Luxembourg", "Mersch",
+             "Redange/Attert", "Remich", "Vianden", "Wiltz"}
+    drawn = {}
+    for name, bounds in [("national", layers.luxembourg_outline().total_bounds),
+                         ("Sud-Ouest", layers.police_regions().set_index("region").loc[["Sud-Ouest"]].total_bounds)]:
+        fig = Figure(figsize=(4, 5), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_xlim(bounds[0], bounds[2])
+        ax.set_ylim(bounds[1], bounds[3])
+        ax.set_aspect("equal")
+        texts = draw_place_labels(ax, fontsize=6)
+        boxes = _drawn_boxes(fig, texts)
+        frame = ax.get_window_extent(fig.canvas.get_renderer())
+        assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
+        assert not any(a.overlaps(b) for k, a in enumerate(boxes) for b in boxes[k + 1:])
+        assert [t.get_text() for t in ax.texts] == [t.get_text() for t in texts]  # the names left out are removed
+        drawn[name] = {t.get_text() for t in texts}
+    assert seats <= drawn["national"] and len(drawn["national"]) <= MAX_NATIONAL_LABELS
+    south_west = set(gazetteer.communes().query("region == 'Sud-Ouest'")["commune"])
+    assert len(drawn["Sud-Ouest"] & south_west) >= 15
+
+
+def test_labels_at_one_spot_give_one_name():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from geo_ibm.figures.labels import draw_place_labels
+
+    places = gpd.GeoDataFrame({"commune": ["Alpha", "Beta", "Gamma"], "rank": [2, 1, 2], "area_km2": [5.0, 1.0, 9.0]},
+                              geometry=[shapely.Point(500, 500), shapely.Point(510, 505), shapely.Point(990, 100)],
+                              crs=WORKING_CRS)
+    fig = Figure(figsize=(3, 3), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, 1000)
+    ax.set_ylim(0, 1000)
+    # The seat wins the shared spot; Gamma sits too near the right edge to fit at this size.
+    assert [t.get_text() for t in draw_place_labels(ax, places, fontsize=8)] == ["Beta"]
+
+
+def test_the_print_map_labels_its_communes():
+    from geo_ibm.figures import static_map
+
+    ref = {"outline": layers.luxembourg_outline(), "borders": layers.internal_borders(),
+           "crossings": layers.crossing_points()}
+    names = set(gazetteer.communes()["commune"])
+    with_labels = {t.get_text() for t in static_map(**ref).axes[0].texts}
+    assert len(with_labels & names) >= 11
+    assert not {t.get_text() for t in static_map(**ref, place_labels=False).axes[0].texts} & names
