@@ -63,6 +63,10 @@ def check_tolerance(tolerance_m: object) -> float:
     return value
 
 
+_SEARCH_M = 40.0
+"""Radius of the grid search: a point with a piece this near is answered from the grid (exactly: any
+nearer piece passes through the disc of that radius, so it is listed in the point's cell), the others by
+an STRtree query up to the tolerance."""
 _MAX_MEAN_CANDIDATES = 64
 """Above this many candidates per point the grid search gives way to an STRtree query."""
 _CANDIDATE_CHUNK = 4_000_000
@@ -74,13 +78,15 @@ def nearest_segments(points: np.ndarray, network: RoadNetwork, *, tolerance_m: f
     """Nearest segment of each point within ``tolerance_m``.
 
     The segments are cut into their two-vertex *pieces*, and each piece is listed in every
-    cell of a square grid (cell side half the tolerance, at least 50 m) that its bounding box
-    grown by the tolerance touches. A point's candidates are then the pieces listed in its own
-    cell: every piece within the tolerance of it is among them. Point-to-piece distances are
-    computed for all candidates at once with numpy and the nearest kept. This is an exact
-    nearest-within-tolerance search (the same answer as an STRtree ``query_nearest`` with
-    ``max_distance``, up to ties) that avoids a tree query per point; it is about twice as
-    fast as ``geopandas.sjoin_nearest`` on a 20,000-segment network (benchmarks/bench_routes.py).
+    cell of a square grid (cell side the search radius, :data:`_SEARCH_M`)
+    that its bounding box grown by the search radius touches. A point's candidates are the
+    pieces listed in its own cell: every piece within the search radius of it is among them.
+    Point-to-piece distances are computed for all candidates at once with numpy and the nearest
+    kept; the points with no piece within the search radius (few: events lie on or beside the
+    roads) are answered by an STRtree ``query_nearest`` up to the tolerance. Both are exact, so
+    the result is an exact nearest-within-tolerance search (the same answer as an STRtree query
+    for every point, up to ties), without a tree query for most points
+    (benchmarks/bench_routes.py compares it with ``geopandas.sjoin_nearest``).
 
     Returns
     -------
@@ -93,24 +99,29 @@ def nearest_segments(points: np.ndarray, network: RoadNetwork, *, tolerance_m: f
     distance = np.full(n, np.nan)
     if n == 0 or len(network.segments) == 0:
         return segment_id, offset, distance
-    grid = _piece_grid(network, tolerance_m)
+    search = min(float(tolerance_m), _SEARCH_M)
+    grid = _piece_grid(network, search)
     xy = shapely.get_coordinates(points)
     if xy.shape[0] != n:
         raise ValueError("nearest_segments takes one point per row")
-    x0, y0, cell, ny, keys, _ = grid
-    point_key = np.floor((xy[:, 0] - x0) / cell).astype(np.int64) * ny + np.floor((xy[:, 1] - y0) / cell).astype(
-        np.int64)
-    count = np.searchsorted(keys, point_key, side="right") - np.searchsorted(keys, point_key, side="left")
+    cell = grid.cells(xy)
+    count = grid.counts(cell)
     if count.sum() > _MAX_MEAN_CANDIDATES * n:
-        # a tolerance large against the road spacing: a tree query costs less than the candidates
+        # roads dense against the search radius: a tree query costs less than the candidates
         return _tree_nearest(points, network, tolerance_m)
     # cut the points into steps of at most _CANDIDATE_CHUNK candidates (a point has at most all pieces)
     bounds = np.searchsorted(np.cumsum(count), np.arange(1, int(count.sum()) // _CANDIDATE_CHUNK + 1)
                              * _CANDIDATE_CHUNK)
     cuts = np.unique(np.r_[0, bounds, n])
     for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
-        seg, off, dist = _nearest_chunk(xy[lo:hi], grid, _pieces(network), tolerance_m)
+        seg, off, dist = _nearest_chunk(xy[lo:hi], cell[lo:hi], grid, _pieces(network), search)
         segment_id[lo:hi], offset[lo:hi], distance[lo:hi] = seg, off, dist
+    if search < tolerance_m:
+        # nothing within the search radius: the nearest piece is farther, ask the tree up to the tolerance
+        rest = np.flatnonzero(segment_id < 0)
+        if rest.size:
+            seg, off, dist = _tree_nearest(points[rest], network, tolerance_m)
+            segment_id[rest], offset[rest], distance[rest] = seg, off, dist
     return segment_id, offset, distance
 
 
@@ -155,53 +166,80 @@ def _pieces(network: RoadNetwork) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return pieces
 
 
-def _piece_grid(network: RoadNetwork, tolerance_m: float) -> tuple[float, float, float, int, np.ndarray, np.ndarray]:
-    """Grid of piece candidates for a tolerance: ``(x0, y0, cell, ny, cell keys sorted, piece per key)``."""
-    key = ("piece_grid", float(tolerance_m))
+@dataclass(frozen=True)
+class _Grid:
+    """Pieces listed per cell of a square grid, CSR-like: the pieces of cell ``c`` are
+    ``piece[start[c]:start[c + 1]]``; cell ``c = ix * ny + iy``."""
+
+    x0: float
+    y0: float
+    cell: float
+    nx: int
+    ny: int
+    start: np.ndarray
+    piece: np.ndarray
+
+    def cells(self, xy: np.ndarray) -> np.ndarray:
+        """Cell of each point; ``-1`` outside the grid (no piece near)."""
+        ix = np.floor((xy[:, 0] - self.x0) / self.cell).astype(np.int64)
+        iy = np.floor((xy[:, 1] - self.y0) / self.cell).astype(np.int64)
+        inside = (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)
+        return np.where(inside, ix * self.ny + iy, -1)
+
+    def counts(self, cell: np.ndarray) -> np.ndarray:
+        safe = np.maximum(cell, 0)
+        return np.where(cell >= 0, self.start[safe + 1] - self.start[safe], 0)
+
+
+_MAX_GRID_CELLS = 20_000_000
+"""Most cells of the candidate grid (its start array: 160 MB); a larger extent gets larger cells."""
+
+
+def _piece_grid(network: RoadNetwork, search_m: float) -> _Grid:
+    """Every piece listed in each cell its bounding box grown by ``search_m`` touches (cached per radius)."""
+    key = ("piece_grid", float(search_m))
     if key not in network.cache:
         _, _, ab = _pieces(network)
-        cell = max(float(tolerance_m) * 0.5, 50.0)
-        x0 = float(min(ab[:, 0].min(), ab[:, 2].min())) - 2 * cell
-        y0 = float(min(ab[:, 1].min(), ab[:, 3].min())) - 2 * cell
-        ix0 = np.floor((np.minimum(ab[:, 0], ab[:, 2]) - tolerance_m - x0) / cell).astype(np.int64)
-        ix1 = np.floor((np.maximum(ab[:, 0], ab[:, 2]) + tolerance_m - x0) / cell).astype(np.int64)
-        iy0 = np.floor((np.minimum(ab[:, 1], ab[:, 3]) - tolerance_m - y0) / cell).astype(np.int64)
-        iy1 = np.floor((np.maximum(ab[:, 1], ab[:, 3]) + tolerance_m - y0) / cell).astype(np.int64)
-        ny = int(iy1.max()) + 2
-        wx = ix1 - ix0 + 1
+        lo = np.minimum(ab[:, 0:2], ab[:, 2:4]) - search_m
+        hi = np.maximum(ab[:, 0:2], ab[:, 2:4]) + search_m
+        x0, y0 = (float(v) for v in lo.min(axis=0))
+        span = hi.max(axis=0) - lo.min(axis=0)
+        cell = max(float(search_m), 10.0, float(np.sqrt(span[0] * span[1] / _MAX_GRID_CELLS)))
+        nx, ny = (int(v) + 1 for v in np.floor(span / cell))
+        ix0 = np.floor((lo[:, 0] - x0) / cell).astype(np.int64)
+        ix1 = np.minimum(np.floor((hi[:, 0] - x0) / cell).astype(np.int64), nx - 1)
+        iy0 = np.floor((lo[:, 1] - y0) / cell).astype(np.int64)
+        iy1 = np.minimum(np.floor((hi[:, 1] - y0) / cell).astype(np.int64), ny - 1)
         wy = iy1 - iy0 + 1
-        count = wx * wy
+        count = (ix1 - ix0 + 1) * wy
         piece = np.repeat(np.arange(ab.shape[0]), count)
         local = np.arange(int(count.sum())) - np.repeat(np.r_[0, np.cumsum(count)[:-1]], count)
-        cx = np.repeat(ix0, count) + local // np.repeat(wy, count)
-        cy = np.repeat(iy0, count) + local % np.repeat(wy, count)
-        keys = cx * ny + cy
+        wy_rep = np.repeat(wy, count)
+        keys = (np.repeat(ix0, count) + local // wy_rep) * ny + np.repeat(iy0, count) + local % wy_rep
         order = np.argsort(keys, kind="stable")
-        network.cache[key] = (x0, y0, cell, ny, keys[order], piece[order])
-    grid: tuple[float, float, float, int, np.ndarray, np.ndarray] = network.cache[key]
+        start = np.zeros(nx * ny + 1, dtype=np.int64)
+        np.cumsum(np.bincount(keys, minlength=nx * ny), out=start[1:])
+        network.cache[key] = _Grid(x0, y0, cell, nx, ny, start, piece[order])
+    grid: _Grid = network.cache[key]
     return grid
 
 
-def _nearest_chunk(xy: np.ndarray, grid: tuple[float, float, float, int, np.ndarray, np.ndarray],
-                   pieces: tuple[np.ndarray, np.ndarray, np.ndarray], tolerance_m: float
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nearest piece within the tolerance of each point of one chunk."""
-    x0, y0, cell, ny, keys, piece_of_key = grid
+def _nearest_chunk(xy: np.ndarray, cell: np.ndarray, grid: _Grid, pieces: tuple[np.ndarray, np.ndarray, np.ndarray],
+                   tolerance_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest listed piece within the tolerance of each point of one chunk (``cell``: the points' cells)."""
     piece_segment, piece_start, ab = pieces
     n = xy.shape[0]
     seg_out = np.full(n, -1, dtype=np.int64)
     off_out = np.full(n, np.nan)
     dist_out = np.full(n, np.nan)
-    ix = np.floor((xy[:, 0] - x0) / cell).astype(np.int64)
-    iy = np.floor((xy[:, 1] - y0) / cell).astype(np.int64)
-    first = np.searchsorted(keys, ix * ny + iy, side="left")
-    count = np.searchsorted(keys, ix * ny + iy, side="right") - first
+    count = grid.counts(cell)
     total = int(count.sum())
     if total == 0:
         return seg_out, off_out, dist_out
+    first = grid.start[np.maximum(cell, 0)]
     point = np.repeat(np.arange(n), count)
     slot = np.repeat(first - np.r_[0, np.cumsum(count)[:-1]], count) + np.arange(total)
-    piece = piece_of_key[slot]
+    piece = grid.piece[slot]
     a = ab[piece, 0:2]
     d = ab[piece, 2:4] - a
     p = xy[point] - a
