@@ -109,13 +109,25 @@ def synthetic_events(network: RoadNetwork, n: int, *, seed: int) -> gpd.GeoDataF
     }, geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=WORKING_CRS)
 
 
+CPU: dict[int, float] = {}
+"""CPU seconds of the last :func:`timed` call's best run, by the id of its result (the machine is shared:
+CPU time varies less than wall time)."""
+
+
 def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[float, object]:
-    best, out = math.inf, None
+    """Best wall time of ``repeat`` runs and the result; the best run's CPU time goes to :data:`CPU`."""
+    best, best_cpu, out = math.inf, math.inf, None
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = fn()
         best = min(best, time.perf_counter() - t)
+        best_cpu = min(best_cpu, time.process_time() - c)
+    CPU[id(out)] = best_cpu
     return best, out
+
+
+def cpu(result: object) -> str:
+    return f"(CPU {CPU.get(id(result), math.nan):.3f} s)"
 
 
 def osmnx_graph(network: RoadNetwork) -> object:
@@ -173,7 +185,7 @@ def main() -> None:
 
     print("snapping (tolerance 250 m), best of 3")
     fresh = build_network(roads)
-    t_first, _ = timed(lambda: snap_events(events, fresh))
+    t_first, first = timed(lambda: snap_events(events, fresh))
     t_ours, snapped = timed(lambda: snap_events(events, network), repeat=3)
     segments = seg[["segment_id", "geometry"]]
     t_sjoin, joined = timed(lambda: gpd.sjoin_nearest(events[["geometry"]], segments, max_distance=250.0,
@@ -182,16 +194,18 @@ def main() -> None:
 
     graph = osmnx_graph(network)
     xy = shapely.get_coordinates(events.geometry.to_numpy())
-    t_osmnx, _ = timed(lambda: osmnx.distance.nearest_edges(graph, xy[:, 0], xy[:, 1]), repeat=3)
+    t_osmnx, nearest = timed(lambda: osmnx.distance.nearest_edges(graph, xy[:, 0], xy[:, 1]), repeat=3)
+    assert isinstance(joined, gpd.GeoDataFrame)
     same = joined[~joined.index.duplicated()]
     agree = float((snapped.events.loc[same.index, "segment_id"].to_numpy()  # type: ignore[attr-defined]
                    == same["segment_id"].to_numpy()).mean())
-    print(f"  {'ours (index cached)':34s} {t_ours:7.3f} s")
-    print(f"  {'ours (first call, builds index)':34s} {t_first:7.3f} s")
-    print(f"  {'geopandas.sjoin_nearest':34s} {t_sjoin:7.3f} s   ours is {t_sjoin / t_ours:.1f}x faster "
-          f"(first call {t_sjoin / t_first:.1f}x); same segment for {agree:.2%} (rest: ties)")
-    print(f"  {'osmnx.distance.nearest_edges':34s} {t_osmnx:7.3f} s   ours is {t_osmnx / t_ours:.1f}x faster "
-          "(no tolerance: every point gets an edge)\n")
+    print(f"  {'ours (index cached)':34s} {t_ours:7.3f} s {cpu(snapped)}")
+    print(f"  {'ours (first call, builds index)':34s} {t_first:7.3f} s {cpu(first)}")
+    print(f"  {'geopandas.sjoin_nearest':34s} {t_sjoin:7.3f} s {cpu(joined)}   ours is {t_sjoin / t_first:.1f}x "
+          f"faster on a first call, {t_sjoin / t_ours:.1f}x with the index cached; same segment for {agree:.2%} "
+          "(rest: ties)")
+    print(f"  {'osmnx.distance.nearest_edges':34s} {t_osmnx:7.3f} s {cpu(nearest)}   ours is "
+          f"{t_osmnx / t_first:.1f}x faster on a first call (no tolerance: every point gets an edge)\n")
 
     crossing_points = layers.crossing_points()
     crossings, warnings = attach_crossings(network, crossing_points, tolerance_m=5_000.0)
@@ -203,12 +217,14 @@ def main() -> None:
         att = attribute_entries(network, snapped, crossings)  # type: ignore[arg-type]
         return att, route_flows(network, snapped, att, crossings)  # type: ignore[arg-type]
 
-    t_af, (att, flows) = timed(attribution_and_flows, repeat=3)  # type: ignore[misc]
+    t_af, both = timed(attribution_and_flows, repeat=3)
+    att, flows = both  # type: ignore[misc]
+    assert isinstance(att, gpd.GeoDataFrame) and isinstance(flows, gpd.GeoDataFrame)
     t_att, _ = timed(lambda: attribute_entries(network, snapped, crossings), repeat=3)  # type: ignore[arg-type]
     per_event = naive_routes(network, snapped, att, crossings, sample=2_000)
     n_attributed = int(att["crossing_id"].notna().sum())
     print(f"  shortest-path trees of the crossings (once per network) {t_trees:7.3f} s")
-    print(f"  {'ours: attribution + flows':34s} {t_af:7.3f} s   (attribution alone {t_att:.3f} s); "
+    print(f"  {'ours: attribution + flows':34s} {t_af:7.3f} s {cpu(both)}   (attribution alone {t_att:.3f} s); "
           f"{n_attributed:,} events attributed, {len(flows):,} flow rows")
     print(f"  {'naive: walk each path (entry leg)':34s} {per_event * n_attributed:7.3f} s   "
           f"(scaled from 2,000 events) ours is {per_event * n_attributed / t_af:.0f}x faster\n")

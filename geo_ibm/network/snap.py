@@ -83,7 +83,7 @@ def nearest_segments(points: np.ndarray, network: RoadNetwork, *, tolerance_m: f
     pieces listed in its own cell: every piece within the search radius of it is among them.
     Point-to-piece distances are computed for all candidates at once with numpy and the nearest
     kept; the points with no piece within the search radius (few: events lie on or beside the
-    roads) are answered by an STRtree ``query_nearest`` up to the tolerance. Both are exact, so
+    roads) are answered by an STRtree ``query_nearest`` on the segments up to the tolerance. Both are exact, so
     the result is an exact nearest-within-tolerance search (the same answer as an STRtree query
     for every point, up to ties), without a tree query for most points
     (benchmarks/bench_routes.py compares it with ``geopandas.sjoin_nearest``).
@@ -127,25 +127,19 @@ def nearest_segments(points: np.ndarray, network: RoadNetwork, *, tolerance_m: f
 
 def _tree_nearest(points: np.ndarray, network: RoadNetwork, tolerance_m: float
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`nearest_segments` by an STRtree ``query_nearest`` on the pieces."""
-    piece_segment, piece_start, ab = _pieces(network)
-    key = "piece_tree"
+    """:func:`nearest_segments` by an STRtree ``query_nearest`` on the segments (offsets by ``line_locate_point``)."""
+    key = "segment_tree"
+    geoms = network.segments.geometry.to_numpy()
     if key not in network.cache:
-        network.cache[key] = shapely.STRtree(shapely.linestrings(ab.reshape(-1, 2, 2)))
-    (hit, piece), dist = network.cache[key].query_nearest(points, max_distance=tolerance_m, return_distance=True,
+        network.cache[key] = shapely.STRtree(geoms)
+    (hit, found), dist = network.cache[key].query_nearest(points, max_distance=tolerance_m, return_distance=True,
                                                           all_matches=False)
     n = len(points)
     segment_id = np.full(n, -1, dtype=np.int64)
     offset = np.full(n, np.nan)
     distance = np.full(n, np.nan)
-    a = ab[piece, 0:2]
-    d = ab[piece, 2:4] - a
-    length_sq = np.einsum("ij,ij->i", d, d)
-    p = shapely.get_coordinates(points[hit]) - a
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(length_sq > 0, np.clip(np.einsum("ij,ij->i", p, d) / length_sq, 0.0, 1.0), 0.0)
-    segment_id[hit] = piece_segment[piece]
-    offset[hit] = piece_start[piece] + t * np.sqrt(length_sq)
+    segment_id[hit] = found
+    offset[hit] = shapely.line_locate_point(geoms[found], points[hit])
     distance[hit] = dist
     return segment_id, offset, distance
 
