@@ -19,6 +19,7 @@ from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS
 
 TABLE_NAMES: tuple[str, ...] = (
     "region_quarters", "canton_quarters", "hour_weekday", "border_distance", "crossing_distance", "top_hotspots",
+    "named_hotspots",
 )
 """Names of the tables :func:`report_tables` builds, in workbook order."""
 
@@ -29,6 +30,7 @@ TABLE_TITLES: dict[str, str] = {
     "border_distance": "Events by distance band to the nearest border",
     "crossing_distance": "Events by distance band to the nearest crossing point",
     "top_hotspots": "Hot spot cells with the highest Gi* z-scores",
+    "named_hotspots": "Named hotspots: contiguous significant Gi* cells merged, named by place, ranked by events",
 }
 """One-line description of each table (the workbook's About sheet lists them)."""
 
@@ -46,6 +48,7 @@ SHEET_NAMES: dict[str, str] = {
     "border_distance": "Border distance",
     "crossing_distance": "Crossing distance",
     "top_hotspots": "Top hotspots",
+    "named_hotspots": "Named hotspots",
 }
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -156,6 +159,49 @@ def top_hotspot_cells(
     })
 
 
+def named_hotspot_table(
+    events: gpd.GeoDataFrame,
+    *,
+    study_area: Any,
+    cell: float | None = None,
+    band: float | None = None,
+    n: int = 20,
+    previous: gpd.GeoDataFrame | None = None,
+    lang: str = "en",
+) -> pd.DataFrame:
+    """The ``n`` largest named hotspots (:func:`geo_ibm.namedhotspots.named_hotspots`) of the Gi* cells of ``events``.
+
+    Unlike :func:`top_hotspot_cells`, neighbouring significant cells count once, as one
+    hotspot named by road, landmark and commune ("A3 at Aire de Berchem (Roeser)").
+
+    Parameters
+    ----------
+    previous
+        Events of the period before, for the ``previous``, ``change_pct`` and ``trend`` columns
+        (periods taken as equally long).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :data:`geo_ibm.namedhotspots.COLUMNS` (``emerging`` empty: no time
+        series here), then ``x``, ``y`` (a point inside the hotspot, EPSG:2169), ``lon``,
+        ``lat`` (EPSG:4326), ``cell_m``, ``band_m``; ranked by events.
+    """
+    from geo_ibm.hotspots import hotspots_from_events
+    from geo_ibm.namedhotspots import named_hotspots
+
+    if not (isinstance(n, (int, np.integer)) and n >= 1):
+        raise ValidationError(f"n must be a positive integer, got {n!r}", [Problem("not positive", column="n", value=n)])
+    gi = hotspots_from_events(events, study_area=study_area, cell=cell, band=band)
+    params = gi.attrs.get("parameters", {})
+    named = named_hotspots(gi, events=events, previous=previous, lang=lang).head(int(n))
+    spot = gpd.GeoSeries(named.geometry.representative_point(), crs=named.crs)
+    web = spot.to_crs(WEB_CRS)
+    return pd.DataFrame(named.drop(columns="geometry")).assign(
+        x=spot.x.round(1).to_numpy(), y=spot.y.round(1).to_numpy(), lon=web.x.round(6).to_numpy(),
+        lat=web.y.round(6).to_numpy(), cell_m=float(params.get("cell", np.nan)), band_m=float(params.get("band", np.nan)))
+
+
 # --------------------------------------------------------------------------- the report set
 
 
@@ -213,8 +259,9 @@ def report_tables(
     """Every report table for ``events``; a table the analysis refuses is left out with a note.
 
     ``previous``: the events of the period before the selection (e.g. the previous quarter
-    when one quarter is selected), used only by the quarter-on-quarter tables, so a report
-    on one quarter still compares it with the quarter before. Other tables use ``events`` only.
+    when one quarter is selected), used by the quarter-on-quarter tables, so a report on one
+    quarter still compares it with the quarter before, and by the named hotspots' trend. Other
+    tables use ``events`` only.
 
     Raises
     ------
@@ -234,6 +281,8 @@ def report_tables(
         "canton_quarters": lambda: quarter_change_table(trend, by="canton", cantons=cantons),
         "hour_weekday": lambda: hour_weekday_table(events),
         "top_hotspots": lambda: top_hotspot_cells(events, study_area=outline, cantons=cantons, cell=cell, band=band, n=top_n),
+        "named_hotspots": lambda: named_hotspot_table(events, study_area=outline, cell=cell, band=band, n=top_n,
+                                                      previous=previous if previous is not None and len(previous) else None),
     }
     tables: dict[str, pd.DataFrame] = {}
     notes: list[str] = []

@@ -234,3 +234,25 @@ def test_the_viewer_gets_the_analysts_hotspots_with_protected_counts(tmp_path):
         .astype(int).tolist() == analyst["events"].tolist()
     assert analyst["previous"].notna().all() and set(analyst["trend"]) <= {"new", "up", "down", "stable"}
     assert analyst.attrs["parameters"]["cell"] == rule.cell_m
+
+
+def test_the_report_tables_named_variant_is_the_named_hotspots_of_the_gi_cells():
+    from geo_ibm import layers
+    from geo_ibm.demo import generate_events
+    from geo_ibm.hotspots import hotspots_from_events
+    from geo_ibm.tables import TABLE_NAMES, named_hotspot_table, top_hotspot_cells
+
+    events, _truth = generate_events(600, seed=9, start="2026-01-01", end="2026-03-31")
+    before, _truth = generate_events(500, seed=10, start="2025-10-01", end="2025-12-31")
+    outline = layers.luxembourg_outline()
+    table = named_hotspot_table(events, study_area=outline, cell=1000, n=5, previous=before)
+    gi = hotspots_from_events(events, study_area=outline, cell=1000)
+    expected = named_hotspots(gi, events=events, previous=before).head(5)
+    assert "named_hotspots" in TABLE_NAMES and len(table) == len(expected) >= 2
+    assert table["name"].tolist() == expected["name"].tolist()
+    assert table["events"].tolist() == expected["events"].tolist() and table["trend"].tolist() == expected["trend"].tolist()
+    inside = gpd.GeoSeries(gpd.points_from_xy(table["x"], table["y"]), crs=WORKING_CRS).within(expected.geometry.reset_index(drop=True))
+    assert inside.all() and (table["cell_m"] == 1000).all()
+    # The cell table keeps working for its callers, and ranks cells that the named table merges.
+    cells = top_hotspot_cells(events, study_area=outline, cantons=layers.cantons(), cell=1000, n=5)
+    assert len(cells) == 5 and expected["cells"].iloc[0] >= 1
