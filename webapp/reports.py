@@ -1,23 +1,46 @@
-"""Report exports: static maps (PNG, SVG, PDF) and report tables (XLSX, CSV) for the filtered events."""
+"""Report exports: static maps (PNG, SVG, PDF) and report tables (XLSX, CSV) for the filtered events; the quarterly report document, its versions and its sending."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, cast, overload
 
 import geopandas as gpd
 import pandas as pd
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 
 from geo_ibm import figures, tables
-from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.disclosure import DisclosureRule
+from geo_ibm.errors import GeoIbmError, NotFoundError, NotPermittedError, Problem, ValidationError
 from geo_ibm.io import neutralise_formulas
-from webapp.auth import audit, get_store, require_role
+from geo_ibm.periods import parse_quarter
+from geo_ibm.planning.progress import Cancelled, ProgressCallback
+from geo_ibm.reportdoc.archive import (
+    EDITIONS,
+    FILES,
+    MAX_RECIPIENTS,
+    MEDIA_TYPES,
+    NATIONAL,
+    ReportArchive,
+    ReportVersion,
+    check_area,
+    generate_version,
+    open_archive,
+    parse_recipients,
+    report_areas,
+)
+from geo_ibm.reportdoc.mail import attachment_name, send_version
+from geo_ibm.reportdoc.strings import LANGUAGES
+from geo_ibm.store import open_store
+from webapp.access import configured_rule
+from webapp.auth import audit, get_store, has_role, require_role
 from webapp.filters import filter_query, parse_filters, parse_hotspot_map, parse_page_sizes
 from webapp.i18n import gettext as _
+from webapp.jobs import DONE, Job, runner
 from webapp.params import parameter_error, parse_float, parse_int, single
 from webapp.reference import filter_choices, layer_frame
-from webapp.responses import attachment
+from webapp.responses import attachment, json_response
 
 reports_bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -178,3 +201,272 @@ def report_tables(fmt: str) -> Any:
     audit("export", tables=list(safe), **detail)
     return attachment(data, TABLE_FORMATS["xlsx"], "geo_ibm-tables.xlsx")
 
+
+
+# --------------------------------------------------------------------------- the quarterly report document
+#
+# The report of one area (the nation or a police region) and language is built as a background
+# job (webapp.jobs) and kept in the report archive (geo_ibm.reportdoc.archive) as a numbered
+# version; admins keep the recipient lists and send a version by e-mail (geo_ibm.reportdoc.mail).
+# Analysts and above build and read the full edition; viewers (aggregates only) build and read
+# the edition geo_ibm.disclosure protects, and never see a full one.
+
+QUARTERLY_ROLE = "viewer"
+"""Role of the quarterly report pages; what a role sees is the edition (see above)."""
+
+SEND_ROLE = "admin"
+"""Role that keeps the recipient lists and sends reports."""
+
+FULL_EDITION_ROLE = "analyst"
+
+MAX_RECIPIENTS_FIELD = 20_000
+"""Longest text of one area's recipient field (characters)."""
+
+
+def _archive() -> ReportArchive:
+    return open_archive(current_app.config.get("STORE_PATH"))
+
+
+def _user_name() -> str:
+    return str(g.user["name"])
+
+
+def _editions_allowed() -> tuple[str, ...]:
+    return EDITIONS if has_role(FULL_EDITION_ROLE) else ("aggregates",)
+
+
+def _quarter_choices(store: Any) -> list[str]:
+    counts = store.quarter_counts()
+    return sorted((str(q) for q in counts["quarter"]), reverse=True) if len(counts) else []
+
+
+def _area_labels() -> dict[str, str]:
+    return {area: (_("Luxembourg (national)") if area == NATIONAL else _("Police region %(region)s", region=area))
+            for area in report_areas()}
+
+
+@dataclass(frozen=True)
+class QuarterlyRequest:
+    """A checked quarterly report form: the area, quarter, language and edition the job builds."""
+
+    quarter: str
+    area: str
+    lang: str
+    edition: str
+
+
+def parse_quarterly_form(form: Mapping[str, Any], *, editions: tuple[str, ...]) -> QuarterlyRequest:
+    """The form checked before any work: a bad or unknown field is a 400 naming it.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``quarter``, ``region``, ``lang`` or ``edition`` (an edition the reader's role may
+        not have is a 403), or an unknown field.
+    """
+    known = {"quarter", "region", "lang", "edition", "csrf_token"}
+    unknown = sorted(k for k in form.keys() if k not in known)
+    if unknown:
+        raise parameter_error(unknown[0], form.get(unknown[0]), "unknown form field")
+    quarter = parse_quarter(single(form, "quarter") or "", name="quarter")
+    area = check_area(single(form, "region") or NATIONAL)
+    lang = single(form, "lang") or "en"
+    if lang not in LANGUAGES:
+        raise parameter_error("lang", lang, f"use one of {', '.join(LANGUAGES)}")
+    edition = single(form, "edition") or editions[0]
+    if edition not in EDITIONS:
+        raise parameter_error("edition", edition, f"use one of {', '.join(EDITIONS)}")
+    if edition not in editions:
+        raise NotPermittedError("edition: the full edition is for analysts and above; your role reads the edition "
+                                "for readers of aggregates", [Problem("not permitted", column="edition", value=edition)])
+    return QuarterlyRequest(quarter, area, lang, edition)
+
+
+def quarterly_job(req: QuarterlyRequest, *, store_location: str | None, user: str, rule: DisclosureRule | None) -> Any:
+    """The work of one report job: build, render and archive the version; audited when it ends."""
+
+    def work(progress: ProgressCallback) -> ReportVersion:
+        store = open_store(store_location)
+        detail = {"quarter": req.quarter, "area": req.area, "lang": req.lang, "edition": req.edition, "via": "web"}
+        try:
+            version = generate_version(store, open_archive(store_location), quarter=req.quarter, area=req.area,
+                                       lang=req.lang, created_by=user, disclosure=rule, progress=progress)
+        except GeoIbmError as exc:
+            status = "cancelled" if isinstance(exc, Cancelled) else "refused"
+            store.audit("report build", user=user, detail={**detail, "status": status,
+                                                           "error": str(exc).splitlines()[0][:300]})
+            raise
+        store.audit("report build", user=user, detail={**detail, "status": "done", "version": version.version,
+                                                       "events": version.events})
+        return version
+
+    return work
+
+
+def _visible(version: ReportVersion) -> ReportVersion:
+    if version.edition not in _editions_allowed():
+        raise NotPermittedError(f"report {version.key} is the full edition, for analysts and above",
+                                [Problem("not permitted", column="edition", value=version.edition)])
+    return version
+
+
+def _version_from_url(quarter: str, area: str, lang: str, number: int) -> ReportVersion:
+    return _visible(_archive().version(quarter=quarter, area=area, lang=lang, version=number))
+
+
+def _version_args(version: ReportVersion) -> dict[str, Any]:
+    return {"quarter": version.quarter, "area": version.area, "lang": version.lang, "number": version.version}
+
+
+def _quarterly_job(job_id: str) -> Job:
+    job = runner().get(job_id, owner=_user_name())
+    if not job.title.startswith(JOB_TITLE_PREFIX):
+        raise NotFoundError(f"report job {job_id[:40]!r} not found")
+    return job
+
+
+JOB_TITLE_PREFIX = "Quarterly report"
+
+
+@reports_bp.context_processor
+def _quarterly_labels() -> dict[str, Any]:
+    return {"state_labels": {"queued": _("waiting"), "running": _("running"), "done": _("done"),
+                             "failed": _("failed"), "cancelled": _("cancelled")},
+            "edition_labels": {"full": _("Full (analysts)"), "aggregates": _("Aggregates only (protected)")},
+            "language_labels": {"en": "English", "fr": "Français"}}
+
+
+@reports_bp.route("/quarterly", methods=["GET", "POST"])
+@require_role(QUARTERLY_ROLE)
+def quarterly_page() -> Any:
+    """The quarterly report form and the archived versions (GET); a valid form starts a report job (POST)."""
+    editions = _editions_allowed()
+    if request.method == "POST":
+        req = parse_quarterly_form(request.form, editions=editions)
+        rule = None if req.edition == "full" else configured_rule(current_app.config)
+        work = quarterly_job(req, store_location=current_app.config.get("STORE_PATH"), user=_user_name(), rule=rule)
+        title = f"{JOB_TITLE_PREFIX} {req.quarter} · {_area_labels()[req.area]} · {req.lang.upper()}"
+        job = runner().submit(_user_name(), title, work)
+        audit("report build", status="submitted", job=job.id, quarter=req.quarter, area=req.area, lang=req.lang,
+              edition=req.edition)
+        return redirect(url_for("reports.quarterly_job_page", job_id=job.id), code=303)
+    store = get_store()
+    archive = _archive()
+    versions = [v for v in archive.versions() if v.edition in editions]
+    jobs = [j for j in runner().jobs_of(_user_name()) if j.title.startswith(JOB_TITLE_PREFIX)]
+    quarters = _quarter_choices(store)
+    recipients = archive.recipients() if has_role(SEND_ROLE) else {}
+    return render_template("reports_quarterly.html", versions=versions, jobs=jobs, quarters=quarters,
+                           areas=_area_labels(), languages=LANGUAGES, editions=editions, recipients=recipients,
+                           can_send=has_role(SEND_ROLE), version_args=_version_args)
+
+
+@reports_bp.route("/quarterly/jobs/<job_id>")
+@require_role(QUARTERLY_ROLE)
+def quarterly_job_page(job_id: str) -> Any:
+    """A report job's progress (reload to follow it); a finished job's page is its version's page."""
+    job = _quarterly_job(job_id)
+    if job.state == DONE and isinstance(job.result, ReportVersion):
+        return redirect(url_for("reports.version_page", **_version_args(job.result)), code=303)
+    return render_template("reports_job.html", job=job,
+                           status_url=url_for("reports.quarterly_job_status", job_id=job.id))
+
+
+@reports_bp.route("/quarterly/jobs/<job_id>/status")
+@require_role(QUARTERLY_ROLE)
+def quarterly_job_status(job_id: str) -> Any:
+    """The job's state as JSON: ``state``, ``finished``, ``fraction``, ``message``, ``error``, ``result`` (URL when done)."""
+    job = _quarterly_job(job_id)
+    body = job.status()
+    done = job.state == DONE and isinstance(job.result, ReportVersion)
+    body["result"] = url_for("reports.version_page", **_version_args(job.result)) if done else None
+    return json_response(body)
+
+
+@reports_bp.route("/quarterly/jobs/<job_id>/cancel", methods=["POST"])
+@require_role(QUARTERLY_ROLE)
+def quarterly_job_cancel(job_id: str) -> Any:
+    """Cancel the job (a waiting one at once, a running one at its next step); audited."""
+    _quarterly_job(job_id)
+    job = runner().cancel(job_id, owner=_user_name())
+    audit("report build", status="cancel requested", job=job.id, state=job.state)
+    if request.accept_mimetypes.best == "application/json":
+        return json_response(job.status())
+    return redirect(url_for("reports.quarterly_job_page", job_id=job.id), code=303)
+
+
+VERSION_URL = "/quarterly/<quarter>/<area>/<lang>/v<int:number>"
+
+
+@reports_bp.route(VERSION_URL)
+@require_role(QUARTERLY_ROLE)
+def version_page(quarter: str, area: str, lang: str, number: int) -> Any:
+    """One archived version: its manifest, downloads and, for admins, sending it to the area's recipients."""
+    version = _version_from_url(quarter, area, lang, number)
+    recipients = _archive().recipients().get(version.area, []) if has_role(SEND_ROLE) else []
+    return render_template("reports_version.html", version=version, areas=_area_labels(), recipients=recipients,
+                           can_send=has_role(SEND_ROLE), args=_version_args(version))
+
+
+@reports_bp.route(VERSION_URL + "/report.<kind>")
+@require_role(QUARTERLY_ROLE)
+def version_file(quarter: str, area: str, lang: str, number: int, kind: str) -> Any:
+    """A version's ``report.pdf`` or ``report.html`` (checked against its manifest); audited."""
+    if kind not in FILES:
+        raise parameter_error("file", kind, f"use one of {', '.join(FILES)}")
+    version = _version_from_url(quarter, area, lang, number)
+    data = _archive().read(version, kind)
+    audit("export", what="quarterly report", version=version.key, edition=version.edition, format=kind,
+          bytes=len(data))
+    return attachment(data, MEDIA_TYPES[kind], attachment_name(version, kind))
+
+
+@reports_bp.route(VERSION_URL + "/send", methods=["POST"])
+@require_role(SEND_ROLE)
+def version_send(quarter: str, area: str, lang: str, number: int) -> Any:
+    """E-mail the version to its area's recipients (one message, PDF and HTML attached); audited, its outcome shown."""
+    unknown = sorted(k for k in request.form.keys() if k != "csrf_token")
+    if unknown:
+        raise parameter_error(unknown[0], request.form.get(unknown[0]), "unknown form field")
+    archive = _archive()
+    version = archive.version(quarter=quarter, area=area, lang=lang, version=number)
+    outcome = send_version(get_store(), archive, version, user=_user_name(), via="web", ip=request.remote_addr)
+    return render_template("reports_sent.html", version=version, outcome=outcome, areas=_area_labels(),
+                           args=_version_args(version))
+
+
+@reports_bp.route("/recipients", methods=["GET", "POST"])
+@require_role(SEND_ROLE)
+def recipients_page() -> Any:
+    """The e-mail recipients of each area's report (admin): one address per line; all checked before any is saved."""
+    archive = _archive()
+    areas = _area_labels()
+    saved = archive.recipients()
+    texts = {area: "\n".join(saved.get(area, [])) for area in areas}
+    problems: list[Problem] = []
+    status = 200
+    if request.method == "POST":
+        known = {f"recipients_{area}" for area in areas} | {"csrf_token"}
+        unknown = sorted(k for k in request.form.keys() if k not in known)
+        if unknown:
+            raise parameter_error(unknown[0], str(request.form.get(unknown[0]))[:100], "unknown form field")
+        texts = {area: str(request.form.get(f"recipients_{area}", ""))[:MAX_RECIPIENTS_FIELD + 1] for area in areas}
+        checked: dict[str, list[str]] = {}
+        for area, text in texts.items():
+            if len(text) > MAX_RECIPIENTS_FIELD:
+                problems.append(Problem(f"longer than {MAX_RECIPIENTS_FIELD} characters", column=area))
+                continue
+            try:
+                checked[area] = parse_recipients(text, area=area)
+            except ValidationError as exc:
+                problems.extend(exc.problems)
+        if not problems:
+            changed = [a for a in areas if checked[a] != saved.get(a, [])]
+            for area in changed:
+                archive.set_recipients(area, checked[area], updated_by=_user_name())
+            audit("report recipients", changed=changed, counts={a: len(checked[a]) for a in areas})
+            flash(_("Recipient lists saved."))
+            return redirect(url_for("reports.recipients_page"), code=303)
+        status = 400
+    return render_template("reports_recipients.html", areas=areas, texts=texts, problems=problems,
+                           max_recipients=MAX_RECIPIENTS), status
