@@ -3,12 +3,14 @@
 One run prints, for ``--events`` (default 20M) synthetic events over Luxembourg:
 
 - single process, in memory: every event's x/y read into one array, then binning + Gi* + FDR;
-- the archive on a LocalCluster of 1 worker and of 2 workers (one thread each);
+- the archive on a LocalCluster of 1 worker and of 2 workers (one thread each), both clusters
+  kept up and run in turn (``--repeat`` times each after one uncounted run), so that other work
+  on a shared machine weighs on both alike;
 
 and then ``--big-events`` (default 100M) on 2 workers. Each row gives the time of the whole
-analysis (reading the partitions and building the grid included, on both routes; the best of
-two runs on the archive) and the peak resident memory of
-each worker process (sampled every 20 ms), next to the in-memory process's peak.
+analysis (reading the partitions and building the grid included, on both routes; the median of
+the runs on the archive) and the peak resident memory of each worker process (sampled every
+20 ms), next to the in-memory process's peak. The load average is printed before and after.
 
 Full size (about 6 GB of scratch disk, 10-15 minutes on 2 cores):
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import shutil
 import tempfile
@@ -101,31 +104,56 @@ def _warm(dask_worker: Any) -> None:
     import geo_ibm.archive.distributed  # noqa: F401  (the first task would pay the imports)
 
 
-def on_cluster(root: str, workers: int, cell: float, band: float) -> dict[str, Any]:
-    from geo_ibm.archive import BinTask, dask_client, hotspots_from_archive, read_manifest, reduce_archive
+class Cluster:
+    """A LocalCluster of ``workers`` kept open over several runs, with a memory sampler in each worker."""
 
-    manifest = read_manifest(root)
-    t0 = time.perf_counter()
-    with dask_client(workers=workers) as client:
-        client.wait_for_workers(workers)
-        client.run(_warm)
-        started = time.perf_counter() - t0
-        base = client.run(_start_sampler)
-        times = []
-        for _ in range(2):  # the first run on fresh workers is often slower (allocator, caches)
-            t1 = time.perf_counter()
-            result = hotspots_from_archive(manifest, client=client, method="gi", cell=cell, band=band)
-            times.append(time.perf_counter() - t1)
-        # the part that runs on the cluster alone: reading + binning every partition and the sum
-        spec = result.attrs["grid"]
-        binning = []
-        for _ in range(2):
-            t2 = time.perf_counter()
-            reduce_archive(manifest, BinTask("cells", spec=spec), client=client)
-            binning.append(time.perf_counter() - t2)
-        peaks = client.run(_stop_sampler)
-    return {"start": started, "time": min(times), "times": times, "binning": min(binning), "base": list(base.values()),
-            "peak": list(peaks.values()), "counts": result["count"].to_numpy()}
+    def __init__(self, root: str, workers: int, cell: float, band: float) -> None:
+        from geo_ibm.archive import dask_client, read_manifest
+
+        self.manifest = read_manifest(root)
+        self.workers, self.cell, self.band = workers, cell, band
+        t0 = time.perf_counter()
+        self._context = dask_client(workers=workers)
+        self.client = self._context.__enter__()
+        self.client.wait_for_workers(workers)
+        self.client.run(_warm)
+        self.start = time.perf_counter() - t0
+        self.client.run(_start_sampler)
+        self.times: list[float] = []
+        self.binning: list[float] = []
+        self.counts = np.empty(0, dtype=np.int64)
+        self.peak: list[int] = []
+
+    def run(self, *, record: bool = True) -> None:
+        """One whole analysis, then the cluster's part alone (reading + binning every partition and the sum)."""
+        from geo_ibm.archive import BinTask, hotspots_from_archive, reduce_archive
+
+        t1 = time.perf_counter()
+        result = hotspots_from_archive(self.manifest, client=self.client, method="gi", cell=self.cell, band=self.band)
+        whole = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        reduce_archive(self.manifest, BinTask("cells", spec=result.attrs["grid"]), client=self.client)
+        binning = time.perf_counter() - t2
+        self.counts = result["count"].to_numpy()
+        if record:
+            self.times.append(whole)
+            self.binning.append(binning)
+
+    def close(self) -> None:
+        self.peak = list(self.client.run(_stop_sampler).values())
+        self._context.__exit__(None, None, None)
+
+
+def median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
+def spread(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+def load() -> str:
+    return "load average " + " / ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1 / 5 / 15 min)"
 
 
 def gb(value: float) -> str:
@@ -140,6 +168,7 @@ def main() -> None:
     parser.add_argument("--big-partitions", type=int, default=None, help="files of the big archive (default one per 500,000)")
     parser.add_argument("--cell", type=float, default=CELL)
     parser.add_argument("--band", type=float, default=BAND)
+    parser.add_argument("--repeat", type=int, default=3, help="counted runs on each cluster, 1 and 2 workers in turn")
     parser.add_argument("--scratch", default=None, help="folder for the archives (default a temporary one, removed after)")
     args = parser.parse_args()
 
@@ -156,7 +185,7 @@ def main() -> None:
         per_partition = args.events / parts
         print(f"grid: {args.cell:g} m cells over Luxembourg, band {args.band:g} m; "
               f"{per_partition:,.0f} events ({per_partition * 32 / 1e6:.0f} MB of x/y/time/persons) a partition")
-        print("machine: 2 cores shared with other work; times vary by about ±30 %\n")
+        print(f"machine: {os.cpu_count()} cores shared with other work; times vary by about ±30 %; {load()}\n")
 
         context = multiprocessing.get_context("spawn")
         queue = context.Queue()
@@ -167,25 +196,35 @@ def main() -> None:
         rows = [("single process, in memory", memory["load"] + memory["grid"] + memory["analysis"],
                  f"read x/y {memory['load']:.1f} s + grid {memory['grid']:.1f} s + bin/Gi*/FDR {memory['analysis']:.2f} s",
                  gb(memory["peak"]))]
-        runs = {}
-        for workers in (1, 2):
-            run = on_cluster(str(root), workers, args.cell, args.band)
-            runs[workers] = run
-            assert np.array_equal(run["counts"], memory["counts"]), "archive counts differ from the in-memory counts"
-            peaks = ", ".join(gb(p) for p in run["peak"])
-            rows.append((f"archive, {workers} worker{'s' if workers > 1 else ''}", run["time"],
-                         f"runs {run['times'][0]:.1f} s, {run['times'][1]:.1f} s (best shown); cluster start "
-                         f"{run['start']:.1f} s not counted; reading, grid, Gi* and FDR counted", peaks))
+        # both clusters stay up and take turns, so that the other work on the machine weighs on
+        # both alike; the first run of each on fresh workers is not counted (allocator, caches)
+        clusters = {workers: Cluster(str(root), workers, args.cell, args.band) for workers in (1, 2)}
+        try:
+            for cluster in clusters.values():
+                cluster.run(record=False)
+            for _ in range(args.repeat):
+                for cluster in clusters.values():
+                    cluster.run()
+                    assert np.array_equal(cluster.counts, memory["counts"]), "archive counts differ from the in-memory counts"
+        finally:
+            for cluster in clusters.values():
+                cluster.close()
+        for workers, run in clusters.items():
+            rows.append((f"archive, {workers} worker{'s' if workers > 1 else ''}", median(run.times),
+                         f"median of {spread(run.times)} s; cluster start {run.start:.1f} s not counted; reading, grid, "
+                         "Gi* and FDR counted", ", ".join(gb(p) for p in run.peak)))
         print(f"{args.events:,} events")
         print(f"{'route':<30}{'time':>9}  {'peak memory per process':<28}note")
         for label, seconds, note, peak in rows:
             print(f"{label:<30}{seconds:>8.2f}s  {peak:<28}{note}")
-        speedup = runs[1]["time"] / runs[2]["time"]
-        print(f"2 workers vs 1, whole analysis: {speedup:.2f}x (target >= 1.7x); counts equal to the in-memory counts "
-              "in every run")
-        print(f"the cluster's part alone (read + bin every partition, sum): {runs[1]['binning']:.2f} s on 1 worker, "
-              f"{runs[2]['binning']:.2f} s on 2: {runs[1]['binning'] / runs[2]['binning']:.2f}x; the rest (grid over "
-              f"Luxembourg, Gi*, FDR) runs on the client in both")
+        one, two = clusters[1], clusters[2]
+        pairs = [a / b for a, b in zip(one.times, two.times)]
+        print(f"2 workers vs 1, whole analysis: {median(one.times) / median(two.times):.2f}x (target >= 1.7x; run by run "
+              f"{spread(pairs)}); counts equal to the in-memory counts in every run")
+        print(f"the cluster's part alone (read + bin every partition, sum): {median(one.binning):.2f} s on 1 worker, "
+              f"{median(two.binning):.2f} s on 2: {median(one.binning) / median(two.binning):.2f}x; the whole analysis "
+              "also clips the grid on the cluster, and the client assembles it and runs Gi* and FDR")
+        print(load())
 
         if args.big_events > 0:
             big = scratch / f"lux_{args.big_events}"
@@ -195,12 +234,16 @@ def main() -> None:
                 write_synthetic_archive(big, n_events=args.big_events, partitions=big_parts, quarters=12, seed=2)
                 print(f"\narchive of {args.big_events:,} events in {big_parts} partitions written in "
                       f"{time.perf_counter() - t0:.1f} s")
-            run = on_cluster(str(big), 2, args.cell, args.band)
-            assert int(run["counts"].sum()) <= args.big_events
-            print(f"{args.big_events:,} events, archive, 2 workers: {run['time']:.2f} s, of which the cluster's part "
-                  f"{run['binning']:.2f} s (runs "
-                  f"{run['times'][0]:.1f} s, {run['times'][1]:.1f} s), peak per worker "
-                  f"{', '.join(gb(p) for p in run['peak'])} (cluster start {run['start']:.1f} s not counted)")
+            cluster = Cluster(str(big), 2, args.cell, args.band)
+            try:
+                for _ in range(2):
+                    cluster.run()
+            finally:
+                cluster.close()
+            assert int(cluster.counts.sum()) <= args.big_events
+            print(f"{args.big_events:,} events, archive, 2 workers: {min(cluster.times):.2f} s (runs "
+                  f"{spread(cluster.times)} s), of which the cluster's part {min(cluster.binning):.2f} s; peak per "
+                  f"worker {', '.join(gb(p) for p in cluster.peak)} (cluster start {cluster.start:.1f} s not counted)")
             scale = args.big_events / args.events
             print(f"single process: not run. Bare x/y arrays in memory would peak near {gb(memory['peak'] * scale)} "
                   f"(the {args.events:,}-event peak x {scale:g}); as the store path holds them (a GeoDataFrame of shapely "

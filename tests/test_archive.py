@@ -125,15 +125,25 @@ def test_space_time_cube_and_emerging_categories_equal_the_single_machine_path(c
     np.testing.assert_array_equal(reduced, cube)
 
 
-@pytest.mark.parametrize(("shape", "cell"), [("square", 1000.0), ("square", 333.0), ("hex", 1000.0), ("hex", 450.0)])
-def test_grid_clipped_in_blocks_on_the_cluster_is_make_grids(client, shape, cell):
-    area = study_area()
+def _holed_area() -> shapely.MultiPolygon:
+    """Luxembourg with a lake cut out and an island off its coast: rings the boundary sampling must all follow."""
+    outline = study_area().geometry.union_all()
+    lake = shapely.Point(outline.centroid.x, outline.centroid.y).buffer(6_000)
+    island = shapely.box(120_000, 70_000, 131_300, 77_700).difference(shapely.Point(125_000, 74_000).buffer(1_500))
+    return shapely.MultiPolygon([outline.difference(lake), island])
+
+
+@pytest.mark.parametrize(("shape", "cell", "holed"), [("square", 1000.0, False), ("square", 333.0, False), ("hex", 1000.0, False),
+                                                      ("hex", 450.0, False), ("square", 500.0, True), ("hex", 700.0, True)])
+def test_grid_clipped_in_blocks_on_the_cluster_is_make_grids(client, shape, cell, holed):
+    area = _holed_area() if holed else study_area()
     ref = make_grid(area, cell=cell, shape=shape)
     spec = grid_spec(ref)
     plane = as_area(area)
     lattice = grid_lattice(plane, cell=cell, shape=shape)
     assert (lattice.x0, lattice.y0, lattice.n_rows, lattice.n_cols) == (spec.x0, spec.y0, spec.n_rows, spec.n_cols)
     assert lattice.n_cells == spec.n_rows * spec.n_cols > spec.n_cells
+    np.testing.assert_array_equal(lattice.spec().lookup.ravel(), np.arange(lattice.n_cells))
     on_cluster = assemble_grid(lattice, client.gather(submit_grid(client, plane, lattice, blocks=3)))
     # and in uneven blocks of rows, some of them wholly outside the area
     by_hand = assemble_grid(lattice, [clip_block(plane, lattice, r, min(r + 7, lattice.n_rows))

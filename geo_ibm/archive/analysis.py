@@ -33,7 +33,7 @@ from geo_ibm.archive.distributed import (
     worker_count,
 )
 from geo_ibm.archive.format import Manifest, PartitionEntry
-from geo_ibm.archive.lattice import assemble_grid, grid_lattice, lattice_to_cells, submit_grid
+from geo_ibm.archive.lattice import Lattice, assemble_grid, grid_lattice, lattice_to_cells, submit_grid
 from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.grid import GridSpec, as_area, grid_spec
 from geo_ibm.hotspots import (
@@ -243,7 +243,7 @@ def hotspots_from_archive(
 def _grid_and_sums(
     manifest: Manifest,
     plane: BaseGeometry,
-    lattice: GridSpec,
+    lattice: Lattice,
     make_task: Callable[[GridSpec], BinTask],
     *,
     client: Client,
@@ -272,7 +272,7 @@ def _grid_and_sums(
             budget(lattice.n_cells)
         except ValidationError:
             on_lattice = False
-    pending = submit_reduction(manifest, make_task(lattice), client=client, entries=entries) if on_lattice else None
+    pending = submit_reduction(manifest, make_task(lattice.spec()), client=client, entries=entries) if on_lattice else None
     blocks = submit_grid(client, plane, lattice, blocks=2 * max(1, workers))
     try:
         grid = assemble_grid(lattice, client.gather(blocks))

@@ -2,11 +2,14 @@
 
 The partitions are binned on the grid's whole bounding lattice, which only needs the study
 area's bounds and the cell, so the binning starts before the grid itself exists. Clipping the
-lattice to the study area (shapely predicates and intersections, about a second for 200 m
-cells over Luxembourg) is cut into blocks of lattice rows that run as tasks next to the
+lattice to the study area is cut into blocks of lattice rows that run as tasks next to the
 binning; the client only assembles the blocks and maps the lattice sums to the grid's cells.
-The result is :func:`geo_ibm.grid.make_grid`'s grid, cell for cell: each cell goes through the
-same shapely calls on the same inputs, only in other batches.
+
+The result is :func:`geo_ibm.grid.make_grid`'s grid to the bit. The cells the study area's
+boundary may reach go through the same shapely calls as there (``contains_properly``,
+``intersects``, ``intersection`` with the whole area); every other cell lies wholly inside or
+wholly outside the area, and one centre per connected run of such cells says which, so the
+shapely work scales with the boundary's length instead of the lattice's area.
 """
 from __future__ import annotations
 
@@ -17,10 +20,11 @@ from typing import TYPE_CHECKING, Literal
 import geopandas as gpd
 import numpy as np
 import shapely
+from scipy import ndimage
 from shapely.geometry.base import BaseGeometry
 
 from geo_ibm.errors import Problem, ValidationError
-from geo_ibm.grid import MAX_LATTICE_CELLS, GridSpec, _cell_polygons
+from geo_ibm.grid import MAX_LATTICE_CELLS, GridSpec, _cell_polygons, _centres, _hex_row_col
 from geo_ibm.settings import WORKING_CRS
 
 if TYPE_CHECKING:
@@ -34,13 +38,35 @@ MIN_BLOCK_CELLS = 20_000
 """Fewest lattice cells a block task clips (smaller blocks cost more in task overhead than they save)."""
 
 
-def grid_lattice(area: BaseGeometry, *, cell: float, shape: Shape = "square") -> GridSpec:
-    """The full lattice under :func:`geo_ibm.grid.make_grid`'s grid of ``area``, every cell kept.
+@dataclass(frozen=True)
+class Lattice:
+    """The full lattice under a grid: anchor, cell, rows and columns, as in :class:`geo_ibm.grid.GridSpec`."""
 
-    Same anchor, rows and columns as ``grid_spec(make_grid(area, cell=cell, shape=shape))``;
-    ``cell_id`` is the lattice position ``row * n_cols + col``, so binning with it (or
-    :func:`geo_ibm.grid.locate`) gives per-lattice-cell sums that :func:`lattice_to_cells`
-    maps to the grid.
+    shape: Shape
+    cell: float
+    x0: float
+    y0: float
+    n_rows: int
+    n_cols: int
+
+    @property
+    def n_cells(self) -> int:
+        return self.n_rows * self.n_cols
+
+    def spec(self) -> GridSpec:
+        """The lattice as a :class:`~geo_ibm.grid.GridSpec` keeping every cell, ``cell_id = row * n_cols + col``.
+
+        Binning with it (:func:`geo_ibm.grid.locate`) gives per-lattice-cell sums that
+        :func:`lattice_to_cells` maps to the grid's cells.
+        """
+        flat = np.arange(self.n_cells, dtype=np.int64)
+        rows, cols = np.divmod(flat, self.n_cols)
+        return GridSpec(self.shape, self.cell, self.x0, self.y0, self.n_rows, self.n_cols,
+                        flat.reshape(self.n_rows, self.n_cols), rows, cols)
+
+
+def grid_lattice(area: BaseGeometry, *, cell: float, shape: Shape = "square") -> Lattice:
+    """The lattice of :func:`geo_ibm.grid.make_grid`'s grid over ``area``: same anchor, rows and columns.
 
     Raises
     ------
@@ -67,9 +93,7 @@ def grid_lattice(area: BaseGeometry, *, cell: float, shape: Shape = "square") ->
             f"limit {MAX_LATTICE_CELLS})",
             [Problem("too small", column="cell", value=cell)],
         )
-    flat = np.arange(n_rows * n_cols, dtype=np.int64)
-    rows, cols = np.divmod(flat, n_cols)
-    return GridSpec(shape, size, x0, y0, n_rows, n_cols, flat.reshape(n_rows, n_cols), rows, cols)
+    return Lattice(shape, size, x0, y0, n_rows, n_cols)
 
 
 @dataclass
@@ -86,7 +110,31 @@ class GridBlock:
     clipped: np.ndarray = field(repr=False)
 
 
-def clip_block(area: BaseGeometry | bytes, lattice: GridSpec, first_row: int, stop_row: int) -> GridBlock:
+def boundary_cells(area: BaseGeometry, lattice: Lattice) -> np.ndarray:
+    """``(rows, cols)`` lattice positions of every cell that the boundary of ``area`` may meet (with repeats).
+
+    The boundary is sampled every quarter cell; a cell the boundary meets lies within one row
+    and one column of a sample's cell: for squares a sample within an eighth of a cell of the
+    meeting point is at most one cell away in each direction; for hexagons their centres lie
+    within two circumradii and an eighth of a cell (1.28 cells), nearer than any hexagon but
+    the six around (1.73 cells), and those are within one row and one column in odd-r offset.
+    """
+    samples = shapely.get_coordinates(shapely.segmentize(area.boundary, lattice.cell / 4))
+    dx = samples[:, 0] - lattice.x0
+    dy = samples[:, 1] - lattice.y0
+    if lattice.shape == "square":
+        rows, cols = np.floor(dy / lattice.cell), np.floor(dx / lattice.cell)
+    else:
+        rows, cols = _hex_row_col(dx, dy, lattice.cell)
+    rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+    offsets = np.array([(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)])
+    rows = (rows[:, None] + offsets[None, :, 0]).ravel()
+    cols = (cols[:, None] + offsets[None, :, 1]).ravel()
+    ok = (rows >= 0) & (rows < lattice.n_rows) & (cols >= 0) & (cols < lattice.n_cols)
+    return np.stack([rows[ok], cols[ok]])
+
+
+def clip_block(area: BaseGeometry | bytes, lattice: Lattice, first_row: int, stop_row: int) -> GridBlock:
     """Clip lattice rows ``[first_row, stop_row)`` to ``area`` (a geometry or its WKB) as :func:`geo_ibm.grid.make_grid` does.
 
     Runs as a task; the area is rebuilt from WKB in each task, so that no two threads prepare one
@@ -94,27 +142,52 @@ def clip_block(area: BaseGeometry | bytes, lattice: GridSpec, first_row: int, st
     """
     if isinstance(area, bytes):
         area = shapely.from_wkb(area)
-    n_cols = lattice.n_cols
-    flat = np.arange(first_row * n_cols, stop_row * n_cols, dtype=np.int64)
-    rows, cols = np.divmod(flat, n_cols)
-    polys = _cell_polygons(lattice.shape, lattice.cell, lattice.x0, lattice.y0, rows, cols)
     shapely.prepare(area)
+    n_cols, height = lattice.n_cols, stop_row - first_row
+    offset = first_row * n_cols
+    near = np.zeros((height, n_cols), dtype=bool)
+    rows, cols = boundary_cells(area, lattice)
+    mine = (rows >= first_row) & (rows < stop_row)
+    near[rows[mine] - first_row, cols[mine]] = True
+    keep = np.zeros(height * n_cols, dtype=bool)
+    frac = np.zeros(height * n_cols)
+    cut = np.zeros(height * n_cols, dtype=bool)
+    # cells the boundary does not reach: each edge-connected run of them lies on one side of it
+    runs, n_runs = ndimage.label(~near)
+    if n_runs:
+        labels = runs.ravel()
+        members = np.flatnonzero(labels)
+        _, first = np.unique(labels[members], return_index=True)
+        heads = members[first]
+        head_rows, head_cols = np.divmod(heads, n_cols)
+        centres = _centres(lattice.shape, lattice.cell, lattice.x0, lattice.y0, head_rows + first_row, head_cols)
+        inside_runs = np.concatenate([[False], shapely.contains_xy(area, centres[:, 0], centres[:, 1])])
+        whole = inside_runs[labels]
+        keep[whole] = True
+        frac[whole] = 1.0
+    # the cells it may reach: as geo_ibm.grid's builder, call for call
+    flat = np.flatnonzero(near.ravel())
+    near_rows, near_cols = np.divmod(flat, n_cols)
+    polys = _cell_polygons(lattice.shape, lattice.cell, lattice.x0, lattice.y0, near_rows + first_row, near_cols)
     inside = shapely.contains_properly(area, polys)
     touching = ~inside & shapely.intersects(area, polys)
     clipped = shapely.intersection(polys[touching], area)
     full_area = lattice.cell**2 if lattice.shape == "square" else lattice.cell**2 * _SQRT3 / 2
-    frac = np.zeros(polys.shape)
-    frac[inside] = 1.0
-    frac[touching] = shapely.area(clipped) / full_area
-    keep = inside | (touching & (frac > 1e-9))
-    kept_clipped = clipped[frac[touching] > 1e-9]
-    return GridBlock(flat[keep], frac[keep], touching[keep], np.asarray(shapely.to_wkb(kept_clipped), dtype=object))
+    shares = shapely.area(clipped) / full_area
+    keep[flat[inside]] = True
+    frac[flat[inside]] = 1.0
+    kept_cut = flat[touching][shares > 1e-9]
+    keep[kept_cut] = True
+    frac[kept_cut] = shares[shares > 1e-9]
+    cut[kept_cut] = True
+    kept = np.flatnonzero(keep)
+    return GridBlock(kept + offset, frac[kept], cut[kept], np.asarray(shapely.to_wkb(clipped[shares > 1e-9]), dtype=object))
 
 
-def submit_grid(client: Client, area: BaseGeometry, lattice: GridSpec, *, blocks: int) -> list[Future]:
+def submit_grid(client: Client, area: BaseGeometry, lattice: Lattice, *, blocks: int) -> list[Future]:
     """Send the clipping of ``lattice`` to ``area`` to the cluster as about ``blocks`` tasks of whole rows.
 
-    The tasks go ahead of anything submitted before at normal priority; :func:`assemble_grid`
+    The tasks go ahead of anything submitted at normal priority; :func:`assemble_grid`
     collects them.
     """
     per_block = max(1, math.ceil(lattice.n_rows / max(1, blocks)), math.ceil(MIN_BLOCK_CELLS / max(1, lattice.n_cols)))
@@ -124,7 +197,7 @@ def submit_grid(client: Client, area: BaseGeometry, lattice: GridSpec, *, blocks
             for r in starts]
 
 
-def assemble_grid(lattice: GridSpec, blocks: list[GridBlock]) -> gpd.GeoDataFrame:
+def assemble_grid(lattice: Lattice, blocks: list[GridBlock]) -> gpd.GeoDataFrame:
     """The grid of the clipped blocks (in lattice row order): :func:`geo_ibm.grid.make_grid`'s columns and spec."""
     flat = np.concatenate([b.flat for b in blocks])
     frac = np.concatenate([b.frac for b in blocks])
@@ -144,9 +217,12 @@ def assemble_grid(lattice: GridSpec, blocks: list[GridBlock]) -> gpd.GeoDataFram
     return out
 
 
-def lattice_to_cells(values: np.ndarray, lattice: GridSpec, grid: GridSpec) -> np.ndarray:
+def lattice_to_cells(values: np.ndarray, lattice: Lattice, grid: GridSpec) -> np.ndarray:
     """Per-lattice-cell sums (``(n_lattice,)`` or ``(n_lattice, k)``) as the grid's cells, in ``cell_id`` order."""
     return values[grid.rows * lattice.n_cols + grid.cols]
 
 
-__all__ = ["GridBlock", "assemble_grid", "clip_block", "grid_lattice", "lattice_to_cells", "submit_grid"]
+__all__ = [
+    "GridBlock", "Lattice", "assemble_grid", "boundary_cells", "clip_block", "grid_lattice", "lattice_to_cells",
+    "submit_grid",
+]
