@@ -305,27 +305,9 @@ def place_name(
     landmark = np.where(mark_row >= 0, labels[np.maximum(mark_row, 0)] if len(marks) else "", "")
     landmark_kind = np.where(mark_row >= 0, kinds[np.maximum(mark_row, 0)] if len(marks) else None, None)
 
-    areas = communes() if commune_layer is None else io.ensure_working_crs(commune_layer, name="commune_layer")
-    area_geoms = areas.geometry.to_numpy()
-    inside = np.full(len(geoms), -1, dtype=np.int64)
-    if len(geoms) and len(areas):
-        p, a = shapely.STRtree(area_geoms).query(geoms, predicate="within")
-        # A point on a commune limit is within neither side: the nearest commune (distance 0) takes it.
-        first = np.unique(p, return_index=True)[1]
-        inside[p[first]] = a[first]
-    outside = np.flatnonzero(inside < 0)
-    near, _d = _nearest(geoms[outside], area_geoms, commune_reach)
-    inside[outside] = near
-    found = inside >= 0
-    pick = np.maximum(inside, 0)
-
-    def column(name: str) -> np.ndarray:
-        out = np.full(len(geoms), None, dtype=object)
-        if len(areas):
-            out[found] = areas[name].to_numpy(dtype=object)[pick[found]]
-        return out
-
-    commune, canton, region = column("commune"), column("canton"), column("region")
+    found = commune_at(gpd.GeoSeries(geoms, crs=WORKING_CRS), commune_distance_m=commune_reach,
+                       commune_layer=commune_layer)
+    commune, canton, region = (found[c].to_numpy(dtype=object) for c in ("commune", "canton", "region"))
     names = [_compose(r, m, c, lang=lang) for r, m, c in zip(road_ref, landmark, commune)]
     return pd.DataFrame({
         "name": names,
@@ -340,6 +322,54 @@ def place_name(
     }, index=index)
 
 
+def commune_at(
+    points: Any,
+    *,
+    commune_distance_m: float = COMMUNE_DISTANCE_M,
+    commune_layer: gpd.GeoDataFrame | None = None,
+) -> pd.DataFrame:
+    """The commune (canton, police region) containing each point, else the nearest within ``commune_distance_m``.
+
+    Parameters
+    ----------
+    points
+        As for :func:`place_name`.
+    commune_distance_m
+        How far a point outside every commune may be from the one it gets, metres.
+    commune_layer
+        Instead of :func:`communes` (``commune``, ``canton``, ``region``, polygons).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``points``: ``commune``, ``canton``, ``region`` (``None`` where no commune is near).
+    """
+    reach = _check_distance(commune_distance_m, "commune_distance_m")
+    geoms, index = _points(points)
+    areas = communes() if commune_layer is None else io.ensure_working_crs(commune_layer, name="commune_layer")
+    area_geoms = areas.geometry.to_numpy()
+    inside = np.full(len(geoms), -1, dtype=np.int64)
+    if len(geoms) and len(areas):
+        p, a = shapely.STRtree(area_geoms).query(geoms, predicate="within")
+        # A point on a commune limit is within neither side: the nearest commune (distance 0) takes it.
+        first = np.unique(p, return_index=True)[1]
+        inside[p[first]] = a[first]
+    outside = np.flatnonzero(inside < 0)
+    near, _d = _nearest(geoms[outside], area_geoms, reach)
+    inside[outside] = near
+    found = inside >= 0
+    pick = np.maximum(inside, 0)
+
+    def column(name: str) -> np.ndarray:
+        out = np.full(len(geoms), None, dtype=object)
+        if len(areas):
+            out[found] = areas[name].to_numpy(dtype=object)[pick[found]]
+        return out
+
+    return pd.DataFrame({"commune": column("commune"), "canton": column("canton"), "region": column("region")},
+                        index=index)
+
+
 def _fold(text: str) -> str:
     import unicodedata
 
@@ -348,7 +378,7 @@ def _fold(text: str) -> str:
 
 
 def _compose(road: str, landmark: str, commune: Any, *, lang: str) -> str:
-    place = str(commune) if commune is not None else ""
+    place = commune if isinstance(commune, str) else ""  # missing: None or NaN
     # "Redange/Attert" is named "Redange" in landmarks: compare with the part before the slash too.
     named = bool(place) and bool(landmark) and any(
         _fold(part) and _fold(part) in _fold(landmark) for part in {place, place.split("/")[0]})
@@ -373,5 +403,5 @@ def unique_names(names: Sequence[str]) -> list[str]:
 
 __all__ = [
     "COMMUNE_COLUMNS", "LANDMARK_COLUMNS", "PLACE_COLUMNS", "ROAD_DISTANCE_M", "LANDMARK_DISTANCE_M",
-    "COMMUNE_DISTANCE_M", "communes", "commune_points", "landmarks", "landmark_label", "place_name", "unique_names",
+    "COMMUNE_DISTANCE_M", "commune_at", "communes", "commune_points", "landmarks", "landmark_label", "place_name", "unique_names",
 ]

@@ -18,7 +18,7 @@ from geo_ibm.settings import WORKING_CRS
 
 COLUMNS: tuple[str, ...] = (
     "hotspot_id", "rank", "name", "cells", "events", "persons", "max_z", "confidence", "previous", "change_pct",
-    "trend", "trend_p", "emerging", "commune", "canton", "region", "road_ref", "landmark",
+    "trend", "trend_p", "emerging", "commune", "canton", "region", "road_ref", "landmark", "communes",
 )
 """Columns of :func:`named_hotspots` besides ``geometry``, in order."""
 
@@ -38,6 +38,9 @@ EMERGING_PRIORITY: tuple[str, ...] = (
 )
 """Emerging hot spot categories a hotspot takes from its cells, the most telling first (when
 two are as frequent among its cells, the earlier wins)."""
+
+COMMUNES_LISTED = 4
+"""Most communes named in a hotspot's ``communes`` column."""
 
 PROTECTED_DROPPED: tuple[str, ...] = ("max_z", "trend_p", "change_pct")
 """Columns an aggregates-only reader does not get (a z-score, a test of change, an exact ratio)."""
@@ -168,6 +171,25 @@ def _emerging_of(emerging: gpd.GeoDataFrame, polygons: np.ndarray) -> list[str |
     return out
 
 
+def _communes_covered(cells: gpd.GeoDataFrame, labels: np.ndarray, weight: np.ndarray, n_spots: int, *,
+                      commune_layer: gpd.GeoDataFrame | None) -> list[str]:
+    """Per hotspot, the communes of its cells, most events first (then most cells, then by name), ``", "``-joined."""
+    from geo_ibm.gazetteer import commune_at
+
+    if not len(cells):
+        return []
+    points = gpd.GeoSeries(shapely.point_on_surface(cells.geometry.to_numpy()), crs=WORKING_CRS)
+    names = commune_at(points, commune_layer=commune_layer)["commune"].to_numpy(dtype=object)
+    frame = pd.DataFrame({"spot": labels, "commune": names, "weight": weight, "cells": 1})
+    frame = frame[frame["commune"].map(lambda v: isinstance(v, str))]
+    totals = frame.groupby(["spot", "commune"], as_index=False)[["weight", "cells"]].sum()
+    totals = totals.sort_values(["spot", "weight", "cells", "commune"], ascending=[True, False, False, True])
+    out = [""] * n_spots
+    for _spot, group in totals.groupby("spot"):
+        out[int(group["spot"].iloc[0])] = ", ".join(group["commune"].head(COMMUNES_LISTED))
+    return out
+
+
 def named_hotspots(
     gi_result_cells: gpd.GeoDataFrame,
     events: gpd.GeoDataFrame | None = None,
@@ -226,7 +248,9 @@ def named_hotspots(
         ``change_pct``, ``trend`` (``None`` without ``previous``), ``trend_p`` (two-sided p of
         the exact conditional Poisson test; NaN when not tested), ``emerging`` (``None`` without
         ``emerging`` or with no hot category), ``commune``, ``canton``, ``region``, ``road_ref``,
-        ``landmark`` (``""`` when none) and the merged polygon ``geometry``.
+        ``landmark`` (``""`` when none), ``communes`` (the communes the hotspot's cells lie in,
+        most events first, at most :data:`COMMUNES_LISTED`, ``", "``-joined: a large hotspot is more
+        than the place it is named after) and the merged polygon ``geometry``.
         ``.attrs["parameters"]``: the Gi* parameters, ``contiguity``, ``min_bin``.
 
     Raises
@@ -307,6 +331,7 @@ def named_hotspots(
             if out_prev[k] > 0:
                 change[k] = 100.0 * (out_events[k] - out_prev[k]) / out_prev[k]
     ranked_polygons = polygons[ranking] if n_spots else np.zeros(0, dtype=object)
+    covered = _communes_covered(hot, labels, cell_events, n_spots, commune_layer=commune_layer)
     emerging_of = _emerging_of(emerging, ranked_polygons) if emerging is not None else [None] * n_spots
     frame = pd.DataFrame({
         "hotspot_id": [f"H{k}" for k in range(1, n_spots + 1)],
@@ -327,6 +352,7 @@ def named_hotspots(
         "region": places["region"].to_numpy(dtype=object),
         "road_ref": places["road_ref"].to_numpy(dtype=object),
         "landmark": places["landmark"].to_numpy(dtype=object),
+        "communes": [covered[k] for k in ranking],
     }, columns=list(COLUMNS))
     out = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(ranked_polygons, crs=WORKING_CRS), crs=WORKING_CRS)
     params.update(contiguity="queen (edge or corner)" if shape != "hex" else "shared edge (hexagons)",
@@ -447,6 +473,6 @@ def named_hotspots_for_query(store: Any, query: Any, *, disclosure: DisclosureRu
 
 
 __all__ = [
-    "COLUMNS", "CONFIDENCE", "EMERGING_PRIORITY", "PROTECTED_DROPPED", "TRENDS", "hotspot_components",
+    "COLUMNS", "COMMUNES_LISTED", "CONFIDENCE", "EMERGING_PRIORITY", "PROTECTED_DROPPED", "TRENDS", "hotspot_components",
     "named_hotspots", "named_hotspots_for_query", "protect_hotspots",
 ]

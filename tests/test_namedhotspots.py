@@ -74,6 +74,7 @@ def test_two_separate_blobs_are_two_hotspots_ranked_by_events():
     assert spots["name"].tolist() == ["Bettembourg", "A3 at Aire de Berchem (Roeser)"]
     assert spots["road_ref"].tolist() == ["", "A3"] and spots["landmark"].tolist() == ["", "Aire de Berchem"]
     assert spots["commune"].tolist() == ["Bettembourg", "Roeser"] and set(spots["canton"]) == {"Esch-sur-Alzette"}
+    assert spots["communes"].tolist() == ["Bettembourg", "Roeser"]
     assert named_hotspots(_gi(hot, counts=counts, z=z), lang="fr", **_planted_layers())["name"].tolist() == [
         "Bettembourg", "A3, Aire de Berchem (Roeser)"]
 
@@ -162,6 +163,16 @@ def test_each_hotspot_takes_its_cells_most_frequent_emerging_category():
     emerging.loc[key[(1, 1)], "category"] = "persistent hot spot"
     emerging.loc[key[(1, 3)], "category"] = "no pattern detected"
     assert named_hotspots(gi, emerging=emerging, **_planted_layers())["emerging"].iloc[0] == "new hot spot"
+
+
+def test_a_hotspot_lists_the_communes_it_covers_most_events_first():
+    # Cells (3, 3)..(3, 6) straddle x = 5 km: two in Roeser, two in Bettembourg, most events in Bettembourg.
+    hot = {(3, c): 3 for c in range(3, 7)}
+    counts = {(3, 3): 1, (3, 4): 2, (3, 5): 9, (3, 6): 1}
+    spots = named_hotspots(_gi(hot, counts=counts), **_planted_layers())
+    assert spots["communes"].tolist() == ["Bettembourg, Roeser"] and spots["commune"].iloc[0] == "Bettembourg"
+    # With no event anywhere the cells decide (two each: then the name).
+    assert named_hotspots(_gi(hot), **_planted_layers())["communes"].tolist() == ["Bettembourg, Roeser"]
 
 
 def test_repeated_names_are_numbered():

@@ -442,7 +442,9 @@ def test_instance_folder_is_private(tmp_path, store_path, monkeypatch):
 def _named_rows(body: str) -> list[list[str]]:
     table = re.search(r'<table class="data" id="named-hotspots".*?<tbody>(.*?)</tbody>', body, re.S)
     assert table, "no named hotspots table"
-    return [[html.unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+    # A cell's first line (a hotspot's name: the communes it also covers follow on a line of their own).
+    return [[html.unescape(re.sub(r"<[^>]+>", "", cell.split("<br>")[0])).strip()
+             for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
             for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)]
 
 
@@ -459,6 +461,8 @@ def test_hotspot_page_lists_the_named_hotspots_of_the_map_query(logged_in, store
     assert [r[3] for r in rows] == [f"{v:,}" for v in expected["events"]]
     assert [r[5] for r in rows] == expected["confidence"].tolist()
     assert body.index('id="named-hotspots"') > body.index("<iframe")  # under the map
+    also = [[c for c in row.communes.split(", ") if c != row.commune] for row in expected.itertuples()]
+    assert any(also) and all(html.escape("also " + ", ".join(a)) in body for a in also if a)
 
 
 def test_viewers_get_the_named_hotspots_protected(logged_in, store, app):

@@ -88,7 +88,10 @@ def _named_hotspots(store: Any, query: Any, rule: Any) -> tuple[list[dict[str, A
             return [], str(exc).splitlines()[0]
         rows = []
         for record in pd.DataFrame(frame.drop(columns="geometry")).head(NAMED_HOTSPOT_ROWS).to_dict(orient="records"):
-            rows.append({str(k): (None if isinstance(v, float) and pd.isna(v) else v) for k, v in record.items()})
+            row = {str(k): (None if isinstance(v, float) and pd.isna(v) else v) for k, v in record.items()}
+            # The other communes a large hotspot covers, besides the one it is named after.
+            row["also"] = ", ".join(c for c in str(row.get("communes") or "").split(", ") if c and c != row.get("commune"))
+            rows.append(row)
         return rows, None
 
     return cached(store, "named-hotspots", (query, rule, lang), build)

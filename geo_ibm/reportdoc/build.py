@@ -360,19 +360,25 @@ def _top_hotspots(store: Any, current: gpd.GeoDataFrame, area: gpd.GeoDataFrame,
                         "landmark and commune; ranked by interceptions. Trend: against %(previous)s in the same cells; "
                         "emerging category: the last %(quarters)s quarters.") % {
         "previous": shift_quarter(quarter, -1), "quarters": TREND_QUARTERS}, "note")
+    def name(r: Any) -> str:
+        # A large hotspot is more than the place it is named after: the other communes it covers.
+        others = [c for c in str(r.communes or "").split(", ") if c and c != r.commune]
+        return f"{r.name} · {t('also %(communes)s') % {'communes': ', '.join(others)}}" if others else str(r.name)
+
     records = _records(top)
     if counts.rule is not None:
-        rows = [[str(r.rank), str(r.name), str(r.canton), counts.text(r.events), counts.text(r.persons),
+        rows = [[str(r.rank), name(r), str(r.canton), counts.text(r.events), counts.text(r.persons),
                  str(r.confidence), trend(r), emerging_text(r.emerging)] for r in records]
         table = Table([t("Rank"), t("Hotspot"), t("Canton"), t("Events"), t("Persons"), t("Confidence"), t("Trend"),
                        t("Emerging hot spot")], rows, caption=t("Named hotspots"),
                       numeric=[True, False, False, True, True, True, False, False])
         return [intro, table], top, params
-    rows = [[str(r.rank), str(r.name), str(r.canton), number(r.events, lang), number(r.persons, lang),
-             number(r.max_z, lang, digits=2), str(r.confidence), trend(r), emerging_text(r.emerging)] for r in records]
-    table = Table([t("Rank"), t("Hotspot"), t("Canton"), t("Events"), t("Persons"), "Gi* z", t("Confidence"),
-                   t("Trend"), t("Emerging hot spot")], rows, caption=t("Named hotspots"),
-                  numeric=[True, False, False, True, True, True, True, False, False])
+    # The z-score of a merged hotspot's best cell is in the CSV; the page keeps room for the names.
+    rows = [[str(r.rank), name(r), str(r.canton), number(r.events, lang), number(r.persons, lang), str(r.confidence),
+             trend(r), emerging_text(r.emerging)] for r in records]
+    table = Table([t("Rank"), t("Hotspot"), t("Canton"), t("Events"), t("Persons"), t("Confidence"), t("Trend"),
+                   t("Emerging hot spot")], rows, caption=t("Named hotspots"),
+                  numeric=[True, False, False, True, True, True, False, False])
     return [intro, table], top, params
 
 
