@@ -374,7 +374,7 @@ class _Parser:
         if self.accept_word("LIKE"):
             return self.like(prop, negated=negated, casei=casei, at=start)
         if casei:
-            raise self.error("CASEI(property) goes with =, <> or LIKE and CASEI('text')")
+            raise self.error("CASEI(property) goes with a comparison or LIKE and CASEI('text')")
         if self.accept_word("BETWEEN"):
             low = self.literal_for(prop)
             if not self.accept_word("AND"):
@@ -816,13 +816,13 @@ def _evaluate(frame: pd.DataFrame, node: Node) -> Masks:
     if isinstance(node, Not):
         t, f = _evaluate(frame, node.item)
         return f, t
-    if node.prop not in frame.columns:
+    if node.prop not in frame.columns and not (node.prop == "geometry" and isinstance(frame, gpd.GeoDataFrame)):
         unknown = np.zeros(n, dtype=bool)
         if isinstance(node, IsNull):
             everywhere = np.ones(n, dtype=bool)
             return (unknown, everywhere) if node.negated else (everywhere, unknown)
         return unknown, unknown.copy()
-    column = frame[node.prop]
+    column = frame.geometry if node.prop == "geometry" and isinstance(frame, gpd.GeoDataFrame) else frame[node.prop]
     if isinstance(node, IsNull):
         missing = _missing(column)
         return (~missing, missing) if node.negated else (missing, ~missing)

@@ -1,5 +1,6 @@
 """OGC API – Features Part 1 (Core, GeoJSON, OpenAPI 3.0) over the reference layers, events, hotspots and route layers (``/ogc``),
-with Part 3's queryables: each collection's filterable properties, filtered by ``property=value`` on the server."""
+with Part 3's queryables and filters: each collection's filterable properties, filtered on the server by ``property=value``
+and by a CQL2 text ``filter`` (:mod:`geo_ibm.cql2`), which GDAL's OAPIF driver sends for an OGR ``-where``."""
 from __future__ import annotations
 
 import math
@@ -10,11 +11,13 @@ from urllib.parse import urlencode
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from flask import Blueprint, Response, current_app, request, url_for
 from shapely.geometry import box
 
-from geo_ibm import analysis
+from geo_ibm import analysis, cql2
 from geo_ibm.counts import event_total
+from geo_ibm.crs import to_lonlat
 from geo_ibm.errors import NotFoundError, ValidationError
 from geo_ibm.geojson import to_feature_collection, to_features
 from geo_ibm.network.requests import RouteQuery
@@ -24,11 +27,12 @@ from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, disclosure_ru
 from webapp.auth import audit_read, get_store, require_role
 from webapp.cache import cached
 from webapp.features import event_page_json
-from webapp.openapi import OPENAPI_MEDIA_TYPE, build_openapi, ogc_openapi
+from webapp.openapi import INSTANT_OR_EMPTY, OPENAPI_MEDIA_TYPE, build_openapi, ogc_openapi
 from webapp.params import (
     DEFAULT_LIMIT,
     EVENT_FILTERS,
     MAX_LIMIT,
+    bbox_to_working_crs,
     check_known,
     parameter_error,
     parse_bbox,
@@ -54,7 +58,17 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
 )
+"""The conformance classes implemented. Of the CQL2 temporal functions only T_INTERSECTS is read,
+so ``temporal-functions`` is not claimed; nor is ``cql2-json``."""
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 SCHEMA_JSON = "application/schema+json"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -63,7 +77,7 @@ MAX_TEXT_FILTER = 80
 MAX_LISTED_VALUES = 100
 """A text queryable lists its values (``enum``) when the collection has at most this many distinct ones."""
 COMMON_PARAMS = ("f",)
-ITEMS_PARAMS = ("f", "limit", "offset", "bbox", "datetime")
+ITEMS_PARAMS = ("f", "limit", "offset", "bbox", "datetime", "filter", "filter-lang", "filter-crs")
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,8 @@ class Queryable:
     Attributes
     ----------
     type
-        ``"string"`` (exact text, at most :data:`MAX_TEXT_FILTER` characters) or ``"integer"``.
+        ``"string"`` (exact text, at most :data:`MAX_TEXT_FILTER` characters), ``"integer"`` or
+        ``"date-time"`` (``name=2025-01-31T08:00:00Z`` selects that second, a date its day).
     minimum, maximum
         Bounds of an integer queryable; a value outside them is refused (400).
     pattern
@@ -82,13 +97,15 @@ class Queryable:
 
     name: str
     title: str
-    type: Literal["string", "integer"] = "string"
+    type: Literal["string", "integer", "date-time"] = "string"
     minimum: int | None = None
     maximum: int | None = None
     pattern: str | None = None
 
     def schema(self) -> dict[str, Any]:
         """The property's JSON Schema (OpenAPI 3.0 compatible: no 2020-12-only keywords)."""
+        if self.type == "date-time":
+            return {"title": self.title, "type": "string", "format": "date-time"}
         schema: dict[str, Any] = {"title": self.title, "type": self.type}
         if self.type == "integer":
             schema.update({k: v for k, v in (("minimum", self.minimum), ("maximum", self.maximum)) if v is not None})
@@ -101,7 +118,9 @@ class Queryable:
     def parameter(self) -> dict[str, Any]:
         """The ``/items`` query parameter of this property, as the OpenAPI document declares it."""
         schema = {k: v for k, v in self.schema().items() if k != "title"}
-        if self.type == "integer":
+        if self.type == "date-time":
+            schema = {"type": "string", "pattern": INSTANT_OR_EMPTY}
+        elif self.type == "integer":
             # An empty value is no filter, as with every other parameter.
             schema = {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
         return {"name": self.name, "in": "query", "required": False, "schema": schema,
@@ -119,8 +138,15 @@ EVENT_QUERYABLES: tuple[Queryable, ...] = (
     Queryable("location_kind", "Where the interception took place"),
     Queryable("entry_country", "Neighbour the group came from"),
     Queryable("transport_mode", "Means of transport"),
+    Queryable("persons", "People intercepted (smugglers included)", "integer", 1, 100_000),
+    Queryable("smugglers", "Suspected smugglers among them", "integer", 0, 100_000),
+    Queryable("observed_at", "Date and time of the interception", "date-time"),
+    Queryable("destination_country", "Where the group was heading (ISO 3166-1 alpha-2 or unknown)"),
+    Queryable("event_id", "Event identifier"),
 )
-"""The events' queryables: the event filters, which the store applies (case-insensitively, as everywhere)."""
+"""The events' queryables. As ``name=value`` the event filters (quarter ... transport_mode) are
+applied by the store, case-insensitively as everywhere; the others, and every ``filter``, are
+evaluated on the events the store selects (:func:`filtered_event_ids`)."""
 
 HOTSPOT_QUERYABLES: tuple[Queryable, ...] = (
     Queryable("gi_bin", "Gi* confidence bin (-3..3, 0 not significant)", "integer", -3, 3),
@@ -387,26 +413,33 @@ def _lonlat_bbox_filter(gdf: gpd.GeoDataFrame, bbox: tuple[float, float, float, 
     return gdf[web.intersects(box(*bbox)).to_numpy()]
 
 
-def property_filters(collection: Collection, args: Any) -> dict[str, str | int]:
+def property_filters(collection: Collection, args: Any) -> dict[str, str | int | cql2.TimeRange]:
     """The ``name=value`` filters of ``args`` on ``collection``'s queryables, validated.
 
     The event filters are left out: :func:`webapp.params.parse_event_filters` reads them and
-    the store applies them. An empty value is no filter.
+    the store applies them. An empty value is no filter. A date-time value is the range of
+    instants it names (:func:`webapp.params.parse_datetime`: a date its day, a time its second).
 
     Raises
     ------
     ValidationError
         Naming the parameter: a value given twice, text over :data:`MAX_TEXT_FILTER`
-        characters, a non-integer or out-of-range integer.
+        characters, a non-integer or out-of-range integer, a malformed date-time.
     """
-    filters: dict[str, str | int] = {}
+    filters: dict[str, str | int | cql2.TimeRange] = {}
     for queryable in collection.queryables:
         if queryable.name in collection.filters:
             continue
         raw = single(args, queryable.name)
         if raw is None or raw == "":
             continue
-        if queryable.type == "integer":
+        if queryable.type == "date-time":
+            if "/" in raw:
+                raise parameter_error(queryable.name, raw, "one date or date-time (an interval goes in datetime)")
+            when = parse_datetime(raw, name=queryable.name)
+            assert when is not None and when.start is not None and when.end is not None
+            filters[queryable.name] = cql2.TimeRange(int(when.start.value), int(when.end.value))
+        elif queryable.type == "integer":
             filters[queryable.name] = parse_int(raw, name=queryable.name, default=0, minimum=queryable.minimum,
                                                 maximum=queryable.maximum)
         elif len(raw) > MAX_TEXT_FILTER:
@@ -414,6 +447,70 @@ def property_filters(collection: Collection, args: Any) -> dict[str, str | int]:
         else:
             filters[queryable.name] = raw
     return filters
+
+
+def queryable_types(collection: Collection) -> dict[str, cql2.PropertyType]:
+    """Name -> CQL2 type of what ``filter`` may name on ``collection``: its queryables and ``geometry``."""
+    types: dict[str, cql2.PropertyType] = {q.name: q.type for q in collection.queryables}
+    types["geometry"] = "geometry"
+    return types
+
+
+def request_filter(collection: Collection, args: Any) -> cql2.Filter | None:
+    """The request's ``filter`` (with ``filter-lang`` and ``filter-crs``) parsed on ``collection``'s queryables, or ``None``.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``filter`` (``filter-lang``, ``filter-crs``): see :func:`geo_ibm.cql2.parse_filter`;
+        ``filter-lang`` or ``filter-crs`` without a ``filter``.
+    """
+    text = single(args, "filter")
+    lang = single(args, "filter-lang")
+    crs = single(args, "filter-crs")
+    if text is None:
+        for name, value in (("filter-lang", lang), ("filter-crs", crs)):
+            if value is not None:
+                raise parameter_error(name, value, "goes with a filter parameter")
+        return None
+    return cql2.parse_filter(text, properties=queryable_types(collection), lang=lang, crs=crs)
+
+
+def filtered_event_ids(store: Any, *, bbox: tuple[float, float, float, float] | None, filters: dict[str, Any],
+                       node: cql2.Node, columns: frozenset[str]) -> list[str]:
+    """Ids, in the store's order (time), of the events the store filters, the CRS84 ``bbox`` and ``node`` select.
+
+    The candidates are counted first and refused over :data:`geo_ibm.cql2.MAX_FILTER_ROWS`;
+    then only their ids, points and the ``columns`` the filter names are read. Kept per store
+    version, so a client paging through a filtered layer reads the candidates once.
+    """
+    store_filters = dict(filters)
+    if bbox is not None:
+        store_filters["bbox"] = bbox_to_working_crs(bbox)
+
+    def build() -> list[str]:
+        cql2.check_rows(int(store.count(**store_filters)))
+        wanted = ["event_id", *sorted(columns - {"event_id", "geometry"})]
+        frame = store.events(**store_filters, columns=wanted)
+        keep = np.ones(len(frame), dtype=bool)
+        if bbox is not None and len(frame):
+            geoms = frame.geometry.to_numpy()
+            lon, lat = to_lonlat(shapely.get_x(geoms), shapely.get_y(geoms))
+            keep &= (lon >= bbox[0]) & (lon <= bbox[2]) & (lat >= bbox[1]) & (lat <= bbox[3])
+        keep &= cql2.filter_mask(frame, node)
+        return [str(v) for v in frame["event_id"].to_numpy()[keep]]
+
+    key = (tuple(sorted((k, str(v)) for k, v in filters.items())), bbox, repr(node))
+    return cached(store, "ogc-filtered-ids", key, build)
+
+
+def filtered_event_page(store: Any, ids: list[str], *, filters: dict[str, Any], limit: int,
+                        offset: int) -> tuple[str, int]:
+    """One page of the events ``ids`` as GeoJSON features text, and how many it holds."""
+    wanted = ids[offset: offset + limit]
+    # Both reads order by time, so the page keeps the ids' order.
+    page = store.events(event_id=wanted) if wanted else store.events(**filters, limit=0)
+    return json_text(to_features(page, id_column="event_id")), len(page)
 
 
 def filter_features(gdf: gpd.GeoDataFrame, filters: dict[str, str | int]) -> gpd.GeoDataFrame:
@@ -603,9 +700,12 @@ def queryables(collection_id: str) -> Response:
         "$id": _url("ogc.queryables", collection_id=coll.id),
         "type": "object",
         "title": coll.title,
-        "description": f"Properties of {coll.title} that /items filters on with name=value query parameters "
-        "(equality; several are combined with AND).",
-        "properties": {q.name: {**q.schema(), **_listed_values(coll, q)} for q in coll.queryables},
+        "description": f"Properties of {coll.title} that /items filters on: with name=value query parameters "
+        "(equality; several are combined with AND) and in a CQL2 text filter (filter=...), where geometry "
+        "is queryable too with S_INTERSECTS.",
+        "properties": {**{q.name: {**q.schema(), **_listed_values(coll, q)} for q in coll.queryables},
+                       "geometry": {"title": "Geometry (CRS84 longitude/latitude in filters)",
+                                    "format": "geometry-point" if coll.id == "events" else "geometry-any"}},
         "additionalProperties": False,
     }
     return json_response(body, mimetype=SCHEMA_JSON)
@@ -634,6 +734,7 @@ def _items(collection_id: str) -> Response:
     check_known(args, (*ITEMS_PARAMS, *coll.filters, *(q.name for q in coll.queryables)))
     _check_format()
     properties = property_filters(coll, args)
+    flt = request_filter(coll, args)
     limit = parse_limit(single(args, "limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT, clamp=True)
     offset = parse_offset(single(args, "offset"))
     bbox = parse_bbox(single(args, "bbox"))
@@ -643,8 +744,17 @@ def _items(collection_id: str) -> Response:
         filters = parse_event_filters(args, choices=filter_choices())
         if when is not None:
             filters.update(when.as_filters())
-        features, returned, matched = event_page_json(get_store(), bbox=bbox, filters=filters, limit=limit,
-                                                      offset=offset)
+        node = cql2.combine(cql2.equality_filter(properties, properties=queryable_types(coll)),
+                            flt.root if flt else None)
+        if node is None:
+            features, returned, matched = event_page_json(get_store(), bbox=bbox, filters=filters, limit=limit,
+                                                          offset=offset)
+        else:
+            used = (flt.properties if flt else frozenset()) | frozenset(properties)
+            ids = filtered_event_ids(get_store(), bbox=bbox, filters=filters, node=node, columns=used)
+            features, returned = filtered_event_page(get_store(), ids, filters=filters, limit=limit, offset=offset)
+            matched = len(ids)
+        # Filtered reads too: the audit record keeps the query, filter included.
         audit_read("events", returned)
         members: dict[str, Any] = {}
     else:
@@ -666,7 +776,11 @@ def _items(collection_id: str) -> Response:
         if properties:
             # Hotspot cells are filtered after the reader's disclosure rule made them: a filter
             # selects among what the unfiltered collection shows, never more.
-            gdf = filter_features(gdf, properties)
+            gdf = filter_features(gdf, properties)  # type: ignore[arg-type]  # no date-time queryables here
+        if flt is not None:
+            # The same for a CQL2 filter: it names the collection's queryables only (for the
+            # hotspots, their classes), never a count or a value the reader does not see.
+            gdf = gdf[cql2.filter_mask(gdf, flt.root)]
         matched = len(gdf)
         page = gdf.iloc[offset: offset + limit]
         features, returned = json_text(to_features(page, id_column=id_column)), len(page)

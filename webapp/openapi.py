@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from geo_ibm.cql2 import MAX_FILTER_CHARS, MAX_FILTER_ROWS
 from webapp.params import DEFAULT_LIMIT, MAX_LIMIT, MAX_YEAR, MIN_YEAR
 
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
@@ -15,6 +16,8 @@ _INSTANT = (_YEAR + r"-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
 cannot tell which months have them, so the document promises only days 1-28."""
 _DATETIME_PATTERN = f"^({_INSTANT}|{_INSTANT}/({_INSTANT}|\\.\\.)?|(\\.\\.)?/{_INSTANT})$"
 _DAY_OR_EMPTY = f"^({_INSTANT})?$"
+INSTANT_OR_EMPTY = _DAY_OR_EMPTY
+"""An RFC 3339 date or date-time as the API reads it, or empty (a queryable's equality parameter)."""
 _QUARTER_PATTERN = f"^{_YEAR}-?[Qq][1-4]$"
 _LON = r"-?(180(\.0+)?|(1[0-7][0-9]|[0-9]{1,2})(\.[0-9]{1,9})?)"
 _LAT = r"-?(90(\.0+)?|[0-8]?[0-9](\.[0-9]{1,9})?)"
@@ -32,6 +35,55 @@ _STANDARD_ERRORS = {
 
 _MAX_DIGITS = 10**18 - 1
 """The largest whole number a query parameter may hold (18 digits)."""
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+FILTER_LANGS = ("cql2-text", "cql-text")
+"""``filter-lang`` values. GDAL's OAPIF driver sends a server-side filter only when this
+parameter's enum lists ``cql-text`` (the draft's name for the same text encoding)."""
+
+_TEXT_LITERAL = "'[A-Za-z0-9 _-]{0,20}'"
+_NUMBER_LITERAL = "-?[0-9]{1,5}"
+_TIMESTAMP_LITERAL = (r"TIMESTAMP\('(19[0-9]{2}|20[0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+                      r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z'\)")
+
+
+def filter_pattern(queryables: Iterable[Any]) -> str:
+    """The simple form of a collection's CQL2 filters as a regular expression (for the document).
+
+    Up to three comparisons of a queryable with a literal, each optionally negated, joined
+    by AND or OR. The server reads the whole CQL2 grammar it advertises (parentheses, LIKE,
+    BETWEEN, IN, IS NULL, CASEI, S_INTERSECTS, T_INTERSECTS); a pattern cannot state a
+    nested grammar, so it gives the flat form every client may send.
+    """
+    clauses = []
+    for q in queryables:
+        if q.type == "string":
+            clauses.append(f"{q.name} (=|<>) {_TEXT_LITERAL}")
+        elif q.type == "integer":
+            clauses.append(f"{q.name} (=|<>|<|<=|>|>=) {_NUMBER_LITERAL}")
+        elif q.type == "date-time":
+            clauses.append(f"{q.name} (<|<=|>|>=) {_TIMESTAMP_LITERAL}")
+    clause = f"(NOT )?({'|'.join(clauses)})"
+    return f"^{clause}( (AND|OR) {clause}){{0,2}}$"
+
+
+def filter_parameters(queryables: Iterable[Any]) -> list[dict[str, Any]]:
+    """``filter``, ``filter-lang`` and ``filter-crs`` of an ``/items`` operation (OGC API – Features Part 3)."""
+    queryables = list(queryables)
+    names = ", ".join(q.name for q in queryables)
+    return [
+        _query("filter", "CQL2 text filter on the queryables (" + names + ", and geometry with S_INTERSECTS): "
+               "comparisons, AND, OR, NOT, parentheses, LIKE, BETWEEN, IN, IS NULL, CASEI, "
+               "T_INTERSECTS(observed_at, ...) and S_INTERSECTS(geometry, POINT/POLYGON/BBOX in CRS84); e.g. "
+               "persons > 5 AND entry_country = 'DE'. The pattern is the flat form. At most "
+               f"{MAX_FILTER_CHARS} characters; applied to at most {MAX_FILTER_ROWS} features selected by the "
+               "other parameters; any other property is refused with 400",
+               {"type": "string", "maxLength": MAX_FILTER_CHARS, "pattern": filter_pattern(queryables)}),
+        _query("filter-lang", "language of filter: cql2-text (default; cql-text is read as cql2-text)",
+               {"type": "string", "enum": list(FILTER_LANGS), "default": FILTER_LANGS[0]}),
+        _query("filter-crs", "CRS of the coordinates in filter: CRS84 longitude/latitude only",
+               {"type": "string", "enum": [CRS84], "default": CRS84}),
+    ]
 
 
 def _or_empty(schema: dict[str, Any]) -> dict[str, Any]:
@@ -233,8 +285,9 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
     }
     for cid, coll in collections.items():
         own = tuple(getattr(coll, "filters", ()))
+        queryables = tuple(getattr(coll, "queryables", ()))
         params = [limit(DEFAULT_LIMIT, clamp=True), offset, bbox, datetime, fmt, *(filters[name] for name in own),
-                  *(q.parameter() for q in getattr(coll, "queryables", ()) if q.name not in own)]
+                  *(q.parameter() for q in queryables if q.name not in own), *filter_parameters(queryables)]
         role_note = f" ({coll.role} role)" if coll.role != "viewer" else ""
         paths[f"/ogc/collections/{cid}"] = _op(
             f"{coll.title}: metadata", f"describeCollection_{cid}", [fmt], _json("collection metadata"), tags=["ogc"],
@@ -245,7 +298,8 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
         )
         paths[f"/ogc/collections/{cid}/queryables"] = _op(
             f"{coll.title}: queryable properties", f"getQueryables_{cid}", [fmt],
-            _json("JSON Schema of the properties /items filters on (name=value)", "application/schema+json"),
+            _json("JSON Schema of the properties /items filters on (name=value, and filter in CQL2)",
+                  "application/schema+json"),
             tags=["ogc"],
         )
         paths[f"/ogc/collections/{cid}/items/{{featureId}}"] = _op(
@@ -289,7 +343,7 @@ def ogc_openapi(document: Mapping[str, Any], *, prefix: str = OGC_PREFIX) -> dic
             paths[path[len(prefix):]] = item
     info = {**document["info"], "title": "geo_ibm OGC API – Features",
             "description": "Reference layers, interception events, hotspots and route layers of Luxembourg's internal "
-            "Schengen borders (OGC API – Features Part 1 and Part 3 queryables). Every request needs a login; unknown query "
+            "Schengen borders (OGC API – Features Part 1, and Part 3 queryables and CQL2 filters). Every request needs a login; unknown query "
             "parameters are refused with 400."}
     return {**document, "info": info, "servers": [{"url": s["url"] + prefix} for s in document["servers"]],
             "tags": [t for t in document["tags"] if t["name"] == "ogc"], "paths": paths}
