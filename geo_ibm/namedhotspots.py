@@ -120,8 +120,14 @@ def _check_gi(gi: Any) -> gpd.GeoDataFrame:
     return frame
 
 
-def _event_cells(events: gpd.GeoDataFrame, cells: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Each event inside one of ``cells``: its position in ``cells`` (``cell``) and ``persons``."""
+def _event_cells(events: gpd.GeoDataFrame, cells: gpd.GeoDataFrame, *, square_cell: float | None = None) -> pd.DataFrame:
+    """Each event in one of ``cells``: its position in ``cells`` (``cell``) and ``persons``.
+
+    With ``square_cell`` (a square lattice anchored at multiples of the cell, as
+    :mod:`geo_ibm.grid` makes them) an event belongs to the lattice square holding it, as
+    :func:`geo_ibm.grid.bin_counts` counts it, also where the cell is clipped by the study
+    area's limit; otherwise to the (clipped) cell geometry it falls in.
+    """
     points = ensure_working_crs(events, name="events")
     geoms = points.geometry.to_numpy()
     ok = np.flatnonzero(~(shapely.is_missing(geoms) | shapely.is_empty(geoms)))
@@ -130,11 +136,21 @@ def _event_cells(events: gpd.GeoDataFrame, cells: gpd.GeoDataFrame) -> pd.DataFr
     if not len(ok) or not len(cells):
         return pd.DataFrame({"event": np.zeros(0, dtype=np.int64), "cell": np.zeros(0, dtype=np.int64),
                              "persons": np.zeros(0)})
-    p, c = shapely.STRtree(cells.geometry.to_numpy()).query(geoms[ok], predicate="intersects")
-    # A point on the limit of two cells counts once, in the first of them.
-    keep = np.unique(p, return_index=True)[1]
-    event = ok[p[keep]]
-    return pd.DataFrame({"event": event, "cell": c[keep], "persons": persons[event]})
+    if square_cell is not None:
+        # A point inside a clipped cell lies in its lattice square: that square's indices are the cell's key.
+        inner = shapely.get_coordinates(shapely.point_on_surface(cells.geometry.to_numpy()))
+        keys = {(int(i), int(j)): k for k, (i, j) in enumerate(np.floor(inner / square_cell).astype(np.int64))}
+        xy = shapely.get_coordinates(geoms[ok])
+        ij = np.floor(xy / square_cell).astype(np.int64)
+        cell = np.array([keys.get((int(i), int(j)), -1) for i, j in ij], dtype=np.int64)
+        hit = cell >= 0
+        event, where = ok[hit], cell[hit]
+    else:
+        p, c = shapely.STRtree(cells.geometry.to_numpy()).query(geoms[ok], predicate="intersects")
+        # A point on the limit of two cells counts once, in the first of them.
+        keep = np.unique(p, return_index=True)[1]
+        event, where = ok[p[keep]], c[keep]
+    return pd.DataFrame({"event": event, "cell": where, "persons": persons[event]})
 
 
 def _trend(current: float, previous: float, exposure: tuple[float, float]) -> tuple[str, float]:
@@ -220,8 +236,11 @@ def named_hotspots(
         :func:`geo_ibm.analysis.run_method`): ``cell_id``, ``count``, ``gi_z`` (optional),
         ``gi_bin_fdr`` or ``gi_bin``, cell polygons, and ``row``/``col`` when it has them.
     events
-        The events analysed: counted (and their ``persons`` summed) in each hotspot's cells.
-        ``None``: ``events`` is the sum of the cells' ``count`` and ``persons`` is missing.
+        The events analysed: counted (and their ``persons`` summed) in each hotspot's cells,
+        on a square grid of known ``parameters["cell"]`` by the lattice square holding them (so
+        ``events`` equals the sum of the cells' ``count`` of an unweighted Gi*, events just
+        across a clipped border cell included), else by the cell polygons. ``None``: ``events``
+        is the sum of the cells' ``count`` and ``persons`` is missing.
     emerging
         An emerging hot spot result (:func:`geo_ibm.emerging.emerging_hotspots`) on the same
         lattice: each hotspot takes the most frequent hot spot category among its cells
@@ -269,6 +288,9 @@ def named_hotspots(
                               [Problem("not two positive lengths", column="exposure", value=exposure)])
     params = dict(gi.attrs.get("parameters", {}))
     shape = str(params.get("shape", "square"))
+    cell_size = params.get("cell")
+    square_cell = float(cell_size) if shape == "square" and isinstance(cell_size, (int, float)) and cell_size > 0 \
+        else None
     bin_column = "gi_bin_fdr" if "gi_bin_fdr" in gi.columns else "gi_bin"
     bins = gi[bin_column].astype(int).to_numpy()
     hot = gi[bins >= min_bin].reset_index(drop=True)
@@ -279,7 +301,7 @@ def named_hotspots(
     counts = pd.to_numeric(hot["count"], errors="coerce").fillna(0).to_numpy(dtype=float)
 
     if events is not None:
-        placed = _event_cells(events, hot)
+        placed = _event_cells(events, hot, square_cell=square_cell)
         cell_events = np.bincount(placed["cell"].to_numpy(), minlength=len(hot)).astype(float)
         cell_persons = np.bincount(placed["cell"].to_numpy(), weights=placed["persons"].to_numpy(),
                                    minlength=len(hot))
@@ -292,7 +314,7 @@ def named_hotspots(
     spot_cells = np.bincount(labels, minlength=n_spots)
     prev = np.full(n_spots, np.nan)
     if previous is not None:
-        before = _event_cells(previous, hot)
+        before = _event_cells(previous, hot, square_cell=square_cell)
         prev = np.bincount(labels[before["cell"].to_numpy()], minlength=n_spots).astype(float)
 
     peak = np.zeros(n_spots, dtype=np.int64)

@@ -267,3 +267,36 @@ def test_the_report_tables_named_variant_is_the_named_hotspots_of_the_gi_cells()
     # The cell table keeps working for its callers, and ranks cells that the named table merges.
     cells = top_hotspot_cells(events, study_area=outline, cantons=layers.cantons(), cell=1000, n=5)
     assert len(cells) == 5 and expected["cells"].iloc[0] >= 1
+
+
+def test_events_equal_the_gi_counts_of_the_cells_also_across_a_clipped_border():
+    from geo_ibm import layers
+    from geo_ibm.demo import generate_events
+    from geo_ibm.hotspots import hotspots_from_events
+
+    events, _truth = generate_events(1500, seed=12, start="2026-01-01", end="2026-03-31")
+    gi = hotspots_from_events(events, study_area=layers.luxembourg_outline(), cell=1000)
+    spots = named_hotspots(gi, events=events)
+    hot = gi[gi["gi_bin_fdr"] > 0]
+    owner = gpd.sjoin(gpd.GeoDataFrame(hot[["count"]], geometry=hot.geometry.representative_point(), crs=WORKING_CRS),
+                      spots[["hotspot_id", "geometry"]], predicate="within")
+    expected = owner.groupby("hotspot_id")["count"].sum().reindex(spots["hotspot_id"]).fillna(0).astype(int)
+    assert spots["events"].tolist() == expected.tolist() and spots["events"].sum() > 100
+
+
+def test_an_event_across_the_limit_of_a_clipped_cell_counts_as_the_gi_grid_counts_it():
+    triangle = shapely.Polygon([(0, 0), (10_000, 0), (0, 10_000)])
+    grid = square_grid(triangle, cell=CELL)
+    key = dict(zip(zip(grid["row"], grid["col"]), grid.index))
+    gi = grid.copy()
+    gi.insert(4, "count", 0)
+    gi.insert(5, "gi_bin_fdr", 0)
+    gi.loc[key[(4, 5)], ["count", "gi_bin_fdr"]] = [2, 3]  # the square 5-6 km east, 4-5 km north, cut by the diagonal
+    gi.attrs = {"parameters": {"cell": CELL, "shape": "square"}}
+    assert gi.loc[key[(4, 5)], "area_frac"] < 1
+    # One event inside the triangle, one in the same lattice square beyond its diagonal.
+    events = _events([(5_100, 4_100), (5_900, 4_900)])
+    assert named_hotspots(gi, events=events, **_planted_layers())["events"].tolist() == [2]
+    # Without the cell size only the clipped polygon is known: the event beyond it is not counted.
+    gi.attrs = {"parameters": {"shape": "square"}}
+    assert named_hotspots(gi, events=events, **_planted_layers())["events"].tolist() == [1]
