@@ -6,6 +6,7 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
+from urllib.parse import parse_qs, urlsplit
 
 import pyogrio
 import pytest
@@ -60,7 +61,8 @@ def test_every_collection_links_its_queryables_and_serves_a_json_schema(site):
         schema = response.get_json()
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert schema["type"] == "object" and schema["additionalProperties"] is False
-        assert list(schema["properties"]) == [q.name for q in COLLECTIONS[doc["id"]].queryables]
+        # The queryables, then the geometry (queryable in a CQL2 filter with S_INTERSECTS).
+        assert list(schema["properties"]) == [*(q.name for q in COLLECTIONS[doc["id"]].queryables), "geometry"]
     conformance = features(site, "/ogc/conformance", role="viewer")["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables" in conformance
     assert "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters" in conformance
@@ -208,7 +210,16 @@ def _event_reads(store_path) -> list[dict]:
     return [d for d in details if d.get("what") == "events"]
 
 
-def test_ogrinfo_where_on_events_is_sent_as_query_parameters(server):
+def _sent_filter(url_or_query: str) -> str | None:
+    """The CQL2 ``filter`` of a URL or query string, checked to come with GDAL's ``filter-lang``, or ``None``."""
+    query = parse_qs(urlsplit(url_or_query).query if "://" in url_or_query else url_or_query)
+    if "filter" not in query:
+        return None
+    assert query["filter-lang"] == ["cql-text"]
+    return query["filter"][0]
+
+
+def test_ogrinfo_where_on_events_is_sent_as_a_cql2_filter(server):
     url, events, store_path = server
     before = len(_event_reads(store_path))
     result = _ogrinfo("-al", "-oo", "PAGE_SIZE=100", "-where", "entry_country = 'FR' AND transport_mode = 'car'",
@@ -217,13 +228,15 @@ def test_ogrinfo_where_on_events_is_sent_as_query_parameters(server):
     expected = events[(events["entry_country"] == "FR") & (events["transport_mode"] == "car")]
     assert 0 < len(expected) < N_EVENTS
     assert result.stdout.count("OGRFeature(events)") == len(expected)
-    # GDAL reads one unfiltered page to learn the fields, then asks for the filtered features only.
+    # GDAL reads one unfiltered page to learn the fields, then asks for the filtered features only,
+    # with the whole -where as a CQL2 filter (the OpenAPI document lists filter-lang cql-text).
     probe, *item_urls = [u for u in _fetched(result.stderr) if "/collections/events/items" in u]
-    assert "entry_country" not in probe
-    assert item_urls and all("entry_country=FR" in u and "transport_mode=car" in u for u in item_urls)
+    assert _sent_filter(probe) is None
+    sent = "(entry_country = 'FR') AND (transport_mode = 'car')"
+    assert item_urls and all(_sent_filter(u) == sent for u in item_urls)
     # The server received the filter and sent only the matching events (its audit of the reads says so).
     reads = _event_reads(store_path)[: len(_event_reads(store_path)) - before]
-    filtered = [r for r in reads if "entry_country=FR" in r["query"] and "transport_mode=car" in r["query"]]
+    filtered = [r for r in reads if _sent_filter(r["query"]) == sent]
     assert filtered and sum(r["rows"] for r in filtered) == len(expected)
     assert [r["query"] for r in reads if r not in filtered] == ["limit=100"]
 
@@ -234,10 +247,11 @@ def test_ogrinfo_where_on_hotspots_and_reference_layers_is_sent(server):
     assert result.returncode == 0, result.stderr
     expected = layers.crossing_points()
     assert result.stdout.count("OGRFeature(crossing-points)") == int((expected["neighbour"] == "DE").sum())
-    assert any("/collections/crossing-points/items" in u and "neighbour=DE" in u for u in _fetched(result.stderr))
+    assert any("/collections/crossing-points/items" in u and _sent_filter(u) == "neighbour = 'DE'"
+               for u in _fetched(result.stderr))
     hot = _ogrinfo("-al", "-q", "-where", "gi_bin = 3", f"OAPIF:{url}", "hotspots")
     assert hot.returncode == 0, hot.stderr
-    sent = [u for u in _fetched(hot.stderr) if "/collections/hotspots/items" in u and "gi_bin=3" in u]
+    sent = [u for u in _fetched(hot.stderr) if "/collections/hotspots/items" in u and _sent_filter(u) == "gi_bin = 3"]
     assert sent
     with urllib.request.urlopen(urllib.request.Request(sent[-1], headers={"Authorization": _basic()})) as response:
         page = json.loads(response.read())
@@ -263,7 +277,7 @@ def test_gdal_python_bindings_filter_on_the_server(server):
     expected = events[events["location_kind"] == "motorway"]
     assert sorted(gdf["event_id"]) == sorted(expected["event_id"])
     reads = _event_reads(store_path)[: len(_event_reads(store_path)) - before]
-    filtered = [r for r in reads if "location_kind=motorway" in r["query"]]
+    filtered = [r for r in reads if _sent_filter(r["query"]) == "location_kind = 'motorway'"]
     assert filtered and sum(r["rows"] for r in filtered) == len(expected)
     assert len(reads) - len(filtered) == 1  # the page GDAL reads to learn the fields
 
