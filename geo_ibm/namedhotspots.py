@@ -413,9 +413,15 @@ def protect_hotspots(hotspots: gpd.GeoDataFrame, rule: DisclosureRule) -> gpd.Ge
 
 
 def _previous_filters(filters: dict[str, Any]) -> tuple[dict[str, Any], tuple[float, float]] | None:
-    """Store filters of the period just before ``filters``' (a quarter, or a closed window), and both lengths in days."""
+    """Store filters of the period just before ``filters``' (a quarter, or a closed window), and both lengths in days.
+
+    ``None`` without such a period: an open window, or a window inside a quarter filter.
+    """
     from geo_ibm.periods import parse_quarter, quarter_bounds, shift_quarter
 
+    windowed = filters.get("start") is not None or filters.get("end") is not None
+    if filters.get("quarter") and windowed:
+        return None  # part of a quarter: no period before it of the same kind
     if filters.get("quarter"):
         q = parse_quarter(str(filters["quarter"]))
         pq = shift_quarter(q, -1)

@@ -300,3 +300,22 @@ def test_an_event_across_the_limit_of_a_clipped_cell_counts_as_the_gi_grid_count
     # Without the cell size only the clipped polygon is known: the event beyond it is not counted.
     gi.attrs = {"parameters": {"shape": "square"}}
     assert named_hotspots(gi, events=events, **_planted_layers())["events"].tolist() == [1]
+
+
+@pytest.mark.parametrize(("filters", "expected"), [
+    # Lengths in days of local time: 2026Q1 loses the hour of the change to summer time.
+    ({"quarter": "2026Q1", "region": "Nord"}, ({"quarter": "2025Q4", "region": "Nord"}, (90 - 1 / 24, 92 + 1 / 24))),
+    ({"start": pd.Timestamp("2026-03-01", tz="UTC"), "end": pd.Timestamp("2026-03-11", tz="UTC")},
+     ({"start": pd.Timestamp("2026-02-19", tz="UTC"), "end": pd.Timestamp("2026-03-01", tz="UTC")}, (10.0, 10.0))),
+    ({"start": pd.Timestamp("2026-03-01", tz="UTC")}, None),
+    ({"quarter": "2026Q1", "start": pd.Timestamp("2026-03-01", tz="UTC"), "end": pd.Timestamp("2026-03-11", tz="UTC")}, None),
+    ({}, None),
+])
+def test_the_period_before_a_query(filters, expected):
+    from geo_ibm.namedhotspots import _previous_filters
+
+    got = _previous_filters(filters)
+    if expected is None:
+        assert got is None
+    else:
+        assert got[0] == expected[0] and got[1] == pytest.approx(expected[1])
