@@ -1,6 +1,7 @@
 """Report exports: static maps (PNG, SVG, PDF) and report tables (XLSX, CSV) for the filtered events; the quarterly report document, its versions and its sending."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -318,14 +319,31 @@ def _version_args(version: ReportVersion) -> dict[str, Any]:
     return {"quarter": version.quarter, "area": version.area, "lang": version.lang, "number": version.version}
 
 
+MAX_REMEMBERED_JOBS = 1000
+"""Report job ids remembered per app (more than the runner ever keeps)."""
+
+_job_ids_lock = threading.Lock()
+
+
+def _report_job_ids() -> dict[str, None]:
+    """Ids of the report jobs of this app, oldest first: the runner is shared with other pages."""
+    found: dict[str, None] = current_app.extensions.setdefault("geo_ibm_report_jobs", {})
+    return found
+
+
+def _remember_job(job_id: str) -> None:
+    with _job_ids_lock:
+        ids = _report_job_ids()
+        ids[job_id] = None
+        while len(ids) > MAX_REMEMBERED_JOBS:
+            ids.pop(next(iter(ids)))
+
+
 def _quarterly_job(job_id: str) -> Job:
     job = runner().get(job_id, owner=_user_name())
-    if not job.title.startswith(JOB_TITLE_PREFIX):
+    if job.id not in _report_job_ids():
         raise NotFoundError(f"report job {job_id[:40]!r} not found")
     return job
-
-
-JOB_TITLE_PREFIX = "Quarterly report"
 
 
 @reports_bp.context_processor
@@ -345,15 +363,18 @@ def quarterly_page() -> Any:
         req = parse_quarterly_form(request.form, editions=editions)
         rule = None if req.edition == "full" else configured_rule(current_app.config)
         work = quarterly_job(req, store_location=current_app.config.get("STORE_PATH"), user=_user_name(), rule=rule)
-        title = f"{JOB_TITLE_PREFIX} {req.quarter} · {_area_labels()[req.area]} · {req.lang.upper()}"
+        title = _("Quarterly report %(quarter)s · %(area)s · %(lang)s", quarter=req.quarter,
+                  area=_area_labels()[req.area], lang=req.lang.upper())
         job = runner().submit(_user_name(), title, work)
+        _remember_job(job.id)
         audit("report build", status="submitted", job=job.id, quarter=req.quarter, area=req.area, lang=req.lang,
               edition=req.edition)
         return redirect(url_for("reports.quarterly_job_page", job_id=job.id), code=303)
     store = get_store()
     archive = _archive()
     versions = [v for v in archive.versions() if v.edition in editions]
-    jobs = [j for j in runner().jobs_of(_user_name()) if j.title.startswith(JOB_TITLE_PREFIX)]
+    ids = _report_job_ids()
+    jobs = [j for j in runner().jobs_of(_user_name()) if j.id in ids]
     quarters = _quarter_choices(store)
     recipients = archive.recipients() if has_role(SEND_ROLE) else {}
     return render_template("reports_quarterly.html", versions=versions, jobs=jobs, quarters=quarters,
