@@ -73,6 +73,8 @@ MAX_FILTER_ROWS = 200_000
 """Most rows one filter is evaluated on; the web layer counts the candidates against it before reading them."""
 
 PARAMETER = "filter"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+"""The one ``filter-crs`` read: longitude/latitude."""
 FILTER_LANGS: tuple[str, ...] = ("cql2-text", "cql-text")
 """Accepted ``filter-lang`` values: ``cql-text`` is the draft's name, which GDAL's OAPIF driver sends."""
 
@@ -734,7 +736,7 @@ def parse_filter(
                               f"use {' or '.join(FILTER_LANGS)}")
         err.problems.append(Problem(f"one of {', '.join(FILTER_LANGS)}", column="filter-lang", value=lang[:200]))
         raise err
-    if crs is not None and crs not in ("http://www.opengis.net/def/crs/OGC/1.3/CRS84", "OGC:CRS84"):
+    if crs is not None and crs != CRS84:
         err = ValidationError("invalid query parameter 'filter-crs': only "
                               "http://www.opengis.net/def/crs/OGC/1.3/CRS84 (longitude/latitude) is read")
         err.problems.append(Problem("only CRS84", column="filter-crs", value=crs[:200]))

@@ -463,15 +463,17 @@ def request_filter(collection: Collection, args: Any) -> cql2.Filter | None:
     ------
     ValidationError
         Naming ``filter`` (``filter-lang``, ``filter-crs``): see :func:`geo_ibm.cql2.parse_filter`;
-        ``filter-lang`` or ``filter-crs`` without a ``filter``.
+        a ``filter-lang`` or ``filter-crs`` value that is not read, with or without a ``filter``.
     """
     text = single(args, "filter")
     lang = single(args, "filter-lang")
     crs = single(args, "filter-crs")
     if text is None:
-        for name, value in (("filter-lang", lang), ("filter-crs", crs)):
-            if value is not None:
-                raise parameter_error(name, value, "goes with a filter parameter")
+        # Without a filter they change nothing, but a wrong value is still refused.
+        if lang is not None and lang not in cql2.FILTER_LANGS:
+            raise parameter_error("filter-lang", lang, f"one of {', '.join(cql2.FILTER_LANGS)}")
+        if crs is not None and crs != CRS84:
+            raise parameter_error("filter-crs", crs, f"only {CRS84}")
         return None
     return cql2.parse_filter(text, properties=queryable_types(collection), lang=lang, crs=crs)
 
