@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import geopandas as gpd
@@ -24,6 +25,7 @@ from geo_ibm.archive import (
     tally_archive,
     write_synthetic_archive,
 )
+from geo_ibm.archive.distributed import WORKER_MALLOC
 from geo_ibm.archive.format import quarter_window
 from geo_ibm.archive.lattice import assemble_grid, clip_block, grid_lattice, submit_grid
 from geo_ibm.emerging import emerging_hotspots, space_time_cube
@@ -283,6 +285,10 @@ def test_real_worker_processes_give_the_same_counts(lux_archive, lux_events):
     with dask_client(workers=2) as processes:
         ours = hotspots_from_archive(manifest, client=processes, cell=1000, band=3000)
         assert ours.attrs["parameters"]["workers"] == 2
+        # the allocator settings reach the worker processes (they must be there before the process starts)
+        names = sorted(WORKER_MALLOC)
+        seen = processes.run(lambda: [os.environ.get(name) for name in names])
+        assert list(seen.values()) == [[str(WORKER_MALLOC[name]) for name in names]] * 2
     ref = hotspots_from_events(lux_events, study_area=study_area(), cell=1000, band=3000)
     np.testing.assert_array_equal(ours["count"].to_numpy(), ref["count"].to_numpy())
     np.testing.assert_allclose(ours["gi_z"].to_numpy(), ref["gi_z"].to_numpy(), rtol=0, atol=1e-12)
