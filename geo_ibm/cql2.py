@@ -158,6 +158,10 @@ class Intersects:
     prop: str
     geometry: BaseGeometry
 
+    def __repr__(self) -> str:
+        # The whole WKT: shapely's own repr shortens long geometries, and reprs key caches.
+        return f"Intersects({self.prop!r}, {shapely.to_wkt(self.geometry, rounding_precision=-1)!r})"
+
 
 @dataclass(frozen=True)
 class Not:

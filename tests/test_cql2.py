@@ -282,3 +282,13 @@ def test_like_is_linear_on_a_pattern_that_makes_regular_expressions_backtrack():
     started = time.perf_counter()
     assert not like_match(value, "%a%a%a%a%a%a%a%a%a%b")
     assert time.perf_counter() - started < 0.5
+
+
+def test_reprs_tell_long_geometries_apart():
+    # The web layer keys its cache of matching ids on the tree's repr.
+    def line(last: float) -> str:
+        coords = ", ".join(f"6 {49 + i / 1000}" for i in range(200))
+        return f"S_INTERSECTS(geometry, LINESTRING({coords}, 6.1 {last}))"
+
+    one, other = (parse_filter(line(v), properties=PROPERTIES).root for v in (49.5, 49.6))
+    assert repr(one) != repr(other)
