@@ -723,7 +723,11 @@ def items(collection_id: str) -> Response:
     and is accepted but has no effect on collections without time. The events collection
     also takes the event filters (``quarter``, ``region``, ...), the other collections
     ``name=value`` on their queryables (``/queryables``; ``gi_bin=3``, ``neighbour=FR``),
-    applied here, on the server, to what the reader may see. Unknown parameters get 400.
+    applied here, on the server, to what the reader may see. Every collection takes a CQL2
+    text ``filter`` on its queryables (:mod:`geo_ibm.cql2`), ANDed with the rest: on the
+    events it is evaluated on the events the other parameters select, counted first and
+    refused over :data:`geo_ibm.cql2.MAX_FILTER_ROWS`; ``numberMatched`` and the ``next``
+    links count the filtered features. Unknown parameters get 400.
     """
     # Login is checked above for every collection; the collection's own role only here, after
     # an unknown collection has had its 404.
