@@ -220,6 +220,9 @@ SEND_ROLE = "admin"
 
 FULL_EDITION_ROLE = "analyst"
 
+MAX_LISTED_VERSIONS = 200
+"""Most archived versions the page lists (newest quarters first)."""
+
 MAX_RECIPIENTS_FIELD = 20_000
 """Longest text of one area's recipient field (characters)."""
 
@@ -372,7 +375,7 @@ def quarterly_page() -> Any:
         return redirect(url_for("reports.quarterly_job_page", job_id=job.id), code=303)
     store = get_store()
     archive = _archive()
-    versions = [v for v in archive.versions() if v.edition in editions]
+    versions = [v for v in archive.versions() if v.edition in editions][:MAX_LISTED_VERSIONS]
     ids = _report_job_ids()
     jobs = [j for j in runner().jobs_of(_user_name()) if j.id in ids]
     quarters = _quarter_choices(store)
