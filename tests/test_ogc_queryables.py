@@ -61,8 +61,7 @@ def test_every_collection_links_its_queryables_and_serves_a_json_schema(site):
         schema = response.get_json()
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert schema["type"] == "object" and schema["additionalProperties"] is False
-        # The queryables, then the geometry (queryable in a CQL2 filter with S_INTERSECTS).
-        assert list(schema["properties"]) == [*(q.name for q in COLLECTIONS[doc["id"]].queryables), "geometry"]
+        assert list(schema["properties"]) == [q.name for q in COLLECTIONS[doc["id"]].queryables]
     conformance = features(site, "/ogc/conformance", role="viewer")["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables" in conformance
     assert "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters" in conformance

@@ -703,11 +703,9 @@ def queryables(collection_id: str) -> Response:
         "type": "object",
         "title": coll.title,
         "description": f"Properties of {coll.title} that /items filters on: with name=value query parameters "
-        "(equality; several are combined with AND) and in a CQL2 text filter (filter=...), where geometry "
-        "is queryable too with S_INTERSECTS.",
-        "properties": {**{q.name: {**q.schema(), **_listed_values(coll, q)} for q in coll.queryables},
-                       "geometry": {"title": "Geometry (CRS84 longitude/latitude in filters)",
-                                    "format": "geometry-point" if coll.id == "events" else "geometry-any"}},
+        "(equality; several are combined with AND) and in a CQL2 text filter (filter=...), where the "
+        "features' geometry is queryable too, as geometry with S_INTERSECTS (CRS84).",
+        "properties": {q.name: {**q.schema(), **_listed_values(coll, q)} for q in coll.queryables},
         "additionalProperties": False,
     }
     return json_response(body, mimetype=SCHEMA_JSON)
