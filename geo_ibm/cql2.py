@@ -49,9 +49,11 @@ from typing import Any, Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from geo_ibm.crs import transformer
 from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.settings import LOCAL_TZ, WEB_CRS
 
@@ -833,12 +835,7 @@ def _evaluate(frame: pd.DataFrame, node: Node) -> Masks:
         missing = _missing(column)
         return (~missing, missing) if node.negated else (missing, ~missing)
     if isinstance(node, Intersects):
-        geoms = gpd.GeoSeries(column, crs=getattr(frame, "crs", None))
-        if geoms.crs is not None and geoms.crs != WEB_CRS:
-            geoms = geoms.to_crs(WEB_CRS)
-        values = geoms.to_numpy()
-        known = ~shapely.is_missing(values)
-        return _known(np.asarray(shapely.intersects(values, node.geometry), dtype=bool), known)
+        return _intersects(column, node.geometry, crs=getattr(frame, "crs", None))
     if isinstance(node, TimeIntersects):
         stamps, known = _instants(column)
         return _known(_in_range(stamps, node.range), known)
@@ -852,6 +849,24 @@ def _evaluate(frame: pd.DataFrame, node: Node) -> Masks:
         true, false = low[0] & high[0], low[1] | high[1]
         return (false, true) if node.negated else (true, false)
     return _compare(column, node)
+
+
+def _intersects(column: pd.Series, geometry: BaseGeometry, *, crs: Any) -> Masks:
+    """Where the column's geometries intersect ``geometry`` (CRS84), tested in CRS84."""
+    values = np.asarray(gpd.GeoSeries(column).to_numpy(), dtype=object)
+    known = ~shapely.is_missing(values)
+    crs = getattr(column, "crs", None) or crs
+    shapely.prepare(geometry)
+    if known.all() and len(values) and (shapely.get_type_id(values) == 0).all():
+        # Points (the events): their coordinates are projected and tested in bulk.
+        x, y = shapely.get_x(values), shapely.get_y(values)
+        if crs is not None and not pyproj.CRS(crs).equals(pyproj.CRS(WEB_CRS)):
+            x, y = transformer(pyproj.CRS(crs).to_string(), WEB_CRS).transform(x, y)
+        return _known(np.asarray(shapely.intersects_xy(geometry, x, y), dtype=bool), known)
+    geoms = gpd.GeoSeries(values, crs=crs)
+    if crs is not None and geoms.crs != WEB_CRS:
+        geoms = geoms.to_crs(WEB_CRS)
+    return _known(np.asarray(shapely.intersects(geoms.to_numpy(), geometry), dtype=bool), known)
 
 
 def _missing(column: pd.Series) -> np.ndarray:

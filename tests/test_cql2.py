@@ -125,6 +125,12 @@ def test_spatial_filters_equal_shapely_in_lonlat(frame):
     assert selected(frame, "S_INTERSECTS(BBOX(6.0, 49.6, 6.2, 49.8), geometry) AND persons > 3") == rows(
         box & (frame["persons"] > 3))
     assert selected(frame, "geometry IS NULL") == [11]
+    # Points without a missing one take the bulk path (coordinates projected, intersects_xy).
+    points = frame.drop(index=11).reset_index(drop=True)
+    assert selected(points, f"S_INTERSECTS(geometry, {polygon.wkt})") == rows(expected.drop(index=11).reset_index(drop=True))
+    lines = points.set_geometry(points.geometry.buffer(1.0).boundary)
+    assert selected(lines, "S_INTERSECTS(geometry, BBOX(6.0, 49.6, 6.2, 49.8))") == rows(
+        box.drop(index=11).reset_index(drop=True))
 
 
 def test_a_frame_without_the_property_matches_nothing():
