@@ -422,6 +422,19 @@ def test_a_library_error_fails_the_job_with_its_message_and_problems() -> None:
         jobs.close()
 
 
+def test_each_page_lists_only_the_jobs_of_its_kind() -> None:
+    jobs = JobRunner(workers=1, per_user=5)
+    try:
+        plan = jobs.submit("u", "a plan", lambda progress: 1, kind="plan")
+        report = jobs.submit("u", "a report", lambda progress: 2, kind="report")
+        jobs.submit("v", "another's plan", lambda progress: 3, kind="plan")
+        assert [j.id for j in jobs.jobs_of("u", kind="plan")] == [plan.id]
+        assert [j.id for j in jobs.jobs_of("u", kind="report")] == [report.id]
+        assert {j.id for j in jobs.jobs_of("u")} == {plan.id, report.id}
+    finally:
+        jobs.close()
+
+
 def test_plan_messages_map_make_plan_steps_to_fractions(planted) -> None:
     store_path, sites = planted
     seen: list[tuple[float, str]] = []

@@ -70,6 +70,8 @@ class Job:
     title: str
     work: Work
     created: float
+    kind: str = ""
+    """What the job is (``plan``, ``route``, ``report``), so each page lists only its own jobs."""
     state: str = QUEUED
     fraction: float = 0.0
     message: str = ""
@@ -127,8 +129,8 @@ class JobRunner:
 
     # ------------------------------------------------------------------ public
 
-    def submit(self, owner: str, title: str, work: Work) -> Job:
-        """Queue ``work`` for ``owner``; refuse (:class:`JobLimitError`) when a limit is reached."""
+    def submit(self, owner: str, title: str, work: Work, *, kind: str = "") -> Job:
+        """Queue ``work`` of ``kind`` for ``owner``; refuse (:class:`JobLimitError`) when a limit is reached."""
         with self._cond:
             if self._closed:
                 raise GeoIbmError("the job runner is shut down")
@@ -146,7 +148,7 @@ class JobRunner:
                     f"wait for one or cancel it", [Problem("too many jobs per user", column="jobs",
                                                            value=self.per_user)])
             job = Job(id=secrets.token_urlsafe(16), owner=owner, title=title, work=work, created=self._clock(),
-                      message="waiting for a worker")
+                      kind=kind, message="waiting for a worker")
             self._jobs[job.id] = job
             self._waiting.append(job)
             self._start_workers()
@@ -177,11 +179,12 @@ class JobRunner:
                 job.message = "cancelling at the next step"
         return job
 
-    def jobs_of(self, owner: str) -> list[Job]:
-        """The kept jobs of ``owner``, newest first."""
+    def jobs_of(self, owner: str, *, kind: str | None = None) -> list[Job]:
+        """The kept jobs of ``owner`` (of ``kind`` only, when given), newest first."""
         with self._cond:
             self._prune()
-            return sorted((j for j in self._jobs.values() if j.owner == owner), key=lambda j: -j.created)
+            return sorted((j for j in self._jobs.values() if j.owner == owner and (kind is None or j.kind == kind)),
+                          key=lambda j: -j.created)
 
     def close(self, *, timeout: float = 5.0) -> None:
         """Stop the workers after their current job (waiting jobs are cancelled)."""

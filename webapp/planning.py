@@ -289,14 +289,14 @@ def planning_page() -> Any:
     if request.method == "GET":
         return render_template("planning.html", form=_form_defaults(), choices=filter_choices(),
                                query=_form_defaults(), models=MODELS, shift_choices=SHIFT_CHOICES,
-                               jobs=runner().jobs_of(_user()), max_time_limit=WEB_MAX_TIME_LIMIT)
+                               jobs=runner().jobs_of(_user(), kind="plan"), max_time_limit=WEB_MAX_TIME_LIMIT)
     plan_request = parse_plan_form(request.form)
     work = plan_job(plan_request, store_location=str(current_app.config.get("STORE_PATH")), user=_user(),
                     workdir=scratch_dir())
     title = _("Plan: %(model)s, %(teams)s teams, %(radius)s m", model=plan_request.model,
               teams=plan_request.teams if plan_request.teams is not None else "-",
               radius=f"{plan_request.radius:g}")
-    job = runner().submit(_user(), title, work)
+    job = runner().submit(_user(), title, work, kind="plan")
     audit("plan", status="submitted", job=job.id, **plan_request.params)
     return redirect(url_for("planning.job_page", job_id=job.id), code=303)
 

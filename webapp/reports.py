@@ -368,7 +368,7 @@ def quarterly_page() -> Any:
         work = quarterly_job(req, store_location=current_app.config.get("STORE_PATH"), user=_user_name(), rule=rule)
         title = _("Quarterly report %(quarter)s · %(area)s · %(lang)s", quarter=req.quarter,
                   area=_area_labels()[req.area], lang=req.lang.upper())
-        job = runner().submit(_user_name(), title, work)
+        job = runner().submit(_user_name(), title, work, kind="report")
         _remember_job(job.id)
         audit("report build", status="submitted", job=job.id, quarter=req.quarter, area=req.area, lang=req.lang,
               edition=req.edition)
@@ -377,7 +377,7 @@ def quarterly_page() -> Any:
     archive = _archive()
     versions = [v for v in archive.versions() if v.edition in editions][:MAX_LISTED_VERSIONS]
     ids = _report_job_ids()
-    jobs = [j for j in runner().jobs_of(_user_name()) if j.id in ids]
+    jobs = [j for j in runner().jobs_of(_user_name(), kind="report") if j.id in ids]
     quarters = _quarter_choices(store)
     recipients = archive.recipients() if has_role(SEND_ROLE) else {}
     return render_template("reports_quarterly.html", versions=versions, jobs=jobs, quarters=quarters,

@@ -207,7 +207,7 @@ def submit_job(query: RouteQuery, links: dict[str, Any]) -> Job:
             progress(0.01, "starting")
             return route_result(query, progress=progress)
 
-    job = runner().submit(_user(), _("Route analysis with network hot spots"), work)
+    job = runner().submit(_user(), _("Route analysis with network hot spots"), work, kind="route")
     registry = _registry()
     with _registry_lock:
         registry["by_key"][key] = job.id
