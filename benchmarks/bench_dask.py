@@ -100,6 +100,12 @@ def _stop_sampler(dask_worker: Any) -> int:
     return int(state["peak"])
 
 
+def _cpu_seconds() -> float:
+    """CPU time (user + system) this process has used so far: a worker's, or the client's with its scheduler."""
+    times = os.times()
+    return times.user + times.system
+
+
 def _warm(dask_worker: Any) -> None:
     import geo_ibm.archive.distributed  # noqa: F401  (the first task would pay the imports)
 
@@ -121,6 +127,7 @@ class Cluster:
         self.client.run(_start_sampler)
         self.times: list[float] = []
         self.binning: list[float] = []
+        self.cpu: list[tuple[float, float]] = []
         self.counts = np.empty(0, dtype=np.int64)
         self.peak: list[int] = []
 
@@ -128,9 +135,12 @@ class Cluster:
         """One whole analysis, then the cluster's part alone (reading + binning every partition and the sum)."""
         from geo_ibm.archive import BinTask, hotspots_from_archive, reduce_archive
 
+        workers_before = sum(self.client.run(_cpu_seconds).values())
+        client_before = _cpu_seconds()
         t1 = time.perf_counter()
         result = hotspots_from_archive(self.manifest, client=self.client, method="gi", cell=self.cell, band=self.band)
         whole = time.perf_counter() - t1
+        cpu = (sum(self.client.run(_cpu_seconds).values()) - workers_before, _cpu_seconds() - client_before)
         t2 = time.perf_counter()
         reduce_archive(self.manifest, BinTask("cells", spec=result.attrs["grid"]), client=self.client)
         binning = time.perf_counter() - t2
@@ -138,6 +148,7 @@ class Cluster:
         if record:
             self.times.append(whole)
             self.binning.append(binning)
+            self.cpu.append(cpu)
 
     def close(self) -> None:
         self.peak = list(self.client.run(_stop_sampler).values())
@@ -224,6 +235,10 @@ def main() -> None:
         print(f"the cluster's part alone (read + bin every partition, sum): {median(one.binning):.2f} s on 1 worker, "
               f"{median(two.binning):.2f} s on 2: {median(one.binning) / median(two.binning):.2f}x; the whole analysis "
               "also clips the grid on the cluster, and the client assembles it and runs Gi* and FDR")
+        for workers, run in clusters.items():
+            print(f"CPU time of one whole analysis on {workers} worker{'s' if workers > 1 else ''} (medians; other work on "
+                  f"the machine does not count): workers {median([c[0] for c in run.cpu]):.2f} s together, client with "
+                  f"its scheduler {median([c[1] for c in run.cpu]):.2f} s")
         print(load())
 
         if args.big_events > 0:

@@ -244,7 +244,7 @@ def _grid_and_sums(
     manifest: Manifest,
     plane: BaseGeometry,
     lattice: Lattice,
-    make_task: Callable[[GridSpec], BinTask],
+    make_task: Callable[[GridSpec | Lattice], BinTask],
     *,
     client: Client,
     entries: list[PartitionEntry],
@@ -272,7 +272,7 @@ def _grid_and_sums(
             budget(lattice.n_cells)
         except ValidationError:
             on_lattice = False
-    pending = submit_reduction(manifest, make_task(lattice.spec()), client=client, entries=entries) if on_lattice else None
+    pending = submit_reduction(manifest, make_task(lattice), client=client, entries=entries) if on_lattice else None
     blocks = submit_grid(client, plane, lattice, blocks=2 * max(1, workers))
     try:
         grid = assemble_grid(lattice, client.gather(blocks))

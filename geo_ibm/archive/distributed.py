@@ -13,12 +13,14 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from geo_ibm.archive.format import Manifest, PartitionEntry, check_partitions, read_partition
+from geo_ibm.archive.lattice import Lattice
 from geo_ibm.errors import Problem, ProblemCount, ValidationError
 from geo_ibm.grid import GridSpec, locate
 from geo_ibm.settings import LOCAL_TZ
@@ -36,7 +38,8 @@ FAN_IN = 8
 class BinTask:
     """What every partition task computes (sent to each worker once).
 
-    ``kind``: ``"cells"`` (counts or weight sums per grid cell), ``"cube"`` (per cell and time
+    ``spec``: the grid to bin on, or a :class:`~geo_ibm.archive.lattice.Lattice` (a few numbers
+    on the wire: each worker builds its lookup once). ``kind``: ``"cells"`` (counts or weight sums per grid cell), ``"cube"`` (per cell and time
     step, ``first`` being the ordinal of the first step and ``n_steps`` their number),
     ``"kde"`` (linear binning onto a raster of ``kde_shape`` cells of ``kde_cell`` metres whose
     first cell centre is half a cell from ``kde_origin``, the north-west corner) or ``"tally"``
@@ -45,7 +48,7 @@ class BinTask:
     """
 
     kind: Kind
-    spec: GridSpec | None = field(default=None, repr=False)
+    spec: GridSpec | Lattice | None = field(default=None, repr=False)
     weight: str | None = None
     start: int | None = None
     end: int | None = None
@@ -77,14 +80,22 @@ class Partial:
     hits: np.ndarray | None = None
 
 
+@lru_cache(maxsize=4)
+def _lattice_spec(lattice: Lattice) -> GridSpec:
+    return lattice.spec()
+
+
+def _grid_of(task: BinTask) -> GridSpec:
+    assert task.spec is not None
+    return _lattice_spec(task.spec) if isinstance(task.spec, Lattice) else task.spec
+
+
 def _empty(task: BinTask) -> np.ndarray:
     float_sums = task.weight is not None
     if task.kind == "cells":
-        assert task.spec is not None
-        return np.zeros(task.spec.n_cells, dtype=np.float64 if float_sums else np.int64)
+        return np.zeros(_grid_of(task).n_cells, dtype=np.float64 if float_sums else np.int64)
     if task.kind == "cube":
-        assert task.spec is not None
-        return np.zeros(task.spec.n_cells * task.n_steps, dtype=np.float64 if float_sums else np.int64)
+        return np.zeros(_grid_of(task).n_cells * task.n_steps, dtype=np.float64 if float_sums else np.int64)
     if task.kind == "kde":
         return np.zeros(task.kde_shape, dtype=np.float64)
     return np.zeros(0)
@@ -107,19 +118,19 @@ def bin_partition(root: str, entry: PartitionEntry, task: BinTask) -> Partial:
     used = len(xy)
     out = Partial(_empty(task), rows=entry.rows, used=used, partitions=1, problems=columns.problems, counts=columns.counts)
     if task.kind in ("cells", "cube"):
-        assert task.spec is not None
-        cells = locate(xy, task.spec)
+        spec = _grid_of(task)
+        cells = locate(xy, spec)
         inside = cells >= 0
         out.outside = int(used - inside.sum())
         if weights is not None:
-            out.hits = np.bincount(cells + 1, minlength=task.spec.n_cells + 1)[1:]
+            out.hits = np.bincount(cells + 1, minlength=spec.n_cells + 1)[1:]
         if task.kind == "cells":
-            binned = np.bincount(cells + 1, weights=weights, minlength=task.spec.n_cells + 1)[1:]
+            binned = np.bincount(cells + 1, weights=weights, minlength=spec.n_cells + 1)[1:]
         else:
             steps = _step_index(columns.seconds if selected is None else columns.seconds[selected], entry, task)
             flat = cells[inside] * task.n_steps + steps[inside]
             binned = np.bincount(flat, weights=None if weights is None else weights[inside],
-                                 minlength=task.spec.n_cells * task.n_steps)
+                                 minlength=spec.n_cells * task.n_steps)
         out.values = binned.astype(out.values.dtype, copy=False)
     elif task.kind == "kde":
         from geo_ibm.kde import _linear_bin
