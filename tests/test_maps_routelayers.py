@@ -102,7 +102,7 @@ def test_route_map_draws_every_layer_with_local_assets_only(outline, borders):
     flows = _flows([1, 5, 20], ["entry", "exit", "entry"])
     fmap = routelayers.route_map(outline=outline, borders=borders, segments=segments, lixels=lixels, flows=flows,
                                  crossings=_crossings([10, 0, 3]), notes=["12 events beyond the tolerance"])
-    assert maps.layer_names(fmap) == ["Luxembourg", "Internal Schengen borders", "Events per km of road",
+    assert maps.layer_names(fmap) == ["Luxembourg", "Place labels", "Internal Schengen borders", "Events per km of road",
                                       "Network hot and cold spots", "Flows (direction of travel)",
                                       "Entry crossings (attributed events)"]
     doc = maps.render_map(fmap)

@@ -81,6 +81,7 @@ DATA_MESSAGES: tuple[str, ...] = (
     N_("Quarter-on-quarter change per police region"), N_("Quarter-on-quarter change per canton"),
     N_("Events per weekday and hour (local time)"), N_("Events by distance band to the nearest border"),
     N_("Events by distance band to the nearest crossing point"), N_("Hot spot cells with the highest Gi* z-scores"),
+    N_("Named hotspots: contiguous significant Gi* cells merged, named by place, ranked by events"),
     # Translated inside f-strings, which extraction cannot read before Python 3.12.
     N_("Data period"), N_("Projection"), N_("not available in this installation"),
     N_("Individual events are shown when at most"), N_("match the filter."),

@@ -322,6 +322,43 @@ FRENCH: dict[str, str] = {
     'Historical hot spot': 'Point chaud historique',
     'historical cold spot': 'point froid historique',
     'Historical cold spot': 'Point froid historique',
+    # named hotspots (geo_ibm/reportdoc/build.py)
+    'Main hotspot (most interceptions): %(name)s, canton %(canton)s (%(region)s), %(confidence)s confidence (section 3).':
+        "Principal point chaud (le plus d'interceptions) : %(name)s, canton %(canton)s (%(region)s), confiance %(confidence)s (section 3).",
+    'Contiguous significant hot cells (Getis–Ord Gi*, FDR) form one hotspot, named by road, nearest landmark and commune; ranked by interceptions. Trend: against %(previous)s in the same cells; emerging category: the last %(quarters)s quarters.':
+        "Les cellules chaudes significatives contiguës (Getis–Ord Gi*, FDR) forment un point chaud, nommé par la route, le repère le plus proche et la commune ; classement par nombre d'interceptions. Tendance : par rapport au %(previous)s dans les mêmes cellules ; catégorie émergente : les %(quarters)s derniers trimestres.",
+    'Named hotspots':
+        'Points chauds nommés',
+    'Hotspot':
+        'Point chaud',
+    'Trend':
+        'Tendance',
+    'Emerging hot spot':
+        'Point chaud émergent',
+    'new':
+        'nouveau',
+    'up':
+        'en hausse',
+    'down':
+        'en baisse',
+    'stable':
+        'stable',
+    'consecutive':
+        'consécutif',
+    'intensifying':
+        'en intensification',
+    'persistent':
+        'persistant',
+    'diminishing':
+        'en diminution',
+    'sporadic':
+        'sporadique',
+    'oscillating':
+        'oscillant',
+    'historical':
+        'historique',
+    'also %(communes)s':
+        'aussi %(communes)s',
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"en": {}, "fr": FRENCH}
