@@ -35,8 +35,7 @@ def frame() -> gpd.GeoDataFrame:
     countries[[5, 40]] = None
     regions = rng.choice(np.array(["Nord", "Sud", "Centre", "Est", "it's"], dtype=object), n)
     stamps = pd.Timestamp("2025-01-01", tz=TZ) + pd.to_timedelta(rng.integers(0, 200 * 86400, n), unit="s")
-    observed = pd.Series(stamps)
-    observed[9] = pd.NaT
+    observed = pd.Series(stamps).where(np.arange(n) != 9)  # row 9 has no time
     lon = rng.uniform(5.8, 6.5, n)
     lat = rng.uniform(49.45, 50.15, n)
     geometry = gpd.GeoSeries([Point(x, y) for x, y in zip(lon, lat)], crs="EPSG:4326").to_crs("EPSG:2169")
