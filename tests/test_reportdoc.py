@@ -176,7 +176,7 @@ def test_named_hotspot_table_equals_the_library(national, store):
     assert top["trend"].tolist() == expected["trend"].tolist()
     assert top["canton"].tolist() == expected["canton"].tolist()
     text = pdf_text(folder / "report.pdf")
-    block = between(text, "Named hotspots", "4. Charts")
+    block = between(text, "Named hotspots", "4. Corridors and flows")
     for row in expected.itertuples():
         line = next(line for line in block.splitlines() if re.match(rf"^\s*{row.rank}\s{{2,}}", line))
         assert row.name.split()[0] in line and number(row.events, "en") in line
@@ -307,7 +307,7 @@ def test_html_opens_offline_in_chromium(national):
     assert [r for r in requests if not r.startswith(("data:", url))] == []
     assert errors == []
     assert images >= 5 and broken == 0
-    assert "1. Key figures" in headings and "6. Methods annex" in headings
+    assert "1. Key figures" in headings and "9. Methods annex" in headings
 
 
 # --------------------------------------------------------------------------- the edition for aggregates-only readers
@@ -334,7 +334,8 @@ def test_protected_edition_shows_no_exact_small_counts(store, tmp_path):
     assert plain and all(int(c) % 5 == 0 and int(c) != 0 or c == "0" for c in plain)
     assert "*" not in block and not re.search(r"Gi\* z\s{2,}", text) and "First and last interception" not in text
     html = (folder / "report.html").read_text(encoding="utf-8")
-    assert "for analysts only" in html and html.count("data:image/png") == 3  # hot spots, hour x weekday, distance
+    # hot spots and emerging hot spots (on the rule's cell), hour x weekday, distance
+    assert "for analysts only" in html and html.count("data:image/png") == 4
     key = pd.read_csv(folder / "key_figures.csv", encoding="utf-8-sig")
     assert "p_previous" not in key.columns
     values = key[["current", "previous", "year_before"]].to_numpy().ravel()

@@ -23,6 +23,7 @@ from geo_ibm.disclosure import DisclosureRule
 from geo_ibm.errors import GeoIbmError, Problem, ValidationError
 from geo_ibm.periods import parse_quarter, quarter_bounds, shift_quarter
 from geo_ibm.reportdoc import charts
+from geo_ibm.reportdoc.emergingmap import emerging_blocks
 from geo_ibm.reportdoc.figures import (
     CountDisplay,
     QuarterComparison,
@@ -34,6 +35,9 @@ from geo_ibm.reportdoc.figures import (
     totals,
 )
 from geo_ibm.reportdoc.model import Block, Document, Image, Paragraph, Section, Table
+from geo_ibm.reportdoc.nearrepeat import near_repeat_section
+from geo_ibm.reportdoc.outlook import outlook_section
+from geo_ibm.reportdoc.routes import routes_section
 from geo_ibm.reportdoc.strings import check_language, code_label, number, translator
 from geo_ibm.settings import LOCAL_TZ, OSM_ATTRIBUTION
 
@@ -603,8 +607,12 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
         gi_events = current if disclosure is None or region is None else store.events(quarter=q)
         gi_area = area if disclosure is None else _area_layer(None)
         cell = None if disclosure is None else float(disclosure.cell_m)
-        map_blocks = _maps(current, area, area_name=area_name, footer_period=f"{quarter_text} · {area_name}", t=t,
+        footer_period = f"{quarter_text} · {area_name}"
+        map_blocks = _maps(current, area, area_name=area_name, footer_period=footer_period, t=t,
                            gi_events=gi_events, gi_area=gi_area, cell=cell, dots=disclosure is None)
+        step(0.4, f"{area_name}: emerging hot spots")
+        map_blocks.extend(emerging_blocks(store, quarter=q, region=region, area=area, area_name=area_name,
+                                          footer_period=footer_period, counts=counts, t=t))
         sections.append(Section(t("Maps"), map_blocks))
         step(0.5, f"{area_name}: hot spots")
         gi_previous = previous if disclosure is None or region is None else store.events(quarter=pq)
@@ -618,10 +626,24 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
                                      "%(confidence)s confidence (section 3).") % {
                 "name": first["name"], "canton": first["canton"], "region": first["region"],
                 "confidence": first["confidence"]}))
+        step(0.55, f"{area_name}: corridors and flows")
+        route_blocks, route_tables = routes_section(store, quarter=q, region=region, area=area, area_name=area_name,
+                                                    footer_period=footer_period, counts=counts, t=t)
+        sections.append(Section(t("Corridors and flows"), route_blocks))
+        tables.update(route_tables)
         step(0.65, f"{area_name}: charts")
         chart_sections, profile = _charts(store, current, quarter=q, region=region, counts=counts, t=t)
         sections.append(Section(t("Charts")))
         sections.extend(chart_sections)
+        step(0.75, f"{area_name}: near repeats")
+        sections.append(Section(t("Space-time repetition (near repeats)"),
+                                near_repeat_section(current, lang=lang, t=t, counts=counts)))
+        step(0.8, f"{area_name}: outlook")
+        outlook_blocks, outlook_tables = outlook_section(store, quarter=q, region=region, area=area,
+                                                         area_name=area_name, footer_period=footer_period,
+                                                         counts=counts, t=t)
+        sections.append(Section(t("Outlook and recommendations"), outlook_blocks))
+        tables.update(outlook_tables)
         step(0.85, f"{area_name}: annex")
         annex, annex_tables = _annex(current, profile.events if profile is not None else None, counts=counts, t=t)
         tables.update(annex_tables)

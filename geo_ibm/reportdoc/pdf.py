@@ -78,8 +78,10 @@ def _column_widths(block: Table, width: float) -> list[float]:
     """Column widths in proportion to each column's longest cell (headings wrap at words, so their longest word)."""
     weights = []
     for i, heading in enumerate(block.columns):
-        longest = max([len(row[i]) for row in block.rows] + [max((len(w) for w in heading.split()), default=1)])
-        weights.append(min(40, longest) + 2)
+        body = max((len(row[i]) for row in block.rows), default=0)
+        # a bold heading wraps at its words only: its longest word, bold being wider, sets a floor
+        head = max((len(w) for w in heading.split()), default=1) * 1.25
+        weights.append(min(40.0, max(body, head)) + 2)
     total = float(sum(weights))
     return [width * w / total for w in weights]
 

@@ -359,6 +359,19 @@ FRENCH: dict[str, str] = {
         'historique',
     'also %(communes)s':
         'aussi %(communes)s',
+    # legends of the corridor and flow print maps (geo_ibm/figures/routemap.py), as the web catalogue has them
+    'Direction of travel': 'Sens de circulation',
+    'Entry crossing (size: attributed events)': 'Point de passage d’entrée (taille : événements attribués)',
+    'Events per km of road': 'Événements par km de route',
+    'Flows': 'Flux',
+    'From the entry crossing to the interception': 'Du point de passage d’entrée à l’interception',
+    'From the interception to the exit crossing': 'De l’interception au point de passage de sortie',
+    'Road network': 'Réseau routier',
+    'Widest line': 'Trait le plus large',
+    'events': 'événements',
+    'no events': 'aucun événement',
+    'persons': 'personnes',
+    'schematic corridors (about 1 km accuracy)': 'corridors schématiques (précision d’environ 1 km)',
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"en": {}, "fr": FRENCH}
