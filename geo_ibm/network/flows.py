@@ -15,7 +15,7 @@ import pandas as pd
 import shapely
 
 from geo_ibm.network.graph import AttachedCrossings, RoadNetwork
-from geo_ibm.network.paths import push_to_roots, reach_costs, trees
+from geo_ibm.network.paths import add_per_segment, push_to_roots, reach_costs, trees
 from geo_ibm.network.snap import Snapped
 from geo_ibm.settings import WORKING_CRS
 
@@ -91,8 +91,8 @@ def route_flows(network: RoadNetwork, snapped: Snapped, attribution: gpd.GeoData
     join = np.where(through_u, seg_u[segment[rows]], seg_v[segment[rows]])
     forward, backward = push_to_roots(network, tree, k * n + join, weights[rows])
     # the event's own segment, from the end it was reached through
-    np.add.at(forward, segment[rows[through_u]], weights[rows[through_u]])
-    np.add.at(backward, segment[rows[~through_u]], weights[rows[~through_u]])
+    forward += add_per_segment(segment[rows[through_u]], weights[rows[through_u]], n_seg)
+    backward += add_per_segment(segment[rows[~through_u]], weights[rows[~through_u]], n_seg)
     legs.append(("entry", forward, backward))
 
     if exits and "destination_country" in events:
@@ -120,10 +120,9 @@ def route_flows(network: RoadNetwork, snapped: Snapped, attribution: gpd.GeoData
         join = np.where(leave_u, seg_u[segment[rows]], seg_v[segment[rows]])
         forward, backward = push_to_roots(network, back_tree, choice[rows] * n + join, weights[rows])
         # the event's own segment, from the event to the end it leaves through
-        np.add.at(forward, segment[rows[~leave_u]], weights[rows[~leave_u]])
-        np.add.at(backward, segment[rows[leave_u]], weights[rows[leave_u]])
+        forward += add_per_segment(segment[rows[~leave_u]], weights[rows[~leave_u]], n_seg)
+        backward += add_per_segment(segment[rows[leave_u]], weights[rows[leave_u]], n_seg)
         legs.append(("exit", forward, backward))
-    del n_seg
     return _flow_frame(network, legs)
 
 
@@ -133,26 +132,24 @@ def _flow_frame(network: RoadNetwork, legs: list[tuple[str, np.ndarray, np.ndarr
     if "reversed" not in network.cache:
         network.cache["reversed"] = shapely.reverse(geoms)
     reversed_geoms = network.cache["reversed"]
-    parts = []
+    idx_parts, dir_parts, leg_parts, flow_parts = [], [], [], []
     for leg, forward, backward in legs:
-        for direction, flow in ((1, forward), (-1, backward)):
+        for sign, flow in ((1, forward), (-1, backward)):
             idx = np.flatnonzero(flow[:, 0] > 0)
-            if idx.size == 0:
-                continue
-            g = geoms[idx] if direction == 1 else reversed_geoms[idx]
-            parts.append(gpd.GeoDataFrame({
-                "segment_id": idx.astype(np.int64), "ref": seg["ref"].take(idx).reset_index(drop=True),
-                "name": seg["name"].take(idx).reset_index(drop=True),
-                "direction": np.full(idx.size, direction, dtype=np.int8),
-                "leg": pd.Categorical.from_codes(np.full(idx.size, LEGS.index(leg)), dtype=pd.CategoricalDtype(LEGS)),
-                "events": np.rint(flow[idx, 0]).astype(np.int64), "persons": np.rint(flow[idx, 1]).astype(np.int64),
-            }, geometry=g, crs=WORKING_CRS))
-    if not parts:
-        return gpd.GeoDataFrame({"segment_id": pd.Series(dtype=np.int64), "ref": pd.Series(dtype=object),
-                                 "name": pd.Series(dtype=object), "direction": pd.Series(dtype=np.int8),
-                                 "leg": pd.Series(dtype=object), "events": pd.Series(dtype=np.int64),
-                                 "persons": pd.Series(dtype=np.int64)},
-                                geometry=gpd.GeoSeries([], crs=WORKING_CRS), crs=WORKING_CRS)
-    out = pd.concat(parts, ignore_index=True)
-    order = np.lexsort((out["direction"].to_numpy(), out["segment_id"].to_numpy(), out["leg"].cat.codes.to_numpy()))
-    return gpd.GeoDataFrame(out.iloc[order].reset_index(drop=True), geometry="geometry", crs=WORKING_CRS)
+            idx_parts.append(idx)
+            dir_parts.append(np.full(idx.size, sign, dtype=np.int8))
+            leg_parts.append(np.full(idx.size, LEGS.index(leg), dtype=np.int8))
+            flow_parts.append(flow[idx])
+    idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, dtype=np.int64)
+    direction = np.concatenate(dir_parts) if dir_parts else np.zeros(0, dtype=np.int8)
+    leg_code = np.concatenate(leg_parts) if leg_parts else np.zeros(0, dtype=np.int8)
+    flow = np.concatenate(flow_parts) if flow_parts else np.zeros((0, 2))
+    order = np.lexsort((direction, idx, leg_code))
+    idx, direction, leg_code, flow = idx[order], direction[order], leg_code[order], flow[order]
+    geometry = np.where(direction == 1, geoms[idx], reversed_geoms[idx])
+    return gpd.GeoDataFrame({
+        "segment_id": idx.astype(np.int64), "ref": seg["ref"].take(idx).reset_index(drop=True),
+        "name": seg["name"].take(idx).reset_index(drop=True), "direction": direction,
+        "leg": pd.Categorical.from_codes(leg_code, dtype=pd.CategoricalDtype(LEGS)),
+        "events": np.rint(flow[:, 0]).astype(np.int64), "persons": np.rint(flow[:, 1]).astype(np.int64),
+    }, geometry=gpd.GeoSeries(geometry, crs=WORKING_CRS), crs=WORKING_CRS)

@@ -75,17 +75,20 @@ def edge_segments(network: RoadNetwork) -> sparse.csr_matrix:
 
 @dataclass(frozen=True)
 class TreeEdges:
-    """Every tree edge of a :class:`Trees`, ordered for pushing weights to the roots.
+    """Every tree edge of a :class:`Trees`, with what pushing weights to the roots needs.
 
-    Tree ``k``'s node ``i`` is flat node ``k * n + i``. Edges are listed deepest first
-    (``levels`` cuts them into hop depths), each with the segment it runs on and whether
-    travel (outwards from the root, or towards it for reverse trees) follows the segment's
-    geometry.
+    Tree ``k``'s node ``i`` is flat node ``k * n + i``. ``preorder`` lists the flat nodes of
+    every tree depth first (a node's subtree is the run of ``size`` nodes starting at its
+    position), so the weight below an edge is a difference of two prefix sums. Each edge
+    (``child`` -> ``parent``) has the segment it runs on and whether travel (outwards from the
+    root, or towards it for reverse trees) follows the segment's geometry.
     """
 
     child: np.ndarray
     parent: np.ndarray
-    levels: np.ndarray
+    preorder: np.ndarray
+    child_start: np.ndarray
+    child_size: np.ndarray
     segment: np.ndarray
     along: np.ndarray
 
@@ -99,25 +102,42 @@ def tree_edges(network: RoadNetwork, tree: Trees) -> TreeEdges:
         parent = tree.parent.reshape(-1)
         has = parent >= 0
         flat_parent = np.where(has, parent + np.repeat(np.arange(k) * n, n), -1)
-        # hop depth by pointer doubling: depth += depth of the ancestor 2^j up
+        child = np.flatnonzero(has)
+        # depth-first order of each tree (scipy walks it in C) and the position of each node in it
+        runs = []
+        for i in range(k):
+            lo = i * n
+            mine = child[(child >= lo) & (child < lo + n)]
+            adjacency = sparse.csr_matrix((np.ones(mine.size), (flat_parent[mine] - lo, mine - lo)), shape=(n, n))
+            runs.append(lo + csgraph.depth_first_order(adjacency, int(tree.roots[i]), directed=True,
+                                                       return_predecessors=False))
+        preorder = np.concatenate(runs) if runs else np.zeros(0, dtype=np.int64)
+        position = np.full(k * n, -1, dtype=np.int64)
+        position[preorder] = np.arange(preorder.size)
+        # subtree sizes, summed up the trees one hop depth at a time (deepest first); once per network
         depth = has.astype(np.int64)
         jump = flat_parent.copy()
-        while (jump >= 0).any():
+        while (jump >= 0).any():  # hop depth by pointer doubling
             live = jump >= 0
             depth = np.where(live, depth + depth[np.where(live, jump, 0)], depth)
             jump = np.where(live, jump[np.where(live, jump, 0)], -1)
-        child = np.flatnonzero(has)
-        order = np.argsort(-depth[child], kind="stable")
-        child = child[order]
-        level = depth[child]
-        cuts = np.flatnonzero(np.r_[True, level[1:] != level[:-1], True]) if child.size else np.zeros(1, np.int64)
+        size = np.ones(k * n, dtype=np.int64)
+        by_depth = child[np.argsort(-depth[child], kind="stable")]
+        level = depth[by_depth]
+        cuts = np.flatnonzero(np.r_[True, level[1:] != level[:-1], True]) if by_depth.size else np.zeros(1, np.int64)
+        for lo_cut, hi_cut in zip(cuts[:-1], cuts[1:], strict=True):
+            these = by_depth[lo_cut:hi_cut]
+            np.add.at(size, flat_parent[these], size[these])
+        reached = position[child] >= 0
+        child = child[reached]
         node_child = child % n
         node_parent = flat_parent[child] % n
         a, b = (node_child, node_parent) if tree.reverse else (node_parent, node_child)
         segment = (np.asarray(edge_segments(network)[a, b]).ravel().astype(np.int64) - 1 if child.size
                    else np.zeros(0, dtype=np.int64))
         along = network.segments["u"].to_numpy()[segment] == a
-        network.cache[key] = TreeEdges(child, flat_parent[child], cuts, segment, along)
+        network.cache[key] = TreeEdges(child, flat_parent[child], preorder, position[child], size[child], segment,
+                                       along)
     edges: TreeEdges = network.cache[key]
     return edges
 
@@ -126,8 +146,9 @@ def push_to_roots(network: RoadNetwork, tree: Trees, flat_nodes: np.ndarray, wei
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Flows per segment when each weight travels its tree path (joining at ``flat_nodes``).
 
-    The flow on a tree edge is the total weight of the subtree below it: weights are summed
-    level by level, deepest first, all trees at once.
+    The flow on a tree edge is the total weight of the subtree below it: with the nodes in
+    depth-first order, a subtree is a contiguous run, so each edge's flow is a difference of
+    prefix sums — all trees and edges at once, no loop over levels or nodes.
 
     Parameters
     ----------
@@ -144,24 +165,23 @@ def push_to_roots(network: RoadNetwork, tree: Trees, flat_nodes: np.ndarray, wei
     edges = tree_edges(network, tree)
     n_seg = len(network.segments)
     c = weights.shape[1]
-    child, parent, cuts = edges.child, edges.parent, edges.levels
-    # one 1-D array per column: numpy's ufunc.at is an order of magnitude faster on 1-D arrays
+    total = tree.roots.size * network.n_nodes
     columns = []
     for j in range(c):
-        acc = np.zeros(tree.roots.size * network.n_nodes)
-        np.add.at(acc, flat_nodes, weights[:, j])
-        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-            np.add.at(acc, parent[a:b], acc[child[a:b]])
-        columns.append(acc)
-    acc = np.column_stack(columns)
-    flow = acc[child]
+        at_node = np.bincount(flat_nodes, weights=weights[:, j], minlength=total)
+        prefix = np.r_[0.0, np.cumsum(at_node[edges.preorder])]
+        columns.append(prefix[edges.child_start + edges.child_size] - prefix[edges.child_start])
+    flow = np.column_stack(columns) if columns else np.zeros((edges.child.size, 0))
     used = flow[:, 0] > 0
-    forward = np.zeros((n_seg, c))
-    backward = np.zeros((n_seg, c))
     seg, along, flow = edges.segment[used], edges.along[used], flow[used]
-    np.add.at(forward, seg[along], flow[along])
-    np.add.at(backward, seg[~along], flow[~along])
-    return forward, backward
+    return add_per_segment(seg[along], flow[along], n_seg), add_per_segment(seg[~along], flow[~along], n_seg)
+
+
+def add_per_segment(segment: np.ndarray, weights: np.ndarray, n_segments: int) -> np.ndarray:
+    """``(n_segments, c)`` sums of ``weights`` rows by ``segment`` (one ``bincount`` per column)."""
+    segment = np.asarray(segment, dtype=np.int64)
+    return np.column_stack([np.bincount(segment, weights=weights[:, j], minlength=n_segments).astype(float)
+                            for j in range(weights.shape[1])]) if weights.shape[1] else np.zeros((n_segments, 0))
 
 
 def reach_costs(network: RoadNetwork, tree_distance: np.ndarray, segment_id: np.ndarray, offset: np.ndarray, *,
