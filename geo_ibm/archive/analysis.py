@@ -250,7 +250,7 @@ def _grid_and_sums(
     entries: list[PartitionEntry],
     workers: int,
     progress: Progress | None,
-    steps: int = 1,
+    steps: int | None = None,
     budget: Callable[[int], None] | None = None,
 ) -> tuple[gpd.GeoDataFrame, np.ndarray, int, int]:
     """The grid over ``plane`` and the partitions' sums per cell (x step), both from the cluster.
@@ -263,8 +263,8 @@ def _grid_and_sums(
     Returns
     -------
     ``(grid, values, events, outside)``: the grid in the archive's CRS, the sums as
-    ``(n_cells,)`` (``steps == 1``) or ``(n_cells, steps)``, the events selected and those
-    outside every cell.
+    ``(n_cells,)``, or ``(n_cells, steps)`` for a cube of ``steps`` time steps, the events
+    selected and those outside every cell.
     """
     on_lattice = True
     if budget is not None:
@@ -289,7 +289,7 @@ def _grid_and_sums(
         if pending is not None:
             pending.cancel()
         raise
-    values = part.values.reshape(-1, steps) if steps > 1 else part.values
+    values = part.values if steps is None else part.values.reshape(-1, steps)
     hits = part.hits
     if on_lattice:
         values = lattice_to_cells(values, lattice, spec)
