@@ -44,7 +44,11 @@ def test_tables_equal_the_route_analysis_and_both_maps_are_drawn(store):
     blocks, tables = section(store)
     analysis = route_analysis(store, RouteQuery(quarter=QUARTER))
     images = [b for b in blocks if isinstance(b, Image)]
-    assert len(images) == 2
+    # corridor and flow maps, corridor ranking and entry crossing charts
+    assert [i.caption.split(" – ")[0] for i in images] == [
+        "Corridors: interceptions per km of road", "Flows: entry crossing to interception and on to the exit",
+        "Corridors by interceptions per km, this quarter and the previous one",
+        "Interceptions attributed to each entry crossing"]
     for image in images:
         pixels = np.asarray(PILImage.open(io.BytesIO(image.png)).convert("L"))
         assert (pixels < 200).mean() > 0.01  # not blank

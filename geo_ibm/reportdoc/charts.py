@@ -102,3 +102,44 @@ def border_distance_png(by_neighbour: pd.DataFrame, *, names: dict[str, str] | N
     ax.legend(fontsize=6.5, frameon=False)
     _tidy(ax)
     return figure_bytes(fig, format="png")
+
+
+def corridor_ranking_png(corridors: pd.DataFrame, *, n: int = 10, t: Translate = str) -> bytes:
+    """Horizontal bars of interceptions per km for the ``n`` first corridors, with the previous period's as ticks.
+
+    ``corridors`` is :func:`geo_ibm.network.corridors.corridor_ranking` (``ref``, ``length_km``,
+    ``events_per_km``, ``previous_events``); the busiest corridor on top.
+    """
+    top = corridors.head(n).iloc[::-1]
+    height = 0.7 + 0.22 * max(len(top), 1)
+    fig = _figure(height)
+    ax = fig.add_axes((0.16, 0.45 / height, 0.8, 1 - 0.55 / height))
+    y = np.arange(len(top))
+    labels = [str(r) or t("other roads") for r in top["ref"]]
+    ax.barh(y, top["events_per_km"].to_numpy(dtype=float), color=_BAR, height=0.7, label=t("this quarter"))
+    previous = top["previous_events"].to_numpy(dtype=float) / np.maximum(top["length_km"].to_numpy(dtype=float), 1e-9)
+    ax.scatter(previous, y, marker="|", s=120, color=_HIGHLIGHT, linewidths=1.6, zorder=3, label=t("previous period"))
+    ax.set_yticks(y, labels)
+    ax.set_xlabel(t("interceptions per km of road"), fontsize=7)
+    ax.legend(fontsize=6.5, frameon=False, loc="lower right")
+    _tidy(ax)
+    return figure_bytes(fig, format="png")
+
+
+def entry_crossings_png(crossings: pd.DataFrame, *, n: int = 10, t: Translate = str) -> bytes:
+    """Horizontal bars of attributed interceptions for the ``n`` busiest entry crossings, coloured by neighbour.
+
+    ``crossings`` is :func:`geo_ibm.network.attribution.crossing_table` (``name``, ``neighbour``, ``events``).
+    """
+    top = crossings[crossings["events"] > 0].head(n).iloc[::-1]
+    height = 0.7 + 0.22 * max(len(top), 1)
+    fig = _figure(height)
+    ax = fig.add_axes((0.42, 0.45 / height, 0.54, 1 - 0.55 / height))
+    y = np.arange(len(top))
+    colours = [NEIGHBOUR_COLOURS.get(str(c), "#777777") for c in top["neighbour"]]
+    ax.barh(y, top["events"].to_numpy(dtype=float), color=colours, height=0.7)
+    names = [str(name) if len(str(name)) <= 38 else str(name)[:36] + "…" for name in top["name"]]
+    ax.set_yticks(y, [f"{name} ({code})" for name, code in zip(names, top["neighbour"], strict=True)])
+    ax.set_xlabel(t("attributed interceptions"), fontsize=7)
+    _tidy(ax)
+    return figure_bytes(fig, format="png")

@@ -104,7 +104,15 @@ def routes_section(store: Any, *, quarter: str, region: str | None, area: gpd.Ge
     elif counts.rule is not None:
         blocks.append(Paragraph(t("The corridor and flow maps are for analysts only."), "note"))
     blocks.append(corridor_table(analysis.corridors, counts=counts, t=t))
+    if counts.rule is None and analysis.n_snapped:
+        from geo_ibm.reportdoc.charts import corridor_ranking_png, entry_crossings_png
+
+        caption = t("Corridors by interceptions per km, this quarter and the previous one")
+        blocks.append(Image(corridor_ranking_png(analysis.corridors, t=t), caption=caption))
     blocks.append(crossing_rows(analysis.crossings, counts=counts, t=t))
+    if counts.rule is None and int(analysis.crossings["events"].sum()):
+        blocks.append(Image(entry_crossings_png(analysis.crossings, t=t),
+                            caption=t("Interceptions attributed to each entry crossing")))
     if analysis.n_events > analysis.n_snapped:
         blocks.append(Paragraph(t("%(off)s interceptions lie farther than %(tolerance)s m from every road and are not "
                                   "in these figures.") % {

@@ -372,6 +372,13 @@ FRENCH: dict[str, str] = {
     'no events': 'aucun événement',
     'persons': 'personnes',
     'schematic corridors (about 1 km accuracy)': 'corridors schématiques (précision d’environ 1 km)',
+    # corridor and entry crossing charts (geo_ibm/reportdoc/charts.py)
+    'Corridors by interceptions per km, this quarter and the previous one': 'Corridors par interceptions au km, ce trimestre et le précédent',
+    'Interceptions attributed to each entry crossing': "Interceptions attribuées à chaque point d'entrée",
+    'this quarter': 'ce trimestre',
+    'previous period': 'période précédente',
+    'interceptions per km of road': 'interceptions par km de route',
+    'attributed interceptions': 'interceptions attribuées',
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"en": {}, "fr": FRENCH}
