@@ -248,9 +248,9 @@ def add_crossings(fmap: folium.Map, crossings: gpd.GeoDataFrame, *, t: Translate
     return [(colour, "dot", t(kind)) for kind, colour in colours.items()]
 
 
-def _finish(fmap: folium.Map, blocks: list[str]) -> folium.Map:
+def _finish(fmap: folium.Map, blocks: list[str], *, legend_position: str = "bottomright") -> folium.Map:
     if blocks:
-        fmap.add_child(_legend("".join(blocks)), name="legend")
+        fmap.add_child(_legend("".join(blocks), position=legend_position), name="legend")
     folium.LayerControl(collapsed=False).add_to(fmap)
     return fmap
 

@@ -376,7 +376,8 @@ def route_map(
             fmap.add_child(_Script("map.attributionControl.addAttribution(data.text);",
                                    {"text": text(t("Road network") + ": " + network_attribution)}),
                            name="network_attribution")
-    return _finish(fmap, blocks)
+    # bottom left: a long list of switchable layers (top right) would reach a legend under it
+    return _finish(fmap, blocks, legend_position="bottomleft")
 
 
 __all__ = [
