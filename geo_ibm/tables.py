@@ -39,6 +39,10 @@ DATA_SOURCES: tuple[str, ...] = (
     "Borders, outline, neighbours: OpenStreetMap-derived (data/boundaries)",
     "Cantons and police regions: data/boundaries/cantons.geojson (or the installed official file)",
     "Crossing points: hand-curated table with a source per row (data/boundaries/crossing_points.csv)",
+    "Communes and place labels: ACT official administrative limits, CC0 (data/boundaries/communes.geojson)",
+    "Road network: the shipped schematic corridors (data/boundaries/road_corridors.geojson) or the installed "
+    "OpenStreetMap extract (© OpenStreetMap contributors, ODbL)",
+    "Candidate control sites: hand-curated table with a source per row (data/boundaries/control_sites.csv)",
 )
 
 SHEET_NAMES: dict[str, str] = {

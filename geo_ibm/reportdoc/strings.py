@@ -379,6 +379,13 @@ FRENCH: dict[str, str] = {
     'previous period': 'période précédente',
     'interceptions per km of road': 'interceptions par km de route',
     'attributed interceptions': 'interceptions attribuées',
+    # data sources of the methods annex (geo_ibm.tables.DATA_SOURCES)
+    'Communes and place labels: ACT official administrative limits, CC0 (data/boundaries/communes.geojson)':
+        "Communes et noms de lieux : limites administratives officielles de l'ACT, CC0 (data/boundaries/communes.geojson)",
+    'Road network: the shipped schematic corridors (data/boundaries/road_corridors.geojson) or the installed OpenStreetMap extract (© OpenStreetMap contributors, ODbL)':
+        "Réseau routier : les corridors schématiques fournis (data/boundaries/road_corridors.geojson) ou l'extrait OpenStreetMap installé (© les contributeurs d'OpenStreetMap, ODbL)",
+    'Candidate control sites: hand-curated table with a source per row (data/boundaries/control_sites.csv)':
+        'Sites de contrôle candidats : table établie à la main avec une source par ligne (data/boundaries/control_sites.csv)',
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"en": {}, "fr": FRENCH}
