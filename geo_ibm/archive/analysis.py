@@ -275,9 +275,8 @@ def _grid_and_sums(
     pending = submit_reduction(manifest, make_task(lattice), client=client, entries=entries) if on_lattice else None
     blocks = submit_grid(client, plane, lattice, blocks=2 * max(1, workers))
     try:
-        grid = assemble_grid(lattice, client.gather(blocks))
         # the grid builders number cells in whatever metres they are given; the CRS is the archive's
-        grid = grid.set_crs(manifest.crs, allow_override=True)
+        grid = assemble_grid(lattice, client.gather(blocks), crs=manifest.crs)
         spec = grid_spec(grid)
         if pending is None:
             if budget is not None:

@@ -197,8 +197,11 @@ def submit_grid(client: Client, area: BaseGeometry, lattice: Lattice, *, blocks:
             for r in starts]
 
 
-def assemble_grid(lattice: Lattice, blocks: list[GridBlock]) -> gpd.GeoDataFrame:
-    """The grid of the clipped blocks (in lattice row order): :func:`geo_ibm.grid.make_grid`'s columns and spec."""
+def assemble_grid(lattice: Lattice, blocks: list[GridBlock], *, crs: str = WORKING_CRS) -> gpd.GeoDataFrame:
+    """The grid of the clipped blocks (in lattice row order): :func:`geo_ibm.grid.make_grid`'s columns and spec.
+
+    ``crs`` is the CRS of the lattice's metres (an archive's own).
+    """
     flat = np.concatenate([b.flat for b in blocks])
     frac = np.concatenate([b.frac for b in blocks])
     cut = np.concatenate([b.cut for b in blocks])
@@ -211,7 +214,7 @@ def assemble_grid(lattice: Lattice, blocks: list[GridBlock]) -> gpd.GeoDataFrame
     out = gpd.GeoDataFrame(
         {"cell_id": np.arange(rows.size, dtype=np.int64), "row": rows, "col": cols, "area_frac": np.minimum(frac, 1.0)},
         geometry=geometry,
-        crs=WORKING_CRS,
+        crs=crs,
     )
     out.attrs["grid"] = spec
     return out
