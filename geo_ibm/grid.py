@@ -382,10 +382,20 @@ def validate_cell(cell: object, area: BaseGeometry, *, name: str = "cell") -> fl
     return value
 
 
-def _build_grid(area: object, *, cell: float, shape: Shape) -> gpd.GeoDataFrame:
-    geom = as_area(area)  # type: ignore[arg-type]
-    size = validate_cell(cell, geom)
-    minx, miny, maxx, maxy = geom.bounds
+def lattice_extent(bounds: tuple[float, float, float, float], *, cell: float, shape: Shape
+                   ) -> tuple[float, float, int, int]:
+    """Origin and size of the lattice a grid of ``cell`` over ``bounds`` lies on: ``(x0, y0, n_rows, n_cols)``.
+
+    Squares start at the multiple of ``cell`` at or below the bounds' corner; hexagons get one
+    spare ring so every point of the bounding box falls in some lattice hexagon.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``cell`` when the lattice would have more than :data:`MAX_LATTICE_CELLS` cells.
+    """
+    minx, miny, maxx, maxy = bounds
+    size = float(cell)
     if shape == "square":
         x0 = math.floor(minx / size) * size
         y0 = math.floor(miny / size) * size
@@ -393,7 +403,6 @@ def _build_grid(area: object, *, cell: float, shape: Shape) -> gpd.GeoDataFrame:
         n_rows = int(math.floor((maxy - y0) / size)) + 1
     else:
         dy = size * _SQRT3 / 2
-        # one spare ring so every point of the bounding box falls in some lattice hexagon
         x0 = math.floor(minx / size) * size - size
         y0 = math.floor(miny / dy) * dy - dy
         n_cols = int(math.ceil((maxx - x0) / size)) + 2
@@ -404,6 +413,13 @@ def _build_grid(area: object, *, cell: float, shape: Shape) -> gpd.GeoDataFrame:
             f"limit {MAX_LATTICE_CELLS})",
             [Problem("too small", column="cell", value=cell)],
         )
+    return x0, y0, n_rows, n_cols
+
+
+def _build_grid(area: object, *, cell: float, shape: Shape) -> gpd.GeoDataFrame:
+    geom = as_area(area)  # type: ignore[arg-type]
+    size = validate_cell(cell, geom)
+    x0, y0, n_rows, n_cols = lattice_extent(geom.bounds, cell=size, shape=shape)
     rows, cols = np.divmod(np.arange(n_rows * n_cols, dtype=np.int64), n_cols)
     polys = _cell_polygons(shape, size, x0, y0, rows, cols)
     shapely.prepare(geom)

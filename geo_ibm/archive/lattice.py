@@ -23,8 +23,7 @@ import shapely
 from scipy import ndimage
 from shapely.geometry.base import BaseGeometry
 
-from geo_ibm.errors import Problem, ValidationError
-from geo_ibm.grid import MAX_LATTICE_CELLS, GridSpec, _cell_polygons, _centres, _hex_row_col
+from geo_ibm.grid import GridSpec, _cell_polygons, _centres, _hex_row_col, lattice_extent
 from geo_ibm.settings import WORKING_CRS
 
 if TYPE_CHECKING:
@@ -73,26 +72,9 @@ def grid_lattice(area: BaseGeometry, *, cell: float, shape: Shape = "square") ->
     ValidationError
         Naming ``cell`` when the lattice would exceed :data:`geo_ibm.grid.MAX_LATTICE_CELLS`.
     """
-    minx, miny, maxx, maxy = area.bounds
     size = float(cell)
-    # as geo_ibm.grid's builder, so that the lattice and the grid's line up exactly
-    if shape == "square":
-        x0 = math.floor(minx / size) * size
-        y0 = math.floor(miny / size) * size
-        n_cols = int(math.floor((maxx - x0) / size)) + 1
-        n_rows = int(math.floor((maxy - y0) / size)) + 1
-    else:
-        dy = size * _SQRT3 / 2
-        x0 = math.floor(minx / size) * size - size
-        y0 = math.floor(miny / dy) * dy - dy
-        n_cols = int(math.ceil((maxx - x0) / size)) + 2
-        n_rows = int(math.ceil((maxy - y0) / dy)) + 2
-    if n_rows * n_cols > MAX_LATTICE_CELLS:
-        raise ValidationError(
-            f"cell={size:g} m is too small for this study area ({n_rows * n_cols} lattice cells, "
-            f"limit {MAX_LATTICE_CELLS})",
-            [Problem("too small", column="cell", value=cell)],
-        )
+    # the lattice of geo_ibm.grid's builder, so that the lattice and the grid's line up exactly
+    x0, y0, n_rows, n_cols = lattice_extent(area.bounds, cell=size, shape=shape)
     return Lattice(shape, size, x0, y0, n_rows, n_cols)
 
 
