@@ -1,7 +1,8 @@
 """A small bounded runner for long work in the background: fixed worker threads, queue and per-user limits, progress, cancel.
 
 A view submits a job (a callable taking ``progress(fraction, message)``) and sends the browser
-to the job's page, which polls its JSON status. Limits are checked when a job is submitted and a
+to the job's page, which polls its JSON status; the job views of every page (status, cancel)
+answer through :func:`status_response` and :func:`cancel_response`. Limits are checked when a job is submitted and a
 full runner refuses with a 429 naming the limit. A running job stops at its next progress
 report once cancelled (the callback raises :class:`~geo_ibm.planning.progress.Cancelled`);
 finished jobs keep their result for ``keep_s`` seconds (and at most ``max_kept`` of them), then
@@ -19,10 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, Response, current_app, g, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from geo_ibm.errors import GeoIbmError, NotFoundError, Problem, ValidationError
 from geo_ibm.planning.progress import Cancelled, ProgressCallback, check_fraction
+from webapp.auth import audit
+from webapp.i18n import gettext as _
+from webapp.responses import json_response
 
 log = logging.getLogger(__name__)
 
@@ -293,3 +298,39 @@ def runner(app: Flask | None = None) -> JobRunner:
                                   max_kept=int(config["JOB_MAX_KEPT"]))
                 app.extensions["geo_ibm_jobs"] = found
     return found
+
+
+# --------------------------------------------------------------------------- the job views' shared parts
+
+
+def state_labels() -> dict[str, str]:
+    """The job states as the job pages name them, in the reader's language."""
+    return {QUEUED: _("waiting"), RUNNING: _("running"), DONE: _("done"), FAILED: _("failed"),
+            CANCELLED: _("cancelled")}
+
+
+def current_owner() -> str:
+    """The logged-in account, owner of the jobs it submits."""
+    return str(g.user["name"])
+
+
+def own_job(job_id: str) -> Job:
+    """The logged-in account's job ``job_id`` (:class:`NotFoundError` for unknown, forgotten or others' jobs)."""
+    return runner().get(job_id, owner=current_owner())
+
+
+def status_response(job: Job, result_url: str | None) -> Response:
+    """The job's state as JSON (:meth:`Job.status`) with ``result``: the URL of its result once there is one."""
+    body = job.status()
+    body["result"] = result_url
+    return json_response(body)
+
+
+def cancel_response(job_id: str, *, action: str, page_endpoint: str) -> BaseResponse:
+    """Cancel the logged-in account's job (a waiting one at once, a running one at its next step), audited
+    as ``action``; answers its state as JSON to a script, else sends the browser back to its page."""
+    job = runner().cancel(job_id, owner=current_owner())
+    audit(action, status="cancel requested", job=job.id, state=job.state)
+    if request.accept_mimetypes.best == "application/json":
+        return json_response(job.status())
+    return redirect(url_for(page_endpoint, job_id=job.id), code=303)

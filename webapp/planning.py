@@ -16,7 +16,7 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from werkzeug.datastructures import FileStorage
 
 from geo_ibm import figures, maps
@@ -40,10 +40,10 @@ from webapp.i18n import get_language
 from webapp.i18n import gettext as _
 from webapp.imports import upload_name
 from webapp.instance import scratch_dir
-from webapp.jobs import DONE, Job, runner
+from webapp.jobs import DONE, Job, cancel_response, current_owner, own_job, runner, state_labels, status_response
 from webapp.params import parameter_error, parse_float, parse_int, single
 from webapp.reference import filter_choices, layer_frame
-from webapp.responses import attachment, json_response
+from webapp.responses import attachment
 
 planning_bp = Blueprint("planning", __name__, url_prefix="/planning")
 
@@ -257,16 +257,8 @@ def _plan_files(plan: Plan, params: dict[str, Any], workdir: Path) -> dict[str, 
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _user() -> str:
-    return str(g.user["name"])
-
-
-def _job(job_id: str) -> Job:
-    return runner().get(job_id, owner=_user())
-
-
 def _result(job_id: str) -> tuple[Job, PlanResult]:
-    job = _job(job_id)
+    job = own_job(job_id)
     if job.state != DONE or not isinstance(job.result, PlanResult):
         raise ValidationError(f"job {job.id}: no result ({job.state})", [Problem("no result", column="job",
                                                                                   value=job.state)])
@@ -278,8 +270,7 @@ def _result(job_id: str) -> tuple[Job, PlanResult]:
 
 @planning_bp.context_processor
 def _labels() -> dict[str, Any]:
-    return {"state_labels": {"queued": _("waiting"), "running": _("running"), "done": _("done"),
-                             "failed": _("failed"), "cancelled": _("cancelled")}}
+    return {"state_labels": state_labels()}
 
 
 @planning_bp.route("/", methods=["GET", "POST"])
@@ -289,14 +280,14 @@ def planning_page() -> Any:
     if request.method == "GET":
         return render_template("planning.html", form=_form_defaults(), choices=filter_choices(),
                                query=_form_defaults(), models=MODELS, shift_choices=SHIFT_CHOICES,
-                               jobs=runner().jobs_of(_user(), kind="plan"), max_time_limit=WEB_MAX_TIME_LIMIT)
+                               jobs=runner().jobs_of(current_owner(), kind="plan"), max_time_limit=WEB_MAX_TIME_LIMIT)
     plan_request = parse_plan_form(request.form)
-    work = plan_job(plan_request, store_location=str(current_app.config.get("STORE_PATH")), user=_user(),
+    work = plan_job(plan_request, store_location=str(current_app.config.get("STORE_PATH")), user=current_owner(),
                     workdir=scratch_dir())
     title = _("Plan: %(model)s, %(teams)s teams, %(radius)s m", model=plan_request.model,
               teams=plan_request.teams if plan_request.teams is not None else "-",
               radius=f"{plan_request.radius:g}")
-    job = runner().submit(_user(), title, work, kind="plan")
+    job = runner().submit(current_owner(), title, work, kind="plan")
     audit("plan", status="submitted", job=job.id, **plan_request.params)
     return redirect(url_for("planning.job_page", job_id=job.id), code=303)
 
@@ -305,7 +296,7 @@ def planning_page() -> Any:
 @require_role(ROLE)
 def job_page(job_id: str) -> Any:
     """A plan job's progress (reload to follow it); a finished plan's page is its result."""
-    job = _job(job_id)
+    job = own_job(job_id)
     if job.state == DONE:
         return redirect(url_for("planning.result_page", job_id=job.id), code=303)
     return render_template("planning_job.html", job=job, status_url=url_for("planning.job_status", job_id=job.id),
@@ -316,21 +307,15 @@ def job_page(job_id: str) -> Any:
 @require_role(ROLE)
 def job_status(job_id: str) -> Any:
     """The job's state as JSON: ``state``, ``finished``, ``fraction``, ``message``, ``error``, ``result`` (URL when done)."""
-    job = _job(job_id)
-    body = job.status()
-    body["result"] = url_for("planning.result_page", job_id=job.id) if job.state == DONE else None
-    return json_response(body)
+    job = own_job(job_id)
+    return status_response(job, url_for("planning.result_page", job_id=job.id) if job.state == DONE else None)
 
 
 @planning_bp.route("/jobs/<job_id>/cancel", methods=["POST"])
 @require_role(ROLE)
 def cancel_job(job_id: str) -> Any:
     """Cancel the job (a waiting one at once, a running one at its next step); audited."""
-    job = runner().cancel(job_id, owner=_user())
-    audit("plan", status="cancel requested", job=job.id, state=job.state)
-    if request.accept_mimetypes.best == "application/json":
-        return json_response(job.status())
-    return redirect(url_for("planning.job_page", job_id=job.id), code=303)
+    return cancel_response(job_id, action="plan", page_endpoint="planning.job_page")
 
 
 @planning_bp.route("/jobs/<job_id>/result")

@@ -38,10 +38,10 @@ from webapp.access import configured_rule
 from webapp.auth import audit, get_store, has_role, require_role
 from webapp.filters import filter_query, parse_filters, parse_hotspot_map, parse_page_sizes
 from webapp.i18n import gettext as _
-from webapp.jobs import DONE, Job, runner
+from webapp.jobs import DONE, Job, cancel_response, own_job, runner, state_labels, status_response
 from webapp.params import parameter_error, parse_float, parse_int, single
 from webapp.reference import filter_choices, layer_frame
-from webapp.responses import attachment, json_response
+from webapp.responses import attachment
 
 reports_bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -343,7 +343,7 @@ def _remember_job(job_id: str) -> None:
 
 
 def _quarterly_job(job_id: str) -> Job:
-    job = runner().get(job_id, owner=_user_name())
+    job = own_job(job_id)
     if job.id not in _report_job_ids():
         raise NotFoundError(f"report job {job_id[:40]!r} not found")
     return job
@@ -351,8 +351,7 @@ def _quarterly_job(job_id: str) -> Job:
 
 @reports_bp.context_processor
 def _quarterly_labels() -> dict[str, Any]:
-    return {"state_labels": {"queued": _("waiting"), "running": _("running"), "done": _("done"),
-                             "failed": _("failed"), "cancelled": _("cancelled")},
+    return {"state_labels": state_labels(),
             "edition_labels": {"full": _("Full (analysts)"), "aggregates": _("Aggregates only (protected)")},
             "language_labels": {"en": "English", "fr": "Français"}}
 
@@ -401,10 +400,8 @@ def quarterly_job_page(job_id: str) -> Any:
 def quarterly_job_status(job_id: str) -> Any:
     """The job's state as JSON: ``state``, ``finished``, ``fraction``, ``message``, ``error``, ``result`` (URL when done)."""
     job = _quarterly_job(job_id)
-    body = job.status()
     done = job.state == DONE and isinstance(job.result, ReportVersion)
-    body["result"] = url_for("reports.version_page", **_version_args(job.result)) if done else None
-    return json_response(body)
+    return status_response(job, url_for("reports.version_page", **_version_args(job.result)) if done else None)
 
 
 @reports_bp.route("/quarterly/jobs/<job_id>/cancel", methods=["POST"])
@@ -412,11 +409,7 @@ def quarterly_job_status(job_id: str) -> Any:
 def quarterly_job_cancel(job_id: str) -> Any:
     """Cancel the job (a waiting one at once, a running one at its next step); audited."""
     _quarterly_job(job_id)
-    job = runner().cancel(job_id, owner=_user_name())
-    audit("report build", status="cancel requested", job=job.id, state=job.state)
-    if request.accept_mimetypes.best == "application/json":
-        return json_response(job.status())
-    return redirect(url_for("reports.quarterly_job_page", job_id=job.id), code=303)
+    return cancel_response(job_id, action="report build", page_endpoint="reports.quarterly_job_page")
 
 
 VERSION_URL = "/quarterly/<quarter>/<area>/<lang>/v<int:number>"

@@ -20,7 +20,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
 from geo_ibm import figures
 from geo_ibm.errors import GeoIbmError, Problem, ValidationError
@@ -43,10 +43,10 @@ from webapp.filters import filter_query, parse_filters
 from webapp.i18n import N_, get_language
 from webapp.i18n import gettext as _
 from webapp.instance import scratch_dir
-from webapp.jobs import DONE, Job, runner
+from webapp.jobs import DONE, Job, cancel_response, current_owner, own_job, runner, state_labels, status_response
 from webapp.params import parameter_error, parse_float, single
 from webapp.reference import filter_choices, layer_frame
-from webapp.responses import attachment, json_response
+from webapp.responses import attachment
 
 routes_bp = Blueprint("routes", __name__, url_prefix="/routes")
 
@@ -174,17 +174,13 @@ def _registry() -> dict[str, Any]:
         return current_app.extensions.setdefault("geo_ibm_route_jobs", {"by_key": {}, "links": {}})
 
 
-def _user() -> str:
-    return str(g.user["name"])
-
-
 def known_job(query: RouteQuery) -> Job | None:
     """This user's job of ``query`` on this store version, if the runner still keeps it."""
-    job_id = _registry()["by_key"].get((_user(), *_cache_key(query)))
+    job_id = _registry()["by_key"].get((current_owner(), *_cache_key(query)))
     if job_id is None:
         return None
     try:
-        return runner().get(job_id, owner=_user())
+        return runner().get(job_id, owner=current_owner())
     except GeoIbmError:
         return None
 
@@ -200,14 +196,14 @@ def analysis_of(query: RouteQuery) -> RouteAnalysis:
 def submit_job(query: RouteQuery, links: dict[str, Any]) -> Job:
     """Run ``query`` in the background; its result fills the cache (and stays with the job)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    key = (_user(), *_cache_key(query))
+    key = (current_owner(), *_cache_key(query))
 
     def work(progress: ProgressCallback) -> RouteAnalysis:
         with app.app_context():
             progress(0.01, "starting")
             return route_result(query, progress=progress)
 
-    job = runner().submit(_user(), _("Route analysis with network hot spots"), work, kind="route")
+    job = runner().submit(current_owner(), _("Route analysis with network hot spots"), work, kind="route")
     registry = _registry()
     with _registry_lock:
         registry["by_key"][key] = job.id
@@ -319,25 +315,20 @@ def _page_context(query: RouteQuery, links: dict[str, Any]) -> dict[str, Any]:
             "tolerance_bounds": (MIN_TOLERANCE_M, MAX_TOLERANCE_M)}
 
 
-def _job(job_id: str) -> Job:
-    return runner().get(job_id, owner=_user())
-
-
 def _job_links(job: Job) -> dict[str, Any]:
     return dict(_registry()["links"].get(job.id, {}))
 
 
 @routes_bp.context_processor
 def _labels() -> dict[str, Any]:
-    return {"state_labels": {"queued": _("waiting"), "running": _("running"), "done": _("done"),
-                             "failed": _("failed"), "cancelled": _("cancelled")}}
+    return {"state_labels": state_labels()}
 
 
 @routes_bp.route("/jobs/<job_id>")
 @require_role(ROLE)
 def job_page(job_id: str) -> Any:
     """A route job's progress (reload to follow it); a finished one sends the browser to the Routes page."""
-    job = _job(job_id)
+    job = own_job(job_id)
     links = _job_links(job)
     if job.state == DONE:
         return redirect(url_for("routes.routes_page", **links), code=303)
@@ -351,21 +342,15 @@ def job_page(job_id: str) -> Any:
 @require_role(ROLE)
 def job_status(job_id: str) -> Any:
     """The job's state as JSON (as the planning jobs': ``state``, ``fraction``, ``message``, ``result`` URL when done)."""
-    job = _job(job_id)
-    body = job.status()
-    body["result"] = url_for("routes.routes_page", **_job_links(job)) if job.state == DONE else None
-    return json_response(body)
+    job = own_job(job_id)
+    return status_response(job, url_for("routes.routes_page", **_job_links(job)) if job.state == DONE else None)
 
 
 @routes_bp.route("/jobs/<job_id>/cancel", methods=["POST"])
 @require_role(ROLE)
 def cancel_job(job_id: str) -> Any:
     """Cancel the job (a waiting one at once, a running one at its next step); audited."""
-    job = runner().cancel(job_id, owner=_user())
-    audit("routes", status="cancel requested", job=job.id, state=job.state)
-    if request.accept_mimetypes.best == "application/json":
-        return json_response(job.status())
-    return redirect(url_for("routes.job_page", job_id=job.id), code=303)
+    return cancel_response(job_id, action="routes", page_endpoint="routes.job_page")
 
 
 @routes_bp.route("/map")
