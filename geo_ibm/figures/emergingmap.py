@@ -5,13 +5,12 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
-from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from geo_ibm.errors import Problem, ValidationError
-from geo_ibm.figures.common import _STYLE, Translate, _lock
-from geo_ibm.figures.printmap import _add_polygons, static_map
+from geo_ibm.figures.common import Translate
+from geo_ibm.figures.printmap import _add_polygons, _side_legend, _thematic
 from geo_ibm.maps.hotspotlayers import EMERGING_COLOURS
 
 
@@ -41,10 +40,8 @@ def emerging_print_map(
     """
     if "category" not in emerging.columns:
         raise ValidationError("emerging has no column 'category'", [Problem("missing column", column="category")])
-    with _lock, rc_context(_STYLE):  # type: ignore[arg-type]
-        fig = static_map(outline=outline, borders=borders, crossings=crossings, neighbours=neighbours, title=title,
-                         subtitle=subtitle, period=period, width_mm=width_mm, dpi=dpi, t=t)
-        ax = fig.axes[0]
+    with _thematic(outline=outline, borders=borders, crossings=crossings, neighbours=neighbours, title=title,
+                   subtitle=subtitle, period=period, width_mm=width_mm, dpi=dpi, t=t) as (fig, ax, scale):
         categories = emerging["category"].astype(str).to_numpy()
         geoms = emerging.geometry.to_numpy()
         handles: list[Any] = []
@@ -56,16 +53,8 @@ def emerging_print_map(
             _add_polygons(ax, list(chosen), facecolor=colour, edgecolor=colour, linewidth=0.2, alpha=0.8, zorder=4.5)
             handles.append(Patch(facecolor=colour, edgecolor=colour, alpha=0.8))
             labels.append(t(category[0].upper() + category[1:]))
-        side = fig.axes[1] if len(fig.axes) > 1 else ax
-        first = side.get_legend()
-        scale = min(1.6, max(0.6, float(width_mm) / 170.0))
         if handles:
-            legend = side.legend(handles, labels, loc="lower left", frameon=False, fontsize=7.0 * scale,
-                                 title=t("Emerging hot spots"), borderaxespad=0.0,
-                                 title_fontproperties={"weight": "bold", "size": 7.0 * scale})
-            legend._legend_box.align = "left"  # type: ignore[attr-defined]
-            if first is not None and first is not legend:
-                side.add_artist(first)
+            _side_legend(fig, handles, labels, title=t("Emerging hot spots"), fontsize=7.0 * scale)
         else:
             x0, x1 = ax.get_xlim()
             y0, y1 = ax.get_ylim()

@@ -4,20 +4,19 @@ Its bytes come from :func:`geo_ibm.figures.common.figure_bytes`.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import geopandas as gpd
 import numpy as np
 import shapely
-from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from geo_ibm.errors import Problem, ValidationError
-from geo_ibm.figures.common import _STYLE, Translate, _lock
-from geo_ibm.figures.printmap import _add_polygons, static_map
-from geo_ibm.io import ensure_working_crs
+from geo_ibm.figures.common import Translate
+from geo_ibm.figures.printmap import _add_polygons, _checked, _no_points, _side_legend, _thematic
 from geo_ibm.maps.planlayers import CIRCLE_COLOUR, COVERED_COLOUR, SITE_COLOUR, UNCOVERED_COLOUR
-from geo_ibm.settings import WORKING_CRS
 
 MAX_DRAWN_DEMAND = 20_000
 """Most demand points drawn (heaviest first); the print map stays a few hundred kilobytes."""
@@ -60,27 +59,16 @@ def plan_print_map(
     """
     if not (np.isfinite(radius) and radius > 0):
         raise ValidationError(f"radius must be > 0 metres, got {radius!r}", [Problem("bad radius", column="radius")])
-    for name, frame, needed in (("sites", sites, ("rank",)), ("demand", demand, ("weight", "site"))):
-        if not isinstance(frame, gpd.GeoDataFrame):
-            raise ValidationError(f"{name} must be a GeoDataFrame, got {type(frame).__name__}",
-                                  [Problem("not a GeoDataFrame", column=name)])
-        missing = [c for c in needed if c not in frame.columns]
-        if missing:
-            raise ValidationError(f"{name} has no column {missing[0]!r}", [Problem("missing column", column=missing[0])])
-    sites = ensure_working_crs(sites, name="sites")
-    demand = ensure_working_crs(demand, name="demand")
-    no_crossings = gpd.GeoDataFrame({"kind": []}, geometry=gpd.GeoSeries([], crs=WORKING_CRS), crs=WORKING_CRS)
-    with _lock, rc_context(_STYLE):  # type: ignore[arg-type]
-        fig = static_map(outline=outline, borders=borders, crossings=no_crossings, neighbours=neighbours,
-                         regions=regions, title=title, subtitle=subtitle, period=period, width_mm=width_mm, dpi=dpi,
-                         t=t)
-        _draw_plan(fig, sites, demand, radius=float(radius), scale=min(1.6, max(0.6, float(width_mm) / 170.0)), t=t)
+    sites = _checked(sites, "sites", ("rank",))
+    demand = _checked(demand, "demand", ("weight", "site"))
+    with _thematic(outline=outline, borders=borders, crossings=_no_points(), neighbours=neighbours, regions=regions,
+                   title=title, subtitle=subtitle, period=period, width_mm=width_mm, dpi=dpi, t=t) as (fig, ax, scale):
+        _draw_plan(fig, ax, sites, demand, radius=float(radius), scale=scale, t=t)
     return fig
 
 
-def _draw_plan(fig: Figure, sites: gpd.GeoDataFrame, demand: gpd.GeoDataFrame, *, radius: float, scale: float,
-               t: Translate) -> None:
-    ax = fig.axes[0]
+def _draw_plan(fig: Figure, ax: Any, sites: gpd.GeoDataFrame, demand: gpd.GeoDataFrame, *, radius: float,
+               scale: float, t: Translate) -> None:
     fs = 7.0 * scale
     order = np.argsort(-demand["weight"].to_numpy(dtype=float), kind="stable")[:MAX_DRAWN_DEMAND]
     shown = demand.iloc[order]
@@ -111,12 +99,4 @@ def _draw_plan(fig: Figure, sites: gpd.GeoDataFrame, demand: gpd.GeoDataFrame, *
                       markeredgewidth=0)]
     labels = [t("Control site (number: rank)"), t("Coverage radius") + f" ({radius / 1000:g} km)",
               t("Covered demand"), t("Demand not covered")]
-    # Under the reference legend, in the side column: nothing on the map is hidden by it.
-    side = fig.axes[1] if len(fig.axes) > 1 else ax
-    first = side.get_legend()
-    plan_legend = side.legend(handles, labels, loc="lower left", frameon=False, fontsize=fs, handlelength=1.6,
-                              borderaxespad=0.0, labelspacing=0.45, title=t("Plan"),
-                              title_fontproperties={"weight": "bold", "size": fs})
-    plan_legend._legend_box.align = "left"  # type: ignore[attr-defined]  # title flush with the entries
-    if first is not None and first is not plan_legend:
-        side.add_artist(first)
+    _side_legend(fig, handles, labels, title=t("Plan"), fontsize=fs, handlelength=1.6, labelspacing=0.45)

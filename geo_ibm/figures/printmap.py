@@ -7,7 +7,8 @@ Its bytes come from :func:`geo_ibm.figures.common.figure_bytes`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import geopandas as gpd
@@ -28,6 +29,7 @@ from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.figures.common import _STYLE, Translate, _lock, period_of
 from geo_ibm.io import ensure_working_crs
 from geo_ibm.maps import CROSSING_COLOURS, EVENT_CLASS_COLOURS, GI_BIN_COLOURS, GI_BIN_LABELS, NEIGHBOUR_COLOURS
+from geo_ibm.maps.base import checked_frame
 from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS
 
 DENSITY_RAMP: tuple[str, ...] = ("#fff5eb", "#fdd0a2", "#fdae6b", "#fd8d3c", "#e6550d", "#a63603")
@@ -79,13 +81,23 @@ def _line_segments(geom: Any) -> list[np.ndarray]:
     return out
 
 
+def _checked(frame: Any, name: str, needed: Sequence[str] = ()) -> gpd.GeoDataFrame:
+    # A layer as every print map takes it: a GeoDataFrame with its columns, in the working CRS.
+    return ensure_working_crs(checked_frame(frame, name, needed), name=name)
+
+
 def _layer(gdf: gpd.GeoDataFrame | None, name: str) -> gpd.GeoDataFrame | None:
-    if gdf is None:
-        return None
-    if not isinstance(gdf, gpd.GeoDataFrame):
-        raise ValidationError(f"{name} must be a GeoDataFrame, got {type(gdf).__name__}",
-                              [Problem("not a GeoDataFrame", column=name)])
-    return ensure_working_crs(gdf, name=name)
+    return None if gdf is None else _checked(gdf, name)
+
+
+def _no_points() -> gpd.GeoDataFrame:
+    # The crossings of a thematic map that draws its own points instead.
+    return gpd.GeoDataFrame({"kind": []}, geometry=gpd.GeoSeries([], crs=WORKING_CRS), crs=WORKING_CRS)
+
+
+def _type_scale(width_mm: float) -> float:
+    # Type and symbols grow with the printed width: 1 at 170 mm, bounded to 0.6..1.6.
+    return min(1.6, max(0.6, float(width_mm) / 170.0))
 
 
 def _kind_colours(kinds: Sequence[str]) -> dict[str, str]:
@@ -258,6 +270,31 @@ def static_map(
         )
 
 
+
+@contextmanager
+def _thematic(**reference: Any) -> Iterator[tuple[Figure, Any, float]]:
+    """The reference map of ``static_map(**reference)``, held under the figures' lock and style while a thematic
+    map draws on it: yields the figure, its map axes and the type scale."""
+    with _lock, rc_context(_STYLE):  # type: ignore[arg-type]
+        fig = static_map(**reference)
+        yield fig, fig.axes[0], _type_scale(reference.get("width_mm", 170))
+
+
+def _side_legend(fig: Figure, handles: Sequence[Any], labels: Sequence[str], *, title: str, fontsize: float,
+                 **options: Any) -> Any:
+    """A thematic map's legend under the reference legend, in the side column (nothing on the map is hidden by it);
+    ``options`` go to :meth:`matplotlib.axes.Axes.legend`."""
+    side = fig.axes[1] if len(fig.axes) > 1 else fig.axes[0]
+    first = side.get_legend()
+    legend = side.legend(list(handles), list(labels), loc="lower left", frameon=False, fontsize=fontsize,
+                         borderaxespad=0.0, title=title, title_fontproperties={"weight": "bold", "size": fontsize},
+                         **options)
+    legend._legend_box.align = "left"  # type: ignore[attr-defined]  # title flush with the entries
+    if first is not None and first is not legend:
+        side.add_artist(first)
+    return legend
+
+
 _MAP_FRAC = 0.56
 
 
@@ -266,7 +303,7 @@ def _layout(outline: gpd.GeoDataFrame, *, width_mm: float, title: str | None, su
     minx, miny, maxx, maxy = (float(v) for v in outline.total_bounds)
     extent = (minx - _PAD_M, miny - _PAD_M, maxx + _PAD_M, maxy + _PAD_M)
     ex_w, ex_h = extent[2] - extent[0], extent[3] - extent[1]
-    scale = min(1.6, max(0.6, width_mm / 170.0))
+    scale = _type_scale(width_mm)
     width_in = width_mm / 25.4
     map_w_in = width_in * (_MAP_FRAC - 0.03)
     map_h_in = map_w_in * ex_h / ex_w

@@ -7,21 +7,20 @@ the side column. Their bytes come from :func:`geo_ibm.figures.common.figure_byte
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import shapely
-from matplotlib import rc_context
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch
 
 from geo_ibm.errors import Problem, ValidationError
-from geo_ibm.figures.common import _STYLE, Translate, _lock
-from geo_ibm.figures.printmap import _line_segments, static_map
-from geo_ibm.io import ensure_working_crs
+from geo_ibm.figures.common import Translate
+from geo_ibm.figures.printmap import _checked, _line_segments, _no_points, _side_legend, _thematic
 from geo_ibm.maps.routelayers import (
     ARROW_AT,
     CROSSING_COLOUR,
@@ -33,7 +32,7 @@ from geo_ibm.maps.routelayers import (
     intensity_breaks,
     intensity_class,
 )
-from geo_ibm.settings import OSM_ATTRIBUTION, WORKING_CRS
+from geo_ibm.settings import OSM_ATTRIBUTION
 
 MAX_PRINT_ARROWS = 60
 """Direction arrows drawn on the flow map (on the largest flows)."""
@@ -59,50 +58,30 @@ def route_attribution(network_source: Mapping[str, Any] | None, *, t: Translate 
     return f"{credit}   ·   {road}"
 
 
-def _frame(frame: Any, name: str, needed: tuple[str, ...]) -> gpd.GeoDataFrame:
-    if not isinstance(frame, gpd.GeoDataFrame):
-        raise ValidationError(f"{name} must be a GeoDataFrame, got {type(frame).__name__}",
-                              [Problem("not a GeoDataFrame", column=name)])
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise ValidationError(f"{name} has no column {missing[0]!r}", [Problem("missing column", column=missing[0])])
-    return ensure_working_crs(frame, name=name)
-
-
-def _empty_points() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame({"kind": []}, geometry=gpd.GeoSeries([], crs=WORKING_CRS), crs=WORKING_CRS)
-
-
-def _side_legend(fig: Figure, handles: list[Any], labels: list[str], *, title: str, fontsize: float) -> None:
-    # Under the reference legend, in the side column (as the plan map does): nothing on the map is hidden.
-    side = fig.axes[1] if len(fig.axes) > 1 else fig.axes[0]
-    first = side.get_legend()
-    legend = side.legend(handles, labels, loc="lower left", frameon=False, fontsize=fontsize, handlelength=1.8,
-                         borderaxespad=0.0, labelspacing=0.45, title=title,
-                         title_fontproperties={"weight": "bold", "size": fontsize})
-    legend._legend_box.align = "left"  # type: ignore[attr-defined]  # title flush with the entries
-    if first is not None and first is not legend:
-        side.add_artist(first)
-
-
-def _crossing_dots(ax: Any, crossings: gpd.GeoDataFrame | None, *, scale: float) -> bool:
+def _crossing_dots(ax: Any, crossings: gpd.GeoDataFrame | None, *, scale: float, handles: list[Any],
+                   labels: list[str], t: Translate) -> None:
+    # The entry crossings sized by their attributed events, with their legend entry; nothing without them.
     if crossings is None or not len(crossings) or "events" not in crossings.columns:
-        return False
+        return
     events = crossings["events"].to_numpy(dtype=float)
     top = float(events.max()) if len(events) else 0.0
     xy = shapely.get_coordinates(crossings.geometry.to_numpy())[:, :2]
     size = 8 + 140 * np.sqrt(np.clip(events, 0, None) / top) if top > 0 else np.full(len(xy), 8.0)
     ax.scatter(xy[:, 0], xy[:, 1], s=size * scale * scale, c=CROSSING_COLOUR, alpha=0.7, edgecolors="white",
                linewidths=0.6, zorder=6)
-    return True
+    handles.append(Line2D([], [], linestyle="none", marker="o", markersize=6 * scale,
+                          markerfacecolor=CROSSING_COLOUR, markeredgecolor="white", alpha=0.7))
+    labels.append(t("Entry crossing (size: attributed events)"))
 
 
-def _base(*, outline: gpd.GeoDataFrame, borders: gpd.GeoDataFrame, neighbours: gpd.GeoDataFrame | None,
-          title: str | None, subtitle: str | None, period: str | None, network_source: Mapping[str, Any] | None,
-          width_mm: float, dpi: int, t: Translate) -> Figure:
-    return static_map(outline=outline, borders=borders, crossings=_empty_points(), neighbours=neighbours,
-                      title=title, subtitle=subtitle, period=period,
-                      attribution=route_attribution(network_source, t=t), width_mm=width_mm, dpi=dpi, t=t)
+def _route_base(*, outline: gpd.GeoDataFrame, borders: gpd.GeoDataFrame, neighbours: gpd.GeoDataFrame | None,
+                title: str | None, subtitle: str | None, period: str | None,
+                network_source: Mapping[str, Any] | None, width_mm: float, dpi: int,
+                t: Translate) -> AbstractContextManager[tuple[Figure, Any, float]]:
+    # The reference map without its crossing points (a route map draws its own), credited with the road network.
+    return _thematic(outline=outline, borders=borders, crossings=_no_points(), neighbours=neighbours, title=title,
+                     subtitle=subtitle, period=period, attribution=route_attribution(network_source, t=t),
+                     width_mm=width_mm, dpi=dpi, t=t)
 
 
 def corridor_print_map(
@@ -135,13 +114,11 @@ def corridor_print_map(
     title, subtitle, period, width_mm, dpi, t
         As :func:`~geo_ibm.figures.printmap.static_map` (which bounds the raster's pixels).
     """
-    segments = _frame(segments, "segments", ("events_per_km",))
-    crossings = _frame(crossings, "crossings", ("events",)) if crossings is not None else None
-    with _lock, rc_context(_STYLE):  # type: ignore[arg-type]
-        fig = _base(outline=outline, borders=borders, neighbours=neighbours, title=title, subtitle=subtitle,
-                    period=period, network_source=network_source, width_mm=width_mm, dpi=dpi, t=t)
-        scale = min(1.6, max(0.6, float(width_mm) / 170.0))
-        ax = fig.axes[0]
+    segments = _checked(segments, "segments", ("events_per_km",))
+    crossings = _checked(crossings, "crossings", ("events",)) if crossings is not None else None
+    with _route_base(outline=outline, borders=borders, neighbours=neighbours, title=title, subtitle=subtitle,
+                     period=period, network_source=network_source, width_mm=width_mm, dpi=dpi,
+                     t=t) as (fig, ax, scale):
         intensity = segments["events_per_km"].to_numpy(dtype=float)
         breaks = intensity_breaks(intensity)
         classes = intensity_class(intensity, breaks)
@@ -162,11 +139,8 @@ def corridor_print_map(
             labels.append(label)
         handles.append(Line2D([], [], color=QUIET_COLOUR, linewidth=0.6 * scale))
         labels.append(t("no events"))
-        if _crossing_dots(ax, crossings, scale=scale):
-            handles.append(Line2D([], [], linestyle="none", marker="o", markersize=6 * scale,
-                                  markerfacecolor=CROSSING_COLOUR, markeredgecolor="white", alpha=0.7))
-            labels.append(t("Entry crossing (size: attributed events)"))
-        _side_legend(fig, handles, labels, title=t("Events per km of road"), fontsize=7.0 * scale)
+        _crossing_dots(ax, crossings, scale=scale, handles=handles, labels=labels, t=t)
+        _side_legend(fig, handles, labels, handlelength=1.8, labelspacing=0.45, title=t("Events per km of road"), fontsize=7.0 * scale)
     return fig
 
 
@@ -202,16 +176,14 @@ def flow_print_map(
     crossings, network_source, title, subtitle, period, width_mm, dpi, t
         As :func:`corridor_print_map`.
     """
-    flows = _frame(flows, "flows", ("leg", "events", "persons"))
+    flows = _checked(flows, "flows", ("leg", "events", "persons"))
     if weight not in ("events", "persons"):
         raise ValidationError(f"weight must be events or persons, got {weight!r}",
                               [Problem("unknown weight", column="weight", value=weight)])
-    crossings = _frame(crossings, "crossings", ("events",)) if crossings is not None else None
-    with _lock, rc_context(_STYLE):  # type: ignore[arg-type]
-        fig = _base(outline=outline, borders=borders, neighbours=neighbours, title=title, subtitle=subtitle,
-                    period=period, network_source=network_source, width_mm=width_mm, dpi=dpi, t=t)
-        scale = min(1.6, max(0.6, float(width_mm) / 170.0))
-        ax = fig.axes[0]
+    crossings = _checked(crossings, "crossings", ("events",)) if crossings is not None else None
+    with _route_base(outline=outline, borders=borders, neighbours=neighbours, title=title, subtitle=subtitle,
+                     period=period, network_source=network_source, width_mm=width_mm, dpi=dpi,
+                     t=t) as (fig, ax, scale):
         volume = flows[weight].to_numpy(dtype=float)
         top = float(volume.max()) if len(volume) else 0.0
         widths = (0.4 + 4.0 * np.sqrt(np.clip(volume, 0, None) / top)) * scale if top > 0 \
@@ -246,11 +218,8 @@ def flow_print_map(
         handles.append(Line2D([], [], linestyle="none", marker=">", markersize=5 * scale, markerfacecolor="#444444",
                               markeredgewidth=0))
         labels.append(t("Direction of travel"))
-        if _crossing_dots(ax, crossings, scale=scale):
-            handles.append(Line2D([], [], linestyle="none", marker="o", markersize=6 * scale,
-                                  markerfacecolor=CROSSING_COLOUR, markeredgecolor="white", alpha=0.7))
-            labels.append(t("Entry crossing (size: attributed events)"))
-        _side_legend(fig, handles, labels, title=t("Flows"), fontsize=7.0 * scale)
+        _crossing_dots(ax, crossings, scale=scale, handles=handles, labels=labels, t=t)
+        _side_legend(fig, handles, labels, handlelength=1.8, labelspacing=0.45, title=t("Flows"), fontsize=7.0 * scale)
     return fig
 
 

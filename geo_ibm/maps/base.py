@@ -15,6 +15,7 @@ import shapely
 from branca.element import MacroElement
 from jinja2 import Template
 
+from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.io import ensure_working_crs
 from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS
 
@@ -156,6 +157,18 @@ def base_map(
     return fmap
 
 
+def checked_frame(frame: Any, name: str, needed: Sequence[str] = ()) -> gpd.GeoDataFrame:
+    """``frame`` when it is a GeoDataFrame with every column of ``needed``; else a :class:`ValidationError`
+    naming ``name`` (not a GeoDataFrame) or the first missing column."""
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise ValidationError(f"{name} must be a GeoDataFrame, got {type(frame).__name__}",
+                              [Problem("not a GeoDataFrame", column=name)])
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise ValidationError(f"{name} has no column {missing[0]!r}", [Problem("missing column", column=missing[0])])
+    return frame
+
+
 def _to_web(gdf: gpd.GeoDataFrame, *, name: str, simplify_m: float = 0.0) -> gpd.GeoDataFrame:
     gdf = ensure_working_crs(gdf, name=name)
     if simplify_m > 0:
@@ -294,5 +307,5 @@ def layer_names(fmap: folium.Map) -> list[str]:
 
 __all__ = [
     "NEIGHBOUR_COLOURS", "CROSSING_COLOURS", "VENDOR_FILES", "LUXEMBOURG_CENTRE", "Translate",
-    "text", "vendor_url", "base_map", "add_outline", "add_borders", "add_crossings", "render_map", "asset_urls", "layer_names",
+    "text", "vendor_url", "checked_frame", "base_map", "add_outline", "add_borders", "add_crossings", "render_map", "asset_urls", "layer_names",
 ]

@@ -26,6 +26,7 @@ from geo_ibm.maps.base import (
     add_borders,
     add_outline,
     base_map,
+    checked_frame,
     text,
 )
 from geo_ibm.maps.eventlayers import EVENT_CLASS_COLOURS
@@ -54,16 +55,6 @@ MAX_ARROWS = 400
 
 FLOW_MIN_PX, FLOW_MAX_PX = 1.5, 10.0
 CROSSING_MIN_PX, CROSSING_MAX_PX = 4.0, 18.0
-
-
-def _check_frame(frame: Any, name: str, needed: Sequence[str]) -> gpd.GeoDataFrame:
-    if not isinstance(frame, gpd.GeoDataFrame):
-        raise ValidationError(f"{name} must be a GeoDataFrame, got {type(frame).__name__}",
-                              [Problem("not a GeoDataFrame", column=name)])
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise ValidationError(f"{name} has no column {missing[0]!r}", [Problem("missing column", column=missing[0])])
-    return frame
 
 
 def intensity_breaks(values: Sequence[float] | np.ndarray, *, n: int = 5) -> list[float]:
@@ -123,7 +114,7 @@ def add_segments(fmap: folium.Map, segments: gpd.GeoDataFrame, *, t: Translate =
     ``segments`` is :func:`geo_ibm.network.corridors.segment_stats`: ``ref``, ``name``,
     ``events``, ``persons``, ``events_per_km`` and LineString geometries. Returns the legend entries.
     """
-    segments = _check_frame(segments, "segments", ("ref", "name", "events", "events_per_km"))
+    segments = checked_frame(segments, "segments", ("ref", "name", "events", "events_per_km"))
     web = _to_web(segments, name="route segments")
     intensity = web["events_per_km"].to_numpy(dtype=float)
     breaks = intensity_breaks(intensity)
@@ -156,7 +147,7 @@ def add_lixels(fmap: folium.Map, lixels: gpd.GeoDataFrame, *, t: Translate = str
     ``lixels`` is :func:`geo_ibm.network.lixels.network_hotspots`. Returns the legend entries
     of the bins present (a note when none is significant).
     """
-    lixels = _check_frame(lixels, "lixels", ("gi_bin",))
+    lixels = checked_frame(lixels, "lixels", ("gi_bin",))
     bins = lixels["gi_bin"].astype(int).to_numpy()
     significant = lixels[bins != 0]
     web = _to_web(significant, name="network hotspots")
@@ -242,7 +233,7 @@ def add_flows(fmap: folium.Map, flows: gpd.GeoDataFrame, *, weight: str = "event
     ``persons``, geometries drawn in the direction of travel. Lines and arrows are one layer,
     shown at first when ``show``. Returns the legend entries.
     """
-    flows = _check_frame(flows, "flows", ("ref", "leg", "events", "persons"))
+    flows = checked_frame(flows, "flows", ("ref", "leg", "events", "persons"))
     if weight not in ("events", "persons"):
         raise ValidationError(f"weight must be events or persons, got {weight!r}",
                               [Problem("unknown weight", column="weight", value=weight)])
@@ -289,7 +280,7 @@ def add_flows(fmap: folium.Map, flows: gpd.GeoDataFrame, *, weight: str = "event
 
 def add_route_crossings(fmap: folium.Map, crossings: gpd.GeoDataFrame, *, t: Translate = str) -> None:
     """Crossing points sized by the events attributed to them; tooltip with name, events, persons and share."""
-    crossings = _check_frame(crossings, "crossings", ("name", "events", "persons"))
+    crossings = checked_frame(crossings, "crossings", ("name", "events", "persons"))
     web = _to_web(crossings, name="route crossings")
     events = web["events"].to_numpy(dtype=float)
     top = float(events.max()) if len(events) else 0.0
