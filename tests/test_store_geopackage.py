@@ -1,6 +1,7 @@
 """The GeoPackage backend (geo_ibm.store.geopackage): the file GDAL reads, transactions, WAL, modes, upgrades."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -331,3 +332,49 @@ def test_ground_truth_is_a_layer_written_by_gdal(tmp_path):
     assert back["start"].tolist() == truth["start"].dt.tz_localize("Europe/Luxembourg").tolist()
     with pytest.raises(ValidationError, match="column name 'fid' cannot be stored"):
         store.write_ground_truth(layer.assign(fid=[1, 2]))
+
+
+def test_bulk_import_into_an_empty_store_alone_uses_a_rollback_journal_then_wal_again(tmp_path, monkeypatch):
+    from geo_ibm.store import gpkg_rtree, gpkg_staging
+
+    monkeypatch.setattr(gpkg_staging, "STAGING_MIN_ROWS", 100)
+    modes: list[str] = []
+    staged = gpkg_staging.insert_staged
+
+    def watched(conn, *args, **kwargs):
+        modes.append(conn.execute("PRAGMA main.journal_mode").fetchone()[0])
+        return staged(conn, *args, **kwargs)
+
+    monkeypatch.setattr(gpkg_staging, "insert_staged", watched)
+    alone, shared = make_store(tmp_path, "alone.gpkg"), make_store(tmp_path, "shared.gpkg")
+    alone.import_file(write_events(tmp_path / "e.csv", event_rows(300)), user="ana")
+    alone.import_file(write_events(tmp_path / "f.csv", event_rows(200, prefix="F")), user="ana")  # not empty
+    shared.init()
+    with contextlib.closing(sqlite3.connect(shared.path)) as reader:  # an idle reader keeps the file in WAL
+        assert reader.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+        shared.import_file(tmp_path / "e.csv", user="ana")
+    assert modes == ["delete", "wal", "wal"]
+    for store, rows in ((alone, 500), (shared, 300)):
+        assert not store.path.with_name(store.path.name + "-journal").exists()
+        with contextlib.closing(sqlite3.connect(store.path)) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert conn.execute(f"SELECT rtreecheck('{gpkg_rtree.RTREE}')").fetchone()[0] == "ok"
+            assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == rows
+
+    # A failure inside the journalled transaction rolls the appended pages back; the file is WAL again.
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk gone")
+
+    failing = make_store(tmp_path, "failing.gpkg")
+    monkeypatch.setattr(gpkg_rtree, "pack", broken)
+    with pytest.raises(RuntimeError, match="disk gone"):
+        failing.import_file(tmp_path / "e.csv", user="ana")
+    with contextlib.closing(sqlite3.connect(failing.path)) as conn:
+        assert modes[-1] == "delete" and conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        # A process killed in that mode leaves the file so: the next init() puts WAL back.
+        conn.execute("PRAGMA journal_mode = DELETE")
+    failing.init()
+    with contextlib.closing(sqlite3.connect(failing.path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -174,10 +174,12 @@ class GeoPackageStore(EventStore):
             yield conn
 
     @contextlib.contextmanager
-    def _write_unqueued(self) -> Iterator[sqlite3.Connection]:
+    def _write_unqueued(self, *, new_rows: int = 0) -> Iterator[sqlite3.Connection]:
         conn = self._connect()
+        journal = False
         try:
             self._ensure_current(conn)
+            journal = new_rows > 0 and self._leave_wal_for_bulk(conn, new_rows)
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -189,7 +191,45 @@ class GeoPackageStore(EventStore):
                 raise
             conn.execute("COMMIT")
         finally:
-            conn.close()
+            try:
+                if journal:
+                    # Committed or rolled back already: should a reader hold the file beyond the busy
+                    # timeout, the next init() (every import starts with one) puts WAL back.
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        _return_to_wal(conn)
+            finally:
+                conn.close()
+
+    @staticmethod
+    def _leave_wal_for_bulk(conn: sqlite3.Connection, new_rows: int) -> bool:
+        """Put the file in rollback-journal mode for one import into an empty ``events`` table, if no one else has it open.
+
+        In WAL mode every page of such an import is written twice, into the WAL at commit and
+        into the file by the checkpoint (290 MB each for 1M events). A rollback journal keeps
+        only the pages that existed before the transaction, a few: the new pages are written
+        once, past the old end of the file, and a rollback or a killed process truncates them
+        off. Commits are then durable on return (``synchronous = FULL``: the small journal
+        and the file are flushed), not only atomic as in WAL with ``NORMAL``.
+
+        Leaving WAL needs the file's exclusive lock: while any other connection has the file
+        open (the web app's readers, another import) this does nothing, at once, and the import
+        runs in WAL mode. A process that opens the store during such an import waits (its busy
+        timeout) while the import commits. The caller returns the file to WAL after the
+        transaction; :meth:`init` does so too if a killed process left it in this mode.
+        """
+        if not gpkg_staging.can_stage(new_rows) or conn.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+            return False
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            mode = conn.execute("PRAGMA main.journal_mode = DELETE").fetchone()[0]
+        except sqlite3.OperationalError:  # another connection has the file open
+            mode = "wal"
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if str(mode).lower() != "delete":
+            return False
+        conn.execute("PRAGMA main.synchronous = FULL")
+        return True
 
     @contextlib.contextmanager
     def _changing(self) -> Iterator[sqlite3.Connection]:
@@ -199,10 +239,14 @@ class GeoPackageStore(EventStore):
             gpkg_schema.bump_version(conn)
 
     @contextlib.contextmanager
-    def _write_transaction(self) -> Iterator[WriteTransaction]:
+    def _write_transaction(self, *, new_rows: int = 0) -> Iterator[WriteTransaction]:
+        """A write transaction of the store; ``new_rows`` is the number of events an import may add (see
+        :meth:`_leave_wal_for_bulk`)."""
         folders: list[str] = []
         try:
-            with self._write() as conn:
+            self._require()
+            with (gpkg_readers.queued(self.path, timeout_s=BUSY_TIMEOUT_MS / 1000),
+                  self._write_unqueued(new_rows=new_rows) as conn):
                 tx = _Transaction(self, conn)
                 folders = tx.cleanup
                 yield tx
@@ -244,6 +288,9 @@ class GeoPackageStore(EventStore):
                     conn.execute("BEGIN IMMEDIATE")
                     gpkg_schema.upgrade(conn)
                     conn.execute("COMMIT")
+                if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    # A process killed during an import in rollback-journal mode (_leave_wal_for_bulk)
+                    _return_to_wal(conn)
                 self._current = True
                 return  # initialised: no write, so a read-mostly web app never waits here
             if names and app_id != gpkg_schema.APPLICATION_ID:
@@ -502,6 +549,12 @@ class GeoPackageStore(EventStore):
         with self._write() as conn:
             return gpkg_accounts.audit_tally(conn, action, user=user, key=key, detail=detail, at=at, since=since,
                                              count=count)
+
+
+def _return_to_wal(conn: sqlite3.Connection) -> None:
+    """Put the store file back in WAL mode (the readers' mode) with the store's usual sync level."""
+    conn.execute("PRAGMA main.journal_mode = WAL")
+    conn.execute("PRAGMA main.synchronous = NORMAL")
 
 
 INDEX_THREADS = 2
