@@ -107,6 +107,18 @@ def test_a_method_over_its_event_limit_is_a_failure_of_that_layer_only(site):
         analysis.check_event_count("clusters", 11, limits={"clusters": 10})
 
 
+def test_store_filters_are_the_set_selection_fields_and_clip_only_keeps_region_and_canton_out():
+    start = period_start(FROM)
+    q = HotspotQuery(method="kde", cell=CELL, start=start, region=REGION, canton="Esch", entry_country="FR")
+    assert q.store_filters() == {"start": start, "region": REGION, "canton": "Esch", "entry_country": "FR"}
+    clipped = HotspotQuery(start=start, region=REGION, canton="Esch", entry_country="FR", clip_only=True)
+    assert clipped.store_filters() == {"start": start, "entry_country": "FR"}
+    # The method's own fields stay positional; the selection's are keywords only.
+    assert HotspotQuery("lisa", 500.0).cell == 500.0
+    with pytest.raises(TypeError):
+        HotspotQuery("gi", None, None, 0, False, start)  # type: ignore[misc]
+
+
 def test_unknown_method_names_the_parameter():
     with pytest.raises(ValidationError, match="method: unknown method 'idw'") as info:
         HotspotQuery(method="idw")

@@ -14,6 +14,7 @@ from geo_ibm.analysis.methods import GRID_METHODS, METHODS, run_method, select_c
 from geo_ibm.disclosure import SAFE_COLUMNS, DisclosureRule, protect_counts, protect_result, widen_window
 from geo_ibm.errors import GeoIbmError, NotPermittedError, Problem, ValidationError
 from geo_ibm.periods import iso_or_none
+from geo_ibm.selection import SELECTION_FIELDS, EventSelection
 
 ANALYSIS_COLUMNS: tuple[str, ...] = ("observed_at", "persons")
 """Event columns the hotspot methods read besides the geometry (time for emerging hot spots and
@@ -30,15 +31,13 @@ clusters choose their own sizes there (a Gi* band is no sensible KDE radius or D
 NEEDS_ANALYST_ROLE = "needs the analyst role (it shows single event positions)"
 """Why a map layer is withheld from aggregates-only readers (in ``HotspotLayers.failures``)."""
 
-FILTER_FIELDS: tuple[str, ...] = (
-    "start", "end", "quarter", "region", "canton", "location_kind", "entry_country", "transport_mode",
-)
+FILTER_FIELDS: tuple[str, ...] = SELECTION_FIELDS
 """Event filters a query carries, passed to ``store.events`` under the same names."""
 
 
 @dataclass(frozen=True)
-class HotspotQuery:
-    """One hotspot analysis of the stored events.
+class HotspotQuery(EventSelection):
+    """One hotspot analysis of the stored events: a method and its sizes on an :class:`EventSelection`.
 
     Attributes
     ----------
@@ -61,14 +60,6 @@ class HotspotQuery:
     cell: float | None = None
     band: float | None = None
     seed: int = 0
-    start: Any = None
-    end: Any = None
-    quarter: str | None = None
-    region: str | None = None
-    canton: str | None = None
-    location_kind: str | None = None
-    entry_country: str | None = None
-    transport_mode: str | None = None
     clip_only: bool = False
     """Region and canton clip the study area but do not filter the events (see
     :mod:`geo_ibm.disclosure`: a border cell then counts the same events in every map)."""
@@ -80,9 +71,7 @@ class HotspotQuery:
 
     def store_filters(self) -> dict[str, Any]:
         """Keyword filters of ``store.events`` for this query's events."""
-        skip = ("region", "canton") if self.clip_only else ()
-        return {name: getattr(self, name) for name in FILTER_FIELDS
-                if getattr(self, name) is not None and name not in skip}
+        return self.given(FILTER_FIELDS, skip=("region", "canton") if self.clip_only else ())
 
     def described(self) -> dict[str, Any]:
         """The selection as plain values, for the ``parameters`` of a result."""

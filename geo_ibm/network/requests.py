@@ -20,6 +20,7 @@ from geo_ibm.network.graph import AttachedCrossings, RoadNetwork, attach_crossin
 from geo_ibm.network.lixels import DEFAULT_BAND_M, DEFAULT_LIXEL_M, check_lixels, network_hotspots
 from geo_ibm.network.snap import DEFAULT_TOLERANCE_M, Snapped, check_tolerance, snap_events
 from geo_ibm.periods import iso_or_none, period_end, period_start, quarter_bounds, shift_quarter
+from geo_ibm.selection import ATTRIBUTE_FIELDS, EventSelection
 
 ROUTE_COLUMNS: tuple[str, ...] = ("event_id", "observed_at", "persons", "entry_country", "destination_country")
 """Event columns a route analysis reads besides the geometry."""
@@ -27,7 +28,7 @@ ROUTE_COLUMNS: tuple[str, ...] = ("event_id", "observed_at", "persons", "entry_c
 MAX_ROUTE_EVENTS = 2_000_000
 """Most events one route analysis reads (per period: the query's and the previous one)."""
 
-FILTER_FIELDS: tuple[str, ...] = ("region", "canton", "location_kind", "entry_country", "transport_mode")
+FILTER_FIELDS: tuple[str, ...] = ATTRIBUTE_FIELDS
 
 LAYER_NAMES: tuple[str, ...] = ("segments", "corridors", "lixels", "attribution", "crossings", "flows", "unsnapped")
 """Layers of a route analysis, in the order files and pages list them."""
@@ -37,8 +38,9 @@ Progress = Callable[[str, float], None]
 
 
 @dataclass(frozen=True)
-class RouteQuery:
-    """One route analysis of the stored events.
+class RouteQuery(EventSelection):
+    """One route analysis of the stored events: snapping and network hot spot settings on an
+    :class:`~geo_ibm.selection.EventSelection`.
 
     Attributes
     ----------
@@ -56,14 +58,6 @@ class RouteQuery:
         Lixel length and network bandwidth (metres).
     """
 
-    start: Any = None
-    end: Any = None
-    quarter: str | None = None
-    region: str | None = None
-    canton: str | None = None
-    location_kind: str | None = None
-    entry_country: str | None = None
-    transport_mode: str | None = None
     tolerance_m: float = DEFAULT_TOLERANCE_M
     network_hotspots: bool = False
     lixel_m: float = DEFAULT_LIXEL_M
