@@ -3,21 +3,26 @@ every page for WCAG 2.1 A/AA violations."""
 from __future__ import annotations
 
 import re
-import shutil
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from webfixtures import PASSWORD, XSS_NOTE, base_store, demo_events, events_csv  # noqa: F401
+from browserfixtures import (
+    MAP_READY,
+    Watched,
+    app_on_copy,
+    assert_no_axe_violations,
+    browser,  # noqa: F401
+    log_in,
+    map_frame,
+    served,
+    watching,
+)
+from webfixtures import XSS_NOTE, base_store, demo_events, events_csv  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 
 def _save_operation(path: Path) -> None:
@@ -45,85 +50,15 @@ def _save_operation(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def server(base_store, tmp_path_factory) -> Iterator[str]:
-    """The app under waitress in a background thread; yields its base URL."""
-    from waitress import create_server
-
-    from webapp import create_app
-
-    folder = tmp_path_factory.mktemp("browser")
-    store = folder / "geo_ibm.gpkg"
-    shutil.copyfile(base_store, store)
-    _save_operation(store)
-    app = create_app({"SECRET_KEY": "browser-test", "STORE_PATH": str(store), "INSTANCE_PATH": str(folder / "instance")})
-    srv = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.effective_port}"
-    finally:
-        srv.close()
-        thread.join(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-class Watched:
-    """A page with every request (all frames), console error and page error recorded."""
-
-    def __init__(self, browser, base: str) -> None:
-        self.base = base
-        self.context = browser.new_context()
-        self.page = self.context.new_page()
-        self.requests: list[str] = []
-        self.errors: list[str] = []
-        self.page.on("request", lambda r: self.requests.append(r.url))
-        self.page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        self.page.on("response", lambda r: self.errors.append(f"{r.status} {r.url}") if r.status >= 400 and not self.expect_errors else None)
-        self.expect_errors = False
-
-    def login(self, name: str = "ada") -> None:
-        self.page.goto(self.base + "/overview")
-        assert "/login" in self.page.url
-        self.page.fill("input[name=username]", name)
-        self.page.fill("input[name=password]", PASSWORD)
-        self.page.click("button[type=submit]")
-        self.page.wait_for_url(re.compile(r".*/overview$"))
-
-    def map_frame(self, kind: str):
-        self.page.wait_for_selector("iframe.map")
-        for _ in range(100):
-            for frame in self.page.frames:
-                if f"/maps/{kind}" in frame.url:
-                    frame.wait_for_function("() => window.L !== undefined && document.querySelector('.leaflet-container')",
-                                            timeout=30_000)
-                    return frame
-            self.page.wait_for_timeout(100)
-        raise AssertionError(f"no /maps/{kind} frame in {[f.url for f in self.page.frames]}")
-
-    def outside_requests(self) -> list[str]:
-        allowed = (self.base + "/", "data:", "about:", "blob:")
-        return [u for u in self.requests if not u.startswith(allowed)]
-
-    def close(self) -> None:
-        self.context.close()
+    """The app under waitress in a background thread, with :data:`OPERATION` saved; yields its base URL."""
+    with served(app_on_copy(base_store, tmp_path_factory.mktemp("browser"), prepare=_save_operation)) as base:
+        yield base
 
 
 @pytest.fixture
 def watched(browser, server) -> Iterator[Watched]:
-    w = Watched(browser, server)
-    yield w
-    w.close()
+    with watching(browser, server) as w:
+        yield w
 
 
 def test_pages_load_maps_offline_without_errors(watched):
@@ -235,16 +170,8 @@ def test_routes_page_draws_its_layers_offline(watched):
     watched.page.click("form.filters button[type=submit]")
     watched.page.wait_for_url(re.compile(r".*network_hotspots=1.*"))
     assert watched.page.locator("#route-corridors tbody tr").count() > 0
-    watched.page.wait_for_selector("iframe.map")
-    frame = None
-    for _ in range(100):
-        frame = next((f for f in watched.page.frames if "/routes/map" in f.url), None)
-        if frame is not None:
-            break
-        watched.page.wait_for_timeout(100)
-    assert frame is not None
-    frame.wait_for_function("() => window.L !== undefined && document.querySelector('.leaflet-control-layers')",
-                            timeout=30_000)
+    frame = map_frame(watched.page, "/routes/map",
+                      ready="() => window.L !== undefined && document.querySelector('.leaflet-control-layers')")
     labels = frame.evaluate("() => Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))"
                             ".map(l => l.textContent.trim())")
     assert {"Events per km of road", "Network hot and cold spots", "Flows (direction of travel)",
@@ -259,26 +186,8 @@ def test_routes_page_draws_its_layers_offline(watched):
 
 # --------------------------------------------------------------------------- accessibility (axe-core)
 
-AXE_TAGS: tuple[str, ...] = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice")
-"""The axe-core rule sets every page must pass: WCAG 2.0 and 2.1 levels A and AA, and Deque's best practices."""
-
 OPERATION = "OP-AXE"
 BAD_CSV = b"event_id,observed_at,x,y\nbad-1,not a time,70000,80000\nbad-2,2025-03-03T10:00,,80000\n"
-
-
-class AxeViolations(AssertionError):
-    """axe-core found violations on a page (the message is its report)."""
-
-
-def assert_no_axe_violations(page) -> None:
-    """axe-core (bundled by axe-playwright-python, run in the page) finds no WCAG 2.1 A/AA or best-practice violation."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": list(AXE_TAGS)},
-                                       "resultTypes": ["violations"]})
-    assert results.response["testEngine"]["name"] == "axe-core"
-    if results.violations_count:
-        raise AxeViolations(f"{page.url}\n{results.generate_report()}")
 
 
 def _upload_bad_file(page) -> None:
@@ -345,11 +254,7 @@ def sessions(browser, server) -> Iterator[Callable[[str | None], Any]]:
                 ctx.add_cookies([{"name": "lang", "value": language, "url": server}])
             if name:
                 page = ctx.new_page()
-                page.goto(server + "/login")
-                page.fill("input[name=username]", name)
-                page.fill("input[name=password]", PASSWORD)
-                page.click("button[type=submit]")
-                page.wait_for_url(re.compile(r".*/overview$"))
+                log_in(page, server, name)
                 page.close()
             contexts[account] = ctx
         return contexts[account]
@@ -366,8 +271,7 @@ def _open(sessions, server: str, account: str | None, path: str, status: int, ac
     if action is not None:
         action(page)
     if _is_map_document(page.url.removeprefix(server)):
-        page.wait_for_function("() => window.L !== undefined && document.querySelector('.leaflet-container')",
-                               timeout=30_000)
+        page.wait_for_function(MAP_READY, timeout=30_000)
     assert page.evaluate("() => document.documentElement.lang") == ((account or "").partition("@")[2] or "en")
     return page
 

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_browser import Watched, assert_no_axe_violations, browser  # noqa: F401
+from browserfixtures import (
+    Watched,
+    assert_no_axe_violations,
+    browser,  # noqa: F401
+    hold_worker,
+    one_worker_site,
+    reload_until,
+    watching,
+    without_javascript,
+)
 from test_report_mail import Handler, smtp_server
-from webfixtures import PASSWORD, base_store  # noqa: F401
+from webfixtures import base_store  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -24,27 +31,12 @@ SMTP_VARIABLES = ("GEO_IBM_SMTP_HOST", "GEO_IBM_SMTP_PORT", "GEO_IBM_SMTP_TLS", 
 
 @pytest.fixture(scope="module")
 def site(base_store, tmp_path_factory) -> Iterator[tuple[Any, str]]:
-    """The app under waitress with one job worker; yields the app and its base URL."""
-    from waitress import create_server
-
-    from webapp import create_app
-    from webapp.jobs import runner
-
+    """The app under waitress with one job worker, no mail settings from outside; yields the app and its base URL."""
     saved = {k: os.environ.pop(k) for k in SMTP_VARIABLES if k in os.environ}
-    folder = tmp_path_factory.mktemp("browser-reports")
-    store = folder / "geo_ibm.gpkg"
-    shutil.copyfile(base_store, store)
-    app = create_app({"SECRET_KEY": "browser-test", "STORE_PATH": str(store), "INSTANCE_PATH": str(folder / "instance"),
-                      "JOB_WORKERS": 1})
-    srv = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
     try:
-        yield app, f"http://127.0.0.1:{srv.effective_port}"
+        with one_worker_site(base_store, tmp_path_factory.mktemp("browser-reports")) as found:
+            yield found
     finally:
-        srv.close()
-        thread.join(timeout=5)
-        runner(app).close()
         for key in SMTP_VARIABLES:
             os.environ.pop(key, None)
         os.environ.update(saved)
@@ -52,26 +44,8 @@ def site(base_store, tmp_path_factory) -> Iterator[tuple[Any, str]]:
 
 @pytest.fixture
 def admin(browser, site) -> Iterator[Watched]:
-    watched = Watched(browser, site[1])
-    watched.login("ada")
-    yield watched
-    watched.close()
-
-
-def _hold_worker(app) -> threading.Event:
-    """Keep the only worker busy until the returned gate is set, so a report waits on its job page."""
-    from webapp.jobs import runner
-
-    gate, started = threading.Event(), threading.Event()
-
-    def work(progress):
-        started.set()
-        while not gate.wait(0.05):
-            progress(0.0, "busy")
-
-    runner(app).submit("someone", "holding the worker", work)
-    assert started.wait(10)
-    return gate
+    with watching(browser, site[1], "ada") as watched:
+        yield watched
 
 
 def _fill_report(page, base: str, *, region: str = "Nord") -> None:
@@ -89,7 +63,7 @@ def test_form_job_version_recipients_and_sending_have_no_axe_violations(admin, s
     assert page.inner_text("h1") == "Quarterly report"
     assert_no_axe_violations(page)
 
-    gate = _hold_worker(app)
+    gate = hold_worker(app, "someone")
     try:
         _fill_report(page, base)
         page.wait_for_url(re.compile(r".*/reports/quarterly/jobs/[^/]+$"))
@@ -143,9 +117,7 @@ def test_form_job_version_recipients_and_sending_have_no_axe_violations(admin, s
 
 def test_viewer_page_and_protected_version(browser, site) -> None:
     app, base = site
-    viewer = Watched(browser, base)
-    try:
-        viewer.login("vic")
+    with watching(browser, base, "vic") as viewer:
         page = viewer.page
         page.goto(base + "/reports/quarterly")
         assert page.is_visible("#edition-note") and page.locator("select[name=edition]").count() == 0
@@ -155,14 +127,12 @@ def test_viewer_page_and_protected_version(browser, site) -> None:
         assert "Aggregates only" in page.inner_text("#manifest") and page.locator("#send-form").count() == 0
         assert_no_axe_violations(page)
         assert viewer.outside_requests() == [] and viewer.errors == []
-    finally:
-        viewer.close()
 
 
 def test_cancel_from_the_job_page(admin, site) -> None:
     app, base = site
     page = admin.page
-    gate = _hold_worker(app)
+    gate = hold_worker(app, "someone")
     try:
         _fill_report(page, base, region="Capitale")
         page.wait_for_url(re.compile(r".*/reports/quarterly/jobs/[^/]+$"))
@@ -177,28 +147,14 @@ def test_cancel_from_the_job_page(admin, site) -> None:
 
 def test_the_job_page_works_without_javascript(browser, site) -> None:
     app, base = site
-    context = browser.new_context(java_script_enabled=False)
-    try:
-        page = context.new_page()
-        page.goto(base + "/login")
-        page.fill("input[name=username]", "ana")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r".*/overview$"))
-        gate = _hold_worker(app)
+    with without_javascript(browser, base, "ana") as page:
+        gate = hold_worker(app, "someone")
         try:
             _fill_report(page, base, region="Sud-Ouest")
             page.wait_for_url(re.compile(r".*/reports/quarterly/jobs/[^/]+$"))
             assert page.is_visible("#job-reload")
         finally:
             gate.set()
-        for _ in range(300):
-            page.click("#job-reload")
-            page.wait_for_load_state()
-            if "/jobs/" not in page.url:
-                break
-            page.wait_for_timeout(200)
+        reload_until(page, lambda url: "/jobs/" not in url, tries=300)
         assert re.search(rf"/reports/quarterly/{QUARTER}/Sud-Ouest/en/v\d+$", page.url)
         assert "report.pdf" in page.inner_text("#version-files")
-    finally:
-        context.close()
