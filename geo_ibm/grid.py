@@ -52,7 +52,7 @@ class GridSpec:
 
     def centres(self) -> np.ndarray:
         """Cell centres (unclipped), shape ``(n_cells, 2)``, in ``cell_id`` order."""
-        return _centres(self.shape, self.cell, self.x0, self.y0, self.rows, self.cols)
+        return cell_centres(self.shape, self.cell, self.x0, self.y0, self.rows, self.cols)
 
     def lattice(self) -> tuple[np.ndarray, np.ndarray]:
         """Integer lattice coordinates ``(a, b)`` in which neighbourhoods are translation invariant.
@@ -265,7 +265,7 @@ def locate(points: object, grid: gpd.GeoDataFrame | GridSpec) -> np.ndarray:
         np.floor(row, out=row)
     else:
         with np.errstate(invalid="ignore"):  # infinite coordinates: inf - inf, sent outside below
-            row, col = _hex_row_col(xy[:, 0] - spec.x0, xy[:, 1] - spec.y0, spec.cell)
+            row, col = hex_row_col(xy[:, 0] - spec.x0, xy[:, 1] - spec.y0, spec.cell)
     # A one-cell ring of -1 around the lookup lets every point be clamped into it and read
     # without a boolean mask (which would cost as much as the rest of the binning); fmax/fmin
     # also send NaN coordinates to the ring. The flat index stays exact in float64.
@@ -421,7 +421,7 @@ def _build_grid(area: object, *, cell: float, shape: Shape) -> gpd.GeoDataFrame:
     size = validate_cell(cell, geom)
     x0, y0, n_rows, n_cols = lattice_extent(geom.bounds, cell=size, shape=shape)
     rows, cols = np.divmod(np.arange(n_rows * n_cols, dtype=np.int64), n_cols)
-    polys = _cell_polygons(shape, size, x0, y0, rows, cols)
+    polys = cell_polygons(shape, size, x0, y0, rows, cols)
     shapely.prepare(geom)
     inside = shapely.contains_properly(geom, polys)
     touching = ~inside & shapely.intersects(geom, polys)
@@ -466,18 +466,46 @@ def _locate_h3(xy: np.ndarray, spec: H3Spec) -> np.ndarray:
     return out
 
 
-def _centres(shape: Shape, cell: float, x0: float, y0: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def cell_centres(shape: Shape, cell: float, x0: float, y0: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Centres of lattice cells ``(rows, cols)``, shape ``(n, 2)``, in the lattice's metres.
+
+    Parameters
+    ----------
+    shape
+        ``"square"`` or ``"hex"`` (pointy-topped, odd-r offset rows; see :class:`GridSpec`).
+    cell, x0, y0
+        The lattice's cell size and anchor, as in :class:`GridSpec` (:func:`lattice_extent`).
+    rows, cols
+        Integer lattice positions, one per cell.
+
+    Examples
+    --------
+    >>> cell_centres("square", 100.0, 0.0, 0.0, np.array([0, 1]), np.array([2, 0])).tolist()
+    [[250.0, 50.0], [50.0, 150.0]]
+    """
     if shape == "square":
         return np.column_stack([x0 + (cols + 0.5) * cell, y0 + (rows + 0.5) * cell])
     return np.column_stack([x0 + cell * (cols + 0.5 * (rows & 1)), y0 + rows * cell * _SQRT3 / 2])
 
 
-def _cell_polygons(shape: Shape, cell: float, x0: float, y0: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def cell_polygons(shape: Shape, cell: float, x0: float, y0: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The whole (unclipped) polygons of lattice cells ``(rows, cols)``, as an array of shapely polygons.
+
+    Squares are ``shapely.box`` of side ``cell`` from ``(x0 + col * cell, y0 + row * cell)``;
+    hexagons have their six corners at the circumradius ``cell / sqrt(3)`` around
+    :func:`cell_centres`, starting at 30 degrees. These are the shapes :func:`make_grid` clips
+    and :func:`locate` assigns points to; the arguments are those of :func:`cell_centres`.
+
+    Examples
+    --------
+    >>> cell_polygons("square", 100.0, 0.0, 0.0, np.array([1]), np.array([2]))[0].bounds
+    (200.0, 100.0, 300.0, 200.0)
+    """
     if shape == "square":
         x = x0 + cols * cell
         y = y0 + rows * cell
         return shapely.box(x, y, x + cell, y + cell)
-    centres = _centres(shape, cell, x0, y0, rows, cols)
+    centres = cell_centres(shape, cell, x0, y0, rows, cols)
     radius = cell / _SQRT3
     angles = np.deg2rad(30 + 60 * np.arange(6))
     ring = np.stack([np.cos(angles), np.sin(angles)], axis=1) * radius
@@ -486,8 +514,12 @@ def _cell_polygons(shape: Shape, cell: float, x0: float, y0: float, rows: np.nda
     return shapely.polygons(coords)
 
 
-def _hex_row_col(dx: np.ndarray, dy: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
+def hex_row_col(dx: np.ndarray, dy: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
     """Offset (odd-r) row/col, as floats, of the pointy-top hexagon holding each point.
+
+    ``dx``, ``dy`` are the points' offsets from the lattice anchor ``(x0, y0)`` of a hexagonal
+    :class:`GridSpec` and ``cell`` its spacing; the result indexes that lattice (before any
+    bounds check: a point off the lattice gives a row or column outside it).
 
     The centres of even rows form a rectangular lattice ``(cell * i, 2h * j)`` and those of odd
     rows the same lattice shifted by half a step both ways (``h = cell * sqrt(3)/2`` is the row

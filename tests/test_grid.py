@@ -9,8 +9,8 @@ from shapely.geometry import Polygon, box
 
 from geo_ibm.errors import ValidationError
 from geo_ibm.grid import (
-    _cell_polygons,
     bin_counts,
+    cell_polygons,
     grid_spec,
     hex_grid,
     locate,
@@ -65,7 +65,7 @@ def test_locate_matches_spatial_join(shape):
     spec = grid_spec(grid)
     xy = _points(PENTAGON, 30_000, seed=3)
     ids = locate(xy, grid)
-    full = _cell_polygons(shape, spec.cell, spec.x0, spec.y0, spec.rows, spec.cols)
+    full = cell_polygons(shape, spec.cell, spec.x0, spec.y0, spec.rows, spec.cols)
     hit_point, hit_cell = shapely.STRtree(full).query(shapely.points(xy), predicate="within")
     expected = np.full(len(xy), -1)
     expected[hit_point] = hit_cell

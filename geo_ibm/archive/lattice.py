@@ -23,7 +23,7 @@ import shapely
 from scipy import ndimage
 from shapely.geometry.base import BaseGeometry
 
-from geo_ibm.grid import GridSpec, _cell_polygons, _centres, _hex_row_col, lattice_extent
+from geo_ibm.grid import GridSpec, cell_centres, cell_polygons, hex_row_col, lattice_extent
 from geo_ibm.settings import WORKING_CRS
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def boundary_cells(area: BaseGeometry, lattice: Lattice) -> np.ndarray:
     if lattice.shape == "square":
         rows, cols = np.floor(dy / lattice.cell), np.floor(dx / lattice.cell)
     else:
-        rows, cols = _hex_row_col(dx, dy, lattice.cell)
+        rows, cols = hex_row_col(dx, dy, lattice.cell)
     rows, cols = rows.astype(np.int64), cols.astype(np.int64)
     offsets = np.array([(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)])
     rows = (rows[:, None] + offsets[None, :, 0]).ravel()
@@ -142,7 +142,7 @@ def clip_block(area: BaseGeometry | bytes, lattice: Lattice, first_row: int, sto
         _, first = np.unique(labels[members], return_index=True)
         heads = members[first]
         head_rows, head_cols = np.divmod(heads, n_cols)
-        centres = _centres(lattice.shape, lattice.cell, lattice.x0, lattice.y0, head_rows + first_row, head_cols)
+        centres = cell_centres(lattice.shape, lattice.cell, lattice.x0, lattice.y0, head_rows + first_row, head_cols)
         inside_runs = np.concatenate([[False], shapely.contains_xy(area, centres[:, 0], centres[:, 1])])
         whole = inside_runs[labels]
         keep[whole] = True
@@ -150,7 +150,7 @@ def clip_block(area: BaseGeometry | bytes, lattice: Lattice, first_row: int, sto
     # the cells it may reach: as geo_ibm.grid's builder, call for call
     flat = np.flatnonzero(near.ravel())
     near_rows, near_cols = np.divmod(flat, n_cols)
-    polys = _cell_polygons(lattice.shape, lattice.cell, lattice.x0, lattice.y0, near_rows + first_row, near_cols)
+    polys = cell_polygons(lattice.shape, lattice.cell, lattice.x0, lattice.y0, near_rows + first_row, near_cols)
     inside = shapely.contains_properly(area, polys)
     touching = ~inside & shapely.intersects(area, polys)
     clipped = shapely.intersection(polys[touching], area)
@@ -188,7 +188,7 @@ def assemble_grid(lattice: Lattice, blocks: list[GridBlock], *, crs: str = WORKI
     frac = np.concatenate([b.frac for b in blocks])
     cut = np.concatenate([b.cut for b in blocks])
     rows, cols = np.divmod(flat, lattice.n_cols)
-    geometry = _cell_polygons(lattice.shape, lattice.cell, lattice.x0, lattice.y0, rows, cols)
+    geometry = cell_polygons(lattice.shape, lattice.cell, lattice.x0, lattice.y0, rows, cols)
     geometry[cut] = shapely.from_wkb(np.concatenate([b.clipped for b in blocks]))
     lookup = np.full((lattice.n_rows, lattice.n_cols), -1, dtype=np.int64)
     lookup[rows, cols] = np.arange(rows.size)
