@@ -2,25 +2,75 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 import requests
 from webfixtures import build_store, demo_events, events_csv
+
+from geo_ibm.store.pg_local import free_port
 
 UPLOADERS = 4
 FILES_EACH = 3
 EVENTS_PER_FILE = 150
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# --------------------------------------------------------------------------- shared with test_postgis_concurrency
+
+
+def start_server(store: str, root: Path, port: int, *, env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """``geo-ibm serve`` of ``store`` (a path or a PostGIS URL) with 8 threads in its own process on ``port``."""
+    full = {**os.environ, "GEO_IBM_INSTANCE": str(root / "instance"), "GEO_IBM_STORE": store, **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "geo_ibm.cli", "--store", store, "serve", "--port", str(port), "--threads", "8"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full,
+    )
+
+
+def wait_up(base: str, proc: subprocess.Popen, *, timeout_s: float) -> None:
+    """Wait until the server at ``base`` answers; kill it and say why when it does not within ``timeout_s``."""
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            requests.get(f"{base}/login", timeout=5)
+            return
+        except requests.ConnectionError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("server did not start: " + proc.stderr.read().decode(errors="replace")) from None
+            time.sleep(0.3)
+
+
+def read_totals(base: str, headers: Mapping[str, str], *, seen: list[int], errors: list[str], done: threading.Event,
+                timeout: float, label: str = "") -> None:
+    """Until ``done``: read the event total (``/api/stats``, into ``seen``) and a page of OGC items; stop at the
+    first refusal (in ``errors``)."""
+    while not done.is_set():
+        r = requests.get(f"{base}/api/stats", headers=headers, timeout=timeout)
+        if r.status_code != 200:
+            errors.append(f"stats{label}: {r.status_code} {r.text[:300]}")
+            return
+        seen.append(int(r.json()["total"]))
+        items = requests.get(f"{base}/ogc/collections/events/items?limit=5", headers=headers, timeout=timeout)
+        if items.status_code != 200:
+            errors.append(f"items{label}: {items.status_code} {items.text[:300]}")
+            return
+
+
+def assert_only_whole_imports_seen(seen: list[list[int]], *, before: int, per_file: int) -> None:
+    """Every reader got answers, never fewer than before, and every total was the base plus whole files."""
+    for counts in seen:
+        assert counts, "a reader never got an answer"
+        assert counts == sorted(counts)
+        assert all((c - before) % per_file == 0 for c in counts), counts
+
+
+# --------------------------------------------------------------------------- one GeoPackage store
 
 
 @pytest.fixture(scope="module")
@@ -31,23 +81,10 @@ def server(tmp_path_factory):
     from geo_ibm.store import open_store
 
     token = new_token(open_store(store_path), "ana")  # analyst: may import and read events
-    port = _free_port()
-    env = {**os.environ, "GEO_IBM_INSTANCE": str(root / "instance"), "GEO_IBM_STORE": str(store_path)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "geo_ibm.cli", "--store", str(store_path), "serve", "--port", str(port), "--threads", "8"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-    )
+    port = free_port()
+    proc = start_server(str(store_path), root, port)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            requests.get(f"{base}/login", timeout=5)
-            break
-        except requests.ConnectionError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("server did not start: " + proc.stderr.read().decode(errors="replace"))
-            time.sleep(0.3)
+    wait_up(base, proc, timeout_s=60)
     yield {"base": base, "token": token, "store": store_path, "root": root}
     proc.terminate()
     proc.wait(timeout=10)
@@ -78,16 +115,7 @@ def test_concurrent_uploads_and_reads_lose_nothing(server):
                     errors.append(f"upload {name} #{attempt}: {r.status_code} {r.text[:300]}")
 
     def read(worker: int) -> None:
-        while not done.is_set():
-            r = requests.get(f"{server['base']}/api/stats", headers=headers, timeout=60)
-            if r.status_code != 200:
-                errors.append(f"stats: {r.status_code} {r.text[:300]}")
-                return
-            seen_counts[worker].append(int(r.json()["total"]))
-            items = requests.get(f"{server['base']}/ogc/collections/events/items?limit=5", headers=headers, timeout=60)
-            if items.status_code != 200:
-                errors.append(f"items: {items.status_code} {items.text[:300]}")
-                return
+        read_totals(server["base"], headers, seen=seen_counts[worker], errors=errors, done=done, timeout=60)
 
     uploaders = [threading.Thread(target=upload, args=(i,)) for i in range(UPLOADERS)]
     readers = [threading.Thread(target=read, args=(i,)) for i in range(3)]
@@ -103,11 +131,7 @@ def test_concurrent_uploads_and_reads_lose_nothing(server):
     expected = before + UPLOADERS * FILES_EACH * EVENTS_PER_FILE
     assert store.count() == expected
     # Readers never saw a half import: every count they saw is the base plus whole files.
-    for counts in seen_counts:
-        assert counts, "a reader never got an answer"
-        assert counts == sorted(counts)
-        for c in counts:
-            assert (c - before) % EVENTS_PER_FILE == 0, c
+    assert_only_whole_imports_seen(seen_counts, before=before, per_file=EVENTS_PER_FILE)
     imports = store.imports()
     ok = imports[imports["status"] == "ok"]
     assert len(ok[ok["file_name"].str.startswith("batch-")]) == 2 * UPLOADERS * FILES_EACH

@@ -1,17 +1,14 @@
 """Two app processes on one PostGIS store: concurrent imports and reads lose nothing; sessions and the login throttle are shared."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import threading
-import time
 
 import psycopg
 import pytest
 import requests
 from pgserver import new_database
+from test_concurrency import assert_only_whole_imports_seen, read_totals, start_server, wait_up
 from webfixtures import PASSWORD, USERS, demo_events, events_csv
 
 from geo_ibm.store.pg_local import free_port
@@ -22,28 +19,8 @@ READERS = 20
 EVENTS_PER_FILE = 150
 BASE_EVENTS = 100
 
-
-def _start(url: str, root, port: int) -> subprocess.Popen:
-    env = {**os.environ, "GEO_IBM_INSTANCE": str(root / "instance"), "GEO_IBM_STORE": url,
-           # one key for both processes, as behind a load balancer: a session cookie is valid on either
-           "GEO_IBM_SECRET_KEY": "concurrency-test-secret-key-0123456789"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "geo_ibm.cli", "--store", url, "serve", "--port", str(port), "--threads", "8"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-    )
-
-
-def _wait_up(base: str, proc: subprocess.Popen) -> None:
-    deadline = time.time() + 90
-    while True:
-        try:
-            requests.get(f"{base}/login", timeout=5)
-            return
-        except requests.ConnectionError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("server did not start: " + proc.stderr.read().decode(errors="replace")) from None
-            time.sleep(0.3)
+SHARED_KEY = {"GEO_IBM_SECRET_KEY": "concurrency-test-secret-key-0123456789"}
+"""One key for both processes, as behind a load balancer: a session cookie is valid on either."""
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +41,10 @@ def servers(pg_server, tmp_path_factory):
     procs, bases = [], []
     for _ in range(2):
         port = free_port()
-        procs.append(_start(url, root, port))
+        procs.append(start_server(url, root, port, env=SHARED_KEY))
         bases.append(f"http://127.0.0.1:{port}")
     for b, p in zip(bases, procs):
-        _wait_up(b, p)
+        wait_up(b, p, timeout_s=90)
     yield {"bases": bases, "token": token, "store": store, "url": url}
     for p in procs:
         p.terminate()
@@ -103,17 +80,7 @@ def test_concurrent_imports_through_two_processes_lose_and_double_nothing(server
 
     def read(k: int) -> None:
         start.wait()
-        while not done.is_set():
-            base = bases[k % 2]
-            r = requests.get(f"{base}/api/stats", headers=headers, timeout=120)
-            if r.status_code != 200:
-                errors.append(f"stats via {k % 2}: {r.status_code} {r.text[:300]}")
-                return
-            seen[k].append(int(r.json()["total"]))
-            items = requests.get(f"{base}/ogc/collections/events/items?limit=5", headers=headers, timeout=120)
-            if items.status_code != 200:
-                errors.append(f"items via {k % 2}: {items.status_code} {items.text[:300]}")
-                return
+        read_totals(bases[k % 2], headers, seen=seen[k], errors=errors, done=done, timeout=120, label=f" via {k % 2}")
 
     uploaders = [threading.Thread(target=upload, args=(k,)) for k in range(len(jobs))]
     readers = [threading.Thread(target=read, args=(k,)) for k in range(READERS)]
@@ -136,10 +103,7 @@ def test_concurrent_imports_through_two_processes_lose_and_double_nothing(server
     assert distinct == store.count()  # nothing doubled
     assert per_prefix == {**{f"P{f}": EVENTS_PER_FILE for f in range(DISTINCT_FILES)}, "SAME": EVENTS_PER_FILE}
     # Readers of either process never saw part of an import.
-    for counts in seen:
-        assert counts, "a reader never got an answer"
-        assert counts == sorted(counts)
-        assert all((c - before) % EVENTS_PER_FILE == 0 for c in counts), counts
+    assert_only_whole_imports_seen(seen, before=before, per_file=EVENTS_PER_FILE)
     imports = store.imports()
     ok = imports[(imports["status"] == "ok") & imports["file_name"].str.match(r"^(batch-\d+|same)\.csv$")]
     assert len(ok) == len(jobs) and set(ok["accepted"]) <= {0, EVENTS_PER_FILE}
