@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -323,18 +323,18 @@ class _Parser:
         return node
 
     def disjunction(self) -> Node:
-        items = [self.conjunction()]
-        while self.accept_word("OR"):
-            self.count()
-            items.append(self.conjunction())
-        return items[0] if len(items) == 1 else Or(tuple(items))
+        return self.joined("OR", self.conjunction, Or)
 
     def conjunction(self) -> Node:
-        items = [self.negation()]
-        while self.accept_word("AND"):
+        return self.joined("AND", self.negation, And)
+
+    def joined(self, word: str, operand: Callable[[], Node], node: type[And] | type[Or]) -> Node:
+        # operand (word operand)*: one operand alone, else the operator node of them all.
+        items = [operand()]
+        while self.accept_word(word):
             self.count()
-            items.append(self.negation())
-        return items[0] if len(items) == 1 else And(tuple(items))
+            items.append(operand())
+        return items[0] if len(items) == 1 else node(tuple(items))
 
     def negation(self) -> Node:
         if self.accept_word("NOT"):
