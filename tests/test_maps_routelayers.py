@@ -9,27 +9,12 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from test_maps import XSS, borders, feature_collections, outline  # noqa: F401  # the maps' test fixtures
 
 from geo_ibm import maps
 from geo_ibm.errors import ValidationError
 from geo_ibm.maps import routelayers
 from geo_ibm.maps.hotspotlayers import GI_BIN_COLOURS
-
-XSS = "<img src=x onerror=window.__xss=1> ${window.__xss=2} `back` \\ </script>"
-
-
-@pytest.fixture
-def outline() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame({"name": ["Luxembourg"]}, geometry=[shapely.box(50_000, 57_000, 106_000, 139_000)], crs=2169)
-
-
-@pytest.fixture
-def borders() -> gpd.GeoDataFrame:
-    lines = [shapely.LineString([(50_000, 60_000), (50_000, 139_000)]),
-             shapely.LineString([(50_000, 57_000), (106_000, 57_000)]),
-             shapely.LineString([(106_000, 57_000), (106_000, 139_000)])]
-    return gpd.GeoDataFrame({"neighbour": ["BE", "FR", "DE"], "name": ["Belgium", "France", "Germany"],
-                             "length_km": [79.0, 56.0, 82.0]}, geometry=lines, crs=2169)
 
 
 def _segments(per_km: list[float], *, names: list[str] | None = None) -> gpd.GeoDataFrame:
@@ -55,16 +40,6 @@ def _crossings(events: list[int]) -> gpd.GeoDataFrame:
                              "neighbour": "FR", "events": events, "persons": events,
                              "share": np.asarray(events) / max(1, sum(events))},
                             geometry=[shapely.Point(60_000 + 5_000 * i, 57_500) for i in range(n)], crs=2169)
-
-
-def feature_collections(document: str) -> list[dict]:
-    found = []
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"_add\((\{)", document):
-        obj, _end = decoder.raw_decode(document, match.start(1))
-        if obj.get("type") == "FeatureCollection":
-            found.append(obj)
-    return found
 
 
 def test_intensity_breaks_are_quantiles_of_the_positive_values():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pyogrio
 import pytest
-from webfixtures import PASSWORD, USERS, csrf_token, login
+from webfixtures import PASSWORD, USERS, csrf_token, logged_in  # noqa: F401
 
 from geo_ibm.accounts import add_user
 from geo_ibm.errors import NotFoundError, ValidationError
@@ -69,16 +69,6 @@ def app(planted: tuple[Path, Path], tmp_path: Path):
         found.close()
 
 
-@pytest.fixture
-def as_user(app):
-    def make(name: str):
-        client = app.test_client()
-        assert login(client, name).status_code == 302
-        return client
-
-    return make
-
-
 def _form(client, sites: Path | None, **fields: str) -> dict:
     data: dict = {"csrf_token": csrf_token(client, "/planning/"), "teams": "2", "radius": "1000"}
     data.update(fields)
@@ -105,8 +95,8 @@ def _wait(client, location: str, *, timeout: float = 60.0) -> dict:
 
 
 @pytest.mark.parametrize(("name", "allowed"), [("vic", False), ("ana", False), ("pia", True), ("ada", True)])
-def test_only_planners_and_admins_plan(as_user, planted, name: str, allowed: bool) -> None:
-    client = as_user(name)
+def test_only_planners_and_admins_plan(logged_in, planted, name: str, allowed: bool) -> None:
+    client = logged_in(name)
     page = client.get("/planning/")
     assert page.status_code == (200 if allowed else 403)
     if allowed:
@@ -123,8 +113,8 @@ def test_login_required(app) -> None:
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
-def test_a_post_without_the_csrf_token_is_refused(as_user, planted) -> None:
-    client = as_user("pia")
+def test_a_post_without_the_csrf_token_is_refused(logged_in, planted) -> None:
+    client = logged_in("pia")
     response = client.post("/planning/", data={"teams": "2", "radius": "1000"})
     assert response.status_code == 400 and "form expired" in response.get_data(as_text=True)
     assert runner(client.application).jobs_of("pia") == []
@@ -145,8 +135,8 @@ def test_a_post_without_the_csrf_token_is_refused(as_user, planted) -> None:
     ({"model": "simplex"}, "model"),
     ({"cell": "1"}, "cell"),
 ])
-def test_bad_form_input_is_a_400_naming_the_parameter(as_user, planted, fields: dict, named: str) -> None:
-    client = as_user("pia")
+def test_bad_form_input_is_a_400_naming_the_parameter(logged_in, planted, fields: dict, named: str) -> None:
+    client = logged_in("pia")
     response = _post(client, planted[1], **fields)
     text = response.get_data(as_text=True)
     assert response.status_code == 400, text[:500]
@@ -154,11 +144,11 @@ def test_bad_form_input_is_a_400_naming_the_parameter(as_user, planted, fields: 
     assert runner(client.application).jobs_of("pia") == []
 
 
-def test_bad_candidate_rows_are_listed_with_row_and_column(as_user, tmp_path: Path) -> None:
+def test_bad_candidate_rows_are_listed_with_row_and_column(logged_in, tmp_path: Path) -> None:
     bad = tmp_path / "bad_sites.csv"
     bad.write_text("site_id;lat;lon;required\nA;49.6;6.13;\nA;49.5;5.98;\nC;north;6.1;\nD;49.8;6.1;maybe\n",
                    encoding="utf-8")
-    client = as_user("pia")
+    client = logged_in("pia")
     response = _post(client, bad)
     text = response.get_data(as_text=True)
     assert response.status_code == 400
@@ -168,8 +158,8 @@ def test_bad_candidate_rows_are_listed_with_row_and_column(as_user, tmp_path: Pa
     assert "row 5, column &#39;required&#39;: not a yes/no flag" in text
 
 
-def test_the_json_error_names_the_parameter(as_user, planted) -> None:
-    client = as_user("pia")
+def test_the_json_error_names_the_parameter(logged_in, planted) -> None:
+    client = logged_in("pia")
     response = client.post("/planning/", data=_form(client, planted[1], teams="9"),
                            content_type="multipart/form-data", headers={"Accept": "application/json"})
     assert response.status_code == 400
@@ -186,8 +176,8 @@ def _reference_plan(store_path: Path, sites: Path):
                      time_limit=30.0)
 
 
-def test_a_plan_job_runs_to_the_same_result_as_make_plan(app, as_user, planted) -> None:
-    client = as_user("pia")
+def test_a_plan_job_runs_to_the_same_result_as_make_plan(app, logged_in, planted) -> None:
+    client = logged_in("pia")
     response = _post(client, planted[1])
     assert response.status_code == 303, response.get_data(as_text=True)[:500]
     location = response.headers["Location"]
@@ -254,8 +244,8 @@ def test_a_plan_job_runs_to_the_same_result_as_make_plan(app, as_user, planted) 
     assert all(d["job"] == job_id and d["sites"] == ["A", "B"] for d in exports)
 
 
-def test_space_time_plan_shows_the_team_shifts(as_user, planted) -> None:
-    client = as_user("pia")
+def test_space_time_plan_shows_the_team_shifts(logged_in, planted) -> None:
+    client = logged_in("pia")
     response = _post(client, planted[1], shifts="4", teams="2", method="heuristic")
     status = _wait(client, response.headers["Location"])
     assert status["state"] == DONE, status
@@ -265,10 +255,10 @@ def test_space_time_plan_shows_the_team_shifts(as_user, planted) -> None:
     assert pairs.iloc[:, 0].tolist() == ["A", "B"] and pairs.iloc[:, 1].tolist() == ["Fri 20-24", "Mon 08-12"]
 
 
-def test_user_text_is_escaped_in_the_map_and_the_table(as_user, tmp_path: Path) -> None:
+def test_user_text_is_escaped_in_the_map_and_the_table(logged_in, tmp_path: Path) -> None:
     sites = tmp_path / "sites.csv"
     sites.write_text(SITES.replace("\nA;", f"\n{XSS_ID};"), encoding="utf-8")
-    client = as_user("pia")
+    client = logged_in("pia")
     status = _wait(client, _post(client, sites).headers["Location"])
     assert status["state"] == DONE, status
     page = client.get(status["result"]).get_data(as_text=True)
@@ -280,8 +270,8 @@ def test_user_text_is_escaped_in_the_map_and_the_table(as_user, tmp_path: Path) 
     assert '"site_id": "\\u0026lt;b\\u0026gt;x\\u0026lt;/b\\u0026gt;\\u0026#96;\\u0026#36;{1}' in document
 
 
-def test_a_failed_solve_is_shown_on_the_job_page_and_audited(app, as_user, planted) -> None:
-    client = as_user("pia")
+def test_a_failed_solve_is_shown_on_the_job_page_and_audited(app, logged_in, planted) -> None:
+    client = logged_in("pia")
     # Set covering of all demand: C and D lie apart, and no 10 m circle reaches every event.
     response = _post(client, planted[1], model="lscp", teams="", share="1", radius="10")
     status = _wait(client, response.headers["Location"])
@@ -306,8 +296,8 @@ def _blocker(gate: threading.Event, started: threading.Event):
     return work
 
 
-def test_cancel_a_waiting_plan_and_a_running_job(app, as_user, planted) -> None:
-    client = as_user("pia")
+def test_cancel_a_waiting_plan_and_a_running_job(app, logged_in, planted) -> None:
+    client = logged_in("pia")
     jobs = runner(app)
     gate, started = threading.Event(), threading.Event()
     blocker = jobs.submit("pia", "blocker", _blocker(gate, started))  # holds the only worker
@@ -336,8 +326,8 @@ def test_cancel_a_waiting_plan_and_a_running_job(app, as_user, planted) -> None:
     assert [d["job"] for d in audit.loc[audit["action"] == "plan", "detail"] if d["status"] == "cancel requested"] == [job_id]
 
 
-def test_a_full_queue_is_refused_with_429_naming_the_limit(app, as_user, planted) -> None:
-    pia, ada = as_user("pia"), as_user("ada")
+def test_a_full_queue_is_refused_with_429_naming_the_limit(app, logged_in, planted) -> None:
+    pia, ada = logged_in("pia"), logged_in("ada")
     jobs = runner(app)
     gate, started = threading.Event(), threading.Event()
     jobs.submit("ada", "blocker", _blocker(gate, started))  # holds the only worker
@@ -355,8 +345,8 @@ def test_a_full_queue_is_refused_with_429_naming_the_limit(app, as_user, planted
         gate.set()
 
 
-def test_another_account_cannot_see_or_cancel_a_job(as_user, planted) -> None:
-    pia, ada = as_user("pia"), as_user("ada")
+def test_another_account_cannot_see_or_cancel_a_job(logged_in, planted) -> None:
+    pia, ada = logged_in("pia"), logged_in("ada")
     status = _wait(pia, _post(pia, planted[1]).headers["Location"])
     job_id = status["id"]
     for url in (f"/planning/jobs/{job_id}", f"/planning/jobs/{job_id}/status", f"/planning/jobs/{job_id}/result",
@@ -451,8 +441,8 @@ def test_plan_messages_map_make_plan_steps_to_fractions(planted) -> None:
                   radius=1000.0, progress=plan_messages(stop))
 
 
-def test_shipped_candidates_plan_from_the_form_defaults(as_user) -> None:
-    client = as_user("pia")
+def test_shipped_candidates_plan_from_the_form_defaults(logged_in) -> None:
+    client = logged_in("pia")
     response = _post(client, None, teams="3", radius="3000")
     status = _wait(client, response.headers["Location"])
     assert status["state"] == DONE, status

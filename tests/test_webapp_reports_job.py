@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from test_report_mail import Handler, smtp_server
-from webfixtures import PASSWORD, base_store, csrf_token, login, store_path  # noqa: F401
+from webfixtures import PASSWORD, base_store, csrf_token, logged_in, store_path  # noqa: F401
 
 from geo_ibm.reportdoc.archive import ReportArchive
 from geo_ibm.store import open_store
@@ -32,16 +32,6 @@ def app(store_path, tmp_path, monkeypatch):
     found = app.extensions.get("geo_ibm_jobs")
     if found is not None:
         found.close()
-
-
-@pytest.fixture
-def as_user(app):
-    def make(name: str):
-        client = app.test_client()
-        assert login(client, name).status_code == 302
-        return client
-
-    return make
 
 
 @pytest.fixture
@@ -83,8 +73,8 @@ def _audit(store_path, action: str) -> list[dict]:
 
 
 @pytest.mark.parametrize(("name", "editions"), [("vic", []), ("ana", ["full", "aggregates"]), ("ada", ["full", "aggregates"])])
-def test_page_form_per_role(as_user, name: str, editions: list[str]) -> None:
-    page = as_user(name).get("/reports/quarterly")
+def test_page_form_per_role(logged_in, name: str, editions: list[str]) -> None:
+    page = logged_in(name).get("/reports/quarterly")
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert 'name="quarter"' in text and f'<option value="{QUARTER}">' in text and 'value="Sud-Ouest"' in text
@@ -100,8 +90,8 @@ def test_login_required(app) -> None:
     assert response.status_code == 302 and "/login" in response.location
 
 
-def test_viewer_builds_and_reads_the_protected_edition_only(as_user, archive, store_path) -> None:
-    viewer, analyst = as_user("vic"), as_user("ana")
+def test_viewer_builds_and_reads_the_protected_edition_only(logged_in, archive, store_path) -> None:
+    viewer, analyst = logged_in("vic"), logged_in("ana")
     refused = _build(viewer, edition="full")
     assert refused.status_code == 403 and "full edition is for analysts" in refused.get_data(as_text=True)
     url = _built(viewer)
@@ -130,8 +120,8 @@ def test_viewer_builds_and_reads_the_protected_edition_only(as_user, archive, st
     assert builds.count(("vic", "submitted")) == 1
 
 
-def test_protected_edition_differs_from_the_full_one(as_user, archive) -> None:
-    analyst = as_user("ana")
+def test_protected_edition_differs_from_the_full_one(logged_in, archive) -> None:
+    analyst = logged_in("ana")
     _built(analyst, region="national", edition="full")
     _built(analyst, region="national", edition="aggregates")
     protected, full = archive.versions(area="national")
@@ -145,19 +135,19 @@ def test_protected_edition_differs_from_the_full_one(as_user, archive) -> None:
     ("quarter", "2026Q9", 400, "quarter"), ("region", "Ost", 400, "unknown region"), ("lang", "de", 400, "lang"),
     ("edition", "draft", 400, "edition"), ("colour", "red", 400, "colour"),
 ])
-def test_bad_form_fields_are_named(as_user, archive, field: str, value: str, status: int, message: str) -> None:
-    response = _build(as_user("ana"), **{field: value})
+def test_bad_form_fields_are_named(logged_in, archive, field: str, value: str, status: int, message: str) -> None:
+    response = _build(logged_in("ana"), **{field: value})
     assert response.status_code == status and message in response.get_data(as_text=True)
     assert not archive.versions()
 
 
-def test_form_needs_csrf(as_user, archive) -> None:
-    response = as_user("ana").post("/reports/quarterly", data={"quarter": QUARTER, "region": "Nord", "lang": "en"})
+def test_form_needs_csrf(logged_in, archive) -> None:
+    response = logged_in("ana").post("/reports/quarterly", data={"quarter": QUARTER, "region": "Nord", "lang": "en"})
     assert response.status_code == 400 and not archive.versions()
 
 
-def test_french_report_in_the_job(as_user, archive) -> None:
-    url = _built(as_user("ana"), region="Capitale", lang="fr")
+def test_french_report_in_the_job(logged_in, archive) -> None:
+    url = _built(logged_in("ana"), region="Capitale", lang="fr")
     assert url == f"/reports/quarterly/{QUARTER}/Capitale/fr/v1"
     html = archive.read(archive.versions()[0], "html").decode()
     assert "Rapport trimestriel d&#x27;analyse IBM · Région de police Capitale" in html
@@ -166,8 +156,8 @@ def test_french_report_in_the_job(as_user, archive) -> None:
 # --------------------------------------------------------------------------- the job
 
 
-def test_job_page_works_without_javascript_and_redirects_when_done(as_user) -> None:
-    client = as_user("ana")
+def test_job_page_works_without_javascript_and_redirects_when_done(logged_in) -> None:
+    client = logged_in("ana")
     response = _build(client)
     page = client.get(response.location)
     if page.status_code == 200:  # still running: the page says how far it is and how to follow it
@@ -178,8 +168,8 @@ def test_job_page_works_without_javascript_and_redirects_when_done(as_user) -> N
     assert done.status_code == 303 and done.location == status["result"]
 
 
-def test_others_jobs_and_unknown_jobs_are_not_found(as_user) -> None:
-    owner, other = as_user("ana"), as_user("pia")
+def test_others_jobs_and_unknown_jobs_are_not_found(logged_in) -> None:
+    owner, other = logged_in("ana"), logged_in("pia")
     response = _build(owner)
     assert other.get(response.location).status_code == 404
     assert other.get(response.location + "/status").status_code == 404
@@ -187,10 +177,10 @@ def test_others_jobs_and_unknown_jobs_are_not_found(as_user) -> None:
     _wait(owner, response.location)
 
 
-def test_one_unfinished_job_per_user_then_refused(as_user, app) -> None:
+def test_one_unfinished_job_per_user_then_refused(logged_in, app) -> None:
     from webapp.jobs import runner
 
-    client = as_user("ana")
+    client = logged_in("ana")
     gate = threading.Event()
     with app.app_context():
         # Hold the one worker so the report job stays unfinished while the second is asked for.
@@ -206,10 +196,10 @@ def test_one_unfinished_job_per_user_then_refused(as_user, app) -> None:
     assert "nothing was archived" in client.get(first.location).get_data(as_text=True)
 
 
-def test_a_job_of_another_page_is_not_a_report_job(as_user, app) -> None:
+def test_a_job_of_another_page_is_not_a_report_job(logged_in, app) -> None:
     from webapp.jobs import runner
 
-    client = as_user("ana")
+    client = logged_in("ana")
     with app.app_context():
         job = runner().submit("ana", "Plan: mclp", lambda progress: None)
     assert client.get(f"/reports/quarterly/jobs/{job.id}").status_code == 404
@@ -218,16 +208,16 @@ def test_a_job_of_another_page_is_not_a_report_job(as_user, app) -> None:
 # --------------------------------------------------------------------------- recipients and sending
 
 
-def test_recipients_page_is_for_admins(as_user) -> None:
+def test_recipients_page_is_for_admins(logged_in) -> None:
     for name in ("vic", "ana", "pia"):
-        client = as_user(name)
+        client = logged_in(name)
         assert client.get("/reports/recipients").status_code == 403
         token = csrf_token(client, "/reports/quarterly")
         assert client.post("/reports/recipients", data={"csrf_token": token, "recipients_Nord": "a@b.lu"}).status_code == 403
 
 
-def test_admin_sets_recipients_all_checked_before_any_is_saved(as_user, archive, store_path) -> None:
-    admin = as_user("ada")
+def test_admin_sets_recipients_all_checked_before_any_is_saved(logged_in, archive, store_path) -> None:
+    admin = logged_in("ada")
     token = csrf_token(admin, "/reports/recipients")
     saved = admin.post("/reports/recipients", data={"csrf_token": token, "recipients_Nord": "n1@police.lu\nn2@police.lu",
                                                     "recipients_national": "chef@police.lu"})
@@ -247,8 +237,8 @@ def test_admin_sets_recipients_all_checked_before_any_is_saved(as_user, archive,
     assert record["counts"]["Nord"] == 2
 
 
-def test_admin_sends_a_version_through_the_smtp_server(as_user, archive, store_path, monkeypatch) -> None:
-    admin, analyst = as_user("ada"), as_user("ana")
+def test_admin_sends_a_version_through_the_smtp_server(logged_in, archive, store_path, monkeypatch) -> None:
+    admin, analyst = logged_in("ada"), logged_in("ana")
     archive.set_recipients("Nord", "n1@police.lu\nn2@police.lu", updated_by="ada")
     url = _built(analyst)
     assert 'id="send-form"' not in analyst.get(url).get_data(as_text=True)
@@ -270,8 +260,8 @@ def test_admin_sends_a_version_through_the_smtp_server(as_user, archive, store_p
         "ada", "sent", 2, 1, "web")
 
 
-def test_sending_errors_are_clear_pages_not_500(as_user, archive, monkeypatch) -> None:
-    admin = as_user("ada")
+def test_sending_errors_are_clear_pages_not_500(logged_in, archive, monkeypatch) -> None:
+    admin = logged_in("ada")
     url = _built(admin)
     token = csrf_token(admin, url)
     no_list = admin.post(url + "/send", data={"csrf_token": token})
@@ -288,8 +278,8 @@ def test_sending_errors_are_clear_pages_not_500(as_user, archive, monkeypatch) -
     assert admin.post(url + "/send", data={"csrf_token": token, "to": "x@y.lu"}).status_code == 400
 
 
-def test_unknown_version_and_file(as_user) -> None:
-    client = as_user("ana")
+def test_unknown_version_and_file(logged_in) -> None:
+    client = logged_in("ana")
     assert client.get(f"/reports/quarterly/{QUARTER}/Nord/en/v1").status_code == 404
     assert client.get(f"/reports/quarterly/{QUARTER}/Atlantis/en/v1").status_code == 400
     url = _built(client)
