@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -60,6 +60,21 @@ def read_totals(base: str, headers: Mapping[str, str], *, seen: list[int], error
         if items.status_code != 200:
             errors.append(f"items{label}: {items.status_code} {items.text[:300]}")
             return
+
+
+def run_uploads_and_reads(upload: Callable[[int], None], uploads: int, read: Callable[[int], None], readers: int, *,
+                          done: threading.Event, upload_timeout: float, read_timeout: float) -> None:
+    """``upload(k)`` for ``k < uploads`` and ``read(k)`` for ``k < readers``, each in its own thread, all at once;
+    once the uploads are over, ``done`` tells the readers to stop."""
+    uploading = [threading.Thread(target=upload, args=(k,)) for k in range(uploads)]
+    reading = [threading.Thread(target=read, args=(k,)) for k in range(readers)]
+    for t in reading + uploading:
+        t.start()
+    for t in uploading:
+        t.join(timeout=upload_timeout)
+    done.set()
+    for t in reading:
+        t.join(timeout=read_timeout)
 
 
 def assert_only_whole_imports_seen(seen: list[list[int]], *, before: int, per_file: int) -> None:
@@ -117,15 +132,7 @@ def test_concurrent_uploads_and_reads_lose_nothing(server):
     def read(worker: int) -> None:
         read_totals(server["base"], headers, seen=seen_counts[worker], errors=errors, done=done, timeout=60)
 
-    uploaders = [threading.Thread(target=upload, args=(i,)) for i in range(UPLOADERS)]
-    readers = [threading.Thread(target=read, args=(i,)) for i in range(3)]
-    for t in readers + uploaders:
-        t.start()
-    for t in uploaders:
-        t.join(timeout=300)
-    done.set()
-    for t in readers:
-        t.join(timeout=60)
+    run_uploads_and_reads(upload, UPLOADERS, read, 3, done=done, upload_timeout=300, read_timeout=60)
 
     assert not errors, errors
     expected = before + UPLOADERS * FILES_EACH * EVENTS_PER_FILE

@@ -8,7 +8,13 @@ import psycopg
 import pytest
 import requests
 from pgserver import new_database
-from test_concurrency import assert_only_whole_imports_seen, read_totals, start_server, wait_up
+from test_concurrency import (
+    assert_only_whole_imports_seen,
+    read_totals,
+    run_uploads_and_reads,
+    start_server,
+    wait_up,
+)
 from webfixtures import PASSWORD, USERS, demo_events, events_csv
 
 from geo_ibm.store.pg_local import free_port
@@ -82,15 +88,7 @@ def test_concurrent_imports_through_two_processes_lose_and_double_nothing(server
         start.wait()
         read_totals(bases[k % 2], headers, seen=seen[k], errors=errors, done=done, timeout=120, label=f" via {k % 2}")
 
-    uploaders = [threading.Thread(target=upload, args=(k,)) for k in range(len(jobs))]
-    readers = [threading.Thread(target=read, args=(k,)) for k in range(READERS)]
-    for t in readers + uploaders:
-        t.start()
-    for t in uploaders:
-        t.join(timeout=600)
-    done.set()
-    for t in readers:
-        t.join(timeout=120)
+    run_uploads_and_reads(upload, len(jobs), read, READERS, done=done, upload_timeout=600, read_timeout=120)
 
     assert not errors, errors
     files = DISTINCT_FILES + 1
