@@ -278,3 +278,34 @@ def test_geopackage_staged_bulk_insert_stores_what_the_row_inserts_store(tmp_pat
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".import-")]
     assert tables["staged"] == tables["rows"] and len(tables["rows"]) == before + 403
     assert [r[0] for r in tables["staged"]] == list(range(1, before + 404))
+
+
+@pytest.mark.parametrize("arrived", [False, True])
+def test_regions_assigned_on_a_second_thread_belong_to_each_new_row(tmp_path, monkeypatch, arrived):
+    import threading
+
+    from storefixtures import OUTLINE, half_regions
+
+    from geo_ibm.store import GeoPackageStore
+    from geo_ibm.store import imports as pipeline
+
+    monkeypatch.setattr(pipeline, "PARALLEL_REGIONS_ROWS", 100)
+    calls: list[tuple[int, bool]] = []
+
+    def regions(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        calls.append((len(gdf), threading.current_thread() is threading.main_thread()))
+        return half_regions(gdf)
+
+    store = GeoPackageStore(tmp_path / "s.gpkg", outline=OUTLINE, assign_regions=regions)
+    earlier = event_rows(30, seed=4, prefix="F")
+    if arrived:  # events stored by another process after the pipeline found the store empty
+        store.import_file(write_events(tmp_path / "first.csv", earlier), user="ana")
+        monkeypatch.setattr(store, "count", lambda **filters: 0)
+        calls.clear()
+    report = store.import_file(write_events(tmp_path / "e.csv", [*earlier, *event_rows(400, seed=8)]), user="ana")
+    assert (report.accepted, report.duplicates) == ((400, 30) if arrived else (430, 0))
+    assert calls == [(430, False)]  # every valid row, on the second thread
+    stored = store.events()
+    x = stored.geometry.x.to_numpy()
+    assert (stored["region"].to_numpy() == np.where(x < 80_000, "Sud-Ouest", "Centre-Est")).all()
+    assert (stored["canton"].to_numpy() == np.where(x < 80_000, "Capellen", "Remich")).all()

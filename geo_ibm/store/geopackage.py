@@ -7,6 +7,7 @@ the main file so a copy of the ``.gpkg`` alone is complete when no one is writin
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime
 import hashlib
@@ -618,8 +619,6 @@ class _Transaction(WriteTransaction):
             return
         self.changed = True
         conn = self._conn
-        names = ["geom", *(name for name, _ in gpkg_schema.EVENT_FIELDS)]
-        sql = f"INSERT INTO events ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         first_fid = (conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone() or (0,))[0]
         stored = conn.execute("SELECT count(*) FROM events").fetchone()[0] + len(table)
         bulk = len(table) > RTREE_REBUILD_SHARE * stored
@@ -629,32 +628,26 @@ class _Transaction(WriteTransaction):
             # Keeping the secondary indexes up to date row by row (random key order) costs more
             # than sorting them afresh once; all inside the import's transaction.
             conn.execute("DROP INDEX IF EXISTS events_lean")
-        if gpkg_staging.can_stage(len(table)):
-            folder = tempfile.mkdtemp(prefix=".import-", dir=self._store.path.parent)
-            self.cleanup.append(folder)
-            gpkg_staging.insert_staged(conn, table, first_fid=first_fid, folder=Path(folder))
-            if progress:
-                progress(len(table))
-        else:
-            for start in range(0, len(table), _CHUNK_ROWS):
-                part = table.iloc[start : start + _CHUNK_ROWS]
-                blobs = point_blobs(part["x"].to_numpy(), part["y"].to_numpy())
-                columns = [blobs, *(frames.python_values(part[name]) for name, _ in gpkg_schema.EVENT_FIELDS)]
-                conn.executemany(sql, zip(*columns))
-                if progress:
-                    progress(start + len(part))
-        if bulk:
-            # SQLite sorts a new index's keys on worker threads when allowed to (about half the time).
-            conn.execute(f"PRAGMA threads = {INDEX_THREADS}")
-            conn.execute(gpkg_schema.LEAN_INDEX)
-        if bulk and self._store._bulk_rtree():
-            every = None
-            if stored == len(table):  # the store was empty: its points are the new ones, here already
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            tree = None
+            if bulk and self._store._bulk_rtree() and stored == len(table):
+                # The store was empty: its points are the new ones, here already. Their R-tree is
+                # packed in numpy on a second thread while SQLite copies the rows and builds the
+                # index (both let go of the GIL most of the time).
                 every = (np.arange(first_fid + 1, first_fid + 1 + len(table), dtype=np.int64),
                          table["x"].to_numpy(dtype=float), table["y"].to_numpy(dtype=float))
-            gpkg_rtree.pack(conn, points=every)
-        else:
-            gpkg_rtree.insert_rows(conn, after_fid=first_fid)
+                tree = pool.submit(gpkg_rtree.packed_tree, every, node_size=gpkg_rtree.node_bytes(conn))
+            self._insert(table, first_fid=first_fid, progress=progress)
+            if bulk:
+                # SQLite sorts a new index's keys on worker threads when allowed to (about half the time).
+                conn.execute(f"PRAGMA threads = {INDEX_THREADS}")
+                conn.execute(gpkg_schema.LEAN_INDEX)
+            if tree is not None:
+                gpkg_rtree.pack(conn, tree=tree.result())
+            elif bulk and self._store._bulk_rtree():
+                gpkg_rtree.pack(conn)
+            else:
+                gpkg_rtree.insert_rows(conn, after_fid=first_fid)
         gpkg_rtree.create_triggers(conn)
         if stored == len(table):  # the store was empty: the extent is the new events'
             x, y = table["x"].to_numpy(dtype=float), table["y"].to_numpy(dtype=float)
@@ -666,6 +659,26 @@ class _Transaction(WriteTransaction):
             "min_x = ?, min_y = ?, max_x = ?, max_y = ? WHERE table_name = 'events'",
             bounds,
         )
+
+    def _insert(self, table: pd.DataFrame, *, first_fid: int, progress: Callable[[int], None] | None) -> None:
+        """Insert ``table``'s rows into ``events`` (staged when many, else bound row by row), R-tree triggers aside."""
+        conn = self._conn
+        if gpkg_staging.can_stage(len(table)):
+            folder = tempfile.mkdtemp(prefix=".import-", dir=self._store.path.parent)
+            self.cleanup.append(folder)
+            gpkg_staging.insert_staged(conn, table, first_fid=first_fid, folder=Path(folder))
+            if progress:
+                progress(len(table))
+            return
+        names = ["geom", *(name for name, _ in gpkg_schema.EVENT_FIELDS)]
+        sql = f"INSERT INTO events ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        for start in range(0, len(table), _CHUNK_ROWS):
+            part = table.iloc[start : start + _CHUNK_ROWS]
+            blobs = point_blobs(part["x"].to_numpy(), part["y"].to_numpy())
+            columns = [blobs, *(frames.python_values(part[name]) for name, _ in gpkg_schema.EVENT_FIELDS)]
+            conn.executemany(sql, zip(*columns))
+            if progress:
+                progress(start + len(part))
 
     def event_places(self) -> pd.DataFrame:
         rows = self._conn.execute("SELECT fid, x, y, canton, region FROM events").fetchall()

@@ -1,6 +1,7 @@
 """The backend-neutral import pipeline: read, validate, drop duplicates, assign regions, store in one transaction."""
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import gc
@@ -226,6 +227,30 @@ def store_events(
     progress: Callable[[int, int], None] | None,
 ) -> ImportReport:
     """Store validated events in one transaction: new ones with their regions, the import record, the audit entry."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return _store_events(store, valid, label=label, sha=sha, user=user, rows=rows, rejected=rejected,
+                             rejected_path=rejected_path, progress=progress, pool=pool)
+
+
+PARALLEL_REGIONS_ROWS = 20_000
+"""From this many valid rows into a store without events, regions are assigned on a second thread."""
+
+
+def _points(geoms: np.ndarray) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(geometry=gpd.GeoSeries(geoms, crs=WORKING_CRS), crs=WORKING_CRS)
+
+
+def _store_events(store: EventStore, valid: gpd.GeoDataFrame, *, label: str, sha: str | None, user: str, rows: int,
+                  rejected: int, rejected_path: Path | None, progress: Callable[[int, int], None] | None,
+                  pool: concurrent.futures.Executor) -> ImportReport:
+    geoms = valid.geometry.to_numpy()
+    # Into a store without events every row is new: the regions of all of them are assigned on a
+    # second thread (shapely lets go of the GIL) while the stored columns are built here. Should
+    # events arrive meanwhile, the rows found stored are taken out of that answer as out of the
+    # points; otherwise regions come only for the new rows, inside the transaction, so that a
+    # re-import of a known file costs no spatial join.
+    early = (pool.submit(store._regions, _points(geoms))
+             if len(geoms) >= PARALLEL_REGIONS_ROWS and store.count() == 0 else None)
     table = event_records(valid)
     total = len(table)
     if progress:
@@ -235,12 +260,13 @@ def store_events(
             stored = tx.stored_events(table["event_id"]) if total else None
             new = new_events(table, stored, label=label)
             duplicates = total - len(new)
-            # Regions only for the new rows: a re-import of a known file costs no spatial join.
-            geoms = valid.geometry.to_numpy()
-            if duplicates and stored is not None:
-                geoms = geoms[~table["event_id"].isin(stored["event_id"]).to_numpy()]
-            points = gpd.GeoDataFrame(geometry=gpd.GeoSeries(geoms, crs=WORKING_CRS), crs=WORKING_CRS)
-            new["canton"], new["region"] = store._regions(points)
+            fresh = (~table["event_id"].isin(stored["event_id"]).to_numpy()
+                     if duplicates and stored is not None else None)
+            if early is not None:
+                canton, region = early.result()
+                new["canton"], new["region"] = (canton, region) if fresh is None else (canton[fresh], region[fresh])
+            else:
+                new["canton"], new["region"] = store._regions(_points(geoms if fresh is None else geoms[fresh]))
             import_id = tx.add_import(ImportRecord(user=user, file_name=label, sha256=sha, rows=rows, accepted=len(new),
                                                    rejected=rejected, duplicates=duplicates, status="ok"))
             new["import_id"] = import_id
