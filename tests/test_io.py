@@ -97,6 +97,19 @@ def test_csv_row_numbers_count_header_and_blank_lines(tmp_path):
     assert [(p.file, p.row, p.column, p.value) for p in problems] == [("e.csv", 5, "observed_at", "x")]
 
 
+def test_csv_rows_of_blank_cells_are_dropped_and_rows_with_one_cell_kept(tmp_path):
+    rows = [
+        ROWS[0],
+        [" "] * len(HEADER),  # spaces in every cell: blank
+        ["", "", "", "", "", "", "", "", "", "a note"],  # only the last cell: kept
+        ["\t"] + [""] * (len(HEADER) - 1),  # a tab alone: blank
+        ["", *ROWS[1][1:]],  # no id, the rest given: kept
+    ]
+    frame = read_event_table(write_csv(tmp_path / "e.csv", HEADER, rows, sep=";"))
+    assert frame.index.tolist() == [2, 4, 6]
+    assert frame.loc[4, "notes"] == "a note" and frame.loc[6, "event_id"] == "" and frame.loc[6, "persons"] == "1"
+
+
 def test_csv_quoted_delimiters(tmp_path):
     path = tmp_path / "q.csv"
     path.write_text('event_id,notes\n"A,1","said ""hi""; left"\n', encoding="utf-8")

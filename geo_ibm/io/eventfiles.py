@@ -298,11 +298,19 @@ def _drop_blank_rows(table: Any, numbers: np.ndarray, *, keep: np.ndarray) -> pd
     import pyarrow.compute as pc
 
     if table.num_rows and table.num_columns:
-        blank = None
+        # A row is blank when every cell is: each column is only looked at in the rows still
+        # blank in the columns before it (after the first, usually none).
+        candidates = np.arange(table.num_rows)
         for name in table.column_names:
-            empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(table.column(name))), 0)
-            blank = empty if blank is None else pc.and_(blank, empty)
-        drop = np.asarray(blank, dtype=bool)
+            cells = table.column(name)
+            if len(candidates) < table.num_rows:
+                cells = cells.take(pa.array(candidates))
+            empty = np.asarray(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(cells)), 0), dtype=bool)
+            candidates = candidates[empty]
+            if not len(candidates):
+                break
+        drop = np.zeros(table.num_rows, dtype=bool)
+        drop[candidates] = True
         if len(keep):
             drop[np.searchsorted(numbers, keep)] = False
         if drop.any():

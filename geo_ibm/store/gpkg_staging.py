@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geo_ibm.store import gpkg_rtree, gpkg_schema
-from geo_ibm.store.gpkg_blobs import point_blobs
+from geo_ibm.store import gpkg_blobs, gpkg_rtree, gpkg_schema
 
 STAGING_MIN_ROWS = 20_000
 """Imports of at least this many new events are staged; fewer are bound row by row."""
@@ -51,11 +50,30 @@ def _arrow_column(series: pd.Series) -> Any:
     """A stored column as an Arrow array: numbers as they are, text with missing values as null."""
     import pyarrow as pa
 
-    if isinstance(series.dtype, pd.ArrowDtype):  # taken whole, no Python string per value
+    if isinstance(series.dtype, pd.ArrowDtype) or (
+            isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow"):
+        # Taken whole, no Python string per value (pandas makes columns of str objects such
+        # strings when they are assigned, as the regions are).
         return pa.array(series.array).cast(pa.string())
     if pd.api.types.is_integer_dtype(series.dtype) or pd.api.types.is_float_dtype(series.dtype):
         return pa.array(series.to_numpy())
     return pa.array(series.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+
+
+def _point_blob_array(x: np.ndarray, y: np.ndarray) -> Any:
+    """The points' GeoPackage blobs (those of :func:`~geo_ibm.store.gpkg_blobs.point_blobs`) as one Arrow binary
+    array over a single buffer: no Python bytes object per point (0.4 s for 1M)."""
+    import pyarrow as pa
+
+    records = np.empty(len(x), dtype=gpkg_blobs._POINT_BLOB)
+    records["header"] = gpkg_blobs.HEADER
+    records["order"] = 1
+    records["kind"] = 1
+    records["x"] = x
+    records["y"] = y
+    size = gpkg_blobs._POINT_BLOB.itemsize
+    offsets = np.arange(0, (len(x) + 1) * size, size, dtype=np.int64)
+    return pa.Array.from_buffers(pa.large_binary(), len(x), [None, pa.py_buffer(offsets), pa.py_buffer(records)])
 
 
 def insert_staged(conn: sqlite3.Connection, table: pd.DataFrame, *, first_fid: int, folder: Path) -> None:
@@ -73,7 +91,7 @@ def insert_staged(conn: sqlite3.Connection, table: pd.DataFrame, *, first_fid: i
     fields = ", ".join(f"{name} {decl}" for name, decl in gpkg_schema.EVENT_FIELDS)
     arrow = pa.table({
         "fid": pa.array(np.arange(first_fid + 1, first_fid + 1 + len(table), dtype=np.int64)),
-        "geom": pa.array(point_blobs(table["x"].to_numpy(), table["y"].to_numpy()), type=pa.binary()),
+        "geom": _point_blob_array(table["x"].to_numpy(dtype=float), table["y"].to_numpy(dtype=float)),
         **{name: _arrow_column(table[name]) for name, _ in gpkg_schema.EVENT_FIELDS},
     })
     # Autocommit, so that the pragmas can be set before the one transaction of the rows.
