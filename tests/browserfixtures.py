@@ -168,9 +168,10 @@ def reload_until(page: Any, finished: Callable[[str], bool], *, tries: int) -> N
         page.wait_for_timeout(200)
 
 
-def hold_worker(app: Any, owner: str) -> threading.Event:
-    """Keep the only job worker of ``app`` busy (a job of ``owner``) until the returned gate is set, so a job
-    submitted meanwhile waits on its job page."""
+@contextmanager
+def worker_held(app: Any, owner: str) -> Iterator[None]:
+    """Keep the only job worker of ``app`` busy (a job of ``owner``) until the block ends, so a job submitted in it
+    waits on its job page."""
     from webapp.jobs import runner
 
     gate, started = threading.Event(), threading.Event()
@@ -182,7 +183,10 @@ def hold_worker(app: Any, owner: str) -> threading.Event:
 
     runner(app).submit(owner, "holding the worker", work)
     assert started.wait(10)
-    return gate
+    try:
+        yield
+    finally:
+        gate.set()
 
 
 class AxeViolations(AssertionError):

@@ -11,12 +11,12 @@ from browserfixtures import (
     Watched,
     assert_no_axe_violations,
     browser,  # noqa: F401
-    hold_worker,
     map_frame,
     one_worker_site,
     reload_until,
     watching,
     without_javascript,
+    worker_held,
 )
 from webfixtures import base_store  # noqa: F401
 
@@ -36,11 +36,13 @@ def planner(browser, site) -> Iterator[Watched]:
         yield watched
 
 
-def _fill_plan(page, base: str) -> None:
+def _start_plan(page, base: str) -> None:
+    """Send the plan form; the browser is then on the job's page."""
     page.goto(base + "/planning/")
     page.fill("input[name=teams]", "3")
     page.fill("input[name=radius]", "3000")
     page.click("#plan-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/planning/jobs/[^/]+$"))
 
 
 def _plan_frame(page):
@@ -54,15 +56,11 @@ def test_form_job_and_result_pages_have_no_axe_violations(planner, site) -> None
     assert "Planning" in page.inner_text("h1")
     assert_no_axe_violations(page)
 
-    gate = hold_worker(app, "ada")
-    try:
-        _fill_plan(page, base)
-        page.wait_for_url(re.compile(r".*/planning/jobs/[^/]+$"))
+    with worker_held(app, "ada"):
+        _start_plan(page, base)
         assert page.is_visible("#job-progress") and page.is_visible("#cancel-button")
         assert page.is_hidden("#job-reload")  # the script follows the job instead
         assert_no_axe_violations(page)
-    finally:
-        gate.set()
     # The script sees the plan finish and opens its result.
     page.wait_for_url(re.compile(r".*/planning/jobs/[^/]+/result$"), timeout=60_000)
     rows = page.locator("#plan-sites tbody tr")
@@ -80,29 +78,21 @@ def test_form_job_and_result_pages_have_no_axe_violations(planner, site) -> None
 def test_cancel_from_the_job_page(planner, site) -> None:
     app, base = site
     page = planner.page
-    gate = hold_worker(app, "ada")
-    try:
-        _fill_plan(page, base)
-        page.wait_for_url(re.compile(r".*/planning/jobs/[^/]+$"))
+    with worker_held(app, "ada"):
+        _start_plan(page, base)
         page.click("#cancel-button")
         page.wait_for_selector("#job-cancelled")
         assert "cancelled" in page.inner_text("#job-state")
         assert page.locator("#cancel-button").count() == 0
         assert_no_axe_violations(page)
-    finally:
-        gate.set()
     assert planner.errors == []
 
 
 def test_the_job_page_works_without_javascript(browser, site) -> None:
     app, base = site
     with without_javascript(browser, base, "pia") as page:
-        gate = hold_worker(app, "ada")
-        try:
-            _fill_plan(page, base)
-            page.wait_for_url(re.compile(r".*/planning/jobs/[^/]+$"))
+        with worker_held(app, "ada"):
+            _start_plan(page, base)
             assert page.is_visible("#job-reload")
-        finally:
-            gate.set()
         reload_until(page, lambda url: url.endswith("/result"), tries=100)
         assert page.url.endswith("/result") and page.locator("#plan-sites tbody tr").count() == 3

@@ -13,11 +13,11 @@ from browserfixtures import (
     Watched,
     assert_no_axe_violations,
     browser,  # noqa: F401
-    hold_worker,
     one_worker_site,
     reload_until,
     watching,
     without_javascript,
+    worker_held,
 )
 from test_report_mail import Handler, smtp_server
 from webfixtures import base_store  # noqa: F401
@@ -63,15 +63,12 @@ def test_form_job_version_recipients_and_sending_have_no_axe_violations(admin, s
     assert page.inner_text("h1") == "Quarterly report"
     assert_no_axe_violations(page)
 
-    gate = hold_worker(app, "someone")
-    try:
+    with worker_held(app, "someone"):
         _fill_report(page, base)
         page.wait_for_url(re.compile(r".*/reports/quarterly/jobs/[^/]+$"))
         assert page.is_visible("#job-progress") and page.is_visible("#cancel-button")
         assert page.is_hidden("#job-reload")  # the script follows the job instead
         assert_no_axe_violations(page)
-    finally:
-        gate.set()
     # The script sees the report archived and opens its version.
     page.wait_for_url(re.compile(rf".*/reports/quarterly/{QUARTER}/Nord/en/v\d+$"), timeout=120_000)
     assert "report.pdf" in page.inner_text("#version-files")
@@ -132,29 +129,23 @@ def test_viewer_page_and_protected_version(browser, site) -> None:
 def test_cancel_from_the_job_page(admin, site) -> None:
     app, base = site
     page = admin.page
-    gate = hold_worker(app, "someone")
-    try:
+    with worker_held(app, "someone"):
         _fill_report(page, base, region="Capitale")
         page.wait_for_url(re.compile(r".*/reports/quarterly/jobs/[^/]+$"))
         page.click("#cancel-button")
         page.wait_for_selector("#job-cancelled")
         assert "cancelled" in page.inner_text("#job-state")
         assert_no_axe_violations(page)
-    finally:
-        gate.set()
     assert admin.errors == []
 
 
 def test_the_job_page_works_without_javascript(browser, site) -> None:
     app, base = site
     with without_javascript(browser, base, "ana") as page:
-        gate = hold_worker(app, "someone")
-        try:
+        with worker_held(app, "someone"):
             _fill_report(page, base, region="Sud-Ouest")
             page.wait_for_url(re.compile(r".*/reports/quarterly/jobs/[^/]+$"))
             assert page.is_visible("#job-reload")
-        finally:
-            gate.set()
         reload_until(page, lambda url: "/jobs/" not in url, tries=300)
         assert re.search(rf"/reports/quarterly/{QUARTER}/Sud-Ouest/en/v\d+$", page.url)
         assert "report.pdf" in page.inner_text("#version-files")
