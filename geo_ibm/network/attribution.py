@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from geo_ibm.network.graph import AttachedCrossings, RoadNetwork
-from geo_ibm.network.paths import reach_costs, trees
+from geo_ibm.network.paths import reach_points, trees
 from geo_ibm.network.snap import Snapped
 from geo_ibm.settings import WORKING_CRS
 
@@ -19,10 +19,11 @@ REASONS: tuple[str, ...] = ("unknown entry country", "not on the network", "no r
 """Why an event has no attributed crossing (``reason``)."""
 
 
-def _column(events: pd.DataFrame, name: str, default: object) -> np.ndarray:
-    if name in events:
-        return events[name].to_numpy(dtype=object)
-    return np.full(len(events), default, dtype=object)
+def _positions(values: pd.Series, labels: tuple[str, ...]) -> np.ndarray:
+    """Each value's position in ``labels``, ``-1`` for any other value and missing ones."""
+    code, uniques = pd.factorize(values)  # one hash pass, then the few distinct values by name
+    lookup = np.array([labels.index(str(v)) if str(v) in labels else -1 for v in uniques] + [-1], dtype=np.int64)
+    return lookup[code]
 
 
 def attribute_entries(network: RoadNetwork, snapped: Snapped, crossings: AttachedCrossings) -> gpd.GeoDataFrame:
@@ -55,14 +56,15 @@ def attribute_entries(network: RoadNetwork, snapped: Snapped, crossings: Attache
     """
     events = snapped.events
     m = len(events)
-    country = _column(events, "entry_country", "unknown").astype(str)
+    country = _positions(events["entry_country"], ENTRY_NEIGHBOURS) if "entry_country" in events \
+        else np.full(m, -1, dtype=np.int64)
     persons = pd.to_numeric(events["persons"], errors="coerce").fillna(0).to_numpy() if "persons" in events \
         else np.ones(m)
     best_code = np.full(m, -1, dtype=np.int64)
     second_code = np.full(m, -1, dtype=np.int64)
     distance = np.full(m, np.nan)
     second = np.full(m, np.nan)
-    known = np.isin(country, ENTRY_NEIGHBOURS)
+    known = country >= 0
     snapped_mask = events["snapped"].to_numpy()
     reason_code = np.where(~known, 0, np.where(~snapped_mask, 1, -1))
     frame = crossings.frame
@@ -70,33 +72,19 @@ def attribute_entries(network: RoadNetwork, snapped: Snapped, crossings: Attache
     segment = events["segment_id"].to_numpy()
     offset = events["offset_m"].to_numpy()
     neighbour = frame["neighbour"].to_numpy()
-    for code in ENTRY_NEIGHBOURS:
-        rows = np.flatnonzero((country == code) & snapped_mask)
+    for position, code in enumerate(ENTRY_NEIGHBOURS):
+        rows = np.flatnonzero((country == position) & snapped_mask)
         if rows.size == 0:
             continue
         candidates = np.flatnonzero(neighbour == code)
-        if candidates.size == 0:
-            reason_code[rows] = 2
-            continue
-        cost, _ = reach_costs(network, tree.distance[candidates], segment[rows], offset[rows], reverse=False)
-        col = np.arange(rows.size)
-        if candidates.size > 1:
-            two = np.argpartition(cost, 1, axis=0)[:2]
-            first_pick = np.where(cost[two[0], col] <= cost[two[1], col], two[0], two[1])
-            second_pick = np.where(first_pick == two[0], two[1], two[0])
-        else:
-            first_pick = np.zeros(rows.size, dtype=np.int64)
-            second_pick = None
-        d1 = cost[first_pick, col]
-        reachable = np.isfinite(d1)
-        best_code[rows[reachable]] = candidates[first_pick[reachable]]
-        distance[rows[reachable]] = d1[reachable]
+        reach = reach_points(network, tree, candidates, segment[rows], offset[rows])
+        reachable = reach.first >= 0
+        best_code[rows] = reach.first
+        distance[rows[reachable]] = reach.first_distance[reachable]
         reason_code[rows[~reachable]] = 2
-        if second_pick is not None:
-            d2 = cost[second_pick, col]
-            has_second = reachable & np.isfinite(d2)
-            second_code[rows[has_second]] = candidates[second_pick[has_second]]
-            second[rows[has_second]] = d2[has_second]
+        has_second = reach.second >= 0
+        second_code[rows] = reach.second
+        second[rows[has_second]] = reach.second_distance[has_second]
     margin = second - distance
     with np.errstate(invalid="ignore", divide="ignore"):
         confidence = np.where(np.isfinite(second), 1.0 - distance / second, np.where(np.isfinite(distance), 1.0,
@@ -110,7 +98,8 @@ def attribute_entries(network: RoadNetwork, snapped: Snapped, crossings: Attache
 
     out = pd.DataFrame({
         "event_id": events["event_id"] if "event_id" in events else pd.Series(None, index=events.index, dtype=object),
-        "entry_country": events["entry_country"] if "entry_country" in events else country, "persons": persons,
+        "entry_country": events["entry_country"] if "entry_country" in events else np.full(m, "unknown", dtype=object),
+        "persons": persons,
         "crossing_id": categories(best_code, ids),
         "crossing_name": categories(np.where(best_code >= 0, name_code[np.maximum(best_code, 0)] if name_code.size else -1, -1),
                                     unique_names),
@@ -119,7 +108,7 @@ def attribute_entries(network: RoadNetwork, snapped: Snapped, crossings: Attache
         "margin_m": margin, "confidence": confidence,
         "reason": categories(reason_code, REASONS),
     }, index=events.index)
-    return gpd.GeoDataFrame(out, geometry=events.geometry.to_numpy(), crs=WORKING_CRS, index=events.index)
+    return gpd.GeoDataFrame(out, geometry=events.geometry.array, crs=WORKING_CRS, index=events.index)
 
 
 def crossing_table(attribution: gpd.GeoDataFrame, crossings: AttachedCrossings) -> gpd.GeoDataFrame:

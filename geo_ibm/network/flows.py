@@ -13,9 +13,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from geopandas.array import GeometryArray, from_shapely
 
 from geo_ibm.network.graph import AttachedCrossings, RoadNetwork
-from geo_ibm.network.paths import add_per_segment, push_to_roots, reach_costs, trees
+from geo_ibm.network.paths import per_segment_direction, push_to_roots, reach_points, trees
 from geo_ibm.network.snap import Snapped
 from geo_ibm.settings import WORKING_CRS
 
@@ -80,76 +81,74 @@ def route_flows(network: RoadNetwork, snapped: Snapped, attribution: gpd.GeoData
     code = pd.Index(ids).get_indexer(attribution["crossing_id"])
     rows = np.flatnonzero(code >= 0)
     k = code[rows]
-    if rows.size:
-        cost_u = tree.distance[k, seg_u[segment[rows]]] + offset[rows]
-        two_way = network.segments["oneway"].to_numpy()[segment[rows]] == 0
-        length = network.segments["length_m"].to_numpy()[segment[rows]]
-        cost_v = np.where(two_way, tree.distance[k, seg_v[segment[rows]]] + (length - offset[rows]), np.inf)
-        through_u = cost_u <= cost_v
-    else:
-        through_u = np.zeros(0, dtype=bool)
-    join = np.where(through_u, seg_u[segment[rows]], seg_v[segment[rows]])
-    forward, backward = push_to_roots(network, tree, k * n + join, weights[rows])
+    on = segment[rows]
+    # the end of its segment the event is reached through, from its own crossing
+    cost_u = tree.distance.ravel()[k * n + seg_u[on]] + offset[rows]
+    cost_v = tree.distance.ravel()[k * n + seg_v[on]] + (network.segments["length_m"].to_numpy()[on] - offset[rows])
+    through_u = (cost_u <= cost_v) | (network.segments["oneway"].to_numpy()[on] != 0)
+    join = np.where(through_u, seg_u[on], seg_v[on])
+    flow = push_to_roots(network, tree, k * n + join, weights[rows])
     # the event's own segment, from the end it was reached through
-    forward += add_per_segment(segment[rows[through_u]], weights[rows[through_u]], n_seg)
-    backward += add_per_segment(segment[rows[~through_u]], weights[rows[~through_u]], n_seg)
-    legs.append(("entry", forward, backward))
+    flow += per_segment_direction(on, through_u, weights[rows], n_seg)
+    legs.append(("entry", flow))
 
     if exits and "destination_country" in events:
         back_tree = trees(network, frame["node"].to_numpy(), reverse=True)
         dest_code, dest_values = pd.factorize(events["destination_country"])
-        on = events["snapped"].to_numpy()
+        snapped_mask = events["snapped"].to_numpy()
         neighbour = frame["neighbour"].to_numpy()
         choice = np.full(len(events), -1, dtype=np.int64)
         choice_u = np.zeros(len(events), dtype=bool)
         for value_code, dest in enumerate(dest_values):
             via = EXIT_COUNTRIES.get(str(dest), ())
-            rows = np.flatnonzero((dest_code == value_code) & on)
             candidates = np.flatnonzero(np.isin(neighbour, via))
-            if rows.size == 0 or candidates.size == 0:
+            if candidates.size == 0:
                 continue
-            cost, leave_u = reach_costs(network, back_tree.distance[candidates], segment[rows], offset[rows],
-                                        reverse=True)
-            pick = np.argmin(cost, axis=0)
-            col = np.arange(rows.size)
-            reach = np.isfinite(cost[pick, col])
-            choice[rows[reach]] = candidates[pick[reach]]
-            choice_u[rows[reach]] = leave_u[pick, col][reach]
+            rows = np.flatnonzero((dest_code == value_code) & snapped_mask)
+            reach = reach_points(network, back_tree, candidates, segment[rows], offset[rows], second=False)
+            choice[rows] = reach.first
+            choice_u[rows] = reach.through_u
         rows = np.flatnonzero(choice >= 0)
         leave_u = choice_u[rows]
-        join = np.where(leave_u, seg_u[segment[rows]], seg_v[segment[rows]])
-        forward, backward = push_to_roots(network, back_tree, choice[rows] * n + join, weights[rows])
+        on = segment[rows]
+        join = np.where(leave_u, seg_u[on], seg_v[on])
+        flow = push_to_roots(network, back_tree, choice[rows] * n + join, weights[rows])
         # the event's own segment, from the event to the end it leaves through
-        forward += add_per_segment(segment[rows[~leave_u]], weights[rows[~leave_u]], n_seg)
-        backward += add_per_segment(segment[rows[leave_u]], weights[rows[leave_u]], n_seg)
-        legs.append(("exit", forward, backward))
+        flow += per_segment_direction(on, ~leave_u, weights[rows], n_seg)
+        legs.append(("exit", flow))
     return _flow_frame(network, legs)
 
 
-def _flow_frame(network: RoadNetwork, legs: list[tuple[str, np.ndarray, np.ndarray]]) -> gpd.GeoDataFrame:
+def _directed_geometries(network: RoadNetwork) -> GeometryArray:
+    """Each segment drawn against (position ``2 * s``) and along (``2 * s + 1``) its geometry; cached."""
+    key = "directed_geometries"
+    if key not in network.cache:
+        geoms = network.segments.geometry.to_numpy()
+        both = np.empty(2 * geoms.size, dtype=object)
+        both[0::2] = shapely.reverse(geoms)
+        both[1::2] = geoms
+        network.cache[key] = from_shapely(both, crs=WORKING_CRS)
+    directed: GeometryArray = network.cache[key]
+    return directed
+
+
+def _flow_frame(network: RoadNetwork, legs: list[tuple[str, np.ndarray]]) -> gpd.GeoDataFrame:
     seg = network.segments
-    geoms = seg.geometry.to_numpy()
-    if "reversed" not in network.cache:
-        network.cache["reversed"] = shapely.reverse(geoms)
-    reversed_geoms = network.cache["reversed"]
-    idx_parts, dir_parts, leg_parts, flow_parts = [], [], [], []
-    for leg, forward, backward in legs:
-        for sign, flow in ((1, forward), (-1, backward)):
-            idx = np.flatnonzero(flow[:, 0] > 0)
-            idx_parts.append(idx)
-            dir_parts.append(np.full(idx.size, sign, dtype=np.int8))
-            leg_parts.append(np.full(idx.size, LEGS.index(leg), dtype=np.int8))
-            flow_parts.append(flow[idx])
-    idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, dtype=np.int64)
-    direction = np.concatenate(dir_parts) if dir_parts else np.zeros(0, dtype=np.int8)
+    # keys 2 * segment + along: ascending keys order the rows by segment, then direction -1 before +1
+    key_parts, leg_parts, flow_parts = [], [], []
+    for leg, flow in legs:
+        keys = np.flatnonzero(flow[:, 0] > 0)
+        key_parts.append(keys)
+        leg_parts.append(np.full(keys.size, LEGS.index(leg), dtype=np.int8))
+        flow_parts.append(flow[keys])
+    keys = np.concatenate(key_parts) if key_parts else np.zeros(0, dtype=np.int64)
     leg_code = np.concatenate(leg_parts) if leg_parts else np.zeros(0, dtype=np.int8)
     flow = np.concatenate(flow_parts) if flow_parts else np.zeros((0, 2))
-    order = np.lexsort((direction, idx, leg_code))
-    idx, direction, leg_code, flow = idx[order], direction[order], leg_code[order], flow[order]
-    geometry = np.where(direction == 1, geoms[idx], reversed_geoms[idx])
+    idx = keys // 2
     return gpd.GeoDataFrame({
         "segment_id": idx.astype(np.int64), "ref": seg["ref"].take(idx).reset_index(drop=True),
-        "name": seg["name"].take(idx).reset_index(drop=True), "direction": direction,
+        "name": seg["name"].take(idx).reset_index(drop=True),
+        "direction": np.where(keys % 2 == 1, 1, -1).astype(np.int8),
         "leg": pd.Categorical.from_codes(leg_code, dtype=pd.CategoricalDtype(LEGS)),
         "events": np.rint(flow[:, 0]).astype(np.int64), "persons": np.rint(flow[:, 1]).astype(np.int64),
-    }, geometry=gpd.GeoSeries(geometry, crs=WORKING_CRS), crs=WORKING_CRS)
+    }, geometry=_directed_geometries(network).take(keys), crs=WORKING_CRS)
