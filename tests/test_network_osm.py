@@ -11,11 +11,13 @@ import pandas as pd
 import pytest
 import shapely
 from pyproj import Geod, Transformer
+from scipy.sparse import csgraph
 
 from geo_ibm import layers
 from geo_ibm.errors import ValidationError
 from geo_ibm.io.osm import osm_extract_date
 from geo_ibm.network import installed, osm
+from geo_ibm.network.graph import build_network
 from geo_ibm.network.osm import hstore_value, parse_maxspeed, parse_oneway, read_osm
 from geo_ibm.network.roads import ROAD_COLUMNS, road_layer
 
@@ -175,6 +177,52 @@ def test_a_custom_gdal_osm_configuration_reads_the_same(extract, tmp_path, monke
     pd.testing.assert_frame_equal(read_osm(extract), expected)
 
 
+def ring(lon: float, lat: float, r: float = 0.0005) -> list[tuple[float, float]]:
+    """A closed way around ``(lon, lat)``, counter-clockwise from its east point (E, N, W, S, E)."""
+    east, north, west, south = (lon + r, lat), (lon, lat + r), (lon - r, lat), (lon, lat - r)
+    return [east, north, west, south, east]
+
+
+ROUNDABOUTS: dict[int, tuple[dict[str, str], list[tuple[float, float]]]] = {
+    1: ({"highway": "primary", "junction": "roundabout"}, ring(6.13, 49.61)),
+    2: ({"highway": "secondary", "junction": "circular"}, ring(6.14, 49.61)),
+    3: ({"highway": "tertiary", "junction": "roundabout", "oneway": "no"}, ring(6.15, 49.61)),
+    4: ({"highway": "tertiary", "junction": "roundabout", "oneway": "-1"}, ring(6.16, 49.61)),
+    5: ({"highway": "primary", "junction": "Roundabout", "oneway": "yes"}, ring(6.17, 49.61)),
+    6: ({"highway": "primary", "junction": "yes"}, [(6.18, 49.61), (6.19, 49.62)]),  # a junction, not a ring
+    7: ({"highway": "primary"}, [(6.20, 49.61), (6.21, 49.62)]),
+    # roads into roundabout 1 at its east, north and south points
+    8: ({"highway": "primary"}, [(6.1305, 49.61), (6.1320, 49.61)]),
+    9: ({"highway": "primary"}, [(6.13, 49.6105), (6.13, 49.6120)]),
+    10: ({"highway": "primary"}, [(6.13, 49.6095), (6.13, 49.6080)]),
+}
+
+
+@pytest.mark.parametrize("kind", ["osm", "pbf"])
+def test_roundabouts_are_one_way_along_the_way_unless_tagged_otherwise(tmp_path, kind):
+    path = write_osm(tmp_path / "roundabouts.osm", ROUNDABOUTS)
+    if kind == "pbf":
+        path = to_pbf(path, tmp_path / "roundabouts.osm.pbf")
+    roads = read_osm(path).set_index("road_id")
+    assert roads["oneway"].to_dict() == {"w1": 1, "w2": 1, "w3": 0, "w4": -1, "w5": 1, "w6": 0, "w7": 0,
+                                         "w8": 0, "w9": 0, "w10": 0}
+    # on the graph: round roundabout 1 only counter-clockwise, the way it is drawn
+    network = build_network(roads.reset_index())
+    seg = network.segments[network.segments["road_id"] == "w1"]
+    assert len(seg) == 3 and (seg["oneway"] == 1).all()
+    nodes = {name: int(np.argmin(np.hypot(*(network.nodes - np.array(TO_LUREF.transform(*xy))).T)))
+             for name, xy in zip(("east", "north", "south"), [ring(6.13, 49.61)[i] for i in (0, 1, 3)], strict=True)}
+    distance = csgraph.dijkstra(network.matrix("length"), directed=True, indices=[nodes["east"], nodes["south"]])
+    length = dict(zip(zip(seg["u"], seg["v"]), seg["length_m"], strict=True))
+    east_north = length[(nodes["east"], nodes["north"])]
+    north_south = length[(nodes["north"], nodes["south"])]  # past the west point
+    south_east = length[(nodes["south"], nodes["east"])]
+    # east -> south the long way round (east, north, west, south); south -> east directly
+    assert distance[0, nodes["south"]] == pytest.approx(east_north + north_south)
+    assert distance[1, nodes["east"]] == pytest.approx(south_east)
+    assert distance[0, nodes["south"]] > 2.5 * distance[1, nodes["east"]]
+
+
 def test_tag_parsers():
     tags = pd.Series(['"ref"=>"A3","oneway"=>"yes"', '"name:x"=>"a\\"ref\\"=>\\"Z","ref"=>"N\\"1\\\\"', None,
                       '"maxspeed"=>"50", "ref"=>"B7"'])
@@ -182,6 +230,11 @@ def test_tag_parsers():
     assert pd.isna(hstore_value(tags, "ref")[2]) and hstore_value(tags, "ref")[3] == "B7"
     oneway = pd.Series(["yes", "TRUE", "1", "-1", "reverse", "no", "alternating", None, " yes "])
     assert parse_oneway(oneway).tolist() == [1, 1, 1, -1, -1, 0, 0, 0, 1]
+    junction = pd.Series(["roundabout"] * 5 + ["circular", "roundabout", "roundabout", None])
+    assert parse_oneway(oneway, junction=junction).tolist() == [1, 1, 1, -1, -1, 0, 0, 1, 1]
+    untagged = pd.Series([None, "", None, None, None], dtype=object)
+    assert parse_oneway(untagged, junction=pd.Series([" Roundabout", "circular", "yes", None, "circular"])
+                        ).tolist() == [1, 1, 0, 0, 1]
     speeds = pd.Series(["50", "50 mph", "130 km/h", "90;70", "FR:urban", "none", "walk", "0", "999", "7.5", None,
                         "signals", "40kmh"])
     np.testing.assert_allclose(parse_maxspeed(speeds), [50, 80.4672, 130, 90, np.nan, np.nan, np.nan, np.nan,

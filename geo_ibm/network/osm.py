@@ -3,8 +3,8 @@
 The file is read with GDAL's OSM driver (in the pyogrio wheel), layer ``lines`` (the ways that are
 not areas). GDAL gives ``osm_id``, ``name`` and ``highway`` as fields and every other tag in
 ``other_tags``, a PostgreSQL hstore text such as ``"ref"=>"A3","oneway"=>"yes"``; ``ref``,
-``oneway`` and ``maxspeed`` are parsed from it (or taken from fields of those names when a custom
-``OSM_CONFIG_FILE`` makes them fields).
+``oneway``, ``maxspeed`` and ``junction`` are parsed from it (or taken from fields of those names
+when a custom ``OSM_CONFIG_FILE`` makes them fields).
 
 Limits, checked before the file is read: its size (``GEO_IBM_ROADS_MAX_MB``, default
 :data:`MAX_OSM_MB` MiB; a Luxembourg extract is a few tens of MiB as ``.osm.pbf``, about ten
@@ -56,9 +56,12 @@ MAX_SPEED_KMH = 300.0
 _ONEWAY = {"yes": 1, "true": 1, "1": 1, "-1": -1, "reverse": -1}
 """``oneway`` values with a direction; any other value (no, alternating, reversible...) is 0."""
 
+ONEWAY_JUNCTIONS: tuple[str, ...] = ("roundabout", "circular")
+"""``junction`` values that imply ``oneway=yes`` in OpenStreetMap when the way has no ``oneway`` tag."""
+
 _SPEED = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(km/h|kmh|kph|mph|knots)?\s*(?:;|$)", re.IGNORECASE)
 """The first of a ``maxspeed``'s ``;``-separated values, a number with an optional unit."""
-_TAG_KEYS = ("ref", "oneway", "maxspeed")
+_TAG_KEYS = ("ref", "oneway", "maxspeed", "junction")
 
 
 def osm_max_bytes() -> int:
@@ -84,8 +87,10 @@ def read_osm(path: str | os.PathLike[str], *, margin_m: float | None = None) -> 
 
     - ``ref``: trimmed, several refs joined by ``;`` without spaces (``"A3;E25"``); ``""`` when none.
     - ``name``: ``""`` when none.
-    - ``oneway``: ``yes``/``true``/``1`` -> 1, ``-1``/``reverse`` -> -1, anything else or no tag
-      -> 0. Nothing is implied from the class: an untagged motorway is 0, as tagged.
+    - ``oneway``: ``yes``/``true``/``1`` -> 1, ``-1``/``reverse`` -> -1, any other value -> 0. No
+      tag -> 0, except on roundabouts (``junction=roundabout`` or ``circular``), which are one-way
+      along the way as OpenStreetMap implies (:data:`ONEWAY_JUNCTIONS`; ``oneway=no`` makes one
+      two-way). Nothing is implied from the class: an untagged motorway is 0, as tagged.
     - ``maxspeed`` in km/h: a number (``"50"``), with a unit (``"50 mph"``, ``"10 knots"``,
       ``"50 km/h"``); of several values (``"90;70"``) the first. Implicit values (``"FR:urban"``,
       ``"DE:motorway"``), ``none``, ``signals``, ``walk``, 0 and values above 300 are NaN: the
@@ -176,7 +181,7 @@ def roads_from_lines(lines: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         "ref": _clean_ref(tags["ref"]),
         "name": kept["name"].fillna("").astype(str).str.strip() if "name" in kept else "",
         "highway": kept["highway"].astype(str),
-        "oneway": parse_oneway(tags["oneway"]),
+        "oneway": parse_oneway(tags["oneway"], junction=tags["junction"]),
         "maxspeed": parse_maxspeed(tags["maxspeed"]),
     }, index=kept.index)
     out = gpd.GeoDataFrame(frame[list(ROAD_COLUMNS)], geometry=kept.geometry.to_numpy(), crs=kept.crs)
@@ -208,10 +213,18 @@ def _clip(roads: gpd.GeoDataFrame, area: shapely.Geometry) -> gpd.GeoDataFrame:
     return out
 
 
-def parse_oneway(values: pd.Series) -> np.ndarray:
-    """OSM ``oneway`` values as int8: 1 along the way, -1 against it, 0 both ways (also when missing)."""
+def parse_oneway(values: pd.Series, *, junction: pd.Series | None = None) -> np.ndarray:
+    """OSM ``oneway`` values as int8: 1 along the way, -1 against it, 0 both ways.
+
+    A missing (or empty) value is 0, unless the way's ``junction`` (same index) is one of
+    :data:`ONEWAY_JUNCTIONS`: then 1, the direction OpenStreetMap implies.
+    """
     key = values.astype(object).fillna("").astype(str).str.strip().str.lower()
-    return key.map(_ONEWAY).fillna(0).to_numpy(dtype=np.int8)
+    oneway = key.map(_ONEWAY).fillna(0).to_numpy(dtype=np.int8, copy=True)
+    if junction is not None:
+        kind = junction.astype(object).fillna("").astype(str).str.strip().str.lower()
+        oneway[(key == "").to_numpy() & kind.isin(ONEWAY_JUNCTIONS).to_numpy()] = 1
+    return oneway
 
 
 def parse_maxspeed(values: pd.Series) -> np.ndarray:
