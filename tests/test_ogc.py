@@ -350,3 +350,59 @@ def test_cached_pages_follow_every_import(tmp_path):
     assert after["features"][0]["id"].startswith("NEW-")
     api = fresh.get("/api/events?limit=5").get_json()
     assert api["numberMatched"] == before["numberMatched"] + 3 and api["features"][0]["id"].startswith("NEW-")
+
+
+def item_keys(site: Site, query: bytes) -> list:
+    """The kept ``/items`` answers of ``query`` (the query string is part of each key)."""
+    return [k for k in site.app.extensions["geo_ibm_cache"].keys("ogc-items") if k[2][1] == query]
+
+
+def test_items_answers_are_kept_per_query_and_reader(site):
+    # Two readers of one URL: the analyst's Gi* z-scores must never reach the viewer, whose
+    # answer is the protected one even when the analyst's is kept.
+    url = "/ogc/collections/hotspots/items?limit=777"
+    analyst = site.get(url, role="analyst").get_json()
+    viewer = site.get(url, role="viewer").get_json()
+    assert analyst["features"] and all("gi_z" in f["properties"] for f in analyst["features"])
+    assert viewer["features"] and all("gi_z" not in f["properties"] for f in viewer["features"])
+    assert viewer["parameters"]["disclosure"]["cell_m"] == 500 and "disclosure" not in analyst["parameters"]
+    assert len(item_keys(site, b"limit=777")) == 2
+    # Served again, the same answers; only the time stamp is the response's own.
+    again = site.get(url, role="viewer").get_json()
+    assert {k: v for k, v in again.items() if k != "timeStamp"} == {k: v for k, v in viewer.items() if k != "timeStamp"}
+    stamp = pd.Timestamp(again["timeStamp"])
+    assert stamp.tzinfo is not None and abs(pd.Timestamp.now(tz="UTC") - stamp) < pd.Timedelta(minutes=1)
+    assert len(item_keys(site, b"limit=777")) == 2
+
+
+def test_kept_items_links_follow_the_configured_public_url(site):
+    url = "/ogc/collections/events/items?limit=3&offset=3"
+    first = site.get(url).get_json()
+    assert rels(first["links"])["next"]["href"].startswith("http://localhost/ogc/")
+    site.app.config["PUBLIC_URL"] = "https://geo-ibm.example.lu"
+    try:
+        moved = site.get(url, headers={"Host": "evil.example"}).get_json()
+    finally:
+        site.app.config["PUBLIC_URL"] = "http://localhost"
+    assert ids(moved) == ids(first)
+    hrefs = [link["href"] for link in moved["links"]]
+    assert all(h.startswith("https://geo-ibm.example.lu/ogc/") for h in hrefs)
+    assert local(rels(moved["links"])["next"]["href"]) == local(rels(first["links"])["next"]["href"])
+
+
+def test_every_kept_events_page_is_audited(site):
+    import json
+
+    url = "/ogc/collections/events/items?limit=4&offset=8"
+
+    def tally() -> int:
+        log = site.store.audit_log(limit=200)
+        details = [d if isinstance(d, dict) else json.loads(d) for d in log.loc[log["action"] == "record_read", "detail"]]
+        mine = [d for d in details if d.get("what") == "events" and parse_qs(d["query"]) == {"limit": ["4"], "offset": ["8"]}]
+        return sum(int(d.get("count", 1)) for d in mine)
+
+    before = tally()
+    bodies = [site.get(url).get_json() for _ in range(3)]
+    assert len(item_keys(site, b"limit=4&offset=8")) == 1  # built once, served three times
+    assert all(ids(b) == ids(bodies[0]) and b["numberReturned"] == 4 for b in bodies)
+    assert tally() == before + 3

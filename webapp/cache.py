@@ -22,7 +22,13 @@ DEFAULT_CACHE_MB = 256
 
 
 def _size(value: Any) -> int:
-    """Approximate bytes an entry holds (the LRU bound counts these)."""
+    """Approximate bytes an entry holds (the LRU bound counts these).
+
+    An entry that knows its size says so in a ``cache_bytes`` attribute.
+    """
+    known = getattr(value, "cache_bytes", None)
+    if isinstance(known, int):
+        return known
     if isinstance(value, (str, bytes, bytearray)):
         return len(value)
     if isinstance(value, pd.DataFrame):

@@ -56,6 +56,19 @@ def events_in_bbox(
     return page, len(ids)
 
 
+def event_page_features(
+    store: Any,
+    *,
+    bbox: tuple[float, float, float, float] | None,
+    filters: dict[str, Any],
+    limit: int,
+    offset: int,
+) -> tuple[str, int, int]:
+    """One page of :func:`events_in_bbox` as GeoJSON features: ``(features JSON text, returned, matched)``."""
+    page, matched = events_in_bbox(store, bbox=bbox, filters=filters, limit=limit, offset=offset)
+    return json_text(to_features(page, id_column="event_id")), len(page), int(matched)
+
+
 def event_page_json(
     store: Any,
     *,
@@ -64,16 +77,15 @@ def event_page_json(
     limit: int,
     offset: int,
 ) -> tuple[str, int, int]:
-    """One page of :func:`events_in_bbox` as GeoJSON features: ``(features JSON text, returned, matched)``.
+    """:func:`event_page_features`, kept per store version.
 
-    Kept per store version (the cache is bounded in bytes and counts the text): GIS clients
-    and several users opening the same view ask for the same pages, which are then served
-    without reading or converting the events again. Reads are audited by the caller on
-    every request, cached or not.
+    The cache is bounded in bytes and counts the text: GIS clients and several users opening
+    the same view ask for the same pages, which are then served without reading or converting
+    the events again. Reads are audited by the caller on every request, cached or not. (The
+    OGC API keeps its whole answers instead, see :func:`webapp.ogc.items`.)
     """
     def build() -> tuple[str, int, int]:
-        page, matched = events_in_bbox(store, bbox=bbox, filters=filters, limit=limit, offset=offset)
-        return json_text(to_features(page, id_column="event_id")), len(page), int(matched)
+        return event_page_features(store, bbox=bbox, filters=filters, limit=limit, offset=offset)
 
     key = (tuple(sorted((k, str(v)) for k, v in filters.items())), bbox, limit, offset)
     return cached(store, "event-page", key, build)

@@ -4,6 +4,7 @@ and by a CQL2 text ``filter`` (:mod:`geo_ibm.cql2`), which GDAL's OAPIF driver s
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -12,7 +13,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, current_app, g, request, url_for
 from shapely.geometry import box
 
 from geo_ibm import analysis, cql2
@@ -26,7 +27,7 @@ from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS
 from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, disclosure_rule
 from webapp.auth import audit_read, get_store, require_role
 from webapp.cache import cached
-from webapp.features import event_page_json
+from webapp.features import event_page_features
 from webapp.openapi import INSTANT_OR_EMPTY, OPENAPI_MEDIA_TYPE, build_openapi, ogc_openapi
 from webapp.params import (
     DEFAULT_LIMIT,
@@ -734,6 +735,57 @@ def items(collection_id: str) -> Response:
 
 def _items(collection_id: str) -> Response:
     coll = COLLECTIONS[collection_id]
+    store = get_store()
+    page = cached(store, "ogc-items", _items_key(coll), lambda: _items_page(coll))
+    if coll.id == "events":
+        # Every request is audited, served from the cache or not; filtered reads too: the
+        # audit record keeps the query, filter included.
+        audit_read("events", page.returned)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()).encode("ascii")
+    return Response(b"".join((ITEMS_HEAD, stamp, page.tail)), mimetype=GEOJSON)
+
+
+def _items_key(collection: Collection) -> tuple[Any, ...]:
+    """Everything besides the store's version that an ``/items`` answer depends on.
+
+    The query string as sent (a repeated request finds its answer; the ``self`` and ``next``
+    links repeat its parameters in its order), the configured public URL and script root of
+    the links, the reader's role and disclosure rule, and for a route layer the installed
+    road network (which changes no store version).
+    """
+    user = g.get("user") or {}
+    network = None
+    if collection.id in ROUTE_LAYERS:
+        from webapp.routes import network_key
+
+        network = network_key()
+    return (collection.id, request.query_string, public_url(), request.script_root, user.get("role"),
+            disclosure_rule(), network)
+
+
+@dataclass(frozen=True)
+class ItemsPage:
+    """An ``/items`` answer as kept per store version: all of it but the ``timeStamp`` of each response."""
+
+    tail: bytes
+    """The body after :data:`ITEMS_HEAD` and the time stamp, UTF-8 JSON (from the time stamp's closing quote)."""
+    returned: int
+    """Features the page holds (what a read of events audits)."""
+    key_bytes: int = 0
+    """Length of the query string in its cache key, counted with the entry (long CQL2 filters)."""
+
+    @property
+    def cache_bytes(self) -> int:
+        return len(self.tail) + self.key_bytes + 100
+
+
+ITEMS_HEAD = b'{"type": "FeatureCollection", "timeStamp": "'
+"""How every ``/items`` body begins; the time stamp of the response follows."""
+
+
+def _items_page(coll: Collection) -> ItemsPage:
+    """The ``/items`` answer of the request on ``coll``: parameters checked, features read, body serialised."""
+    collection_id = coll.id
     args = request.args
     check_known(args, (*ITEMS_PARAMS, *coll.filters, *(q.name for q in coll.queryables)))
     _check_format()
@@ -751,15 +803,13 @@ def _items(collection_id: str) -> Response:
         node = cql2.combine(cql2.equality_filter(properties, properties=queryable_types(coll)),
                             flt.root if flt else None)
         if node is None:
-            features, returned, matched = event_page_json(get_store(), bbox=bbox, filters=filters, limit=limit,
-                                                          offset=offset)
+            features, returned, matched = event_page_features(get_store(), bbox=bbox, filters=filters, limit=limit,
+                                                              offset=offset)
         else:
             used = (flt.properties if flt else frozenset()) | frozenset(properties)
             ids = filtered_event_ids(get_store(), bbox=bbox, filters=filters, node=node, columns=used)
             features, returned = filtered_event_page(get_store(), ids, filters=filters, limit=limit, offset=offset)
             matched = len(ids)
-        # Filtered reads too: the audit record keeps the query, filter included.
-        audit_read("events", returned)
         members: dict[str, Any] = {}
     else:
         if collection_id == "hotspots":
@@ -791,14 +841,15 @@ def _items(collection_id: str) -> Response:
     credit = {"attribution": OSM_ATTRIBUTION} if osm else _attribution(coll)
     members.update({
         **credit,
-        "timeStamp": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
         "numberMatched": int(matched),
         "numberReturned": int(returned),
         "links": _page_links(collection_id, offset=offset, limit=limit, returned=returned, matched=matched)
         + (_licence_links(coll) or ([_link(ODBL_URL, "license", "text/html", "Open Database License (ODbL) 1.0")]
                                     if osm else [])),
     })
-    return json_response({"type": "FeatureCollection", **members}, serialised={"features": features}, mimetype=GEOJSON)
+    text = json_text(members)
+    tail = '", ' + text[1:-1] + ', "features": ' + features + "}"
+    return ItemsPage(tail.encode("utf-8"), int(returned), key_bytes=len(request.query_string))
 
 
 @ogc_bp.get("/collections/<collection_id>/items/<feature_id>")
