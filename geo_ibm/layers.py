@@ -426,7 +426,10 @@ def _build_raster(geoms: np.ndarray, limit: float, cell: float) -> _CantonRaster
     if len(out) and limit > 0 and len(segments):
         tree = shapely.STRtree(segments)
         centres = shapely.points(cx[out], cy[out])
-        pos, dist = tree.query_nearest(centres, return_distance=True, all_matches=False)
+        # Only distances up to the reach matter: beyond it a cell is far whatever the distance,
+        # and bounding the search lets GEOS skip most of the tree for the many far cells.
+        pos, dist = tree.query_nearest(centres, max_distance=limit + half_diag + eps, return_distance=True,
+                                       all_matches=False)
         d1 = np.full(len(out), np.inf)
         d1[pos[0]] = dist
         far = d1 - half_diag - eps > limit
