@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -25,7 +26,7 @@ from geo_ibm.archive import (
     tally_archive,
     write_synthetic_archive,
 )
-from geo_ibm.archive.distributed import WORKER_MALLOC
+from geo_ibm.archive.distributed import WORKER_MALLOC, batch_partitions
 from geo_ibm.archive.format import quarter_window
 from geo_ibm.archive.lattice import assemble_grid, clip_block, grid_lattice, submit_grid
 from geo_ibm.emerging import emerging_hotspots, space_time_cube
@@ -127,6 +128,31 @@ def test_space_time_cube_and_emerging_categories_equal_the_single_machine_path(c
     np.testing.assert_array_equal(reduced, cube)
 
 
+def test_partitions_in_batches(lux_archive):
+    manifest = read_manifest(lux_archive)
+    entries = manifest.partitions
+    for n in (1, 3, 5, 16, 40):
+        batches = batch_partitions(entries, n)
+        assert [e.path for b in batches for e in b] == [e.path for e in entries]  # each once, in order
+        assert len(batches) == min(n, len(entries))
+    # unequal partitions: about equal rows per batch, a large one alone, none split
+    sized = [replace(entries[0], rows=r) for r in (100, 100, 5_000, 100, 100, 100, 100)]
+    assert [[e.rows for e in b] for b in batch_partitions(sized, 3)] == [[100, 100], [5_000], [100, 100, 100, 100]]
+
+
+@pytest.mark.parametrize("tasks", [1, 3, None])
+def test_reduction_in_any_number_of_tasks_equals_the_events(client, lux_archive, lux_events, tasks):
+    manifest = read_manifest(lux_archive)
+    grid = make_grid(study_area(), cell=1500)
+    seen: list[tuple[int, int]] = []
+    part = reduce_archive(manifest, BinTask("cells", spec=grid_spec(grid)), client=client, tasks=tasks,
+                          progress=lambda done, whole: seen.append((done, whole)))
+    np.testing.assert_array_equal(part.values, bin_counts(lux_events, grid))
+    assert (part.partitions, part.rows) == (16, 24_000)
+    # progress counts partitions, whatever the tasks
+    assert seen[-1] == (16, 16) and len(seen) == (tasks or 8) and all(a[0] < b[0] for a, b in zip(seen, seen[1:]))
+
+
 def _holed_area() -> shapely.MultiPolygon:
     """Luxembourg with a lake cut out and an island off its coast: rings the boundary sampling must all follow."""
     outline = study_area().geometry.union_all()
@@ -208,6 +234,10 @@ def test_bad_rows_are_reported_by_file_and_row(client, tmp_path):
     bad_file = "quarter=2024Q1/part-00001.parquet"
     assert found == {(bad_file, 5, "x"), (bad_file, 9, "persons"), (bad_file, 10, "persons")}
     assert f"{bad_file}, row 5, column 'x': not a finite number" in str(caught.value)
+    # the same when both partitions are binned by one task
+    with pytest.raises(ValidationError, match="3 bad rows in 1 partitions") as caught:
+        reduce_archive(manifest, BinTask("cells", spec=grid_spec(make_grid(study_area(), cell=1000))), client=client, tasks=1)
+    assert {(p.file, p.row, p.column) for p in caught.value.problems} == found
 
 
 def test_missing_or_altered_partition_is_an_error(client, tmp_path):

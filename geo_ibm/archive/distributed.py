@@ -9,6 +9,7 @@ as they do for the event store.
 """
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +33,15 @@ Kind = Literal["cells", "cube", "kde", "tally"]
 
 FAN_IN = 8
 """Partial results summed by one reduction task."""
+
+TASKS_PER_WORKER = 4
+"""Binning tasks per worker thread in a reduction; each task bins a batch of consecutive partitions.
+
+Every task costs the scheduler, the client and the comms between them about a millisecond of
+CPU, and returns a lattice-sized array to be summed; a few tasks a worker keep that small
+while work stealing can still even out the workers' loads (measured here: 40 partitions of
+20M events in 8 tasks on 2 workers instead of 40, docs/ARCHIVE.md).
+"""
 
 
 @dataclass(frozen=True)
@@ -158,6 +168,35 @@ def _step_index(seconds: np.ndarray, entry: PartitionEntry, task: BinTask) -> np
     return np.asarray(stamps.to_period("M").asi8, dtype=np.int64) - task.first
 
 
+def bin_partitions(root: str, entries: Sequence[PartitionEntry], task: BinTask) -> Partial:
+    """Bin ``entries`` one after the other into one sum (one task on a worker).
+
+    Each partition's result is added into the running sum as soon as it is binned, so a worker
+    holds one partition's columns and two result arrays at a time, however many partitions
+    the task has.
+    """
+    total = bin_partition(root, entries[0], task)
+    for entry in entries[1:]:
+        _add_into(total, bin_partition(root, entry, task))
+    return total
+
+
+def _add_into(total: Partial, part: Partial) -> None:
+    total.values += part.values
+    if total.hits is not None and part.hits is not None:
+        total.hits += part.hits
+    total.rows += part.rows
+    total.used += part.used
+    total.outside += part.outside
+    total.partitions += part.partitions
+    total.problems.extend(part.problems)
+    total.counts.extend(part.counts)
+    for key, (events, persons) in part.tally.items():
+        slot = total.tally.setdefault(key, [0.0, 0.0])
+        slot[0] += events
+        slot[1] += persons
+
+
 def add_partials(*parts: Partial) -> Partial:
     """The sum of partial results (a reduction task; also usable on one machine)."""
     first = parts[0]
@@ -165,20 +204,25 @@ def add_partials(*parts: Partial) -> Partial:
                     list(first.problems), list(first.counts), {k: list(v) for k, v in first.tally.items()},
                     None if first.hits is None else first.hits.copy())
     for part in parts[1:]:
-        total.values += part.values
-        if total.hits is not None and part.hits is not None:
-            total.hits += part.hits
-        total.rows += part.rows
-        total.used += part.used
-        total.outside += part.outside
-        total.partitions += part.partitions
-        total.problems.extend(part.problems)
-        total.counts.extend(part.counts)
-        for key, (events, persons) in part.tally.items():
-            slot = total.tally.setdefault(key, [0.0, 0.0])
-            slot[0] += events
-            slot[1] += persons
+        _add_into(total, part)
     return total
+
+
+def batch_partitions(entries: Sequence[PartitionEntry], batches: int) -> list[list[PartitionEntry]]:
+    """``entries`` in at most ``batches`` runs of consecutive partitions holding about as many rows each.
+
+    A partition goes to the batch in whose share of the rows its middle row falls; none is split,
+    so a partition larger than a share makes a batch of its own.
+    """
+    sizes = np.array([max(e.rows, 1) for e in entries], dtype=float)
+    middles = np.cumsum(sizes) - sizes / 2
+    index = np.minimum((middles * (max(1, batches) / sizes.sum())).astype(np.int64), max(1, batches) - 1)
+    out: list[list[PartitionEntry]] = []
+    for position, entry in enumerate(entries):
+        if position == 0 or index[position] != index[position - 1]:
+            out.append([])
+        out[-1].append(entry)
+    return out
 
 
 def select_partitions(manifest: Manifest, *, start: int | None = None, end: int | None = None) -> list[PartitionEntry]:
@@ -192,11 +236,13 @@ def select_partitions(manifest: Manifest, *, start: int | None = None, end: int 
 class PendingReduction:
     """Partition tasks and their tree of sums, submitted to the cluster; :meth:`result` waits for the total."""
 
-    def __init__(self, manifest: Manifest, leaves: list[Any], sums: list[Any]) -> None:
+    def __init__(self, manifest: Manifest, leaves: list[Any], sums: list[Any], sizes: Sequence[int] | None = None) -> None:
         self.manifest = manifest
         self.leaves = leaves
         self.sums = sums
         self.total = sums[-1] if sums else leaves[0]
+        # partitions binned by each leaf, for progress by partition
+        self.sizes = dict(zip((f.key for f in leaves), sizes if sizes is not None else [1] * len(leaves)))
 
     def result(self, progress: Callable[[int, int], None] | None = None) -> Partial:
         """The sum over every partition, once the cluster has it.
@@ -211,10 +257,10 @@ class PendingReduction:
 
         try:
             if progress is not None:
-                done = 0
-                for _future in as_completed(self.leaves):
-                    done += 1
-                    progress(done, len(self.leaves))
+                done, whole = 0, sum(self.sizes.values())
+                for future in as_completed(self.leaves):
+                    done += self.sizes[future.key]
+                    progress(done, whole)
             result: Partial = self.total.result()
         except BaseException:
             self.cancel()
@@ -239,13 +285,16 @@ def submit_reduction(
     *,
     client: Client,
     entries: Sequence[PartitionEntry] | None = None,
+    tasks: int | None = None,
 ) -> PendingReduction:
     """Send ``task`` for every partition (or ``entries``) and the sums of the results to the cluster; do not wait.
 
     Every partition is checked to be there first (a listed partition missing is an error);
-    the task is sent to each worker once (a grid's lookup can be megabytes). Sums run as soon
-    as their inputs are ready (ahead of the remaining partitions), so a worker holds few
-    partial arrays at a time.
+    the task is sent to each worker once (a grid's lookup can be megabytes). The partitions
+    are binned by ``tasks`` tasks (default :data:`TASKS_PER_WORKER` per worker) of
+    consecutive partitions (:func:`batch_partitions`), each summing its own; the sums of the
+    tasks' results run as soon as their inputs are ready, so a worker holds few partial arrays
+    at a time.
 
     Raises
     ------
@@ -260,7 +309,8 @@ def submit_reduction(
     # a key of its own: the same task scattered again while an earlier copy is being released would be lost
     shared = client.scatter(task, broadcast=True, hash=False)
     root = manifest.root
-    leaves = client.map(bin_partition, [root] * len(chosen), chosen, task=shared, pure=False)
+    batches = batch_partitions(chosen, tasks if tasks is not None else TASKS_PER_WORKER * _threads(client))
+    leaves = client.map(bin_partitions, [root] * len(batches), batches, task=shared, pure=False)
     level, sums = leaves, []
     try:
         while len(level) > 1:
@@ -270,7 +320,7 @@ def submit_reduction(
     except BaseException:
         client.cancel([*leaves, *sums])
         raise
-    return PendingReduction(manifest, leaves, sums)
+    return PendingReduction(manifest, leaves, sums, [len(b) for b in batches])
 
 
 def reduce_archive(
@@ -280,10 +330,12 @@ def reduce_archive(
     client: Client,
     entries: Sequence[PartitionEntry] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    tasks: int | None = None,
 ) -> Partial:
     """Run ``task`` on every partition (or ``entries``) on the cluster and sum the results.
 
-    :func:`submit_reduction`, then :meth:`PendingReduction.result`.
+    :func:`submit_reduction` (in ``tasks`` binning tasks), then :meth:`PendingReduction.result`
+    (``progress`` is called with the partitions done and their number).
 
     Raises
     ------
@@ -291,7 +343,7 @@ def reduce_archive(
         A missing or altered partition, or bad rows in any partition: one error listing each
         bad row by file and row (the first of each file and column, every one counted).
     """
-    return submit_reduction(manifest, task, client=client, entries=entries).result(progress)
+    return submit_reduction(manifest, task, client=client, entries=entries, tasks=tasks).result(progress)
 
 
 WORKER_MALLOC = {"MALLOC_TRIM_THRESHOLD_": 64 << 20, "MALLOC_MMAP_THRESHOLD_": 32 << 20}
@@ -315,7 +367,9 @@ def dask_client(scheduler: str | None = None, *, workers: int = 2, processes: bo
     The local cluster has ``workers`` workers of one thread each (separate processes unless
     ``processes=False``), started with :data:`WORKER_MALLOC`, without Dask's sampling profiler
     and with every task sent to a worker at once (``worker-saturation: inf``), and is closed on
-    exit; a remote cluster is left running. ``timeout`` bounds the wait for the scheduler to answer.
+    exit; a remote cluster is left running. While the client is open, the objects alive in this
+    process when it opened are left out of the garbage collector's passes (``gc.freeze``).
+    ``timeout`` bounds the wait for the scheduler to answer.
 
     Raises
     ------
@@ -331,7 +385,8 @@ def dask_client(scheduler: str | None = None, *, workers: int = 2, processes: bo
             raise ValidationError(f"scheduler: cannot reach the Dask scheduler at {scheduler} ({exc})",
                                   [Problem("unreachable", column="scheduler", value=scheduler)]) from None
         try:
-            yield client
+            with _long_lived_frozen():
+                yield client
         finally:
             client.close()
         return
@@ -352,20 +407,44 @@ def dask_client(scheduler: str | None = None, *, workers: int = 2, processes: bo
     # round trip between two tasks then grew with the machine's load (measured here 1.6-2.1 s
     # against 2.2-4.6 s per 20M-event analysis on a loaded machine)
     settings["distributed.scheduler.worker-saturation"] = float("inf")
+    # the scheduler's and the nannies' monitors run in this process too: the system monitors
+    # (for the dashboard) read /proc every 0.5 s and the nannies check their worker's memory
+    # every 0.1 s, some 12 and 4 % of this process's event loop during an analysis here
+    settings["distributed.admin.system-monitor.interval"] = "2s"
+    settings["distributed.worker.memory.monitor-interval"] = "500ms"
     with dask.config.set(settings):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
                                dashboard_address="127.0.0.1:0", memory_limit=memory_limit, **where)
     client = Client(cluster)
     try:
-        yield client
+        with _long_lived_frozen():
+            yield client
     finally:
         client.close()
         cluster.close()
 
 
+@contextmanager
+def _long_lived_frozen() -> Iterator[None]:
+    # The client process holds some 150,000 objects of the imported libraries and of the
+    # cluster (its scheduler and nannies run here), and the garbage collector's full
+    # collections walk them all: about one per analysis, 80 ms of CPU each here, on a core the
+    # workers need. Frozen, they are left out of every collection until the client closes;
+    # what an analysis allocates afterwards is collected as usual.
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def worker_count(client: Client) -> int:
     """Workers connected to ``client``'s scheduler."""
     return len(client.scheduler_info(n_workers=-1).get("workers", {}))
+
+
+def _threads(client: Client) -> int:
+    return max(1, sum(client.nthreads().values()))
 
 
 def tally_archive(manifest: Manifest, *, client: Client, by: str = "quarter", start: int | None = None,
@@ -407,6 +486,7 @@ def check_bytes(n_values: int, *, what: str, parameter: str, limit: float = 2e9)
 
 
 __all__ = [
-    "FAN_IN", "WORKER_MALLOC", "BinTask", "Partial", "PendingReduction", "add_partials", "bin_partition", "check_bytes", "dask_client",
-    "reduce_archive", "select_partitions", "submit_reduction", "tally_archive", "worker_count",
+    "FAN_IN", "TASKS_PER_WORKER", "WORKER_MALLOC", "BinTask", "Partial", "PendingReduction", "add_partials", "batch_partitions",
+    "bin_partition", "bin_partitions", "check_bytes", "dask_client", "reduce_archive", "select_partitions", "submit_reduction",
+    "tally_archive", "worker_count",
 ]
