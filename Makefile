@@ -7,6 +7,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STORE ?= instance/geo_ibm.gpkg
 DEMO_EVENTS ?= 20000
+# pytest-xdist processes for `make test` (each starts its own PostgreSQL server when a test needs one)
+TEST_WORKERS ?= 2
 
 .PHONY: run run-postgis test venv install install-test demo messages clean
 
@@ -36,7 +38,7 @@ run-postgis: install
 test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Interface messages (see babel.cfg): extract them into the template, merge the template into each
 # language's catalog (new messages come in untranslated, changed ones fuzzy), compile the catalogs.
