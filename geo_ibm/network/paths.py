@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 from scipy.sparse import csgraph
 
@@ -201,8 +202,8 @@ def reach_points(network: RoadNetwork, tree: Trees, candidates: np.ndarray, segm
     return SegmentReach(first, d1, through_u, np.where(take_v, root_v, root_u), np.where(take_v, cost_v, cost_u))
 
 
-def edge_segments(network: RoadNetwork) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted keys ``a * n + b`` of the graph's edges and the segment a shortest path uses for each.
+def edge_segments(network: RoadNetwork) -> tuple[pd.Index, np.ndarray]:
+    """The keys ``a * n + b`` of the graph's edges (a hashed index) and the segment a shortest path uses for each.
 
     The cheapest of parallel segments by length, as :meth:`RoadNetwork.matrix` keeps it.
     """
@@ -213,8 +214,8 @@ def edge_segments(network: RoadNetwork) -> tuple[np.ndarray, np.ndarray]:
         order = np.lexsort((cost, pair))
         pair, seg = pair[order], seg[order]
         first = np.r_[True, pair[1:] != pair[:-1]] if pair.size else np.zeros(0, dtype=bool)
-        network.cache[key] = (pair[first], seg[first])
-    lookup: tuple[np.ndarray, np.ndarray] = network.cache[key]
+        network.cache[key] = (pd.Index(pair[first]), seg[first])
+    lookup: tuple[pd.Index, np.ndarray] = network.cache[key]
     return lookup
 
 
@@ -301,10 +302,10 @@ def tree_edges(network: RoadNetwork, tree: Trees) -> TreeEdges:
         nodes = order[1:]
         inner = flat_parent[nodes] != top
         child = nodes[inner]
-        node_child, node_parent = child % n, flat_parent[child] % n
+        node_child, node_parent = child % n, parent[child]
         a, b = (node_child, node_parent) if tree.reverse else (node_parent, node_child)
         pairs, pair_segment = edge_segments(network)
-        segment = pair_segment[np.searchsorted(pairs, a * n + b)] if child.size else np.zeros(0, dtype=np.int64)
+        segment = pair_segment[pairs.get_indexer(a * n + b)]
         along = network.segments["u"].to_numpy()[segment] == a
         direction = np.full(reached, 2 * len(network.segments), dtype=np.int64)
         direction[1:][inner] = 2 * segment + along
