@@ -33,7 +33,8 @@ def attribute_entries(network: RoadNetwork, snapped: Snapped, crossings: Attache
     node to the event's position on its segment. The margin to the second-nearest crossing of
     the same country says how sure the attribution is: ``confidence = 1 - d1 / d2`` is 0 when
     two crossings are equally near and tends to 1 when the second is much farther (1 when the
-    country has a single reachable crossing).
+    country has a single reachable crossing). Of equally near crossings, the one listed first in
+    ``crossings`` is attributed.
 
     Parameters
     ----------
