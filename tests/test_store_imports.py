@@ -272,6 +272,8 @@ def test_geopackage_staged_bulk_insert_stores_what_the_row_inserts_store(tmp_pat
                              "smugglers, transport_mode, entry_country, x, y) SELECT event_id, observed_at, "
                              "observed_utc, quarter, location_kind, persons, smugglers, transport_mode, entry_country, "
                              "x, y FROM events LIMIT 1")
+            # The copy from the staging table (no AUTOINCREMENT there) moves the store's fid sequence.
+            assert conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()[0] == before + 403
             bounds = conn.execute("SELECT min_x, min_y, max_x, max_y FROM gpkg_contents "
                                   "WHERE table_name = 'events'").fetchone()
             assert bounds == conn.execute("SELECT min(x), min(y), max(x), max(y) FROM events").fetchone()
