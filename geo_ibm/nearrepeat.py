@@ -193,7 +193,7 @@ def _table(d_edges: np.ndarray, t_edges: np.ndarray, observed: np.ndarray, expec
 
 
 def _check_parameters(distance_bands_m: Bands, time_bands_days: Bands, permutations: int, metric: str,
-                      alpha: float) -> tuple[np.ndarray, np.ndarray]:
+                      alpha: float, seed: object = None) -> tuple[np.ndarray, np.ndarray]:
     problems: list[Problem] = []
     messages: list[str] = []
     edges: dict[str, np.ndarray] = {}
@@ -208,6 +208,11 @@ def _check_parameters(distance_bands_m: Bands, time_bands_days: Bands, permutati
         why = f"must be a whole number from 1 to {MAX_PERMUTATIONS}"
         problems.append(Problem(why, column="permutations", value=permutations))
         messages.append(f"permutations {why}, got {permutations!r}")
+    if not (seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0)):
+        # numpy's generator takes no negative or fractional seed: refused here, by name, not as its ValueError
+        why = "must be a whole number >= 0 or None"
+        problems.append(Problem(why, column="seed", value=seed))
+        messages.append(f"seed {why}, got {seed!r}")
     if metric not in METRICS:
         why = f"must be one of {', '.join(METRICS)}"
         problems.append(Problem(why, column="metric", value=metric))
@@ -305,7 +310,7 @@ def near_repeat(
     permutations
         Number of time permutations (1 to :data:`MAX_PERMUTATIONS`).
     seed
-        Seed of the random generator.
+        Seed of the random generator (a whole number >= 0, or ``None`` for fresh entropy).
     metric
         ``"euclidean"`` or ``"manhattan"`` (``|dx| + |dy|``, closer to distances on a street grid).
     alpha
@@ -323,7 +328,7 @@ def near_repeat(
     Raises
     ------
     ValidationError
-        Bad bands, permutations, metric or alpha (each problem named), events not in
+        Bad bands, permutations, seed, metric or alpha (each problem named), events not in
         EPSG:2169 or without valid times, or a run over the limits
         (:func:`check_near_repeat_cost`), all before the pairs are built.
 
@@ -332,7 +337,7 @@ def near_repeat(
     >>> result = near_repeat(events, distance_bands_m=(100, 5), time_bands_days=(0, 3, 7, 14))  # doctest: +SKIP
     >>> result.matrix("knox_ratio")  # doctest: +SKIP
     """
-    d_edges, t_edges = _check_parameters(distance_bands_m, time_bands_days, permutations, metric, alpha)
+    d_edges, t_edges = _check_parameters(distance_bands_m, time_bands_days, permutations, metric, alpha, seed)
     xy = event_xy(events)
     n = len(xy)
     n_d, n_t = d_edges.size - 1, t_edges.size - 1

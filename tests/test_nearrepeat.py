@@ -238,6 +238,9 @@ def test_too_few_events_and_no_pairs_are_said():
         ({"permutations": 9.5}, "permutations", "whole number from 1"),
         ({"metric": "chebyshev"}, "metric", "must be one of euclidean, manhattan"),
         ({"alpha": 1.5}, "alpha", "between 0 and 1"),
+        ({"seed": -5}, "seed", "whole number >= 0 or None"),
+        ({"seed": 1.5}, "seed", "whole number >= 0 or None"),
+        ({"seed": "1"}, "seed", "whole number >= 0 or None"),
     ],
 )
 def test_bad_parameters_are_named(grid_events, kwargs, column, match):
@@ -364,6 +367,7 @@ def test_cli_writes_xlsx(planted_store, tmp_path):
         (["--time-bands", "0,a"], "--time-bands must be comma-separated edges"),
         (["--time", "7:0"], "time_bands_days"),
         (["--permutations", "0"], "permutations must be a whole number"),
+        (["--seed", "-5"], "seed must be a whole number >= 0"),
         (["--out", "table.gpkg"], "--out must end in .csv, .xlsx"),
     ],
 )
