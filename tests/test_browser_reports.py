@@ -19,7 +19,7 @@ from browserfixtures import (
     without_javascript,
     worker_held,
 )
-from test_report_mail import Handler, smtp_server
+from mailfixtures import Handler, smtp_server
 from webfixtures import base_store  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -9,7 +9,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from test_maps import XSS, borders, feature_collections, outline  # noqa: F401  # the maps' test fixtures
+from mapfixtures import XSS, borders, feature_collections, outline  # noqa: F401  # the maps' test fixtures
 
 from geo_ibm import maps
 from geo_ibm.errors import ValidationError

@@ -7,14 +7,14 @@ import threading
 import psycopg
 import pytest
 import requests
-from pgserver import new_database
-from test_concurrency import (
+from concurrencyfixtures import (
     assert_only_whole_imports_seen,
     read_totals,
     run_uploads_and_reads,
     start_server,
     wait_up,
 )
+from pgserver import new_database
 from webfixtures import PASSWORD, USERS, demo_events, events_csv
 
 from geo_ibm.store.pg_local import free_port

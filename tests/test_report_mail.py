@@ -1,23 +1,19 @@
 """Sending archived reports by e-mail against a real SMTP server on 127.0.0.1 (aiosmtpd): settings, messages, TLS, refusals, audit, the CLI."""
 from __future__ import annotations
 
-import contextlib
 import email
 import email.policy
 import hashlib
 import shutil
-import socket
 import ssl
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner
+from mailfixtures import Handler, smtp_server
 
 from geo_ibm.errors import ValidationError
 from geo_ibm.reportdoc.archive import ReportArchive, ReportVersion
@@ -31,54 +27,15 @@ from geo_ibm.reportdoc.mail import (
     smtp_settings,
 )
 from geo_ibm.store import open_store
+from geo_ibm.store.pg_local import free_port
 
 SENDER = "reports@police.example.lu"
 USER, PASSWORD = "reporter", "s3cret-for-the-test"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Handler:
-    """Keeps every message the server accepts; refuses the recipients and data it is told to."""
-
-    refuse_rcpt: set[str] = field(default_factory=set)
-    refuse_data: str | None = None
-    messages: list[dict[str, Any]] = field(default_factory=list)
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.refuse_rcpt:
-            return "550 5.1.1 mailbox unavailable"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.refuse_data:
-            return self.refuse_data
-        self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "data": envelope.content,
-                              "tls": server.transport.get_extra_info("ssl_object") is not None, "authenticated": session.authenticated})
-        return "250 Message accepted"
-
-
 def _authenticator(server, session, envelope, mechanism, auth_data):
     ok = isinstance(auth_data, LoginPassword) and auth_data.login == USER.encode() and auth_data.password == PASSWORD.encode()
     return AuthResult(success=ok, handled=False)
-
-
-@contextlib.contextmanager
-def smtp_server(handler: Handler, **kwargs: Any) -> Iterator[int]:
-    """An aiosmtpd server on 127.0.0.1 at a free port for the block; yields the port."""
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
-    controller.start()
-    try:
-        yield port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture(scope="module")

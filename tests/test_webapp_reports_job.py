@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from test_report_mail import Handler, smtp_server
+from mailfixtures import Handler, smtp_server
 from webfixtures import PASSWORD, base_store, csrf_token, logged_in, store_path  # noqa: F401
 
 from geo_ibm.reportdoc.archive import ReportArchive
