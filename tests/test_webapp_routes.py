@@ -232,6 +232,23 @@ def test_a_running_job_can_be_cancelled(job_app):
     assert page.status_code in (200, 303)
 
 
+def test_a_job_of_another_page_is_no_route_job(job_app):
+    # The owner's quarterly report (or plan) job id on the route job views: not found, not shown
+    # as a route analysis, not cancelled through them.
+    from webfixtures import csrf_token
+
+    from webapp.jobs import runner
+
+    c = _session(job_app, "ana")
+    with job_app.app_context():
+        job = runner().submit("ana", "Quarterly report", lambda progress: "report", kind="report")
+    assert c.get(f"/routes/jobs/{job.id}").status_code == 404
+    assert c.get(f"/routes/jobs/{job.id}/status").status_code == 404
+    token = csrf_token(c, "/routes/?quarter=2025Q2")
+    assert c.post(f"/routes/jobs/{job.id}/cancel", data={"csrf_token": token}).status_code == 404
+    assert not job.cancel_requested.is_set()
+
+
 def test_an_installed_openstreetmap_network_is_credited_everywhere(logged_in, store, store_path, monkeypatch,
                                                                    tmp_path):
     from geo_ibm.network.installed import install_roads

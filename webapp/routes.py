@@ -23,7 +23,7 @@ import pandas as pd
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
 from geo_ibm import figures
-from geo_ibm.errors import GeoIbmError, Problem, ValidationError
+from geo_ibm.errors import GeoIbmError, NotFoundError, Problem, ValidationError
 from geo_ibm.figures.routemap import corridor_print_map, flow_print_map
 from geo_ibm.maps import render_map
 from geo_ibm.maps.routelayers import route_map
@@ -68,6 +68,9 @@ INLINE_MAX_LIXELS = 20_000
 about 3,500 lixels of 100 m; an OpenStreetMap network of Luxembourg over 50,000)."""
 
 MAX_REGISTERED_JOBS = 256
+
+JOB_KIND = "route"
+"""The kind of this page's jobs in the shared runner (the job views find no plan or report job)."""
 
 PRINT_MAPS: tuple[str, ...] = ("corridors", "flows")
 FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf")
@@ -203,7 +206,7 @@ def submit_job(query: RouteQuery, links: dict[str, Any]) -> Job:
             progress(0.01, "starting")
             return route_result(query, progress=progress)
 
-    job = runner().submit(current_owner(), _("Route analysis with network hot spots"), work, kind="route")
+    job = runner().submit(current_owner(), _("Route analysis with network hot spots"), work, kind=JOB_KIND)
     registry = _registry()
     with _registry_lock:
         registry["by_key"][key] = job.id
@@ -315,6 +318,14 @@ def _page_context(query: RouteQuery, links: dict[str, Any]) -> dict[str, Any]:
             "tolerance_bounds": (MIN_TOLERANCE_M, MAX_TOLERANCE_M)}
 
 
+def _route_job(job_id: str) -> Job:
+    """The logged-in account's route job ``job_id``; its plans and report jobs are not found here either."""
+    job = own_job(job_id)
+    if job.kind != JOB_KIND:
+        raise NotFoundError(f"route job {job_id[:40]!r} not found")
+    return job
+
+
 def _job_links(job: Job) -> dict[str, Any]:
     return dict(_registry()["links"].get(job.id, {}))
 
@@ -328,7 +339,7 @@ def _labels() -> dict[str, Any]:
 @require_role(ROLE)
 def job_page(job_id: str) -> Any:
     """A route job's progress (reload to follow it); a finished one sends the browser to the Routes page."""
-    job = own_job(job_id)
+    job = _route_job(job_id)
     links = _job_links(job)
     if job.state == DONE:
         return redirect(url_for("routes.routes_page", **links), code=303)
@@ -342,7 +353,7 @@ def job_page(job_id: str) -> Any:
 @require_role(ROLE)
 def job_status(job_id: str) -> Any:
     """The job's state as JSON (as the planning jobs': ``state``, ``fraction``, ``message``, ``result`` URL when done)."""
-    job = own_job(job_id)
+    job = _route_job(job_id)
     return status_response(job, url_for("routes.routes_page", **_job_links(job)) if job.state == DONE else None)
 
 
@@ -350,6 +361,7 @@ def job_status(job_id: str) -> Any:
 @require_role(ROLE)
 def cancel_job(job_id: str) -> Any:
     """Cancel the job (a waiting one at once, a running one at its next step); audited."""
+    _route_job(job_id)
     return cancel_response(job_id, action="routes", page_endpoint="routes.job_page")
 
 
