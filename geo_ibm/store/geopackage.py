@@ -3,7 +3,10 @@
 Every write is one SQLite transaction: the store holds all of an import or none of it, also
 when the process is killed. The file is in WAL journal mode so the web app can read while an
 import writes (GDAL/QGIS read WAL GeoPackages; after each import the WAL is checkpointed into
-the main file so a copy of the ``.gpkg`` alone is complete when no one is writing).
+the main file so a copy of the ``.gpkg`` alone is complete when no one is writing). A large
+import into an empty store that no other connection has open runs in rollback-journal mode
+instead, writing its pages once (:meth:`GeoPackageStore._leave_wal_for_bulk`), and the file
+is back in WAL mode when it returns.
 """
 from __future__ import annotations
 
