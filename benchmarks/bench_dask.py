@@ -7,10 +7,16 @@ One run prints, for ``--events`` (default 20M) synthetic events over Luxembourg:
   kept up and run in turn (``--repeat`` times each after one uncounted run), so that other work
   on a shared machine weighs on both alike;
 
-and then ``--big-events`` (default 100M) on 2 workers. Each row gives the time of the whole
-analysis (reading the partitions and building the grid included, on both routes; the median of
-the runs on the archive) and the peak resident memory of each worker process (sampled every
-20 ms), next to the in-memory process's peak. The load average is printed before and after.
+and then ``--big-events`` (default 100M) on 1 and 2 workers in the same way (``--big-repeat``
+runs each), where the fixed costs of an analysis (the grid, Gi*, FDR, the scheduler's work per
+task) weigh less against the binning. Each row gives the time of the whole analysis (reading the
+partitions and building the grid included, on both routes; the median of the runs on the
+archive) and the peak resident memory of each worker process (sampled every 20 ms), next to the
+in-memory process's peak; the speedup of 2 workers over 1 is printed for both sizes, with the
+CPU time of the workers and of the client process (which also hosts the LocalCluster's
+scheduler and nannies) per analysis. The load average is printed before and after each size:
+the machine's cores are shared with whatever else runs, and the client's CPU competes with the
+two workers on a 2-core machine but not with one.
 
 Full size (about 6 GB of scratch disk, 10-15 minutes on 2 cores):
 
@@ -19,9 +25,9 @@ Full size (about 6 GB of scratch disk, 10-15 minutes on 2 cores):
     python benchmarks/bench_dask.py --events 2000000 --big-events 10000000   # a quick look
 
 A single process would not hold 100M events as the store path does (a GeoDataFrame of shapely
-points takes about 250 bytes an event: some 25 GB, over the machine's 24 GB), so the 100M row
-is measured on the archive only; the in-memory figure printed beside it is the 20M peak scaled
-by five, for bare numpy arrays.
+points takes about 250 bytes an event: some 25 GB, over the machine's 24 GB), so the 100M rows
+are measured on the archive only; the in-memory figure printed beside them is the 20M peak
+scaled by five, for bare numpy arrays.
 """
 from __future__ import annotations
 
@@ -155,6 +161,43 @@ class Cluster:
         self._context.__exit__(None, None, None)
 
 
+def compare(root: str, cell: float, band: float, repeat: int, check: np.ndarray | None = None) -> dict[int, Cluster]:
+    """1 and 2 workers, both clusters up and run in turn; the first run of each on fresh workers not counted."""
+    # both clusters stay up and take turns, so that the other work on the machine weighs on
+    # both alike; the first run of each (allocator, caches, lazy imports) is not counted
+    clusters = {workers: Cluster(root, workers, cell, band) for workers in (1, 2)}
+    try:
+        for cluster in clusters.values():
+            cluster.run(record=False)
+        for _ in range(repeat):
+            for cluster in clusters.values():
+                cluster.run()
+                if check is not None:
+                    assert np.array_equal(cluster.counts, check), "archive counts differ from the in-memory counts"
+        assert np.array_equal(clusters[1].counts, clusters[2].counts), "1 and 2 workers give different counts"
+    finally:
+        for cluster in clusters.values():
+            cluster.close()
+    return clusters
+
+
+def report_speedup(clusters: dict[int, Cluster], events: int) -> str:
+    """Print the 2-vs-1 comparison lines; return the one-line summary."""
+    one, two = clusters[1], clusters[2]
+    pairs = [a / b for a, b in zip(one.times, two.times)]
+    whole = median(one.times) / median(two.times)
+    print(f"2 workers vs 1, whole analysis: {whole:.2f}x (target >= 1.7x; run by run {spread(pairs)})")
+    print(f"the cluster's part alone (read + bin every partition, sum): {median(one.binning):.2f} s on 1 worker, "
+          f"{median(two.binning):.2f} s on 2: {median(one.binning) / median(two.binning):.2f}x; the whole analysis "
+          "also clips the grid on the cluster, and the client assembles it and runs Gi* and FDR")
+    for workers, run in clusters.items():
+        print(f"CPU time of one whole analysis on {workers} worker{'s' if workers > 1 else ''} (medians; other work on "
+              f"the machine does not count): workers {median([c[0] for c in run.cpu]):.2f} s together, client with "
+              f"its scheduler {median([c[1] for c in run.cpu]):.2f} s")
+    return (f"{events:,} events: 1 worker {median(one.times):.2f} s, 2 workers {median(two.times):.2f} s, "
+            f"{whole:.2f}x (the cluster's part {median(one.binning) / median(two.binning):.2f}x)")
+
+
 def median(values: list[float]) -> float:
     return float(np.median(values))
 
@@ -175,11 +218,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000_000, help="events of the in-memory vs 1/2 workers comparison")
     parser.add_argument("--partitions", type=int, default=None, help="files of that archive (default one per 500,000 events)")
-    parser.add_argument("--big-events", type=int, default=100_000_000, help="events of the 2-worker-only run (0: skip)")
+    parser.add_argument("--big-events", type=int, default=100_000_000, help="events of the big archive, on 1 and 2 workers (0: skip)")
     parser.add_argument("--big-partitions", type=int, default=None, help="files of the big archive (default one per 500,000)")
     parser.add_argument("--cell", type=float, default=CELL)
     parser.add_argument("--band", type=float, default=BAND)
     parser.add_argument("--repeat", type=int, default=3, help="counted runs on each cluster, 1 and 2 workers in turn")
+    parser.add_argument("--big-repeat", type=int, default=2, help="the same for the big archive")
     parser.add_argument("--scratch", default=None, help="folder for the archives (default a temporary one, removed after)")
     args = parser.parse_args()
 
@@ -207,19 +251,7 @@ def main() -> None:
         rows = [("single process, in memory", memory["load"] + memory["grid"] + memory["analysis"],
                  f"read x/y {memory['load']:.1f} s + grid {memory['grid']:.1f} s + bin/Gi*/FDR {memory['analysis']:.2f} s",
                  gb(memory["peak"]))]
-        # both clusters stay up and take turns, so that the other work on the machine weighs on
-        # both alike; the first run of each on fresh workers is not counted (allocator, caches)
-        clusters = {workers: Cluster(str(root), workers, args.cell, args.band) for workers in (1, 2)}
-        try:
-            for cluster in clusters.values():
-                cluster.run(record=False)
-            for _ in range(args.repeat):
-                for cluster in clusters.values():
-                    cluster.run()
-                    assert np.array_equal(cluster.counts, memory["counts"]), "archive counts differ from the in-memory counts"
-        finally:
-            for cluster in clusters.values():
-                cluster.close()
+        clusters = compare(str(root), args.cell, args.band, args.repeat, check=memory["counts"])
         for workers, run in clusters.items():
             rows.append((f"archive, {workers} worker{'s' if workers > 1 else ''}", median(run.times),
                          f"median of {spread(run.times)} s; cluster start {run.start:.1f} s not counted; reading, grid, "
@@ -228,17 +260,8 @@ def main() -> None:
         print(f"{'route':<30}{'time':>9}  {'peak memory per process':<28}note")
         for label, seconds, note, peak in rows:
             print(f"{label:<30}{seconds:>8.2f}s  {peak:<28}{note}")
-        one, two = clusters[1], clusters[2]
-        pairs = [a / b for a, b in zip(one.times, two.times)]
-        print(f"2 workers vs 1, whole analysis: {median(one.times) / median(two.times):.2f}x (target >= 1.7x; run by run "
-              f"{spread(pairs)}); counts equal to the in-memory counts in every run")
-        print(f"the cluster's part alone (read + bin every partition, sum): {median(one.binning):.2f} s on 1 worker, "
-              f"{median(two.binning):.2f} s on 2: {median(one.binning) / median(two.binning):.2f}x; the whole analysis "
-              "also clips the grid on the cluster, and the client assembles it and runs Gi* and FDR")
-        for workers, run in clusters.items():
-            print(f"CPU time of one whole analysis on {workers} worker{'s' if workers > 1 else ''} (medians; other work on "
-                  f"the machine does not count): workers {median([c[0] for c in run.cpu]):.2f} s together, client with "
-                  f"its scheduler {median([c[1] for c in run.cpu]):.2f} s")
+        summary = [report_speedup(clusters, args.events)]
+        print("counts equal to the in-memory counts in every run")
         print(load())
 
         if args.big_events > 0:
@@ -249,20 +272,23 @@ def main() -> None:
                 write_synthetic_archive(big, n_events=args.big_events, partitions=big_parts, quarters=12, seed=2)
                 print(f"\narchive of {args.big_events:,} events in {big_parts} partitions written in "
                       f"{time.perf_counter() - t0:.1f} s")
-            cluster = Cluster(str(big), 2, args.cell, args.band)
-            try:
-                for _ in range(2):
-                    cluster.run()
-            finally:
-                cluster.close()
-            assert int(cluster.counts.sum()) <= args.big_events
-            print(f"{args.big_events:,} events, archive, 2 workers: {min(cluster.times):.2f} s (runs "
-                  f"{spread(cluster.times)} s), of which the cluster's part {min(cluster.binning):.2f} s; peak per "
-                  f"worker {', '.join(gb(p) for p in cluster.peak)} (cluster start {cluster.start:.1f} s not counted)")
+            print(f"\n{args.big_events:,} events ({args.big_events / big_parts:,.0f} a partition); {load()}")
+            big_clusters = compare(str(big), args.cell, args.band, args.big_repeat)
+            assert int(big_clusters[2].counts.sum()) <= args.big_events
+            for workers, run in big_clusters.items():
+                print(f"archive, {workers} worker{'s' if workers > 1 else ''}: {median(run.times):.2f} s (median of "
+                      f"{spread(run.times)} s), of which the cluster's part {median(run.binning):.2f} s; peak per worker "
+                      f"{', '.join(gb(p) for p in run.peak)} (cluster start {run.start:.1f} s not counted)")
+            summary.append(report_speedup(big_clusters, args.big_events))
             scale = args.big_events / args.events
             print(f"single process: not run. Bare x/y arrays in memory would peak near {gb(memory['peak'] * scale)} "
                   f"(the {args.events:,}-event peak x {scale:g}); as the store path holds them (a GeoDataFrame of shapely "
                   f"points, about 250 bytes an event) some {gb(args.big_events * 250)}, over the machine's 24 GB")
+            print(load())
+        print(f"\nspeedup of 2 workers over 1 (whole analysis, medians; {os.cpu_count()} cores shared with the client "
+              "process and any other work):")
+        for line in summary:
+            print("  " + line)
     finally:
         if args.scratch is None:
             shutil.rmtree(scratch, ignore_errors=True)

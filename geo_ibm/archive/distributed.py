@@ -290,7 +290,7 @@ def submit_reduction(
     """Send ``task`` for every partition (or ``entries``) and the sums of the results to the cluster; do not wait.
 
     Every partition is checked to be there first (a listed partition missing is an error);
-    the task is sent to each worker once (a grid's lookup can be megabytes). The partitions
+    a task on a grid is sent to each worker once (its lookup can be megabytes). The partitions
     are binned by ``tasks`` tasks (default :data:`TASKS_PER_WORKER` per worker) of
     consecutive partitions (:func:`batch_partitions`), each summing its own; the sums of the
     tasks' results run as soon as their inputs are ready, so a worker holds few partial arrays
@@ -306,11 +306,15 @@ def submit_reduction(
         raise ValidationError(f"archive {manifest.root}: no partition lies in the selected period",
                               [Problem("no partition selected", column="start")])
     check_partitions(manifest, entries=chosen)
-    # a key of its own: the same task scattered again while an earlier copy is being released would be lost
-    shared = client.scatter(task, broadcast=True, hash=False)
+    sent: Any = task
+    if isinstance(task.spec, GridSpec):
+        # a grid's lookup can be megabytes: sent to each worker once (a lattice is a few numbers and
+        # goes with each task); a key of its own, since the same task scattered again while an
+        # earlier copy is being released would be lost
+        sent = client.scatter(task, broadcast=True, hash=False)
     root = manifest.root
     batches = batch_partitions(chosen, tasks if tasks is not None else TASKS_PER_WORKER * _threads(client))
-    leaves = client.map(bin_partitions, [root] * len(batches), batches, task=shared, pure=False)
+    leaves = client.map(bin_partitions, [root] * len(batches), batches, task=sent, pure=False)
     level, sums = leaves, []
     try:
         while len(level) > 1:
