@@ -15,7 +15,7 @@ import sys
 import textwrap
 
 import pytest
-from webfixtures import Site, make_site
+from webfixtures import Site, base_store, make_site, store_path  # noqa: F401
 
 N_EVENTS = 20_000
 GROWTH_MB = 1500
@@ -102,3 +102,88 @@ def test_the_largest_allowed_requests_fit_the_memory_cap(site, url):
     answer = request_capped(site, url, role="analyst")
     assert answer["status"] == 200, answer
     assert answer["seconds"] < 60
+
+
+# --------------------------------------------------------------------------- the quarterly report form
+#
+# Every build writes a new numbered version into the report archive next to the store, and a
+# viewer may build the protected edition: the form must not let one account fill that disk.
+
+
+@pytest.fixture
+def report_app(store_path, tmp_path):
+    from webapp import create_app
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "STORE_PATH": str(store_path),
+                      "INSTANCE_PATH": str(tmp_path / "instance"), "JOB_WORKERS": 1, "JOB_PER_USER": 5,
+                      "REPORT_BUILDS_PER_HOUR": 2})
+    yield app
+    found = app.extensions.get("geo_ibm_jobs")
+    if found is not None:
+        found.close()
+
+
+def _report_form(client, quarter: str) -> dict[str, str]:
+    from webfixtures import csrf_token
+
+    return {"csrf_token": csrf_token(client, "/reports/quarterly"), "quarter": quarter, "region": "national",
+            "lang": "en", "edition": "aggregates"}
+
+
+def _archived(store_path) -> list:
+    from geo_ibm.reportdoc.archive import ReportArchive
+
+    return ReportArchive(store_path.parent / "reports").versions()
+
+
+def test_a_report_of_a_quarter_without_events_is_refused_before_a_job(report_app, store_path):
+    from webfixtures import login
+
+    from geo_ibm.store import open_store
+    from webapp.jobs import runner
+
+    # Any quarter from 1900 to 2199 parses; only those holding events are reports (the form lists them).
+    assert not len(open_store(store_path).quarter_counts().query("quarter == '1950Q1'"))
+    client = report_app.test_client()
+    login(client, "vic")
+    response = client.post("/reports/quarterly", data=_report_form(client, "1950Q1"))
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert "quarter" in response.get_data(as_text=True) and "1950Q1" in response.get_data(as_text=True)
+    with report_app.app_context():
+        assert runner().jobs_of("vic") == []
+    assert _archived(store_path) == []
+
+
+def test_report_builds_per_account_and_hour_are_bounded(report_app, store_path):
+    import threading
+
+    from webfixtures import csrf_token, login
+
+    from geo_ibm.store import open_store
+    from webapp.jobs import runner
+
+    quarter = str(open_store(store_path).quarter_counts()["quarter"].iloc[-1])
+    client = report_app.test_client()
+    login(client, "vic")
+    gate = threading.Event()
+    with report_app.app_context():
+        # Hold the one worker: the builds wait in the queue and are cancelled before they write anything.
+        runner().submit("someone", "hold", lambda progress: gate.wait(30))
+    try:
+        first = client.post("/reports/quarterly", data=_report_form(client, quarter))
+        second = client.post("/reports/quarterly", data=_report_form(client, quarter))
+        assert (first.status_code, second.status_code) == (303, 303)
+        third = client.post("/reports/quarterly", data=_report_form(client, quarter))
+        assert third.status_code == 429 and "REPORT_BUILDS_PER_HOUR = 2" in third.get_data(as_text=True)
+        # Another account keeps its own allowance.
+        other = report_app.test_client()
+        login(other, "ana")
+        assert other.post("/reports/quarterly", data=_report_form(other, quarter)).status_code == 303
+        for c, location in ((client, first.location), (client, second.location)):
+            c.post(location + "/cancel", data={"csrf_token": csrf_token(c, "/reports/quarterly")})
+        with report_app.app_context():
+            for job in runner().jobs_of("ana"):
+                runner().cancel(job.id, owner="ana")
+    finally:
+        gate.set()
+    assert _archived(store_path) == []

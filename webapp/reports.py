@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,7 +39,7 @@ from webapp.access import configured_rule
 from webapp.auth import audit, get_store, has_role, require_role
 from webapp.filters import filter_query, parse_filters, parse_hotspot_map, parse_page_sizes
 from webapp.i18n import gettext as _
-from webapp.jobs import DONE, Job, cancel_response, own_job, runner, state_labels, status_response
+from webapp.jobs import DONE, Job, JobLimitError, cancel_response, own_job, runner, state_labels, status_response
 from webapp.params import parameter_error, parse_float, parse_int, single
 from webapp.reference import filter_choices, layer_frame
 from webapp.responses import attachment
@@ -226,6 +227,10 @@ MAX_LISTED_VERSIONS = 200
 MAX_RECIPIENTS_FIELD = 20_000
 """Longest text of one area's recipient field (characters)."""
 
+REPORT_BUILDS_PER_HOUR = 30
+"""Most report builds one account may start in an hour (app config ``REPORT_BUILDS_PER_HOUR``): every
+build adds a numbered version to the archive on disk, which the job runner's limits alone do not bound."""
+
 
 def _archive() -> ReportArchive:
     return open_archive(current_app.config.get("STORE_PATH"))
@@ -284,6 +289,54 @@ def parse_quarterly_form(form: Mapping[str, Any], *, editions: tuple[str, ...]) 
         raise NotPermittedError("edition: the full edition is for analysts and above; your role reads the edition "
                                 "for readers of aggregates", [Problem("not permitted", column="edition", value=edition)])
     return QuarterlyRequest(quarter, area, lang, edition)
+
+
+def check_quarter_has_events(quarter: str, store: Any) -> None:
+    """Refuse a report of a quarter without stored events (any quarter of 1900-2199 parses; the form lists these).
+
+    Raises
+    ------
+    ValidationError
+        Naming ``quarter``.
+    """
+    if quarter not in _quarter_choices(store):
+        raise parameter_error("quarter", quarter, "no interception is stored in this quarter; use one the form lists")
+
+
+_builds_lock = threading.Lock()
+
+
+def count_report_build(user: str) -> None:
+    """Count a report build of ``user``; refused (429) over ``REPORT_BUILDS_PER_HOUR`` builds in the last hour.
+
+    Builds are counted in this app process's memory, as its jobs are.
+
+    Raises
+    ------
+    JobLimitError
+        Naming ``jobs`` and the limit.
+    """
+    limit = int(current_app.config.get("REPORT_BUILDS_PER_HOUR", REPORT_BUILDS_PER_HOUR))
+    now = time.monotonic()
+    with _builds_lock:
+        started: dict[str, list[float]] = current_app.extensions.setdefault("geo_ibm_report_builds", {})
+        for name in [n for n, times in started.items() if not times or now - times[-1] >= 3600.0]:
+            del started[name]  # accounts without a build in the last hour take no memory
+        recent = [t for t in started.get(user, []) if now - t < 3600.0]
+        if len(recent) >= limit:
+            raise JobLimitError(
+                f"jobs: {len(recent)} report builds in the last hour, the most per account "
+                f"(REPORT_BUILDS_PER_HOUR = {limit}); the archived versions stay readable",
+                [Problem("too many report builds", column="jobs", value=limit)])
+        started[user] = [*recent, now]
+
+
+def uncount_report_build(user: str) -> None:
+    """Take back the last build :func:`count_report_build` counted for ``user`` (its job was refused)."""
+    with _builds_lock:
+        started: dict[str, list[float]] = current_app.extensions.setdefault("geo_ibm_report_builds", {})
+        if started.get(user):
+            started[user].pop()
 
 
 def quarterly_job(req: QuarterlyRequest, *, store_location: str | None, user: str, rule: DisclosureRule | None) -> Any:
@@ -363,11 +416,17 @@ def quarterly_page() -> Any:
     editions = _editions_allowed()
     if request.method == "POST":
         req = parse_quarterly_form(request.form, editions=editions)
+        check_quarter_has_events(req.quarter, get_store())
+        count_report_build(_user_name())
         rule = None if req.edition == "full" else configured_rule(current_app.config)
         work = quarterly_job(req, store_location=current_app.config.get("STORE_PATH"), user=_user_name(), rule=rule)
         title = _("Quarterly report %(quarter)s · %(area)s · %(lang)s", quarter=req.quarter,
                   area=_area_labels()[req.area], lang=req.lang.upper())
-        job = runner().submit(_user_name(), title, work, kind="report")
+        try:
+            job = runner().submit(_user_name(), title, work, kind="report")
+        except GeoIbmError:
+            uncount_report_build(_user_name())
+            raise
         _remember_job(job.id)
         audit("report build", status="submitted", job=job.id, quarter=req.quarter, area=req.area, lang=req.lang,
               edition=req.edition)
