@@ -413,9 +413,13 @@ def dask_client(scheduler: str | None = None, *, workers: int = 2, processes: bo
     settings["distributed.scheduler.worker-saturation"] = float("inf")
     # the scheduler's and the nannies' monitors run in this process too: the system monitors
     # (for the dashboard) read /proc every 0.5 s and the nannies check their worker's memory
-    # every 0.1 s, some 12 and 4 % of this process's event loop during an analysis here
+    # every 0.1 s, some 12 and 4 % of this process's event loop during an analysis here; and
+    # every server (scheduler, nannies, workers) timed its event loop every 20 ms (only to warn
+    # of a loop blocked for seconds): with all three less often an idle 2-worker cluster takes
+    # 0.009 s of CPU a second in this process and 0.005 s in its workers, against 0.035 and 0.03
     settings["distributed.admin.system-monitor.interval"] = "2s"
     settings["distributed.worker.memory.monitor-interval"] = "500ms"
+    settings["distributed.admin.tick.interval"] = "500ms"
     with dask.config.set(settings):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
                                dashboard_address="127.0.0.1:0", memory_limit=memory_limit, **where)
