@@ -187,3 +187,21 @@ def test_report_builds_per_account_and_hour_are_bounded(report_app, store_path):
     finally:
         gate.set()
     assert _archived(store_path) == []
+
+
+# --------------------------------------------------------------------------- sizes at the ends of a float
+
+
+@pytest.mark.parametrize("method", ["gi", "lisa", "emerging", "kde"])
+@pytest.mark.parametrize("cell", [1e-300, 5e-324])
+def test_a_cell_whose_square_underflows_is_too_many_cells(method, cell):
+    # The command line takes any positive float: a cell of 1e-300 m once made (1e-300)**2 == 0.0
+    # and a ZeroDivisionError traceback instead of the refusal naming the cell.
+    from shapely.geometry import box
+
+    from geo_ibm.analysis.budget import check_budget
+    from geo_ibm.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="cell: .* makes about inf cells") as err:
+        check_budget(method, area=box(0, 0, 50_000, 80_000), cell=cell, band=None)
+    assert [p.column for p in err.value.problems] == ["cell"]

@@ -42,9 +42,12 @@ def check_budget(method: str, *, area: Any, cell: float | None, band: float | No
         if math.isfinite(size) and size > 0:
             if method == "kde":
                 minx, miny, maxx, maxy = area.bounds
-                cells = (maxx - minx) * (maxy - miny) / size**2
+                extent = (maxx - minx) * (maxy - miny)
             else:
-                cells = area.area / size**2
+                extent = area.area
+            # Divided twice, not by size**2: a tiny cell's square underflows to 0 (a ZeroDivisionError),
+            # while the quotient overflows to inf cells, which the limit refuses.
+            cells = extent / size / size
             if cells > limit:
                 smallest = math.ceil(math.sqrt(area.area / limit))
                 raise ValidationError(
