@@ -33,7 +33,7 @@ logic, as in SQL): ``NOT (persons > 5)`` does not select events without ``person
 Bounds, checked before anything is evaluated: :data:`MAX_FILTER_CHARS` characters,
 :data:`MAX_DEPTH` levels of nesting, :data:`MAX_NODES` predicates and operators,
 :data:`MAX_IN_VALUES` values per ``IN`` list, :data:`MAX_LIKE_WILDCARDS` wildcards per ``LIKE``
-pattern (matched without regular expressions, in time linear in the pattern times the value),
+pattern (matched on a whole column at once by Arrow's LIKE, RE2: linear time, no backtracking),
 :data:`MAX_GEOMETRY_VERTICES` vertices per geometry, and :data:`MAX_FILTER_ROWS` rows per
 evaluation. Every refusal is a :class:`~geo_ibm.errors.ValidationError` naming ``filter``, the
 problem and, for syntax errors, the character position.
@@ -49,6 +49,8 @@ from typing import Any, Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyproj
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -932,14 +934,24 @@ def _like(column: pd.Series, node: Like) -> Masks:
     if node.casei:
         values = values.str.lower()
         pattern = pattern.lower()
-    # Few distinct values (codes, names): each is matched once.
-    segments = _like_segments(pattern)
-    distinct = pd.unique(values.to_numpy(dtype=object))
-    matching = [v for v in distinct if _segments_match(v, segments)]
+    # One vectorised pass over the column: a Python match per distinct value took 0.7 s per LIKE on
+    # 50,000 event ids. Arrow's LIKE is RE2's (linear time, no backtracking); the pattern is rebuilt
+    # from the parsed segments, so Arrow sees only the escapes \%, \_ and \\.
     true = np.zeros(len(column), dtype=bool)
-    true[known] = values.isin(matching).to_numpy()
+    if len(values):
+        matched = pc.match_like(pa.array(values.to_numpy(dtype=object), type=pa.large_string()),
+                                _arrow_like(_like_segments(pattern)))
+        true[known] = np.asarray(matched.to_numpy(zero_copy_only=False), dtype=bool)
     true, false = _known(true, known)
     return (false, true) if node.negated else (true, false)
+
+
+def _arrow_like(segments: list[list[str | None]]) -> str:
+    """Parsed LIKE segments as an Arrow ``match_like`` pattern (its wildcards and escape are SQL's)."""
+    def char(c: str | None) -> str:
+        return "_" if c is None else ("\\" + c if c in "%_\\" else c)
+
+    return "%".join("".join(char(c) for c in segment) for segment in segments)
 
 
 def _in(column: pd.Series, node: In) -> Masks:
