@@ -33,7 +33,7 @@ def filled(tmp_path) -> GeoPackageStore:
 
 
 def stored_count(path) -> int:
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # a connection's own "with" does not close it
         return conn.execute("SELECT count(*) FROM events").fetchone()[0]
 
 
