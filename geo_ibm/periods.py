@@ -65,9 +65,14 @@ def quarter_bounds(value: Any, *, name: str = "quarter") -> tuple[pd.Timestamp, 
 def quarter_labels(stamps: pd.Series) -> np.ndarray:
     """``YYYYQn`` of each tz-aware timestamp, in local time (vectorised; object array)."""
     local = stamps.dt.tz_convert(LOCAL_TZ)
-    years = local.dt.year.astype(str).to_numpy(dtype=object)
-    quarters = local.dt.quarter.astype(str).to_numpy(dtype=object)
-    return years + "Q" + quarters
+    if local.isna().any():
+        years = local.dt.year.astype(str).to_numpy(dtype=object)
+        quarters = local.dt.quarter.astype(str).to_numpy(dtype=object)
+        return years + "Q" + quarters
+    # one label per distinct quarter, then gathered: no string per row (half the time for 1M rows)
+    code = local.dt.year.to_numpy(dtype=np.int64) * 4 + local.dt.quarter.to_numpy(dtype=np.int64) - 1
+    distinct, inverse = np.unique(code, return_inverse=True)
+    return np.array([f"{c // 4}Q{c % 4 + 1}" for c in distinct.tolist()], dtype=object)[inverse]
 
 
 def is_date_only(value: Any) -> bool:

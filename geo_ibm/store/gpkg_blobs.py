@@ -11,7 +11,8 @@ SRS_ID = 2169
 HEADER = b"GP\x00\x01" + struct.pack("<i", SRS_ID)
 """Version 0, little endian, no envelope, SRS 2169."""
 
-_POINT_BLOB = np.dtype([("header", "S8"), ("order", "u1"), ("kind", "<u4"), ("x", "<f8"), ("y", "<f8")])
+POINT_RECORD = np.dtype([("header", "S8"), ("order", "u1"), ("kind", "<u4"), ("x", "<f8"), ("y", "<f8")])
+"""One 2D point's GeoPackage geometry blob as a numpy record (29 bytes): header, byte order, WKB type, x, y."""
 
 
 def point_blobs(x: np.ndarray, y: np.ndarray) -> list[bytes]:
@@ -20,14 +21,14 @@ def point_blobs(x: np.ndarray, y: np.ndarray) -> list[bytes]:
     Built as one numpy record array (29 bytes a point) rather than through shapely objects;
     the tests check the bytes against ``shapely.to_wkb``.
     """
-    records = np.empty(len(x), dtype=_POINT_BLOB)
+    records = np.empty(len(x), dtype=POINT_RECORD)
     records["header"] = HEADER
     records["order"] = 1
     records["kind"] = 1
     records["x"] = x
     records["y"] = y
     raw = records.tobytes()
-    size = _POINT_BLOB.itemsize
+    size = POINT_RECORD.itemsize
     return [raw[i : i + size] for i in range(0, len(raw), size)]
 
 

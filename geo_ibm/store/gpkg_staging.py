@@ -65,13 +65,13 @@ def _point_blob_array(x: np.ndarray, y: np.ndarray) -> Any:
     array over a single buffer: no Python bytes object per point (0.4 s for 1M)."""
     import pyarrow as pa
 
-    records = np.empty(len(x), dtype=gpkg_blobs._POINT_BLOB)
+    records = np.empty(len(x), dtype=gpkg_blobs.POINT_RECORD)
     records["header"] = gpkg_blobs.HEADER
     records["order"] = 1
     records["kind"] = 1
     records["x"] = x
     records["y"] = y
-    size = gpkg_blobs._POINT_BLOB.itemsize
+    size = gpkg_blobs.POINT_RECORD.itemsize
     offsets = np.arange(0, (len(x) + 1) * size, size, dtype=np.int64)
     return pa.Array.from_buffers(pa.large_binary(), len(x), [None, pa.py_buffer(offsets), pa.py_buffer(records)])
 
