@@ -327,8 +327,8 @@ def test_the_shortcut_counts_the_first_import_or_looks_up_the_ids_and_sees_a_mis
     looked_up: list[int] = []
     real = GeoPackageStore._write_transaction
 
-    def spying(self):
-        manager = real(self)
+    def spying(self, **options):
+        manager = real(self, **options)
 
         class Spy:
             def __enter__(inner):

@@ -536,8 +536,12 @@ class EventStore(ABC):
     # -- backend primitives -----------------------------------------------------------------
 
     @abstractmethod
-    def _write_transaction(self) -> AbstractContextManager[WriteTransaction]:
+    def _write_transaction(self, *, new_rows: int = 0) -> AbstractContextManager[WriteTransaction]:
         """One write transaction: committed when the block ends, rolled back if it raises.
+
+        ``new_rows`` is the number of events an import in it may add: a backend may prepare a
+        large one (the GeoPackage store writes an import into an empty store once, see
+        ``GeoPackageStore._leave_wal_for_bulk``); others ignore it.
 
         Raises
         ------

@@ -5,12 +5,11 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import gc
-import inspect
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -25,7 +24,7 @@ from geo_ibm.settings import WORKING_CRS
 from geo_ibm.store.frames import CONTENT_COLUMNS, event_records, none_for_na
 
 if TYPE_CHECKING:
-    from geo_ibm.store.base import EventStore, WriteTransaction
+    from geo_ibm.store.base import EventStore
 
 MESSAGE_CHARS = 2000
 """Longest failure message kept in the imports table and the audit trail."""
@@ -256,7 +255,7 @@ def _store_events(store: EventStore, valid: gpd.GeoDataFrame, *, label: str, sha
     if progress:
         progress(0, total)
     try:
-        with _import_transaction(store, total) as tx:
+        with store._write_transaction(new_rows=total) as tx:
             stored = tx.stored_events(table["event_id"]) if total else None
             new = new_events(table, stored, label=label)
             duplicates = total - len(new)
@@ -287,18 +286,6 @@ def _store_events(store: EventStore, valid: gpd.GeoDataFrame, *, label: str, sha
         progress(total, total)
     return ImportReport(file=label, sha256=sha, rows=rows, accepted=len(new), rejected=rejected, duplicates=duplicates,
                         rejected_path=rejected_path)
-
-
-def _import_transaction(store: EventStore, rows: int) -> contextlib.AbstractContextManager[WriteTransaction]:
-    """The write transaction of an import that may add ``rows`` events.
-
-    A backend whose ``_write_transaction`` takes ``new_rows`` (the GeoPackage store) may
-    prepare a large one; the others get their plain transaction.
-    """
-    opener: Any = store._write_transaction
-    if "new_rows" in inspect.signature(opener).parameters:
-        return cast("contextlib.AbstractContextManager[WriteTransaction]", opener(new_rows=rows))
-    return store._write_transaction()
 
 
 def new_events(table: pd.DataFrame, stored: pd.DataFrame | None, *, label: str) -> pd.DataFrame:

@@ -191,7 +191,7 @@ class PostGISStore(EventStore):
             yield conn
 
     @contextlib.contextmanager
-    def _write_transaction(self) -> Iterator[WriteTransaction]:
+    def _write_transaction(self, *, new_rows: int = 0) -> Iterator[WriteTransaction]:
         with self._connection() as conn, conn.transaction():
             tx = _Transaction(conn)
             self._local.conn = conn  # for a before_commit hook of this thread (install_cantons)
