@@ -18,7 +18,7 @@ scheduler and nannies) per analysis. The load average is printed before and afte
 the machine's cores are shared with whatever else runs, and the client's CPU competes with the
 two workers on a 2-core machine but not with one.
 
-Full size (about 6 GB of scratch disk, 10-15 minutes on 2 cores):
+Full size (about 6 GB of scratch disk, 15-20 minutes on 2 cores):
 
     python benchmarks/bench_dask.py                       # 20M and 100M
     python benchmarks/bench_dask.py --big-events 0        # 20M only
