@@ -174,12 +174,17 @@ class GeoPackageStore(EventStore):
         tally). Other processes still wait through the busy handler.
         """
         self._require()
-        with gpkg_readers.queued(self.path, timeout_s=BUSY_TIMEOUT_MS / 1000), self._write_unqueued() as conn:
+        with (gpkg_readers.queued(self.path, timeout_s=BUSY_TIMEOUT_MS / 1000),
+              self._write_unqueued(kept=self.serving) as conn):
             yield conn
 
     @contextlib.contextmanager
-    def _write_unqueued(self, *, new_rows: int = 0) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
+    def _write_unqueued(self, *, new_rows: int = 0, kept: bool = False) -> Iterator[sqlite3.Connection]:
+        # ``kept``: a served store's small writes (audit tallies, sessions, counters) use this
+        # thread's kept connection; a fresh one costs about 1 ms of CPU (open, pragmas, functions,
+        # SQLite parsing the schema at its first statement), more than such a write itself.
+        # Imports keep a connection of their own, with its large page cache.
+        conn = gpkg_readers.reader(self.path, self._connect) if kept else self._connect()
         journal = False
         try:
             self._ensure_current(conn)
@@ -202,7 +207,8 @@ class GeoPackageStore(EventStore):
                     with contextlib.suppress(sqlite3.OperationalError):
                         _return_to_wal(conn)
             finally:
-                conn.close()
+                if not kept:
+                    conn.close()
 
     @staticmethod
     def _leave_wal_for_bulk(conn: sqlite3.Connection, new_rows: int) -> bool:
