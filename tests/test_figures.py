@@ -255,3 +255,19 @@ def test_narrow_figure_keeps_footer_and_legend_on_the_page(ref, events):
         assert 0 <= box.x0 and box.x1 <= width + 1
     legend = fig.axes[1].get_legend().get_window_extent(renderer)
     assert legend.x1 <= width + 1
+
+
+def test_dollar_signs_from_data_are_text_not_math(ref):
+    """A '$' pair in a name from data (an OpenStreetMap ref, a crossing, a title) is drawn as it is:
+    matplotlib's math parser would fail the whole figure on the unknown symbol."""
+    from geo_ibm.reportdoc.charts import corridor_ranking_png, entry_crossings_png
+
+    hostile = r"A$\foo{$ $x^$"
+    fig = figures.static_map(**ref, title=hostile, subtitle=hostile)
+    svg = figures.figure_bytes(fig, format="svg")
+    assert svg.startswith(b"<?xml")
+    corridors = pd.DataFrame({"ref": [hostile, "A3"], "length_km": [2.0, 3.0], "events_per_km": [4.0, 1.0],
+                              "previous_events": [1.0, 2.0]})
+    crossings = pd.DataFrame({"name": [hostile, "Wasserbillig"], "neighbour": ["DE", "DE"], "events": [3, 1]})
+    for png in (corridor_ranking_png(corridors), entry_crossings_png(crossings)):
+        assert Image.open(io.BytesIO(png)).size[0] > 100

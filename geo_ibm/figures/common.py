@@ -35,6 +35,9 @@ _STYLE: dict[str, Any] = {
     "pdf.compression": 6,
     "path.simplify": True,
     "axes.unicode_minus": True,
+    # names from data (road refs of an OpenStreetMap extract, places, crossings) are plain text: a "$" pair
+    # is never matplotlib math markup (an unknown symbol there would fail the whole figure)
+    "text.parse_math": False,
 }
 _lock = threading.RLock()
 

@@ -119,7 +119,7 @@ def corridor_ranking_png(corridors: pd.DataFrame, *, n: int = 10, t: Translate =
     ax.barh(y, top["events_per_km"].to_numpy(dtype=float), color=_BAR, height=0.7, label=t("this quarter"))
     previous = top["previous_events"].to_numpy(dtype=float) / np.maximum(top["length_km"].to_numpy(dtype=float), 1e-9)
     ax.scatter(previous, y, marker="|", s=120, color=_HIGHLIGHT, linewidths=1.6, zorder=3, label=t("previous period"))
-    ax.set_yticks(y, labels)
+    ax.set_yticks(y, labels, parse_math=False)  # road refs from data: never math markup
     ax.set_xlabel(t("interceptions per km of road"), fontsize=7)
     ax.legend(fontsize=6.5, frameon=False, loc="lower right")
     _tidy(ax)
@@ -139,7 +139,7 @@ def entry_crossings_png(crossings: pd.DataFrame, *, n: int = 10, t: Translate = 
     colours = [NEIGHBOUR_COLOURS.get(str(c), "#777777") for c in top["neighbour"]]
     ax.barh(y, top["events"].to_numpy(dtype=float), color=colours, height=0.7)
     names = [str(name) if len(str(name)) <= 38 else str(name)[:36] + "…" for name in top["name"]]
-    ax.set_yticks(y, [f"{name} ({code})" for name, code in zip(names, top["neighbour"], strict=True)])
+    ax.set_yticks(y, [f"{name} ({code})" for name, code in zip(names, top["neighbour"], strict=True)], parse_math=False)
     ax.set_xlabel(t("attributed interceptions"), fontsize=7)
     _tidy(ax)
     return figure_bytes(fig, format="png")
