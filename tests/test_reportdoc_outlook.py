@@ -96,6 +96,37 @@ def test_the_protected_edition_has_rates_but_no_counts_and_no_map(store):
     assert table.caption == "Résultats de la prévision aux trimestres passés"
 
 
+def test_the_protected_edition_shows_only_hours_of_at_least_k_interceptions(store):
+    """Each busiest-hours slot an aggregates-only reader sees holds at least min_count of the quarter's
+    interceptions within reach of its site (counted here by hand); shares are in steps of 10 %."""
+    from geo_ibm.planning.candidates import shipped_candidates
+    from geo_ibm.reportdoc.outlook import RADIUS_M
+
+    rule = DisclosureRule(min_count=20)
+    _full_blocks, full = run(store)
+    _blocks, tables = run(store, rule=rule)
+    sites = tables["recommended_sites.csv"]
+    assert sites["site_id"].tolist() == full["recommended_sites.csv"]["site_id"].tolist()
+    assert (sites["cumulative_share_pct"] % 10 == 0).all()
+    start, end = pd.Timestamp("2026-04-01", tz="Europe/Luxembourg"), pd.Timestamp("2026-07-01", tz="Europe/Luxembourg")
+    events = store.events(start=start, end=end, columns=["observed_at"])
+    local = events["observed_at"].dt.tz_convert("Europe/Luxembourg")
+    days = np.array(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
+    slot = [f"{days[d]} {h // 4 * 4:02d}-{h // 4 * 4 + 4:02d}" for d, h in zip(local.dt.day_of_week, local.dt.hour)]
+    where = shipped_candidates().set_index("site_id").geometry
+    hidden = 0
+    for site, shown, whole in zip(sites["site_id"], sites["windows"], full["recommended_sites.csv"]["windows"]):
+        near = events.geometry.distance(where[site]).to_numpy() <= RADIUS_M
+        per_slot = pd.Series(np.array(slot, dtype=object)[near]).value_counts()
+        for window in whole.split(", "):
+            if per_slot.get(window, 0) >= rule.min_count:
+                assert window in shown.split(", ")
+            else:
+                assert window not in shown.split(", ")
+                hidden += 1
+    assert hidden > 0  # the rule took something away on this store
+
+
 def test_a_quarter_with_few_events_says_so(store):
     blocks, tables = run(store, quarter="2024Q1")
     assert tables == {}

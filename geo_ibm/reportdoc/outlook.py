@@ -23,6 +23,7 @@ from geo_ibm.periods import quarter_bounds, shift_quarter
 from geo_ibm.reportdoc.figures import CountDisplay
 from geo_ibm.reportdoc.model import Block, Image, Paragraph, Table
 from geo_ibm.reportdoc.strings import number
+from geo_ibm.settings import LOCAL_TZ
 
 BACKTEST_QUARTERS = 8
 """Past quarters the forecast rule is tried on (fewer when the data start later)."""
@@ -122,6 +123,9 @@ def recommendation_blocks(events: gpd.GeoDataFrame, *, area: gpd.GeoDataFrame, c
         return [Paragraph(t("No recommendation: %(why)s") % {"why": str(exc).splitlines()[0]}, "note")], None
     sites = plan.sites
     share = plan.summary.get("covered_share_events")
+    if counts.rule is not None:
+        sites = protected_sites(sites, events, min_count=int(counts.rule.min_count))
+        share = None if share is None else _coarse_share(float(share))
     blocks: list[Block] = [Paragraph(t(
         "Recommended for the next operation: %(k)s control sites that together are within %(radius)s km of "
         "%(share)s of this quarter's interceptions (recent ones weighing more), with the hours when most of them "
@@ -136,6 +140,41 @@ def recommendation_blocks(events: gpd.GeoDataFrame, *, area: gpd.GeoDataFrame, c
     return blocks, out
 
 
+SHARE_STEP_PROTECTED = 10.0
+"""Percentage step of the shares an aggregates-only reader sees (whole percents of a small area are counts)."""
+
+
+def _coarse_share(share: float) -> float:
+    return float(np.round(share / SHARE_STEP_PROTECTED) * SHARE_STEP_PROTECTED)
+
+
+def protected_sites(sites: gpd.GeoDataFrame, events: gpd.GeoDataFrame, *, min_count: int) -> gpd.GeoDataFrame:
+    """The recommended sites as an aggregates-only reader may see them.
+
+    A site's busiest hours (``windows``, labels such as ``'Mon 08-12'``) keep only the slots in which
+    at least ``min_count`` of ``events`` (unweighted, within :data:`RADIUS_M` of the site) happened:
+    a slot of one or two interceptions near a named site would date them. Cumulative shares are
+    rounded to :data:`SHARE_STEP_PROTECTED` percent.
+    """
+    from geo_ibm.planning.spacetime import block_label, hour_of_week
+
+    out = sites.copy()
+    if len(events) and "windows" in out:
+        blocks = hour_of_week(events["observed_at"].dt.tz_convert(LOCAL_TZ)) // 4
+        kept = []
+        for site, text in zip(out.geometry, out["windows"].fillna("").astype(str), strict=True):
+            near = (events.geometry.distance(site) <= RADIUS_M).to_numpy()
+            labels, tally = np.unique(blocks[near], return_counts=True)
+            enough = {block_label(int(b), 4) for b, n in zip(labels, tally, strict=True) if n >= min_count}
+            kept.append(", ".join(w for w in text.split(", ") if w and w in enough))
+        out["windows"] = kept
+    elif "windows" in out:
+        out["windows"] = ""
+    if "share_events" in out:
+        out["share_events"] = [_coarse_share(float(v)) for v in out["share_events"]]
+    return out
+
+
 def outlook_section(store: Any, *, quarter: str, region: str | None, area: gpd.GeoDataFrame, area_name: str,
                     footer_period: str, counts: CountDisplay, t: Callable[[str], str],
                     ) -> tuple[list[Block], dict[str, pd.DataFrame]]:
@@ -143,7 +182,8 @@ def outlook_section(store: Any, *, quarter: str, region: str | None, area: gpd.G
     ``recommended_sites.csv``).
 
     Aggregates-only readers (``counts.rule`` set) get the backtest's rates and the recommended sites
-    with their shares and hours, no map and no count.
+    with their shares in steps of 10 % and only the hours of at least ``min_count`` interceptions
+    (:func:`protected_sites`), no map and no count.
     """
     first, _ = quarter_bounds(shift_quarter(quarter, -BACKTEST_QUARTERS))
     _, last = quarter_bounds(quarter)
