@@ -84,13 +84,13 @@ def check_lixels(network: RoadNetwork, *, lixel_m: object, band_m: object) -> tu
             f"{math.ceil(network.total_length_m / MAX_LIXELS):,} m",
             [Problem("too many lixels", column="lixel", value=lixel_m)])
     # along a road a lixel has about 2 band / lixel neighbours; junctions add branches
-    estimate = int(n_lixels * (2.0 * band / lixel + 1.0) * 1.5)
-    if estimate > MAX_PAIRS:
+    estimate_f = n_lixels * (2.0 * band / lixel + 1.0) * 1.5  # a float: a huge band is inf, not an overflow
+    if not estimate_f <= MAX_PAIRS:
         raise ValidationError(
-            f"band: {band:g} m with {lixel:g} m lixels makes about {estimate:,} lixel pairs, more than the limit of "
+            f"band: {band:g} m with {lixel:g} m lixels makes about {estimate_f:,.0f} lixel pairs, more than the limit of "
             f"{MAX_PAIRS:,}; use a smaller band or longer lixels",
             [Problem("too many pairs", column="band", value=band_m)])
-    return lixel, band, n_lixels, estimate
+    return lixel, band, n_lixels, int(estimate_f)
 
 
 def lixelize(network: RoadNetwork, *, lixel_m: float = DEFAULT_LIXEL_M) -> gpd.GeoDataFrame:
