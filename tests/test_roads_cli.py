@@ -117,3 +117,15 @@ def test_an_import_into_an_existing_store_is_audited(tmp_path, store):
     log = open_store(store).audit_log()
     record = log[log["action"] == "roads import"].iloc[0]
     assert record["detail"]["source"] == "test extract" and record["detail"]["roads"] == 7
+
+
+def test_routes_use_the_network_installed_next_to_the_store_given(tmp_path, store, monkeypatch):
+    """``--store`` decides where every command finds the installed network, whatever ``GEO_IBM_STORE`` says."""
+    xml = write_osm(tmp_path / "lux.osm")
+    assert _run(["roads", "import", str(xml)], store).exit_code == 0
+    assert (store.parent / "roads.gpkg").exists()
+    assert _run(["init"], store).exit_code == 0
+    monkeypatch.setenv("GEO_IBM_STORE", str(tmp_path / "elsewhere" / "geo_ibm.gpkg"))
+    result = CliRunner().invoke(main, ["--store", str(store), "routes", "--out", str(tmp_path / "r.gpkg")])
+    assert result.exit_code == 0, result.output
+    assert "(osm: lux.osm)" in result.stdout and "© OpenStreetMap contributors" in result.stdout

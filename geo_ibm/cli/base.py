@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -57,3 +58,5 @@ def main(ctx: click.Context, store: str | None) -> None:
     """Geospatial analysis for Luxembourg's Integrated Border Management."""
     ctx.ensure_object(dict)
     ctx.obj["store"] = store_location(store)
+    # Layers installed next to the store (cantons, roads) are found through it, by every command.
+    os.environ["GEO_IBM_STORE"] = str(ctx.obj["store"])

@@ -231,7 +231,6 @@ def regions(ctx: click.Context, file: Path) -> None:
 
     # The installed layer lives next to the store; its stored events move to the new
     # boundaries in the same transaction (a store not created yet has none).
-    os.environ["GEO_IBM_STORE"] = str(ctx.obj["store"])
     store = open_cli_store(ctx)
     gdf = cantons_from_file(file)
     path = install_cantons(gdf, store=store if store.exists() else None)
@@ -251,7 +250,8 @@ def regions(ctx: click.Context, file: Path) -> None:
               "(methods gi, kde, emerging).")
 @click.option("--scheduler", default=None, help="With --archive: address of a running Dask scheduler (tcp://HOST:8786).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
-              help="With --archive and no --scheduler: workers of the local Dask cluster started for this run.")
+              help="With --archive and no --scheduler: workers of the local Dask cluster started for this run "
+              "(at most 4 per CPU core).")
 @click.pass_context
 def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | None, start: str | None,
              end: str | None, region: str | None, seed: int, out: Path, archive: str | None, scheduler: str | None,
@@ -469,7 +469,6 @@ def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
 
     from webapp import create_app
 
-    os.environ["GEO_IBM_STORE"] = str(ctx.obj["store"])
     # Links in API documents name the address clients use: the one served here unless a
     # reverse proxy's public URL is configured.
     os.environ.setdefault("GEO_IBM_PUBLIC_URL", f"http://{host}:{port}")

@@ -1,7 +1,6 @@
 """The ``geo-ibm roads`` commands: import an OpenStreetMap extract as the road network, show what is installed."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -33,8 +32,6 @@ def roads_import(ctx: click.Context, file: Path, source: str | None, extract_dat
     from geo_ibm.network.installed import check_extract_date, install_roads
     from geo_ibm.network.osm import read_osm
 
-    # The installed network lives next to the store given with --store.
-    os.environ["GEO_IBM_STORE"] = str(ctx.obj["store"])
     check_extract_date(extract_date)  # before minutes of reading
     with tqdm(total=3, desc="roads", unit="step", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
         bar.set_postfix_str(f"reading {file.name}")
@@ -67,7 +64,6 @@ def roads_info(ctx: click.Context) -> None:
     from geo_ibm.network.installed import installed_roads_info, installed_roads_path
     from geo_ibm.network.roads import road_source
 
-    os.environ["GEO_IBM_STORE"] = str(ctx.obj["store"])
     info = installed_roads_info()
     if info is None:
         shipped = road_source()
