@@ -81,6 +81,11 @@ def test_archive_refusals_name_the_option(exported, tmp_path):
     assert result.exit_code == 1 and "--scheduler needs --archive" in result.output
     result = CliRunner().invoke(main, ["archive", "info", str(tmp_path)])
     assert result.exit_code == 1 and "no archive here" in result.output
+    # a thousand local workers would be a thousand processes: refused before any starts
+    from geo_ibm.archive.distributed import max_local_workers
+
+    result = CliRunner().invoke(main, ["hotspots", "--method", "gi", "--archive", str(archive), "--workers", "1000", "--out", out])
+    assert result.exit_code == 1 and f"workers: 1000 local workers is more than the limit of {max_local_workers()}" in result.output
 
 
 def test_demo_writes_a_european_archive_by_country(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -363,6 +364,16 @@ workers of an existing cluster (docs/ARCHIVE.md).
 """
 
 
+LOCAL_WORKERS_PER_CORE = 4
+"""Most workers of a local cluster per CPU core: each is a process of its own (about 100 MB before any
+work), and more workers than cores only share the same cores."""
+
+
+def max_local_workers() -> int:
+    """The most workers :func:`dask_client` starts on this machine (:data:`LOCAL_WORKERS_PER_CORE` per core)."""
+    return LOCAL_WORKERS_PER_CORE * max(1, os.cpu_count() or 1)
+
+
 @contextmanager
 def dask_client(scheduler: str | None = None, *, workers: int = 2, processes: bool = True,
                 memory_limit: str | float | None = "auto", timeout: str = "10s") -> Iterator[Client]:
@@ -378,7 +389,8 @@ def dask_client(scheduler: str | None = None, *, workers: int = 2, processes: bo
     Raises
     ------
     ValidationError
-        Naming ``scheduler`` when it cannot be reached, or ``workers`` when it is not >= 1.
+        Naming ``scheduler`` when it cannot be reached, or ``workers`` when it is not >= 1 or more
+        than :func:`max_local_workers`.
     """
     from distributed import Client, LocalCluster
 
@@ -397,6 +409,11 @@ def dask_client(scheduler: str | None = None, *, workers: int = 2, processes: bo
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValidationError(f"workers must be a whole number >= 1, got {workers!r}",
                               [Problem("must be >= 1", column="workers", value=workers)])
+    most = max_local_workers()
+    if workers > most:
+        raise ValidationError(f"workers: {workers} local workers is more than the limit of {most} "
+                              f"({LOCAL_WORKERS_PER_CORE} per core of this machine); use a running cluster (scheduler) "
+                              "for more", [Problem("too many workers", column="workers", value=workers)])
     import dask
 
     # loopback only, and any free port for the status page (8787 may be another cluster's)
