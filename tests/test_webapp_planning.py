@@ -394,6 +394,35 @@ def test_runner_limits_and_expiry() -> None:
         jobs.close()
 
 
+def test_one_account_never_holds_every_worker() -> None:
+    """Two workers: an account's second job waits while its first runs, and another account's starts at once."""
+    jobs = JobRunner(workers=2, max_queued=4, per_user=3)
+    gate, started = threading.Event(), threading.Event()
+    other_ran = threading.Event()
+    try:
+        first = jobs.submit("vic", "first", _blocker(gate, started))
+        assert started.wait(10)
+        second = jobs.submit("vic", "second", lambda progress: "vic again")
+        time.sleep(0.3)  # a free worker would have started it by now
+        assert first.state == "running" and second.state == "queued"
+        other = jobs.submit("ana", "other account", lambda progress: other_ran.set() or "ana")
+        assert other_ran.wait(10)
+        for _ in range(200):
+            if other.is_finished:
+                break
+            time.sleep(0.02)
+        assert other.state == DONE and second.state == "queued"
+        gate.set()
+        for _ in range(200):
+            if second.is_finished:
+                break
+            time.sleep(0.02)
+        assert first.state == DONE and second.state == DONE and second.result == "vic again"
+    finally:
+        gate.set()
+        jobs.close()
+
+
 def test_a_library_error_fails_the_job_with_its_message_and_problems() -> None:
     jobs = JobRunner(workers=1)
 

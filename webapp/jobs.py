@@ -108,7 +108,9 @@ class JobRunner:
     max_queued
         Most jobs waiting for a worker.
     per_user
-        Most unfinished (waiting or running) jobs of one account.
+        Most unfinished (waiting or running) jobs of one account. With more than one worker an
+        account runs at most ``workers - 1`` jobs at a time (:attr:`running_per_user`): its other
+        jobs wait, so one account, whatever its role, never holds every worker.
     keep_s, max_kept
         How long and how many finished jobs are kept with their results.
     clock
@@ -125,6 +127,7 @@ class JobRunner:
             raise ValueError(f"keep_s must be > 0, got {keep_s!r}")
         self.workers, self.max_queued, self.per_user = int(workers), int(max_queued), int(per_user)
         self.keep_s, self.max_kept = float(keep_s), int(max_kept)
+        self.running_per_user = max(1, self.workers - 1)
         self._clock = clock
         self._jobs: dict[str, Job] = {}
         self._waiting: deque[Job] = deque()
@@ -213,11 +216,18 @@ class JobRunner:
             thread.start()
 
     def _next(self) -> Job | None:
+        """The oldest waiting job whose account runs fewer than :attr:`running_per_user` jobs (waits for one)."""
         with self._cond:
             while True:
-                while self._waiting:
-                    job = self._waiting.popleft()
-                    if job.state == QUEUED:
+                running: dict[str, int] = {}
+                for other in self._jobs.values():
+                    if other.state == RUNNING:
+                        running[other.owner] = running.get(other.owner, 0) + 1
+                for job in list(self._waiting):
+                    if job.state != QUEUED:
+                        self._waiting.remove(job)
+                    elif running.get(job.owner, 0) < self.running_per_user:
+                        self._waiting.remove(job)
                         job.state, job.started, job.message = RUNNING, self._clock(), "started"
                         return job
                 if self._closed:
@@ -268,6 +278,7 @@ class JobRunner:
     def _finish(self, job: Job, state: str, *, message: str) -> None:
         job.state, job.message, job.finished = state, message, self._clock()
         job.work = _spent
+        self._cond.notify_all()  # (held by the caller) a worker may now start a job of this account
 
     def _prune(self) -> None:
         now = self._clock()
