@@ -26,3 +26,26 @@ def scrypt_calls(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(accounts, "verify_password", counting)
     return calls
+
+
+def pytest_collection_modifyitems(items):
+    """Give schemathesis's items (one per API operation) node ids of their own.
+
+    schemathesis names each item after its operation (``test_x[GET /api/stats]``) but gives
+    them all the test function's node id; pytest-xdist tells items apart by node id, and ran
+    only one of them.
+    """
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if label is None or not item.nodeid.endswith("::" + item.originalname):
+            continue
+        unique = f"{item.nodeid}[{label}]"
+        # pytest keeps the node id privately: a NodeId in ``_id`` (pytest >= 9), a text in ``_nodeid`` before
+        if hasattr(item, "_id"):
+            from _pytest.nodes import coerce_node_id
+
+            item._id = coerce_node_id(unique)
+        else:
+            item._nodeid = unique
+        if item.nodeid != unique:  # a pytest that keeps it elsewhere: say so rather than run one operation
+            raise pytest.UsageError(f"cannot give {item.name} a node id of its own (pytest changed its node ids)")
