@@ -7,7 +7,7 @@ binning; the client only assembles the blocks and maps the lattice sums to the g
 
 The result is :func:`geo_ibm.grid.make_grid`'s grid to the bit. The cells the study area's
 boundary may reach go through the same shapely calls as there (``contains_properly``,
-``intersects``, ``intersection`` with the whole area); every other cell lies wholly inside or
+``intersects``, :func:`geo_ibm.grid.clip_cells`); every other cell lies wholly inside or
 wholly outside the area, and one centre per connected run of such cells says which, so the
 shapely work scales with the boundary's length instead of the lattice's area.
 """
@@ -23,7 +23,7 @@ import shapely
 from scipy import ndimage
 from shapely.geometry.base import BaseGeometry
 
-from geo_ibm.grid import GridSpec, cell_centres, cell_polygons, hex_row_col, lattice_extent
+from geo_ibm.grid import GridSpec, cell_centres, cell_polygons, clip_cells, hex_row_col, lattice_extent
 from geo_ibm.settings import WORKING_CRS
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def clip_block(area: BaseGeometry | bytes, lattice: Lattice, first_row: int, sto
     polys = cell_polygons(lattice.shape, lattice.cell, lattice.x0, lattice.y0, near_rows + first_row, near_cols)
     inside = shapely.contains_properly(area, polys)
     touching = ~inside & shapely.intersects(area, polys)
-    clipped = shapely.intersection(polys[touching], area)
+    clipped = clip_cells(polys[touching], area, shape=lattice.shape)
     full_area = lattice.cell**2 if lattice.shape == "square" else lattice.cell**2 * _SQRT3 / 2
     shares = shapely.area(clipped) / full_area
     keep[flat[inside]] = True
