@@ -256,27 +256,49 @@ def locate(points: object, grid: gpd.GeoDataFrame | GridSpec) -> np.ndarray:
     xy = _xy(points)
     if isinstance(spec, H3Spec):
         return _locate_h3(xy, spec)
-    if spec.shape == "square":
-        col = xy[:, 0] - spec.x0
-        col *= 1.0 / spec.cell
-        np.floor(col, out=col)
-        row = xy[:, 1] - spec.y0
-        row *= 1.0 / spec.cell
-        np.floor(row, out=row)
-    else:
-        with np.errstate(invalid="ignore"):  # infinite coordinates: inf - inf, sent outside below
-            row, col = hex_row_col(xy[:, 0] - spec.x0, xy[:, 1] - spec.y0, spec.cell)
+    return locate_xy(xy[:, 0], xy[:, 1], spec)
+
+
+LOCATE_CHUNK = 1 << 15
+"""Points :func:`locate_xy` handles at a time: its temporaries (a few arrays of this many floats) stay
+in a core's own cache instead of streaming through memory once per arithmetic step."""
+
+
+def locate_xy(x: np.ndarray, y: np.ndarray, spec: GridSpec) -> np.ndarray:
+    """:func:`locate` for coordinates given as two float arrays and a lattice grid's spec.
+
+    The points are handled :data:`LOCATE_CHUNK` at a time (about twice as fast on a million
+    points as whole arrays, and more so when other processes share the memory bus). NaN or
+    infinite coordinates fall outside (-1).
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
     # A one-cell ring of -1 around the lookup lets every point be clamped into it and read
     # without a boolean mask (which would cost as much as the rest of the binning); fmax/fmin
     # also send NaN coordinates to the ring. The flat index stays exact in float64.
-    padded = np.pad(spec.lookup, 1, constant_values=-1)
+    padded = np.pad(spec.lookup, 1, constant_values=-1).ravel()
     width = spec.n_cols + 2
-    np.fmin(np.fmax(col, -1.0, out=col), spec.n_cols, out=col)
-    np.fmin(np.fmax(row, -1.0, out=row), spec.n_rows, out=row)
-    row *= width
-    row += col
-    row += width + 1
-    return padded.ravel()[row.astype(np.intp)]
+    out = np.empty(len(x), dtype=padded.dtype)
+    inverse = 1.0 / spec.cell
+    for at in range(0, len(x), LOCATE_CHUNK):
+        part = slice(at, at + LOCATE_CHUNK)
+        if spec.shape == "square":
+            col = x[part] - spec.x0
+            col *= inverse
+            np.floor(col, out=col)
+            row = y[part] - spec.y0
+            row *= inverse
+            np.floor(row, out=row)
+        else:
+            with np.errstate(invalid="ignore"):  # infinite coordinates: inf - inf, sent outside below
+                row, col = hex_row_col(x[part] - spec.x0, y[part] - spec.y0, spec.cell)
+        np.fmin(np.fmax(col, -1.0, out=col), spec.n_cols, out=col)
+        np.fmin(np.fmax(row, -1.0, out=row), spec.n_rows, out=row)
+        row *= width
+        row += col
+        row += width + 1
+        np.take(padded, row.astype(np.intp), out=out[part])
+    return out
 
 
 def bin_counts(

@@ -7,6 +7,7 @@ import pytest
 import shapely
 from shapely.geometry import Polygon, box
 
+from geo_ibm import grid as grid_module
 from geo_ibm.errors import ValidationError
 from geo_ibm.grid import (
     bin_counts,
@@ -15,6 +16,7 @@ from geo_ibm.grid import (
     grid_spec,
     hex_grid,
     locate,
+    locate_xy,
     make_grid,
     neighbourhood_sum,
     square_grid,
@@ -77,8 +79,11 @@ def test_hexagon_geometry_and_spacing():
     np.testing.assert_allclose(d[interior, 1:], 1_000, rtol=1e-9)
 
 
+@pytest.mark.parametrize("chunk", [None, 997], ids=["default_chunk", "small_chunks"])
 @pytest.mark.parametrize("shape", ["square", "hex"])
-def test_locate_matches_spatial_join(shape):
+def test_locate_matches_spatial_join(shape, chunk, monkeypatch):
+    if chunk is not None:  # many chunks and a short last one
+        monkeypatch.setattr(grid_module, "LOCATE_CHUNK", chunk)
     grid = make_grid(PENTAGON, cell=1_700, shape=shape)
     spec = grid_spec(grid)
     xy = _points(PENTAGON, 30_000, seed=3)
@@ -184,6 +189,7 @@ def test_missing_and_far_coordinates_fall_outside(shape):
     xy = np.array([[np.nan, 60_000.0], [60_000.0, np.inf], [-1e9, 1e9], [60_100.0, 60_100.0]])
     ids = locate(xy, grid)
     assert ids[:3].tolist() == [-1, -1, -1] and ids[3] >= 0
+    assert locate_xy(xy[:, 0], xy[:, 1], grid_spec(grid)).tolist() == ids.tolist()
     assert bin_counts(xy, grid).sum() == 1
 
 

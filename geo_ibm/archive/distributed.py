@@ -24,7 +24,7 @@ import pandas as pd
 from geo_ibm.archive.format import Manifest, PartitionEntry, check_partitions, read_partition
 from geo_ibm.archive.lattice import Lattice
 from geo_ibm.errors import Problem, ProblemCount, ValidationError
-from geo_ibm.grid import GridSpec, locate
+from geo_ibm.grid import GridSpec, locate_xy
 from geo_ibm.settings import LOCAL_TZ
 
 if TYPE_CHECKING:
@@ -122,15 +122,15 @@ def bin_partition(root: str, entry: PartitionEntry, task: BinTask) -> Partial:
     if task.end is not None:
         keep &= columns.seconds < task.end
     selected = np.flatnonzero(keep) if not keep.all() else None
-    xy = np.column_stack([columns.x, columns.y]) if selected is None else np.column_stack([columns.x[selected], columns.y[selected]])
+    x, y = (columns.x, columns.y) if selected is None else (columns.x[selected], columns.y[selected])
     weights = None
     if task.weight is not None:
         weights = columns.persons if selected is None else columns.persons[selected]
-    used = len(xy)
+    used = len(x)
     out = Partial(_empty(task), rows=entry.rows, used=used, partitions=1, problems=columns.problems, counts=columns.counts)
     if task.kind in ("cells", "cube"):
         spec = _grid_of(task)
-        cells = locate(xy, spec)
+        cells = locate_xy(x, y, spec)
         inside = cells >= 0
         out.outside = int(used - inside.sum())
         if weights is not None:
@@ -147,7 +147,7 @@ def bin_partition(root: str, entry: PartitionEntry, task: BinTask) -> Partial:
         from geo_ibm.kde import _linear_bin
 
         x0, y0 = task.kde_origin
-        out.values = _linear_bin(xy, weights, x0=x0, y0=y0, cell=task.kde_cell, shape=task.kde_shape)
+        out.values = _linear_bin(np.column_stack([x, y]), weights, x0=x0, y0=y0, cell=task.kde_cell, shape=task.kde_shape)
     else:
         persons = columns.persons if selected is None else columns.persons[selected]
         if group is None:
