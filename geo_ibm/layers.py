@@ -6,6 +6,7 @@ import hashlib
 import os
 import secrets
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -301,27 +302,74 @@ def assign_regions(gdf: gpd.GeoDataFrame, *, max_distance_m: float | None = None
                     for k in bad[:20]]
         raise ValidationError(f"assign_regions needs points; {len(bad)} geometries are not points", problems)
 
+    where = np.flatnonzero(present)
+    canton_values, region_values = _canton_codes(
+        shapely.get_x(geoms[where]), shapely.get_y(geoms[where]), lambda k: geoms[where[k]], len(points), where,
+        canton_layer=canton_layer, limit=limit)
+    out = points.copy()
+    out["canton"] = canton_values
+    out["region"] = region_values
+    return out
+
+
+def assign_regions_xy(x: np.ndarray, y: np.ndarray, *, max_distance_m: float | None = None,
+                      canton_layer: gpd.GeoDataFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`assign_regions` for EPSG:2169 coordinates given as two arrays: ``(canton, region)``.
+
+    The same answers, as object arrays (NaN for no canton, ``None`` for no region, as there),
+    with no shapely point made except for the few points the exact join must judge. NaN or
+    infinite coordinates get no canton.
+    """
+    limit = margin_m() if max_distance_m is None else float(max_distance_m)
+    if limit < 0:
+        raise ValidationError(f"max_distance_m must be >= 0, got {max_distance_m!r}")
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    where = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+    px, py = x[where], y[where]
+    return _canton_codes(px, py, lambda k: shapely.points(px[k], py[k]), len(x), where,
+                         canton_layer=canton_layer, limit=limit)
+
+
+def prepare_region_lookup(*, max_distance_m: float | None = None, canton_layer: gpd.GeoDataFrame | None = None) -> None:
+    """Build the grid :func:`assign_regions` and :func:`assign_regions_xy` use for large inputs, ahead of them.
+
+    The grid costs about half a second once per canton layer and distance in a process; an
+    import calls this on a second thread while it reads and validates its file, so that the
+    regions of its valid rows are then looked up at once.
+    """
+    limit = margin_m() if max_distance_m is None else float(max_distance_m)
+    if limit < 0:
+        raise ValidationError(f"max_distance_m must be >= 0, got {max_distance_m!r}")
+    _canton_raster(cantons() if canton_layer is None else canton_layer.reset_index(drop=True), limit)
+
+
+def _canton_codes(x: np.ndarray, y: np.ndarray, points_at: Callable[[np.ndarray], np.ndarray], n: int,
+                  where: np.ndarray, *, canton_layer: gpd.GeoDataFrame | None, limit: float,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Canton and region (object arrays of ``n``) of the points ``x``, ``y`` at positions ``where``.
+
+    The grid answers most points; ``points_at(k)`` gives the shapely points of those at
+    positions ``k`` of ``x``/``y`` that the exact join must judge. The other ``n`` positions get none.
+    """
     areas = cantons() if canton_layer is None else canton_layer.reset_index(drop=True)
     names = areas["canton"].to_numpy(dtype=object)
-    code = np.full(len(points), _NONE, dtype=np.int64)
-    where = np.flatnonzero(present)
-    if len(where) >= _RASTER_MIN_POINTS or _raster_key(areas, limit) in _RASTERS:
-        raster = _canton_raster(areas, limit)
-        code[where] = raster.lookup(shapely.get_x(geoms[where]), shapely.get_y(geoms[where]))
+    found = np.full(len(x), _NONE, dtype=np.int64)
+    if len(x) >= _RASTER_MIN_POINTS or _raster_key(areas, limit) in _RASTERS:
+        found[:] = _canton_raster(areas, limit).lookup(x, y)
     else:
-        code[where] = _EXACT  # building the grid (~1 s) would cost more than joining a few points
-    exact = np.flatnonzero(code == _EXACT)
+        found[:] = _EXACT  # building the grid (~1 s) would cost more than joining a few points
+    exact = np.flatnonzero(found == _EXACT)
     if len(exact):
-        code[exact] = assign_cantons_exact(geoms[exact], areas, max_distance_m=limit)
+        found[exact] = assign_cantons_exact(points_at(exact), areas, max_distance_m=limit)
+    code = np.full(n, _NONE, dtype=np.int64)
+    code[where] = found
     region_of = dict(zip(areas["canton"], areas["region"]))
     # Missing cantons stay NaN and missing regions None, as the plain spatial join gives them.
     canton_values = np.append(names, np.nan).astype(object)
     region_values = np.array([*(region_of.get(c) for c in names), None], dtype=object)
     pick = np.where(code >= 0, code, len(names))
-    out = points.copy()
-    out["canton"] = canton_values[pick]
-    out["region"] = region_values[pick]
-    return out
+    return canton_values[pick], region_values[pick]
 
 
 _NONE = -2

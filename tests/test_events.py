@@ -67,6 +67,22 @@ def test_valid_row_gives_documented_columns_crs_and_row_index():
     assert valid["operation_id"].tolist() == [None, None]
 
 
+def test_points_false_gives_x_y_columns_instead_of_geometry():
+    frame = table(good_row(), good_row(event_id="E2", persons="0"), good_row(event_id="E3", lat="49.8", lon="6.0"))
+    with_points, problems = check(frame)
+    plain, same_problems = check(frame, points=False)
+    assert problems == same_problems and len(problems) == 1  # E2 refused either way
+    assert not isinstance(plain, gpd.GeoDataFrame)
+    assert list(plain.columns) == [*EVENT_COLUMNS[:-1], "x", "y"]
+    assert plain.index.tolist() == with_points.index.tolist() == [2, 4]
+    assert plain["x"].dtype == np.float64
+    np.testing.assert_array_equal(plain["x"].to_numpy(), with_points.geometry.x.to_numpy())
+    np.testing.assert_array_equal(plain["y"].to_numpy(), with_points.geometry.y.to_numpy())
+    x, y = TO_2169.transform(6.0, 49.8)
+    assert plain["x"].iloc[1] == pytest.approx(x, abs=1e-6) and plain["y"].iloc[1] == pytest.approx(y, abs=1e-6)
+    pd.testing.assert_frame_equal(plain[list(EVENT_COLUMNS[:-1])], pd.DataFrame(with_points[list(EVENT_COLUMNS[:-1])]))
+
+
 @pytest.mark.parametrize(
     ("text", "utc"),
     [

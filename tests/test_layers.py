@@ -376,6 +376,35 @@ def test_assign_regions_equals_the_plain_spatial_join(limit, grid_from, monkeypa
     assert got["canton"].notna().sum() > 10_000
 
 
+@pytest.mark.parametrize("grid_from", [0, 10**9])
+def test_assign_regions_xy_equals_the_plain_spatial_join(grid_from, monkeypatch):
+    monkeypatch.setattr(layers, "_RASTER_MIN_POINTS", grid_from)
+    monkeypatch.setattr(layers, "_RASTERS", {})
+    points = _hard_points(20_000, seed=11)
+    xy = shapely.get_coordinates(points.geometry.to_numpy())
+    # coordinates no point can have come last: they get no canton and leave the others alone
+    x = np.append(xy[:, 0], [np.nan, np.inf, 80_000.0])
+    y = np.append(xy[:, 1], [90_000.0, 90_000.0, np.nan])
+    canton, region = layers.assign_regions_xy(x, y, max_distance_m=2000.0)
+    expected = _sjoin_reference(points, 2000.0)
+    pd.testing.assert_series_equal(pd.Series(canton[:-3]), expected["canton"], check_names=False)
+    pd.testing.assert_series_equal(pd.Series(region[:-3]), expected["region"], check_names=False)
+    assert pd.isna(canton[-3:]).all() and list(region[-3:]) == [None, None, None]
+    assert pd.notna(canton).sum() > 10_000
+
+
+def test_prepare_region_lookup_builds_the_grid_once(monkeypatch):
+    monkeypatch.setattr(layers, "_RASTERS", {})
+    layers.prepare_region_lookup(max_distance_m=2000.0)
+    assert len(layers._RASTERS) == 1
+    built = next(iter(layers._RASTERS.values()))
+    layers.prepare_region_lookup(max_distance_m=2000.0)
+    layers.assign_regions_xy(np.array([75_000.0]), np.array([80_000.0]), max_distance_m=2000.0)
+    assert list(layers._RASTERS.values()) == [built]
+    with pytest.raises(ValidationError, match="max_distance_m"):
+        layers.prepare_region_lookup(max_distance_m=-1)
+
+
 @pytest.mark.parametrize("cell", [130.0, 200.0, 1500.0])
 @pytest.mark.parametrize("limit", [0.0, 2000.0])
 def test_canton_grid_answers_only_what_the_spatial_join_says(cell, limit):

@@ -23,6 +23,7 @@ import pandas as pd
 
 from geo_ibm import io
 from geo_ibm.errors import NotFoundError, ValidationError
+from geo_ibm.settings import WORKING_CRS
 from geo_ibm.store import imports as pipeline
 from geo_ibm.store.filters import EventFilter, Paging, parse_columns, parse_count_keys, parse_filters, parse_paging
 from geo_ibm.store.frames import none_for_na
@@ -595,3 +596,23 @@ class EventStore(ABC):
             chosen = assign_regions
         out = chosen(gdf[["geometry"]].reset_index(drop=True))
         return none_for_na(out["canton"]), none_for_na(out["region"])
+
+    def _prepare_regions(self) -> None:
+        """Pay ahead what :meth:`_regions_xy` of many points costs once (the shipped cantons' lookup grid)."""
+        if self._assign_regions is None or self._assign_regions is True:
+            from geo_ibm.layers import prepare_region_lookup
+
+            prepare_region_lookup()
+
+    def _regions_xy(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_regions` of the points ``x``, ``y`` (EPSG:2169); the shipped cantons' need no shapely points."""
+        chosen = self._assign_regions
+        if chosen is False or len(x) == 0:
+            return np.full(len(x), None, dtype=object), np.full(len(x), None, dtype=object)
+        if chosen is None or chosen is True:
+            from geo_ibm.layers import assign_regions_xy
+
+            canton, region = assign_regions_xy(x, y)
+            return none_for_na(canton), none_for_na(region)
+        points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(x, y), crs=WORKING_CRS)
+        return self._regions(points)

@@ -87,13 +87,14 @@ def _text_column(series: pd.Series) -> pd.Series:
     return pd.Series(none_for_na(series.to_numpy(dtype=object)), dtype=object)
 
 
-def event_records(valid: gpd.GeoDataFrame) -> pd.DataFrame:
+def event_records(valid: pd.DataFrame) -> pd.DataFrame:
     """Validated events as stored columns (:data:`RECORD_COLUMNS` without canton, region, import_id).
 
     Text columns the validation kept Arrow-backed (``arrow_text``) stay so, as does
     ``observed_at``: the bulk writers take Arrow arrays whole, and every other consumer reads
     values through ``to_numpy(dtype=object)`` / :func:`python_values`.
     """
+    x, y = event_xy(valid)
     stamps = valid["observed_at"]
     utc = stamps.dt.tz_convert("UTC")
     epoch = (utc.dt.tz_localize(None).astype("datetime64[s]").astype(np.int64)).to_numpy()
@@ -112,10 +113,19 @@ def event_records(valid: gpd.GeoDataFrame) -> pd.DataFrame:
                 for c in ("transport_mode", "entry_country", "destination_country", "nationalities", "operation_id",
                           "source_unit", "notes")
             },
-            "x": shapely.get_x(valid.geometry.to_numpy()),
-            "y": shapely.get_y(valid.geometry.to_numpy()),
+            "x": x,
+            "y": y,
         }
     )
+
+
+def event_xy(valid: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The x and y (EPSG:2169) of validated events: their point geometries' or, from
+    ``validate_events(..., points=False)``, their ``x`` and ``y`` columns."""
+    if isinstance(valid, gpd.GeoDataFrame):
+        geoms = valid.geometry.to_numpy()
+        return shapely.get_x(geoms), shapely.get_y(geoms)
+    return valid["x"].to_numpy(dtype=np.float64), valid["y"].to_numpy(dtype=np.float64)
 
 
 def iso_with_offset(local: pd.Series) -> pa.Array:

@@ -21,7 +21,7 @@ from geo_ibm.events import event_ids, validate_events
 from geo_ibm.importlimits import ImportLimits, import_limits
 from geo_ibm.problems import ProblemLog
 from geo_ibm.settings import WORKING_CRS
-from geo_ibm.store.frames import CONTENT_COLUMNS, event_records, none_for_na
+from geo_ibm.store.frames import CONTENT_COLUMNS, event_records, event_xy, none_for_na
 
 if TYPE_CHECKING:
     from geo_ibm.store.base import EventStore
@@ -92,13 +92,20 @@ def import_file(
     name: str | None = None,
 ) -> ImportReport:
     """Import an event file into ``store`` (see :meth:`EventStore.import_file`)."""
-    with bulk_work():
+    # one second thread for the whole import: the regions' lookup grid while the file is read and
+    # validated, then the regions of its rows (store_events)
+    with bulk_work(), concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return _import_file(store, Path(path), user=user, skip_invalid=skip_invalid, rejected_path=rejected_path,
-                            progress=progress, name=name)
+                            progress=progress, name=name, pool=pool)
+
+
+PREPARE_REGIONS_BYTES = 2_000_000
+"""From this file size (about 20,000 rows) an import builds the regions' lookup grid while it reads the file."""
 
 
 def _import_file(store: EventStore, path: Path, *, user: str, skip_invalid: bool, rejected_path: io.PathLike | None,
-                 progress: Callable[[int, int], None] | None, name: str | None) -> ImportReport:
+                 progress: Callable[[int, int], None] | None, name: str | None,
+                 pool: concurrent.futures.Executor) -> ImportReport:
     label = name or path.name
     limits = import_limits()
     store.init()
@@ -109,13 +116,15 @@ def _import_file(store: EventStore, path: Path, *, user: str, skip_invalid: bool
             known = already_imported(store, path, sha=sha, label=label, user=user, limits=limits)
             if known is not None:
                 return known
+        if path.is_file() and path.stat().st_size >= PREPARE_REGIONS_BYTES:
+            pool.submit(store._prepare_regions)
         frame = io.read_event_table(path, limits=limits)
         if not len(frame):
             raise ValidationError(f"{label}: no data rows (the file has a header only); nothing was imported",
                                   [Problem("no data rows", file=label)])
         log = ProblemLog(per_column=limits.problems_per_column, listed=limits.problems_listed)
         valid, _ = validate_events(frame, file=label, outline=store._outline_geometry(), limits=limits, log=log,
-                                   arrow_text=True)
+                                   arrow_text=True, points=False)
     except ValidationError as exc:
         if name:
             hide_path(exc, path, label)
@@ -135,7 +144,7 @@ def _import_file(store: EventStore, path: Path, *, user: str, skip_invalid: bool
         written = Path(rejected_path) if rejected_path else path.with_name(f"{path.name}.rejected.csv")
         io.write_table(rejected_table(frame, log), written)
     return store_events(store, valid, label=label, sha=sha, user=user, rows=len(frame), rejected=len(bad_rows),
-                        rejected_path=written, progress=progress)
+                        rejected_path=written, progress=progress, pool=pool)
 
 
 def already_imported(store: EventStore, path: Path, *, sha: str, label: str, user: str,
@@ -215,7 +224,7 @@ def record_failure(store: EventStore, label: str, sha: str | None, user: str, *,
 
 def store_events(
     store: EventStore,
-    valid: gpd.GeoDataFrame,
+    valid: pd.DataFrame,
     *,
     label: str,
     sha: str | None,
@@ -224,32 +233,36 @@ def store_events(
     rejected: int,
     rejected_path: Path | None,
     progress: Callable[[int, int], None] | None,
+    pool: concurrent.futures.Executor | None = None,
 ) -> ImportReport:
-    """Store validated events in one transaction: new ones with their regions, the import record, the audit entry."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+    """Store validated events in one transaction: new ones with their regions, the import record, the audit entry.
+
+    ``pool`` is an executor of one thread for the regions of a large import into an empty
+    store (default: one of its own).
+    """
+    if pool is not None:
         return _store_events(store, valid, label=label, sha=sha, user=user, rows=rows, rejected=rejected,
                              rejected_path=rejected_path, progress=progress, pool=pool)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as own:
+        return _store_events(store, valid, label=label, sha=sha, user=user, rows=rows, rejected=rejected,
+                             rejected_path=rejected_path, progress=progress, pool=own)
 
 
 PARALLEL_REGIONS_ROWS = 20_000
 """From this many valid rows into a store without events, regions are assigned on a second thread."""
 
 
-def _points(geoms: np.ndarray) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(geometry=gpd.GeoSeries(geoms, crs=WORKING_CRS), crs=WORKING_CRS)
-
-
-def _store_events(store: EventStore, valid: gpd.GeoDataFrame, *, label: str, sha: str | None, user: str, rows: int,
+def _store_events(store: EventStore, valid: pd.DataFrame, *, label: str, sha: str | None, user: str, rows: int,
                   rejected: int, rejected_path: Path | None, progress: Callable[[int, int], None] | None,
                   pool: concurrent.futures.Executor) -> ImportReport:
-    geoms = valid.geometry.to_numpy()
+    x, y = event_xy(valid)
     # Into a store without events every row is new: the regions of all of them are assigned on a
     # second thread (shapely lets go of the GIL) while the stored columns are built here. Should
     # events arrive meanwhile, the rows found stored are taken out of that answer as out of the
     # points; otherwise regions come only for the new rows, inside the transaction, so that a
     # re-import of a known file costs no spatial join.
-    early = (pool.submit(store._regions, _points(geoms))
-             if len(geoms) >= PARALLEL_REGIONS_ROWS and store.count() == 0 else None)
+    early = (pool.submit(store._regions_xy, x, y)
+             if len(x) >= PARALLEL_REGIONS_ROWS and store.count() == 0 else None)
     table = event_records(valid)
     total = len(table)
     if progress:
@@ -265,7 +278,7 @@ def _store_events(store: EventStore, valid: gpd.GeoDataFrame, *, label: str, sha
                 canton, region = early.result()
                 new["canton"], new["region"] = (canton, region) if fresh is None else (canton[fresh], region[fresh])
             else:
-                new["canton"], new["region"] = store._regions(_points(geoms if fresh is None else geoms[fresh]))
+                new["canton"], new["region"] = store._regions_xy(x, y) if fresh is None else store._regions_xy(x[fresh], y[fresh])
             import_id = tx.add_import(ImportRecord(user=user, file_name=label, sha256=sha, rows=rows, accepted=len(new),
                                                    rejected=rejected, duplicates=duplicates, status="ok"))
             new["import_id"] = import_id
