@@ -367,7 +367,7 @@ def test_bulk_import_into_an_empty_store_alone_uses_a_rollback_journal_then_wal_
         raise RuntimeError("disk gone")
 
     failing = make_store(tmp_path, "failing.gpkg")
-    monkeypatch.setattr(gpkg_rtree, "pack", broken)
+    monkeypatch.setattr(gpkg_rtree, "copy_staged", broken)
     with pytest.raises(RuntimeError, match="disk gone"):
         failing.import_file(tmp_path / "e.csv", user="ana")
     with contextlib.closing(sqlite3.connect(failing.path)) as conn:

@@ -16,15 +16,17 @@ def make_store(tmp_path, name="s.gpkg", **options) -> GeoPackageStore:
 
 @pytest.fixture
 def packs(monkeypatch) -> list[int]:
-    """Counts the bulk loads (the R-tree rebuilt from its shadow tables)."""
+    """Counts the bulk loads (the R-tree rebuilt in its shadow tables, in place or copied from a staged file)."""
     calls: list[int] = []
-    real = gpkg_rtree.pack
 
-    def counting(conn, *args, **kwargs):
-        calls.append(1)
-        return real(conn, *args, **kwargs)
+    def counting(real):
+        def count(conn, *args, **kwargs):
+            calls.append(1)
+            return real(conn, *args, **kwargs)
+        return count
 
-    monkeypatch.setattr(gpkg_rtree, "pack", counting)
+    for name in ("pack", "copy_staged"):
+        monkeypatch.setattr(gpkg_rtree, name, counting(getattr(gpkg_rtree, name)))
     return calls
 
 

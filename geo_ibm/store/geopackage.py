@@ -645,14 +645,18 @@ class _Transaction(WriteTransaction):
                 # index (both let go of the GIL most of the time).
                 every = (np.arange(first_fid + 1, first_fid + 1 + len(table), dtype=np.int64),
                          table["x"].to_numpy(dtype=float), table["y"].to_numpy(dtype=float))
-                tree = pool.submit(gpkg_rtree.packed_tree, every, node_size=gpkg_rtree.node_bytes(conn))
+                folder = tempfile.mkdtemp(prefix=".import-rtree-", dir=self._store.path.parent)
+                self.cleanup.append(folder)
+                # written to a file of its own on that thread, then copied whole into the store
+                tree = pool.submit(gpkg_rtree.stage_packed, every, Path(folder) / "rtree.sqlite",
+                                   node_size=gpkg_rtree.node_bytes(conn), schema=gpkg_rtree.shadow_schema(conn))
             self._insert(table, first_fid=first_fid, progress=progress)
             if bulk:
                 # SQLite sorts a new index's keys on worker threads when allowed to (about half the time).
                 conn.execute(f"PRAGMA threads = {INDEX_THREADS}")
                 conn.execute(gpkg_schema.LEAN_INDEX)
             if tree is not None:
-                gpkg_rtree.pack(conn, tree=tree.result())
+                gpkg_rtree.copy_staged(conn, tree.result())
             elif bulk and self._store._bulk_rtree():
                 gpkg_rtree.pack(conn)
             else:
