@@ -79,6 +79,30 @@ def test_conflicting_reimport_stores_nothing(store_factory, tmp_path):
     assert (last["file_name"], last["status"], last["accepted"]) == ("changed.csv", "failed", 0)
 
 
+@pytest.mark.parametrize(("column", "value"), [
+    ("notes", "changed"), ("notes", ""), ("persons", "4"), ("smugglers", "1"), ("location_kind", "rest_area"),
+    ("observed_at", "2024-01-01T00:00:01"), ("x", "70000.5"),
+])
+def test_reimport_refuses_any_changed_content_and_accepts_the_same(store_factory, tmp_path, column, value):
+    store = store_factory()
+    rows = event_rows(6)
+    rows[5] = with_field(rows[5], "notes", "")  # a missing value stored, and found again the same
+    store.import_file(write_events(tmp_path / "e.csv", rows), user="ana")
+    again = store.import_file(write_events(tmp_path / "again.csv", [*rows, *event_rows(8)[6:]]), user="ana")
+    assert (again.accepted, again.duplicates) == (2, 6)
+    changed = list(rows)
+    changed[4] = with_field(changed[4], column, value)
+    assert changed[4] != rows[4]
+    with pytest.raises(StoreError, match=r"1 event_id\(s\) are already stored with different content: E00004"):
+        store.import_file(write_events(tmp_path / "changed.csv", changed), user="ana")
+    # a value where the store has none is a change too
+    filled = list(rows)
+    filled[5] = with_field(filled[5], "notes", "now there is one")
+    with pytest.raises(StoreError, match=r"E00005"):
+        store.import_file(write_events(tmp_path / "filled.csv", filled), user="ana")
+    assert store.count() == 8
+
+
 def test_invalid_file_stores_nothing_and_lists_every_problem(store_factory, tmp_path):
     store = store_factory()
     rows = event_rows(6)

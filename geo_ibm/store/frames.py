@@ -54,6 +54,44 @@ def none_for_na(values: Any) -> np.ndarray:
     return arr
 
 
+def id_values(event_ids: Sequence[str] | pd.Series, *, distinct: bool = False) -> list[Any]:
+    """Event ids as a list of Python strings, each once (``distinct``: they are already).
+
+    An Arrow-backed column converts in C; iterating it value by value cost 1.5 s for 1M ids.
+    """
+    values = event_ids.to_numpy(dtype=object).tolist() if isinstance(event_ids, pd.Series) else list(event_ids)
+    return values if distinct else list(dict.fromkeys(values))
+
+
+def arrow_values(series: pd.Series) -> pa.Array:
+    """A column as one Arrow array: an Arrow-backed one as it is, others converted (missing values as null)."""
+    if isinstance(series.dtype, pd.ArrowDtype) or (
+            isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow"):
+        return pa.array(series.array)
+    return pa.array(series.to_numpy(), from_pandas=True)
+
+
+def same_values(incoming: pd.Series, pos: np.ndarray, stored: pd.Series) -> np.ndarray:
+    """Whether ``incoming[pos]`` equals ``stored`` row by row, two missing values counting as equal.
+
+    ``incoming`` is a column of :func:`event_records` (numbers, Arrow-backed or object text),
+    ``stored`` the same column read back from a store (Python values, ``None`` for missing).
+    Compared in Arrow; columns Arrow cannot line up are compared as Python objects.
+    """
+    try:
+        left = arrow_values(incoming).take(pa.array(pos))
+        right = pa.array(stored.to_numpy(dtype=object), from_pandas=True)
+        if left.type != right.type:
+            right = right.cast(left.type)
+        equal = pc.fill_null(pc.equal(left, right), False)
+        both_missing = pc.and_(left.is_null(), right.is_null())
+        return np.asarray(pc.or_(equal, both_missing).to_numpy(zero_copy_only=False), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        a = none_for_na(incoming.to_numpy(dtype=object)[pos])
+        b = none_for_na(stored.to_numpy(dtype=object))
+        return np.asarray(a == b, dtype=bool)
+
+
 def python_values(series: pd.Series) -> list[Any]:
     """Python scalars for database drivers (numpy scalars are not accepted), missing values as None."""
     if pd.api.types.is_integer_dtype(series.dtype) or pd.api.types.is_float_dtype(series.dtype):

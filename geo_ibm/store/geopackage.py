@@ -576,7 +576,7 @@ _INCOMING = "json_each(?) j"
 
 def _id_list(event_ids: Sequence[str] | pd.Series, *, distinct: bool = False) -> str:
     """The ids as a JSON array, each once (``distinct``: they are already)."""
-    return json.dumps(list(event_ids) if distinct else list(dict.fromkeys(event_ids)), ensure_ascii=False)
+    return json.dumps(frames.id_values(event_ids, distinct=distinct), ensure_ascii=False)
 
 
 class _Transaction(WriteTransaction):

@@ -21,7 +21,7 @@ from geo_ibm.events import event_ids, validate_events
 from geo_ibm.importlimits import ImportLimits, import_limits
 from geo_ibm.problems import ProblemLog
 from geo_ibm.settings import WORKING_CRS
-from geo_ibm.store.frames import CONTENT_COLUMNS, event_records, event_xy, none_for_na
+from geo_ibm.store.frames import CONTENT_COLUMNS, arrow_values, event_records, event_xy, none_for_na, same_values
 
 if TYPE_CHECKING:
     from geo_ibm.store.base import EventStore
@@ -270,10 +270,13 @@ def _store_events(store: EventStore, valid: pd.DataFrame, *, label: str, sha: st
     try:
         with store._write_transaction(new_rows=total) as tx:
             stored = tx.stored_events(table["event_id"]) if total else None
-            new = new_events(table, stored, label=label)
+            positions = stored_positions(table, stored) if stored is not None and len(stored) else None
+            new = new_events(table, stored, label=label, positions=positions)
             duplicates = total - len(new)
-            fresh = (~table["event_id"].isin(stored["event_id"]).to_numpy()
-                     if duplicates and stored is not None else None)
+            fresh = None
+            if duplicates and positions is not None:
+                fresh = np.ones(total, dtype=bool)
+                fresh[positions] = False
             if early is not None:
                 canton, region = early.result()
                 new["canton"], new["region"] = (canton, region) if fresh is None else (canton[fresh], region[fresh])
@@ -301,7 +304,8 @@ def _store_events(store: EventStore, valid: pd.DataFrame, *, label: str, sha: st
                         rejected_path=rejected_path)
 
 
-def new_events(table: pd.DataFrame, stored: pd.DataFrame | None, *, label: str) -> pd.DataFrame:
+def new_events(table: pd.DataFrame, stored: pd.DataFrame | None, *, label: str,
+               positions: np.ndarray | None = None) -> pd.DataFrame:
     """The rows of ``table`` not stored yet; refuse rows whose id is stored with other content.
 
     Parameters
@@ -311,6 +315,8 @@ def new_events(table: pd.DataFrame, stored: pd.DataFrame | None, *, label: str) 
     stored
         The stored events among the incoming ids (``event_id``, the content columns, ``x``,
         ``y``; any order), ``None`` or empty when there are none.
+    positions
+        :func:`stored_positions` of the two, when the caller has them already.
 
     Raises
     ------
@@ -319,12 +325,10 @@ def new_events(table: pd.DataFrame, stored: pd.DataFrame | None, *, label: str) 
     """
     if stored is None or not len(stored) or not len(table):
         return table
-    pos = pd.Index(table["event_id"]).get_indexer(stored["event_id"])
+    pos = stored_positions(table, stored) if positions is None else positions
     same = np.ones(len(stored), dtype=bool)
     for col in CONTENT_COLUMNS:
-        a = none_for_na(table[col].to_numpy(dtype=object)[pos])
-        b = none_for_na(stored[col].to_numpy(dtype=object))
-        same &= np.asarray(a == b, dtype=bool)
+        same &= same_values(table[col], pos, stored[col])
     for col in ("x", "y"):
         a = table[col].to_numpy(dtype=float)[pos]
         same &= np.abs(a - stored[col].to_numpy(dtype=float)) <= 1e-3
@@ -338,6 +342,16 @@ def new_events(table: pd.DataFrame, stored: pd.DataFrame | None, *, label: str) 
     keep = np.ones(len(table), dtype=bool)
     keep[pos] = False
     return table.loc[keep].reset_index(drop=True)
+
+
+def stored_positions(table: pd.DataFrame, stored: pd.DataFrame) -> np.ndarray:
+    """Position in ``table`` of each stored event's id (every one is there: they were looked up by it)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found = pc.index_in(pa.array(stored["event_id"].to_numpy(dtype=object), type=pa.string()),
+                        value_set=arrow_values(table["event_id"]).cast(pa.string()))
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def rejected_table(frame: pd.DataFrame, log: ProblemLog) -> pd.DataFrame:

@@ -519,7 +519,7 @@ class _Transaction(WriteTransaction):
         rows = self._conn.execute(
             f"SELECT {', '.join('e.' + c for c in columns)} FROM events e "
             "JOIN unnest(%s::text[]) AS i(event_id) ON e.event_id = i.event_id",
-            (list(dict.fromkeys(event_ids)),),
+            (frames.id_values(event_ids),),
         ).fetchall()
         return pd.DataFrame(rows, columns=columns, dtype=object)
 
@@ -529,7 +529,7 @@ class _Transaction(WriteTransaction):
 
     def count_stored(self, event_ids: Sequence[str]) -> int:
         self._lock_events()
-        ids = list(dict.fromkeys(event_ids))
+        ids = frames.id_values(event_ids)
         if not ids:
             return 0
         row = self._conn.execute(
