@@ -11,6 +11,7 @@ import pytest
 import shapely
 from pyproj import Transformer
 
+from geo_ibm import events as events_module
 from geo_ibm.errors import Problem
 from geo_ibm.events import EVENT_COLUMNS, parse_timestamps, validate_events
 
@@ -65,6 +66,21 @@ def test_valid_row_gives_documented_columns_crs_and_row_index():
     assert valid["persons"].dtype == np.int64 and valid["persons"].tolist() == [3, 3]
     assert valid["notes"].tolist() == [None, "Zoé"]
     assert valid["operation_id"].tolist() == [None, None]
+
+
+def test_projection_on_a_second_thread_gives_the_same_rows_and_problems(monkeypatch):
+    rows = [good_row(event_id=f"E{i}", lat=str(49.5 + i / 1000), lon=str(6.0 + i / 2000)) for i in range(40)]
+    rows += [good_row(event_id="bad-lat", lat="91"), good_row(event_id="text", lon="east"),
+             good_row(event_id="half", lat=""), good_row(event_id="xy", lat="", lon="", x="75000", y="80000"),
+             good_row(event_id="both", x="76000", y="81000"), good_row(event_id="far", lat="48.0", lon="2.3")]
+    frame = table(*rows)
+    inline, inline_problems = check(frame)
+    monkeypatch.setattr(events_module, "EARLY_TRANSFORM_ROWS", 1)
+    early, early_problems = check(frame)
+    assert early_problems == inline_problems and len(inline_problems) == 4
+    assert early.index.tolist() == inline.index.tolist()
+    assert shapely.equals_exact(early.geometry.to_numpy(), inline.geometry.to_numpy(), 0).all()
+    assert early.loc[early["event_id"] == "both"].geometry.iloc[0].x == 76_000  # x/y wins over lat/lon
 
 
 def test_points_false_gives_x_y_columns_instead_of_geometry():
