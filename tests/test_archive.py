@@ -9,6 +9,8 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import shapely
 
@@ -27,7 +29,7 @@ from geo_ibm.archive import (
     write_synthetic_archive,
 )
 from geo_ibm.archive.distributed import WORKER_MALLOC, batch_partitions
-from geo_ibm.archive.format import quarter_window
+from geo_ibm.archive.format import PartitionEntry, quarter_window, read_partition
 from geo_ibm.archive.lattice import assemble_grid, clip_block, grid_lattice, submit_grid
 from geo_ibm.emerging import emerging_hotspots, space_time_cube
 from geo_ibm.errors import CrsError, ValidationError
@@ -289,6 +291,64 @@ def test_europe_archive_gets_a_grid_in_its_own_crs(client, tmp_path):
     by_country = tally_archive(manifest, client=client, by="country")
     assert by_country.groupby("country")["events"].sum().sum() == 20_000
     assert set(by_country["country"]) == set(manifest.countries)
+
+
+def _partition_file(path: Path, columns: dict[str, pa.Array], quarter: str = "2024Q1") -> PartitionEntry:
+    """A partition file written by pyarrow alone (no archive writer's checks), and its entry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path)
+    start, end = quarter_window(quarter)
+    rows = len(next(iter(columns.values())))
+    return PartitionEntry(path.name, quarter, None, rows, path.stat().st_size, "", None, None, None, start, end)
+
+
+def test_read_partition_finds_every_kind_of_bad_row(tmp_path):
+    start, end = quarter_window("2024Q1")
+    n = 12
+    x = np.full(n, 80_000.0)
+    y = np.full(n, 90_000.0)
+    x[1] = np.nan
+    y[2] = np.inf
+    x[[3, 4]] = 1.7e308  # finite, though their sum is not
+    micros = [(start + 60 * i) * 1_000_000 for i in range(n)]
+    micros[5] = None
+    micros[6] = (start - 1) * 1_000_000
+    micros[7] = end * 1_000_000
+    persons = [1] * n
+    persons[8] = None
+    persons[9] = 0
+    columns = {"x": pa.array(x), "y": pa.array(y), "observed_at": pa.array(micros, type=pa.timestamp("us", tz="UTC")),
+               "persons": pa.array(persons, type=pa.int32())}
+    entry = _partition_file(tmp_path / "bad.parquet", columns)
+    read = read_partition(str(tmp_path), entry)
+    found = {(p.row, p.column, p.reason) for p in read.problems}
+    assert found == {
+        (2, "x", "not a finite number"), (3, "y", "not a finite number"), (6, "observed_at", "missing time"),
+        (7, "observed_at", "outside the partition's quarter 2024Q1"), (8, "observed_at", "outside the partition's quarter 2024Q1"),
+        (9, "persons", "persons must be at least 1"), (10, "persons", "persons must be at least 1"),
+    }
+    assert {p.row: p.value for p in read.problems if p.column == "observed_at"}[7] == "2023-12-31T22:59:59+00:00"
+    assert read.good.tolist() == [i not in (1, 2, 5, 6, 7, 8, 9) for i in range(n)]
+    assert sum(c.count for c in read.counts) == 7
+    # seconds and persons as asked for: whole seconds, missing values as 0
+    expected_seconds = [0 if m is None else m // 1_000_000 for m in micros]
+    assert read.seconds.tolist() == expected_seconds
+    assert read.persons.tolist() == [0.0 if p is None else float(p) for p in persons]
+
+
+def test_read_partition_of_clean_rows_lists_no_problem(tmp_path):
+    start, _ = quarter_window("2024Q3")
+    n = 1000
+    rng = np.random.default_rng(4)
+    micros = (start + rng.integers(0, 80 * 86400, n)) * 1_000_000 + rng.integers(0, 1_000_000, n)
+    columns = {"x": pa.array(rng.uniform(60_000, 100_000, n)), "y": pa.array(rng.uniform(60_000, 130_000, n)),
+               "observed_at": pa.array(micros, type=pa.timestamp("us", tz="UTC")),
+               "persons": pa.array(rng.integers(1, 9, n), type=pa.int32())}
+    entry = _partition_file(tmp_path / "clean.parquet", columns, quarter="2024Q3")
+    read = read_partition(str(tmp_path), entry)
+    assert read.problems == [] and read.counts == [] and read.good.all()
+    assert np.array_equal(read.x, columns["x"].to_numpy()) and np.array_equal(read.micros, micros)
+    assert np.array_equal(read.seconds, micros // 1_000_000)
 
 
 def test_manifest_problems(tmp_path):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from geo_ibm.archive.format import Manifest, PartitionEntry, check_partitions, read_partition
+from geo_ibm.archive.format import Manifest, PartitionColumns, PartitionEntry, check_partitions, read_partition
 from geo_ibm.archive.lattice import Lattice
 from geo_ibm.errors import Problem, ProblemCount, ValidationError
 from geo_ibm.grid import GridSpec, locate_xy
@@ -117,10 +117,11 @@ def bin_partition(root: str, entry: PartitionEntry, task: BinTask) -> Partial:
     group = task.group if task.kind == "tally" and task.group not in (None, "country") else None
     columns = read_partition(root, entry, text_columns=(group,) if group else ())
     keep = columns.good
+    # whole seconds: floor(micros / 1e6) >= start exactly when micros >= start * 1e6
     if task.start is not None:
-        keep &= columns.seconds >= task.start
+        keep &= columns.micros >= task.start * 1_000_000
     if task.end is not None:
-        keep &= columns.seconds < task.end
+        keep &= columns.micros < task.end * 1_000_000
     selected = np.flatnonzero(keep) if not keep.all() else None
     x, y = (columns.x, columns.y) if selected is None else (columns.x[selected], columns.y[selected])
     weights = None
@@ -138,7 +139,7 @@ def bin_partition(root: str, entry: PartitionEntry, task: BinTask) -> Partial:
         if task.kind == "cells":
             binned = np.bincount(cells + 1, weights=weights, minlength=spec.n_cells + 1)[1:]
         else:
-            steps = _step_index(columns.seconds if selected is None else columns.seconds[selected], entry, task)
+            steps = _step_index(columns, selected, entry, task)
             flat = cells[inside] * task.n_steps + steps[inside]
             binned = np.bincount(flat, weights=None if weights is None else weights[inside],
                                  minlength=spec.n_cells * task.n_steps)
@@ -161,10 +162,12 @@ def bin_partition(root: str, entry: PartitionEntry, task: BinTask) -> Partial:
     return out
 
 
-def _step_index(seconds: np.ndarray, entry: PartitionEntry, task: BinTask) -> np.ndarray:
+def _step_index(columns: PartitionColumns, selected: np.ndarray | None, entry: PartitionEntry, task: BinTask) -> np.ndarray:
     if task.step == "quarter":
         # every row of a partition lies in its quarter (read_partition drops the others)
-        return np.full(len(seconds), pd.Period(entry.quarter, freq="Q").ordinal - task.first, dtype=np.int64)
+        n = len(columns.x) if selected is None else len(selected)
+        return np.full(n, pd.Period(entry.quarter, freq="Q").ordinal - task.first, dtype=np.int64)
+    seconds = columns.seconds if selected is None else columns.seconds[selected]
     stamps = pd.to_datetime(seconds, unit="s", utc=True).tz_convert(LOCAL_TZ).tz_localize(None)
     return np.asarray(stamps.to_period("M").asi8, dtype=np.int64) - task.first
 

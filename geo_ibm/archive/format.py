@@ -15,14 +15,16 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyproj import CRS
@@ -435,16 +437,31 @@ def check_partitions(manifest: Manifest, *, entries: Iterable[PartitionEntry] | 
 
 @dataclass
 class PartitionColumns:
-    """What a worker reads of one partition: the analysis columns and every bad row found."""
+    """What a worker reads of one partition: the analysis columns and every bad row found.
+
+    ``micros``: ``observed_at`` in UTC epoch microseconds (0 where missing); ``seconds`` and
+    ``persons`` (as float) are made from the file's columns when first asked for, so that an
+    analysis that needs neither pays for neither.
+    """
 
     x: np.ndarray
     y: np.ndarray
-    seconds: np.ndarray
-    persons: np.ndarray
+    micros: np.ndarray
     good: np.ndarray
     text: dict[str, np.ndarray]
     problems: list[Problem]
     counts: list[ProblemCount]
+    persons_column: pa.ChunkedArray = field(repr=False)
+
+    @cached_property
+    def seconds(self) -> np.ndarray:
+        """``observed_at`` in whole UTC epoch seconds (0 where missing)."""
+        return self.micros // 1_000_000
+
+    @cached_property
+    def persons(self) -> np.ndarray:
+        """``persons`` as float64 (0 where missing)."""
+        return np.asarray(self.persons_column.cast(pa.float64()).fill_null(0.0).to_numpy(), dtype=np.float64)
 
 
 def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[str] = ()) -> PartitionColumns:
@@ -452,7 +469,9 @@ def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
 
     Rows are checked for a finite ``x``/``y``, a time inside the partition's quarter and
     ``persons >= 1``; ``good`` flags the rows that pass. Problems name the file and the
-    1-based row within it.
+    1-based row within it. A local file is memory-mapped (its pages are read in place, not
+    copied first into a buffer of this process); an archive is written once and its files'
+    sizes are checked against the manifest before an analysis.
 
     Raises
     ------
@@ -465,7 +484,7 @@ def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
     where = _join(base, entry.path)
     wanted = ["x", "y", "observed_at", "persons", *text_columns]
     try:
-        with fs.open_input_file(where) as handle:
+        with _open_partition(fs, where) as handle:
             parquet = pq.ParquetFile(handle)
             names = set(parquet.schema_arrow.names)
             lacking = [c for c in wanted if c not in names]
@@ -488,31 +507,36 @@ def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
     y = _floats(table.column("y"))
     time = table.column("observed_at")
     if pa.types.is_timestamp(time.type):
-        micros = time.cast(pa.timestamp("us", tz=time.type.tz)).cast(pa.int64())
-    else:
-        micros = time.cast(pa.int64())
-    time_null = np.asarray(micros.is_null().to_numpy(zero_copy_only=False))
-    seconds = np.asarray(micros.fill_null(0).to_numpy(), dtype=np.int64) // 1_000_000
-    persons_col = table.column("persons")
-    persons_null = np.asarray(persons_col.is_null().to_numpy(zero_copy_only=False))
-    persons = np.asarray(persons_col.cast(pa.float64()).fill_null(0.0).to_numpy(), dtype=np.float64)
-    checks = [
-        ("x", ~np.isfinite(x), "not a finite number", x),
-        ("y", ~np.isfinite(y), "not a finite number", y),
-        ("observed_at", time_null, "missing time", None),
-        ("observed_at", ~time_null & ((seconds < entry.start_utc) | (seconds >= entry.end_utc)),
-         f"outside the partition's quarter {entry.quarter}", seconds),
-        ("persons", persons_null | (persons < 1), "persons must be at least 1", persons),
+        time = time.cast(pa.timestamp("us", tz=time.type.tz))
+    micros_column = time.cast(pa.int64())
+    time_null = _nulls(micros_column)
+    micros = _values(micros_column.fill_null(0) if time_null is not None else micros_column, np.int64)
+    persons_column = table.column("persons")
+    persons_null = _nulls(persons_column)
+    n = len(x)
+    first, after = entry.start_utc * 1_000_000, entry.end_utc * 1_000_000
+    # each check first asks pyarrow for the column's range (a fraction of a millisecond), and
+    # builds a row mask only when the range shows a bad row
+    checks: list[tuple[str, Callable[[], np.ndarray | None], str, Callable[[], np.ndarray] | None]] = [
+        ("x", lambda: _not_finite(x), "not a finite number", lambda: x),
+        ("y", lambda: _not_finite(y), "not a finite number", lambda: y),
+        ("observed_at", lambda: time_null, "missing time", None),
+        ("observed_at", lambda: _outside(micros_column, micros, time_null, first, after),
+         f"outside the partition's quarter {entry.quarter}", lambda: micros // 1_000_000),
+        ("persons", lambda: _below_one(persons_column, persons_null), "persons must be at least 1",
+         lambda: np.asarray(persons_column.cast(pa.float64()).fill_null(0.0).to_numpy(), dtype=np.float64)),
     ]
-    good = np.ones(len(x), dtype=bool)
+    good = np.ones(n, dtype=bool)
     problems: list[Problem] = []
     counts: list[ProblemCount] = []
-    for column, bad, reason, values in checks:
-        if not bad.any():
+    for column, find, reason, shown in checks:
+        bad = find()
+        if bad is None or not bad.any():
             continue
         good &= ~bad
         rows = np.flatnonzero(bad)
         listed = rows[:MAX_PROBLEMS_PER_COLUMN]
+        values = None if shown is None else shown()
         for row in listed:
             value = None if values is None else values[row].item()
             if column == "observed_at" and value is not None:
@@ -520,12 +544,60 @@ def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
             problems.append(Problem(reason, file=entry.path, row=int(row) + 1, column=column, value=value))
         counts.append(ProblemCount(column, reason, int(rows.size), int(listed.size)))
     text = {name: np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=object) for name in text_columns}
-    return PartitionColumns(x, y, seconds, persons, good, text, problems, counts)
+    return PartitionColumns(x, y, micros, good, text, problems, counts, persons_column)
+
+
+def _open_partition(fs: pafs.FileSystem, where: str) -> Any:
+    if isinstance(fs, pafs.LocalFileSystem):
+        return pa.memory_map(where)
+    return fs.open_input_file(where)
 
 
 def _floats(column: pa.ChunkedArray) -> np.ndarray:
-    # nulls become NaN, so the finiteness check catches them too
-    return np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    # nulls become NaN, so the finiteness check catches them too; a float64 column without
+    # nulls in one chunk (as the archive writes it) is viewed in place, not copied
+    return _values(column.cast(pa.float64()), np.float64)
+
+
+def _values(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def _nulls(column: pa.ChunkedArray) -> np.ndarray | None:
+    """The rows of ``column`` that are null, or ``None`` when there are none."""
+    if column.null_count == 0:
+        return None
+    return np.asarray(column.is_null().to_numpy(zero_copy_only=False))
+
+
+def _not_finite(values: np.ndarray) -> np.ndarray | None:
+    # the sum of finite coordinates is finite unless it overflows; only then is every value looked at
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(values)):
+            return None
+    return ~np.isfinite(values)
+
+
+def _outside(column: pa.ChunkedArray, micros: np.ndarray, nulls: np.ndarray | None, first: int, after: int) -> np.ndarray | None:
+    span = pc.min_max(column)
+    lo, hi = span["min"].as_py(), span["max"].as_py()
+    if lo is None or (lo >= first and hi < after):
+        return None
+    out = (micros < first) | (micros >= after)
+    if nulls is not None:
+        out &= ~nulls
+    return out
+
+
+def _below_one(column: pa.ChunkedArray, nulls: np.ndarray | None) -> np.ndarray | None:
+    smallest = pc.min(column).as_py()
+    if nulls is None and (smallest is None or smallest >= 1):
+        return None
+    values = np.asarray(column.cast(pa.float64()).fill_null(0.0).to_numpy(), dtype=np.float64)
+    out = values < 1
+    if nulls is not None:
+        out |= nulls
+    return out
 
 
 def archive_summary(manifest: Manifest) -> dict[str, Any]:
