@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from cantonfixtures import events_at, swapped, synthetic_cantons
 from scipy.spatial import cKDTree
 from shapely.geometry import LineString, Point, box
 
-from geo_ibm import io, layers
+from geo_ibm import layers
 from geo_ibm.errors import CrsError, ValidationError
 from geo_ibm.settings import WORKING_CRS
 
@@ -426,35 +427,10 @@ def test_canton_grid_answers_only_what_the_spatial_join_says(cell, limit):
 
 
 # --- canton override --------------------------------------------------------------------------
-NAME_VARIANTS = {  # how another file might spell each canton
-    "Capellen": "CAPELLEN", "Clervaux": "Canton Clervaux", "Diekirch": "diekirch", "Echternach": "Echternach",
-    "Esch-sur-Alzette": "Esch/Alzette", "Grevenmacher": "Grevenmacher", "Luxembourg": "Luxembourg",
-    "Mersch": "Mersch", "Redange": "Redange", "Remich": "Remich", "Vianden": "Vianden", "Wiltz": "Wiltz",
-}
-
-
-def _synthetic_cantons(path: Path, *, column: str = "CANTON", communes_per_canton: int = 1,
-                       rename: dict[str, str] | None = None, drop: str | None = None) -> dict[str, Point]:
-    """Write 1 km squares (split into communes) named like an ACT file; return each canton's centre."""
-    rows, centres = [], {}
-    for k, canton in enumerate(sorted(layers.CANTON_REGION)):
-        if canton == drop:
-            continue
-        x0, y0 = 60000 + (k % 4) * 1000, 70000 + (k // 4) * 1000
-        centres[canton] = Point(x0 + 500, y0 + 500)
-        width = 1000 / communes_per_canton
-        for j in range(communes_per_canton):
-            name = (rename or {}).get(canton, NAME_VARIANTS[canton])
-            rows.append({column: name, "COMMUNE": f"{canton}-{j}",
-                         "geometry": box(x0 + j * width, y0, x0 + (j + 1) * width, y0 + 1000)})
-    io.write_vector(gpd.GeoDataFrame(rows, geometry="geometry", crs=WORKING_CRS), path)
-    return centres
-
-
 @pytest.mark.parametrize("communes_per_canton", [1, 3])
 def test_cantons_from_file_and_install_override(tmp_path, monkeypatch, communes_per_canton):
     source = tmp_path / "limadmin.geojson"
-    centres = _synthetic_cantons(source, communes_per_canton=communes_per_canton)
+    centres = synthetic_cantons(source, communes_per_canton=communes_per_canton)
     official = layers.cantons_from_file(source)
     assert list(official["canton"]) == sorted(layers.CANTON_REGION)
     assert list(official["region"]) == [layers.CANTON_REGION[c] for c in official["canton"]]
@@ -477,7 +453,7 @@ def test_cantons_from_file_and_install_override(tmp_path, monkeypatch, communes_
 
 def test_install_cantons_replaces_previous_override(tmp_path):
     source = tmp_path / "c.geojson"
-    _synthetic_cantons(source)
+    synthetic_cantons(source)
     first = layers.cantons_from_file(source)
     layers.install_cantons(first)
     moved = first.copy()
@@ -488,7 +464,7 @@ def test_install_cantons_replaces_previous_override(tmp_path):
 
 def test_cantons_from_file_with_named_column(tmp_path):
     source = tmp_path / "c.geojson"
-    _synthetic_cantons(source, column="KANTON")
+    synthetic_cantons(source, column="KANTON")
     with pytest.raises(ValidationError, match="no canton name column"):
         layers.cantons_from_file(source)
     assert len(layers.cantons_from_file(source, name_column="KANTON")) == 12
@@ -498,7 +474,7 @@ def test_cantons_from_file_with_named_column(tmp_path):
 
 def test_cantons_from_file_lists_unknown_names(tmp_path):
     source = tmp_path / "c.geojson"
-    _synthetic_cantons(source, rename={"Wiltz": "Atlantis", "Remich": "Moon"})
+    synthetic_cantons(source, rename={"Wiltz": "Atlantis", "Remich": "Moon"})
     with pytest.raises(ValidationError, match="2 rows name no canton") as info:
         layers.cantons_from_file(source)
     assert {p.value for p in info.value.problems} == {"Atlantis", "Moon"}
@@ -507,7 +483,7 @@ def test_cantons_from_file_lists_unknown_names(tmp_path):
 
 def test_cantons_from_file_reports_missing_canton_and_file(tmp_path):
     source = tmp_path / "c.geojson"
-    _synthetic_cantons(source, drop="Vianden")
+    synthetic_cantons(source, drop="Vianden")
     with pytest.raises(ValidationError, match=r"missing cantons \['Vianden'\]"):
         layers.cantons_from_file(source)
     with pytest.raises(ValidationError, match="file not found"):
@@ -516,7 +492,7 @@ def test_cantons_from_file_reports_missing_canton_and_file(tmp_path):
 
 def test_install_cantons_validates(tmp_path):
     source = tmp_path / "c.geojson"
-    _synthetic_cantons(source)
+    synthetic_cantons(source)
     good = layers.cantons_from_file(source)
     wrong = good.copy()
     wrong.loc[wrong["canton"] == "Wiltz", "region"] = "Capitale"
@@ -612,25 +588,6 @@ def test_validate_crossings_rejects_far_point_and_bad_kind():
 # --- installing cantons re-assigns the stored events -------------------------------------------
 
 
-def _swapped(layer: gpd.GeoDataFrame, a: str, b: str) -> gpd.GeoDataFrame:
-    """The same shapes with the places of cantons ``a`` and ``b`` exchanged (each keeps its region)."""
-    out = layer.copy()
-    ia, ib = out.index[out["canton"] == a][0], out.index[out["canton"] == b][0]
-    geoms = out.geometry.to_numpy().copy()
-    geoms[[ia, ib]] = geoms[[ib, ia]]
-    return out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs=out.crs))
-
-
-def _events_at(centres: dict[str, Point]) -> gpd.GeoDataFrame:
-    names = list(centres)
-    return gpd.GeoDataFrame(
-        {"event_id": [f"at-{n}" for n in names],
-         "observed_at": pd.Timestamp("2025-03-01 10:00", tz="Europe/Luxembourg"),
-         "location_kind": "urban", "persons": 2, "smugglers": 0, "transport_mode": "car", "entry_country": "FR"},
-        geometry=[centres[n] for n in names], crs=WORKING_CRS,
-    )
-
-
 @pytest.fixture
 def installed(tmp_path, monkeypatch):
     """Synthetic cantons installed next to a store holding one event at each canton's centre."""
@@ -639,11 +596,11 @@ def installed(tmp_path, monkeypatch):
     store_file = tmp_path / "inst" / "geo_ibm.gpkg"
     monkeypatch.setenv("GEO_IBM_STORE", str(store_file))
     source = tmp_path / "c.geojson"
-    centres = _synthetic_cantons(source)
+    centres = synthetic_cantons(source)
     layer = layers.cantons_from_file(source)
     layers.install_cantons(layer)
     store = GeoPackageStore(store_file, outline=False)
-    store.import_events(_events_at(centres), source="centres", user="test")
+    store.import_events(events_at(centres), source="centres", user="test")
     return store, layer, centres
 
 
@@ -652,7 +609,7 @@ def test_install_cantons_moves_stored_events_to_the_new_boundaries(installed):
     before = store.events().set_index("event_id")
     assert before["canton"].to_dict() == {f"at-{n}": n for n in centres}
     version = store.version()
-    path = layers.install_cantons(_swapped(layer, "Capellen", "Remich"), store=store)
+    path = layers.install_cantons(swapped(layer, "Capellen", "Remich"), store=store)
     assert path == layers.installed_cantons_path()
     after = store.events().set_index("event_id")
     assert after.loc["at-Capellen", ["canton", "region"]].tolist() == ["Remich", "Centre-Est"]
@@ -695,7 +652,7 @@ def test_a_failed_install_leaves_the_layer_file_and_the_events_as_they_were(inst
                 raise StoreError("database is locked")
             patch.setattr(gpkg_schema, "bump_version", refuse_bump)
         with pytest.raises((StoreError, OSError)):
-            layers.install_cantons(_swapped(layer, "Capellen", "Remich"), store=store)
+            layers.install_cantons(swapped(layer, "Capellen", "Remich"), store=store)
     assert path.read_bytes() == layer_bytes
     pd.testing.assert_frame_equal(store.events(), events)
     assert store.version() == version
@@ -711,9 +668,9 @@ def test_a_failed_first_install_leaves_no_layer(tmp_path, monkeypatch):
     store_file = tmp_path / "inst" / "geo_ibm.gpkg"
     monkeypatch.setenv("GEO_IBM_STORE", str(store_file))
     source = tmp_path / "c.geojson"
-    centres = _synthetic_cantons(source)
+    centres = synthetic_cantons(source)
     store = GeoPackageStore(store_file, outline=False, assign_regions=False)
-    store.import_events(_events_at(centres), source="centres", user="test")
+    store.import_events(events_at(centres), source="centres", user="test")
 
     def refuse_bump(conn):
         raise StoreError("database is locked")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_network_osm import WAYS, to_pbf, write_osm
+from osmfixtures import WAYS, to_pbf, write_osm
 
 from geo_ibm.cli import main
 from geo_ibm.network import installed

@@ -430,7 +430,7 @@ def test_cli_store_copy_grants_and_no_password_shown(pg_server, pg_store, tmp_pa
 
 
 def test_a_database_store_keeps_the_installed_cantons_for_every_process(pg_store, tmp_path, monkeypatch):
-    from test_layers import _events_at, _swapped, _synthetic_cantons
+    from cantonfixtures import events_at, swapped, synthetic_cantons
 
     from geo_ibm import layers
     from geo_ibm.store import postgis_layers
@@ -440,11 +440,11 @@ def test_a_database_store_keeps_the_installed_cantons_for_every_process(pg_store
     monkeypatch.setenv("GEO_IBM_STORE", store._conninfo)
     monkeypatch.chdir(tmp_path)
     assert len(layers.cantons()) == 12 and store.installed_cantons() is None  # the shipped layer
-    centres = _synthetic_cantons(tmp_path / "c.geojson")
+    centres = synthetic_cantons(tmp_path / "c.geojson")
     layer = layers.cantons_from_file(tmp_path / "c.geojson")
     assert layers.install_cantons(layer) == store.location
     assert layers.cantons().area.sum() == pytest.approx(12e6, rel=1e-4)
-    store.import_events(_events_at(centres), source="centres", user="test")
+    store.import_events(events_at(centres), source="centres", user="test")
     assert store.events().set_index("event_id")["canton"].to_dict() == {f"at-{n}": n for n in centres}
     script = "from geo_ibm import layers; print(round(layers.cantons().area.sum() / 1e6, 2))"
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
@@ -456,10 +456,10 @@ def test_a_database_store_keeps_the_installed_cantons_for_every_process(pg_store
             raise StoreError("disk full")
         patch.setattr(postgis_layers, "replace_cantons", refuse)
         with pytest.raises(StoreError, match="disk full"):
-            layers.install_cantons(_swapped(layer, "Capellen", "Remich"), store=store)
+            layers.install_cantons(swapped(layer, "Capellen", "Remich"), store=store)
     pd.testing.assert_frame_equal(store.events(), before)
     assert store.version() == version
-    layers.install_cantons(_swapped(layer, "Capellen", "Remich"), store=store)
+    layers.install_cantons(swapped(layer, "Capellen", "Remich"), store=store)
     after = store.events().set_index("event_id")
     assert after.loc["at-Capellen", ["canton", "region"]].tolist() == ["Remich", "Centre-Est"]
     assert layers.cantons().set_index("canton").loc["Remich"].geometry.contains(centres["Capellen"])
