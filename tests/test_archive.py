@@ -5,6 +5,7 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -293,10 +294,10 @@ def test_europe_archive_gets_a_grid_in_its_own_crs(client, tmp_path):
     assert set(by_country["country"]) == set(manifest.countries)
 
 
-def _partition_file(path: Path, columns: dict[str, pa.Array], quarter: str = "2024Q1") -> PartitionEntry:
+def _partition_file(path: Path, columns: dict[str, pa.Array], quarter: str = "2024Q1", **options: Any) -> PartitionEntry:
     """A partition file written by pyarrow alone (no archive writer's checks), and its entry."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(columns), path)
+    pq.write_table(pa.table(columns), path, **options)
     start, end = quarter_window(quarter)
     rows = len(next(iter(columns.values())))
     return PartitionEntry(path.name, quarter, None, rows, path.stat().st_size, "", None, None, None, start, end)
@@ -322,6 +323,8 @@ def test_read_partition_finds_every_kind_of_bad_row(tmp_path):
     entry = _partition_file(tmp_path / "bad.parquet", columns)
     read = read_partition(str(tmp_path), entry)
     found = {(p.row, p.column, p.reason) for p in read.problems}
+    # the columns no caller needs are read all the same when their statistics show bad values
+    assert {(p.row, p.column, p.reason) for p in read_partition(str(tmp_path), entry, times=False, persons=False).problems} == found
     assert found == {
         (2, "x", "not a finite number"), (3, "y", "not a finite number"), (6, "observed_at", "missing time"),
         (7, "observed_at", "outside the partition's quarter 2024Q1"), (8, "observed_at", "outside the partition's quarter 2024Q1"),
@@ -349,6 +352,33 @@ def test_read_partition_of_clean_rows_lists_no_problem(tmp_path):
     assert read.problems == [] and read.counts == [] and read.good.all()
     assert np.array_equal(read.x, columns["x"].to_numpy()) and np.array_equal(read.micros, micros)
     assert np.array_equal(read.seconds, micros // 1_000_000)
+    # times and persons not needed, and proven good by the file's statistics: left unread
+    lean = read_partition(str(tmp_path), entry, times=False, persons=False)
+    assert lean.micros is None and lean.persons_column is None and lean.good.all() and lean.problems == []
+    with pytest.raises(ValueError, match="observed_at was not read"):
+        _ = lean.seconds
+    # in the quarter, but one value out of 8 row groups below 1: persons is read and checked
+    low = dict(columns, persons=pa.array(np.r_[np.ones(n - 1, dtype=np.int32), 0], type=pa.int32()))
+    entry = _partition_file(tmp_path / "low.parquet", low, quarter="2024Q3", row_group_size=125)
+    lean = read_partition(str(tmp_path), entry, times=False, persons=False)
+    assert lean.micros is None and [(p.row, p.column) for p in lean.problems] == [(n, "persons")]
+    # a file without statistics: every column is read
+    entry = _partition_file(tmp_path / "plain.parquet", columns, quarter="2024Q3", write_statistics=False)
+    plain = read_partition(str(tmp_path), entry, times=False, persons=False)
+    assert np.array_equal(plain.micros, micros) and plain.persons_column is not None
+
+
+def test_a_window_inside_a_quarter_reads_the_times_only_of_the_partitions_it_cuts(client, lux_archive, lux_events):
+    manifest = read_manifest(lux_archive)
+    spec = grid_spec(make_grid(study_area(), cell=2000))
+    quarters = sorted({p.quarter for p in manifest.partitions})
+    first, _ = quarter_window(quarters[2])
+    start, end = first - 10 * 86400, first + 20 * 86400  # from within one quarter into the next
+    result = reduce_archive(manifest, BinTask("cells", spec=spec, start=start, end=end), client=client)
+    stamps = lux_events["observed_at"].dt.tz_convert("UTC")
+    chosen = lux_events[(stamps >= pd.Timestamp(start, unit="s", tz="UTC")) & (stamps < pd.Timestamp(end, unit="s", tz="UTC"))]
+    assert 0 < result.used == len(chosen)
+    assert np.array_equal(result.values, bin_counts(np.column_stack([chosen.geometry.x, chosen.geometry.y]), spec))
 
 
 def test_manifest_problems(tmp_path):

@@ -115,13 +115,19 @@ def _empty(task: BinTask) -> np.ndarray:
 def bin_partition(root: str, entry: PartitionEntry, task: BinTask) -> Partial:
     """Bin one partition as ``task`` says (runs on a worker); bad rows are returned, not binned."""
     group = task.group if task.kind == "tally" and task.group not in (None, "country") else None
-    columns = read_partition(root, entry, text_columns=(group,) if group else ())
+    # the times are needed where the window cuts this partition's quarter or for months; persons
+    # for weights and tallies (read_partition may then leave a column its statistics prove good unread)
+    cut_start = task.start if task.start is not None and task.start > entry.start_utc else None
+    cut_end = task.end if task.end is not None and task.end < entry.end_utc else None
+    times = cut_start is not None or cut_end is not None or (task.kind == "cube" and task.step == "month")
+    columns = read_partition(root, entry, text_columns=(group,) if group else (), times=times,
+                             persons=task.weight is not None or task.kind == "tally")
     keep = columns.good
     # whole seconds: floor(micros / 1e6) >= start exactly when micros >= start * 1e6
-    if task.start is not None:
-        keep &= columns.micros >= task.start * 1_000_000
-    if task.end is not None:
-        keep &= columns.micros < task.end * 1_000_000
+    if cut_start is not None and columns.micros is not None:
+        keep &= columns.micros >= cut_start * 1_000_000
+    if cut_end is not None and columns.micros is not None:
+        keep &= columns.micros < cut_end * 1_000_000
     selected = np.flatnonzero(keep) if not keep.all() else None
     x, y = (columns.x, columns.y) if selected is None else (columns.x[selected], columns.y[selected])
     weights = None

@@ -439,32 +439,37 @@ def check_partitions(manifest: Manifest, *, entries: Iterable[PartitionEntry] | 
 class PartitionColumns:
     """What a worker reads of one partition: the analysis columns and every bad row found.
 
-    ``micros``: ``observed_at`` in UTC epoch microseconds (0 where missing); ``seconds`` and
-    ``persons`` (as float) are made from the file's columns when first asked for, so that an
-    analysis that needs neither pays for neither.
+    ``micros``: ``observed_at`` in UTC epoch microseconds (0 where missing), ``None`` when it
+    was not read; ``seconds`` and ``persons`` (as float) are made from the file's columns when
+    first asked for, so that an analysis that needs neither pays for neither.
     """
 
     x: np.ndarray
     y: np.ndarray
-    micros: np.ndarray
+    micros: np.ndarray | None
     good: np.ndarray
     text: dict[str, np.ndarray]
     problems: list[Problem]
     counts: list[ProblemCount]
-    persons_column: pa.ChunkedArray = field(repr=False)
+    persons_column: pa.ChunkedArray | None = field(repr=False)
 
     @cached_property
     def seconds(self) -> np.ndarray:
         """``observed_at`` in whole UTC epoch seconds (0 where missing)."""
+        if self.micros is None:
+            raise ValueError("observed_at was not read (read_partition(..., times=False))")
         return self.micros // 1_000_000
 
     @cached_property
     def persons(self) -> np.ndarray:
         """``persons`` as float64 (0 where missing)."""
+        if self.persons_column is None:
+            raise ValueError("persons was not read (read_partition(..., persons=False))")
         return np.asarray(self.persons_column.cast(pa.float64()).fill_null(0.0).to_numpy(), dtype=np.float64)
 
 
-def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[str] = ()) -> PartitionColumns:
+def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[str] = (), times: bool = True,
+                   persons: bool = True) -> PartitionColumns:
     """Read and check the analysis columns of one partition with pyarrow (no geometry decoding).
 
     Rows are checked for a finite ``x``/``y``, a time inside the partition's quarter and
@@ -472,6 +477,15 @@ def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
     1-based row within it. A local file is memory-mapped (its pages are read in place, not
     copied first into a buffer of this process); an archive is written once and its files'
     sizes are checked against the manifest before an analysis.
+
+    Parameters
+    ----------
+    times, persons
+        ``False``: the caller needs no ``observed_at`` (``micros``) or ``persons`` values.
+        Such a column is then left unread when the file's own column statistics (the minimum,
+        maximum and null count Parquet writers keep per row group) show every row good: no
+        missing value, every time inside the quarter, every ``persons >= 1``. Otherwise it is
+        read and checked row by row as always, so the same bad rows are reported either way.
 
     Raises
     ------
@@ -483,6 +497,7 @@ def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
     fs, base = archive_filesystem(root)
     where = _join(base, entry.path)
     wanted = ["x", "y", "observed_at", "persons", *text_columns]
+    first, after = entry.start_utc * 1_000_000, entry.end_utc * 1_000_000
     try:
         with _open_partition(fs, where) as handle:
             parquet = pq.ParquetFile(handle)
@@ -495,8 +510,13 @@ def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
                 raise ValidationError(
                     f"{entry.path}: {parquet.metadata.num_rows} rows, the manifest lists {entry.rows}",
                     [Problem(f"{parquet.metadata.num_rows} rows, the manifest lists {entry.rows}", file=entry.path)])
+            skip = set()
+            if not times and _proven_by_statistics(parquet, "observed_at", first, after):
+                skip.add("observed_at")
+            if not persons and _proven_by_statistics(parquet, "persons", 1, None):
+                skip.add("persons")
             # one thread: a Dask worker is one thread per core already, more would only contend
-            table = parquet.read(columns=wanted, use_threads=False)
+            table = parquet.read(columns=[c for c in wanted if c not in skip], use_threads=False)
     except FileNotFoundError:
         raise ValidationError(f"{entry.path}: listed in the manifest, absent from the archive",
                               [Problem("listed in the manifest, absent from the archive", file=entry.path)]) from None
@@ -505,46 +525,75 @@ def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
                               [Problem("not a Parquet file", file=entry.path)]) from None
     x = _floats(table.column("x"))
     y = _floats(table.column("y"))
-    time = table.column("observed_at")
-    if pa.types.is_timestamp(time.type):
-        time = time.cast(pa.timestamp("us", tz=time.type.tz))
-    micros_column = time.cast(pa.int64())
-    time_null = _nulls(micros_column)
-    micros = _values(micros_column.fill_null(0) if time_null is not None else micros_column, np.int64)
-    persons_column = table.column("persons")
-    persons_null = _nulls(persons_column)
-    n = len(x)
-    first, after = entry.start_utc * 1_000_000, entry.end_utc * 1_000_000
     # each check first asks pyarrow for the column's range (a fraction of a millisecond), and
     # builds a row mask only when the range shows a bad row
     checks: list[tuple[str, Callable[[], np.ndarray | None], str, Callable[[], np.ndarray] | None]] = [
         ("x", lambda: _not_finite(x), "not a finite number", lambda: x),
         ("y", lambda: _not_finite(y), "not a finite number", lambda: y),
-        ("observed_at", lambda: time_null, "missing time", None),
-        ("observed_at", lambda: _outside(micros_column, micros, time_null, first, after),
-         f"outside the partition's quarter {entry.quarter}", lambda: micros // 1_000_000),
-        ("persons", lambda: _below_one(persons_column, persons_null), "persons must be at least 1",
-         lambda: np.asarray(persons_column.cast(pa.float64()).fill_null(0.0).to_numpy(), dtype=np.float64)),
     ]
-    good = np.ones(n, dtype=bool)
+    micros: np.ndarray | None = None
+    if "observed_at" not in skip:
+        time = table.column("observed_at")
+        if pa.types.is_timestamp(time.type):
+            time = time.cast(pa.timestamp("us", tz=time.type.tz))
+        micros_column = time.cast(pa.int64())
+        time_null = _nulls(micros_column)
+        micros = values = _values(micros_column.fill_null(0) if time_null is not None else micros_column, np.int64)
+        checks += [
+            ("observed_at", lambda: time_null, "missing time", None),
+            ("observed_at", lambda: _outside(micros_column, values, time_null, first, after),
+             f"outside the partition's quarter {entry.quarter}", lambda: values // 1_000_000),
+        ]
+    persons_column = None
+    if "persons" not in skip:
+        persons_column = column = table.column("persons")
+        persons_null = _nulls(column)
+        checks.append(("persons", lambda: _below_one(column, persons_null), "persons must be at least 1",
+                       lambda: np.asarray(column.cast(pa.float64()).fill_null(0.0).to_numpy(), dtype=np.float64)))
+    good = np.ones(len(x), dtype=bool)
     problems: list[Problem] = []
     counts: list[ProblemCount] = []
-    for column, find, reason, shown in checks:
+    for name, find, reason, shown in checks:
         bad = find()
         if bad is None or not bad.any():
             continue
         good &= ~bad
         rows = np.flatnonzero(bad)
         listed = rows[:MAX_PROBLEMS_PER_COLUMN]
-        values = None if shown is None else shown()
+        shown_values = None if shown is None else shown()
         for row in listed:
-            value = None if values is None else values[row].item()
-            if column == "observed_at" and value is not None:
+            value = None if shown_values is None else shown_values[row].item()
+            if name == "observed_at" and value is not None:
                 value = _iso(int(value))
-            problems.append(Problem(reason, file=entry.path, row=int(row) + 1, column=column, value=value))
-        counts.append(ProblemCount(column, reason, int(rows.size), int(listed.size)))
+            problems.append(Problem(reason, file=entry.path, row=int(row) + 1, column=name, value=value))
+        counts.append(ProblemCount(name, reason, int(rows.size), int(listed.size)))
     text = {name: np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=object) for name in text_columns}
     return PartitionColumns(x, y, micros, good, text, problems, counts, persons_column)
+
+
+def _proven_by_statistics(parquet: pq.ParquetFile, name: str, low: int, high: int | None) -> bool:
+    """Whether the file's statistics show every value of integer column ``name`` present and in ``[low, high)``.
+
+    ``observed_at`` must be stored as UTC microseconds (as the archive writes it) for its raw
+    values to be compared with ``low``/``high``; any other layout, or a row group without
+    statistics, answers ``False`` (the column is then read).
+    """
+    schema = parquet.schema_arrow
+    field_type = schema.field(name).type
+    if name == "observed_at" and not (pa.types.is_timestamp(field_type) and field_type.unit == "us"):
+        return False
+    if not pa.types.is_integer(field_type) and not pa.types.is_timestamp(field_type):
+        return False
+    index = schema.get_field_index(name)
+    meta = parquet.metadata
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(index).statistics
+        if stats is None or not stats.has_min_max or not stats.has_null_count or stats.null_count != 0:
+            return False
+        lo, hi = stats.min_raw, stats.max_raw
+        if not isinstance(lo, int) or not isinstance(hi, int) or lo < low or (high is not None and hi >= high):
+            return False
+    return True
 
 
 def _open_partition(fs: pafs.FileSystem, where: str) -> Any:
