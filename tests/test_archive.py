@@ -20,6 +20,7 @@ from geo_ibm.archive import (
     ArchiveWriter,
     BinTask,
     archive_summary,
+    bin_partition,
     check_partitions,
     dask_client,
     hotspots_from_archive,
@@ -141,6 +142,83 @@ def test_partitions_in_batches(lux_archive):
     # unequal partitions: about equal rows per batch, a large one alone, none split
     sized = [replace(entries[0], rows=r) for r in (100, 100, 5_000, 100, 100, 100, 100)]
     assert [[e.rows for e in b] for b in batch_partitions(sized, 3)] == [[100, 100], [5_000], [100, 100, 100, 100]]
+
+
+@pytest.mark.parametrize("kind", ["cells", "weighted", "month cube", "kde", "tally"])
+def test_a_partition_binned_in_batches_equals_it_binned_whole(tmp_path, kind):
+    root = tmp_path / "one"
+    rng = np.random.default_rng(8)
+    n = 5_000
+    start, end = quarter_window("2024Q2")
+    region = rng.choice(np.array(["Nord", "Sud-Ouest", "Capitale", None], dtype=object), n)
+    with ArchiveWriter(root, crs="EPSG:2169") as writer:
+        writer.write({"x": rng.uniform(60_000, 100_000, n), "y": rng.uniform(70_000, 130_000, n),
+                      "observed_at": rng.integers(start, end, n) * 1_000_000 + rng.integers(0, 1_000_000, n),
+                      "persons": rng.integers(1, 9, n), "region": region}, quarter="2024Q2")
+    manifest = read_manifest(root)
+    entry = manifest.partitions[0]
+    spec = grid_spec(make_grid(study_area(), cell=2000))
+    start, end = entry.start_utc + 86400 * 20, entry.end_utc - 86400 * 20  # a window that cuts the quarter
+    first = pd.Period(entry.quarter, freq="Q").asfreq("M", how="start").ordinal
+    task = {
+        "cells": BinTask("cells", spec=spec, start=start, end=end),
+        "weighted": BinTask("cells", spec=spec, weight="persons"),
+        "month cube": BinTask("cube", spec=spec, step="month", first=first, n_steps=3),
+        "kde": BinTask("kde", kde_origin=(48_000.0, 140_000.0), kde_cell=1000.0, kde_shape=(90, 60)),
+        "tally": BinTask("tally", group="region"),
+    }[kind]
+    whole = bin_partition(str(root), entry, task)
+    for rows in (1, 777, 4_999):
+        part = bin_partition(str(root), entry, task, batch_rows=rows)
+        assert part.used == whole.used and part.outside == whole.outside and part.rows == whole.rows == 5_000
+        np.testing.assert_allclose(part.values, whole.values, rtol=0, atol=1e-9 if kind == "kde" else 0)
+        assert (part.hits is None) == (whole.hits is None)
+        if part.hits is not None:
+            assert np.array_equal(part.hits, whole.hits)
+        assert part.tally == whole.tally
+    assert whole.used > 0
+
+
+def test_bad_rows_across_batches_name_the_rows_of_the_file(tmp_path):
+    start, _ = quarter_window("2024Q1")
+    n = 100
+    x = np.full(n, 80_000.0)
+    bad = [3, 30, 31, 32, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 98]
+    x[bad] = np.nan
+    columns = {"x": pa.array(x), "y": pa.array(np.full(n, 90_000.0)),
+               "observed_at": pa.array([(start + i) * 1_000_000 for i in range(n)], type=pa.timestamp("us", tz="UTC")),
+               "persons": pa.array(np.ones(n, dtype=np.int32))}
+    entry = _partition_file(tmp_path / "p.parquet", columns)
+    task = BinTask("cells", spec=grid_spec(make_grid(study_area(), cell=2000)))
+    whole = bin_partition(str(tmp_path), entry, task)
+    for rows in (7, 33, 100):
+        part = bin_partition(str(tmp_path), entry, task, batch_rows=rows)
+        # the first 20 bad rows of the file are listed, all 25 counted, as when it is read whole
+        assert [p.row for p in part.problems] == [r + 1 for r in bad[:20]] == [p.row for p in whole.problems]
+        assert [(c.column, c.count, c.listed) for c in part.counts] == [("x", 25, 20)]
+        assert part.used == n - 25
+    assert [(c.column, c.count, c.listed) for c in whole.counts] == [("x", 25, 20)]
+
+
+def test_a_worker_holds_one_batch_of_a_large_partition(tmp_path):
+    import tracemalloc
+
+    root = tmp_path / "big"
+    write_synthetic_archive(root, n_events=400_000, partitions=1, quarters=1, seed=9)
+    manifest = read_manifest(root)
+    task = BinTask("cells", spec=grid_spec(make_grid(study_area(), cell=2000)))
+
+    def peak(rows: int) -> int:
+        tracemalloc.start()
+        try:
+            bin_partition(str(root), manifest.partitions[0], task, batch_rows=rows)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    whole, batched = peak(400_000), peak(20_000)
+    # the arrays made per row (cells, masks) for 20,000 rows at a time instead of 400,000
+    assert whole > 400_000 * 8 and batched < whole / 8, (whole, batched)
 
 
 @pytest.mark.parametrize("tasks", [1, 3, None])

@@ -17,6 +17,7 @@ from geo_ibm.archive.format import (
     PartitionEntry,
     archive_summary,
     check_partitions,
+    iter_partition,
     read_manifest,
     read_partition,
 )
@@ -25,6 +26,6 @@ from geo_ibm.archive.synthetic import write_synthetic_archive
 __all__ = [
     "ARCHIVE_METHODS", "MANIFEST_NAME", "ArchiveWriter", "BinTask", "Manifest", "PartitionEntry", "add_partials",
     "archive_cell", "archive_study_area", "archive_summary", "bin_partition", "check_partitions", "dask_client",
-    "export_store", "hotspots_from_archive", "kde_raster", "read_manifest", "read_partition", "reduce_archive",
+    "export_store", "hotspots_from_archive", "iter_partition", "kde_raster", "read_manifest", "read_partition", "reduce_archive",
     "tally_archive", "write_synthetic_archive",
 ]

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from geo_ibm.archive.format import Manifest, PartitionColumns, PartitionEntry, check_partitions, read_partition
+from geo_ibm.archive.format import (
+    BATCH_ROWS,
+    Manifest,
+    PartitionColumns,
+    PartitionEntry,
+    check_partitions,
+    iter_partition,
+    merge_problems,
+)
 from geo_ibm.archive.lattice import Lattice
 from geo_ibm.errors import Problem, ProblemCount, ValidationError
 from geo_ibm.grid import GridSpec, locate_xy
@@ -112,16 +120,36 @@ def _empty(task: BinTask) -> np.ndarray:
     return np.zeros(0)
 
 
-def bin_partition(root: str, entry: PartitionEntry, task: BinTask) -> Partial:
-    """Bin one partition as ``task`` says (runs on a worker); bad rows are returned, not binned."""
+def bin_partition(root: str, entry: PartitionEntry, task: BinTask, *, batch_rows: int = BATCH_ROWS) -> Partial:
+    """Bin one partition as ``task`` says (runs on a worker); bad rows are returned, not binned.
+
+    The partition is read and binned ``batch_rows`` rows at a time
+    (:func:`~geo_ibm.archive.format.iter_partition`), so a worker holds one batch's columns
+    and the result arrays however large the file is.
+    """
     group = task.group if task.kind == "tally" and task.group not in (None, "country") else None
     # the times are needed where the window cuts this partition's quarter or for months; persons
-    # for weights and tallies (read_partition may then leave a column its statistics prove good unread)
+    # for weights and tallies (iter_partition may then leave a column its statistics prove good unread)
     cut_start = task.start if task.start is not None and task.start > entry.start_utc else None
     cut_end = task.end if task.end is not None and task.end < entry.end_utc else None
     times = cut_start is not None or cut_end is not None or (task.kind == "cube" and task.step == "month")
-    columns = read_partition(root, entry, text_columns=(group,) if group else (), times=times,
-                             persons=task.weight is not None or task.kind == "tally")
+    out = Partial(_empty(task), rows=entry.rows, partitions=1)
+    if task.weight is not None and task.kind in ("cells", "cube"):
+        out.hits = np.zeros(_grid_of(task).n_cells, dtype=np.int64)
+    problems: list[Problem] = []
+    counts: list[ProblemCount] = []
+    for columns in iter_partition(root, entry, text_columns=(group,) if group else (), times=times,
+                                  persons=task.weight is not None or task.kind == "tally", batch_rows=batch_rows):
+        problems.extend(columns.problems)
+        counts.extend(columns.counts)
+        _bin_batch(out, columns, entry, task, group, cut_start, cut_end)
+    out.problems, out.counts = merge_problems(problems, counts)
+    return out
+
+
+def _bin_batch(out: Partial, columns: PartitionColumns, entry: PartitionEntry, task: BinTask, group: str | None,
+               cut_start: int | None, cut_end: int | None) -> None:
+    """Add one batch of a partition into ``out``."""
     keep = columns.good
     # whole seconds: floor(micros / 1e6) >= start exactly when micros >= start * 1e6
     if cut_start is not None and columns.micros is not None:
@@ -134,14 +162,14 @@ def bin_partition(root: str, entry: PartitionEntry, task: BinTask) -> Partial:
     if task.weight is not None:
         weights = columns.persons if selected is None else columns.persons[selected]
     used = len(x)
-    out = Partial(_empty(task), rows=entry.rows, used=used, partitions=1, problems=columns.problems, counts=columns.counts)
+    out.used += used
     if task.kind in ("cells", "cube"):
         spec = _grid_of(task)
         cells = locate_xy(x, y, spec)
         inside = cells >= 0
-        out.outside = int(used - inside.sum())
-        if weights is not None:
-            out.hits = np.bincount(cells + 1, minlength=spec.n_cells + 1)[1:]
+        out.outside += int(used - inside.sum())
+        if out.hits is not None:
+            out.hits += np.bincount(cells + 1, minlength=spec.n_cells + 1)[1:]
         if task.kind == "cells":
             binned = np.bincount(cells + 1, weights=weights, minlength=spec.n_cells + 1)[1:]
         else:
@@ -149,12 +177,12 @@ def bin_partition(root: str, entry: PartitionEntry, task: BinTask) -> Partial:
             flat = cells[inside] * task.n_steps + steps[inside]
             binned = np.bincount(flat, weights=None if weights is None else weights[inside],
                                  minlength=spec.n_cells * task.n_steps)
-        out.values = binned.astype(out.values.dtype, copy=False)
+        out.values += binned.astype(out.values.dtype, copy=False)
     elif task.kind == "kde":
         from geo_ibm.kde import _linear_bin
 
         x0, y0 = task.kde_origin
-        out.values = _linear_bin(np.column_stack([x, y]), weights, x0=x0, y0=y0, cell=task.kde_cell, shape=task.kde_shape)
+        out.values += _linear_bin(np.column_stack([x, y]), weights, x0=x0, y0=y0, cell=task.kde_cell, shape=task.kde_shape)
     else:
         persons = columns.persons if selected is None else columns.persons[selected]
         if group is None:
@@ -164,8 +192,10 @@ def bin_partition(root: str, entry: PartitionEntry, task: BinTask) -> Partial:
             labels = text if selected is None else text[selected]
         frame = pd.DataFrame({"group": pd.Series(labels, dtype=object).fillna(""), "persons": persons})
         summed = frame.groupby("group", sort=False)["persons"].agg(["size", "sum"])
-        out.tally = {(str(g), entry.quarter): [float(row["size"]), float(row["sum"])] for g, row in summed.iterrows()}
-    return out
+        for g, row in summed.iterrows():
+            slot = out.tally.setdefault((str(g), entry.quarter), [0.0, 0.0])
+            slot[0] += float(row["size"])
+            slot[1] += float(row["sum"])
 
 
 def _step_index(columns: PartitionColumns, selected: np.ndarray | None, entry: PartitionEntry, task: BinTask) -> np.ndarray:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -440,7 +440,7 @@ class PartitionColumns:
     """What a worker reads of one partition: the analysis columns and every bad row found.
 
     ``micros``: ``observed_at`` in UTC epoch microseconds (0 where missing), ``None`` when it
-    was not read; ``seconds`` and ``persons`` (as float) are made from the file's columns when
+    was not read; ``offset``: the 0-based row in the file of the first row (a batch's); ``seconds`` and ``persons`` (as float) are made from the file's columns when
     first asked for, so that an analysis that needs neither pays for neither.
     """
 
@@ -451,7 +451,8 @@ class PartitionColumns:
     text: dict[str, np.ndarray]
     problems: list[Problem]
     counts: list[ProblemCount]
-    persons_column: pa.ChunkedArray | None = field(repr=False)
+    persons_column: pa.Array | pa.ChunkedArray | None = field(repr=False)
+    offset: int = 0
 
     @cached_property
     def seconds(self) -> np.ndarray:
@@ -468,15 +469,59 @@ class PartitionColumns:
         return np.asarray(self.persons_column.cast(pa.float64()).fill_null(0.0).to_numpy(), dtype=np.float64)
 
 
+BATCH_ROWS = 1 << 20
+"""Rows of a partition checked and binned at a time (about 32 MB of analysis columns): a worker's
+memory is bounded by this, not by the size of the partitions an archive's writer chose."""
+
+
 def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[str] = (), times: bool = True,
                    persons: bool = True) -> PartitionColumns:
     """Read and check the analysis columns of one partition with pyarrow (no geometry decoding).
 
     Rows are checked for a finite ``x``/``y``, a time inside the partition's quarter and
     ``persons >= 1``; ``good`` flags the rows that pass. Problems name the file and the
-    1-based row within it. A local file is memory-mapped (its pages are read in place, not
-    copied first into a buffer of this process); an archive is written once and its files'
-    sizes are checked against the manifest before an analysis.
+    1-based row within it (at most :data:`MAX_PROBLEMS_PER_COLUMN` per column and reason, every
+    one counted). The whole file at once: :func:`iter_partition` reads it in batches.
+
+    Parameters
+    ----------
+    times, persons
+        As :func:`iter_partition`.
+
+    Raises
+    ------
+    ValidationError
+        As :func:`iter_partition`.
+    """
+    parts = list(iter_partition(root, entry, text_columns=text_columns, times=times, persons=persons,
+                                batch_rows=max(1, entry.rows)))
+    if len(parts) == 1:
+        return parts[0]
+    problems, counts = merge_problems([p for part in parts for p in part.problems], [c for part in parts for c in part.counts])
+
+    def joined(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(arrays) if arrays else np.empty(0, dtype=dtype)
+
+    micros = None if any(part.micros is None for part in parts) else joined([p.micros for p in parts if p.micros is not None], np.int64)
+    persons_parts = [p.persons_column for p in parts if p.persons_column is not None]
+    return PartitionColumns(
+        joined([p.x for p in parts], np.float64), joined([p.y for p in parts], np.float64), micros,
+        joined([p.good for p in parts], bool),
+        {name: joined([p.text[name] for p in parts], object) for name in text_columns}, problems, counts,
+        pa.chunked_array(persons_parts) if persons_parts and len(persons_parts) == len(parts)
+        else pa.chunked_array([], type=pa.int32()) if not parts else None)
+
+
+def iter_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[str] = (), times: bool = True,
+                   persons: bool = True, batch_rows: int = BATCH_ROWS) -> Iterator[PartitionColumns]:
+    """The analysis columns of one partition, checked, in batches of at most ``batch_rows`` rows.
+
+    Each batch is checked as :func:`read_partition` says; its ``offset`` is the 0-based row of
+    its first row in the file, and its problems name rows of the file. :func:`merge_problems`
+    caps the problems of all batches to :data:`MAX_PROBLEMS_PER_COLUMN` per column and reason.
+    A local file is memory-mapped (its pages are read in place, not copied first into a buffer
+    of this process); an archive is written once and its files' sizes are checked against the
+    manifest before an analysis.
 
     Parameters
     ----------
@@ -490,16 +535,16 @@ def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
     Raises
     ------
     ValidationError
-        The file is missing, is not Parquet, lacks a required column or has another row count
-        than the manifest (problems with bad rows are returned, not raised, so the caller can
-        report every partition's at once).
+        The file is missing, is not Parquet (or a page of it cannot be decoded), lacks a
+        required column or has another row count than the manifest (problems with bad rows are
+        returned, not raised, so the caller can report every partition's at once).
     """
     fs, base = archive_filesystem(root)
     where = _join(base, entry.path)
     wanted = ["x", "y", "observed_at", "persons", *text_columns]
     first, after = entry.start_utc * 1_000_000, entry.end_utc * 1_000_000
     try:
-        with _open_partition(fs, where) as handle:
+        with _open_partition(fs, where, entry.bytes) as handle:
             parquet = pq.ParquetFile(handle)
             names = set(parquet.schema_arrow.names)
             lacking = [c for c in wanted if c not in names]
@@ -515,16 +560,29 @@ def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
                 skip.add("observed_at")
             if not persons and _proven_by_statistics(parquet, "persons", 1, None):
                 skip.add("persons")
+            offset = 0
+            # row group by row group: pyarrow's reader over the whole file holds every row group's
+            # column chunks at once (164 MB for x/y of a 10M-event file, 21 MB one group at a time);
             # one thread: a Dask worker is one thread per core already, more would only contend
-            table = parquet.read(columns=[c for c in wanted if c not in skip], use_threads=False)
+            for group in range(parquet.metadata.num_row_groups):
+                for batch in parquet.iter_batches(batch_size=max(1, batch_rows), row_groups=[group],
+                                                  columns=[c for c in wanted if c not in skip], use_threads=False):
+                    yield _checked(batch, entry, offset, text_columns, first, after)
+                    offset += batch.num_rows
     except FileNotFoundError:
         raise ValidationError(f"{entry.path}: listed in the manifest, absent from the archive",
                               [Problem("listed in the manifest, absent from the archive", file=entry.path)]) from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"{entry.path}: not a readable Parquet file ({exc})",
                               [Problem("not a Parquet file", file=entry.path)]) from None
-    x = _floats(table.column("x"))
-    y = _floats(table.column("y"))
+
+
+def _checked(batch: pa.RecordBatch, entry: PartitionEntry, offset: int, text_columns: Sequence[str], first: int,
+             after: int) -> PartitionColumns:
+    """One batch's columns and bad rows (``offset``: its first row's 0-based row in the file)."""
+    names = set(batch.schema.names)
+    x = _floats(batch.column("x"))
+    y = _floats(batch.column("y"))
     # each check first asks pyarrow for the column's range (a fraction of a millisecond), and
     # builds a row mask only when the range shows a bad row
     checks: list[tuple[str, Callable[[], np.ndarray | None], str, Callable[[], np.ndarray] | None]] = [
@@ -532,8 +590,8 @@ def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
         ("y", lambda: _not_finite(y), "not a finite number", lambda: y),
     ]
     micros: np.ndarray | None = None
-    if "observed_at" not in skip:
-        time = table.column("observed_at")
+    if "observed_at" in names:
+        time = batch.column("observed_at")
         if pa.types.is_timestamp(time.type):
             time = time.cast(pa.timestamp("us", tz=time.type.tz))
         micros_column = time.cast(pa.int64())
@@ -545,8 +603,8 @@ def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
              f"outside the partition's quarter {entry.quarter}", lambda: values // 1_000_000),
         ]
     persons_column = None
-    if "persons" not in skip:
-        persons_column = column = table.column("persons")
+    if "persons" in names:
+        persons_column = column = batch.column("persons")
         persons_null = _nulls(column)
         checks.append(("persons", lambda: _below_one(column, persons_null), "persons must be at least 1",
                        lambda: np.asarray(column.cast(pa.float64()).fill_null(0.0).to_numpy(), dtype=np.float64)))
@@ -565,10 +623,26 @@ def read_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
             value = None if shown_values is None else shown_values[row].item()
             if name == "observed_at" and value is not None:
                 value = _iso(int(value))
-            problems.append(Problem(reason, file=entry.path, row=int(row) + 1, column=name, value=value))
+            problems.append(Problem(reason, file=entry.path, row=offset + int(row) + 1, column=name, value=value))
         counts.append(ProblemCount(name, reason, int(rows.size), int(listed.size)))
-    text = {name: np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=object) for name in text_columns}
-    return PartitionColumns(x, y, micros, good, text, problems, counts, persons_column)
+    text = {name: np.asarray(batch.column(name).to_numpy(zero_copy_only=False), dtype=object) for name in text_columns}
+    return PartitionColumns(x, y, micros, good, text, problems, counts, persons_column, offset)
+
+
+def merge_problems(problems: Iterable[Problem], counts: Iterable[ProblemCount]) -> tuple[list[Problem], list[ProblemCount]]:
+    """The problems of several batches of one file as one file's: at most :data:`MAX_PROBLEMS_PER_COLUMN` listed per
+    column and reason (the first rows), every one counted."""
+    kept: list[Problem] = []
+    per: dict[tuple[str | None, str], int] = {}
+    for problem in problems:
+        key = (problem.column, problem.reason)
+        if per.get(key, 0) < MAX_PROBLEMS_PER_COLUMN:
+            per[key] = per.get(key, 0) + 1
+            kept.append(problem)
+    totals: dict[tuple[str | None, str], int] = {}
+    for count in counts:
+        totals[(count.column, count.reason)] = totals.get((count.column, count.reason), 0) + count.count
+    return kept, [ProblemCount(column, reason, total, per.get((column, reason), 0)) for (column, reason), total in totals.items()]
 
 
 def _proven_by_statistics(parquet: pq.ParquetFile, name: str, low: int, high: int | None) -> bool:
@@ -596,23 +670,29 @@ def _proven_by_statistics(parquet: pq.ParquetFile, name: str, low: int, high: in
     return True
 
 
-def _open_partition(fs: pafs.FileSystem, where: str) -> Any:
-    if isinstance(fs, pafs.LocalFileSystem):
+MMAP_MAX_BYTES = 256 << 20
+"""Largest local partition file read through a memory map. The pages of a mapped file count in
+the worker's resident memory while it is read (Dask's memory monitor sees them), so a larger
+file is read with pyarrow's file reader, which holds one row group's column chunks at a time."""
+
+
+def _open_partition(fs: pafs.FileSystem, where: str, size: int) -> Any:
+    if isinstance(fs, pafs.LocalFileSystem) and size <= MMAP_MAX_BYTES:
         return pa.memory_map(where)
     return fs.open_input_file(where)
 
 
-def _floats(column: pa.ChunkedArray) -> np.ndarray:
+def _floats(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     # nulls become NaN, so the finiteness check catches them too; a float64 column without
     # nulls in one chunk (as the archive writes it) is viewed in place, not copied
     return _values(column.cast(pa.float64()), np.float64)
 
 
-def _values(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
+def _values(column: pa.Array | pa.ChunkedArray, dtype: type) -> np.ndarray:
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
-def _nulls(column: pa.ChunkedArray) -> np.ndarray | None:
+def _nulls(column: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
     """The rows of ``column`` that are null, or ``None`` when there are none."""
     if column.null_count == 0:
         return None
@@ -627,7 +707,7 @@ def _not_finite(values: np.ndarray) -> np.ndarray | None:
     return ~np.isfinite(values)
 
 
-def _outside(column: pa.ChunkedArray, micros: np.ndarray, nulls: np.ndarray | None, first: int, after: int) -> np.ndarray | None:
+def _outside(column: pa.Array | pa.ChunkedArray, micros: np.ndarray, nulls: np.ndarray | None, first: int, after: int) -> np.ndarray | None:
     span = pc.min_max(column)
     lo, hi = span["min"].as_py(), span["max"].as_py()
     if lo is None or (lo >= first and hi < after):
@@ -638,7 +718,7 @@ def _outside(column: pa.ChunkedArray, micros: np.ndarray, nulls: np.ndarray | No
     return out
 
 
-def _below_one(column: pa.ChunkedArray, nulls: np.ndarray | None) -> np.ndarray | None:
+def _below_one(column: pa.Array | pa.ChunkedArray, nulls: np.ndarray | None) -> np.ndarray | None:
     smallest = pc.min(column).as_py()
     if nulls is None and (smallest is None or smallest >= 1):
         return None
@@ -682,5 +762,5 @@ def archive_summary(manifest: Manifest) -> dict[str, Any]:
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "REQUIRED_COLUMNS", "TEXT_COLUMNS", "ArchiveWriter", "Manifest",
     "PartitionColumns", "PartitionEntry", "archive_filesystem", "archive_summary", "check_crs", "check_partitions",
-    "point_wkb", "quarter_window", "read_manifest", "read_partition",
+    "point_wkb", "quarter_window", "read_manifest", "read_partition", "iter_partition", "merge_problems", "BATCH_ROWS",
 ]
