@@ -179,6 +179,21 @@ def test_a_partition_binned_in_batches_equals_it_binned_whole(tmp_path, kind):
     assert whole.used > 0
 
 
+def test_files_above_the_memory_map_limit_are_read_the_same(lux_archive, monkeypatch):
+    import geo_ibm.archive.format as archive_format
+
+    manifest = read_manifest(lux_archive)
+    task = BinTask("cells", spec=grid_spec(make_grid(study_area(), cell=2000)), weight="persons")
+    mapped = [bin_partition(str(lux_archive), e, task) for e in manifest.partitions]
+    opened: list[str] = []
+    monkeypatch.setattr(archive_format, "MMAP_MAX_BYTES", 0)
+    monkeypatch.setattr(archive_format.pa, "memory_map", lambda *a, **k: opened.append("mapped"))
+    read = [bin_partition(str(lux_archive), e, task) for e in manifest.partitions]
+    assert opened == []  # every file went through the file system's reader
+    for a, b in zip(mapped, read):
+        assert np.array_equal(a.values, b.values) and np.array_equal(a.hits, b.hits) and a.used == b.used
+
+
 def test_bad_rows_across_batches_name_the_rows_of_the_file(tmp_path):
     start, _ = quarter_window("2024Q1")
     n = 100
