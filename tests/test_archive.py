@@ -31,7 +31,7 @@ from geo_ibm.archive import (
     write_synthetic_archive,
 )
 from geo_ibm.archive.distributed import WORKER_MALLOC, batch_partitions
-from geo_ibm.archive.format import PartitionEntry, quarter_window, read_partition
+from geo_ibm.archive.format import PartitionEntry, iter_partition, quarter_window, read_partition
 from geo_ibm.archive.lattice import assemble_grid, clip_block, grid_lattice, submit_grid
 from geo_ibm.emerging import emerging_hotspots, space_time_cube
 from geo_ibm.errors import CrsError, ValidationError
@@ -177,6 +177,28 @@ def test_a_partition_binned_in_batches_equals_it_binned_whole(tmp_path, kind):
             assert np.array_equal(part.hits, whole.hits)
         assert part.tally == whole.tally
     assert whole.used > 0
+
+
+def test_small_row_groups_are_read_together_and_give_the_same_rows(tmp_path):
+    from geo_ibm.archive.format import _row_group_runs
+
+    start, _ = quarter_window("2024Q1")
+    n = 1_000
+    x = np.linspace(60_000, 100_000, n)
+    x[[5, 517]] = np.nan
+    columns = {"x": pa.array(x), "y": pa.array(np.full(n, 90_000.0)),
+               "observed_at": pa.array((start + np.arange(n)) * 1_000_000, type=pa.timestamp("us", tz="UTC")),
+               "persons": pa.array(np.ones(n, dtype=np.int32))}
+    entry = _partition_file(tmp_path / "rg.parquet", columns, row_group_size=10)
+    meta = pq.ParquetFile(tmp_path / "rg.parquet").metadata
+    assert meta.num_row_groups == 100
+    runs = list(_row_group_runs(meta, 35))
+    assert [len(r) for r in runs] == [3] * 33 + [1] and [g for r in runs for g in r] == list(range(100))
+    assert [len(r) for r in _row_group_runs(meta, 5)] == [1] * 100  # a group larger than the batch goes alone
+    batches = list(iter_partition(str(tmp_path), entry, batch_rows=35))
+    assert [b.offset for b in batches][:3] == [0, 30, 60] and max(len(b.x) for b in batches) <= 35
+    assert np.array_equal(np.concatenate([b.x for b in batches]), x, equal_nan=True)
+    assert [p.row for b in batches for p in b.problems] == [6, 518]
 
 
 def test_files_above_the_memory_map_limit_are_read_the_same(lux_archive, monkeypatch):

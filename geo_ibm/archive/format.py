@@ -561,11 +561,11 @@ def iter_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
             if not persons and _proven_by_statistics(parquet, "persons", 1, None):
                 skip.add("persons")
             offset = 0
-            # row group by row group: pyarrow's reader over the whole file holds every row group's
-            # column chunks at once (164 MB for x/y of a 10M-event file, 21 MB one group at a time);
-            # one thread: a Dask worker is one thread per core already, more would only contend
-            for group in range(parquet.metadata.num_row_groups):
-                for batch in parquet.iter_batches(batch_size=max(1, batch_rows), row_groups=[group],
+            # a few row groups at a time: pyarrow's reader over the whole file holds every row
+            # group's column chunks at once (164 MB for x/y of a 10M-event file, 21 MB one group
+            # at a time); one thread: a Dask worker is one thread per core already
+            for groups in _row_group_runs(parquet.metadata, max(1, batch_rows)):
+                for batch in parquet.iter_batches(batch_size=max(1, batch_rows), row_groups=groups,
                                                   columns=[c for c in wanted if c not in skip], use_threads=False):
                     yield _checked(batch, entry, offset, text_columns, first, after)
                     offset += batch.num_rows
@@ -575,6 +575,25 @@ def iter_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"{entry.path}: not a readable Parquet file ({exc})",
                               [Problem("not a Parquet file", file=entry.path)]) from None
+
+
+def _row_group_runs(meta: pq.FileMetaData, rows: int) -> Iterator[list[int]]:
+    """Consecutive row groups of together at most ``rows`` rows (a larger group alone), in file order.
+
+    Many small row groups are read by one call (a call costs about as much as a small group),
+    large ones one by one.
+    """
+    run: list[int] = []
+    held = 0
+    for group in range(meta.num_row_groups):
+        size = meta.row_group(group).num_rows
+        if run and held + size > rows:
+            yield run
+            run, held = [], 0
+        run.append(group)
+        held += size
+    if run:
+        yield run
 
 
 def _checked(batch: pa.RecordBatch, entry: PartitionEntry, offset: int, text_columns: Sequence[str], first: int,
