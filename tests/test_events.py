@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime
-import time
 
 import geopandas as gpd
 import numpy as np
@@ -336,7 +335,8 @@ def test_observed_at_kept_to_the_second():
     assert valid["observed_at"].iloc[0] == pd.Timestamp("2025-07-14T04:30:12Z")
 
 
-def test_large_table_validates_quickly():
+def test_large_table_keeps_every_good_row_and_names_the_bad_one():
+    # Its speed is measured by benchmarks/bench_import.py (which validates every row), not asserted here.
     n = 200_000
     rng = np.random.default_rng(7)
     stamps = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365 * 86400, n), unit="s")
@@ -355,11 +355,8 @@ def test_large_table_validates_quickly():
         dtype=object,
     )
     frame.loc[123, "persons"] = "0"
-    t0 = time.perf_counter()
     valid, problems = check(frame)
-    elapsed = time.perf_counter() - t0
     assert len(valid) == n - 1 and [p.row for p in problems] == [124]
-    assert elapsed < 10, f"validation of {n} rows took {elapsed:.1f} s"
 
 
 def test_stored_text_lengths_and_control_characters_are_checked():

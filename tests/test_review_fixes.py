@@ -209,11 +209,10 @@ def test_ogc_collections_carry_attribution_and_licence(logged_in, collection, os
     ("/reports/map.png?map=hotspots&cell=200&band=5000", "band"),
     ("/reports/tables.xlsx?cell=200&band=5000", "band"),
 ])
-def test_hotspot_sizes_over_the_cost_limits_are_400_naming_the_parameter(logged_in, app, url, parameter):
-    import time
-
+def test_hotspot_sizes_over_the_cost_limits_are_400_naming_the_parameter(logged_in, app, monkeypatch, url, parameter):
     from geo_ibm.analysis import check_budget
     from geo_ibm.errors import ValidationError
+    from geo_ibm.store.base import EventStore
     from webapp.reference import layer_frame
 
     # The same refusal as the CLI and API give (run_method calls check_budget).
@@ -223,12 +222,25 @@ def test_hotspot_sizes_over_the_cost_limits_are_400_naming_the_parameter(logged_
     method = "emerging" if "band" not in query else "gi"
     with pytest.raises(ValidationError, match=parameter):
         check_budget(method, area=area, cell=float(query["cell"]), band=float(query["band"]) if "band" in query else None)
-    start = time.perf_counter()
-    response = logged_in("ana").get(url)
-    elapsed = time.perf_counter() - start
+    client = logged_in("ana")
+    # Not timed: reading the events or running a method is recorded (the app turns the
+    # AssertionError into a 500) and must not have started when the sizes are refused.
+    ran: list[str] = []
+
+    def must_not_run(name):
+        def record(*args, **kwargs):
+            ran.append(name)
+            raise AssertionError(f"{name} must not run: the sizes are refused first")
+
+        return record
+
+    for name in ("events", "event_points"):
+        monkeypatch.setattr(EventStore, name, must_not_run(f"EventStore.{name}"))
+    monkeypatch.setattr("geo_ibm.analysis.requests.run_method", must_not_run("run_method"))
+    response = client.get(url)
+    assert ran == []
     assert response.status_code == 400
     assert re.search(rf"{parameter}: \d+ m (is|makes about) ", response.get_data(as_text=True))
-    assert elapsed < 2.0
 
 
 def test_hotspot_sizes_within_the_limits_still_draw(logged_in):
