@@ -226,6 +226,9 @@ def main() -> None:
     parser.add_argument("--big-repeat", type=int, default=2, help="the same for the big archive")
     parser.add_argument("--scratch", default=None, help="folder for the archives (default a temporary one, removed after)")
     args = parser.parse_args()
+    # Dask logs every worker's start and stop (and a closed comm at shutdown, with its traceback)
+    # at INFO, here and in the worker processes (which read this variable): only warnings and errors
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
     from geo_ibm.archive import write_synthetic_archive
 
