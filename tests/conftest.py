@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 from pgserver import pg_server  # noqa: F401  (the PostGIS server of the session, started on first use)
+from workfixtures import Forbidden
 
 from geo_ibm import accounts
 
@@ -26,6 +27,16 @@ def scrypt_calls(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(accounts, "verify_password", counting)
     return calls
+
+
+@pytest.fixture
+def forbid(monkeypatch) -> Forbidden:
+    """``forbid(target[, name])`` makes a function fail the test if it runs; ``forbid.ran`` lists those that did.
+
+    For refusals that must come before any work: the work is forbidden, the refusal asserted.
+    A web app turns the AssertionError into a 500, so web tests assert ``forbid.ran == []`` too.
+    """
+    return Forbidden(monkeypatch)
 
 
 def pytest_collection_modifyitems(items):

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from storefixtures import HEADER
+from workfixtures import Forbidden
 
 from geo_ibm import nearrepeat as nearrepeat_module
 from geo_ibm.cli import main
@@ -268,12 +269,9 @@ def test_too_many_pairs_refused_before_they_are_built(monkeypatch):
     events = _events(xy, rng.integers(0, 90 * 86_400, 3_300))
     assert count_close_pairs(xy, 500.0) == 3_300 * 3_299 // 2 > MAX_PAIRS
 
-    def must_not_run(*args, **kwargs):
-        raise AssertionError("_pairs must not run: the refusal comes before the pairs are listed")
-
     # Not timed: listing the pairs (_pairs) fails the test, so the refusal must come first.
     with monkeypatch.context() as patched:
-        patched.setattr(nearrepeat_module, "_pairs", must_not_run)
+        Forbidden(patched)(nearrepeat_module, "_pairs", why="the refusal comes before the pairs are listed")
         with pytest.raises(ValidationError, match="distance_bands_m: 5,443,350 pairs of events are closer than 500 m") as err:
             near_repeat(events, permutations=1)
     assert [p.column for p in err.value.problems] == ["distance_bands_m"]

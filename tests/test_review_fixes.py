@@ -209,7 +209,7 @@ def test_ogc_collections_carry_attribution_and_licence(logged_in, collection, os
     ("/reports/map.png?map=hotspots&cell=200&band=5000", "band"),
     ("/reports/tables.xlsx?cell=200&band=5000", "band"),
 ])
-def test_hotspot_sizes_over_the_cost_limits_are_400_naming_the_parameter(logged_in, app, monkeypatch, url, parameter):
+def test_hotspot_sizes_over_the_cost_limits_are_400_naming_the_parameter(logged_in, app, forbid, url, parameter):
     from geo_ibm.analysis import check_budget
     from geo_ibm.errors import ValidationError
     from geo_ibm.store.base import EventStore
@@ -223,22 +223,13 @@ def test_hotspot_sizes_over_the_cost_limits_are_400_naming_the_parameter(logged_
     with pytest.raises(ValidationError, match=parameter):
         check_budget(method, area=area, cell=float(query["cell"]), band=float(query["band"]) if "band" in query else None)
     client = logged_in("ana")
-    # Not timed: reading the events or running a method is recorded (the app turns the
-    # AssertionError into a 500) and must not have started when the sizes are refused.
-    ran: list[str] = []
-
-    def must_not_run(name):
-        def record(*args, **kwargs):
-            ran.append(name)
-            raise AssertionError(f"{name} must not run: the sizes are refused first")
-
-        return record
-
+    # Not timed: reading the events or running a method fails (the app turns the AssertionError
+    # into a 500) and must not have started when the sizes are refused.
     for name in ("events", "event_points"):
-        monkeypatch.setattr(EventStore, name, must_not_run(f"EventStore.{name}"))
-    monkeypatch.setattr("geo_ibm.analysis.requests.run_method", must_not_run("run_method"))
+        forbid(EventStore, name, why="the sizes are refused first")
+    forbid("geo_ibm.analysis.requests.run_method", why="the sizes are refused first")
     response = client.get(url)
-    assert ran == []
+    assert forbid.ran == []
     assert response.status_code == 400
     assert re.search(rf"{parameter}: \d+ m (is|makes about) ", response.get_data(as_text=True))
 
