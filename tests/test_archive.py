@@ -179,6 +179,54 @@ def test_a_partition_binned_in_batches_equals_it_binned_whole(tmp_path, kind):
     assert whole.used > 0
 
 
+def test_statistics_are_those_of_the_named_column_behind_a_nested_one(tmp_path):
+    # a GeoArrow point (a struct: two Parquet columns for one Arrow field) before the analysis
+    # columns: the statistics looked at must still be persons' and observed_at's own
+    start, end = quarter_window("2024Q1")
+    n = 10
+    x, y = pa.array(np.full(n, 80_000.0)), pa.array(np.full(n, 90_000.0))
+    micros = (start + np.arange(n) * 60) * 1_000_000
+    micros[4] = (end + 3600) * 1_000_000
+    persons = np.ones(n, dtype=np.int32)
+    persons[[2, 7]] = 0
+    columns = {"geometry": pa.StructArray.from_arrays([x, y], ["x", "y"]),
+               "observed_at": pa.array(micros, type=pa.timestamp("us", tz="UTC")), "persons": pa.array(persons), "x": x, "y": y}
+    entry = _partition_file(tmp_path / "nested.parquet", columns)
+    expected = [(3, "persons"), (5, "observed_at"), (8, "persons")]
+    for times, persons_needed in ((True, True), (False, False)):
+        read = read_partition(str(tmp_path), entry, times=times, persons=persons_needed)
+        assert sorted((p.row, p.column) for p in read.problems) == expected
+    task = BinTask("cells", spec=grid_spec(make_grid(study_area(), cell=2000)))
+    assert bin_partition(str(tmp_path), entry, task).used == n - 3
+
+
+@pytest.mark.parametrize(("persons", "bad_rows"), [
+    (pa.array(["1", "2", "3", "1"]), []),  # numbers as text are read as numbers
+    (pa.array([1.0, float("nan"), 2.0, 0.5]), [2, 4]),  # not a number, and below 1
+    (pa.array([2, None, 1, 1], type=pa.int64()), [2]),
+])
+def test_persons_of_any_numeric_layout_are_checked(tmp_path, persons, bad_rows):
+    start, _ = quarter_window("2024Q1")
+    columns = {"x": pa.array(np.full(4, 80_000.0)), "y": pa.array(np.full(4, 90_000.0)),
+               "observed_at": pa.array((start + np.arange(4)) * 1_000_000, type=pa.timestamp("us", tz="UTC")),
+               "persons": persons}
+    entry = _partition_file(tmp_path / "p.parquet", columns)
+    for needed in (True, False):
+        read = read_partition(str(tmp_path), entry, persons=needed)
+        assert [p.row for p in read.problems] == bad_rows and [p.column for p in read.problems] == ["persons"] * len(bad_rows)
+
+
+def test_a_column_of_an_unusable_type_is_refused_naming_the_file(tmp_path):
+    start, _ = quarter_window("2024Q1")
+    columns = {"x": pa.array(np.full(2, 80_000.0)), "y": pa.array(np.full(2, 90_000.0)),
+               "observed_at": pa.array((start + np.arange(2)) * 1_000_000, type=pa.timestamp("us", tz="UTC")),
+               "persons": pa.StructArray.from_arrays([pa.array([1, 2])], ["n"])}
+    entry = _partition_file(tmp_path / "odd.parquet", columns)
+    with pytest.raises(ValidationError, match="odd.parquet: a column's type cannot be read") as caught:
+        read_partition(str(tmp_path), entry)
+    assert caught.value.problems[0].file == "odd.parquet"
+
+
 def test_small_row_groups_are_read_together_and_give_the_same_rows(tmp_path):
     from geo_ibm.archive.format import _row_group_runs
 

@@ -544,7 +544,7 @@ def iter_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
     wanted = ["x", "y", "observed_at", "persons", *text_columns]
     first, after = entry.start_utc * 1_000_000, entry.end_utc * 1_000_000
     try:
-        with _open_partition(fs, where, entry.bytes) as handle:
+        with _open_partition(fs, where) as handle:
             parquet = pq.ParquetFile(handle)
             names = set(parquet.schema_arrow.names)
             lacking = [c for c in wanted if c not in names]
@@ -572,6 +572,9 @@ def iter_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
     except FileNotFoundError:
         raise ValidationError(f"{entry.path}: listed in the manifest, absent from the archive",
                               [Problem("listed in the manifest, absent from the archive", file=entry.path)]) from None
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise ValidationError(f"{entry.path}: a column's type cannot be read as the analysis needs ({exc})",
+                              [Problem("column of an unusable type", file=entry.path)]) from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"{entry.path}: not a readable Parquet file ({exc})",
                               [Problem("not a Parquet file", file=entry.path)]) from None
@@ -667,20 +670,28 @@ def merge_problems(problems: Iterable[Problem], counts: Iterable[ProblemCount]) 
 def _proven_by_statistics(parquet: pq.ParquetFile, name: str, low: int, high: int | None) -> bool:
     """Whether the file's statistics show every value of integer column ``name`` present and in ``[low, high)``.
 
-    ``observed_at`` must be stored as UTC microseconds (as the archive writes it) for its raw
-    values to be compared with ``low``/``high``; any other layout, or a row group without
-    statistics, answers ``False`` (the column is then read).
+    The statistics are those of the Parquet column whose path is ``name`` (a nested column
+    before it, a GeoArrow point say, has several Parquet columns for one Arrow field). Only a
+    signed integer column qualifies, ``observed_at`` only as a timestamp in microseconds (as the
+    archive writes it), for its raw values to be compared with ``low``/``high``; any other
+    layout, or a row group without statistics or null count, answers ``False`` (the column is
+    then read and checked row by row).
     """
-    schema = parquet.schema_arrow
-    field_type = schema.field(name).type
-    if name == "observed_at" and not (pa.types.is_timestamp(field_type) and field_type.unit == "us"):
-        return False
-    if not pa.types.is_integer(field_type) and not pa.types.is_timestamp(field_type):
-        return False
-    index = schema.get_field_index(name)
     meta = parquet.metadata
+    leaves = [i for i in range(meta.num_columns) if meta.schema.column(i).path == name]
+    if len(leaves) != 1:
+        return False
+    leaf = meta.schema.column(leaves[0])
+    if leaf.physical_type not in ("INT32", "INT64"):
+        return False
+    logical = json.loads(leaf.logical_type.to_json())
+    if name == "observed_at":
+        if logical.get("Type") != "Timestamp" or logical.get("timeUnit") != "microseconds":
+            return False
+    elif logical.get("Type") not in ("None", "Int") or (logical.get("Type") == "Int" and not logical.get("isSigned")):
+        return False
     for group in range(meta.num_row_groups):
-        stats = meta.row_group(group).column(index).statistics
+        stats = meta.row_group(group).column(leaves[0]).statistics
         if stats is None or not stats.has_min_max or not stats.has_null_count or stats.null_count != 0:
             return False
         lo, hi = stats.min_raw, stats.max_raw
@@ -695,8 +706,8 @@ the worker's resident memory while it is read (Dask's memory monitor sees them),
 file is read with pyarrow's file reader, which holds one row group's column chunks at a time."""
 
 
-def _open_partition(fs: pafs.FileSystem, where: str, size: int) -> Any:
-    if isinstance(fs, pafs.LocalFileSystem) and size <= MMAP_MAX_BYTES:
+def _open_partition(fs: pafs.FileSystem, where: str) -> Any:
+    if isinstance(fs, pafs.LocalFileSystem) and os.path.getsize(where) <= MMAP_MAX_BYTES:
         return pa.memory_map(where)
     return fs.open_input_file(where)
 
@@ -738,11 +749,13 @@ def _outside(column: pa.Array | pa.ChunkedArray, micros: np.ndarray, nulls: np.n
 
 
 def _below_one(column: pa.Array | pa.ChunkedArray, nulls: np.ndarray | None) -> np.ndarray | None:
-    smallest = pc.min(column).as_py()
-    if nulls is None and (smallest is None or smallest >= 1):
+    """Rows whose persons are missing, below 1 or not a number (the column as floats, whatever its type)."""
+    as_float = column.cast(pa.float64())
+    smallest = pc.min(as_float).as_py()
+    if nulls is None and smallest is not None and smallest >= 1 and not pc.any(pc.is_nan(as_float)).as_py():
         return None
-    values = np.asarray(column.cast(pa.float64()).fill_null(0.0).to_numpy(), dtype=np.float64)
-    out = values < 1
+    values = np.asarray(as_float.fill_null(0.0).to_numpy(), dtype=np.float64)
+    out = ~(values >= 1)  # NaN too
     if nulls is not None:
         out |= nulls
     return out
