@@ -563,6 +563,37 @@ def test_manifest_problems(tmp_path):
         ArchiveWriter(root, crs="EPSG:2169")
 
 
+def test_an_archive_writer_stops_at_the_partition_limit(tmp_path, monkeypatch):
+    import geo_ibm.archive.format as archive_format
+
+    monkeypatch.setattr(archive_format, "MAX_PARTITIONS", 2)
+    start, _ = quarter_window("2024Q1")
+    columns = {"x": np.full(3, 80_000.0), "y": np.full(3, 90_000.0), "observed_at": (start + np.arange(3)) * 1_000_000,
+               "persons": np.ones(3, dtype=int)}
+    writer = ArchiveWriter(tmp_path / "a", crs="EPSG:2169")
+    writer.write(columns, quarter="2024Q1")
+    writer.write(columns, quarter="2024Q1")
+    with pytest.raises(ValidationError, match="at most 2 partitions") as caught:
+        writer.write(columns, quarter="2024Q1")
+    assert caught.value.problems[0].column == "partitions"
+    assert len(list((tmp_path / "a").rglob("*.parquet"))) == 2
+
+
+def test_a_manifest_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    import geo_ibm.archive.format as archive_format
+
+    root = tmp_path / "geo"
+    write_synthetic_archive(root, n_events=2_000, partitions=2, quarters=2)
+    size = (root / "manifest.json").stat().st_size
+    monkeypatch.setattr(archive_format, "MAX_MANIFEST_BYTES", size)
+    assert read_manifest(root).rows == 2_000  # at the limit: read
+    monkeypatch.setattr(archive_format, "MAX_MANIFEST_BYTES", size - 1)
+    monkeypatch.setattr(archive_format.json, "loads", lambda *a, **k: pytest.fail("parsed a manifest over the limit"))
+    with pytest.raises(ValidationError, match="manifest.json: larger than") as caught:
+        read_manifest(root)
+    assert caught.value.problems[0].reason == "manifest too large"
+
+
 def test_real_worker_processes_give_the_same_counts(lux_archive, lux_events):
     manifest = read_manifest(lux_archive)
     with dask_client(workers=2) as processes:

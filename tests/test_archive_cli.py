@@ -88,6 +88,23 @@ def test_archive_refusals_name_the_option(exported, tmp_path):
     assert result.exit_code == 1 and f"workers: 1000 local workers is more than the limit of {max_local_workers()}" in result.output
 
 
+def test_demo_archives_too_large_for_memory_or_disk_are_refused_before_writing(tmp_path, monkeypatch):
+    from geo_ibm.archive import synthetic
+
+    target = tmp_path / "big"
+    # 10^10 events in one file would be made in memory at once
+    result = CliRunner().invoke(main, ["demo", "--archive", str(target), "--events", "10000000000", "--partitions", "1"])
+    assert result.exit_code == 1 and "10,000,000,000 events need at least 500 files" in result.output
+    assert "partitions" in result.output and not target.exists()
+    # and 10^12 would not fit this disk, whatever the files
+    result = CliRunner().invoke(main, ["demo", "--archive", str(target), "--events", "1000000000000"])
+    assert result.exit_code == 1 and "GB on disk" in result.output and "events" in result.output
+    assert not target.exists()
+    monkeypatch.setattr(synthetic.shutil, "disk_usage", lambda where: type("U", (), {"free": 10_000})())
+    result = CliRunner().invoke(main, ["demo", "--archive", str(target), "--events", "20000", "--partitions", "20"])
+    assert result.exit_code == 1 and "0.0 GB free where the archive goes" in result.output and not target.exists()
+
+
 def test_demo_writes_a_european_archive_by_country(tmp_path):
     target = tmp_path / "eu"
     result = _run(["demo", "--archive", str(target), "--events", "20000", "--partitions", "20", "--crs", "EPSG:3035"])

@@ -36,6 +36,13 @@ FORMAT_NAME = "geo_ibm-archive"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
+MAX_MANIFEST_BYTES = 64 << 20
+"""Largest manifest read (about 150,000 partitions of 450 bytes each: tens of billions of events at
+the partition sizes an analysis wants); a larger file is refused before it is read into memory."""
+
+MAX_PARTITIONS = 100_000
+"""Most partitions an archive writer writes, so that its manifest stays under :data:`MAX_MANIFEST_BYTES`."""
+
 REQUIRED_COLUMNS = ("observed_at", "x", "y", "persons", "geometry")
 """Columns every partition file has; the others (``event_id``, ``region``, ...) are optional."""
 
@@ -242,8 +249,12 @@ class ArchiveWriter:
         Raises
         ------
         ValidationError
-            A missing column, columns of different lengths, or an event outside ``quarter``.
+            A missing column, columns of different lengths, an event outside ``quarter``, or a
+            partition beyond :data:`MAX_PARTITIONS`.
         """
+        if len(self.entries) >= MAX_PARTITIONS:
+            raise ValidationError(f"{self.directory}: an archive holds at most {MAX_PARTITIONS:,} partitions; write fewer, "
+                                  "larger ones", [Problem("too many partitions", column="partitions", value=len(self.entries) + 1)])
         quarter = periods.parse_quarter(quarter)
         missing = [c for c in ("x", "y", "observed_at", "persons") if c not in columns]
         if missing:
@@ -360,10 +371,13 @@ def read_manifest(root: str | os.PathLike[str]) -> Manifest:
     where = _join(base, MANIFEST_NAME)
     try:
         with fs.open_input_stream(where) as handle:
-            raw = handle.read()
+            raw = handle.read(MAX_MANIFEST_BYTES + 1)
     except (FileNotFoundError, OSError):
         raise ValidationError(f"{os.fspath(root)}: no archive here ({MANIFEST_NAME} not found)",
                               [Problem("manifest not found", file=where)]) from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ValidationError(f"{where}: larger than {MAX_MANIFEST_BYTES >> 20} MB, more partitions than an archive may "
+                              "list; write fewer, larger partitions", [Problem("manifest too large", file=where)])
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -795,4 +809,5 @@ __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "REQUIRED_COLUMNS", "TEXT_COLUMNS", "ArchiveWriter", "Manifest",
     "PartitionColumns", "PartitionEntry", "archive_filesystem", "archive_summary", "check_crs", "check_partitions",
     "point_wkb", "quarter_window", "read_manifest", "read_partition", "iter_partition", "merge_problems", "BATCH_ROWS",
+    "MAX_MANIFEST_BYTES", "MAX_PARTITIONS",
 ]

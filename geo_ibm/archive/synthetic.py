@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from geo_ibm import periods
-from geo_ibm.archive.format import ArchiveWriter, Manifest, quarter_window
+from geo_ibm.archive.format import MAX_PARTITIONS, ArchiveWriter, Manifest, quarter_window
 from geo_ibm.errors import Problem, ValidationError
 
 
@@ -91,6 +92,25 @@ def scene_events(scene: Scene, n: int, *, quarter_index: int, rng: np.random.Gen
     return x[order], y[order]
 
 
+MAX_PARTITION_EVENTS = 20_000_000
+"""Most events in one generated file (made in memory before it is written: about 1 GB at the peak)."""
+
+BYTES_PER_EVENT = 45
+"""Disk space of a generated event (x, y, time and persons uncompressed, point WKB, Parquet pages):
+41.8 bytes measured for 20M and 100M events."""
+
+
+def _free_bytes(directory: str | os.PathLike[str]) -> int:
+    """Free space of the file system ``directory`` is (or would be) on."""
+    where = os.path.abspath(os.fspath(directory))
+    while not os.path.exists(where):
+        parent = os.path.dirname(where)
+        if parent == where:
+            break
+        where = parent
+    return shutil.disk_usage(where).free
+
+
 def write_synthetic_archive(
     directory: str | os.PathLike[str],
     *,
@@ -109,9 +129,12 @@ def write_synthetic_archive(
     directory
         An empty or new folder.
     n_events, partitions
-        Events in total, and files to spread them over (at most one file per 1,000 events);
-        the files go round-robin over the quarters (and countries) so each holds about
-        ``n_events / partitions`` events.
+        Events in total, and files to spread them over (at most one file per 1,000 events, at
+        most :data:`~geo_ibm.archive.format.MAX_PARTITIONS` files and at most
+        :data:`MAX_PARTITION_EVENTS` events in a file, which is generated in memory); the files
+        go round-robin over the quarters (and countries) so each holds about
+        ``n_events / partitions`` events. The archive must fit the free space of the disk it
+        goes on (:data:`BYTES_PER_EVENT` an event).
     crs
         ``"EPSG:2169"`` (Luxembourg, partitioned by quarter) or ``"EPSG:3035"`` (Europe,
         partitioned by country and quarter).
@@ -130,10 +153,21 @@ def write_synthetic_archive(
         problems.append(Problem("must be a whole number >= 1", column="events", value=n_events))
     if not isinstance(partitions, int) or partitions < 1 or (isinstance(n_events, int) and partitions > max(1, n_events // 1000)):
         problems.append(Problem("must be from 1 to one per 1,000 events", column="partitions", value=partitions))
+    elif partitions > MAX_PARTITIONS:
+        problems.append(Problem(f"at most {MAX_PARTITIONS:,} files", column="partitions", value=partitions))
+    elif isinstance(n_events, int) and n_events >= 1 and -(-n_events // partitions) > MAX_PARTITION_EVENTS:
+        fewest = -(-n_events // MAX_PARTITION_EVENTS)
+        problems.append(Problem(f"{n_events:,} events need at least {fewest:,} files (each is made in memory, at most "
+                                f"{MAX_PARTITION_EVENTS:,} events)", column="partitions", value=partitions))
     if not isinstance(quarters, int) or quarters < 1:
         problems.append(Problem("must be a whole number >= 1", column="quarters", value=quarters))
     if crs not in ("EPSG:2169", "EPSG:3035"):
         problems.append(Problem("synthetic archives are laid in EPSG:2169 or EPSG:3035", column="crs", value=crs))
+    if not problems:
+        need, free = n_events * BYTES_PER_EVENT, _free_bytes(directory)
+        if need > free:
+            problems.append(Problem(f"about {need / 1e9:,.1f} GB on disk, {free / 1e9:,.1f} GB free where the archive goes",
+                                    column="events", value=n_events))
     if problems:
         raise ValidationError("cannot generate this synthetic archive", problems)
     first = periods.quarter_period(first_quarter, name="first_quarter")

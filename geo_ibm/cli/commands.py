@@ -73,7 +73,8 @@ def import_(ctx: click.Context, file: Path, skip_invalid: bool, rejected: Path |
 @click.option("--archive", "archive", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write a synthetic partitioned archive to this new folder instead of filling the store.")
 @click.option("--partitions", type=click.IntRange(min=1), default=None,
-              help="Files of the archive (with --archive; default one per 500,000 events, at least 12).")
+              help="Files of the archive (with --archive; default one per 500,000 events, at least 12, at most 100,000)."
+                   " A file holds at most 20,000,000 events.")
 @click.option("--crs", type=click.Choice(["EPSG:2169", "EPSG:3035"]), default="EPSG:2169", show_default=True,
               help="With --archive: Luxembourg (EPSG:2169) or Europe by country (EPSG:3035, ETRS89-LAEA).")
 @click.pass_context
@@ -109,8 +110,10 @@ def _demo_archive(directory: Path, *, n_events: int, partitions: int | None, crs
     from tqdm import tqdm
 
     from geo_ibm.archive import write_synthetic_archive
+    from geo_ibm.archive.format import MAX_PARTITIONS
 
-    files = partitions if partitions is not None else min(max(12, -(-n_events // 500_000)), max(1, n_events // 1000))
+    files = partitions if partitions is not None else min(max(12, -(-n_events // 500_000)), max(1, n_events // 1000),
+                                                          MAX_PARTITIONS)
     bar = tqdm(total=n_events, unit="event", desc=directory.name, file=sys.stderr, disable=not sys.stderr.isatty())
 
     def progress(done: int, total: int) -> None:
