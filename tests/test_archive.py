@@ -84,7 +84,11 @@ def test_partitions_are_geoparquet_with_xy_next_to_the_geometry(lux_archive):
     assert seconds.min() >= start and seconds.max() < end
     geo = json.loads(__import__("pyarrow.parquet", fromlist=["x"]).read_schema(lux_archive / entry.path).metadata[b"geo"])
     assert geo["columns"]["geometry"]["encoding"] == "WKB"
-    check_partitions(manifest, checksums=True)
+    seen: list[tuple[int, int]] = []
+    check_partitions(manifest, checksums=True, progress=lambda done, total: seen.append((done, total)))
+    files = sum(p.bytes for p in manifest.partitions)
+    assert seen[-1] == (files, files) and all(a[0] < b[0] for a, b in zip(seen, seen[1:]))
+    assert len(seen) >= len(manifest.partitions)  # at least once a file
     summary = archive_summary(manifest)
     assert sum(summary["rows_per_quarter"].values()) == 24_000
 

@@ -418,10 +418,12 @@ def read_manifest(root: str | os.PathLike[str]) -> Manifest:
 
 
 def check_partitions(manifest: Manifest, *, entries: Iterable[PartitionEntry] | None = None,
-                     checksums: bool = False) -> None:
+                     checksums: bool = False, progress: Callable[[int, int], None] | None = None) -> None:
     """Check that every listed partition file is there with the size (and SHA-256) the manifest gives.
 
-    A partition listed in the manifest but absent is an error, never a silent gap.
+    A partition listed in the manifest but absent is an error, never a silent gap. With
+    ``checksums`` every file is read; ``progress`` is then called with the bytes hashed so far
+    and the bytes of all the chosen files, every 4 MiB read.
 
     Raises
     ------
@@ -432,6 +434,7 @@ def check_partitions(manifest: Manifest, *, entries: Iterable[PartitionEntry] | 
     chosen = list(manifest.partitions if entries is None else entries)
     infos = fs.get_file_info([_join(base, e.path) for e in chosen])
     problems = []
+    done, total = 0, sum(e.bytes for e in chosen)
     for entry, info in zip(chosen, infos):
         if info.type == pafs.FileType.NotFound:
             problems.append(Problem("listed in the manifest, absent from the archive", file=entry.path))
@@ -442,6 +445,9 @@ def check_partitions(manifest: Manifest, *, entries: Iterable[PartitionEntry] | 
             with fs.open_input_stream(info.path) as handle:
                 while chunk := handle.read(1 << 22):
                     digest.update(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
             if digest.hexdigest() != entry.sha256:
                 problems.append(Problem("SHA-256 differs from the manifest (file changed after export)", file=entry.path))
     if problems:

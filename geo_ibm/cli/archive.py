@@ -61,5 +61,18 @@ def archive_info(directory: str, verify: bool) -> None:
             click.echo(f"bounds: {', '.join(f'{v:.1f}' for v in value)}")
         else:
             click.echo(f"{key}: {value}")
-    check_partitions(manifest, checksums=verify)
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="B", unit_scale=True, desc="verify", file=sys.stderr,
+               disable=not (verify and sys.stderr.isatty()))
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        check_partitions(manifest, checksums=verify, progress=progress)
+    finally:
+        bar.close()
     click.echo(f"all {len(manifest.partitions)} partitions present" + (", checksums match" if verify else ""))
