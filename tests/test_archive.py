@@ -253,6 +253,26 @@ def test_small_row_groups_are_read_together_and_give_the_same_rows(tmp_path):
     assert [p.row for b in batches for p in b.problems] == [6, 518]
 
 
+def test_a_row_group_too_large_to_read_at_once_is_refused_naming_the_file(tmp_path, monkeypatch):
+    import geo_ibm.archive.format as archive_format
+
+    start, _ = quarter_window("2024Q1")
+    n = 10_000
+    columns = {"x": pa.array(np.full(n, 80_000.0)), "y": pa.array(np.full(n, 90_000.0)),
+               "observed_at": pa.array((start + np.arange(n)) * 1_000_000, type=pa.timestamp("us", tz="UTC")),
+               "persons": pa.array(np.ones(n, dtype=np.int32))}
+    entry = _partition_file(tmp_path / "one_group.parquet", columns)  # a single row group
+    # x and y alone (times and persons proven by statistics) fit; all four columns do not
+    monkeypatch.setattr(archive_format, "MAX_ROW_GROUP_BYTES", 17 * n)
+    assert len(read_partition(str(tmp_path), entry, times=False, persons=False).x) == n
+    with pytest.raises(ValidationError, match="one_group.parquet: row group 0 holds 10,000 rows") as caught:
+        read_partition(str(tmp_path), entry)
+    assert caught.value.problems[0].file == "one_group.parquet"
+    # the same rows in groups of 1,000 are read
+    entry = _partition_file(tmp_path / "groups.parquet", columns, row_group_size=1_000)
+    assert len(read_partition(str(tmp_path), entry).x) == n
+
+
 def test_files_above_the_memory_map_limit_are_read_the_same(lux_archive, monkeypatch):
     import geo_ibm.archive.format as archive_format
 

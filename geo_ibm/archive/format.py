@@ -580,6 +580,7 @@ def iter_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
                 skip.add("observed_at")
             if not persons and _proven_by_statistics(parquet, "persons", 1, None):
                 skip.add("persons")
+            _check_row_groups(parquet.metadata, [c for c in wanted if c not in skip], entry)
             offset = 0
             # a few row groups at a time: pyarrow's reader over the whole file holds every row
             # group's column chunks at once (164 MB for x/y of a 10M-event file, 21 MB one group
@@ -598,6 +599,35 @@ def iter_partition(root: str, entry: PartitionEntry, *, text_columns: Sequence[s
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"{entry.path}: not a readable Parquet file ({exc})",
                               [Problem("not a Parquet file", file=entry.path)]) from None
+
+
+MAX_ROW_GROUP_BYTES = 512 << 20
+"""Most bytes the read columns of one row group may take decoded: pyarrow reads a row group's column
+chunks whole (a batch cannot be smaller), so a file written as one huge row group is refused, not
+read (the archive writer's groups of 1,048,576 events take 16-28 MB)."""
+
+
+_FIXED_WIDTH = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
+
+
+def _check_row_groups(meta: pq.FileMetaData, columns: Sequence[str], entry: PartitionEntry) -> None:
+    """Refuse a file one of whose row groups holds more than :data:`MAX_ROW_GROUP_BYTES` of ``columns`` once decoded.
+
+    Fixed-width columns take their width a row whatever their encoding (a dictionary-encoded
+    column is small on disk, not in memory); text takes its uncompressed size.
+    """
+    wanted = set(columns)
+    leaves = [(i, meta.schema.column(i).physical_type) for i in range(meta.num_columns)
+              if meta.schema.column(i).path in wanted]
+    for group in range(meta.num_row_groups):
+        chunks = meta.row_group(group)
+        size = sum(chunks.num_rows * _FIXED_WIDTH[kind] if kind in _FIXED_WIDTH else chunks.column(i).total_uncompressed_size
+                   for i, kind in leaves)
+        if size > MAX_ROW_GROUP_BYTES:
+            raise ValidationError(
+                f"{entry.path}: row group {group} holds {chunks.num_rows:,} rows, {size / 1e6:,.0f} MB of the columns read "
+                f"at once (at most {MAX_ROW_GROUP_BYTES >> 20} MB); rewrite the partition with smaller row groups",
+                [Problem("row group too large", file=entry.path, value=chunks.num_rows)])
 
 
 def _row_group_runs(meta: pq.FileMetaData, rows: int) -> Iterator[list[int]]:
