@@ -486,7 +486,7 @@ class PartitionColumns:
         """``persons`` as float64 (0 where missing)."""
         if self.persons_column is None:
             raise ValueError("persons was not read (read_partition(..., persons=False))")
-        return np.asarray(self.persons_column.cast(pa.float64()).fill_null(0.0).to_numpy(), dtype=np.float64)
+        return _person_counts(self.persons_column)
 
 
 BATCH_ROWS = 1 << 20
@@ -679,7 +679,7 @@ def _checked(batch: pa.RecordBatch, entry: PartitionEntry, offset: int, text_col
         persons_column = column = batch.column("persons")
         persons_null = _nulls(column)
         checks.append(("persons", lambda: _below_one(column, persons_null), "persons must be at least 1",
-                       lambda: np.asarray(column.cast(pa.float64()).fill_null(0.0).to_numpy(), dtype=np.float64)))
+                       lambda: _person_counts(column)))
     good = np.ones(len(x), dtype=bool)
     problems: list[Problem] = []
     counts: list[ProblemCount] = []
@@ -798,13 +798,18 @@ def _outside(column: pa.Array | pa.ChunkedArray, micros: np.ndarray, nulls: np.n
     return out
 
 
+def _person_counts(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """``persons`` as float64, missing values as 0 (whatever the column's numeric or text layout)."""
+    return _values(column.cast(pa.float64()).fill_null(0.0), np.float64)
+
+
 def _below_one(column: pa.Array | pa.ChunkedArray, nulls: np.ndarray | None) -> np.ndarray | None:
     """Rows whose persons are missing, below 1 or not a number (the column as floats, whatever its type)."""
     as_float = column.cast(pa.float64())
     smallest = pc.min(as_float).as_py()
     if nulls is None and smallest is not None and smallest >= 1 and not pc.any(pc.is_nan(as_float)).as_py():
         return None
-    values = np.asarray(as_float.fill_null(0.0).to_numpy(), dtype=np.float64)
+    values = _person_counts(as_float)
     out = ~(values >= 1)  # NaN too
     if nulls is not None:
         out |= nulls
