@@ -1,12 +1,11 @@
 """The ``geo-ibm archive`` commands: export the store into a partitioned GeoParquet archive, describe an archive."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from geo_ibm.cli.base import cli_user, main, open_cli_store
+from geo_ibm.cli.base import cli_user, main, open_cli_store, progress_bar
 
 
 @main.group("archive")
@@ -20,24 +19,13 @@ def archive_group() -> None:
 @click.pass_context
 def archive_export(ctx: click.Context, out: Path) -> None:
     """Write every stored event into an archive at OUT, one quarter at a time."""
-    from tqdm import tqdm
-
     from geo_ibm.archive import export_store
 
     store = open_cli_store(ctx)
     if not store.exists():
         raise click.ClickException(f"no store at {store.location}; run 'geo-ibm init' or 'geo-ibm demo'")
-    bar = tqdm(total=0, unit="event", desc="export", file=sys.stderr, disable=not sys.stderr.isatty())
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
+    with progress_bar("export", "event") as progress:
         manifest = export_store(store, out, progress=progress)
-    finally:
-        bar.close()
     click.echo(f"archive {out}: {manifest.rows} events in {len(manifest.partitions)} partitions "
                f"({len(manifest.quarters)} quarters), CRS {manifest.crs}")
     store.audit("export", user=cli_user(None), detail={"what": "archive", "file": str(out), "rows": manifest.rows})
@@ -61,18 +49,6 @@ def archive_info(directory: str, verify: bool) -> None:
             click.echo(f"bounds: {', '.join(f'{v:.1f}' for v in value)}")
         else:
             click.echo(f"{key}: {value}")
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, unit="B", unit_scale=True, desc="verify", file=sys.stderr,
-               disable=not (verify and sys.stderr.isatty()))
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
+    with progress_bar("verify", "B", shown=verify, unit_scale=True) as progress:
         check_partitions(manifest, checksums=verify, progress=progress)
-    finally:
-        bar.close()
     click.echo(f"all {len(manifest.partitions)} partitions present" + (", checksums match" if verify else ""))

@@ -4,6 +4,8 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -28,6 +30,25 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except GeoIbmError as exc:
             fail(exc)
+
+
+@contextmanager
+def progress_bar(desc: str, unit: str, *, shown: bool = True, **options: Any) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (drawn only when stderr is a terminal and ``shown``) and the
+    ``progress(done, total)`` callback that moves it; the bar is closed on leaving, error or not."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit=unit, desc=desc, file=sys.stderr, disable=not (shown and sys.stderr.isatty()), **options)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield progress
+    finally:
+        bar.close()
 
 
 def open_cli_store(ctx: click.Context) -> EventStore:

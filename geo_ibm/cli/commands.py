@@ -9,7 +9,7 @@ from typing import Literal, cast
 
 import click
 
-from geo_ibm.cli.base import cli_user, main, open_cli_store
+from geo_ibm.cli.base import cli_user, main, open_cli_store, progress_bar
 from geo_ibm.errors import ValidationError
 from geo_ibm.settings import store_location
 
@@ -31,23 +31,14 @@ def init(ctx: click.Context) -> None:
 @click.pass_context
 def import_(ctx: click.Context, file: Path, skip_invalid: bool, rejected: Path | None, user: str | None) -> None:
     """Import interception events from CSV, XLSX, GeoJSON or GeoPackage (all rows or none)."""
-    from tqdm import tqdm
-
     store = open_cli_store(ctx)
     store.init()
-    bar = tqdm(total=0, unit="row", desc=file.name, file=sys.stderr, disable=not sys.stderr.isatty())
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
     try:
-        report = store.import_file(
-            file, user=cli_user(user), skip_invalid=skip_invalid, rejected_path=rejected, progress=progress
-        )
+        with progress_bar(file.name, "row") as progress:
+            report = store.import_file(
+                file, user=cli_user(user), skip_invalid=skip_invalid, rejected_path=rejected, progress=progress
+            )
     except ValidationError as exc:
-        bar.close()
         click.echo(f"error: {exc}", err=True)
         if exc.total > len(exc.problems):
             from geo_ibm.problems import summary_lines
@@ -56,8 +47,6 @@ def import_(ctx: click.Context, file: Path, skip_invalid: bool, rejected: Path |
             for line in summary_lines(exc.counts):
                 click.echo(f"  {line}", err=True)
         sys.exit(1)
-    finally:
-        bar.close()
     click.echo(
         f"{report.file}: {report.rows} rows, {report.accepted} imported, "
         f"{report.duplicates} already in the store, {report.rejected} rejected"
@@ -107,24 +96,14 @@ def demo(ctx: click.Context, n_events: int, seed: int, account: bool, archive: P
 
 
 def _demo_archive(directory: Path, *, n_events: int, partitions: int | None, crs: str, seed: int) -> None:
-    from tqdm import tqdm
-
     from geo_ibm.archive import write_synthetic_archive
     from geo_ibm.archive.format import MAX_PARTITIONS
 
     files = partitions if partitions is not None else min(max(12, -(-n_events // 500_000)), max(1, n_events // 1000),
                                                           MAX_PARTITIONS)
-    bar = tqdm(total=n_events, unit="event", desc=directory.name, file=sys.stderr, disable=not sys.stderr.isatty())
-
-    def progress(done: int, total: int) -> None:
-        bar.n = done
-        bar.refresh()
-
-    try:
+    with progress_bar(directory.name, "event") as progress:
         manifest = write_synthetic_archive(directory, n_events=n_events, partitions=files, crs=crs, seed=seed,
                                            progress=progress)
-    finally:
-        bar.close()
     click.echo(f"synthetic archive {directory}: {manifest.rows} events in {len(manifest.partitions)} partitions, "
                f"{len(manifest.quarters)} quarters, CRS {manifest.crs}")
 
@@ -288,8 +267,6 @@ def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | 
 
 def _archive_hotspots(archive: str, *, method: str, cell: float | None, band: float | None, start: str | None,
                       end: str | None, region: str | None, out: Path, scheduler: str | None, workers: int) -> None:
-    from tqdm import tqdm
-
     from geo_ibm import periods
     from geo_ibm.archive import ARCHIVE_METHODS, dask_client, hotspots_from_archive, read_manifest
     from geo_ibm.errors import Problem
@@ -308,21 +285,11 @@ def _archive_hotspots(archive: str, *, method: str, cell: float | None, band: fl
     where = scheduler or f"a local cluster of {workers} workers"
     click.echo(f"{method} over {manifest.rows} events in {len(manifest.partitions)} partitions ({manifest.crs}) on {where}",
                err=True)
-    bar = tqdm(total=0, unit="partition", desc=method, file=sys.stderr, disable=not sys.stderr.isatty())
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
-        with dask_client(scheduler, workers=workers) as client:
-            result = hotspots_from_archive(manifest, client=client, method=cast(Literal["gi", "emerging", "kde"], method),
-                                           cell=cell, band=band, start=start,
-                                           end=None if end is None else periods.period_end(end, name="--to"),
-                                           progress=progress)
-    finally:
-        bar.close()
+    with progress_bar(method, "partition") as progress, dask_client(scheduler, workers=workers) as client:
+        result = hotspots_from_archive(manifest, client=client, method=cast(Literal["gi", "emerging", "kde"], method),
+                                       cell=cell, band=band, start=start,
+                                       end=None if end is None else periods.period_end(end, name="--to"),
+                                       progress=progress)
     params = dict(result.attrs.get("parameters", {}))
     params.update({"from": start, "to": end, "region": None})
     result = result.copy()
