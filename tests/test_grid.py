@@ -153,10 +153,14 @@ def test_area_given_as_geodataframe_in_other_crs_is_converted():
 @pytest.mark.parametrize("shape", ["square", "hex"])
 @pytest.mark.parametrize("radius", [1_000, 1_500, 2_700, 6_100])
 @pytest.mark.parametrize("include_self", [True, False])
-def test_neighbourhood_sum_equals_brute_force(shape, radius, include_self):
+@pytest.mark.parametrize("route", ["runs", "convolution"])
+def test_neighbourhood_sum_equals_brute_force(shape, radius, include_self, route, monkeypatch):
     grid = make_grid(PENTAGON, cell=1_000, shape=shape)
     spec = grid_spec(grid)
     values = np.random.default_rng(6).poisson(2.5, (spec.n_cells, 2)).astype(float)
+    if route == "convolution":
+        # whole numbers by FFT or ndimage (as a band of more runs than MAX_STENCIL_RUNS would go), still exact
+        monkeypatch.setattr("geo_ibm.grid.MAX_STENCIL_RUNS", 0)
     centres = spec.centres()
     from scipy.spatial import cKDTree
 
@@ -168,6 +172,13 @@ def test_neighbourhood_sum_equals_brute_force(shape, radius, include_self):
     got = neighbourhood_sum(values, grid, radius=radius, include_self=include_self)
     assert (got == expected).all()
     np.testing.assert_array_equal(neighbourhood_sum(values[:, 0], grid, radius=radius, include_self=include_self), expected[:, 0])
+    # fractional values (weights, deviations) always go by convolution
+    fractional = values + np.random.default_rng(7).uniform(-0.5, 0.5, values.shape)
+    summed = np.zeros_like(fractional)
+    for i, nbrs in enumerate(tree.query_ball_point(centres, radius * (1 + 1e-12))):
+        summed[i] = fractional[[j for j in nbrs if include_self or j != i]].sum(axis=0)
+    np.testing.assert_allclose(neighbourhood_sum(fractional, grid, radius=radius, include_self=include_self), summed,
+                               rtol=0, atol=1e-9)
 
 
 def test_subset_grid_renumbers_and_drops_from_binning():
