@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -30,7 +31,7 @@ from geo_ibm.archive import (
     tally_archive,
     write_synthetic_archive,
 )
-from geo_ibm.archive.distributed import WORKER_MALLOC, batch_partitions
+from geo_ibm.archive.distributed import MIN_BATCH_ROWS, WORKER_MALLOC, batch_partitions
 from geo_ibm.archive.format import PartitionEntry, iter_partition, quarter_window, read_partition
 from geo_ibm.archive.lattice import assemble_grid, clip_block, grid_lattice, submit_grid
 from geo_ibm.emerging import emerging_hotspots, space_time_cube
@@ -136,16 +137,26 @@ def test_space_time_cube_and_emerging_categories_equal_the_single_machine_path(c
     np.testing.assert_array_equal(reduced, cube)
 
 
-def test_partitions_in_batches(lux_archive):
+def test_partitions_in_shrinking_batches(lux_archive):
     manifest = read_manifest(lux_archive)
-    entries = manifest.partitions
-    for n in (1, 3, 5, 16, 40):
-        batches = batch_partitions(entries, n)
-        assert [e.path for b in batches for e in b] == [e.path for e in entries]  # each once, in order
-        assert len(batches) == min(n, len(entries))
-    # unequal partitions: about equal rows per batch, a large one alone, none split
+    entries = manifest.partitions  # 16 of 1,500 rows
+    for threads in (1, 2, 5, 40):
+        for smallest in (1, 3_000, 10**9):
+            batches = batch_partitions(entries, threads, smallest=smallest)
+            assert [e.path for b in batches for e in b] == [e.path for e in entries]  # each once, in order
+            assert all(b for b in batches)
+    # each run takes 1/(2 x threads) of the rows left (a partition where its middle row falls), never fewer than smallest
+    sizes = [[e.rows for e in b] for b in batch_partitions(entries, 2, smallest=1)]
+    assert [len(b) for b in sizes] == [4, 3, 2, 2, 1, 1, 1, 1, 1]
+    assert [len(b) for b in batch_partitions(entries, 2, smallest=3_000)] == [4, 3, 2, 2, 2, 2, 1]
+    assert [len(b) for b in batch_partitions(entries, 1, smallest=1)] == [8, 4, 2, 1, 1]
+    assert len(batch_partitions(entries, 2)) == 1  # 24,000 rows: below MIN_BATCH_ROWS, one task
+    # unequal partitions: a large one alone, none split
     sized = [replace(entries[0], rows=r) for r in (100, 100, 5_000, 100, 100, 100, 100)]
-    assert [[e.rows for e in b] for b in batch_partitions(sized, 3)] == [[100, 100], [5_000], [100, 100, 100, 100]]
+    assert [[e.rows for e in b] for b in batch_partitions(sized, 1, smallest=1)] == [[100, 100, 5_000], [100, 100], [100], [100]]
+    # the number of runs grows with the log of the rows: 200,000 partitions of 500,000 rows on 2 threads
+    many = [replace(entries[0], rows=500_000)] * 200_000
+    assert len(batch_partitions(many, 2)) < 4 * 2 * math.log(200_000 * 500_000 / MIN_BATCH_ROWS)
 
 
 @pytest.mark.parametrize("kind", ["cells", "weighted", "month cube", "kde", "tally"])
@@ -330,17 +341,20 @@ def test_a_worker_holds_one_batch_of_a_large_partition(tmp_path):
     assert whole > 400_000 * 8 and batched < whole / 8, (whole, batched)
 
 
-@pytest.mark.parametrize("tasks", [1, 3, None])
-def test_reduction_in_any_number_of_tasks_equals_the_events(client, lux_archive, lux_events, tasks):
+@pytest.mark.parametrize("smallest", [1, 3_000, None])
+def test_reduction_in_any_number_of_tasks_equals_the_events(client, lux_archive, lux_events, smallest):
     manifest = read_manifest(lux_archive)
     grid = make_grid(study_area(), cell=1500)
     seen: list[tuple[int, int]] = []
-    part = reduce_archive(manifest, BinTask("cells", spec=grid_spec(grid)), client=client, tasks=tasks,
-                          progress=lambda done, whole: seen.append((done, whole)))
+    options = {} if smallest is None else {"smallest": smallest}
+    part = reduce_archive(manifest, BinTask("cells", spec=grid_spec(grid)), client=client,
+                          progress=lambda done, whole: seen.append((done, whole)), **options)
     np.testing.assert_array_equal(part.values, bin_counts(lux_events, grid))
     assert (part.partitions, part.rows) == (16, 24_000)
-    # progress counts partitions, whatever the tasks
-    assert seen[-1] == (16, 16) and len(seen) == (tasks or 8) and all(a[0] < b[0] for a, b in zip(seen, seen[1:]))
+    # progress counts partitions, once a task, whatever the tasks
+    tasks = len(batch_partitions(manifest.partitions, 2, **options))
+    assert tasks == {1: 9, 3_000: 7, None: 1}[smallest]
+    assert seen[-1] == (16, 16) and len(seen) == tasks and all(a[0] < b[0] for a, b in zip(seen, seen[1:]))
 
 
 def _holed_area() -> shapely.MultiPolygon:
@@ -424,9 +438,10 @@ def test_bad_rows_are_reported_by_file_and_row(client, tmp_path):
     bad_file = "quarter=2024Q1/part-00001.parquet"
     assert found == {(bad_file, 5, "x"), (bad_file, 9, "persons"), (bad_file, 10, "persons")}
     assert f"{bad_file}, row 5, column 'x': not a finite number" in str(caught.value)
-    # the same when both partitions are binned by one task
+    # the same when each partition is binned by a task of its own
     with pytest.raises(ValidationError, match="3 bad rows in 1 partitions") as caught:
-        reduce_archive(manifest, BinTask("cells", spec=grid_spec(make_grid(study_area(), cell=1000))), client=client, tasks=1)
+        reduce_archive(manifest, BinTask("cells", spec=grid_spec(make_grid(study_area(), cell=1000))), client=client,
+                       smallest=1)
     assert {(p.file, p.row, p.column) for p in caught.value.problems} == found
 
 

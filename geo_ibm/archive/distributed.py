@@ -43,14 +43,20 @@ Kind = Literal["cells", "cube", "kde", "tally"]
 FAN_IN = 8
 """Partial results summed by one reduction task."""
 
-TASKS_PER_WORKER = 4
-"""Binning tasks per worker thread in a reduction; each task bins a batch of consecutive partitions.
+GUIDED_SHARE = 2
+"""Each binning task takes ``1 / (GUIDED_SHARE x worker threads)`` of the rows not yet given to a task.
 
-Every task costs the scheduler, the client and the comms between them about a millisecond of
-CPU, and returns a lattice-sized array to be summed; a few tasks a worker keep that small
-while work stealing can still even out the workers' loads (measured here: 40 partitions of
-20M events in 8 tasks on 2 workers instead of 40, docs/ARCHIVE.md).
+The tasks thus shrink as the reduction goes on (guided self-scheduling): the first are large,
+so the scheduler, the client and the comms (about a millisecond of CPU per task) see few of
+them, and the last are small, so that whichever worker ends its work first takes the next
+one instead of waiting for another worker's long last task (measured here at 100M events on
+2 workers: the last binning tasks of the two workers ended 5-190 ms apart with 4 equal tasks
+a worker, 1-36 ms apart with these, docs/ARCHIVE.md).
 """
+
+MIN_BATCH_ROWS = 1_000_000
+"""Fewest rows a binning task takes (unless fewer are left): about 20 ms of work here, against
+about a millisecond of overhead per task."""
 
 
 @dataclass(frozen=True)
@@ -248,20 +254,31 @@ def add_partials(*parts: Partial) -> Partial:
     return total
 
 
-def batch_partitions(entries: Sequence[PartitionEntry], batches: int) -> list[list[PartitionEntry]]:
-    """``entries`` in at most ``batches`` runs of consecutive partitions holding about as many rows each.
+def batch_partitions(entries: Sequence[PartitionEntry], threads: int, *,
+                     smallest: int = MIN_BATCH_ROWS) -> list[list[PartitionEntry]]:
+    """``entries`` in runs of consecutive partitions that shrink: one binning task each, for ``threads`` worker threads.
 
-    A partition goes to the batch in whose share of the rows its middle row falls; none is split,
-    so a partition larger than a share makes a batch of its own.
+    Each run takes ``1 / (GUIDED_SHARE x threads)`` of the rows not yet in a run, but at least
+    ``smallest`` rows; a partition goes to the run in which its middle row falls, and none is
+    split (a partition larger than a run's share makes a run of its own). Every run holds at
+    least one partition; the number of runs grows with the logarithm of the archive's size
+    (about ``GUIDED_SHARE x threads x ln(rows / smallest)``).
     """
     sizes = np.array([max(e.rows, 1) for e in entries], dtype=float)
-    middles = np.cumsum(sizes) - sizes / 2
-    index = np.minimum((middles * (max(1, batches) / sizes.sum())).astype(np.int64), max(1, batches) - 1)
+    share = GUIDED_SHARE * max(1, threads)
+    remaining = float(sizes.sum())
     out: list[list[PartitionEntry]] = []
-    for position, entry in enumerate(entries):
-        if position == 0 or index[position] != index[position - 1]:
-            out.append([])
-        out[-1].append(entry)
+    at = 0
+    while at < len(entries):
+        want = max(remaining / share, float(smallest))
+        taken = 0.0
+        run: list[PartitionEntry] = []
+        while at < len(entries) and (not run or taken + sizes[at] / 2 <= want):
+            run.append(entries[at])
+            taken += sizes[at]
+            at += 1
+        out.append(run)
+        remaining -= taken
     return out
 
 
@@ -325,16 +342,17 @@ def submit_reduction(
     *,
     client: Client,
     entries: Sequence[PartitionEntry] | None = None,
-    tasks: int | None = None,
+    smallest: int = MIN_BATCH_ROWS,
 ) -> PendingReduction:
     """Send ``task`` for every partition (or ``entries``) and the sums of the results to the cluster; do not wait.
 
     Every partition is checked to be there first (a listed partition missing is an error);
     a task on a grid is sent to each worker once (its lookup can be megabytes). The partitions
-    are binned by ``tasks`` tasks (default :data:`TASKS_PER_WORKER` per worker) of
-    consecutive partitions (:func:`batch_partitions`), each summing its own; the sums of the
-    tasks' results run as soon as their inputs are ready, so a worker holds few partial arrays
-    at a time.
+    are binned by tasks of consecutive partitions that shrink as the reduction goes on
+    (:func:`batch_partitions` for the cluster's worker threads, none below ``smallest`` rows),
+    each summing its own; the scheduler hands them out in that order as the workers free up,
+    and the sums of the tasks' results run as soon as their inputs are ready, so a worker
+    holds few partial arrays at a time.
 
     Raises
     ------
@@ -353,7 +371,7 @@ def submit_reduction(
         # earlier copy is being released would be lost
         sent = client.scatter(task, broadcast=True, hash=False)
     root = manifest.root
-    batches = batch_partitions(chosen, tasks if tasks is not None else TASKS_PER_WORKER * _threads(client))
+    batches = batch_partitions(chosen, _threads(client), smallest=smallest)
     leaves = client.map(bin_partitions, [root] * len(batches), batches, task=sent, pure=False)
     level, sums = leaves, []
     try:
@@ -374,11 +392,11 @@ def reduce_archive(
     client: Client,
     entries: Sequence[PartitionEntry] | None = None,
     progress: Callable[[int, int], None] | None = None,
-    tasks: int | None = None,
+    smallest: int = MIN_BATCH_ROWS,
 ) -> Partial:
     """Run ``task`` on every partition (or ``entries``) on the cluster and sum the results.
 
-    :func:`submit_reduction` (in ``tasks`` binning tasks), then :meth:`PendingReduction.result`
+    :func:`submit_reduction` (no binning task below ``smallest`` rows), then :meth:`PendingReduction.result`
     (``progress`` is called with the partitions done and their number).
 
     Raises
@@ -387,7 +405,7 @@ def reduce_archive(
         A missing or altered partition, or bad rows in any partition: one error listing each
         bad row by file and row (the first of each file and column, every one counted).
     """
-    return submit_reduction(manifest, task, client=client, entries=entries, tasks=tasks).result(progress)
+    return submit_reduction(manifest, task, client=client, entries=entries, smallest=smallest).result(progress)
 
 
 WORKER_MALLOC = {"MALLOC_TRIM_THRESHOLD_": 64 << 20, "MALLOC_MMAP_THRESHOLD_": 32 << 20}
@@ -401,6 +419,10 @@ freed memory and serving arrays below 32 MiB from the heap takes that cost away;
 peak memory is what one partition's task needs either way. Set the same variables on the
 workers of an existing cluster (docs/ARCHIVE.md).
 """
+
+
+WORKER_SATURATION = 1.1
+"""Tasks a local cluster's worker holds per thread, rounded up (the one it runs and the next); the rest queue at the scheduler."""
 
 
 LOCAL_WORKERS_PER_CORE = 4
@@ -420,7 +442,7 @@ def dask_client(scheduler: str | None = None, *, workers: int = 2, processes: bo
 
     The local cluster has ``workers`` workers of one thread each (separate processes unless
     ``processes=False``), started with :data:`WORKER_MALLOC`, without Dask's sampling profiler
-    and with every task sent to a worker at once (``worker-saturation: inf``), and is closed on
+    and with two tasks at a time on each worker (:data:`WORKER_SATURATION`), and is closed on
     exit; a remote cluster is left running. While the client is open, the objects alive in this
     process when it opened are left out of the garbage collector's passes (``gc.freeze``).
     ``timeout`` bounds the wait for the scheduler to answer.
@@ -461,12 +483,13 @@ def dask_client(scheduler: str | None = None, *, workers: int = 2, processes: bo
     # Dask's sampling profiler of the task threads (the dashboard's profile page) costs a worker
     # about 0.1 s of CPU per 20M-event analysis, some 7 % of its work here
     settings["distributed.worker.profile.enabled"] = False
-    # every task goes to a worker as soon as it is submitted (each worker runs them by priority:
-    # grid blocks, then sums as they become ready, then partitions), instead of one at a time
-    # from the scheduler, which runs in this process and shares its cores with the workers: the
-    # round trip between two tasks then grew with the machine's load (measured here 1.6-2.1 s
-    # against 2.2-4.6 s per 20M-event analysis on a loaded machine)
-    settings["distributed.scheduler.worker-saturation"] = float("inf")
+    # each worker holds the task it runs and the next one; the other binning tasks wait at the
+    # scheduler, which hands them out in order to whichever worker frees a slot first (Dask's
+    # default; set here over any other configuration): the guided batches need that to even out
+    # the workers' loads. With every task sent to a worker at once ("inf"), the scheduler gave
+    # each worker a contiguous run of them, and a worker slowed by other work on the machine
+    # kept its share (the last tasks of 2 workers ended up to 190 ms apart at 100M events)
+    settings["distributed.scheduler.worker-saturation"] = WORKER_SATURATION
     # the scheduler's and the nannies' monitors run in this process too: the system monitors
     # (for the dashboard) read /proc every 0.5 s and the nannies check their worker's memory
     # every 0.1 s, some 12 and 4 % of this process's event loop during an analysis here; and
@@ -550,7 +573,7 @@ def check_bytes(n_values: int, *, what: str, parameter: str, limit: float = 2e9)
 
 
 __all__ = [
-    "FAN_IN", "TASKS_PER_WORKER", "WORKER_MALLOC", "BinTask", "Partial", "PendingReduction", "add_partials", "batch_partitions",
-    "bin_partition", "bin_partitions", "check_bytes", "dask_client", "reduce_archive", "select_partitions", "submit_reduction",
-    "tally_archive", "worker_count",
+    "FAN_IN", "GUIDED_SHARE", "MIN_BATCH_ROWS", "WORKER_MALLOC", "WORKER_SATURATION", "BinTask", "Partial",
+    "PendingReduction", "add_partials", "batch_partitions", "bin_partition", "bin_partitions", "check_bytes", "dask_client",
+    "reduce_archive", "select_partitions", "submit_reduction", "tally_archive", "worker_count",
 ]
