@@ -11,10 +11,11 @@ and then ``--big-events`` (default 100M) on 1 and 2 workers in the same way (``-
 runs each), where the fixed costs of an analysis (the grid, Gi*, FDR, the scheduler's work per
 task) weigh less against the binning. Each row gives the time of the whole analysis (reading the
 partitions and building the grid included, on both routes; the median of the runs on the
-archive) and the peak resident memory of each worker process (sampled every 20 ms), next to the
-in-memory process's peak; the speedup of 2 workers over 1 is printed for both sizes, with the
-CPU time of the workers and of the client process (which also hosts the LocalCluster's
-scheduler and nannies) per analysis. The load average is printed before and after each size:
+archive) and the peak resident memory of each worker process (the kernel's high-water mark
+since the process started: exact, where sampling it from a thread woke every worker 50 times a
+second), next to the in-memory process's peak; the speedup of 2 workers over 1 is printed for
+both sizes, with the CPU time of the workers and of the client process (which also hosts the
+LocalCluster's scheduler and nannies) per analysis. The load average is printed before and after each size:
 the machine's cores are shared with whatever else runs, and the client's CPU competes with the
 two workers on a 2-core machine but not with one.
 
@@ -82,28 +83,9 @@ def _in_memory(root: str, cell: float, band: float, queue: Any) -> None:
     queue.put({"load": loaded, "grid": grid, "analysis": analysed, "peak": peak, "counts": counts})
 
 
-def _start_sampler(dask_worker: Any) -> int:
-    import threading
-
-    import psutil
-
-    process = psutil.Process()
-    state = {"peak": process.memory_info().rss, "run": True}
-
-    def sample() -> None:
-        while state["run"]:
-            state["peak"] = max(state["peak"], process.memory_info().rss)
-            time.sleep(0.02)
-
-    threading.Thread(target=sample, daemon=True).start()
-    dask_worker.bench_memory = state
-    return int(state["peak"])
-
-
-def _stop_sampler(dask_worker: Any) -> int:
-    state = dask_worker.bench_memory
-    state["run"] = False
-    return int(state["peak"])
+def _peak_rss(dask_worker: Any) -> int:
+    """The worker process's peak resident memory so far (the kernel's high-water mark: exact, and nothing sampled)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _cpu_seconds() -> float:
@@ -117,7 +99,7 @@ def _warm(dask_worker: Any) -> None:
 
 
 class Cluster:
-    """A LocalCluster of ``workers`` kept open over several runs, with a memory sampler in each worker."""
+    """A LocalCluster of ``workers`` kept open over several runs."""
 
     def __init__(self, root: str, workers: int, cell: float, band: float) -> None:
         from geo_ibm.archive import dask_client, read_manifest
@@ -130,7 +112,6 @@ class Cluster:
         self.client.wait_for_workers(workers)
         self.client.run(_warm)
         self.start = time.perf_counter() - t0
-        self.client.run(_start_sampler)
         self.times: list[float] = []
         self.binning: list[float] = []
         self.cpu: list[tuple[float, float]] = []
@@ -157,7 +138,7 @@ class Cluster:
             self.cpu.append(cpu)
 
     def close(self) -> None:
-        self.peak = list(self.client.run(_stop_sampler).values())
+        self.peak = list(self.client.run(_peak_rss).values())
         self._context.__exit__(None, None, None)
 
 
