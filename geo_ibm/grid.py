@@ -482,20 +482,11 @@ def _build_grid(area: object, *, cell: float, shape: Shape) -> gpd.GeoDataFrame:
     geom = as_area(area)  # type: ignore[arg-type]
     size = validate_cell(cell, geom)
     x0, y0, n_rows, n_cols = lattice_extent(geom.bounds, cell=size, shape=shape)
-    rows, cols = np.divmod(np.arange(n_rows * n_cols, dtype=np.int64), n_cols)
-    polys = cell_polygons(shape, size, x0, y0, rows, cols)
     shapely.prepare(geom)
-    inside = shapely.contains_properly(geom, polys)
-    touching = ~inside & shapely.intersects(geom, polys)
-    clipped = np.empty(polys.shape, dtype=object)
-    clipped[inside] = polys[inside]
-    clipped[touching] = clip_cells(polys[touching], geom, shape=shape)
-    full_area = size * size if shape == "square" else size * size * _SQRT3 / 2
-    frac = np.zeros(polys.shape)
-    frac[inside] = 1.0
-    frac[touching] = shapely.area(clipped[touching]) / full_area
-    keep = inside | (touching & (frac > 1e-9))
-    kept_rows, kept_cols = rows[keep], cols[keep]
+    rows_cut = clip_rows(geom, shape=shape, cell=size, x0=x0, y0=y0, n_rows=n_rows, n_cols=n_cols)
+    kept_rows, kept_cols = np.divmod(rows_cut.flat, n_cols)
+    geometry = cell_polygons(shape, size, x0, y0, kept_rows, kept_cols)
+    geometry[rows_cut.cut] = rows_cut.clipped
     lookup = np.full((n_rows, n_cols), -1, dtype=np.int64)
     lookup[kept_rows, kept_cols] = np.arange(kept_rows.size)
     spec = GridSpec(shape, size, x0, y0, n_rows, n_cols, lookup, kept_rows, kept_cols)
@@ -504,13 +495,109 @@ def _build_grid(area: object, *, cell: float, shape: Shape) -> gpd.GeoDataFrame:
             "cell_id": np.arange(kept_rows.size, dtype=np.int64),
             "row": kept_rows,
             "col": kept_cols,
-            "area_frac": np.minimum(frac[keep], 1.0),
+            "area_frac": np.minimum(rows_cut.frac, 1.0),
         },
-        geometry=clipped[keep],
+        geometry=geometry,
         crs=WORKING_CRS,
     )
     out.attrs["grid"] = spec
     return out
+
+
+@dataclass
+class ClippedRows:
+    """The cells of some lattice rows that lie in an area (:func:`clip_rows`).
+
+    ``flat``: their lattice positions ``row * n_cols + col``, ascending; ``frac``: the share of
+    each cell's full area inside the area; ``cut``: which of them the area's boundary cuts;
+    ``clipped``: the shapes of those cut cells (``polygon ∩ area``), in the same order.
+    """
+
+    flat: np.ndarray
+    frac: np.ndarray
+    cut: np.ndarray
+    clipped: np.ndarray = field(repr=False)
+
+
+def boundary_cells(area: BaseGeometry, *, shape: Shape, cell: float, x0: float, y0: float, n_rows: int,
+                   n_cols: int) -> np.ndarray:
+    """``(rows, cols)`` lattice positions of every cell that the boundary of ``area`` may meet (with repeats).
+
+    The boundary is sampled every quarter cell; a cell the boundary meets lies within one row
+    and one column of a sample's cell: for squares a sample within an eighth of a cell of the
+    meeting point is at most one cell away in each direction; for hexagons their centres lie
+    within two circumradii and an eighth of a cell (1.28 cells), nearer than any hexagon but
+    the six around (1.73 cells), and those are within one row and one column in odd-r offset.
+    """
+    samples = shapely.get_coordinates(shapely.segmentize(area.boundary, cell / 4))
+    dx = samples[:, 0] - x0
+    dy = samples[:, 1] - y0
+    if shape == "square":
+        rows, cols = np.floor(dy / cell), np.floor(dx / cell)
+    else:
+        rows, cols = hex_row_col(dx, dy, cell)
+    rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+    offsets = np.array([(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)])
+    rows = (rows[:, None] + offsets[None, :, 0]).ravel()
+    cols = (cols[:, None] + offsets[None, :, 1]).ravel()
+    ok = (rows >= 0) & (rows < n_rows) & (cols >= 0) & (cols < n_cols)
+    return np.stack([rows[ok], cols[ok]])
+
+
+def clip_rows(area: BaseGeometry, *, shape: Shape, cell: float, x0: float, y0: float, n_rows: int, n_cols: int,
+              first_row: int = 0, stop_row: int | None = None) -> ClippedRows:
+    """The cells of lattice rows ``[first_row, stop_row)`` (default all) that lie in ``area`` (prepared or not).
+
+    Only the cells the area's boundary may reach (:func:`boundary_cells`) go through shapely:
+    kept when ``area`` properly contains them (whole) or meets them with a share above 1e-9
+    (cut by :func:`clip_cells`), which is what testing every cell of the lattice would give.
+    Every other cell lies wholly inside or wholly outside, and one centre per edge-connected run
+    of such cells says which; so the shapely work grows with the boundary's length instead of
+    the lattice's area (Luxembourg at 200 m: 36 ms for the whole lattice against 165 ms testing
+    and making its 117,383 polygons).
+    """
+    from scipy import ndimage
+
+    stop = n_rows if stop_row is None else stop_row
+    height = stop - first_row
+    offset = first_row * n_cols
+    near = np.zeros((height, n_cols), dtype=bool)
+    rows, cols = boundary_cells(area, shape=shape, cell=cell, x0=x0, y0=y0, n_rows=n_rows, n_cols=n_cols)
+    mine = (rows >= first_row) & (rows < stop)
+    near[rows[mine] - first_row, cols[mine]] = True
+    keep = np.zeros(height * n_cols, dtype=bool)
+    frac = np.zeros(height * n_cols)
+    cut = np.zeros(height * n_cols, dtype=bool)
+    # cells the boundary does not reach: each edge-connected run of them lies on one side of it
+    runs, n_runs = ndimage.label(~near)
+    if n_runs:
+        labels = runs.ravel()
+        members = np.flatnonzero(labels)
+        _, first = np.unique(labels[members], return_index=True)
+        heads = members[first]
+        head_rows, head_cols = np.divmod(heads, n_cols)
+        centres = cell_centres(shape, cell, x0, y0, head_rows + first_row, head_cols)
+        inside_runs = np.concatenate([[False], shapely.contains_xy(area, centres[:, 0], centres[:, 1])])
+        whole = inside_runs[labels]
+        keep[whole] = True
+        frac[whole] = 1.0
+    # the cells it may reach: tested one by one
+    flat = np.flatnonzero(near.ravel())
+    near_rows, near_cols = np.divmod(flat, n_cols)
+    polys = cell_polygons(shape, cell, x0, y0, near_rows + first_row, near_cols)
+    inside = shapely.contains_properly(area, polys)
+    touching = ~inside & shapely.intersects(area, polys)
+    clipped = clip_cells(polys[touching], area, shape=shape)
+    full_area = cell**2 if shape == "square" else cell**2 * _SQRT3 / 2
+    shares = shapely.area(clipped) / full_area
+    keep[flat[inside]] = True
+    frac[flat[inside]] = 1.0
+    kept_cut = flat[touching][shares > 1e-9]
+    keep[kept_cut] = True
+    frac[kept_cut] = shares[shares > 1e-9]
+    cut[kept_cut] = True
+    kept = np.flatnonzero(keep)
+    return ClippedRows(kept + offset, frac[kept], cut[kept], clipped[shares > 1e-9])
 
 
 def _locate_h3(xy: np.ndarray, spec: H3Spec) -> np.ndarray:

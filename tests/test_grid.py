@@ -48,6 +48,46 @@ def test_grid_covers_area_exactly(shape, area):
     assert ((grid["area_frac"] > 0) & (grid["area_frac"] <= 1)).all()
 
 
+def _every_cell_tested(area, cell, shape):
+    """The grid's cells as testing every lattice cell against the area gives them (make_grid's rule, by brute force)."""
+    x0, y0, n_rows, n_cols = grid_module.lattice_extent(area.bounds, cell=cell, shape=shape)
+    rows, cols = np.divmod(np.arange(n_rows * n_cols), n_cols)
+    polys = cell_polygons(shape, cell, x0, y0, rows, cols)
+    inside = shapely.contains_properly(area, polys)
+    touching = ~inside & shapely.intersects(area, polys)
+    shapes = polys.copy()
+    shapes[touching] = clip_cells(polys[touching], area, shape=shape)
+    full = cell**2 if shape == "square" else cell**2 * np.sqrt(3) / 2
+    frac = inside.astype(float)
+    frac[touching] = shapely.area(shapes[touching]) / full
+    keep = inside | (touching & (frac > 1e-9))
+    return rows[keep], cols[keep], np.minimum(frac[keep], 1.0), shapes[keep]
+
+
+HOLED = shapely.MultiPolygon([
+    Polygon(PENTAGON.exterior.coords, [shapely.Point(78_000, 95_000).buffer(9_000).exterior.coords]),
+    box(110_000, 60_000, 121_300, 67_700).difference(shapely.Point(115_000, 64_000).buffer(1_500)),
+])
+ALIGNED = box(50_000, 55_000, 80_000, 95_000)  # edges on lattice lines of 1,000 m squares
+SLIVER = Polygon([(60_000, 60_000), (90_000, 60_300), (60_000, 60_450)])
+SPECK = box(70_010, 80_020, 70_190, 80_110)  # a few cells of 150 m, no whole one
+
+
+@pytest.mark.parametrize("shape", ["square", "hex"])
+@pytest.mark.parametrize(("area", "cell"), [(PENTAGON, 1_000.0), (PENTAGON, 333.0), (HOLED, 700.0), (ALIGNED, 1_000.0),
+                                            (SLIVER, 250.0), (SPECK, 150.0)],
+                         ids=["pentagon", "pentagon-fine", "holed", "aligned", "sliver", "speck"])
+def test_grid_keeps_the_cells_testing_every_cell_keeps(shape, area, cell):
+    # make_grid tests only the cells the boundary may reach; testing every cell must keep the same ones, as the same shapes
+    grid = make_grid(area, cell=cell, shape=shape)
+    rows, cols, frac, shapes = _every_cell_tested(area, cell, shape)
+    np.testing.assert_array_equal(grid["row"].to_numpy(), rows)
+    np.testing.assert_array_equal(grid["col"].to_numpy(), cols)
+    np.testing.assert_array_equal(grid["area_frac"].to_numpy(), frac)
+    assert (shapely.to_wkb(grid.geometry.values) == shapely.to_wkb(shapes)).all()
+    assert len(grid) >= 1
+
+
 @pytest.mark.parametrize("shape", ["square", "hex"])
 def test_clip_cells_equals_the_overlay_with_the_whole_area(shape):
     # a ring with a hole and a thin spike, so cells meet concave corners, the hole and slivers

@@ -5,11 +5,9 @@ area's bounds and the cell, so the binning starts before the grid itself exists.
 lattice to the study area is cut into blocks of lattice rows that run as tasks next to the
 binning; the client only assembles the blocks and maps the lattice sums to the grid's cells.
 
-The result is :func:`geo_ibm.grid.make_grid`'s grid to the bit. The cells the study area's
-boundary may reach go through the same shapely calls as there (``contains_properly``,
-``intersects``, :func:`geo_ibm.grid.clip_cells`); every other cell lies wholly inside or
-wholly outside the area, and one centre per connected run of such cells says which, so the
-shapely work scales with the boundary's length instead of the lattice's area.
+The result is :func:`geo_ibm.grid.make_grid`'s grid to the bit: each block is clipped by
+:func:`geo_ibm.grid.clip_rows`, the routine ``make_grid`` runs over all the rows at once (only
+the cells the boundary may reach go through shapely).
 """
 from __future__ import annotations
 
@@ -20,18 +18,15 @@ from typing import TYPE_CHECKING, Literal
 import geopandas as gpd
 import numpy as np
 import shapely
-from scipy import ndimage
 from shapely.geometry.base import BaseGeometry
 
-from geo_ibm.grid import GridSpec, cell_centres, cell_polygons, clip_cells, hex_row_col, lattice_extent
+from geo_ibm.grid import GridSpec, cell_polygons, clip_rows, lattice_extent
 from geo_ibm.settings import WORKING_CRS
 
 if TYPE_CHECKING:
     from distributed import Client, Future
 
 Shape = Literal["square", "hex"]
-
-_SQRT3 = math.sqrt(3.0)
 
 MIN_BLOCK_CELLS = 20_000
 """Fewest lattice cells a block task clips (smaller blocks cost more in task overhead than they save)."""
@@ -92,78 +87,18 @@ class GridBlock:
     clipped: np.ndarray = field(repr=False)
 
 
-def boundary_cells(area: BaseGeometry, lattice: Lattice) -> np.ndarray:
-    """``(rows, cols)`` lattice positions of every cell that the boundary of ``area`` may meet (with repeats).
-
-    The boundary is sampled every quarter cell; a cell the boundary meets lies within one row
-    and one column of a sample's cell: for squares a sample within an eighth of a cell of the
-    meeting point is at most one cell away in each direction; for hexagons their centres lie
-    within two circumradii and an eighth of a cell (1.28 cells), nearer than any hexagon but
-    the six around (1.73 cells), and those are within one row and one column in odd-r offset.
-    """
-    samples = shapely.get_coordinates(shapely.segmentize(area.boundary, lattice.cell / 4))
-    dx = samples[:, 0] - lattice.x0
-    dy = samples[:, 1] - lattice.y0
-    if lattice.shape == "square":
-        rows, cols = np.floor(dy / lattice.cell), np.floor(dx / lattice.cell)
-    else:
-        rows, cols = hex_row_col(dx, dy, lattice.cell)
-    rows, cols = rows.astype(np.int64), cols.astype(np.int64)
-    offsets = np.array([(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)])
-    rows = (rows[:, None] + offsets[None, :, 0]).ravel()
-    cols = (cols[:, None] + offsets[None, :, 1]).ravel()
-    ok = (rows >= 0) & (rows < lattice.n_rows) & (cols >= 0) & (cols < lattice.n_cols)
-    return np.stack([rows[ok], cols[ok]])
-
-
 def clip_block(area: BaseGeometry | bytes, lattice: Lattice, first_row: int, stop_row: int) -> GridBlock:
     """Clip lattice rows ``[first_row, stop_row)`` to ``area`` (a geometry or its WKB) as :func:`geo_ibm.grid.make_grid` does.
 
-    Runs as a task; the area is rebuilt from WKB in each task, so that no two threads prepare one
-    shapely object.
+    Runs as a task (:func:`geo_ibm.grid.clip_rows`, the routine ``make_grid`` itself uses); the
+    area is rebuilt from WKB in each task, so that no two threads prepare one shapely object.
     """
     if isinstance(area, bytes):
         area = shapely.from_wkb(area)
     shapely.prepare(area)
-    n_cols, height = lattice.n_cols, stop_row - first_row
-    offset = first_row * n_cols
-    near = np.zeros((height, n_cols), dtype=bool)
-    rows, cols = boundary_cells(area, lattice)
-    mine = (rows >= first_row) & (rows < stop_row)
-    near[rows[mine] - first_row, cols[mine]] = True
-    keep = np.zeros(height * n_cols, dtype=bool)
-    frac = np.zeros(height * n_cols)
-    cut = np.zeros(height * n_cols, dtype=bool)
-    # cells the boundary does not reach: each edge-connected run of them lies on one side of it
-    runs, n_runs = ndimage.label(~near)
-    if n_runs:
-        labels = runs.ravel()
-        members = np.flatnonzero(labels)
-        _, first = np.unique(labels[members], return_index=True)
-        heads = members[first]
-        head_rows, head_cols = np.divmod(heads, n_cols)
-        centres = cell_centres(lattice.shape, lattice.cell, lattice.x0, lattice.y0, head_rows + first_row, head_cols)
-        inside_runs = np.concatenate([[False], shapely.contains_xy(area, centres[:, 0], centres[:, 1])])
-        whole = inside_runs[labels]
-        keep[whole] = True
-        frac[whole] = 1.0
-    # the cells it may reach: as geo_ibm.grid's builder, call for call
-    flat = np.flatnonzero(near.ravel())
-    near_rows, near_cols = np.divmod(flat, n_cols)
-    polys = cell_polygons(lattice.shape, lattice.cell, lattice.x0, lattice.y0, near_rows + first_row, near_cols)
-    inside = shapely.contains_properly(area, polys)
-    touching = ~inside & shapely.intersects(area, polys)
-    clipped = clip_cells(polys[touching], area, shape=lattice.shape)
-    full_area = lattice.cell**2 if lattice.shape == "square" else lattice.cell**2 * _SQRT3 / 2
-    shares = shapely.area(clipped) / full_area
-    keep[flat[inside]] = True
-    frac[flat[inside]] = 1.0
-    kept_cut = flat[touching][shares > 1e-9]
-    keep[kept_cut] = True
-    frac[kept_cut] = shares[shares > 1e-9]
-    cut[kept_cut] = True
-    kept = np.flatnonzero(keep)
-    return GridBlock(kept + offset, frac[kept], cut[kept], np.asarray(shapely.to_wkb(clipped[shares > 1e-9]), dtype=object))
+    part = clip_rows(area, shape=lattice.shape, cell=lattice.cell, x0=lattice.x0, y0=lattice.y0, n_rows=lattice.n_rows,
+                     n_cols=lattice.n_cols, first_row=first_row, stop_row=stop_row)
+    return GridBlock(part.flat, part.frac, part.cut, np.asarray(shapely.to_wkb(part.clipped), dtype=object))
 
 
 def submit_grid(client: Client, area: BaseGeometry, lattice: Lattice, *, blocks: int) -> list[Future]:
@@ -208,6 +143,6 @@ def lattice_to_cells(values: np.ndarray, lattice: Lattice, grid: GridSpec) -> np
 
 
 __all__ = [
-    "GridBlock", "Lattice", "assemble_grid", "boundary_cells", "clip_block", "grid_lattice", "lattice_to_cells",
+    "GridBlock", "Lattice", "assemble_grid", "clip_block", "grid_lattice", "lattice_to_cells",
     "submit_grid",
 ]
