@@ -31,7 +31,7 @@ from geo_ibm.archive import (
     tally_archive,
     write_synthetic_archive,
 )
-from geo_ibm.archive.distributed import MIN_BATCH_ROWS, WORKER_MALLOC, batch_partitions
+from geo_ibm.archive.distributed import MIN_BATCH_ROWS, WORKER_MALLOC, batch_partitions, queues_tasks
 from geo_ibm.archive.format import PartitionEntry, iter_partition, quarter_window, read_partition
 from geo_ibm.archive.lattice import assemble_grid, clip_block, grid_lattice, submit_grid
 from geo_ibm.emerging import emerging_hotspots, space_time_cube
@@ -151,6 +151,10 @@ def test_partitions_in_shrinking_batches(lux_archive):
     assert [len(b) for b in batch_partitions(entries, 2, smallest=3_000)] == [4, 3, 2, 2, 2, 2, 1]
     assert [len(b) for b in batch_partitions(entries, 1, smallest=1)] == [8, 4, 2, 1, 1]
     assert len(batch_partitions(entries, 2)) == 1  # 24,000 rows: below MIN_BATCH_ROWS, one task
+    # for a scheduler that sends every task at once: EVEN_TASKS_PER_THREAD runs of equal rows per thread
+    assert [len(b) for b in batch_partitions(entries, 2, smallest=1, shrinking=False)] == [2] * 8
+    assert [len(b) for b in batch_partitions(entries, 1, shrinking=False, smallest=1)] == [4] * 4
+    assert [len(b) for b in batch_partitions(entries, 1, smallest=7_000, shrinking=False)] == [5, 5, 5, 1]
     # unequal partitions: a large one alone, none split
     sized = [replace(entries[0], rows=r) for r in (100, 100, 5_000, 100, 100, 100, 100)]
     assert [[e.rows for e in b] for b in batch_partitions(sized, 1, smallest=1)] == [[100, 100, 5_000], [100, 100], [100], [100]]
@@ -355,6 +359,21 @@ def test_reduction_in_any_number_of_tasks_equals_the_events(client, lux_archive,
     tasks = len(batch_partitions(manifest.partitions, 2, **options))
     assert tasks == {1: 9, 3_000: 7, None: 1}[smallest]
     assert seen[-1] == (16, 16) and len(seen) == tasks and all(a[0] < b[0] for a, b in zip(seen, seen[1:]))
+
+
+def test_tasks_of_equal_rows_for_a_scheduler_that_sends_every_task_at_once(client, lux_archive, lux_events, monkeypatch):
+    manifest = read_manifest(lux_archive)
+    grid = make_grid(study_area(), cell=1500)
+    task = BinTask("cells", spec=grid_spec(grid))
+    assert queues_tasks(client)  # the local cluster's scheduler queues them (WORKER_SATURATION)
+    monkeypatch.setattr("geo_ibm.archive.distributed.WORKER_SATURATION", float("inf"))
+    with dask_client(workers=2, processes=False, memory_limit=None) as sending:
+        assert not queues_tasks(sending)
+        seen: list[tuple[int, int]] = []
+        part = reduce_archive(manifest, task, client=sending, smallest=1, progress=lambda done, whole: seen.append((done, whole)))
+    np.testing.assert_array_equal(part.values, bin_counts(lux_events, grid))
+    # 8 tasks of 2 partitions (not the 9 shrinking ones), one progress call each
+    assert sorted(done for done, _ in seen) == list(range(2, 17, 2))
 
 
 def _holed_area() -> shapely.MultiPolygon:
