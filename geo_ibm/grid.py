@@ -104,7 +104,8 @@ def as_area(area: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries, *, name: str 
     """Return the study area as one shapely geometry in EPSG:2169.
 
     GeoDataFrames/GeoSeries are converted to EPSG:2169 (a missing CRS is refused) and dissolved;
-    a bare shapely geometry is taken to be in EPSG:2169 already.
+    a bare shapely geometry is taken to be in EPSG:2169 already. A geometry collection (the union
+    of mixed layers) stands for its polygons: its points and lines have no area.
     """
     if isinstance(area, (gpd.GeoDataFrame, gpd.GeoSeries)):
         from geo_ibm.io import ensure_working_crs
@@ -120,7 +121,17 @@ def as_area(area: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries, *, name: str 
         )
     if geom is None or geom.is_empty or geom.area <= 0:
         raise ValidationError(f"{name} is empty or has no area")
-    return geom
+    return _polygonal(geom)
+
+
+def _polygonal(area: BaseGeometry) -> BaseGeometry:
+    """``area``'s polygons as one (Multi)Polygon: a geometry collection has no boundary, and its points and lines no area."""
+    if area.geom_type in ("Polygon", "MultiPolygon"):
+        return area
+    parts = shapely.get_parts(area)
+    while any(p.geom_type in ("GeometryCollection", "MultiPolygon") for p in parts):
+        parts = np.concatenate([shapely.get_parts(p) for p in parts])
+    return shapely.MultiPolygon([p for p in parts if p.geom_type == "Polygon" and not p.is_empty])
 
 
 def square_grid(area: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries, *, cell: float) -> gpd.GeoDataFrame:
@@ -353,7 +364,9 @@ def neighbourhood_sum(
 
     Returns
     -------
-    ndarray of the same shape as ``values`` (float). Sums of integer-valued input are exact.
+    ndarray of the same shape as ``values`` (float). Sums of whole numbers are exact while their
+    total stays below 2**52 (prefix sums), or about 10**15 for bands of more than
+    :data:`MAX_STENCIL_RUNS` runs (FFT, rounded to whole numbers).
     """
     from scipy import ndimage, signal
 
@@ -395,8 +408,9 @@ def neighbourhood_sum(
     return out[:, 0] if flat else out
 
 
-MAX_STENCIL_RUNS = 64
-"""Most runs of a stencil (see :func:`neighbourhood_sum`) summed from prefix sums; a larger band goes by FFT."""
+MAX_STENCIL_RUNS = 32
+"""Most runs of a stencil (see :func:`neighbourhood_sum`) summed from prefix sums; a larger band goes by FFT
+(Luxembourg's 66,112 cells of 200 m: 41 runs took as long both ways, 61 runs 8.9 ms against 7.2 ms by FFT)."""
 
 
 def _stencil_runs(da: np.ndarray, db: np.ndarray) -> list[tuple[int, int, int]]:
@@ -529,7 +543,7 @@ def boundary_cells(area: BaseGeometry, *, shape: Shape, cell: float, x0: float, 
     within two circumradii and an eighth of a cell (1.28 cells), nearer than any hexagon but
     the six around (1.73 cells), and those are within one row and one column in odd-r offset.
     """
-    samples = shapely.get_coordinates(shapely.segmentize(area.boundary, cell / 4))
+    samples = shapely.get_coordinates(shapely.segmentize(_polygonal(area).boundary, cell / 4))
     dx = samples[:, 0] - x0
     dy = samples[:, 1] - y0
     if shape == "square":

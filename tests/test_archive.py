@@ -154,7 +154,11 @@ def test_partitions_in_shrinking_batches(lux_archive):
     # for a scheduler that sends every task at once: EVEN_TASKS_PER_THREAD runs of equal rows per thread
     assert [len(b) for b in batch_partitions(entries, 2, smallest=1, shrinking=False)] == [2] * 8
     assert [len(b) for b in batch_partitions(entries, 1, shrinking=False, smallest=1)] == [4] * 4
-    assert [len(b) for b in batch_partitions(entries, 1, smallest=7_000, shrinking=False)] == [5, 5, 5, 1]
+    assert [len(b) for b in batch_partitions(entries, 1, smallest=10_000, shrinking=False)] == [5, 6, 5]  # 3 runs
+    # each partition where its middle row falls: 28 of 500,000 rows on 2 threads, 14 in each worker's half
+    halves = [replace(entries[0], rows=500_000)] * 28
+    runs = [len(b) for b in batch_partitions(halves, 2, shrinking=False)]
+    assert len(runs) == 8 and sum(runs[:4]) == 14 and set(runs) == {3, 4}
     # unequal partitions: a large one alone, none split
     sized = [replace(entries[0], rows=r) for r in (100, 100, 5_000, 100, 100, 100, 100)]
     assert [[e.rows for e in b] for b in batch_partitions(sized, 1, smallest=1)] == [[100, 100, 5_000], [100, 100], [100], [100]]

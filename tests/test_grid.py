@@ -74,6 +74,24 @@ SPECK = box(70_010, 80_020, 70_190, 80_110)  # a few cells of 150 m, no whole on
 
 
 @pytest.mark.parametrize("shape", ["square", "hex"])
+def test_grid_of_a_geometry_collection_keeps_the_cells_of_its_polygons(shape):
+    # mixed layers union to a collection, which has no boundary of its own: its polygons' boundary is followed
+    frame = gpd.GeoDataFrame(geometry=[box(60_000, 70_000, 70_000, 80_000), shapely.Point(90_000, 95_000),
+                                       shapely.LineString([(60_000, 60_000), (95_000, 99_000)]), PENTAGON.buffer(-20_000)],
+                             crs=2169)
+    grid = make_grid(frame, cell=1_000, shape=shape)
+    union = frame.geometry.union_all()
+    assert union.geom_type == "GeometryCollection"
+    polygons = shapely.MultiPolygon([p for p in shapely.get_parts(union) if p.geom_type == "Polygon"])
+    rows, cols, frac, shapes = _every_cell_tested(polygons, 1_000.0, shape)
+    np.testing.assert_array_equal(grid["row"].to_numpy(), rows)
+    np.testing.assert_array_equal(grid["col"].to_numpy(), cols)
+    np.testing.assert_array_equal(grid["area_frac"].to_numpy(), frac)
+    assert (shapely.to_wkb(grid.geometry.values) == shapely.to_wkb(shapes)).all()
+    assert grid.geometry.area.sum() == pytest.approx(box(60_000, 70_000, 70_000, 80_000).union(PENTAGON.buffer(-20_000)).area)
+
+
+@pytest.mark.parametrize("shape", ["square", "hex"])
 @pytest.mark.parametrize(("area", "cell"), [(PENTAGON, 1_000.0), (PENTAGON, 333.0), (HOLED, 700.0), (ALIGNED, 1_000.0),
                                             (SLIVER, 250.0), (SPECK, 150.0)],
                          ids=["pentagon", "pentagon-fine", "holed", "aligned", "sliver", "speck"])

@@ -267,17 +267,21 @@ def batch_partitions(entries: Sequence[PartitionEntry], threads: int, *, smalles
     Each run takes ``1 / (GUIDED_SHARE x threads)`` of the rows not yet in a run, but at least
     ``smallest`` rows; a partition goes to the run in which its middle row falls, and none is
     split (a partition larger than a run's share makes a run of its own). Every run holds at
-    least one partition; the number of runs grows with the logarithm of the archive's size
-    (about ``GUIDED_SHARE x threads x ln(rows / smallest)``). With ``shrinking=False`` each run
-    takes ``1 / (EVEN_TASKS_PER_THREAD x threads)`` of all the rows instead (at least ``smallest``).
+    least one partition. With ``s = GUIDED_SHARE x threads`` there are about
+    ``s x (1 + ln(rows / (s x smallest)))`` runs when ``rows > s x smallest`` (15 for 100M rows
+    on 2 threads, 93 on 32), else about ``rows / smallest``. With ``shrinking=False`` there are
+    ``EVEN_TASKS_PER_THREAD x threads`` runs of about equal rows instead (fewer if that would
+    make them smaller than ``smallest``), each partition in the run where its middle row falls.
     """
     sizes = np.array([max(e.rows, 1) for e in entries], dtype=float)
-    share = (GUIDED_SHARE if shrinking else EVEN_TASKS_PER_THREAD) * max(1, threads)
-    total = remaining = float(sizes.sum())
+    if not shrinking:
+        return _even_runs(entries, sizes, EVEN_TASKS_PER_THREAD * max(1, threads), smallest)
+    share = GUIDED_SHARE * max(1, threads)
+    remaining = float(sizes.sum())
     out: list[list[PartitionEntry]] = []
     at = 0
     while at < len(entries):
-        want = max((remaining if shrinking else total) / share, float(smallest))
+        want = max(remaining / share, float(smallest))
         taken = 0.0
         run: list[PartitionEntry] = []
         while at < len(entries) and (not run or taken + sizes[at] / 2 <= want):
@@ -286,6 +290,21 @@ def batch_partitions(entries: Sequence[PartitionEntry], threads: int, *, smalles
             at += 1
         out.append(run)
         remaining -= taken
+    return out
+
+
+def _even_runs(entries: Sequence[PartitionEntry], sizes: np.ndarray, most: int, smallest: int) -> list[list[PartitionEntry]]:
+    """At most ``most`` runs of about equal rows (none below ``smallest`` but the last): each partition goes to the run
+    in whose share of all the rows its middle row falls, so the runs' totals stay even whatever the partitions' sizes."""
+    total = float(sizes.sum())
+    count = max(1, min(most, math.ceil(total / max(float(smallest), 1.0))))
+    middles = np.cumsum(sizes) - sizes / 2
+    index = np.minimum((middles * (count / total)).astype(np.int64), count - 1)
+    out: list[list[PartitionEntry]] = []
+    for position, entry in enumerate(entries):
+        if position == 0 or index[position] != index[position - 1]:
+            out.append([])
+        out[-1].append(entry)
     return out
 
 
@@ -431,7 +450,8 @@ workers of an existing cluster (docs/ARCHIVE.md).
 
 
 WORKER_SATURATION = 1.1
-"""Tasks a local cluster's worker holds per thread, rounded up (the one it runs and the next); the rest queue at the scheduler."""
+"""Tasks a local cluster's worker holds per thread, rounded up (``ceil(1.1 x threads)``: for one thread the task it
+runs and the next); the rest queue at the scheduler."""
 
 
 LOCAL_WORKERS_PER_CORE = 4
@@ -492,10 +512,11 @@ def dask_client(scheduler: str | None = None, *, workers: int = 2, processes: bo
     # Dask's sampling profiler of the task threads (the dashboard's profile page) costs a worker
     # about 0.1 s of CPU per 20M-event analysis, some 7 % of its work here
     settings["distributed.worker.profile.enabled"] = False
-    # each worker holds the task it runs and the next one; the other binning tasks wait at the
-    # scheduler, which hands them out in order to whichever worker frees a slot first (Dask's
-    # default; set here over any other configuration): the guided batches need that to even out
-    # the workers' loads. With every task sent to a worker at once ("inf"), the scheduler gave
+    # each worker (one thread) holds the task it runs and the next one; the other binning tasks
+    # wait at the scheduler, which hands them out in order to whichever worker frees a slot first
+    # (Dask's default; set here over any other configuration; Dask queues a group of tasks only
+    # when it has more than twice as many as the cluster has threads): the shrinking tasks need
+    # that to even out the workers' loads. With every task sent to a worker at once ("inf"), the scheduler gave
     # each worker a contiguous run of them, and a worker slowed by other work on the machine
     # kept its share (the last tasks of 2 workers ended up to 190 ms apart at 100M events)
     settings["distributed.scheduler.worker-saturation"] = WORKER_SATURATION
