@@ -70,6 +70,13 @@ def test_hotspots_over_the_archive_write_what_the_store_path_writes(exported, sc
     params = json.loads(result.output[result.output.index("{"): result.output.rindex("}") + 1])
     assert params["workers"] == 2 and params["crs"] == "EPSG:2169"
     assert params["n_events"] == int(b["count"].sum()) + params["n_outside_grid"]
+    # audited in the store as the store path's export is, naming the archive and the cluster
+    from geo_ibm.store import open_store
+
+    log = open_store(store).audit_log()
+    mine = [d for d, a in zip(log["detail"], log["action"]) if a == "export" and d.get("file") == str(ours)]
+    assert len(mine) == 1 and mine[0]["archive"] == str(archive) and mine[0]["cluster"] == scheduler
+    assert mine[0]["what"] == "hotspots gi" and mine[0]["events"] == params["n_events"]
 
 
 def test_archive_refusals_name_the_option(exported, tmp_path):

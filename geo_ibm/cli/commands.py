@@ -244,7 +244,7 @@ def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | 
     from geo_ibm.maps.qgisstyles import layer_style
 
     if archive is not None:
-        _archive_hotspots(archive, method=method, cell=cell, band=band, start=start, end=end, region=region,
+        _archive_hotspots(ctx, archive, method=method, cell=cell, band=band, start=start, end=end, region=region,
                           out=out, scheduler=scheduler, workers=workers)
         return
     if scheduler is not None:
@@ -265,7 +265,7 @@ def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | 
     store.audit("export", user=cli_user(None), detail={"what": f"hotspots {method}", "file": str(out)})
 
 
-def _archive_hotspots(archive: str, *, method: str, cell: float | None, band: float | None, start: str | None,
+def _archive_hotspots(ctx: click.Context, archive: str, *, method: str, cell: float | None, band: float | None, start: str | None,
                       end: str | None, region: str | None, out: Path, scheduler: str | None, workers: int) -> None:
     from geo_ibm import periods
     from geo_ibm.archive import ARCHIVE_METHODS, dask_client, hotspots_from_archive, read_manifest
@@ -298,6 +298,10 @@ def _archive_hotspots(archive: str, *, method: str, cell: float | None, band: fl
                  style=layer_style(result, f"hotspots_{method}"))
     click.echo(json.dumps(params, indent=2, default=str))
     click.echo(f"{len(result)} features written to {out}")
+    # the archive's records were read and a result made of them: in the store's audit trail, as the store path's export
+    open_cli_store(ctx).audit("export", user=cli_user(None), detail={
+        "what": f"hotspots {method}", "file": str(out), "archive": manifest.root, "partitions": params.get("partitions"),
+        "events": params.get("n_events"), "cluster": where})
 
 
 REPORT_SUFFIXES = (".png", ".svg", ".pdf", ".xlsx")
