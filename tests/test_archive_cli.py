@@ -136,3 +136,44 @@ def test_counts_per_region_and_quarter_equal_the_stores(exported):
     assert left[key].values.tolist() == right[key].values.tolist()
     assert left["events"].tolist() == right["events"].astype(int).tolist()
     assert left["persons"].tolist() == right["persons"].astype(int).tolist()
+
+
+def test_counts_command_per_region_and_quarter_equals_the_store(exported, scheduler, tmp_path):
+    import pandas as pd
+
+    from geo_ibm.store import open_store
+
+    store, archive = exported
+    out = tmp_path / "counts.csv"
+    result = _run(["archive", "counts", str(archive), "--by", "region", "--scheduler", scheduler, "--out", str(out)], store)
+    assert result.exit_code == 0, result.output
+    ours = pd.read_csv(out, encoding="utf-8-sig", keep_default_na=False)
+    theirs = open_store(store).counts(by=("region", "quarter"))
+    theirs = theirs.assign(region=theirs["region"].fillna("")).sort_values(["region", "quarter"]).reset_index(drop=True)
+    assert ours[["region", "quarter"]].values.tolist() == theirs[["region", "quarter"]].values.tolist()
+    assert ours["events"].tolist() == theirs["events"].astype(int).tolist()
+    assert ours["persons"].tolist() == theirs["persons"].astype(int).tolist()
+    # a period, printed: the days of --from and --to included, as the store counts them
+    printed = _run(["archive", "counts", str(archive), "--from", "2024-04-01", "--to", "2024-09-30", "--scheduler", scheduler],
+                   store)
+    assert printed.exit_code == 0, printed.output
+    expected = len(open_store(store).events(start="2024-04-01", end="2024-09-30"))  # a date alone: that whole day
+    rows = [line.split() for line in printed.output.splitlines() if line.strip().startswith("2024Q")]
+    assert [r[0] for r in rows] == ["2024Q2", "2024Q3"] and sum(int(r[1]) for r in rows) == expected > 0
+    # both audited as exports of the archive
+    log = open_store(store).audit_log()
+    mine = [d for d, a in zip(log["detail"], log["action"]) if a == "export" and d.get("archive") == str(archive)
+            and d.get("what", "").startswith("archive counts")]
+    assert {d["file"] for d in mine} >= {str(out), "-"}
+
+
+def test_counts_command_refusals_name_the_option(exported, tmp_path, forbid):
+    store, archive = exported
+    forbid("geo_ibm.archive.dask_client")  # refused before any cluster is started
+    result = CliRunner().invoke(main, ["--store", str(store), "archive", "counts", str(archive), "--out", str(tmp_path / "c.txt")])
+    assert result.exit_code == 1 and "--out" in result.output and ".csv" in result.output
+    result = CliRunner().invoke(main, ["--store", str(store), "archive", "counts", str(archive), "--from", "2025-01-02",
+                                       "--to", "2025-01-01"])
+    assert result.exit_code == 1 and "--from must come before --to" in result.output
+    result = CliRunner().invoke(main, ["--store", str(store), "archive", "counts", str(archive), "--from", "yesterday-ish"])
+    assert result.exit_code == 1 and "--from" in result.output

@@ -52,3 +52,45 @@ def archive_info(directory: str, verify: bool) -> None:
     with progress_bar("verify", "B", shown=verify, unit_scale=True) as progress:
         check_partitions(manifest, checksums=verify, progress=progress)
     click.echo(f"all {len(manifest.partitions)} partitions present" + (", checksums match" if verify else ""))
+
+
+@archive_group.command("counts")
+@click.argument("directory")
+@click.option("--by", default="quarter", show_default=True,
+              help="quarter, or a text column of the archive (region, country, entry_country, ...) counted per quarter.")
+@click.option("--from", "start", default=None, help="First day (YYYY-MM-DD), inclusive.")
+@click.option("--to", "end", default=None, help="Last day (YYYY-MM-DD), inclusive.")
+@click.option("--scheduler", default=None, help="Address of a running Dask scheduler (tcp://HOST:8786).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Without --scheduler: workers of the local Dask cluster started for this run (at most 4 per CPU core).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the table to this .csv file instead of printing it.")
+@click.pass_context
+def archive_counts(ctx: click.Context, directory: str, by: str, start: str | None, end: str | None,
+                   scheduler: str | None, workers: int, out: Path | None) -> None:
+    """Events and persons per quarter, or per --by column and quarter, in the archive at DIRECTORY (summed on Dask)."""
+    from geo_ibm import periods
+    from geo_ibm.archive import dask_client, read_manifest, tally_archive
+    from geo_ibm.errors import Problem, ValidationError
+    from geo_ibm.io import neutralise_formulas, write_table
+
+    if out is not None and out.suffix.lower() != ".csv":
+        raise ValidationError(f"--out {out}: unsupported format {out.suffix!r}; use .csv",
+                              [Problem("unsupported format", column="out", value=str(out))])
+    first = periods.epoch_seconds(periods.to_timestamp(start, name="--from")) if start else None
+    after = periods.epoch_seconds(periods.period_end(end, name="--to")) if end else None
+    if first is not None and after is not None and after <= first:
+        raise ValidationError("--from must come before --to", [Problem("empty period", column="to", value=end)])
+    manifest = read_manifest(directory)
+    where = scheduler or f"a local cluster of {workers} workers"
+    click.echo(f"counting {manifest.rows} events in {len(manifest.partitions)} partitions on {where}", err=True)
+    with progress_bar("counts", "partition") as progress, dask_client(scheduler, workers=workers) as client:
+        table = tally_archive(manifest, client=client, by=by, start=first, end=after, progress=progress)
+    if out is None:
+        click.echo(table.to_string(index=False))
+    else:
+        write_table(neutralise_formulas(table), out)
+        click.echo(f"{len(table)} rows written to {out}")
+    open_cli_store(ctx).audit("export", user=cli_user(None), detail={
+        "what": f"archive counts by {by}", "file": str(out) if out is not None else "-", "archive": manifest.root,
+        "events": int(table["events"].sum()), "cluster": where})
