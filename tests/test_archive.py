@@ -440,6 +440,14 @@ def test_counts_per_quarter_and_country(client, lux_archive, lux_events, tmp_pat
         tally_archive(manifest, client=client, by="region")
 
 
+def test_counts_only_by_columns_of_few_values(client, lux_archive, forbid):
+    forbid("geo_ibm.archive.distributed.reduce_archive")
+    for by in ("event_id", "persons", "x", "observed_at"):
+        with pytest.raises(ValidationError, match=f"by: counts go per quarter or per one of region, .*got '{by}'") as caught:
+            tally_archive(read_manifest(lux_archive), client=client, by=by)
+        assert caught.value.problems[0].column == "by"
+
+
 def test_bad_rows_are_reported_by_file_and_row(client, tmp_path):
     root = tmp_path / "bad"
     start, _ = quarter_window("2024Q1")

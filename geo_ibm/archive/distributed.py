@@ -570,9 +570,14 @@ def _threads(client: Client) -> int:
     return max(1, sum(client.nthreads().values()))
 
 
+TALLY_COLUMNS = ("region", "canton", "country", "entry_country", "location_kind", "transport_mode")
+"""The columns :func:`tally_archive` counts by (besides the quarter): few values each, so the table stays small
+(``event_id``, one value an event, would make a row per event on every worker and in the client)."""
+
+
 def tally_archive(manifest: Manifest, *, client: Client, by: str = "quarter", start: int | None = None,
                   end: int | None = None, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """Events and persons per quarter, or per ``region``/``country`` (or any text column) and quarter.
+    """Events and persons per quarter, or per one of :data:`TALLY_COLUMNS` and quarter.
 
     Returns
     -------
@@ -582,8 +587,11 @@ def tally_archive(manifest: Manifest, *, client: Client, by: str = "quarter", st
     Raises
     ------
     ValidationError
-        Naming ``by`` when the archive has no such column.
+        Naming ``by`` when it is not one of :data:`TALLY_COLUMNS` or the archive has no such column.
     """
+    if by != "quarter" and by not in TALLY_COLUMNS:
+        raise ValidationError(f"by: counts go per quarter or per one of {', '.join(TALLY_COLUMNS)}, got {by!r}",
+                              [Problem("not a column to count by", column="by", value=by)])
     if by not in ("quarter", "country") and by not in manifest.columns:
         raise ValidationError(f"by: the archive has no column {by!r} (columns: {', '.join(manifest.columns)})",
                               [Problem("unknown column", column="by", value=by)])
@@ -610,6 +618,6 @@ def check_bytes(n_values: int, *, what: str, parameter: str, limit: float = 2e9)
 
 __all__ = [
     "EVEN_TASKS_PER_THREAD", "FAN_IN", "GUIDED_SHARE", "MIN_BATCH_ROWS", "WORKER_MALLOC", "WORKER_SATURATION", "BinTask",
-    "Partial", "PendingReduction", "add_partials", "batch_partitions", "bin_partition", "bin_partitions", "check_bytes",
+    "Partial", "PendingReduction", "TALLY_COLUMNS", "add_partials", "batch_partitions", "bin_partition", "bin_partitions", "check_bytes",
     "dask_client", "queues_tasks", "reduce_archive", "select_partitions", "submit_reduction", "tally_archive", "worker_count",
 ]

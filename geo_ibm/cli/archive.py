@@ -57,7 +57,8 @@ def archive_info(directory: str, verify: bool) -> None:
 @archive_group.command("counts")
 @click.argument("directory")
 @click.option("--by", default="quarter", show_default=True,
-              help="quarter, or a text column of the archive (region, country, entry_country, ...) counted per quarter.")
+              help="quarter, or a column of few values counted per quarter: region, canton, country, entry_country, "
+                   "location_kind, transport_mode.")
 @click.option("--from", "start", default=None, help="First day (YYYY-MM-DD), inclusive.")
 @click.option("--to", "end", default=None, help="Last day (YYYY-MM-DD), inclusive.")
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler (tcp://HOST:8786).")
