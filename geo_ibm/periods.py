@@ -127,6 +127,22 @@ def epoch_seconds(stamp: pd.Timestamp) -> int:
     return int(stamp.tz_convert("UTC").timestamp() // 1)
 
 
+def epoch_window(start: Any, end: Any, *, start_name: str = "start", end_name: str = "end") -> tuple[int | None, int | None]:
+    """``[start, end)`` as whole UTC epoch seconds (``None``: open), ``end`` exclusive even as a date alone.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``end_name`` when the window is empty (or either value when it is not a time).
+    """
+    first = epoch_seconds(to_timestamp(start, name=start_name)) if start is not None else None
+    after = epoch_seconds(to_timestamp(end, name=end_name)) if end is not None else None
+    if first is not None and after is not None and after <= first:
+        raise ValidationError(f"{start_name} must come before {end_name}",
+                              [Problem("empty period", column=end_name, value=end)])
+    return first, after
+
+
 def iso_or_none(value: Any, *, name: str = "time") -> str | None:
     """ISO 8601 text of a date/time value (local time with offset), ``None`` for ``None``."""
     return None if value is None else to_timestamp(value, name=name).isoformat()

@@ -109,15 +109,6 @@ def archive_cell(n_events: int, area: BaseGeometry) -> tuple[float, str]:
     return float(cell), method
 
 
-def _window(start: object, end: object) -> tuple[int | None, int | None]:
-    # as geo_ibm.eventframe.select_events: [start, end), end exclusive even as a date alone
-    first = periods.epoch_seconds(periods.to_timestamp(start, name="start")) if start is not None else None
-    after = periods.epoch_seconds(periods.to_timestamp(end, name="end")) if end is not None else None
-    if first is not None and after is not None and after <= first:
-        raise ValidationError("start must come before end", [Problem("empty period", column="end", value=end)])
-    return first, after
-
-
 def hotspots_from_archive(
     manifest: Manifest,
     *,
@@ -180,7 +171,8 @@ def hotspots_from_archive(
         raise ValidationError(f"weight: only 'persons' can be summed over an archive, got {weight!r}",
                               [Problem("unknown column", column="weight", value=weight)])
     area, geom = archive_study_area(manifest)
-    first, after = _window(start, end)
+    # as geo_ibm.eventframe.select_events: [start, end), end exclusive even as a date alone
+    first, after = periods.epoch_window(start, end)
     entries = select_partitions(manifest, start=first, end=after)
     n_rows = sum(p.rows for p in entries)
     check_budget(method, area=geom, cell=cell, band=band)

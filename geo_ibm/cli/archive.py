@@ -78,10 +78,9 @@ def archive_counts(ctx: click.Context, directory: str, by: str, start: str | Non
     if out is not None and out.suffix.lower() != ".csv":
         raise ValidationError(f"--out {out}: unsupported format {out.suffix!r}; use .csv",
                               [Problem("unsupported format", column="out", value=str(out))])
-    first = periods.epoch_seconds(periods.to_timestamp(start, name="--from")) if start else None
-    after = periods.epoch_seconds(periods.period_end(end, name="--to")) if end else None
-    if first is not None and after is not None and after <= first:
-        raise ValidationError("--from must come before --to", [Problem("empty period", column="to", value=end)])
+    # --to names a last day, included
+    first, after = periods.epoch_window(start, periods.period_end(end, name="--to") if end else None,
+                                        start_name="--from", end_name="--to")
     manifest = read_manifest(directory)
     where = scheduler or f"a local cluster of {workers} workers"
     click.echo(f"counting {manifest.rows} events in {len(manifest.partitions)} partitions on {where}", err=True)
