@@ -75,3 +75,16 @@ def test_local_periods_match_a_per_value_conversion():
         expected = [stamp.tz_convert("Europe/Luxembourg").tz_localize(None).to_period(freq) for stamp in stamps]
         assert periods.local_periods(stamps, freq).tolist() == expected
     assert [str(p) for p in periods.local_periods(stamps, "Q")] == ["2025Q3", "2026Q1", "2025Q1"]
+
+
+def test_epoch_window_is_half_open_in_utc_seconds():
+    # Luxembourg is UTC+1 in January: local midnight is 23:00 UTC the day before
+    first, after = periods.epoch_window("2025-01-01", "2025-01-02")
+    assert first == int(pd.Timestamp("2024-12-31T23:00Z").timestamp()) and after - first == 86_400
+    assert periods.epoch_window(None, None) == (None, None)
+    assert periods.epoch_window("2025-07-01T12:00:00", None)[1] is None
+    with pytest.raises(ValidationError, match="--from must come before --to") as caught:
+        periods.epoch_window("2025-01-02", "2025-01-02", start_name="--from", end_name="--to")
+    assert caught.value.problems[0].column == "--to"
+    with pytest.raises(ValidationError, match="start"):
+        periods.epoch_window("not a time", None)
