@@ -505,6 +505,48 @@ def test_cube_budget_is_refused_before_any_work(client, tmp_path):
         hotspots_from_archive(manifest, client=client, method="kde")
 
 
+@pytest.mark.parametrize(("options", "parameter"), [
+    ({"method": "lisa"}, "method"),
+    ({"weight": "smugglers"}, "weight"),
+    ({"shape": "circle"}, "shape"),
+    ({"method": "emerging", "step": "week"}, "step"),
+    ({"alpha": 1.5}, "alpha"),
+    ({"cell": 1.0}, "cell"),
+    ({"cell": 2000.0, "band": 500.0}, "band"),
+    ({"method": "kde"}, "band"),
+    ({"method": "kde", "band": 3000.0, "cell": 0.5}, "cell"),
+    ({"method": "emerging", "cell": 200.0, "step": "month"}, "cell"),
+    ({"start": "2024-06-01", "end": "2024-01-01"}, "end"),
+    ({"start": "someday"}, "start"),
+])
+def test_requests_are_refused_from_the_manifest_alone(tmp_path, options, parameter):
+    """No client: every refusal is made before a cluster is asked for anything, naming the parameter."""
+    from geo_ibm.archive import check_archive_request
+
+    root = tmp_path / "checks"
+    write_synthetic_archive(root, n_events=20_000, partitions=20, quarters=20)
+    manifest = read_manifest(root)
+    for p in manifest.partitions:
+        (root / p.path).unlink()  # no partition is read
+    with pytest.raises(ValidationError) as caught:
+        check_archive_request(manifest, **options)
+    columns = [p.column for p in caught.value.problems] or [str(caught.value).split(":")[0]]
+    assert parameter in columns or str(caught.value).startswith(parameter), (str(caught.value), columns)
+
+
+def test_a_checked_request_runs_as_the_whole_call(client, lux_archive):
+    from geo_ibm.archive import check_archive_request, run_archive_request
+
+    manifest = read_manifest(lux_archive)
+    checked = check_archive_request(manifest, method="gi", start="2024-01-01", end="2025-01-01")
+    assert checked.rows == sum(p.rows for p in manifest.partitions if p.quarter.startswith("2024"))
+    assert checked.params["cell_method"] != "given" and checked.band is None
+    got = run_archive_request(checked, client=client)
+    want = hotspots_from_archive(manifest, client=client, method="gi", start="2024-01-01", end="2025-01-01")
+    assert got.attrs["parameters"] == want.attrs["parameters"]
+    assert np.array_equal(got["gi_z"].to_numpy(), want["gi_z"].to_numpy())
+
+
 def test_europe_archive_gets_a_grid_in_its_own_crs(client, tmp_path):
     root = tmp_path / "eu"
     write_synthetic_archive(root, n_events=20_000, partitions=20, crs="EPSG:3035", quarters=2)

@@ -7,7 +7,16 @@ binning on a Dask cluster and :mod:`.analysis` the hot spot methods on the reduc
 """
 from __future__ import annotations
 
-from geo_ibm.archive.analysis import ARCHIVE_METHODS, archive_cell, archive_study_area, hotspots_from_archive, kde_raster
+from geo_ibm.archive.analysis import (
+    ARCHIVE_METHODS,
+    ArchiveRequest,
+    archive_cell,
+    archive_study_area,
+    check_archive_request,
+    hotspots_from_archive,
+    kde_raster,
+    run_archive_request,
+)
 from geo_ibm.archive.distributed import BinTask, add_partials, bin_partition, dask_client, reduce_archive, tally_archive
 from geo_ibm.archive.export import export_store
 from geo_ibm.archive.format import (
@@ -24,8 +33,8 @@ from geo_ibm.archive.format import (
 from geo_ibm.archive.synthetic import write_synthetic_archive
 
 __all__ = [
-    "ARCHIVE_METHODS", "MANIFEST_NAME", "ArchiveWriter", "BinTask", "Manifest", "PartitionEntry", "add_partials",
-    "archive_cell", "archive_study_area", "archive_summary", "bin_partition", "check_partitions", "dask_client",
-    "export_store", "hotspots_from_archive", "iter_partition", "kde_raster", "read_manifest", "read_partition", "reduce_archive",
+    "ARCHIVE_METHODS", "MANIFEST_NAME", "ArchiveRequest", "ArchiveWriter", "BinTask", "Manifest", "PartitionEntry", "add_partials",
+    "archive_cell", "archive_study_area", "archive_summary", "bin_partition", "check_archive_request", "check_partitions", "dask_client",
+    "export_store", "hotspots_from_archive", "iter_partition", "kde_raster", "read_manifest", "read_partition", "reduce_archive", "run_archive_request",
     "tally_archive", "write_synthetic_archive",
 ]

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import geopandas as gpd
 import numpy as np
@@ -164,12 +164,102 @@ def hotspots_from_archive(
         Bad parameters or a cost above the budget (naming ``cell``/``band``, before any work
         is sent), too few events, a missing partition, or bad rows (by file and row).
     """
+    request = check_archive_request(manifest, method=method, cell=cell, band=band, start=start, end=end, weight=weight,
+                                    shape=shape, step=step, fdr=fdr, alpha=alpha,
+                                    neighborhood_time_step=neighborhood_time_step)
+    return run_archive_request(request, client=client, progress=progress)
+
+
+@dataclass(frozen=True)
+class ArchiveRequest:
+    """An archive analysis checked before any work is sent: what :func:`run_archive_request` runs.
+
+    Attributes
+    ----------
+    manifest, method
+        The archive and the method (one of :data:`ARCHIVE_METHODS`).
+    area, geom
+        The study area as given to the grid builders, and as one geometry.
+    first, after
+        The window ``[first, after)`` in epoch seconds (``None``: open).
+    entries
+        The partitions the window selects.
+    cell, band
+        The cell in the archive's metres (chosen when not given) and the band or KDE radius
+        (``None``: Gi*'s automatic band, chosen on the reduced counts).
+    steps
+        The time steps of the space-time cube (``emerging`` only).
+    params
+        The parameters reported with the result (``.attrs["parameters"]``), the cluster's
+        workers still to add.
+    """
+
+    manifest: Manifest
+    method: str
+    area: gpd.GeoDataFrame | BaseGeometry = field(repr=False)
+    geom: BaseGeometry = field(repr=False)
+    first: int | None
+    after: int | None
+    entries: list[PartitionEntry] = field(repr=False)
+    cell: float
+    band: float | None
+    weight: str | None
+    shape: Literal["square", "hex"]
+    step: Literal["quarter", "month"]
+    steps: pd.PeriodIndex | None
+    fdr: bool
+    alpha: float
+    neighborhood_time_step: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        """Rows of the selected partitions: an upper bound of the events the analysis reads."""
+        return sum(p.rows for p in self.entries)
+
+
+def check_archive_request(
+    manifest: Manifest,
+    *,
+    method: str = "gi",
+    cell: float | None = None,
+    band: float | None = None,
+    start: object = None,
+    end: object = None,
+    weight: str | None = None,
+    shape: str = "square",
+    step: str = "quarter",
+    fdr: bool = True,
+    alpha: float = 0.05,
+    neighborhood_time_step: int = 1,
+) -> ArchiveRequest:
+    """Check an archive analysis and choose its sizes, from the manifest alone (no partition is read).
+
+    Every refusal that can be decided before the binning is made here: a web form or a command
+    calls this first, so that a bad or too costly request is refused (naming its parameter)
+    before a cluster is asked for anything. The parameters are those of
+    :func:`hotspots_from_archive`.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``method``, ``weight``, ``shape``, ``step``, ``start``/``end``, ``cell``,
+        ``band`` or ``alpha``; too few events in the selected partitions; a cost above the
+        budget.
+    """
     if method not in ARCHIVE_METHODS:
         raise ValidationError(f"method: {method!r} does not run over an archive; use one of {', '.join(ARCHIVE_METHODS)}",
                               [Problem("not for archives", column="method", value=method)])
     if weight not in (None, "persons"):
         raise ValidationError(f"weight: only 'persons' can be summed over an archive, got {weight!r}",
                               [Problem("unknown column", column="weight", value=weight)])
+    if shape not in ("square", "hex"):
+        raise ValidationError(f"shape: use 'square' or 'hex', got {shape!r}", [Problem("unknown", column="shape", value=shape)])
+    if step not in ("quarter", "month"):
+        raise ValidationError(f"step must be 'quarter' or 'month', got {step!r}", [Problem("unknown", column="step", value=step)])
+    from geo_ibm.eventframe import check_probability
+
+    check_probability(alpha, name="alpha")
     area, geom = archive_study_area(manifest)
     # as geo_ibm.eventframe.select_events: [start, end), end exclusive even as a date alone
     first, after = periods.epoch_window(start, end)
@@ -178,11 +268,26 @@ def hotspots_from_archive(
     check_budget(method, area=geom, cell=cell, band=band)
     params: dict[str, Any] = {
         "method": method, "crs": manifest.crs, "archive": manifest.root, "partitions": len(entries),
-        "workers": worker_count(client), "start": periods.iso_or_none(start, name="start"),
-        "end": periods.iso_or_none(end, name="end"), "weight": weight, "shape": shape,
+        "start": periods.iso_or_none(start, name="start"), "end": periods.iso_or_none(end, name="end"),
+        "weight": weight, "shape": shape,
     }
+    common: dict[str, Any] = {"manifest": manifest, "method": method, "area": area, "geom": geom, "first": first,
+                              "after": after, "entries": entries, "weight": weight, "shape": shape, "step": step,
+                              "fdr": fdr, "alpha": float(alpha), "neighborhood_time_step": neighborhood_time_step,
+                              "params": params}
     if method == "kde":
-        return _kde(manifest, area, geom, cell, band, first, after, entries, weight, client, params, progress)
+        from geo_ibm.eventframe import check_length
+
+        if band is None:
+            raise ValidationError("band: kernel density over an archive needs the search radius in metres (--band); "
+                                  "ArcGIS's default radius needs the median distance over every event",
+                                  [Problem("required for kde on an archive", column="band")])
+        minx, miny, maxx, maxy = geom.bounds
+        cell_m = min(maxx - minx, maxy - miny) / 250.0 if cell is None else check_length(cell, name="cell")
+        radius = check_length(band, name="band")
+        check_budget("kde", area=geom, cell=cell_m, band=radius)
+        kde_raster_shape(geom.bounds, cell=cell_m, radius=radius)
+        return ArchiveRequest(cell=float(cell_m), band=float(radius), steps=None, **common)
     # the partitions' rows bound the selection from above: refuse early, and again once counted
     _enough(n_rows)
     if cell is None:
@@ -195,41 +300,70 @@ def hotspots_from_archive(
         params["cell_method"] = "given"
     if band is not None:
         band = validate_band(band, cell=cell_value, area=geom)
-    # the lattice needs only the area's bounds: the partitions are binned on it while the
-    # cluster also clips it to the area, and the sums are mapped to the grid's cells after
-    plane = as_area(area)
-    lattice = grid_lattice(plane, cell=cell_value, shape=shape)
+    lattice = grid_lattice(as_area(area), cell=cell_value, shape=cast(Literal["square", "hex"], shape))
     if method == "gi":
         check_bytes(lattice.n_cells, what="cell vector", parameter="cell")
-        grid, counts, used, outside = _grid_and_sums(
-            manifest, plane, lattice, lambda spec: BinTask("cells", spec=spec, weight=weight, start=first, end=after),
-            client=client, entries=entries, workers=params["workers"], progress=progress)
-        _enough(used)
-        return _gi(grid, counts, band, cell_value, geom, fdr, params | {"n_events": used, "n_outside_grid": outside})
+        return ArchiveRequest(cell=cell_value, band=band, steps=None, **common)
     steps = _steps(manifest, step, start, end, after)
     from geo_ibm.emerging import MIN_STEPS
 
     if len(steps) < MIN_STEPS:
         raise ValidationError(f"only {len(steps)} {step}s to analyse, at least {MIN_STEPS} needed",
                               [Problem("too few time steps", column="step", value=len(steps))])
+    # the grid's cells cover the area, so there are at least area / cell area of them: a cube
+    # too large on that count is refused here; the grid's own count is judged once it is built
+    cell_area = cell_value ** 2 if shape == "square" else cell_value ** 2 * math.sqrt(3) / 2
+    _cube_budget(int(geom.area // cell_area), len(steps), step, cell_value)
+    return ArchiveRequest(cell=cell_value, band=band, steps=steps, **common)
+
+
+def _cube_budget(n_cells: int, n_steps: int, step: str, cell: float) -> None:
+    n_bins = n_cells * n_steps
+    if n_bins > MAX_CUBE_CELLS:
+        raise ValidationError(
+            f"cell: {n_cells:,} cells x {n_steps} {step}s make {n_bins:,} space-time bins; at most "
+            f"{MAX_CUBE_CELLS:,} (use a larger cell or a shorter period)",
+            [Problem("space-time cube too large", column="cell", value=cell)])
+
+
+def run_archive_request(request: ArchiveRequest, *, client: Client, progress: Progress | None = None) -> gpd.GeoDataFrame:
+    """Run a checked archive analysis (:func:`check_archive_request`) on the cluster of ``client``.
+
+    Returns and raises as :func:`hotspots_from_archive`.
+    """
+    req = request
+    params = dict(req.params)
+    params["workers"] = worker_count(client)
+    if req.method == "kde":
+        return _kde(req, client, params, progress)
+    # the lattice needs only the area's bounds: the partitions are binned on it while the
+    # cluster also clips it to the area, and the sums are mapped to the grid's cells after
+    plane = as_area(req.area)
+    lattice = grid_lattice(plane, cell=req.cell, shape=req.shape)
+    first, after, weight = req.first, req.after, req.weight
+    if req.method == "gi":
+        grid, counts, used, outside = _grid_and_sums(
+            req.manifest, plane, lattice, lambda spec: BinTask("cells", spec=spec, weight=weight, start=first, end=after),
+            client=client, entries=req.entries, workers=params["workers"], progress=progress)
+        _enough(used)
+        return _gi(grid, counts, req.band, req.cell, req.geom, req.fdr,
+                   params | {"n_events": used, "n_outside_grid": outside})
+    steps = req.steps
+    assert steps is not None
 
     def cube_budget(n_cells: int) -> None:
-        n_bins = n_cells * len(steps)
-        if n_bins > MAX_CUBE_CELLS:
-            raise ValidationError(
-                f"cell: {n_cells:,} cells x {len(steps)} {step}s make {n_bins:,} space-time bins; at most "
-                f"{MAX_CUBE_CELLS:,} (use a larger cell or a shorter period)",
-                [Problem("space-time cube too large", column="cell", value=cell_value)])
+        _cube_budget(n_cells, len(steps), req.step, req.cell)
 
     grid, cube, used, outside = _grid_and_sums(
-        manifest, plane, lattice,
-        lambda spec: BinTask("cube", spec=spec, weight=weight, start=first, end=after, step=step,
+        req.manifest, plane, lattice,
+        lambda spec: BinTask("cube", spec=spec, weight=weight, start=first, end=after, step=req.step,
                              first=steps[0].ordinal, n_steps=len(steps)),
-        client=client, entries=entries, workers=params["workers"], progress=progress, steps=len(steps),
+        client=client, entries=req.entries, workers=params["workers"], progress=progress, steps=len(steps),
         budget=cube_budget)
     _enough(used)
     params.update(n_events=used, n_outside_grid=outside)
-    return _emerging(grid, cube, steps, band, cell_value, geom, step, fdr, alpha, neighborhood_time_step, params)
+    return _emerging(grid, cube, steps, req.band, req.cell, req.geom, req.step, req.fdr, req.alpha,
+                     req.neighborhood_time_step, params)
 
 
 def _grid_and_sums(
@@ -358,6 +492,28 @@ def _emerging(grid: gpd.GeoDataFrame, cube: np.ndarray, steps: pd.PeriodIndex, b
     return out
 
 
+def kde_raster_shape(bounds: tuple[float, float, float, float], *, cell: float, radius: float) -> tuple[int, int, int]:
+    """The padded raster of :func:`kde_raster`: ``(rows, columns, padding cells)``.
+
+    Raises
+    ------
+    ValidationError
+        A raster above :data:`geo_ibm.kde.MAX_CELLS`, naming ``cell``.
+    """
+    from geo_ibm.kde import MAX_CELLS
+
+    minx, miny, maxx, maxy = bounds
+    cols = max(1, int(math.ceil((maxx - minx) / cell)))
+    rows = max(1, int(math.ceil((maxy - miny) / cell)))
+    pad = int(math.floor(radius / cell)) + 1
+    prow, pcol = rows + 2 * pad, cols + 2 * pad
+    if prow * pcol > MAX_CELLS:
+        raise ValidationError(f"cell: {cell:g} m with radius {radius:g} m gives a {rows} x {cols} raster (padded "
+                              f"{prow} x {pcol}), above {MAX_CELLS:,} cells; use a larger cell",
+                              [Problem("raster too large", column="cell", value=cell)])
+    return prow, pcol, pad
+
+
 def kde_raster(manifest: Manifest, *, client: Client, bounds: tuple[float, float, float, float], cell: float,
                radius: float, weight: str | None = None, start: int | None = None, end: int | None = None,
                progress: Progress | None = None) -> tuple[np.ndarray, int, tuple[float, float, int]]:
@@ -376,17 +532,8 @@ def kde_raster(manifest: Manifest, *, client: Client, bounds: tuple[float, float
     ValidationError
         A raster above :data:`geo_ibm.kde.MAX_CELLS`, naming ``cell``, before any work is sent.
     """
-    from geo_ibm.kde import MAX_CELLS
-
     minx, miny, maxx, maxy = bounds
-    cols = max(1, int(math.ceil((maxx - minx) / cell)))
-    rows = max(1, int(math.ceil((maxy - miny) / cell)))
-    pad = int(math.floor(radius / cell)) + 1
-    prow, pcol = rows + 2 * pad, cols + 2 * pad
-    if prow * pcol > MAX_CELLS:
-        raise ValidationError(f"cell: {cell:g} m with radius {radius:g} m gives a {rows} x {cols} raster (padded "
-                              f"{prow} x {pcol}), above {MAX_CELLS:,} cells; use a larger cell",
-                              [Problem("raster too large", column="cell", value=cell)])
+    prow, pcol, pad = kde_raster_shape(bounds, cell=cell, radius=radius)
     x0, y0 = float(minx), float(maxy)
     task = BinTask("kde", weight=weight, start=start, end=end, kde_origin=(x0 - pad * cell, y0 + pad * cell),
                    kde_cell=float(cell), kde_shape=(prow, pcol))
@@ -395,24 +542,16 @@ def kde_raster(manifest: Manifest, *, client: Client, bounds: tuple[float, float
     return part.values, part.used, (x0, y0, pad)
 
 
-def _kde(manifest: Manifest, area: Any, geom: BaseGeometry, cell: float | None, band: float | None, first: int | None,
-         after: int | None, entries: list[Any], weight: str | None, client: Client, params: dict[str, Any],
-         progress: Progress | None) -> gpd.GeoDataFrame:
+def _kde(req: ArchiveRequest, client: Client, params: dict[str, Any], progress: Progress | None) -> gpd.GeoDataFrame:
     from scipy.signal import fftconvolve
 
-    from geo_ibm.eventframe import check_length
     from geo_ibm.kde import KdeResult, _kernel_stencil, density_contours
 
-    if band is None:
-        raise ValidationError("band: kernel density over an archive needs the search radius in metres (--band); "
-                              "ArcGIS's default radius needs the median distance over every event",
-                              [Problem("required for kde on an archive", column="band")])
+    manifest, geom, cell_m, radius = req.manifest, req.geom, req.cell, float(req.band or 0.0)
     minx, miny, maxx, maxy = geom.bounds
-    cell_m = min(maxx - minx, maxy - miny) / 250.0 if cell is None else check_length(cell, name="cell")
-    radius = check_length(band, name="band")
-    check_budget("kde", area=geom, cell=cell_m, band=radius)
     binned, used, (x0, y0, pad) = kde_raster(manifest, client=client, bounds=(minx, miny, maxx, maxy), cell=cell_m,
-                                             radius=radius, weight=weight, start=first, end=after, progress=progress)
+                                             radius=radius, weight=req.weight, start=req.first, end=req.after,
+                                             progress=progress)
     rows = binned.shape[0] - 2 * pad
     cols = binned.shape[1] - 2 * pad
     smooth = fftconvolve(binned, _kernel_stencil(radius, cell_m), mode="same")
@@ -423,10 +562,11 @@ def _kde(manifest: Manifest, area: Any, geom: BaseGeometry, cell: float | None, 
     xs, ys = surface.cell_centres()
     gx, gy = np.meshgrid(xs, ys)
     surface = replace(surface, inside=shapely.contains_xy(geom, gx, gy))
-    result = density_contours(surface, study_area=area)
+    result = density_contours(surface, study_area=req.area)
     params.update(cell=surface.cell, radius=surface.radius, kernel="quartic", units="events per km²", n_events=used)
     result.attrs = {"parameters": params, "surface": surface}
     return result
 
 
-__all__ = ["ARCHIVE_METHODS", "archive_cell", "archive_study_area", "hotspots_from_archive", "kde_raster"]
+__all__ = ["ARCHIVE_METHODS", "ArchiveRequest", "archive_cell", "archive_study_area", "check_archive_request",
+           "hotspots_from_archive", "kde_raster", "kde_raster_shape", "run_archive_request"]

@@ -268,7 +268,7 @@ def hotspots(ctx: click.Context, method: str, cell: float | None, band: float | 
 def _archive_hotspots(ctx: click.Context, archive: str, *, method: str, cell: float | None, band: float | None, start: str | None,
                       end: str | None, region: str | None, out: Path, scheduler: str | None, workers: int) -> None:
     from geo_ibm import periods
-    from geo_ibm.archive import ARCHIVE_METHODS, dask_client, hotspots_from_archive, read_manifest
+    from geo_ibm.archive import ARCHIVE_METHODS, check_archive_request, dask_client, read_manifest, run_archive_request
     from geo_ibm.errors import Problem
     from geo_ibm.io import write_vector
     from geo_ibm.maps.qgisstyles import layer_style
@@ -285,11 +285,11 @@ def _archive_hotspots(ctx: click.Context, archive: str, *, method: str, cell: fl
     where = scheduler or f"a local cluster of {workers} workers"
     click.echo(f"{method} over {manifest.rows} events in {len(manifest.partitions)} partitions ({manifest.crs}) on {where}",
                err=True)
+    # refused (naming the parameter) before a cluster is started or asked for anything
+    request = check_archive_request(manifest, method=method, cell=cell, band=band, start=start,
+                                    end=None if end is None else periods.period_end(end, name="--to"))
     with progress_bar(method, "partition") as progress, dask_client(scheduler, workers=workers) as client:
-        result = hotspots_from_archive(manifest, client=client, method=cast(Literal["gi", "emerging", "kde"], method),
-                                       cell=cell, band=band, start=start,
-                                       end=None if end is None else periods.period_end(end, name="--to"),
-                                       progress=progress)
+        result = run_archive_request(request, client=client, progress=progress)
     params = dict(result.attrs.get("parameters", {}))
     params.update({"from": start, "to": end, "region": None})
     result = result.copy()
