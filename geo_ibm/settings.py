@@ -89,3 +89,42 @@ def env_number(name: str, default: float, *, integer: bool = False, minimum: flo
 def margin_m() -> float:
     """Accepted distance of an event outside Luxembourg's outline (``GEO_IBM_MARGIN_M``, default 2000)."""
     return env_number("GEO_IBM_MARGIN_M", 2000.0, minimum=0, what="a number of metres")
+
+
+ARCHIVE_NAME_CHARS = "letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit"
+
+
+def archive_locations(raw: str | None = None) -> dict[str, str]:
+    """The archives the web app offers: ``GEO_IBM_ARCHIVES`` (or ``raw``) as ``{name: location}``.
+
+    The variable lists ``name=location`` entries separated by ``;`` (a location is a folder or
+    an object-store URL, as the ``geo-ibm archive`` commands take); unset or blank: none.
+
+    Raises
+    ------
+    ValidationError
+        Naming the variable and the entry: no ``=``, a name of other characters than
+        :data:`ARCHIVE_NAME_CHARS`, an empty location or a name given twice.
+    """
+    import re
+
+    from geo_ibm.errors import Problem, ValidationError
+
+    text = os.environ.get("GEO_IBM_ARCHIVES") if raw is None else raw
+    found: dict[str, str] = {}
+    for number, entry in enumerate((text or "").split(";"), start=1):
+        if not entry.strip():
+            continue
+        name, equals, location = (part.strip() for part in entry.partition("="))
+        problem = None
+        if not equals or not location:
+            problem = "write name=location"
+        elif not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+            problem = f"a name is {ARCHIVE_NAME_CHARS}"
+        elif name in found:
+            problem = f"the name {name!r} is given twice"
+        if problem is not None:
+            raise ValidationError(f"GEO_IBM_ARCHIVES: entry {number} ({entry.strip()[:80]!r}): {problem}",
+                                  [Problem(problem, row=number, column="GEO_IBM_ARCHIVES", value=entry.strip()[:80])])
+        found[name] = location
+    return found

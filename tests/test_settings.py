@@ -69,3 +69,16 @@ def test_the_web_app_refuses_to_start_on_a_bad_setting(monkeypatch, tmp_path, na
         create_app({"TESTING": True, "SECRET_KEY": "x", "STORE_PATH": str(tmp_path / "s.gpkg")})
     text = str(caught.value)
     assert name in text or ("GEO_IBM_DISCLOSURE_*" in text and "period" in text), text
+
+
+def test_archive_locations_are_names_and_locations():
+    from geo_ibm.settings import archive_locations
+
+    assert archive_locations("") == {}
+    assert archive_locations(" lux = /srv/a/lux ;eu=s3://bucket/eu?region=x ; ") == {
+        "lux": "/srv/a/lux", "eu": "s3://bucket/eu?region=x"}
+    for raw, reason in (("lux", "write name=location"), ("lux=", "write name=location"), ("a b=/x", "a name is"),
+                        ("-x=/x", "a name is"), ("a=/x;a=/y", "given twice"), ("x" * 65 + "=/x", "a name is")):
+        with pytest.raises(ValidationError, match="GEO_IBM_ARCHIVES: entry") as caught:
+            archive_locations(raw)
+        assert reason in str(caught.value) and caught.value.problems[0].column == "GEO_IBM_ARCHIVES"
