@@ -50,8 +50,15 @@ def _save_operation(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def server(base_store, tmp_path_factory) -> Iterator[str]:
-    """The app under waitress in a background thread, with :data:`OPERATION` saved; yields its base URL."""
-    with served(app_on_copy(base_store, tmp_path_factory.mktemp("browser"), prepare=_save_operation)) as base:
+    """The app under waitress in a background thread, with :data:`OPERATION` saved and an archive; yields its base URL."""
+    from geo_ibm.archive import write_synthetic_archive
+
+    archive = tmp_path_factory.mktemp("browser-archive") / "lux"
+    write_synthetic_archive(archive, n_events=8_000, partitions=8, quarters=8, seed=2)
+    # no scheduler: each archive job starts a local cluster of one worker process
+    app = app_on_copy(base_store, tmp_path_factory.mktemp("browser"), prepare=_save_operation,
+                      ARCHIVES={"lux": str(archive)}, DASK_WORKERS=1)
+    with served(app) as base:
         yield base
 
 
@@ -204,6 +211,18 @@ def _plan_and_open_its_map(page) -> None:
     page.goto(page.url.removesuffix("/result") + "/map")
 
 
+def _analyse_archive(page) -> None:
+    page.select_option("select[name=method]", "gi")
+    page.fill("input[name=cell]", "3000")
+    page.click("#archive-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/archives/jobs/[^/]+/result$"), timeout=120_000)
+
+
+def _analyse_archive_and_open_its_map(page) -> None:
+    _analyse_archive(page)
+    page.goto(page.url.removesuffix("/result") + "/map")
+
+
 def _page(name: str, account: str | None, path: str, status: int = 200,
           action: Callable[[Any], None] | None = None) -> Any:
     return pytest.param(account, path, status, action, id=name)
@@ -238,6 +257,10 @@ PAGES: list[Any] = [
     _page("operations", "pia", "/operations/"),
     _page("operation", "pia", f"/operations/{OPERATION}"),
     _page("operation-map", "pia", f"/operations/{OPERATION}/map"),
+    _page("archives", "ana", "/archives/"),
+    _page("archives-fr", "ana@fr", "/archives/"),
+    _page("archive-result", "ana", "/archives/", action=_analyse_archive),
+    _page("archive-map", "ana", "/archives/", action=_analyse_archive_and_open_its_map),
 ]
 
 

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from geo_ibm.errors import GeoIbmError, ValidationError
 from geo_ibm.importlimits import import_limits
-from geo_ibm.settings import env_number, margin_m, store_location
+from geo_ibm.settings import archive_locations, env_number, margin_m, store_location
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ``GEO_IBM_TILE_URL`` / ``GEO_IBM_TILE_ATTRIBUTION`` (optional basemap),
     ``GEO_IBM_SECURE_COOKIES`` (send cookies over HTTPS only), ``GEO_IBM_MAX_UPLOAD_MB``,
     ``GEO_IBM_TRUSTED_PROXIES`` (reverse proxies in front of the app whose X-Forwarded-For
-    gives the client address; 0, the default, trusts none).
+    gives the client address; 0, the default, trusts none), ``GEO_IBM_ARCHIVES`` (the archives
+    the Archives page offers, ``name=location;...``), ``GEO_IBM_DASK_SCHEDULER`` (their Dask
+    scheduler, ``tcp://HOST:8786``) and ``GEO_IBM_DASK_WORKERS`` (without a scheduler, workers
+    of the local cluster each archive job starts; default 2).
     ``test_config`` overrides any Flask config key; ``INSTANCE_PATH`` in it sets the instance
     folder.
     """
@@ -83,6 +86,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         TRUSTED_PROXIES=os.environ.get("GEO_IBM_TRUSTED_PROXIES") or 0,
         MAP_MAX_MARKERS=1000,
         MAP_CACHE_SIZE=16,
+        ARCHIVES=archive_locations(),
+        DASK_SCHEDULER=os.environ.get("GEO_IBM_DASK_SCHEDULER") or None,
+        DASK_WORKERS=env_number("GEO_IBM_DASK_WORKERS", 2, integer=True, minimum=1, what="a whole number of workers"),
     )
     app.config.update(test_config)
     from webapp.access import configured_rule
@@ -93,12 +99,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         raise ValidationError(f"GEO_IBM_DISCLOSURE_* settings: {exc}") from None
     import_limits()  # likewise GEO_IBM_IMPORT_MAX_MB/_ROWS and GEO_IBM_MARGIN_M, read again at each import
     margin_m()
+    if not app.config.get("DASK_SCHEDULER"):
+        from geo_ibm.archive.distributed import max_local_workers
+
+        if int(app.config["DASK_WORKERS"]) > max_local_workers():
+            raise ValidationError(f"GEO_IBM_DASK_WORKERS: {app.config['DASK_WORKERS']} local workers is more than the "
+                                  f"limit of {max_local_workers()} on this machine; set GEO_IBM_DASK_SCHEDULER for more")
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
 
     from webapp import auth, cache, i18n
     from webapp.admin import admin_bp
     from webapp.api import api_bp
+    from webapp.archives import archives_bp
     from webapp.assets import assets_bp
     from webapp.exports import exports_bp
     from webapp.imports import imports_bp
@@ -114,7 +127,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     cache.init_app(app)
     auth.init_app(app)
     for blueprint in (assets_bp, pages_bp, maps_bp, imports_bp, exports_bp, reports_bp, routes_bp, planning_bp,
-                      operations_bp, admin_bp):
+                      operations_bp, archives_bp, admin_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(api_bp, url_prefix="/api")
     app.register_blueprint(ogc_bp, url_prefix="/ogc")

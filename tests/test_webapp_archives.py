@@ -1,0 +1,231 @@
+"""The Archives pages: the configured archives, the hot spot form checked before any work, the Dask job (on a running
+scheduler and on a local cluster of worker processes), its result equal to the library's, map, downloads, audit."""
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pytest
+from webfixtures import PASSWORD, USERS, base_store, csrf_token, login  # noqa: F401
+
+from geo_ibm.archive import dask_client, hotspots_from_archive, read_manifest, write_synthetic_archive
+from geo_ibm.errors import ValidationError
+from geo_ibm.store import open_store
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("webarchive") / "lux"
+    write_synthetic_archive(root, n_events=24_000, partitions=16, quarters=8, seed=5)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A running cluster (threads in this process) that the app reaches by its scheduler address, as a real one."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as c:
+        yield c
+
+
+def _app(base_store, tmp_path, archives: dict[str, str], **config):
+    import shutil
+
+    from webapp import create_app
+
+    store = tmp_path / "store.gpkg"
+    shutil.copyfile(base_store, store)
+    return create_app({"TESTING": True, "SECRET_KEY": "test-secret", "STORE_PATH": str(store),
+                       "INSTANCE_PATH": str(tmp_path / "instance"), "ARCHIVES": archives, **config})
+
+
+@pytest.fixture
+def app(base_store, tmp_path, archive, cluster):
+    app = _app(base_store, tmp_path, {"lux": str(archive), "gone": str(tmp_path / "no-such-archive")},
+               DASK_SCHEDULER=cluster.scheduler_address)
+    yield app
+    from webapp.jobs import runner
+
+    runner(app).close()
+
+
+def _client(app, name: str):
+    c = app.test_client()
+    assert login(c, name).status_code == 302
+    return c
+
+
+def _submit(c, **fields) -> str:
+    token = csrf_token(c, "/archives/")
+    response = c.post("/archives/", data={"csrf_token": token, **fields})
+    assert response.status_code == 303, response.get_data(as_text=True)[:800]
+    return response.headers["Location"]
+
+
+def _wait(c, job_url: str, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = c.get(job_url + "/status").get_json()
+        if status["finished"]:
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"{job_url} did not finish in {timeout} s: {status}")
+
+
+def test_the_page_lists_the_configured_archives_for_analysts_only(app, archive):
+    page = _client(app, "ana").get("/archives/").get_data(as_text=True)
+    manifest = read_manifest(archive)
+    assert "lux" in page and f"{manifest.rows:,}" in page and f"{len(manifest.partitions):,}" in page
+    assert "EPSG:2169" in page
+    # an archive that cannot be read is named with the reason, and is not offered in the form
+    assert "Cannot be read" in page and "no-such-archive" in page
+    assert '<option value="gone"' not in page and '<option value="lux"' in page
+    assert _client(app, "vic").get("/archives/").status_code == 403
+    assert 'href="/archives/"' in _client(app, "ana").get("/overview").get_data(as_text=True)
+    assert 'href="/archives/"' not in _client(app, "vic").get("/overview").get_data(as_text=True)
+
+
+def test_a_server_without_archives_says_so(base_store, tmp_path):
+    page = _client(_app(base_store, tmp_path, {}), "ana").get("/archives/").get_data(as_text=True)
+    assert "No archive is configured" in page and "archive-form" not in page
+
+
+def test_gi_job_equals_the_library_on_the_same_cluster_and_is_audited(app, archive, cluster, tmp_path):
+    c = _client(app, "ana")
+    job_url = _submit(c, archive="lux", method="gi", cell="2000", band="6000", **{"from": "2024-01-01", "to": "2024-12-31"})
+    status = _wait(c, job_url)
+    assert status["state"] == "done", status
+    result_page = c.get(status["result"]).get_data(as_text=True)
+    assert "Gi* hot and cold spots over the archive lux" in result_page and "Hot spot, 99% confidence" in result_page
+    data = c.get(job_url + "/result.gpkg")
+    assert data.status_code == 200 and data.headers["Content-Type"] == "application/geopackage+sqlite3"
+    path = tmp_path / "result.gpkg"
+    path.write_bytes(data.data)
+    got = pyogrio.read_dataframe(path, layer="hotspots_gi")
+    with dask_client(cluster.scheduler_address) as client:
+        want = hotspots_from_archive(read_manifest(archive), client=client, method="gi", cell=2000.0, band=6000.0,
+                                     start="2024-01-01", end="2025-01-01")
+    assert got.crs.to_epsg() == 2169 and len(got) == len(want)
+    assert np.array_equal(got["count"].to_numpy(), want["count"].to_numpy())
+    np.testing.assert_allclose(got["gi_z"].to_numpy(), want["gi_z"].to_numpy(), rtol=0, atol=1e-12)
+    assert np.array_equal(got["gi_bin_fdr"].to_numpy(), want["gi_bin_fdr"].to_numpy())
+    # the page's table counts the FDR bins of the same cells
+    hot = int((want["gi_bin_fdr"] == 3).sum())
+    assert f"<td>Hot spot, 99% confidence</td><td>{hot:,}</td>" in result_page
+    meta = json.loads(pyogrio.read_info(path, layer="hotspots_gi")["layer_metadata"]["parameters"])
+    assert meta["archive_name"] == "lux" and meta["n_events"] == want.attrs["parameters"]["n_events"]
+    geojson = c.get(job_url + "/result.geojson")
+    collection = json.loads(geojson.data)
+    assert len(collection["features"]) == len(want) and collection["parameters"]["band"] == 6000.0
+    lon, lat = collection["features"][0]["geometry"]["coordinates"][0][0]
+    assert 5.7 < lon < 6.6 and 49.4 < lat < 50.2
+    # the map document draws the result in its own sandbox
+    document = c.get(job_url + "/map")
+    assert document.status_code == 200 and "Content-Security-Policy" in document.headers
+    assert "Gi* hot and cold spots" in document.get_data(as_text=True)
+    audit = open_store(app.config["STORE_PATH"]).audit_log(limit=20)
+    exports = audit[audit["action"] == "export"]
+    details = [d for d in exports["detail"] if d.get("archive") == "lux"]
+    assert {d.get("status") for d in details} >= {"submitted", "done"}
+    assert {d.get("format") for d in details} >= {"gpkg", "geojson"}
+    done = next(d for d in details if d.get("status") == "done")
+    assert done["events"] == want.attrs["parameters"]["n_events"] and done["cluster"] == cluster.scheduler_address
+    assert set(exports["user"]) == {"ana"}
+
+
+def test_emerging_and_kde_jobs_reach_their_map(app):
+    c = _client(app, "ana")
+    for fields, layer in (({"method": "emerging", "cell": "3000", "step": "quarter"}, "Emerging hot spots"),
+                          ({"method": "kde", "band": "4000", "weight": "persons"}, "Kernel density contours")):
+        job_url = _submit(c, archive="lux", **fields)
+        status = _wait(c, job_url)
+        assert status["state"] == "done", status
+        assert layer in c.get(job_url + "/map").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("fields", "parameter"), [
+    ({"archive": "elsewhere"}, "archive"),
+    ({"archive": "/etc"}, "archive"),
+    ({"archive": ""}, "archive"),
+    ({"archive": "lux", "method": "lisa"}, "method"),
+    ({"archive": "lux", "cell": "1"}, "cell"),
+    ({"archive": "lux", "cell": "abc"}, "cell"),
+    ({"archive": "lux", "band": "-5"}, "band"),
+    ({"archive": "lux", "method": "kde"}, "band"),
+    ({"archive": "lux", "method": "emerging", "cell": "20"}, "cell"),
+    ({"archive": "lux", "from": "2024-06-01", "to": "2024-01-01"}, "to"),
+    ({"archive": "lux", "from": "someday"}, "from"),
+    ({"archive": "lux", "shape": "circle"}, "shape"),
+    ({"archive": "lux", "weight": "smugglers"}, "weight"),
+    ({"archive": "lux", "path": "/tmp"}, "path"),
+])
+def test_bad_forms_are_refused_naming_the_parameter_before_any_job(app, fields, parameter):
+    from webapp.jobs import runner
+
+    c = _client(app, "ana")
+    token = csrf_token(c, "/archives/")
+    response = c.post("/archives/", data={"csrf_token": token, **fields}, headers={"Accept": "text/html"})
+    assert response.status_code == 400, response.get_data(as_text=True)[:500]
+    assert parameter in response.get_data(as_text=True)
+    assert runner(app).jobs_of("ana") == []
+
+
+def test_the_form_needs_its_csrf_token_and_the_role(app):
+    assert _client(app, "ana").post("/archives/", data={"archive": "lux"}).status_code == 400
+    vic = _client(app, "vic")
+    assert vic.post("/archives/", data={"archive": "lux", "csrf_token": csrf_token(vic, "/account")}).status_code == 403
+
+
+def test_jobs_and_results_are_their_owners_only(app):
+    c = _client(app, "ana")
+    job_url = _submit(c, archive="lux", method="gi", cell="3000")
+    assert _wait(c, job_url)["state"] == "done"
+    other = _client(app, "pia")  # a planner is an analyst too, but not this job's owner
+    assert other.get(job_url).status_code == 404 and other.get(job_url + "/result.gpkg").status_code == 404
+    assert c.get(job_url + "/result.shp").status_code == 400
+
+
+def test_a_local_cluster_of_worker_processes_per_job(base_store, tmp_path, archive):
+    """Without a scheduler each job starts (and closes) a local cluster of real worker processes."""
+    app = _app(base_store, tmp_path, {"lux": str(archive)}, DASK_WORKERS=1)
+    try:
+        c = _client(app, "ana")
+        page = c.get("/archives/").get_data(as_text=True)
+        assert "local cluster of 1 workers" in page
+        job_url = _submit(c, archive="lux", method="gi", cell="3000", band="9000")
+        status = _wait(c, job_url, timeout=180)
+        assert status["state"] == "done", status
+        data = c.get(job_url + "/result.geojson").data
+        got, params = pyogrio.read_dataframe(io.BytesIO(data)), json.loads(data)["parameters"]
+        assert params["n_events"] == read_manifest(archive).rows and params["workers"] == 1
+        assert int(got["count"].sum()) == params["n_events"] - params["n_outside_grid"] > 0.8 * params["n_events"]
+    finally:
+        from webapp.jobs import runner
+
+        runner(app).close()
+
+
+def test_archive_settings_are_checked_when_the_app_starts(base_store, tmp_path, monkeypatch):
+    from webapp import create_app
+
+    config = {"TESTING": True, "SECRET_KEY": "x", "STORE_PATH": str(base_store), "INSTANCE_PATH": str(tmp_path / "i")}
+    monkeypatch.setenv("GEO_IBM_ARCHIVES", "lux=/data/lux; eu=s3://bucket/eu")
+    assert create_app(config).config["ARCHIVES"] == {"lux": "/data/lux", "eu": "s3://bucket/eu"}
+    monkeypatch.setenv("GEO_IBM_ARCHIVES", "lux=/a;lux=/b")
+    with pytest.raises(ValidationError, match="GEO_IBM_ARCHIVES: entry 2.*twice"):
+        create_app(config)
+    monkeypatch.setenv("GEO_IBM_ARCHIVES", "../up=/a")
+    with pytest.raises(ValidationError, match="GEO_IBM_ARCHIVES: entry 1"):
+        create_app(config)
+    monkeypatch.delenv("GEO_IBM_ARCHIVES")
+    monkeypatch.setenv("GEO_IBM_DASK_WORKERS", "100000")
+    with pytest.raises(ValidationError, match="GEO_IBM_DASK_WORKERS"):
+        create_app(config)
+    monkeypatch.setenv("GEO_IBM_DASK_WORKERS", "two")
+    with pytest.raises(ValidationError, match="GEO_IBM_DASK_WORKERS"):
+        create_app(config)

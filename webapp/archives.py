@@ -1,0 +1,346 @@
+"""The Archives pages (analyst role): the configured archives, the hot spot form, its Dask job, the result, its map and downloads.
+
+The archives a server offers are named in its configuration (``ARCHIVES``, from
+``GEO_IBM_ARCHIVES``); a form names one of them, never a path. The form is checked here, from
+the archive's manifest alone (:func:`geo_ibm.archive.check_archive_request`), so a bad or too
+costly request is refused with a 400 naming its parameter before any cluster is asked for
+anything. The analysis then runs as a background job (:mod:`webapp.jobs`) on the configured
+scheduler (``DASK_SCHEDULER``) or on a local cluster of ``DASK_WORKERS`` workers started for the
+job, with its progress in partitions and a cancel that stops it at the next partition.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+
+from geo_ibm import maps, periods
+from geo_ibm.archive import (
+    ARCHIVE_METHODS,
+    ArchiveRequest,
+    Manifest,
+    archive_summary,
+    check_archive_request,
+    dask_client,
+    read_manifest,
+    run_archive_request,
+)
+from geo_ibm.errors import GeoIbmError, Problem, ValidationError
+from geo_ibm.io import write_vector
+from geo_ibm.maps.qgisstyles import layer_style
+from geo_ibm.planning.progress import Cancelled, ProgressCallback
+from geo_ibm.settings import WEB_CRS
+from geo_ibm.store import open_store
+from webapp.assets import ASSET_PREFIX
+from webapp.auth import audit, require_role
+from webapp.documents import map_headers, tiles
+from webapp.i18n import get_language
+from webapp.i18n import gettext as _
+from webapp.instance import scratch_dir
+from webapp.jobs import DONE, Job, cancel_response, current_owner, own_job, runner, state_labels, status_response
+from webapp.params import parameter_error, parse_float, single
+from webapp.reference import layer_frame
+from webapp.responses import attachment
+
+archives_bp = Blueprint("archives", __name__, url_prefix="/archives")
+
+ROLE = "analyst"
+
+FORM_FIELDS: tuple[str, ...] = ("archive", "method", "cell", "band", "from", "to", "step", "shape", "weight")
+DOWNLOADS: dict[str, str] = {"gpkg": "application/geopackage+sqlite3", "geojson": "application/geo+json"}
+MAP_LAYER: dict[str, str] = {"gi": "gi", "emerging": "emerging", "kde": "contours"}
+"""The :func:`geo_ibm.maps.hotspot_map` argument each method's result is drawn as."""
+
+
+def configured_archives() -> dict[str, str]:
+    """The archives of this server: ``{name: location}`` (``ARCHIVES`` of the app's config)."""
+    return dict(current_app.config.get("ARCHIVES") or {})
+
+
+def _method_labels() -> dict[str, str]:
+    return {"gi": _("Gi* hot and cold spots"), "emerging": _("Emerging hot spots"),
+            "kde": _("Kernel density contours")}
+
+
+@dataclass
+class ArchiveView:
+    """One configured archive as the page lists it: its summary, or why it cannot be read."""
+
+    name: str
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class ArchiveResult:
+    """A finished archive job: the result in the archive's CRS, its parameters, files and map documents."""
+
+    name: str
+    method: str
+    result: gpd.GeoDataFrame
+    params: dict[str, Any]
+    files: dict[str, bytes]
+    documents: dict[str, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- form
+
+
+def _archive(name: str | None) -> tuple[str, Manifest]:
+    archives = configured_archives()
+    if not name:
+        raise parameter_error("archive", name, "choose one of this server's archives"
+                              + (f": {', '.join(archives)}" if archives else " (none is configured: GEO_IBM_ARCHIVES)"))
+    if name not in archives:
+        raise parameter_error("archive", name, "not an archive of this server"
+                              + (f"; use one of {', '.join(archives)}" if archives else ""))
+    return name, read_manifest(archives[name])
+
+
+def _choice(form: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = single(form, name) or default
+    if value not in allowed:
+        raise parameter_error(name, value, f"use one of {', '.join(allowed)}")
+    return value
+
+
+def _form_defaults(form: Mapping[str, Any] | None = None) -> dict[str, str]:
+    values = {"archive": next(iter(configured_archives()), ""), "method": "gi", "cell": "", "band": "", "from": "",
+              "to": "", "step": "quarter", "shape": "square", "weight": "events"}
+    for key in FORM_FIELDS:
+        if form is not None and form.get(key) not in (None, ""):
+            values[key] = str(form.get(key))
+    return values
+
+
+def parse_archive_form(form: Mapping[str, Any]) -> tuple[str, ArchiveRequest]:
+    """The archive form checked before any work: ``(archive name, checked request)``.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``archive`` (not one of this server's), ``method``, ``cell``, ``band``, ``from``,
+        ``to``, ``step``, ``shape`` or ``weight``, or a cost above the budget; an unknown field.
+    """
+    known = set(FORM_FIELDS) | {"csrf_token"}
+    unknown = sorted(k for k in form.keys() if k not in known)
+    if unknown:
+        raise parameter_error(unknown[0], form.get(unknown[0]), "unknown form field")
+    name, manifest = _archive(single(form, "archive"))
+    method = _choice(form, "method", ARCHIVE_METHODS, "gi")
+    step = _choice(form, "step", ("quarter", "month"), "quarter")
+    shape = _choice(form, "shape", ("square", "hex"), "square")
+    weight = _choice(form, "weight", ("events", "persons"), "events")
+    cell = parse_float(single(form, "cell"), name="cell", default=None)
+    band = parse_float(single(form, "band"), name="band", default=None)
+    first = single(form, "from") or None
+    last = single(form, "to") or None
+    start = None if first is None else periods.to_timestamp(first, name="from")
+    end = None if last is None else periods.period_end(last, name="to")
+    if start is not None and end is not None and end <= start:
+        raise parameter_error("to", last, "the last day comes before the first (from)")
+    checked = check_archive_request(manifest, method=method, cell=cell, band=band, start=start, end=end,
+                                    weight=None if weight == "events" else weight, shape=shape, step=step)
+    checked.params.update({"from": first, "to": last})
+    return name, checked
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def archive_job(name: str, checked: ArchiveRequest, *, scheduler: str | None, workers: int, store_location: str,
+                user: str, workdir: Path) -> Any:
+    """The work of one archive job: a Dask client, the analysis with its progress, its files; audited when it ends."""
+    where = scheduler or f"a local cluster of {workers} workers"
+    detail = {"what": f"hotspots {checked.method}", "archive": name, "location": checked.manifest.root,
+              "partitions": len(checked.entries), "rows": checked.rows, "cluster": where,
+              "parameters": {k: checked.params.get(k) for k in ("from", "to", "weight", "shape")}}
+
+    def work(progress: ProgressCallback) -> ArchiveResult:
+        progress(0.01, "starting the cluster" if scheduler is None else f"connecting to {scheduler}")
+
+        def partitions(done: int, total: int) -> None:
+            progress(0.05 + 0.85 * done / max(total, 1), f"{done} of {total} partitions binned")
+
+        try:
+            with dask_client(scheduler, workers=workers) as client:
+                progress(0.05, f"binning {len(checked.entries)} partitions")
+                result = run_archive_request(checked, client=client, progress=partitions)
+            progress(0.92, "writing the GeoPackage and GeoJSON")
+            params = {**dict(result.attrs.get("parameters", {})), "from": checked.params.get("from"),
+                      "to": checked.params.get("to"), "archive_name": name}
+            result = result.copy()
+            result.attrs = {}
+            files = _result_files(result, params, checked.method, workdir)
+        except GeoIbmError as exc:
+            status = "cancelled" if isinstance(exc, Cancelled) else "refused"
+            open_store(store_location).audit("export", user=user, detail={
+                **detail, "status": status, "error": str(exc).splitlines()[0][:300]})
+            raise
+        # the archive's records were read and a result made of them: as the command line's analysis
+        open_store(store_location).audit("export", user=user, detail={
+            **detail, "status": "done", "events": params.get("n_events"), "cells": len(result)})
+        return ArchiveResult(name, checked.method, result, params, files)
+
+    return work
+
+
+def _result_files(result: gpd.GeoDataFrame, params: dict[str, Any], method: str, workdir: Path) -> dict[str, bytes]:
+    folder = Path(tempfile.mkdtemp(prefix="archive-out-", dir=workdir))
+    layer = f"hotspots_{method}"
+    try:
+        files: dict[str, bytes] = {}
+        for fmt in DOWNLOADS:
+            path = folder / f"{layer}.{fmt}"
+            write_vector(result, path, layer=layer, metadata=params, style=layer_style(result, layer))
+            files[fmt] = path.read_bytes()
+        return files
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _result(job_id: str) -> tuple[Job, ArchiveResult]:
+    job = own_job(job_id)
+    if job.state != DONE or not isinstance(job.result, ArchiveResult):
+        raise ValidationError(f"job {job.id}: no result ({job.state})", [Problem("no result", column="job",
+                                                                                  value=job.state)])
+    return job, job.result
+
+
+def _views() -> list[ArchiveView]:
+    views = []
+    for name, location in configured_archives().items():
+        try:
+            views.append(ArchiveView(name, summary=archive_summary(read_manifest(location))))
+        except GeoIbmError as exc:
+            views.append(ArchiveView(name, error=str(exc).splitlines()[0]))
+    return views
+
+
+# --------------------------------------------------------------------------- views
+
+
+@archives_bp.context_processor
+def _labels() -> dict[str, Any]:
+    return {"state_labels": state_labels(), "method_labels": _method_labels()}
+
+
+@archives_bp.route("/", methods=["GET", "POST"])
+@require_role(ROLE)
+def archives_page() -> Any:
+    """The archives and the hot spot form (GET); a valid form starts an archive job and opens its page (POST)."""
+    if request.method == "GET":
+        return render_template("archives.html", archives=_views(), form=_form_defaults(), methods=ARCHIVE_METHODS,
+                               scheduler=current_app.config.get("DASK_SCHEDULER"),
+                               workers=int(current_app.config.get("DASK_WORKERS", 2)),
+                               jobs=runner().jobs_of(current_owner(), kind="archive"))
+    name, checked = parse_archive_form(request.form)
+    scheduler = current_app.config.get("DASK_SCHEDULER") or None
+    workers = int(current_app.config.get("DASK_WORKERS", 2))
+    work = archive_job(name, checked, scheduler=scheduler, workers=workers,
+                       store_location=str(current_app.config.get("STORE_PATH")), user=current_owner(),
+                       workdir=scratch_dir())
+    title = _("%(method)s over the archive %(name)s", method=_method_labels()[checked.method], name=name)
+    job = runner().submit(current_owner(), title, work, kind="archive")
+    audit("export", status="submitted", job=job.id, what=f"hotspots {checked.method}", archive=name,
+          partitions=len(checked.entries), rows=checked.rows)
+    return redirect(url_for("archives.job_page", job_id=job.id), code=303)
+
+
+@archives_bp.route("/jobs/<job_id>")
+@require_role(ROLE)
+def job_page(job_id: str) -> Any:
+    """An archive job's progress (reload to follow it); a finished job's page is its result."""
+    job = own_job(job_id)
+    if job.state == DONE:
+        return redirect(url_for("archives.result_page", job_id=job.id), code=303)
+    return render_template("archives_job.html", job=job, status_url=url_for("archives.job_status", job_id=job.id),
+                           result_url=url_for("archives.result_page", job_id=job.id))
+
+
+@archives_bp.route("/jobs/<job_id>/status")
+@require_role(ROLE)
+def job_status(job_id: str) -> Any:
+    """The job's state as JSON: ``state``, ``finished``, ``fraction``, ``message``, ``error``, ``result`` (URL when done)."""
+    job = own_job(job_id)
+    return status_response(job, url_for("archives.result_page", job_id=job.id) if job.state == DONE else None)
+
+
+@archives_bp.route("/jobs/<job_id>/cancel", methods=["POST"])
+@require_role(ROLE)
+def cancel_job(job_id: str) -> Any:
+    """Cancel the job (a waiting one at once, a running one at its next partition); audited."""
+    return cancel_response(job_id, action="export", page_endpoint="archives.job_page")
+
+
+def _summary_rows(result: ArchiveResult) -> list[tuple[str, int]]:
+    """What the result found: cells per Gi* bin (after FDR), per emerging category, or contour bands."""
+    frame = result.result
+    if result.method == "gi":
+        column = "gi_bin_fdr" if "gi_bin_fdr" in frame.columns else "gi_bin"
+        from geo_ibm.maps.hotspotlayers import GI_BIN_LABELS
+
+        counts = frame[column].astype(int).value_counts()
+        return [(_(GI_BIN_LABELS[b]), int(counts[b])) for b in sorted(GI_BIN_LABELS, reverse=True) if b in counts.index]
+    if result.method == "emerging":
+        categories = frame["category"].astype(str).value_counts()
+        return [(_(c), int(n)) for c, n in categories.items()]
+    return [(_("Density bands"), len(frame))]
+
+
+@archives_bp.route("/jobs/<job_id>/result")
+@require_role(ROLE)
+def result_page(job_id: str) -> Any:
+    """The finished analysis: its parameters, what it found, the map and downloads."""
+    job, result = _result(job_id)
+    params = {k: v for k, v in result.params.items() if k not in ("band_details", "categories", "steps")}
+    return render_template("archives_result.html", job=job, result=result, params=params,
+                           found=_summary_rows(result), map_src=url_for("archives.map_document", job_id=job.id),
+                           downloads=tuple(DOWNLOADS))
+
+
+@archives_bp.route("/jobs/<job_id>/map")
+@require_role(ROLE)
+def map_document(job_id: str) -> Any:
+    """The result's map document for the result page's sandboxed frame (built once per job and language)."""
+    _job, result = _result(job_id)
+    language = get_language()
+    document = result.documents.get(language)
+    if document is None:
+        tiles_url, tiles_attr = tiles()
+        fmap = maps.hotspot_map(outline=layer_frame("outline"), borders=layer_frame("borders"), tiles_url=tiles_url,
+                                tile_attribution=tiles_attr, asset_base=ASSET_PREFIX, t=_translate,
+                                **{MAP_LAYER[result.method]: result.result})
+        if len(result.result):
+            # an archive may cover Europe: the view is the result's, not Luxembourg's
+            west, south, east, north = result.result.to_crs(WEB_CRS).total_bounds
+            fmap.fit_bounds([[float(south), float(west)], [float(north), float(east)]])
+        document = maps.render_map(fmap, title=_("Archive hotspot map"), lang=language)
+        result.documents[language] = document
+    return map_headers(Response(document, mimetype="text/html"))
+
+
+@archives_bp.route("/jobs/<job_id>/result.<fmt>")
+@require_role(ROLE)
+def download(job_id: str, fmt: str) -> Any:
+    """The result as GeoPackage (the archive's CRS, with its QGIS style) or GeoJSON (EPSG:4326); audited."""
+    if fmt not in DOWNLOADS:
+        raise ValidationError(f"invalid format {fmt!r}: use one of {', '.join(DOWNLOADS)}",
+                              [Problem("unknown format", column="format", value=fmt)])
+    job, result = _result(job_id)
+    audit("export", what=f"hotspots {result.method}", archive=result.name, format=fmt, job=job.id,
+          cells=len(result.result))
+    return attachment(result.files[fmt], DOWNLOADS[fmt], f"geo_ibm-archive-{result.name}-{result.method}.{fmt}")
+
+
+def _translate(message: str) -> str:
+    return _(message)
+
+
+__all__ = ["ArchiveResult", "archive_job", "archives_bp", "configured_archives", "parse_archive_form"]
