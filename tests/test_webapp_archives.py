@@ -229,3 +229,51 @@ def test_archive_settings_are_checked_when_the_app_starts(base_store, tmp_path, 
     monkeypatch.setenv("GEO_IBM_DASK_WORKERS", "two")
     with pytest.raises(ValidationError, match="GEO_IBM_DASK_WORKERS"):
         create_app(config)
+
+
+def test_print_maps_of_a_luxembourg_archive_and_an_eu_archive_refused_naming_the_format(app, tmp_path_factory):
+    import subprocess
+
+    c = _client(app, "ana")
+    job_url = _submit(c, archive="lux", method="gi", cell="3000", band="9000")
+    assert _wait(c, job_url)["state"] == "done"
+    assert "result.pdf" in c.get(job_url + "/result").get_data(as_text=True)
+    pdf = c.get(job_url + "/result.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    path = tmp_path_factory.mktemp("print") / "map.pdf"
+    path.write_bytes(pdf.data)
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Getis" in text and "Archive lux" in text and "distance band 9000 m" in text
+    png = c.get(job_url + "/result.png")
+    assert png.status_code == 200 and png.data.startswith(b"\x89PNG")
+
+
+@pytest.fixture(scope="module")
+def eu_archive(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("webarchive-eu") / "eu"
+    write_synthetic_archive(root, n_events=20_000, partitions=20, quarters=8, crs="EPSG:3035", seed=7)
+    return root
+
+
+def test_an_eu_archive_is_mapped_where_it_lies_and_has_no_print_map(base_store, tmp_path, eu_archive, cluster):
+    app = _app(base_store, tmp_path, {"eu": str(eu_archive)}, DASK_SCHEDULER=cluster.scheduler_address)
+    try:
+        c = _client(app, "ana")
+        assert "EPSG:3035" in c.get("/archives/").get_data(as_text=True)
+        job_url = _submit(c, archive="eu", method="gi")
+        status = _wait(c, job_url)
+        assert status["state"] == "done", status
+        page = c.get(job_url + "/result").get_data(as_text=True)
+        assert "result.gpkg" in page and "result.pdf" not in page and "EPSG:3035" in page
+        refused = c.get(job_url + "/result.pdf", headers={"Accept": "text/html"})
+        assert refused.status_code == 400 and "format" in refused.get_data(as_text=True)
+        document = c.get(job_url + "/map").get_data(as_text=True)
+        assert "fitBounds" in document
+        data = c.get(job_url + "/result.gpkg").data
+        path = tmp_path / "eu.gpkg"
+        path.write_bytes(data)
+        assert pyogrio.read_info(path, layer="hotspots_gi")["crs"] == "EPSG:3035"
+    finally:
+        from webapp.jobs import runner
+
+        runner(app).close()

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
-from geo_ibm import maps, periods
+from geo_ibm import figures, maps, periods
 from geo_ibm.archive import (
     ARCHIVE_METHODS,
     ArchiveRequest,
@@ -35,7 +36,7 @@ from geo_ibm.errors import GeoIbmError, Problem, ValidationError
 from geo_ibm.io import write_vector
 from geo_ibm.maps.qgisstyles import layer_style
 from geo_ibm.planning.progress import Cancelled, ProgressCallback
-from geo_ibm.settings import WEB_CRS
+from geo_ibm.settings import LOCAL_TZ, WEB_CRS, WORKING_CRS
 from geo_ibm.store import open_store
 from webapp.assets import ASSET_PREFIX
 from webapp.auth import audit, require_role
@@ -54,6 +55,8 @@ ROLE = "analyst"
 
 FORM_FIELDS: tuple[str, ...] = ("archive", "method", "cell", "band", "from", "to", "step", "shape", "weight")
 DOWNLOADS: dict[str, str] = {"gpkg": "application/geopackage+sqlite3", "geojson": "application/geo+json"}
+PRINT_FORMATS: dict[str, str] = {"pdf": figures.FORMATS["pdf"], "png": figures.FORMATS["png"]}
+"""Print maps of a result: Luxembourg's (EPSG:2169) archives only, as every print map."""
 MAP_LAYER: dict[str, str] = {"gi": "gi", "emerging": "emerging", "kde": "contours"}
 """The :func:`geo_ibm.maps.hotspot_map` argument each method's result is drawn as."""
 
@@ -174,7 +177,7 @@ def archive_job(name: str, checked: ArchiveRequest, *, scheduler: str | None, wo
                 result = run_archive_request(checked, client=client, progress=partitions)
             progress(0.92, "writing the GeoPackage and GeoJSON")
             params = {**dict(result.attrs.get("parameters", {})), "from": checked.params.get("from"),
-                      "to": checked.params.get("to"), "archive_name": name}
+                      "to": checked.params.get("to"), "archive_name": name, "period": _period(checked)}
             result = result.copy()
             result.attrs = {}
             files = _result_files(result, params, checked.method, workdir)
@@ -189,6 +192,18 @@ def archive_job(name: str, checked: ArchiveRequest, *, scheduler: str | None, wo
         return ArchiveResult(name, checked.method, result, params, files)
 
     return work
+
+
+def _period(checked: ArchiveRequest) -> str | None:
+    """The days analysed, as a reader sees them: the form's from/to, else the archive's first and last event."""
+    span = checked.manifest.time_range
+
+    def day(seconds: int) -> str:
+        return pd.Timestamp(seconds, unit="s", tz="UTC").tz_convert(LOCAL_TZ).strftime("%Y-%m-%d")
+
+    first = checked.params.get("from") or (day(span[0]) if span else None)
+    last = checked.params.get("to") or (day(span[1]) if span else None)
+    return f"{first or '…'} – {last or '…'}" if first or last else None
 
 
 def _result_files(result: gpd.GeoDataFrame, params: dict[str, Any], method: str, workdir: Path) -> dict[str, bytes]:
@@ -300,9 +315,10 @@ def result_page(job_id: str) -> Any:
     """The finished analysis: its parameters, what it found, the map and downloads."""
     job, result = _result(job_id)
     params = {k: v for k, v in result.params.items() if k not in ("band_details", "categories", "steps")}
+    prints = tuple(PRINT_FORMATS) if result.params.get("crs") == WORKING_CRS else ()
     return render_template("archives_result.html", job=job, result=result, params=params,
                            found=_summary_rows(result), map_src=url_for("archives.map_document", job_id=job.id),
-                           downloads=tuple(DOWNLOADS))
+                           downloads=tuple(DOWNLOADS) + prints)
 
 
 @archives_bp.route("/jobs/<job_id>/map")
@@ -329,18 +345,62 @@ def map_document(job_id: str) -> Any:
 @archives_bp.route("/jobs/<job_id>/result.<fmt>")
 @require_role(ROLE)
 def download(job_id: str, fmt: str) -> Any:
-    """The result as GeoPackage (the archive's CRS, with its QGIS style) or GeoJSON (EPSG:4326); audited."""
-    if fmt not in DOWNLOADS:
-        raise ValidationError(f"invalid format {fmt!r}: use one of {', '.join(DOWNLOADS)}",
+    """The result as GeoPackage (the archive's CRS, with its QGIS style), GeoJSON (EPSG:4326) or a print map
+    (PDF, PNG: archives in EPSG:2169); audited."""
+    formats = {**DOWNLOADS, **PRINT_FORMATS}
+    if fmt not in formats:
+        raise ValidationError(f"invalid format {fmt!r}: use one of {', '.join(formats)}",
                               [Problem("unknown format", column="format", value=fmt)])
     job, result = _result(job_id)
+    key = fmt if fmt in DOWNLOADS else f"{fmt}-{get_language()}"
+    data = result.files.get(key)
+    if data is None:
+        # a print map is built once per job, format and language
+        data = result.files[key] = print_map(result, fmt)
     audit("export", what=f"hotspots {result.method}", archive=result.name, format=fmt, job=job.id,
           cells=len(result.result))
-    return attachment(result.files[fmt], DOWNLOADS[fmt], f"geo_ibm-archive-{result.name}-{result.method}.{fmt}")
+    return attachment(data, formats[fmt], f"geo_ibm-archive-{result.name}-{result.method}.{fmt}")
+
+
+def print_map(result: ArchiveResult, fmt: str) -> bytes:
+    """The print map of a result over a Luxembourg archive: Gi* bins, emerging categories or density bands.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``format`` for an archive in another CRS than EPSG:2169 (its GeoPackage opens in QGIS).
+    """
+    crs = result.params.get("crs")
+    if crs != WORKING_CRS:
+        raise ValidationError(f"format: print maps cover Luxembourg ({WORKING_CRS}); the archive {result.name} is in "
+                              f"{crs}: download the GeoPackage and lay it out in QGIS",
+                              [Problem("print map of Luxembourg only", column="format", value=fmt)])
+    params = result.params
+    common: dict[str, Any] = {"outline": layer_frame("outline"), "borders": layer_frame("borders"),
+                              "crossings": layer_frame("crossings"), "neighbours": layer_frame("neighbours"),
+                              "period": params.get("period"), "t": _translate}
+    events = _("Archive %(name)s, %(n)s events", name=result.name, n=f"{int(params.get('n_events') or 0):,}")
+    if result.method == "kde":
+        subtitle = _("Quartic kernel, search radius %(radius)s m; bands at the 50/75/90/95/99 %% quantiles") % {
+            "radius": f"{float(params.get('radius') or 0):.0f}"}
+        fig = figures.static_map(contours=result.result, title=_("Kernel density of interceptions"),
+                                 subtitle=f"{events}. {subtitle}", **common)
+    else:
+        subtitle = _("Cell %(cell)s m, distance band %(band)s m, false discovery rate corrected") % {
+            "cell": f"{float(params.get('cell') or 0):.0f}", "band": f"{float(params.get('band') or 0):.0f}"}
+        if result.method == "gi":
+            fig = figures.static_map(hotspots=result.result, title=_("Hot and cold spots of interceptions (Getis–Ord Gi*)"),
+                                     subtitle=f"{events}. {subtitle}", **common)
+        else:
+            from geo_ibm.figures.emergingmap import emerging_print_map
+
+            fig = emerging_print_map(result.result, title=_("Emerging hot spots"), subtitle=f"{events}. {subtitle}",
+                                     **common)
+    return figures.figure_bytes(fig, format="pdf" if fmt == "pdf" else "png")
 
 
 def _translate(message: str) -> str:
     return _(message)
 
 
-__all__ = ["ArchiveResult", "archive_job", "archives_bp", "configured_archives", "parse_archive_form"]
+__all__ = ["ArchiveResult", "archive_job", "archives_bp", "configured_archives", "parse_archive_form", "print_map"]
