@@ -340,6 +340,8 @@ def tables_to_xlsx(
     generated_at: datetime | None = None,
     sources: Sequence[str] = DATA_SOURCES,
     attribution: str = OSM_ATTRIBUTION,
+    report: str = "geo_ibm – interceptions near Luxembourg's internal Schengen borders",
+    descriptions: Mapping[str, str] | None = None,
 ) -> bytes:
     """An Excel workbook (bytes) with one sheet per table and an "About" sheet first.
 
@@ -347,7 +349,9 @@ def tables_to_xlsx(
     column widths fitted to the content (at most 50 characters). The About sheet lists the
     data period, the filters, the number of events, the generation time (UTC), the tables
     with their descriptions, ``notes`` (tables that could not be built), the data sources and
-    the map data attribution.
+    the map data attribution. ``report`` is the About sheet's first line; ``descriptions``
+    describes tables that :data:`TABLE_TITLES` does not (a sheet is named after its key, as
+    :data:`SHEET_NAMES` does not rename it).
 
     Raises
     ------
@@ -372,7 +376,7 @@ def tables_to_xlsx(
     about = wb.active
     about.title = "About"
     rows: list[tuple[str, str]] = [
-        ("Report", "geo_ibm – interceptions near Luxembourg's internal Schengen borders"),
+        ("Report", report),
         ("Data period", period or "all stored events"),
         ("Filters", ", ".join(f"{k}={v}" for k, v in (filters or {}).items()) or "none"),
     ]
@@ -382,7 +386,7 @@ def tables_to_xlsx(
     rows.append(("Coordinates", f"x, y in {WORKING_CRS} (LUREF, metres); lon, lat in {WEB_CRS}"))
     rows.append(("", ""))
     for name in tables:
-        rows.append((f"Sheet '{SHEET_NAMES.get(name, name)[:31]}'", TABLE_TITLES.get(name, name)))
+        rows.append((f"Sheet '{SHEET_NAMES.get(name, name)[:31]}'", {**TABLE_TITLES, **(descriptions or {})}.get(name, name)))
     for note in notes:
         rows.append(("Not computed", note))
     rows.append(("", ""))

@@ -23,12 +23,14 @@ from geo_ibm.archive import (
     archive_summary,
     bin_partition,
     check_partitions,
+    check_tally_by,
     dask_client,
     hotspots_from_archive,
     kde_raster,
     read_manifest,
     reduce_archive,
     tally_archive,
+    tally_choices,
     write_synthetic_archive,
 )
 from geo_ibm.archive.distributed import MIN_BATCH_ROWS, WORKER_MALLOC, batch_partitions, queues_tasks
@@ -446,6 +448,21 @@ def test_counts_only_by_columns_of_few_values(client, lux_archive, forbid):
         with pytest.raises(ValidationError, match=f"by: counts go per quarter or per one of region, .*got '{by}'") as caught:
             tally_archive(read_manifest(lux_archive), client=client, by=by)
         assert caught.value.problems[0].column == "by"
+
+
+def test_counts_choices_are_those_of_the_manifest(lux_archive, forbid, tmp_path):
+    forbid("geo_ibm.archive.distributed.reduce_archive")
+    manifest = read_manifest(lux_archive)
+    # the synthetic archive has no column of few values: per quarter, or per its (empty) country key
+    assert tally_choices(manifest) == ("quarter", "country")
+    check_tally_by(manifest, "country")
+    with pytest.raises(ValidationError, match="by: the archive has no column 'canton'") as caught:
+        check_tally_by(manifest, "canton")
+    assert caught.value.problems[0].column == "by"
+    richer = replace(manifest, columns=manifest.columns + ("transport_mode", "region", "event_id"))
+    assert tally_choices(richer) == ("quarter", "country", "region", "transport_mode")
+    with pytest.raises(ValidationError, match="by: counts go per quarter or per one of"):
+        check_tally_by(richer, "event_id")
 
 
 def test_bad_rows_are_reported_by_file_and_row(client, tmp_path):

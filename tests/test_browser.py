@@ -218,6 +218,14 @@ def _analyse_archive(page) -> None:
     page.wait_for_url(re.compile(r".*/archives/jobs/[^/]+/result$"), timeout=120_000)
 
 
+def _count_archive(page) -> None:
+    page.select_option("#counts-form select[name=by]", "country")
+    page.fill("#counts-form input[name=from]", "2024-01-01")
+    page.click("#counts-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/archives/jobs/[^/]+/result$"), timeout=120_000)
+    assert page.locator("#archive-counts tbody tr").count() >= 4
+
+
 def _analyse_archive_and_open_its_map(page) -> None:
     _analyse_archive(page)
     page.goto(page.url.removesuffix("/result") + "/map")
@@ -261,6 +269,8 @@ PAGES: list[Any] = [
     _page("archives-fr", "ana@fr", "/archives/"),
     _page("archive-result", "ana", "/archives/", action=_analyse_archive),
     _page("archive-map", "ana", "/archives/", action=_analyse_archive_and_open_its_map),
+    _page("archive-counts", "ana", "/archives/", action=_count_archive),
+    _page("archive-counts-fr", "ana@fr", "/archives/", action=_count_archive),
 ]
 
 

@@ -277,3 +277,124 @@ def test_an_eu_archive_is_mapped_where_it_lies_and_has_no_print_map(base_store, 
         from webapp.jobs import runner
 
         runner(app).close()
+
+
+# --------------------------------------------------------------------------- counts
+
+
+@pytest.fixture(scope="module")
+def store_archive(base_store, tmp_path_factory) -> Path:
+    """The demo store's events written into an archive: it has police regions, means of transport..."""
+    from geo_ibm.archive import export_store
+
+    root = tmp_path_factory.mktemp("webarchive-store") / "store"
+    export_store(open_store(base_store), root)
+    return root
+
+
+def _submit_counts(c, **fields):
+    token = csrf_token(c, "/archives/")
+    return c.post("/archives/counts", data={"csrf_token": token, **fields}, headers={"Accept": "text/html"})
+
+
+def test_counts_per_quarter_equal_the_partitions_read_with_pyarrow(app, archive, tmp_path):
+    import openpyxl
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    c = _client(app, "ana")
+    page = c.get("/archives/").get_data(as_text=True)
+    assert 'id="counts-form"' in page and '<option value="country">country of the partition</option>' in page
+    response = _submit_counts(c, archive="lux", by="quarter", **{"from": "2023-04-01", "to": "2024-09-30"})
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    job_url = response.headers["Location"]
+    status = _wait(c, job_url)
+    assert status["state"] == "done", status
+    # the reference: every partition file read whole, its events' local quarter counted
+    manifest = read_manifest(archive)
+    frames = [pq.read_table(archive / p.path, columns=["observed_at", "persons"]).to_pandas() for p in manifest.partitions]
+    events = pd.concat(frames, ignore_index=True)
+    local = events["observed_at"].dt.tz_convert("Europe/Luxembourg")
+    events = events[(local >= pd.Timestamp("2023-04-01", tz="Europe/Luxembourg"))
+                    & (local < pd.Timestamp("2024-10-01", tz="Europe/Luxembourg"))]
+    quarter = events["observed_at"].dt.tz_convert("Europe/Luxembourg").dt.tz_localize(None).dt.to_period("Q").astype(str)
+    want = events.assign(quarter=quarter).groupby("quarter").agg(events=("persons", "size"), persons=("persons", "sum"))
+    assert len(want) == 6
+    result = c.get(status["result"]).get_data(as_text=True)
+    assert f"{int(want['events'].sum()):,} events, {int(want['persons'].sum()):,} persons" in result
+    for q, row in want.iterrows():
+        assert f"<td>{q}</td><td>{int(row['events']):,}</td><td>{int(row['persons']):,}</td>" in result
+    csv = c.get(job_url + "/result.csv")
+    assert csv.status_code == 200 and csv.headers["Content-Type"].startswith("text/csv")
+    got = pd.read_csv(io.BytesIO(csv.data), encoding="utf-8-sig")
+    assert got["quarter"].tolist() == want.index.tolist()
+    assert got["events"].tolist() == want["events"].tolist() and got["persons"].tolist() == want["persons"].tolist()
+    xlsx = c.get(job_url + "/result.xlsx")
+    book = openpyxl.load_workbook(io.BytesIO(xlsx.data))
+    assert book.sheetnames == ["About", "Archive counts"]
+    rows = list(book["Archive counts"].iter_rows(values_only=True))
+    assert rows[0] == ("quarter", "events", "persons") and [r[1] for r in rows[1:]] == want["events"].tolist()
+    about = {r[0]: r[1] for r in book["About"].iter_rows(values_only=True) if r[0]}
+    assert "archive lux" in about["Report"] and about["Data period"] == "2023-04-01 – 2024-09-30"
+    assert about["Data source"].startswith("Archive lux: ")
+    # a table has no map and no GeoPackage
+    assert c.get(job_url + "/map").status_code == 400
+    refused = c.get(job_url + "/result.gpkg")
+    assert refused.status_code == 400 and "format" in refused.get_data(as_text=True)
+    audit = open_store(app.config["STORE_PATH"]).audit_log(limit=20)
+    details = [d for d in audit[audit["action"] == "export"]["detail"] if d.get("what") == "archive counts by quarter"]
+    assert {d.get("status") for d in details} >= {"submitted", "done"}
+    assert {d.get("format") for d in details} >= {"csv", "xlsx"}
+    assert next(d for d in details if d.get("status") == "done")["events"] == int(want["events"].sum())
+
+
+def test_counts_per_region_of_an_exported_store_equal_the_store(base_store, tmp_path, store_archive, cluster):
+    import pandas as pd
+
+    app = _app(base_store, tmp_path, {"store": str(store_archive), "lux": str(tmp_path / "none")},
+               DASK_SCHEDULER=cluster.scheduler_address)
+    try:
+        c = _client(app, "ana")
+        page = c.get("/archives/").get_data(as_text=True)
+        assert "police region, canton" in page and '<option value="transport_mode">' in page
+        response = _submit_counts(c, archive="store", by="region")
+        assert response.status_code == 303, response.get_data(as_text=True)[:500]
+        status = _wait(c, response.headers["Location"])
+        assert status["state"] == "done", status
+        got = pd.read_csv(io.BytesIO(c.get(response.headers["Location"] + "/result.csv").data),
+                          encoding="utf-8-sig", keep_default_na=False)
+        events = open_store(base_store).events(columns=["region", "persons", "observed_at"])
+        quarter = events["observed_at"].dt.tz_convert("Europe/Luxembourg").dt.tz_localize(None).dt.to_period("Q").astype(str)
+        want = (events.assign(quarter=quarter, region=events["region"].fillna("")).groupby(["region", "quarter"])
+                .agg(events=("persons", "size"), persons=("persons", "sum")).reset_index())
+        assert got.columns.tolist() == ["region", "quarter", "events", "persons"]
+        assert got.values.tolist() == want.values.tolist()
+        assert "police region" in c.get(status["result"]).get_data(as_text=True)
+    finally:
+        from webapp.jobs import runner
+
+        runner(app).close()
+
+
+@pytest.mark.parametrize(("fields", "parameter"), [
+    ({"archive": "elsewhere"}, "archive"),
+    ({"archive": "lux", "by": "event_id"}, "by"),
+    ({"archive": "lux", "by": "canton"}, "by"),
+    ({"archive": "lux", "from": "2024-06-01", "to": "2024-01-01"}, "to"),
+    ({"archive": "lux", "from": "2030-01-01"}, "from"),
+    ({"archive": "lux", "to": "1999-12-31"}, "to"),
+    ({"archive": "lux", "method": "gi"}, "method"),
+])
+def test_bad_counts_forms_are_refused_naming_the_parameter_before_any_job(app, fields, parameter):
+    from webapp.jobs import runner
+
+    response = _submit_counts(_client(app, "ana"), **fields)
+    assert response.status_code == 400, response.get_data(as_text=True)[:500]
+    assert parameter in response.get_data(as_text=True)
+    assert runner(app).jobs_of("ana") == []
+
+
+def test_counts_need_the_csrf_token_and_the_role(app):
+    assert _client(app, "ana").post("/archives/counts", data={"archive": "lux"}).status_code == 400
+    vic = _client(app, "vic")
+    assert vic.post("/archives/counts", data={"archive": "lux", "csrf_token": csrf_token(vic, "/account")}).status_code == 403

@@ -6,13 +6,15 @@ the archive's manifest alone (:func:`geo_ibm.archive.check_archive_request`), so
 costly request is refused with a 400 naming its parameter before any cluster is asked for
 anything. The analysis then runs as a background job (:mod:`webapp.jobs`) on the configured
 scheduler (``DASK_SCHEDULER``) or on a local cluster of ``DASK_WORKERS`` workers started for the
-job, with its progress in partitions and a cancel that stops it at the next partition.
+job, with its progress in partitions and a cancel that stops it at the next partition. The
+counts form sums events and persons per quarter (or per a column of few values and quarter) over
+an archive the same way, for a table on the page and CSV/XLSX downloads.
 """
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,19 +23,23 @@ import geopandas as gpd
 import pandas as pd
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
-from geo_ibm import figures, maps, periods
+from geo_ibm import figures, maps, periods, tables
 from geo_ibm.archive import (
     ARCHIVE_METHODS,
     ArchiveRequest,
     Manifest,
     archive_summary,
     check_archive_request,
+    check_tally_by,
     dask_client,
     read_manifest,
     run_archive_request,
+    select_partitions,
+    tally_archive,
+    tally_choices,
 )
 from geo_ibm.errors import GeoIbmError, Problem, ValidationError
-from geo_ibm.io import write_vector
+from geo_ibm.io import neutralise_formulas, write_vector
 from geo_ibm.maps.qgisstyles import layer_style
 from geo_ibm.planning.progress import Cancelled, ProgressCallback
 from geo_ibm.settings import LOCAL_TZ, WEB_CRS, WORKING_CRS
@@ -57,6 +63,10 @@ FORM_FIELDS: tuple[str, ...] = ("archive", "method", "cell", "band", "from", "to
 DOWNLOADS: dict[str, str] = {"gpkg": "application/geopackage+sqlite3", "geojson": "application/geo+json"}
 PRINT_FORMATS: dict[str, str] = {"pdf": figures.FORMATS["pdf"], "png": figures.FORMATS["png"]}
 """Print maps of a result: Luxembourg's (EPSG:2169) archives only, as every print map."""
+COUNT_FIELDS: tuple[str, ...] = ("archive", "by", "from", "to")
+COUNT_DOWNLOADS: dict[str, str] = {"csv": "text/csv; charset=utf-8", "xlsx": tables.XLSX_MEDIA_TYPE}
+MAX_SHOWN_COUNTS = 400
+"""Rows of a counts table the result page shows; its downloads hold every row."""
 MAP_LAYER: dict[str, str] = {"gi": "gi", "emerging": "emerging", "kde": "contours"}
 """The :func:`geo_ibm.maps.hotspot_map` argument each method's result is drawn as."""
 
@@ -71,6 +81,13 @@ def _method_labels() -> dict[str, str]:
             "kde": _("Kernel density contours")}
 
 
+def by_labels() -> dict[str, str]:
+    """What the counts form can count by, as the reader names it (:data:`geo_ibm.archive.TALLY_COLUMNS`)."""
+    return {"quarter": _("quarter only"), "country": _("country of the partition"), "region": _("police region"),
+            "canton": _("canton"), "entry_country": _("country of entry"), "location_kind": _("kind of place"),
+            "transport_mode": _("means of transport")}
+
+
 @dataclass
 class ArchiveView:
     """One configured archive as the page lists it: its summary, or why it cannot be read."""
@@ -78,6 +95,8 @@ class ArchiveView:
     name: str
     summary: dict[str, Any] | None = None
     error: str | None = None
+    counts_by: tuple[str, ...] = ()
+    """What the counts form can count this archive by (:func:`geo_ibm.archive.tally_choices`)."""
 
 
 @dataclass
@@ -90,6 +109,32 @@ class ArchiveResult:
     params: dict[str, Any]
     files: dict[str, bytes]
     documents: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ArchiveCounts:
+    """A finished counts job: the table (``by`` column unless per quarter, ``quarter``, ``events``,
+    ``persons``), its parameters and its CSV and XLSX files."""
+
+    name: str
+    by: str
+    table: pd.DataFrame
+    params: dict[str, Any]
+    files: dict[str, bytes]
+
+
+@dataclass
+class CountsRequest:
+    """A counts form checked from the manifest alone: the archive, ``by``, the epoch window and the partitions read."""
+
+    name: str
+    manifest: Manifest
+    by: str
+    start: int | None
+    end: int | None
+    partitions: int
+    rows: int
+    params: dict[str, Any]
 
 
 # --------------------------------------------------------------------------- form
@@ -142,30 +187,61 @@ def parse_archive_form(form: Mapping[str, Any]) -> tuple[str, ArchiveRequest]:
     weight = _choice(form, "weight", ("events", "persons"), "events")
     cell = parse_float(single(form, "cell"), name="cell", default=None)
     band = parse_float(single(form, "band"), name="band", default=None)
-    first = single(form, "from") or None
-    last = single(form, "to") or None
-    start = None if first is None else periods.to_timestamp(first, name="from")
-    end = None if last is None else periods.period_end(last, name="to")
-    if start is not None and end is not None and end <= start:
-        raise parameter_error("to", last, "the last day comes before the first (from)")
+    first, last, start, end = _days(form)
     checked = check_archive_request(manifest, method=method, cell=cell, band=band, start=start, end=end,
                                     weight=None if weight == "events" else weight, shape=shape, step=step)
     checked.params.update({"from": first, "to": last})
     return name, checked
 
 
-# --------------------------------------------------------------------------- the job
+def _days(form: Mapping[str, Any]) -> tuple[str | None, str | None, Any, Any]:
+    """The form's ``from`` and ``to`` (days, ``to`` included) and the window they make, checked."""
+    first = single(form, "from") or None
+    last = single(form, "to") or None
+    start = None if first is None else periods.to_timestamp(first, name="from")
+    end = None if last is None else periods.period_end(last, name="to")
+    if start is not None and end is not None and end <= start:
+        raise parameter_error("to", last, "the last day comes before the first (from)")
+    return first, last, start, end
 
 
-def archive_job(name: str, checked: ArchiveRequest, *, scheduler: str | None, workers: int, store_location: str,
-                user: str, workdir: Path) -> Any:
-    """The work of one archive job: a Dask client, the analysis with its progress, its files; audited when it ends."""
+def parse_counts_form(form: Mapping[str, Any]) -> CountsRequest:
+    """The counts form checked before any work, from the archive's manifest alone.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``archive``, ``by`` (not a column of few values this archive has), ``from`` or
+        ``to``, or an unknown field; no partition in the period.
+    """
+    known = set(COUNT_FIELDS) | {"csrf_token"}
+    unknown = sorted(k for k in form.keys() if k not in known)
+    if unknown:
+        raise parameter_error(unknown[0], form.get(unknown[0]), "unknown form field")
+    name, manifest = _archive(single(form, "archive"))
+    by = single(form, "by") or "quarter"
+    check_tally_by(manifest, by)
+    first, last, start, end = _days(form)
+    window = periods.epoch_window(start, end, start_name="from", end_name="to")
+    entries = select_partitions(manifest, start=window[0], end=window[1])
+    if not entries:
+        raise parameter_error("from" if first else "to", first or last, "no partition of the archive lies in this period")
+    return CountsRequest(name, manifest, by, window[0], window[1], len(entries), sum(p.rows for p in entries),
+                         {"archive_name": name, "by": by, "from": first, "to": last, "crs": manifest.crs,
+                          "partitions": len(entries)})
+
+
+# --------------------------------------------------------------------------- the jobs
+
+
+def _on_cluster(detail: dict[str, Any], run: Callable[[Any, Callable[[int, int], None]], tuple[Any, dict[str, Any]]], *,
+                scheduler: str | None, workers: int, store_location: str, user: str) -> Any:
+    """The work of one job on Dask: a client, ``run(client, partitions)`` with the partitions' progress, audited
+    as an export when it ends (done with ``run``'s detail, refused or cancelled with the reason)."""
     where = scheduler or f"a local cluster of {workers} workers"
-    detail = {"what": f"hotspots {checked.method}", "archive": name, "location": checked.manifest.root,
-              "partitions": len(checked.entries), "rows": checked.rows, "cluster": where,
-              "parameters": {k: checked.params.get(k) for k in ("from", "to", "weight", "shape")}}
+    detail = {**detail, "cluster": where}
 
-    def work(progress: ProgressCallback) -> ArchiveResult:
+    def work(progress: ProgressCallback) -> Any:
         progress(0.01, "starting the cluster" if scheduler is None else f"connecting to {scheduler}")
 
         def partitions(done: int, total: int) -> None:
@@ -173,37 +249,86 @@ def archive_job(name: str, checked: ArchiveRequest, *, scheduler: str | None, wo
 
         try:
             with dask_client(scheduler, workers=workers) as client:
-                progress(0.05, f"binning {len(checked.entries)} partitions")
-                result = run_archive_request(checked, client=client, progress=partitions)
-            progress(0.92, "writing the GeoPackage and GeoJSON")
-            params = {**dict(result.attrs.get("parameters", {})), "from": checked.params.get("from"),
-                      "to": checked.params.get("to"), "archive_name": name, "period": _period(checked)}
-            result = result.copy()
-            result.attrs = {}
-            files = _result_files(result, params, checked.method, workdir)
+                progress(0.05, f"binning {detail.get('partitions')} partitions")
+                result, done = run(client, partitions)
         except GeoIbmError as exc:
             status = "cancelled" if isinstance(exc, Cancelled) else "refused"
             open_store(store_location).audit("export", user=user, detail={
                 **detail, "status": status, "error": str(exc).splitlines()[0][:300]})
             raise
         # the archive's records were read and a result made of them: as the command line's analysis
-        open_store(store_location).audit("export", user=user, detail={
-            **detail, "status": "done", "events": params.get("n_events"), "cells": len(result)})
-        return ArchiveResult(name, checked.method, result, params, files)
+        open_store(store_location).audit("export", user=user, detail={**detail, "status": "done", **done})
+        return result
 
     return work
+
+
+def counts_job(checked: CountsRequest, *, scheduler: str | None, workers: int, store_location: str, user: str) -> Any:
+    """The work of one counts job: the table summed on Dask, its CSV and XLSX; audited when it ends."""
+    detail = {"what": f"archive counts by {checked.by}", "archive": checked.name, "location": checked.manifest.root,
+              "partitions": checked.partitions, "rows": checked.rows,
+              "parameters": {k: checked.params.get(k) for k in ("from", "to")}}
+
+    def run(client: Any, partitions: Callable[[int, int], None]) -> tuple[ArchiveCounts, dict[str, Any]]:
+        table = tally_archive(checked.manifest, client=client, by=checked.by, start=checked.start, end=checked.end,
+                              progress=partitions)
+        # values of the by column come from the archive's files: never a formula in a spreadsheet
+        safe = neutralise_formulas(table)
+        events = int(table["events"].sum())
+        params = {**checked.params, "events": events, "persons": int(table["persons"].sum())}
+        sheet = "Archive counts"
+        xlsx = tables.tables_to_xlsx(
+            {sheet: safe}, period=_counts_period(checked), events=events,
+            filters={"archive": checked.name, "by": checked.by},
+            report=f"geo_ibm – events and persons per quarter in the archive {checked.name}",
+            descriptions={sheet: f"Events and persons per {'quarter' if checked.by == 'quarter' else checked.by + ' and quarter'}, "
+                                 f"summed over {checked.partitions} partitions on Dask"},
+            sources=(f"Archive {checked.name}: {checked.manifest.root} ({checked.manifest.crs}, "
+                     f"{len(checked.manifest.partitions)} partitions)",),
+            attribution="none (no map in this workbook)")
+        files = {"csv": tables.table_csv(safe), "xlsx": xlsx}
+        return ArchiveCounts(checked.name, checked.by, table, params, files), {"events": events, "table_rows": len(table)}
+
+    return _on_cluster(detail, run, scheduler=scheduler, workers=workers, store_location=store_location, user=user)
+
+
+def _counts_period(checked: CountsRequest) -> str | None:
+    span = checked.manifest.time_range
+    first = checked.params.get("from") or (_day(span[0]) if span else None)
+    last = checked.params.get("to") or (_day(span[1]) if span else None)
+    return f"{first or '…'} – {last or '…'}" if first or last else None
+
+
+def archive_job(name: str, checked: ArchiveRequest, *, scheduler: str | None, workers: int, store_location: str,
+                user: str, workdir: Path) -> Any:
+    """The work of one archive job: a Dask client, the analysis with its progress, its files; audited when it ends."""
+    detail = {"what": f"hotspots {checked.method}", "archive": name, "location": checked.manifest.root,
+              "partitions": len(checked.entries), "rows": checked.rows,
+              "parameters": {k: checked.params.get(k) for k in ("from", "to", "weight", "shape")}}
+
+    def run(client: Any, partitions: Callable[[int, int], None]) -> tuple[ArchiveResult, dict[str, Any]]:
+        result = run_archive_request(checked, client=client, progress=partitions)
+        params = {**dict(result.attrs.get("parameters", {})), "from": checked.params.get("from"),
+                  "to": checked.params.get("to"), "archive_name": name, "period": _period(checked)}
+        result = result.copy()
+        result.attrs = {}
+        files = _result_files(result, params, checked.method, workdir)
+        return ArchiveResult(name, checked.method, result, params, files), {"events": params.get("n_events"),
+                                                                            "cells": len(result)}
+
+    return _on_cluster(detail, run, scheduler=scheduler, workers=workers, store_location=store_location, user=user)
 
 
 def _period(checked: ArchiveRequest) -> str | None:
     """The days analysed, as a reader sees them: the form's from/to, else the archive's first and last event."""
     span = checked.manifest.time_range
-
-    def day(seconds: int) -> str:
-        return pd.Timestamp(seconds, unit="s", tz="UTC").tz_convert(LOCAL_TZ).strftime("%Y-%m-%d")
-
-    first = checked.params.get("from") or (day(span[0]) if span else None)
-    last = checked.params.get("to") or (day(span[1]) if span else None)
+    first = checked.params.get("from") or (_day(span[0]) if span else None)
+    last = checked.params.get("to") or (_day(span[1]) if span else None)
     return f"{first or '…'} – {last or '…'}" if first or last else None
+
+
+def _day(seconds: int) -> str:
+    return pd.Timestamp(seconds, unit="s", tz="UTC").tz_convert(LOCAL_TZ).strftime("%Y-%m-%d")
 
 
 def _result_files(result: gpd.GeoDataFrame, params: dict[str, Any], method: str, workdir: Path) -> dict[str, bytes]:
@@ -220,19 +345,28 @@ def _result_files(result: gpd.GeoDataFrame, params: dict[str, Any], method: str,
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _result(job_id: str) -> tuple[Job, ArchiveResult]:
+def _finished(job_id: str) -> tuple[Job, ArchiveResult | ArchiveCounts]:
     job = own_job(job_id)
-    if job.state != DONE or not isinstance(job.result, ArchiveResult):
+    if job.state != DONE or not isinstance(job.result, (ArchiveResult, ArchiveCounts)):
         raise ValidationError(f"job {job.id}: no result ({job.state})", [Problem("no result", column="job",
                                                                                   value=job.state)])
     return job, job.result
+
+
+def _result(job_id: str) -> tuple[Job, ArchiveResult]:
+    job, result = _finished(job_id)
+    if not isinstance(result, ArchiveResult):
+        raise ValidationError(f"job {job.id}: a table of counts has no map",
+                              [Problem("no map", column="job", value=job.id)])
+    return job, result
 
 
 def _views() -> list[ArchiveView]:
     views = []
     for name, location in configured_archives().items():
         try:
-            views.append(ArchiveView(name, summary=archive_summary(read_manifest(location))))
+            manifest = read_manifest(location)
+            views.append(ArchiveView(name, summary=archive_summary(manifest), counts_by=tally_choices(manifest)))
         except GeoIbmError as exc:
             views.append(ArchiveView(name, error=str(exc).splitlines()[0]))
     return views
@@ -243,7 +377,7 @@ def _views() -> list[ArchiveView]:
 
 @archives_bp.context_processor
 def _labels() -> dict[str, Any]:
-    return {"state_labels": state_labels(), "method_labels": _method_labels()}
+    return {"state_labels": state_labels(), "method_labels": _method_labels(), "by_labels": by_labels()}
 
 
 @archives_bp.route("/", methods=["GET", "POST"])
@@ -251,7 +385,10 @@ def _labels() -> dict[str, Any]:
 def archives_page() -> Any:
     """The archives and the hot spot form (GET); a valid form starts an archive job and opens its page (POST)."""
     if request.method == "GET":
-        return render_template("archives.html", archives=_views(), form=_form_defaults(), methods=ARCHIVE_METHODS,
+        views = _views()
+        counts_by = [by for by in by_labels() if any(by in v.counts_by for v in views)]
+        return render_template("archives.html", archives=views, form=_form_defaults(), methods=ARCHIVE_METHODS,
+                               counts_by=counts_by,
                                scheduler=current_app.config.get("DASK_SCHEDULER"),
                                workers=int(current_app.config.get("DASK_WORKERS", 2)),
                                jobs=runner().jobs_of(current_owner(), kind="archive"))
@@ -265,6 +402,21 @@ def archives_page() -> Any:
     job = runner().submit(current_owner(), title, work, kind="archive")
     audit("export", status="submitted", job=job.id, what=f"hotspots {checked.method}", archive=name,
           partitions=len(checked.entries), rows=checked.rows)
+    return redirect(url_for("archives.job_page", job_id=job.id), code=303)
+
+
+@archives_bp.route("/counts", methods=["POST"])
+@require_role(ROLE)
+def counts() -> Any:
+    """A valid counts form starts a counts job and opens its page; a bad one is a 400 naming the field."""
+    checked = parse_counts_form(request.form)
+    work = counts_job(checked, scheduler=current_app.config.get("DASK_SCHEDULER") or None,
+                      workers=int(current_app.config.get("DASK_WORKERS", 2)),
+                      store_location=str(current_app.config.get("STORE_PATH")), user=current_owner())
+    title = _("Counts per %(by)s over the archive %(name)s", by=by_labels()[checked.by], name=checked.name)
+    job = runner().submit(current_owner(), title, work, kind="archive")
+    audit("export", status="submitted", job=job.id, what=f"archive counts by {checked.by}", archive=checked.name,
+          partitions=checked.partitions, rows=checked.rows)
     return redirect(url_for("archives.job_page", job_id=job.id), code=303)
 
 
@@ -312,8 +464,14 @@ def _summary_rows(result: ArchiveResult) -> list[tuple[str, int]]:
 @archives_bp.route("/jobs/<job_id>/result")
 @require_role(ROLE)
 def result_page(job_id: str) -> Any:
-    """The finished analysis: its parameters, what it found, the map and downloads."""
-    job, result = _result(job_id)
+    """The finished analysis: its parameters, what it found, the map and downloads; a counts job's table."""
+    job, found = _finished(job_id)
+    if isinstance(found, ArchiveCounts):
+        shown = found.table.head(MAX_SHOWN_COUNTS)
+        return render_template("archives_counts.html", job=job, result=found, params=found.params,
+                               columns=list(shown.columns), rows=shown.to_dict(orient="records"),
+                               total=len(found.table), downloads=tuple(COUNT_DOWNLOADS))
+    result = found
     params = {k: v for k, v in result.params.items() if k not in ("band_details", "categories", "steps")}
     prints = tuple(PRINT_FORMATS) if result.params.get("crs") == WORKING_CRS else ()
     return render_template("archives_result.html", job=job, result=result, params=params,
@@ -346,12 +504,17 @@ def map_document(job_id: str) -> Any:
 @require_role(ROLE)
 def download(job_id: str, fmt: str) -> Any:
     """The result as GeoPackage (the archive's CRS, with its QGIS style), GeoJSON (EPSG:4326) or a print map
-    (PDF, PNG: archives in EPSG:2169); audited."""
-    formats = {**DOWNLOADS, **PRINT_FORMATS}
+    (PDF, PNG: archives in EPSG:2169); a counts table as CSV or XLSX; audited."""
+    job, found = _finished(job_id)
+    formats = COUNT_DOWNLOADS if isinstance(found, ArchiveCounts) else {**DOWNLOADS, **PRINT_FORMATS}
     if fmt not in formats:
         raise ValidationError(f"invalid format {fmt!r}: use one of {', '.join(formats)}",
                               [Problem("unknown format", column="format", value=fmt)])
-    job, result = _result(job_id)
+    if isinstance(found, ArchiveCounts):
+        audit("export", what=f"archive counts by {found.by}", archive=found.name, format=fmt, job=job.id,
+              rows=len(found.table))
+        return attachment(found.files[fmt], formats[fmt], f"geo_ibm-archive-{found.name}-counts-{found.by}.{fmt}")
+    result = found
     key = fmt if fmt in DOWNLOADS else f"{fmt}-{get_language()}"
     data = result.files.get(key)
     if data is None:
@@ -403,4 +566,5 @@ def _translate(message: str) -> str:
     return _(message)
 
 
-__all__ = ["ArchiveResult", "archive_job", "archives_bp", "configured_archives", "parse_archive_form", "print_map"]
+__all__ = ["ArchiveCounts", "ArchiveResult", "CountsRequest", "archive_job", "archives_bp", "by_labels", "configured_archives",
+           "counts_job", "parse_archive_form", "parse_counts_form", "print_map"]

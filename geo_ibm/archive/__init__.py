@@ -17,7 +17,18 @@ from geo_ibm.archive.analysis import (
     kde_raster,
     run_archive_request,
 )
-from geo_ibm.archive.distributed import BinTask, add_partials, bin_partition, dask_client, reduce_archive, tally_archive
+from geo_ibm.archive.distributed import (
+    TALLY_COLUMNS,
+    BinTask,
+    add_partials,
+    bin_partition,
+    check_tally_by,
+    dask_client,
+    reduce_archive,
+    select_partitions,
+    tally_archive,
+    tally_choices,
+)
 from geo_ibm.archive.export import export_store
 from geo_ibm.archive.format import (
     MANIFEST_NAME,
@@ -33,8 +44,8 @@ from geo_ibm.archive.format import (
 from geo_ibm.archive.synthetic import write_synthetic_archive
 
 __all__ = [
-    "ARCHIVE_METHODS", "MANIFEST_NAME", "ArchiveRequest", "ArchiveWriter", "BinTask", "Manifest", "PartitionEntry", "add_partials",
-    "archive_cell", "archive_study_area", "archive_summary", "bin_partition", "check_archive_request", "check_partitions", "dask_client",
-    "export_store", "hotspots_from_archive", "iter_partition", "kde_raster", "read_manifest", "read_partition", "reduce_archive", "run_archive_request",
-    "tally_archive", "write_synthetic_archive",
+    "ARCHIVE_METHODS", "MANIFEST_NAME", "TALLY_COLUMNS", "ArchiveRequest", "ArchiveWriter", "BinTask", "Manifest", "PartitionEntry", "add_partials",
+    "archive_cell", "archive_study_area", "archive_summary", "bin_partition", "check_archive_request", "check_partitions", "check_tally_by", "dask_client",
+    "export_store", "hotspots_from_archive", "iter_partition", "kde_raster", "read_manifest", "read_partition", "reduce_archive", "run_archive_request", "select_partitions",
+    "tally_archive", "tally_choices", "write_synthetic_archive",
 ]

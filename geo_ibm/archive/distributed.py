@@ -575,6 +575,28 @@ TALLY_COLUMNS = ("region", "canton", "country", "entry_country", "location_kind"
 (``event_id``, one value an event, would make a row per event on every worker and in the client)."""
 
 
+def tally_choices(manifest: Manifest) -> tuple[str, ...]:
+    """What :func:`tally_archive` can count by in this archive: ``quarter``, ``country`` (its partition
+    key, ``""`` when the archive is not partitioned by country) and the :data:`TALLY_COLUMNS` it has."""
+    return ("quarter", "country") + tuple(c for c in TALLY_COLUMNS if c != "country" and c in manifest.columns)
+
+
+def check_tally_by(manifest: Manifest, by: str) -> None:
+    """Refuse a ``by`` that :func:`tally_archive` cannot count by, from the manifest alone.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``by`` when it is not one of :data:`TALLY_COLUMNS` or the archive has no such column.
+    """
+    if by != "quarter" and by not in TALLY_COLUMNS:
+        raise ValidationError(f"by: counts go per quarter or per one of {', '.join(TALLY_COLUMNS)}, got {by!r}",
+                              [Problem("not a column to count by", column="by", value=by)])
+    if by not in tally_choices(manifest):
+        raise ValidationError(f"by: the archive has no column {by!r} (columns: {', '.join(manifest.columns)})",
+                              [Problem("unknown column", column="by", value=by)])
+
+
 def tally_archive(manifest: Manifest, *, client: Client, by: str = "quarter", start: int | None = None,
                   end: int | None = None, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """Events and persons per quarter, or per one of :data:`TALLY_COLUMNS` and quarter.
@@ -589,12 +611,7 @@ def tally_archive(manifest: Manifest, *, client: Client, by: str = "quarter", st
     ValidationError
         Naming ``by`` when it is not one of :data:`TALLY_COLUMNS` or the archive has no such column.
     """
-    if by != "quarter" and by not in TALLY_COLUMNS:
-        raise ValidationError(f"by: counts go per quarter or per one of {', '.join(TALLY_COLUMNS)}, got {by!r}",
-                              [Problem("not a column to count by", column="by", value=by)])
-    if by not in ("quarter", "country") and by not in manifest.columns:
-        raise ValidationError(f"by: the archive has no column {by!r} (columns: {', '.join(manifest.columns)})",
-                              [Problem("unknown column", column="by", value=by)])
+    check_tally_by(manifest, by)
     group = None if by == "quarter" else by
     task = BinTask("tally", group=group, start=start, end=end)
     result = reduce_archive(manifest, task, client=client, entries=select_partitions(manifest, start=start, end=end),
@@ -618,6 +635,6 @@ def check_bytes(n_values: int, *, what: str, parameter: str, limit: float = 2e9)
 
 __all__ = [
     "EVEN_TASKS_PER_THREAD", "FAN_IN", "GUIDED_SHARE", "MIN_BATCH_ROWS", "WORKER_MALLOC", "WORKER_SATURATION", "BinTask",
-    "Partial", "PendingReduction", "TALLY_COLUMNS", "add_partials", "batch_partitions", "bin_partition", "bin_partitions", "check_bytes",
-    "dask_client", "queues_tasks", "reduce_archive", "select_partitions", "submit_reduction", "tally_archive", "worker_count",
+    "Partial", "PendingReduction", "TALLY_COLUMNS", "add_partials", "batch_partitions", "bin_partition", "bin_partitions", "check_bytes", "check_tally_by",
+    "dask_client", "queues_tasks", "reduce_archive", "select_partitions", "submit_reduction", "tally_archive", "tally_choices", "worker_count",
 ]
