@@ -42,6 +42,7 @@ ROUTES = [
     "/api/events/DEMO-000001",
     "/api/stats",
     "/api/hotspots",
+    "/api/archives",
 ]
 
 
@@ -431,3 +432,61 @@ def test_odd_values_never_give_a_server_error(site, url, name):
         assert response.status_code < 500, (name, value, response.get_data(as_text=True))
         if response.status_code == 400:
             assert response.get_json()["parameter"] in (name, "limit")
+
+
+# --------------------------------------------------------------------------- archives
+
+
+@pytest.fixture(scope="module")
+def archive_site(tmp_path_factory):
+    from geo_ibm.archive import write_synthetic_archive
+
+    folder = tmp_path_factory.mktemp("api-archives")
+    write_synthetic_archive(folder / "lux", n_events=6_000, partitions=6, quarters=3, seed=4)
+    write_synthetic_archive(folder / "eu", n_events=4_000, partitions=4, quarters=2, crs="EPSG:3035", seed=5)
+    archives = {"lux": str(folder / "lux"), "eu": str(folder / "eu"), "gone": str(folder / "missing")}
+    return make_site(folder / "store.gpkg", seed=12, n_events=50, config={"ARCHIVES": archives}), folder
+
+
+def test_archives_are_listed_from_their_manifests_without_their_locations(archive_site):
+    import pyarrow.parquet as pq
+
+    from geo_ibm.archive import read_manifest
+
+    site, folder = archive_site
+    response = site.get("/api/archives")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [a["name"] for a in body["archives"]] == ["lux", "eu", "gone"] and body["analyses"] == "/archives/"
+    lux, eu, gone = body["archives"]
+    # independent of the manifest: the partition files themselves
+    files = sorted((folder / "lux").rglob("*.parquet"))
+    assert lux["partitions"] == len(files) == 6
+    assert lux["rows"] == sum(pq.ParquetFile(f).metadata.num_rows for f in files) == 6_000
+    assert lux["bytes"] == sum(f.stat().st_size for f in files)
+    assert sum(lux["rows_per_quarter"].values()) == 6_000 and len(lux["rows_per_quarter"]) == 3
+    assert lux["crs"] == "EPSG:2169" and eu["crs"] == "EPSG:3035"
+    assert lux["bounds"] == pytest.approx(list(read_manifest(folder / "lux").bounds))
+    assert lux["counts_by"] == ["quarter", "country"] and "x" in lux["columns"]
+    assert lux["href"] == "/api/archives/lux" and site.get(lux["href"]).get_json() == lux
+    # unreadable: named with the reason, the server's paths named nowhere
+    assert set(gone) == {"name", "href", "error"} and gone["error"]
+    assert str(folder) not in response.get_data(as_text=True)
+
+
+def test_archives_need_the_analyst_role_and_known_names(archive_site, site):
+    plain = site
+    site, _folder = archive_site
+    assert site.get("/api/archives", role="viewer").status_code == 403
+    assert site.get("/api/archives/lux", role=None).status_code == 401
+    missing = site.get("/api/archives/nowhere")
+    assert missing.status_code == 404 and "lux" in missing.get_json()["description"]
+    assert site.get("/api/archives?name=lux").status_code == 400
+    assert site.get("/api/archives/..%2Fetc").status_code == 404
+    # a server without archives lists none, and has no archive of any name
+    assert site_without(plain) == []
+
+
+def site_without(site) -> list:
+    assert site.get("/api/archives/lux").status_code == 404
+    return site.get("/api/archives").get_json()["archives"]

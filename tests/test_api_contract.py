@@ -32,13 +32,18 @@ def app(site, tmp_path_factory):
     """The site's store behind an app whose login throttle never trips: schemathesis sends each
     operation invalid credentials to prove authentication is enforced (401), and that many
     failures from one address would otherwise, rightly, be answered 429."""
+    from geo_ibm.archive import write_synthetic_archive
     from webapp import create_app
 
+    archive = tmp_path_factory.mktemp("contract-archive") / "lux"
+    write_synthetic_archive(archive, n_events=3_000, partitions=3, quarters=3, seed=3)
     unlimited = 10**9
     return create_app({"TESTING": True, "SECRET_KEY": "contract", "STORE_PATH": str(site.store.path),
                        "INSTANCE_PATH": str(tmp_path_factory.mktemp("contract-instance")),
                        "LOGIN_MAX_FAILURES": unlimited, "LOGIN_ADDRESS_FAILURES": unlimited,
-                       "LOGIN_ACCOUNT_FAILURES": unlimited})
+                       "LOGIN_ACCOUNT_FAILURES": unlimited,
+                       # a readable archive and one that is not: both kinds of description
+                       "ARCHIVES": {"lux": str(archive), "gone": str(archive.parent / "missing")}})
 
 
 def test_served_document_is_the_one_tested(site):

@@ -154,8 +154,8 @@ class Site:
         return self.app.test_client().get(url, headers=headers, **kwargs)
 
 
-def make_site(path: Path, *, seed: int, n_events: int) -> Site:
-    """A store at ``path`` with ``n_events`` demo events (seeded), the role accounts and an app."""
+def make_site(path: Path, *, seed: int, n_events: int, config: dict[str, Any] | None = None) -> Site:
+    """A store at ``path`` with ``n_events`` demo events (seeded), the role accounts and an app (``config`` added to its own)."""
     from geo_ibm.accounts import ROLES, add_user, new_token
     from geo_ibm.demo import generate_events
     from geo_ibm.store import open_store
@@ -169,7 +169,7 @@ def make_site(path: Path, *, seed: int, n_events: int) -> Site:
     for role in ROLES:
         add_user(store, role, role, API_PASSWORD)
         tokens[role] = new_token(store, role)
-    app = create_app({"TESTING": True, "STORE_PATH": str(path), "SECRET_KEY": "test"})
+    app = create_app({"TESTING": True, "STORE_PATH": str(path), "SECRET_KEY": "test", **(config or {})})
     return Site(app, store, events, tokens)
 
 

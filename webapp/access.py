@@ -20,6 +20,10 @@ ROLE_EVENTS = "analyst"
 whether read raw through the JSON API, the OGC API that GIS clients page through in bulk, map
 popups, tables or exports."""
 
+ROLE_ARCHIVES = "analyst"
+"""Partitioned archives (:mod:`geo_ibm.archive`): their list and summaries, and the analyses over
+them (the Archives page): partners' and multi-year records are analysts' work."""
+
 DETAIL_ROLE = ROLE_EVENTS
 """Role needed to see single records on the pages (tables, popups); viewers get aggregates."""
 

@@ -1,16 +1,17 @@
-"""JSON API: reference layers, events, counts and hotspot results as GeoJSON (``/api``)."""
+"""JSON API: reference layers, events, counts and hotspot results as GeoJSON, and the partitioned archives (``/api``)."""
 from __future__ import annotations
 
 from typing import Any
 
 import geopandas as gpd
-from flask import Blueprint, Response, request, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 
 from geo_ibm import analysis
+from geo_ibm.archive import archive_summary, read_manifest, tally_choices
 from geo_ibm.counts import event_counts
-from geo_ibm.errors import NotFoundError
+from geo_ibm.errors import GeoIbmError, NotFoundError
 from geo_ibm.geojson import to_feature_collection
-from webapp.access import ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, ROLE_STATS, disclosure_rule
+from webapp.access import ROLE_ARCHIVES, ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, ROLE_STATS, disclosure_rule
 from webapp.auth import audit_read, get_store, require_role
 from webapp.cache import cached
 from webapp.features import event_page_json, time_filters
@@ -166,3 +167,52 @@ def hotspots() -> Response:
     id_column = "cell_id" if "cell_id" in result.columns else None
     fc = to_feature_collection(result, id_column=id_column, members={"parameters": parameters})
     return json_response(fc, mimetype=GEOJSON)
+
+
+ARCHIVE_FIELDS = ("crs", "crs_name", "partitioning", "partitions", "rows", "bytes", "bounds", "first_event", "last_event",
+                  "created", "rows_per_quarter", "rows_per_country")
+"""What an archive's description holds of :func:`geo_ibm.archive.archive_summary`: never its location
+(a folder or object-store URL of the server) nor its source."""
+
+
+def _archive_description(name: str, location: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name, "href": url_for("api.archive", name=name, _external=False)}
+    try:
+        manifest = read_manifest(location)
+    except GeoIbmError as exc:
+        # listed with the reason, as the Archives page lists it
+        return {**body, "error": str(exc).splitlines()[0].replace(location, "the archive's location")}
+    summary = archive_summary(manifest)
+    body.update({key: summary[key] for key in ARCHIVE_FIELDS if key in summary})
+    body["bounds"] = [float(v) for v in manifest.bounds] if manifest.bounds else None
+    body["columns"] = list(manifest.columns)
+    body["counts_by"] = list(tally_choices(manifest))
+    return body
+
+
+@api_bp.get("/archives")
+@require_role(ROLE_ARCHIVES)
+def archive_list() -> Response:
+    """The partitioned archives this server offers (``GEO_IBM_ARCHIVES``), each described as by ``/api/archives/{name}``.
+
+    An archive whose manifest cannot be read is listed with its name and ``error``. Analyses over
+    them run from the Archives page (``/archives/``) as jobs.
+    """
+    check_known(request.args, ())
+    archives = dict(current_app.config.get("ARCHIVES") or {})
+    return json_response({"archives": [_archive_description(n, loc) for n, loc in archives.items()],
+                          "analyses": url_for("archives.archives_page")})
+
+
+@api_bp.get("/archives/<name>")
+@require_role(ROLE_ARCHIVES)
+def archive(name: str) -> Response:
+    """One archive: CRS, partitioning, partitions, events, bytes, bounds (in its CRS), first and last
+    event, columns, events per quarter (and country), the columns it can be counted by; ``error``
+    instead when its manifest cannot be read; 404 when the server has no archive of that name."""
+    check_known(request.args, ())
+    archives = dict(current_app.config.get("ARCHIVES") or {})
+    if name not in archives:
+        raise NotFoundError(f"unknown archive {name!r}" + (f"; archives: {', '.join(archives)}" if archives else
+                                                           " (none is configured)"))
+    return json_response(_archive_description(name, archives[name]))

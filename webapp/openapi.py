@@ -241,6 +241,25 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
                      {"type": "string", "pattern": _DAY_OR_EMPTY})
     fc = {"$ref": "#/components/schemas/FeatureCollection"}
     feature = {"$ref": "#/components/schemas/Feature"}
+    count = {"type": "integer", "minimum": 0}
+    archive = {
+        "type": "object", "required": ["name", "href"],
+        "properties": {
+            "name": {"type": "string"}, "href": {"type": "string"},
+            "error": {"type": "string", "description": "why the archive's manifest cannot be read"},
+            "crs": {"type": "string"}, "crs_name": {"type": "string"}, "partitioning": {"type": "string"},
+            "partitions": count, "rows": count, "bytes": count,
+            "bounds": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4, "nullable": True,
+                       "description": "xmin, ymin, xmax, ymax in the archive's CRS"},
+            "first_event": {"type": "string", "nullable": True}, "last_event": {"type": "string", "nullable": True},
+            "created": {"type": "string", "nullable": True},
+            "rows_per_quarter": {"type": "object", "additionalProperties": count},
+            "rows_per_country": {"type": "object", "additionalProperties": count},
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "counts_by": {"type": "array", "items": {"type": "string"},
+                          "description": "what the Archives page's counts can count this archive by"},
+        },
+    }
 
     paths: dict[str, Any] = {
         "/api/layers": _op("List the reference layers", "apiLayers", [], _json("layer names and URLs"), tags=["api"]),
@@ -275,6 +294,20 @@ def build_openapi(*, server_url: str, collections: Mapping[str, Any], cookie_nam
                 _query("cells", "grid cells returned by gi, lisa and emerging", {"type": "string", "enum": list(CELL_CHOICES), "default": "significant"}),
             ],
             _json("result features and the parameters used", "application/geo+json", fc), tags=["api"],
+        ),
+        "/api/archives": _op(
+            "The partitioned archives of this server (analyst role)", "apiArchives", [],
+            _json("each archive's description, as /api/archives/{name}, and the URL of the analyses' page",
+                  schema={"type": "object", "required": ["archives"],
+                          "properties": {"archives": {"type": "array", "items": archive}, "analyses": {"type": "string"}}}),
+            tags=["api"],
+        ),
+        "/api/archives/{name}": _op(
+            "One partitioned archive (analyst role)", "apiArchive",
+            [{**_path("name", "archive name, as GEO_IBM_ARCHIVES names it"),
+              "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}, "example": "lux"}],
+            _json("CRS, partitions, events, span, columns, counts_by; or error when it cannot be read", schema=archive),
+            not_found=True, tags=["api"],
         ),
         "/ogc/": _op("Landing page", "getLandingPage", [fmt], _json("links to the API definition, conformance and data"), tags=["ogc"]),
         "/ogc/conformance": _op("Conformance classes", "getConformance", [fmt], _json("conformsTo"), tags=["ogc"]),
