@@ -416,6 +416,62 @@ def test_grid_clipped_in_blocks_on_the_cluster_is_make_grids(client, shape, cell
     assert (ref["area_frac"] < 1).sum() > 50
 
 
+def test_a_grid_is_clipped_once_per_area_crs_and_lattice(client, lux_archive, lux_events, monkeypatch):
+    import geo_ibm.archive.analysis as analysis_module
+    from geo_ibm.archive import lattice as lattice_module
+
+    lattice_module.clear_grid_cache()
+    clipped: list[float] = []
+    real = analysis_module.submit_grid
+
+    def counting(client_, plane, lattice, **options):
+        clipped.append(lattice.cell)
+        return real(client_, plane, lattice, **options)
+
+    monkeypatch.setattr(analysis_module, "submit_grid", counting)
+    manifest = read_manifest(lux_archive)
+    first = hotspots_from_archive(manifest, client=client, method="gi", cell=2000.0, band=6000.0)
+    again = hotspots_from_archive(manifest, client=client, method="gi", cell=2000.0, band=6000.0, weight="persons")
+    cube = hotspots_from_archive(manifest, client=client, method="emerging", cell=2000.0, band=6000.0)
+    other = hotspots_from_archive(manifest, client=client, method="gi", cell=2500.0, band=6000.0)
+    assert clipped == [2000.0, 2500.0]
+    # the kept grid is the one make_grid builds, and a result's columns never reach it
+    ref = make_grid(study_area(), cell=2000.0)
+    for result in (first, again, cube):
+        assert (shapely.to_wkb(result.geometry.values) == shapely.to_wkb(ref.geometry.values)).all()
+        np.testing.assert_array_equal(result["area_frac"].to_numpy(), ref["area_frac"].to_numpy())
+    np.testing.assert_array_equal(again["count"].to_numpy(), bin_counts(lux_events, ref, weights=lux_events["persons"]))
+    np.testing.assert_array_equal(first["count"].to_numpy(), bin_counts(lux_events, ref))
+    key = lattice_module.grid_key(as_area(study_area()), grid_lattice(as_area(study_area()), cell=2000.0, shape="square"),
+                                  crs=manifest.crs)
+    kept = lattice_module.cached_grid(key)
+    assert kept is not None and list(kept.columns) == list(ref.columns) and len(other) != len(kept)
+    # a cleared cache clips again, to the same grid
+    lattice_module.clear_grid_cache()
+    cold = hotspots_from_archive(manifest, client=client, method="gi", cell=2000.0, band=6000.0)
+    assert clipped == [2000.0, 2500.0, 2000.0]
+    np.testing.assert_array_equal(cold["gi_z"].to_numpy(), first["gi_z"].to_numpy())
+
+
+def test_kept_grids_are_bounded_by_their_cells():
+    from geo_ibm.archive import lattice as lattice_module
+
+    lattice_module.clear_grid_cache()
+    grids = {cell: make_grid(study_area(), cell=cell) for cell in (3000.0, 4000.0, 5000.0)}
+    keys = {cell: ("EPSG:2169", "area", "square", cell, 0.0, 0.0, 1, 1) for cell in grids}
+    limit = len(grids[3000.0]) + len(grids[4000.0])
+    for cell in (3000.0, 4000.0):
+        lattice_module.keep_grid(keys[cell], grids[cell], limit=limit)
+    assert lattice_module.cached_grid(keys[3000.0]) is not None  # now the most recently used
+    lattice_module.keep_grid(keys[5000.0], grids[5000.0], limit=limit)
+    assert lattice_module.cached_grid(keys[4000.0]) is None  # used longest ago: forgotten
+    assert lattice_module.cached_grid(keys[3000.0]) is not None and lattice_module.cached_grid(keys[5000.0]) is not None
+    lattice_module.clear_grid_cache()
+    lattice_module.keep_grid(keys[3000.0], grids[3000.0], limit=len(grids[3000.0]) - 1)
+    assert lattice_module.cached_grid(keys[3000.0]) is None  # larger than the whole budget: never kept
+    lattice_module.clear_grid_cache()
+
+
 def test_kde_binning_equals_the_kde_internals(client, lux_archive, lux_events):
     manifest = read_manifest(lux_archive)
     area = study_area().geometry.union_all()

@@ -33,7 +33,16 @@ from geo_ibm.archive.distributed import (
     worker_count,
 )
 from geo_ibm.archive.format import Manifest, PartitionEntry
-from geo_ibm.archive.lattice import Lattice, assemble_grid, grid_lattice, lattice_to_cells, submit_grid
+from geo_ibm.archive.lattice import (
+    Lattice,
+    assemble_grid,
+    cached_grid,
+    grid_key,
+    grid_lattice,
+    keep_grid,
+    lattice_to_cells,
+    submit_grid,
+)
 from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.grid import GridSpec, as_area, grid_spec
 from geo_ibm.hotspots import (
@@ -382,7 +391,9 @@ def _grid_and_sums(
     """The grid over ``plane`` and the partitions' sums per cell (x step), both from the cluster.
 
     The binning is submitted on the whole lattice with the grid's clipping, and the client
-    assembles the grid while the workers bin. Only when the lattice's bins would break
+    assembles the grid while the workers bin; a grid this process assembled before for the
+    same area, CRS and lattice is reused (:func:`~geo_ibm.archive.lattice.cached_grid`), and
+    nothing is clipped. Only when the lattice's bins would break
     ``budget`` (which then judges the grid's own cells, as before any binning) is the grid
     built first and the partitions binned on its cells.
 
@@ -399,10 +410,14 @@ def _grid_and_sums(
         except ValidationError:
             on_lattice = False
     pending = submit_reduction(manifest, make_task(lattice), client=client, entries=entries) if on_lattice else None
-    blocks = submit_grid(client, plane, lattice, blocks=2 * max(1, workers))
+    key = grid_key(plane, lattice, crs=manifest.crs)
+    grid = cached_grid(key)
+    blocks = [] if grid is not None else submit_grid(client, plane, lattice, blocks=2 * max(1, workers))
     try:
-        # the grid builders number cells in whatever metres they are given; the CRS is the archive's
-        grid = assemble_grid(lattice, client.gather(blocks), crs=manifest.crs)
+        if grid is None:
+            # the grid builders number cells in whatever metres they are given; the CRS is the archive's
+            grid = assemble_grid(lattice, client.gather(blocks), crs=manifest.crs)
+            keep_grid(key, grid)
         spec = grid_spec(grid)
         if pending is None:
             if budget is not None:

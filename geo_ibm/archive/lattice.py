@@ -8,10 +8,18 @@ binning; the client only assembles the blocks and maps the lattice sums to the g
 The result is :func:`geo_ibm.grid.make_grid`'s grid to the bit: each block is clipped by
 :func:`geo_ibm.grid.clip_rows`, the routine ``make_grid`` runs over all the rows at once (only
 the cells the boundary may reach go through shapely).
+
+A process keeps the grids it assembled (:func:`cached_grid`, :func:`keep_grid`), at most
+:data:`GRID_CACHE_CELLS` cells in all: the same archive analysed again at the same cell and
+shape (the web app's analysts, a series of analyses from one script) reuses its grid instead
+of clipping it again on the cluster and assembling it in the client.
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -137,12 +145,61 @@ def assemble_grid(lattice: Lattice, blocks: list[GridBlock], *, crs: str = WORKI
     return out
 
 
+GRID_CACHE_CELLS = 400_000
+"""Most grid cells the grids kept in one process hold together: about 530 bytes a cell of
+resident memory (the polygon, its GEOS object, four columns, the lookup), measured on the
+66,112 cells of 200 m over Luxembourg (35 MB), so at most about 210 MB. A grid larger than
+this alone is not kept."""
+
+GridKey = tuple[str, str, str, float, float, float, int, int]
+
+_grids: OrderedDict[GridKey, gpd.GeoDataFrame] = OrderedDict()
+_grids_lock = threading.Lock()
+
+
+def grid_key(area: BaseGeometry, lattice: Lattice, *, crs: str) -> GridKey:
+    """What a grid depends on: the CRS, the study area (a digest of its WKB) and the lattice."""
+    digest = hashlib.sha256(shapely.to_wkb(area, hex=False, output_dimension=2)).hexdigest()
+    return (crs, digest, lattice.shape, lattice.cell, lattice.x0, lattice.y0, lattice.n_rows, lattice.n_cols)
+
+
+def cached_grid(key: GridKey) -> gpd.GeoDataFrame | None:
+    """The grid kept under ``key`` (a copy sharing its geometries: a caller may add columns), or ``None``."""
+    with _grids_lock:
+        grid = _grids.get(key)
+        if grid is None:
+            return None
+        _grids.move_to_end(key)
+    copy = grid.copy(deep=False)
+    copy.attrs = {"grid": grid.attrs["grid"]}
+    return copy
+
+
+def keep_grid(key: GridKey, grid: gpd.GeoDataFrame, *, limit: int = GRID_CACHE_CELLS) -> None:
+    """Keep ``grid`` under ``key``, forgetting the grids used longest ago beyond ``limit`` cells in all."""
+    if len(grid) > limit:
+        return
+    kept = grid.copy(deep=False)
+    kept.attrs = {"grid": grid.attrs["grid"]}
+    with _grids_lock:
+        _grids[key] = kept
+        _grids.move_to_end(key)
+        while sum(len(g) for g in _grids.values()) > limit:
+            _grids.popitem(last=False)
+
+
+def clear_grid_cache() -> None:
+    """Forget every grid this process kept."""
+    with _grids_lock:
+        _grids.clear()
+
+
 def lattice_to_cells(values: np.ndarray, lattice: Lattice, grid: GridSpec) -> np.ndarray:
     """Per-lattice-cell sums (``(n_lattice,)`` or ``(n_lattice, k)``) as the grid's cells, in ``cell_id`` order."""
     return values[grid.rows * lattice.n_cols + grid.cols]
 
 
 __all__ = [
-    "GridBlock", "Lattice", "assemble_grid", "clip_block", "grid_lattice", "lattice_to_cells",
-    "submit_grid",
+    "GRID_CACHE_CELLS", "GridBlock", "GridKey", "Lattice", "assemble_grid", "cached_grid", "clear_grid_cache", "clip_block",
+    "grid_key", "grid_lattice", "keep_grid", "lattice_to_cells", "submit_grid",
 ]
