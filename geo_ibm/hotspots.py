@@ -151,6 +151,27 @@ def bh_adjusted_p(p: np.ndarray) -> np.ndarray:
     return out
 
 
+def bh_adjusted_below(p: np.ndarray, limit: float) -> np.ndarray:
+    """:func:`bh_adjusted_p` where it can be ``<= limit``; ``inf`` elsewhere (NaN stays NaN).
+
+    An adjusted p-value is at least the raw one, so only the p-values ``<= limit`` can reach
+    it, and being the smallest they hold the same ranks among themselves as among all ``m``:
+    they alone are sorted (a few thousand of a grid's cells instead of all of them) and adjusted
+    with the same arithmetic as ``scipy.stats.false_discovery_control``, so a decision
+    ``adjusted <= a`` for any ``a <= limit`` is the same to the bit.
+    """
+    pv = np.asarray(p, dtype=float)
+    out = np.where(np.isnan(pv), np.nan, np.inf)
+    m = int(np.isfinite(pv).sum())
+    few = np.flatnonzero(pv <= limit)
+    if few.size:
+        order = few[np.argsort(pv[few], kind="quicksort")]
+        adjusted = pv[order] * (m / np.arange(1, few.size + 1, dtype=float))
+        np.minimum.accumulate(adjusted[::-1], out=adjusted[::-1])
+        out[order] = np.clip(adjusted, 0.0, 1.0)
+    return out
+
+
 def benjamini_hochberg(p: np.ndarray, alpha: float) -> np.ndarray:
     """``True`` where a p-value is a Benjamini–Hochberg discovery at FDR ``alpha`` (NaN never is)."""
     return bh_adjusted_p(p) <= alpha
@@ -187,14 +208,16 @@ def fdr_bins(
     With ``fdr=True`` (ArcGIS's "Apply False Discovery Rate (FDR) correction"), significance at
     each level ``a`` is decided by the Benjamini–Hochberg procedure at FDR ``a`` over all
     features instead of ``p <= a``: the p-values are adjusted once (:func:`bh_adjusted_p`) and
-    each level compares the adjusted values, so the three levels stay nested.
+    each level compares the adjusted values, so the three levels stay nested (only those that
+    can meet a level are computed: :func:`bh_adjusted_below`).
 
     Returns
     -------
     int8 array of bins.
     """
     pv = np.asarray(p, dtype=float)
-    return confidence_bins(z, bh_adjusted_p(pv) if fdr else pv, levels=levels)
+    # only the adjusted values that can meet a level are needed: no sort of every cell
+    return confidence_bins(z, bh_adjusted_below(pv, max(levels)) if fdr else pv, levels=levels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -578,6 +601,7 @@ __all__ = [
     "auto_band",
     "auto_cell_size",
     "benjamini_hochberg",
+    "bh_adjusted_below",
     "bh_adjusted_p",
     "choose_cell",
     "confidence_bins",

@@ -147,6 +147,31 @@ def test_fdr_bins_equal_bins_from_the_exact_step_up():
         assert (fdr_bins(z, p, fdr=False) == confidence_bins(z, p)).all()
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_adjusted_p_below_a_limit_equal_scipys_to_the_bit(seed):
+    from scipy.stats import false_discovery_control
+
+    from geo_ibm.hotspots import bh_adjusted_below
+
+    rng = np.random.default_rng(seed)
+    # a hot spot grid's p-values: many near zero, ties (repeated values), NaNs left out of m
+    p = np.concatenate([rng.uniform(0, 1, 5000), rng.uniform(0, 1e-3, 400), np.repeat(rng.uniform(0, 0.1, 30), 7),
+                        [np.nan] * 25, [0.0, 0.1, 0.1, 1.0]])
+    rng.shuffle(p)
+    ok = np.isfinite(p)
+    scipy_adjusted = np.full(p.shape, np.nan)
+    scipy_adjusted[ok] = false_discovery_control(p[ok], method="bh")
+    for limit in (0.1, 0.05, 0.01, 1.0):
+        ours = bh_adjusted_below(p, limit)
+        kept = ok & (scipy_adjusted <= limit)
+        np.testing.assert_array_equal(ours[kept], scipy_adjusted[kept])
+        assert (ours[ok & ~kept] > limit).all() and np.isnan(ours[~ok]).all()
+        for a in (limit, limit / 2, limit / 10):
+            assert ((ours <= a) == (scipy_adjusted <= a)).all()
+    z = rng.normal(size=p.shape)
+    np.testing.assert_array_equal(fdr_bins(z, p, fdr=True), confidence_bins(z, scipy_adjusted))
+
+
 def test_fdr_bins_by_hand():
     z = np.array([4.0, -3.0, 2.2, 1.8, -1.7, 0.5])
     p = 2 * stats.norm.sf(np.abs(z))
