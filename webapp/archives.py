@@ -278,7 +278,7 @@ def counts_job(checked: CountsRequest, *, scheduler: str | None, workers: int, s
         params = {**checked.params, "events": events, "persons": int(table["persons"].sum())}
         sheet = "Archive counts"
         xlsx = tables.tables_to_xlsx(
-            {sheet: safe}, period=_counts_period(checked), events=events,
+            {sheet: safe}, period=_period(checked), events=events,
             filters={"archive": checked.name, "by": checked.by},
             report=f"geo_ibm – events and persons per quarter in the archive {checked.name}",
             descriptions={sheet: f"Events and persons per {'quarter' if checked.by == 'quarter' else checked.by + ' and quarter'}, "
@@ -292,11 +292,6 @@ def counts_job(checked: CountsRequest, *, scheduler: str | None, workers: int, s
     return _on_cluster(detail, run, scheduler=scheduler, workers=workers, store_location=store_location, user=user)
 
 
-def _counts_period(checked: CountsRequest) -> str | None:
-    span = checked.manifest.time_range
-    first = checked.params.get("from") or (_day(span[0]) if span else None)
-    last = checked.params.get("to") or (_day(span[1]) if span else None)
-    return f"{first or '…'} – {last or '…'}" if first or last else None
 
 
 def archive_job(name: str, checked: ArchiveRequest, *, scheduler: str | None, workers: int, store_location: str,
@@ -319,7 +314,7 @@ def archive_job(name: str, checked: ArchiveRequest, *, scheduler: str | None, wo
     return _on_cluster(detail, run, scheduler=scheduler, workers=workers, store_location=store_location, user=user)
 
 
-def _period(checked: ArchiveRequest) -> str | None:
+def _period(checked: ArchiveRequest | CountsRequest) -> str | None:
     """The days analysed, as a reader sees them: the form's from/to, else the archive's first and last event."""
     span = checked.manifest.time_range
     first = checked.params.get("from") or (_day(span[0]) if span else None)
