@@ -22,9 +22,10 @@ from geo_ibm.eventframe import (
 )
 from geo_ibm.grid import GridSpec, as_area, grid_spec, locate, make_grid, neighbourhood_sum, subset_grid
 from geo_ibm.hotspots import (
+    CONFIDENCE_LEVELS,
     MIN_EVENTS,
     auto_band,
-    bh_adjusted_p,
+    bh_adjusted_below,
     choose_cell,
     confidence_bins,
     gi_z_from_sums,
@@ -291,7 +292,8 @@ def emerging_frame(grid: gpd.GeoDataFrame, cube: np.ndarray, z: np.ndarray, p: n
     correction is made once over every bin of the cube; the final step's bins come from it too.
     The one layout, whether the cube was binned here or summed over an archive's partitions.
     """
-    decided = bh_adjusted_p(p) if fdr else p
+    # adjusted only where a value can meet alpha or a level of the last step's bins
+    decided = bh_adjusted_below(p, max(alpha, *CONFIDENCE_LEVELS)) if fdr else p
     bins = np.sign(z).astype(np.int8) * (decided <= alpha)
     trend = mann_kendall(z)
     categories = classify_emerging(bins, trend.z, trend.p, alpha=alpha)

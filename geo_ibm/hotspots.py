@@ -161,20 +161,21 @@ def bh_adjusted_below(p: np.ndarray, limit: float) -> np.ndarray:
     ``adjusted <= a`` for any ``a <= limit`` is the same to the bit.
     """
     pv = np.asarray(p, dtype=float)
-    out = np.where(np.isnan(pv), np.nan, np.inf)
-    m = int(np.isfinite(pv).sum())
-    few = np.flatnonzero(pv <= limit)
+    flat = pv.ravel()  # any shape (a cube's cells x steps): one family of tests over every value
+    out = np.where(np.isnan(flat), np.nan, np.inf)
+    m = int(np.isfinite(flat).sum())
+    few = np.flatnonzero(flat <= limit)
     if few.size:
-        order = few[np.argsort(pv[few], kind="quicksort")]
-        adjusted = pv[order] * (m / np.arange(1, few.size + 1, dtype=float))
+        order = few[np.argsort(flat[few], kind="quicksort")]
+        adjusted = flat[order] * (m / np.arange(1, few.size + 1, dtype=float))
         np.minimum.accumulate(adjusted[::-1], out=adjusted[::-1])
         out[order] = np.clip(adjusted, 0.0, 1.0)
-    return out
+    return out.reshape(pv.shape)
 
 
 def benjamini_hochberg(p: np.ndarray, alpha: float) -> np.ndarray:
     """``True`` where a p-value is a Benjamini–Hochberg discovery at FDR ``alpha`` (NaN never is)."""
-    return bh_adjusted_p(p) <= alpha
+    return bh_adjusted_below(p, alpha) <= alpha
 
 
 def confidence_bins(

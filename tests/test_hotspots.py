@@ -170,6 +170,14 @@ def test_adjusted_p_below_a_limit_equal_scipys_to_the_bit(seed):
             assert ((ours <= a) == (scipy_adjusted <= a)).all()
     z = rng.normal(size=p.shape)
     np.testing.assert_array_equal(fdr_bins(z, p, fdr=True), confidence_bins(z, scipy_adjusted))
+    # a cube's cells x steps: one family over every value, in its own shape
+    cube = p[: (p.size // 9) * 9].reshape(-1, 9)
+    flat = cube.ravel()
+    want = np.full(flat.shape, np.nan)
+    want[np.isfinite(flat)] = false_discovery_control(flat[np.isfinite(flat)], method="bh")
+    ours = bh_adjusted_below(cube, 0.1)
+    assert ours.shape == cube.shape
+    assert ((ours <= 0.05) == (want.reshape(cube.shape) <= 0.05)).all()
 
 
 def test_fdr_bins_by_hand():
