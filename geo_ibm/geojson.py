@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import geopandas as gpd
@@ -163,6 +164,44 @@ def to_features(
         feature["properties"] = properties
         features.append(feature)
     return features
+
+
+FEATURE_CHUNK = 5_000
+"""Features serialised at a time by :func:`iter_feature_collection`."""
+
+
+def iter_feature_collection(
+    gdf: gpd.GeoDataFrame,
+    *,
+    id_column: str | None = None,
+    decimals: int = COORD_DECIMALS,
+    members: dict[str, Any] | None = None,
+    chunk: int = FEATURE_CHUNK,
+) -> Iterator[str]:
+    """The text of ``json.dumps(to_feature_collection(gdf, ...), ensure_ascii=False, allow_nan=False)``, in pieces.
+
+    The features are made and serialised ``chunk`` rows at a time, so that writing a large
+    layer (a result grid of 300,000 cells) holds one chunk of Python objects at a time instead
+    of every feature's dicts and lists and the whole text at once.
+
+    Raises
+    ------
+    CrsError
+        If ``gdf`` has no CRS.
+    """
+    if gdf.crs is None:
+        raise CrsError(f"cannot write GeoJSON: the layer has no CRS; expected one convertible to {WEB_CRS}")
+    head: dict[str, Any] = {"type": "FeatureCollection"}
+    for key, value in (members or {}).items():
+        head[key] = json_value(value)
+    head["features"] = []
+    text = json.dumps(head, ensure_ascii=False, allow_nan=False)
+    yield text[:-2]  # the members, then "features": [
+    for start in range(0, len(gdf), max(1, chunk)):
+        features = to_features(gdf.iloc[start:start + chunk], id_column=id_column, decimals=decimals)
+        body = ", ".join(json.dumps(f, ensure_ascii=False, allow_nan=False) for f in features)
+        yield body if start == 0 else ", " + body
+    yield "]}"
 
 
 def to_feature_collection(

@@ -148,3 +148,17 @@ def test_point_layers_match_gdal_and_the_general_path(tmp_path):
     general = to_feature_collection(mixed, id_column="event_id")
     assert general["features"][:200] == fast["features"]
     assert fast["features"][0]["id"] == "E0" and fast["features"][0]["properties"] == {"event_id": "E0"}
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 1000])
+def test_a_collection_in_pieces_is_the_whole_texts_to_the_byte(mixed, chunk):
+    from geo_ibm.geojson import iter_feature_collection
+
+    members = {"parameters": {"cell": np.float64(500.0), "name": "Écluse"}, "numberMatched": np.int64(4)}
+    whole = json.dumps(to_feature_collection(mixed, id_column="name", members=members), ensure_ascii=False,
+                       allow_nan=False)
+    pieces = list(iter_feature_collection(mixed, id_column="name", members=members, chunk=chunk))
+    assert "".join(pieces) == whole
+    assert len(pieces) == 2 + -(-len(mixed) // chunk)
+    empty = mixed.iloc[:0]
+    assert "".join(iter_feature_collection(empty, chunk=chunk)) == json.dumps(to_feature_collection(empty))

@@ -10,6 +10,8 @@ server.
 from __future__ import annotations
 
 import json
+import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -205,3 +207,120 @@ def test_a_cell_whose_square_underflows_is_too_many_cells(method, cell):
     with pytest.raises(ValidationError, match="cell: .* makes about inf cells") as err:
         check_budget(method, area=box(0, 0, 50_000, 80_000), cell=cell, band=None)
     assert [p.column for p in err.value.problems] == ["cell"]
+
+
+# --------------------------------------------------------------------------- archive analyses
+#
+# An archive form is checked from the manifest alone (geo_ibm.archive.check_archive_request):
+# the largest grid, space-time cube and density raster it lets through must run within the
+# cap, in the web process that assembles the grid and runs Gi* on the sums (the cluster's
+# workers are threads of the same process here, so they count against the cap too).
+
+ARCHIVE_CHILD = textwrap.dedent(
+    """
+    import json, re, resource, sys, time
+    store, archive, password, fields, growth_mb = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), int(sys.argv[5])
+    from distributed import LocalCluster
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
+    from webapp import create_app
+    import geo_ibm.archive, geo_ibm.emerging, geo_ibm.kde  # everything a job may load
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "STORE_PATH": store, "ARCHIVES": {"lux": archive},
+                      "DASK_SCHEDULER": cluster.scheduler_address})
+    client = app.test_client()
+    def token(url):
+        return re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).get_data(as_text=True)).group(1)
+    client.post("/login", data={"username": "analyst", "password": password, "csrf_token": token("/login")})
+    form = {"csrf_token": token("/archives/"), "archive": "lux", **fields}
+    def status_kb(*names):
+        with open("/proc/self/status") as status:
+            found = {line.split(":")[0]: line.split()[1:] for line in status}
+        return [int(found[name][0]) for name in names]
+    size_kb, rss_kb = status_kb("VmSize", "VmRSS")
+    limit = (size_kb + growth_mb * 1024) * 1024
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    start = time.perf_counter()
+    response = client.post("/archives/", data=form, headers={"Accept": "application/json"})
+    answer = {"status": response.status_code, "json": response.get_json(silent=True)}
+    if response.status_code == 303:
+        job = response.headers["Location"]
+        while not (state := client.get(job + "/status").get_json())["finished"]:
+            time.sleep(0.05)
+        answer.update(state=state["state"], error=state["error"])
+        peak_kb, hwm_kb = status_kb("VmPeak", "VmHWM")
+        answer["growth_mb"], answer["rss_growth_mb"] = (peak_kb - size_kb) / 1024, (hwm_kb - rss_kb) / 1024
+        # the server's part is over: reading the result back into Python objects is the test's own
+        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+        if state["state"] == "done":
+            data = client.get(job + "/result.geojson").get_json()
+            answer["features"] = len(data["features"])
+            answer["parameters"] = {k: data["parameters"].get(k) for k in ("n_cells", "cell", "band", "steps")}
+    answer["seconds"] = time.perf_counter() - start
+    print(json.dumps(answer))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def hostile_archive(site, tmp_path_factory):
+    from geo_ibm.archive import write_synthetic_archive
+
+    root = tmp_path_factory.mktemp("hostile-archive") / "lux"
+    write_synthetic_archive(root, n_events=100_000, partitions=8, quarters=8, seed=1)
+    return root
+
+
+def _smallest_cell(root, fields: dict) -> float:
+    """The smallest cell (band 20 cells, the longest allowed) the form's check lets through, to 0.1 %."""
+    from geo_ibm.archive import check_archive_request, read_manifest
+    from geo_ibm.errors import ValidationError
+
+    manifest = read_manifest(root)
+    lo, hi = 1.0, 20_000.0
+    while hi / lo > 1.001:
+        mid = (lo * hi) ** 0.5
+        try:
+            check_archive_request(manifest, cell=mid, band=20 * mid, **fields)
+            hi = mid
+        except ValidationError:
+            lo = mid
+    return hi
+
+
+ARCHIVE_GROWTH_MB = 2500
+"""Address space an archive job may add: its resident memory stays far below (``ARCHIVE_RSS_MB``);
+the rest is what the cluster's threads and pyarrow's allocator reserve without using."""
+
+ARCHIVE_RSS_MB = 1000
+"""Resident memory the largest archive job may add to the web process (measured: 490 MB for the
+302,000-cell Gi* grid, its GeoPackage and GeoJSON written)."""
+
+
+def archive_capped(site, root, fields: dict) -> dict:
+    from webfixtures import API_PASSWORD
+
+    done = subprocess.run(
+        [sys.executable, "-c", ARCHIVE_CHILD, str(site.store.path), str(root), API_PASSWORD, json.dumps(fields),
+         str(ARCHIVE_GROWTH_MB)], capture_output=True, text=True, timeout=600,
+        # the cap counts address space: each thread's malloc arena would reserve 64 MB of it unused
+        env={**os.environ, "MALLOC_ARENA_MAX": "2"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fields", [{"method": "gi"}, {"method": "emerging", "step": "month"}, {"method": "kde"}],
+                         ids=["gi", "emerging-months", "kde"])
+def test_the_largest_archive_analyses_the_form_allows_fit_the_memory_cap(site, hostile_archive, fields):
+    cell = math.ceil(_smallest_cell(hostile_archive, fields) * 1000) / 1000
+    # as the form sends them: a cell of three decimals, the band just within 20 of them
+    form = {**fields, "cell": f"{cell:.3f}", "band": f"{math.floor(20 * cell * 1000) / 1000:.3f}"}
+    answer = archive_capped(site, hostile_archive, form)
+    assert answer["status"] == 303 and answer["state"] == "done", answer
+    assert answer["seconds"] < 120 and answer["features"] > 0
+    assert answer["rss_growth_mb"] < ARCHIVE_RSS_MB, answer
+    # and a cell 2 % finer is refused before any job, naming it
+    finer = archive_capped(site, hostile_archive, {**form, "cell": f"{cell * 0.98:.3f}",
+                                                   "band": f"{20 * cell * 0.98:.3f}"})
+    assert finer["status"] == 400 and finer["json"]["parameter"] == "cell", finer

@@ -157,10 +157,12 @@ def write_vector(
         if metadata is None:
             gdf.to_crs(WEB_CRS).to_file(path, driver="GeoJSON", engine="pyogrio", RFC7946="YES")
         else:
-            from geo_ibm.geojson import to_feature_collection
+            from geo_ibm.geojson import iter_feature_collection
 
-            collection = to_feature_collection(gdf, members={"parameters": metadata})
-            path.write_text(json.dumps(collection, ensure_ascii=False, allow_nan=False), encoding="utf-8")
+            # in pieces: a large layer's features never all exist as Python objects at once
+            with path.open("w", encoding="utf-8") as handle:
+                for text in iter_feature_collection(gdf, members={"parameters": metadata}):
+                    handle.write(text)
     elif suffix == ".gpkg":
         extra: dict[str, Any] = {}
         if metadata is not None:
