@@ -380,3 +380,25 @@ def test_wide_encodings_are_recognised_and_stray_nul_bytes_are_not_taken_for_one
         return
     with pytest.raises(ValidationError, match=f"w.csv: the file is {name}; save it as UTF-8 CSV"):
         read_event_table(path)
+
+
+def test_a_saved_frame_comes_back_as_it_was_in_its_own_crs(tmp_path):
+    from geo_ibm.io import load_frame, save_frame
+
+    frame = gpd.GeoDataFrame(
+        {"cell_id": pd.array([0, 5, 9], dtype="int64"), "gi_bin_fdr": pd.array([3, 0, -2], dtype="int8"),
+         "gi_z": [2.9, 0.1, -2.2], "category": ["new hot spot", "no pattern detected", "persistent cold spot"]},
+        geometry=[shapely.box(4_000_000, 3_000_000, 4_010_000, 3_010_000), shapely.box(0, 0, 1, 1), None],
+        crs="EPSG:3035")
+    frame.attrs = {"parameters": {"cell": 10_000}}
+    back = load_frame(save_frame(frame, tmp_path / "deep" / "result.parquet"))
+    assert back.crs.to_epsg() == 3035 and back.attrs == {}
+    pd.testing.assert_frame_equal(pd.DataFrame(back.drop(columns="geometry")),
+                                  pd.DataFrame(frame.drop(columns="geometry")))
+    assert back.geometry.iloc[0].equals(frame.geometry.iloc[0]) and back.geometry.iloc[2] is None
+    assert frame.attrs == {"parameters": {"cell": 10_000}}  # the caller's frame is left alone
+    with pytest.raises(ValidationError, match="gone.parquet: file not found"):
+        load_frame(tmp_path / "gone.parquet")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(ValidationError, match="bad.parquet: cannot read as GeoParquet"):
+        load_frame(tmp_path / "bad.parquet")

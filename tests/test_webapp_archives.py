@@ -398,3 +398,37 @@ def test_counts_need_the_csrf_token_and_the_role(app):
     assert _client(app, "ana").post("/archives/counts", data={"archive": "lux"}).status_code == 400
     vic = _client(app, "vic")
     assert vic.post("/archives/counts", data={"archive": "lux", "csrf_token": csrf_token(vic, "/account")}).status_code == 403
+
+
+def test_results_live_on_disk_and_go_with_their_job(base_store, tmp_path, archive, cluster):
+    """A result's frame, downloads and map document are files in the instance's scratch folder, not app memory;
+    past JOB_KEPT_DISK_MB the older job is forgotten with its folder, and its downloads are a 404."""
+    from webapp.jobs import runner
+
+    app = _app(base_store, tmp_path, {"lux": str(archive)}, DASK_SCHEDULER=cluster.scheduler_address,
+               JOB_KEPT_DISK_MB=0.001)
+    try:
+        c = _client(app, "ana")
+        first = _submit(c, archive="lux", method="gi", cell="3000", band="9000")
+        assert _wait(c, first)["state"] == "done"
+        job = runner(app).get(first.rsplit("/", 1)[1], owner="ana")
+        folder = job.result.files.folder
+        assert folder.parent == tmp_path / "instance" / "uploads"
+        assert c.get(first + "/map").status_code == 200
+        assert {p.name for p in folder.iterdir()} == {"result.parquet", "hotspots_gi.gpkg", "hotspots_gi.geojson",
+                                                      "map-en.html"}
+        download = c.get(first + "/result.geojson")
+        assert download.data == (folder / "hotspots_gi.geojson").read_bytes()
+        assert download.headers["Cache-Control"] == "no-store"
+        assert download.headers["Content-Disposition"] == "attachment; filename=geo_ibm-archive-lux-gi.geojson"
+        # the job holds its summary in memory, its cells on disk
+        assert job.nbytes < 100_000 < job.result.disk_bytes
+        second = _submit(c, archive="lux", method="gi", cell="4000", band="9000")
+        assert _wait(c, second)["state"] == "done"
+        # the newest result is kept whatever its size; the older one went with its files
+        assert not folder.exists()
+        assert c.get(first + "/result.geojson").status_code == 404
+        assert c.get(second + "/result.geojson").status_code == 200
+    finally:
+        runner(app).close()
+    assert not any(p.name.startswith("result-") for p in (tmp_path / "instance" / "uploads").iterdir())

@@ -9,19 +9,21 @@ scheduler (``DASK_SCHEDULER``) or on a local cluster of ``DASK_WORKERS`` workers
 job, with its progress in partitions and a cancel that stops it at the next partition. The
 counts form sums events and persons per quarter (or per a column of few values and quarter) over
 an archive the same way, for a table on the page and CSV/XLSX downloads.
+
+A finished analysis keeps its frame, files, map documents and print maps on disk in the
+instance's scratch folder (:class:`webapp.jobfiles.ResultFiles`), not in the app's memory: the
+largest result the form allows (some 300,000 cells) is a few hundred MB of files.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from geo_ibm import figures, maps, periods, tables
 from geo_ibm.archive import (
@@ -38,8 +40,8 @@ from geo_ibm.archive import (
     tally_archive,
     tally_choices,
 )
-from geo_ibm.errors import GeoIbmError, Problem, ValidationError
-from geo_ibm.io import neutralise_formulas, write_vector
+from geo_ibm.errors import GeoIbmError, NotFoundError, Problem, ValidationError
+from geo_ibm.io import load_frame, neutralise_formulas, save_frame, write_vector
 from geo_ibm.maps.qgisstyles import layer_style
 from geo_ibm.planning.progress import Cancelled, ProgressCallback
 from geo_ibm.settings import LOCAL_TZ, WEB_CRS, WORKING_CRS
@@ -50,6 +52,7 @@ from webapp.documents import map_headers, tiles
 from webapp.i18n import get_language
 from webapp.i18n import gettext as _
 from webapp.instance import scratch_dir
+from webapp.jobfiles import ResultFiles, send_result_file
 from webapp.jobs import DONE, Job, cancel_response, current_owner, own_job, runner, state_labels, status_response
 from webapp.params import parameter_error, parse_float, single
 from webapp.reference import layer_frame
@@ -67,6 +70,7 @@ COUNT_FIELDS: tuple[str, ...] = ("archive", "by", "from", "to")
 COUNT_DOWNLOADS: dict[str, str] = {"csv": "text/csv; charset=utf-8", "xlsx": tables.XLSX_MEDIA_TYPE}
 MAX_SHOWN_COUNTS = 400
 """Rows of a counts table the result page shows; its downloads hold every row."""
+FRAME_FILE = "result.parquet"
 MAP_LAYER: dict[str, str] = {"gi": "gi", "emerging": "emerging", "kde": "contours"}
 """The :func:`geo_ibm.maps.hotspot_map` argument each method's result is drawn as."""
 
@@ -101,14 +105,41 @@ class ArchiveView:
 
 @dataclass
 class ArchiveResult:
-    """A finished archive job: the result in the archive's CRS, its parameters, files and map documents."""
+    """A finished archive job: its parameters, what it found and its files on disk.
+
+    Attributes
+    ----------
+    found
+        Cells per Gi* bin (after FDR) or per emerging category, or contour bands: ``(key, n)``,
+        named in the reader's language when shown.
+    files
+        ``result.parquet`` (the result in the archive's CRS, :func:`geo_ibm.io.save_frame`),
+        the downloads (``hotspots_<method>.gpkg``, ``.geojson``), and map documents and print
+        maps as they are asked for (``map-<language>.html``, ``print-<language>.<format>``).
+    """
 
     name: str
     method: str
-    result: gpd.GeoDataFrame
     params: dict[str, Any]
-    files: dict[str, bytes]
-    documents: dict[str, str] = field(default_factory=dict)
+    cells: int
+    found: tuple[tuple[Any, int], ...]
+    files: ResultFiles
+
+    def frame(self) -> gpd.GeoDataFrame:
+        """The result in the archive's CRS, read back from its folder."""
+        path = self.files.get(FRAME_FILE)
+        if path is None:
+            raise NotFoundError("this result's files are gone: the job was forgotten; run it again")
+        return load_frame(path)
+
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes of its files (counted by the job runner against ``JOB_KEPT_DISK_MB``)."""
+        return self.files.disk_bytes
+
+    def release(self) -> None:
+        """Remove its files (the runner forgets the job)."""
+        self.files.release()
 
 
 @dataclass
@@ -307,9 +338,10 @@ def archive_job(name: str, checked: ArchiveRequest, *, scheduler: str | None, wo
                   "to": checked.params.get("to"), "archive_name": name, "period": _period(checked)}
         result = result.copy()
         result.attrs = {}
+        summary = _found(checked.method, result)
         files = _result_files(result, params, checked.method, workdir)
-        return ArchiveResult(name, checked.method, result, params, files), {"events": params.get("n_events"),
-                                                                            "cells": len(result)}
+        return (ArchiveResult(name, checked.method, params, len(result), summary, files),
+                {"events": params.get("n_events"), "cells": len(result)})
 
     return _on_cluster(detail, run, scheduler=scheduler, workers=workers, store_location=store_location, user=user)
 
@@ -326,18 +358,35 @@ def _day(seconds: int) -> str:
     return pd.Timestamp(seconds, unit="s", tz="UTC").tz_convert(LOCAL_TZ).strftime("%Y-%m-%d")
 
 
-def _result_files(result: gpd.GeoDataFrame, params: dict[str, Any], method: str, workdir: Path) -> dict[str, bytes]:
-    folder = Path(tempfile.mkdtemp(prefix="archive-out-", dir=workdir))
+def _result_files(result: gpd.GeoDataFrame, params: dict[str, Any], method: str, workdir: Path) -> ResultFiles:
+    """The result's folder: the frame as it is, and the downloads (removed whole if one cannot be written)."""
+    files = ResultFiles.create(workdir)
     layer = f"hotspots_{method}"
     try:
-        files: dict[str, bytes] = {}
+        save_frame(result, files.path(FRAME_FILE))
+        files.added(FRAME_FILE)
         for fmt in DOWNLOADS:
-            path = folder / f"{layer}.{fmt}"
-            write_vector(result, path, layer=layer, metadata=params, style=layer_style(result, layer))
-            files[fmt] = path.read_bytes()
+            name = f"{layer}.{fmt}"
+            write_vector(result, files.path(name), layer=layer, metadata=params, style=layer_style(result, layer))
+            files.added(name)
         return files
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    except BaseException:
+        files.release()
+        raise
+
+
+def _found(method: str, frame: gpd.GeoDataFrame) -> tuple[tuple[Any, int], ...]:
+    """What a result found, before it is named: cells per Gi* bin (after FDR, hot first), per emerging
+    category (most cells first), or the number of density bands."""
+    if method == "gi":
+        column = "gi_bin_fdr" if "gi_bin_fdr" in frame.columns else "gi_bin"
+        from geo_ibm.maps.hotspotlayers import GI_BIN_LABELS
+
+        counts = frame[column].astype(int).value_counts()
+        return tuple((b, int(counts[b])) for b in sorted(GI_BIN_LABELS, reverse=True) if b in counts.index)
+    if method == "emerging":
+        return tuple((str(c), int(n)) for c, n in frame["category"].astype(str).value_counts().items())
+    return (("bands", len(frame)),)
 
 
 def _finished(job_id: str) -> tuple[Job, ArchiveResult | ArchiveCounts]:
@@ -442,18 +491,14 @@ def cancel_job(job_id: str) -> Any:
 
 
 def _summary_rows(result: ArchiveResult) -> list[tuple[str, int]]:
-    """What the result found: cells per Gi* bin (after FDR), per emerging category, or contour bands."""
-    frame = result.result
+    """What the result found (:attr:`ArchiveResult.found`), named in the reader's language."""
     if result.method == "gi":
-        column = "gi_bin_fdr" if "gi_bin_fdr" in frame.columns else "gi_bin"
         from geo_ibm.maps.hotspotlayers import GI_BIN_LABELS
 
-        counts = frame[column].astype(int).value_counts()
-        return [(_(GI_BIN_LABELS[b]), int(counts[b])) for b in sorted(GI_BIN_LABELS, reverse=True) if b in counts.index]
+        return [(_(GI_BIN_LABELS[int(b)]), n) for b, n in result.found]
     if result.method == "emerging":
-        categories = frame["category"].astype(str).value_counts()
-        return [(_(c), int(n)) for c, n in categories.items()]
-    return [(_("Density bands"), len(frame))]
+        return [(_(str(c)), n) for c, n in result.found]
+    return [(_("Density bands"), n) for _key, n in result.found]
 
 
 @archives_bp.route("/jobs/<job_id>/result")
@@ -479,20 +524,20 @@ def result_page(job_id: str) -> Any:
 def map_document(job_id: str) -> Any:
     """The result's map document for the result page's sandboxed frame (built once per job and language)."""
     _job, result = _result(job_id)
-    language = get_language()
-    document = result.documents.get(language)
-    if document is None:
+    name = f"map-{get_language()}.html"
+    if result.files.get(name) is None:
+        # built once per job and language, kept with the result's files
         tiles_url, tiles_attr = tiles()
+        frame = result.frame()
         fmap = maps.hotspot_map(outline=layer_frame("outline"), borders=layer_frame("borders"), tiles_url=tiles_url,
                                 tile_attribution=tiles_attr, asset_base=ASSET_PREFIX, t=_translate,
-                                **{MAP_LAYER[result.method]: result.result})
-        if len(result.result):
+                                **{MAP_LAYER[result.method]: frame})
+        if len(frame):
             # an archive may cover Europe: the view is the result's, not Luxembourg's
-            west, south, east, north = result.result.to_crs(WEB_CRS).total_bounds
+            west, south, east, north = frame.to_crs(WEB_CRS).total_bounds
             fmap.fit_bounds([[float(south), float(west)], [float(north), float(east)]])
-        document = maps.render_map(fmap, title=_("Archive hotspot map"), lang=language)
-        result.documents[language] = document
-    return map_headers(Response(document, mimetype="text/html"))
+        result.files.add(name, maps.render_map(fmap, title=_("Archive hotspot map"), lang=get_language()))
+    return map_headers(send_result_file(result.files, name, "text/html"))
 
 
 @archives_bp.route("/jobs/<job_id>/result.<fmt>")
@@ -510,14 +555,13 @@ def download(job_id: str, fmt: str) -> Any:
               rows=len(found.table))
         return attachment(found.files[fmt], formats[fmt], f"geo_ibm-archive-{found.name}-counts-{found.by}.{fmt}")
     result = found
-    key = fmt if fmt in DOWNLOADS else f"{fmt}-{get_language()}"
-    data = result.files.get(key)
-    if data is None:
+    name = f"hotspots_{result.method}.{fmt}" if fmt in DOWNLOADS else f"print-{get_language()}.{fmt}"
+    if result.files.get(name) is None:
         # a print map is built once per job, format and language
-        data = result.files[key] = print_map(result, fmt)
+        result.files.add(name, print_map(result, fmt))
     audit("export", what=f"hotspots {result.method}", archive=result.name, format=fmt, job=job.id,
-          cells=len(result.result))
-    return attachment(data, formats[fmt], f"geo_ibm-archive-{result.name}-{result.method}.{fmt}")
+          cells=result.cells)
+    return send_result_file(result.files, name, formats[fmt], f"geo_ibm-archive-{result.name}-{result.method}.{fmt}")
 
 
 def print_map(result: ArchiveResult, fmt: str) -> bytes:
@@ -534,6 +578,7 @@ def print_map(result: ArchiveResult, fmt: str) -> bytes:
                               f"{crs}: download the GeoPackage and lay it out in QGIS",
                               [Problem("print map of Luxembourg only", column="format", value=fmt)])
     params = result.params
+    frame = result.frame()
     common: dict[str, Any] = {"outline": layer_frame("outline"), "borders": layer_frame("borders"),
                               "crossings": layer_frame("crossings"), "neighbours": layer_frame("neighbours"),
                               "period": params.get("period"), "t": _translate}
@@ -541,18 +586,18 @@ def print_map(result: ArchiveResult, fmt: str) -> bytes:
     if result.method == "kde":
         subtitle = _("Quartic kernel, search radius %(radius)s m; bands at the 50/75/90/95/99 %% quantiles") % {
             "radius": f"{float(params.get('radius') or 0):.0f}"}
-        fig = figures.static_map(contours=result.result, title=_("Kernel density of interceptions"),
+        fig = figures.static_map(contours=frame, title=_("Kernel density of interceptions"),
                                  subtitle=f"{events}. {subtitle}", **common)
     else:
         subtitle = _("Cell %(cell)s m, distance band %(band)s m, false discovery rate corrected") % {
             "cell": f"{float(params.get('cell') or 0):.0f}", "band": f"{float(params.get('band') or 0):.0f}"}
         if result.method == "gi":
-            fig = figures.static_map(hotspots=result.result, title=_("Hot and cold spots of interceptions (Getis–Ord Gi*)"),
+            fig = figures.static_map(hotspots=frame, title=_("Hot and cold spots of interceptions (Getis–Ord Gi*)"),
                                      subtitle=f"{events}. {subtitle}", **common)
         else:
             from geo_ibm.figures.emergingmap import emerging_print_map
 
-            fig = emerging_print_map(result.result, title=_("Emerging hot spots"), subtitle=f"{events}. {subtitle}",
+            fig = emerging_print_map(frame, title=_("Emerging hot spots"), subtitle=f"{events}. {subtitle}",
                                      **common)
     return figures.figure_bytes(fig, format="pdf" if fmt == "pdf" else "png")
 

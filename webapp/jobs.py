@@ -5,21 +5,29 @@ to the job's page, which polls its JSON status; the job views of every page (sta
 answer through :func:`status_response` and :func:`cancel_response`. Limits are checked when a job is submitted and a
 full runner refuses with a 429 naming the limit. A running job stops at its next progress
 report once cancelled (the callback raises :class:`~geo_ibm.planning.progress.Cancelled`);
-finished jobs keep their result for ``keep_s`` seconds (and at most ``max_kept`` of them), then
-are forgotten. Jobs live in the memory of one app process: a page polled through another
-process of the same store does not see them.
+finished jobs keep their result for ``keep_s`` seconds, at most ``max_kept`` of them and, but for
+the newest, within ``kept_mb`` of memory (estimated when each finishes, :func:`approximate_nbytes`)
+and ``kept_disk_mb`` of result files (:mod:`webapp.jobfiles`): newest first, a job that would not
+fit is forgotten. A forgotten result's ``release()`` removes its files. Jobs live in the memory of one app process: a
+page polled through another process of the same store does not see them.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+import shapely
 from flask import Flask, Response, current_app, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -27,6 +35,8 @@ from geo_ibm.errors import GeoIbmError, NotFoundError, Problem, ValidationError
 from geo_ibm.planning.progress import Cancelled, ProgressCallback, check_fraction
 from webapp.auth import audit
 from webapp.i18n import gettext as _
+from webapp.instance import scratch_dir
+from webapp.jobfiles import sweep
 from webapp.responses import json_response
 
 log = logging.getLogger(__name__)
@@ -35,9 +45,14 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 FINISHED = frozenset({DONE, FAILED, CANCELLED})
 
 DEFAULTS: dict[str, float] = {"JOB_WORKERS": 2, "JOB_MAX_QUEUED": 8, "JOB_PER_USER": 2, "JOB_KEEP_S": 1800.0,
-                              "JOB_MAX_KEPT": 32}
+                              "JOB_MAX_KEPT": 32, "JOB_KEPT_MB": 512.0, "JOB_KEPT_DISK_MB": 4096.0}
 """App config keys of the runner and their defaults: worker threads, jobs waiting, unfinished jobs
-per user, seconds a finished job is kept, finished jobs kept."""
+per user, seconds a finished job is kept, finished jobs kept, MB of memory and of result files
+the finished jobs but the newest may hold."""
+
+GEOMETRY_BYTES = 400
+"""Resident bytes of one shapely geometry besides 16 per coordinate (measured: 300,000 grid cells
+of 5 coordinates hold 140 MB, 466 bytes each)."""
 
 Work = Callable[[ProgressCallback], Any]
 
@@ -83,6 +98,8 @@ class Job:
     started: float | None = None
     finished: float | None = None
     result: Any = None
+    nbytes: int = 0
+    """Memory its result holds, estimated when it finished (:func:`approximate_nbytes`)."""
     error: str | None = None
     problems: list[Problem] = field(default_factory=list)
     cancel_requested: threading.Event = field(default_factory=threading.Event)
@@ -113,20 +130,26 @@ class JobRunner:
         jobs wait, so one account, whatever its role, never holds every worker.
     keep_s, max_kept
         How long and how many finished jobs are kept with their results.
+    kept_mb, kept_disk_mb
+        Memory and result files (``disk_bytes`` of a result) the finished jobs may hold, the newest
+        finished job aside: past either, the oldest are forgotten first.
     clock
         Time source in seconds (monotonic).
     """
 
     def __init__(self, *, workers: int = 2, max_queued: int = 8, per_user: int = 2, keep_s: float = 1800.0,
-                 max_kept: int = 32, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_kept: int = 32, kept_mb: float = 512.0, kept_disk_mb: float = 4096.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         for name, value in (("workers", workers), ("max_queued", max_queued), ("per_user", per_user),
                             ("max_kept", max_kept)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be at least 1, got {value!r}")
-        if not keep_s > 0:
-            raise ValueError(f"keep_s must be > 0, got {keep_s!r}")
+        for name, number in (("keep_s", keep_s), ("kept_mb", kept_mb), ("kept_disk_mb", kept_disk_mb)):
+            if not float(number) > 0:
+                raise ValueError(f"{name} must be > 0, got {number!r}")
         self.workers, self.max_queued, self.per_user = int(workers), int(max_queued), int(per_user)
         self.keep_s, self.max_kept = float(keep_s), int(max_kept)
+        self.kept_bytes, self.kept_disk_bytes = int(float(kept_mb) * 1e6), int(float(kept_disk_mb) * 1e6)
         self.running_per_user = max(1, self.workers - 1)
         self._clock = clock
         self._jobs: dict[str, Job] = {}
@@ -195,7 +218,8 @@ class JobRunner:
                           key=lambda j: -j.created)
 
     def close(self, *, timeout: float = 5.0) -> None:
-        """Stop the workers after their current job (waiting jobs are cancelled)."""
+        """Stop the workers after their current job (waiting jobs are cancelled) and release the finished
+        jobs' results (their files)."""
         with self._cond:
             self._closed = True
             for job in self._waiting:
@@ -206,6 +230,10 @@ class JobRunner:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout=timeout)
+        with self._cond:
+            for job in list(self._jobs.values()):
+                if job.is_finished:
+                    self._forget(job)
 
     # ------------------------------------------------------------------ internals
 
@@ -249,6 +277,7 @@ class JobRunner:
                 job.fraction = max(job.fraction, check_fraction(fraction))
                 job.message = str(message)[:500]
 
+        result: Any = None
         try:
             result = job.work(progress)
         except Cancelled:
@@ -274,6 +303,13 @@ class JobRunner:
                     job.result = result
                     job.fraction = 1.0
                     self._finish(job, DONE, message="done")
+        if job.state != DONE:
+            _release(result)  # a result made after the job was cancelled is nobody's
+            return
+        size = approximate_nbytes(job.result)  # outside the lock: deep sizes of large frames take a while
+        with self._cond:
+            job.nbytes = size
+            self._prune()
 
     def _finish(self, job: Job, state: str, *, message: str) -> None:
         job.state, job.message, job.finished = state, message, self._clock()
@@ -286,8 +322,82 @@ class JobRunner:
                           key=lambda j: now if j.finished is None else j.finished)
         expired = [j for j in finished if j.finished is not None and now - j.finished > self.keep_s]
         overflow = finished[: max(0, len(finished) - self.max_kept)]
-        for job in {id(j): j for j in expired + overflow}.values():
-            self._jobs.pop(job.id, None)
+        memory = disk = 0
+        beyond = []
+        for job in reversed(finished[:-1]):  # the newest finished job is always kept: someone is looking at it
+            size, files = job.nbytes, _disk_bytes(job.result)
+            if memory + size > self.kept_bytes or disk + files > self.kept_disk_bytes:
+                beyond.append(job)  # newest first while they fit; a large old one goes, smaller ones may stay
+            else:
+                memory, disk = memory + size, disk + files
+        for job in {id(j): j for j in expired + overflow + beyond}.values():
+            self._forget(job)
+
+    def _forget(self, job: Job) -> None:
+        self._jobs.pop(job.id, None)
+        result, job.result = job.result, None
+        _release(result)
+
+
+def _disk_bytes(result: Any) -> int:
+    try:
+        return int(getattr(result, "disk_bytes", 0) or 0)
+    except Exception:  # a result's own accounting must never stop the runner
+        return 0
+
+
+def _release(result: Any) -> None:
+    release = getattr(result, "release", None)
+    if callable(release):
+        try:
+            release()
+        except Exception:
+            log.exception("releasing a job result failed")
+
+
+def approximate_nbytes(value: Any, *, _depth: int = 0, _seen: set[int] | None = None) -> int:
+    """About how many bytes of memory ``value`` holds: frames and arrays, bytes and text, and the
+    containers, dataclasses and objects holding them (six levels deep, each object once).
+
+    Geometries count :data:`GEOMETRY_BYTES` and 16 bytes per coordinate; files a result keeps on
+    disk are not memory (a :class:`pathlib.Path` counts nothing).
+    """
+    seen = set() if _seen is None else _seen
+    if value is None or isinstance(value, (bool, int, float, complex, Path)) or id(value) in seen or _depth > 6:
+        return 0
+    seen.add(id(value))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return len(value)
+    if isinstance(value, str):
+        return sys.getsizeof(value)
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            return value.nbytes + sum(approximate_nbytes(v, _depth=_depth + 1, _seen=seen) for v in value.ravel())
+        return value.nbytes
+    if isinstance(value, pd.Series):
+        value = value.to_frame()
+    if isinstance(value, pd.DataFrame):
+        total = int(value.index.memory_usage(deep=True))
+        for column in value.columns:
+            values = value[column].array
+            if getattr(values, "dtype", None) is not None and values.dtype.name == "geometry":
+                geometries = np.asarray(values)
+                total += len(geometries) * (8 + GEOMETRY_BYTES) + 16 * int(shapely.get_num_coordinates(geometries).sum())
+            else:
+                total += int(value[column].memory_usage(deep=True, index=False))
+        return total
+    nested = _depth + 1
+    if isinstance(value, dict):
+        return sys.getsizeof(value) + sum(approximate_nbytes(k, _depth=nested, _seen=seen)
+                                          + approximate_nbytes(v, _depth=nested, _seen=seen) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset, deque)):
+        return sys.getsizeof(value) + sum(approximate_nbytes(v, _depth=nested, _seen=seen) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sys.getsizeof(value) + sum(approximate_nbytes(getattr(value, f.name, None), _depth=nested, _seen=seen)
+                                          for f in dataclasses.fields(value))
+    if hasattr(value, "__dict__") and not isinstance(value, type) and not callable(value):
+        return sys.getsizeof(value) + sum(approximate_nbytes(v, _depth=nested, _seen=seen) for v in vars(value).values())
+    return sys.getsizeof(value)
 
 
 def _spent(_progress: ProgressCallback) -> None:
@@ -306,7 +416,11 @@ def runner(app: Flask | None = None) -> JobRunner:
                 config = {key: app.config.get(key, default) for key, default in DEFAULTS.items()}
                 found = JobRunner(workers=int(config["JOB_WORKERS"]), max_queued=int(config["JOB_MAX_QUEUED"]),
                                   per_user=int(config["JOB_PER_USER"]), keep_s=float(config["JOB_KEEP_S"]),
-                                  max_kept=int(config["JOB_MAX_KEPT"]))
+                                  max_kept=int(config["JOB_MAX_KEPT"]), kept_mb=float(config["JOB_KEPT_MB"]),
+                                  kept_disk_mb=float(config["JOB_KEPT_DISK_MB"]))
+                # result folders of a stopped process (a live one forgets its jobs within JOB_KEEP_S)
+                with app.app_context():
+                    sweep(scratch_dir(), older_than_s=2 * float(config["JOB_KEEP_S"]) + 60)
                 app.extensions["geo_ibm_jobs"] = found
     return found
 

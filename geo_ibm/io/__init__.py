@@ -11,9 +11,11 @@ from geo_ibm.io.vectors import (
     PathLike,
     ensure_working_crs,
     file_sha256,
+    load_frame,
     neutralise_formulas,
     read_parameters,
     read_vector,
+    save_frame,
     spreadsheet_safe,
     vector_bytes,
     write_table,
@@ -22,6 +24,6 @@ from geo_ibm.io.vectors import (
 
 __all__ = [
     "EVENT_TABLE_SUFFIXES", "FORMULA_PREFIXES", "ROW_ERRORS", "XLSX_MAX_UNCOMPRESSED", "PathLike",
-    "ensure_working_crs", "file_sha256", "neutralise_formulas", "read_event_table", "read_parameters", "read_vector",
-    "spreadsheet_safe", "vector_bytes", "write_table", "write_vector",
+    "ensure_working_crs", "file_sha256", "neutralise_formulas", "load_frame", "read_event_table", "read_parameters", "read_vector",
+    "save_frame", "spreadsheet_safe", "vector_bytes", "write_table", "write_vector",
 ]

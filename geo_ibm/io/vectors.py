@@ -217,6 +217,34 @@ def vector_bytes(gdf: gpd.GeoDataFrame, *, suffix: str, layer: str | None = None
         return path.read_bytes()
 
 
+def save_frame(gdf: gpd.GeoDataFrame, path: PathLike) -> Path:
+    """Keep ``gdf`` on disk as it is (GeoParquet: its CRS, dtypes and column order), for the app to
+    read back with :func:`load_frame`; not a file for users (they get :func:`write_vector`'s)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = gdf.copy()
+    frame.attrs = {}
+    frame.to_parquet(path, index=True, compression="zstd")
+    return path
+
+
+def load_frame(path: PathLike) -> gpd.GeoDataFrame:
+    """The frame :func:`save_frame` kept at ``path``, in its own CRS.
+
+    Raises
+    ------
+    ValidationError
+        If the file is missing or not a GeoParquet file.
+    """
+    path = Path(path)
+    try:
+        return gpd.read_parquet(path)
+    except FileNotFoundError as exc:
+        raise ValidationError(f"{path.name}: file not found") from exc
+    except Exception as exc:
+        raise ValidationError(f"{path.name}: cannot read as GeoParquet: {exc}") from exc
+
+
 def write_table(frame: pd.DataFrame, path: PathLike) -> Path:
     """Write a table as CSV (UTF-8 with BOM, so spreadsheet programs pick the encoding)."""
     path = Path(path)
