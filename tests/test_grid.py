@@ -307,3 +307,30 @@ def test_h3_grid_has_no_lattice_sums():
     grid = h3_grid(SQUARE, resolution=6)
     with pytest.raises(ValidationError, match="H3 grids are not a planar lattice"):
         neighbourhood_sum(np.ones(len(grid)), grid, radius=5_000)
+
+
+@pytest.mark.parametrize("shape", ["square", "hex"])
+def test_merge_cells_is_dissolve_of_the_same_cells(shape):
+    """The union per value equals geopandas' dissolve (area of the symmetric difference ~0) on a grid clipped
+    to a round area, for square cells joined along rows first and for hexagons united as they are."""
+    from shapely.geometry import Point
+
+    from geo_ibm.grid import make_grid, merge_cells
+
+    area = Point(0, 0).buffer(5_000)
+    grid = make_grid(area, cell=250.0, shape=shape)
+    x, y = shapely.get_coordinates(grid.geometry.centroid).T
+    grid["bin"] = np.where(x + 0.5 * y > 1_200, 3, np.where(x < -2_000, -2, np.where(y > 3_000, 1, 0)))
+    merged = merge_cells(grid[["bin", "geometry"]], "bin")
+    want = grid[["bin", "geometry"]].dissolve(by="bin").reset_index()
+    assert merged["bin"].tolist() == want["bin"].tolist() == [-2, 0, 1, 3] and merged.crs == grid.crs
+    for got, ref in zip(merged.geometry, want.geometry):
+        assert got.is_valid and got.symmetric_difference(ref).area < 1e-6 * ref.area
+        assert abs(got.area - ref.area) < 1e-6 * ref.area
+    if shape == "square":
+        # whole cells of a row joined first: fewer vertices than the cell by cell union keeps
+        assert shapely.get_num_coordinates(np.asarray(merged.geometry.values)).sum() \
+            < shapely.get_num_coordinates(np.asarray(want.geometry.values)).sum()
+    assert len(merge_cells(grid.iloc[:0], "bin")) == 0
+    with pytest.raises(ValidationError, match="no column 'gi'"):
+        merge_cells(grid, "gi")

@@ -5,12 +5,14 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import shapely
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.figures.common import Translate
-from geo_ibm.figures.printmap import _add_polygons, _side_legend, _thematic
+from geo_ibm.figures.printmap import _MAX_DRAWN_CELLS, _add_polygons, _side_legend, _thematic
+from geo_ibm.grid import merge_cells
 from geo_ibm.maps.hotspotlayers import EMERGING_COLOURS
 
 
@@ -50,6 +52,11 @@ def emerging_print_map(
             chosen = geoms[categories == category]
             if not len(chosen):
                 continue
+            if len(chosen) > _MAX_DRAWN_CELLS:
+                # the cells of a category merged: the same picture with far fewer vector paths
+                merged = merge_cells(gpd.GeoDataFrame({"category": categories[categories == category]},
+                                                      geometry=chosen), "category")
+                chosen = shapely.get_parts(np.asarray(merged.geometry.values))
             _add_polygons(ax, list(chosen), facecolor=colour, edgecolor=colour, linewidth=0.2, alpha=0.8, zorder=4.5)
             handles.append(Patch(facecolor=colour, edgecolor=colour, alpha=0.8))
             labels.append(t(category[0].upper() + category[1:]))

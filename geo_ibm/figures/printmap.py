@@ -27,6 +27,7 @@ from shapely.ops import polylabel
 
 from geo_ibm.errors import Problem, ValidationError
 from geo_ibm.figures.common import _STYLE, Translate, _lock, period_of
+from geo_ibm.grid import merge_cells
 from geo_ibm.io import ensure_working_crs
 from geo_ibm.maps import CROSSING_COLOURS, EVENT_CLASS_COLOURS, GI_BIN_COLOURS, GI_BIN_LABELS, NEIGHBOUR_COLOURS
 from geo_ibm.maps.base import checked_frame
@@ -417,7 +418,8 @@ def _draw(
             cells = geoms[bins == b]
             if len(cells) > _MAX_DRAWN_CELLS:
                 # Adjacent cells of one bin merged: the same picture with far fewer vector paths.
-                cells = shapely.get_parts(shapely.union_all(cells))
+                merged = merge_cells(gpd.GeoDataFrame({"bin": bins[bins == b]}, geometry=cells), "bin")
+                cells = shapely.get_parts(np.asarray(merged.geometry.values))
             _add_polygons(ax, list(cells), facecolor=GI_BIN_COLOURS[b], edgecolor="none", zorder=2)
             handles.append(Patch(facecolor=GI_BIN_COLOURS[b], edgecolor="#777777", linewidth=0.3))
             labels.append(t(GI_BIN_LABELS[b]))

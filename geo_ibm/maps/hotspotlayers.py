@@ -8,6 +8,7 @@ import folium
 import geopandas as gpd
 import numpy as np
 
+from geo_ibm.grid import merge_cells
 from geo_ibm.maps.base import (
     _FALLBACK_COLOURS,
     Translate,
@@ -119,7 +120,7 @@ def hotspot_map(
             shown = sig.copy()
             if len(shown) > max_cells:
                 # Too many cells for a light page: merge the cells of each confidence bin.
-                shown = shown[["gi_bin", "geometry"]].assign(gi_bin=shown["gi_bin"].astype(int)).dissolve(by="gi_bin").reset_index()
+                shown = merge_cells(shown[["gi_bin", "geometry"]].assign(gi_bin=shown["gi_bin"].astype(int)), "gi_bin")
             bins = shown["gi_bin"].astype(int).to_numpy()
             fields = [c for c in ("gi_bin", "gi_z", "count") if c in shown.columns]
             if "gi_z" in shown:
@@ -150,7 +151,7 @@ def hotspot_map(
         cats = emerging["category"].astype(str)
         drawn = emerging[cats.isin(EMERGING_COLOURS.keys())]
         if len(drawn) > max_cells:
-            drawn = drawn[["category", "geometry"]].dissolve(by="category").reset_index()
+            drawn = merge_cells(drawn[["category", "geometry"]].assign(category=drawn["category"].astype(str)), "category")
         if len(drawn):
             _polygon_layer(fmap, drawn, name=t("Emerging hot spots"),
                            colours=[EMERGING_COLOURS[c] for c in drawn["category"].astype(str)],
