@@ -8,8 +8,8 @@ report once cancelled (the callback raises :class:`~geo_ibm.planning.progress.Ca
 finished jobs keep their result for ``keep_s`` seconds, at most ``max_kept`` of them and, but for
 the newest, within ``kept_mb`` of memory (estimated when each finishes, :func:`approximate_nbytes`)
 and ``kept_disk_mb`` of result files (:mod:`webapp.jobfiles`): newest first, a job that would not
-fit is forgotten. A forgotten result's ``release()`` removes its files. Jobs live in the memory of one app process: a
-page polled through another process of the same store does not see them.
+fit is forgotten. A forgotten result's ``release()`` removes its files. Jobs live in the memory of
+one app process: a page polled through another process of the same store does not see them.
 """
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ class JobRunner:
         How long and how many finished jobs are kept with their results.
     kept_mb, kept_disk_mb
         Memory and result files (``disk_bytes`` of a result) the finished jobs may hold, the newest
-        finished job aside: past either, the oldest are forgotten first.
+        finished job aside: going from the newest back, a job that would exceed either is forgotten.
     clock
         Time source in seconds (monotonic).
     """
