@@ -26,6 +26,11 @@ def test_files_are_written_whole_counted_and_removed_with_the_result(tmp_path):
     assert sorted(p.name for p in files.folder.iterdir()) == ["map-en.html", "print-en.pdf", "result.gpkg"]
     files.release()
     assert not files.folder.exists() and files.get("print-en.pdf") is None and files.disk_bytes == 0
+    # a map or print map finished after its job was forgotten: a not found, not a server error
+    with pytest.raises(NotFoundError, match="map-fr.html: this result's files are gone"):
+        files.add("map-fr.html", "<p>carte</p>")
+    with pytest.raises(NotFoundError, match="gone"):
+        ResultFiles(tmp_path / "never-made").add("a.txt", "a")
 
 
 @pytest.mark.parametrize("name", ["../escape", "a/b", "", ".hidden", "x" * 101, "a b"])

@@ -128,9 +128,14 @@ class ArchiveResult:
     def frame(self) -> gpd.GeoDataFrame:
         """The result in the archive's CRS, read back from its folder."""
         path = self.files.get(FRAME_FILE)
-        if path is None:
-            raise NotFoundError("this result's files are gone: the job was forgotten; run it again")
-        return load_frame(path)
+        try:
+            if path is None:
+                raise ValidationError(FRAME_FILE)
+            return load_frame(path)
+        except ValidationError as exc:
+            if path is not None and path.exists():
+                raise
+            raise NotFoundError("this result's files are gone: the job was forgotten; run it again") from exc
 
     @property
     def disk_bytes(self) -> int:

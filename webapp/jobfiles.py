@@ -63,10 +63,21 @@ class ResultFiles:
         return path
 
     def add(self, name: str, data: bytes | str) -> Path:
-        """Write ``data`` as the file ``name`` (whole or not at all: a reader never sees half a file); its path."""
+        """Write ``data`` as the file ``name`` (whole or not at all: a reader never sees half a file); its path.
+
+        Raises
+        ------
+        NotFoundError
+            When the result has been released (its job forgotten) meanwhile.
+        """
         path = self.path(name)
         raw = data.encode("utf-8") if isinstance(data, str) else data
-        handle, temporary = tempfile.mkstemp(prefix=".part-", dir=self.folder)
+        try:
+            if self._released:
+                raise FileNotFoundError(self.folder)
+            handle, temporary = tempfile.mkstemp(prefix=".part-", dir=self.folder)
+        except FileNotFoundError as exc:  # the runner forgot the job while this file was being made
+            raise NotFoundError(f"{name}: this result's files are gone: the job was forgotten; run it again") from exc
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(raw)
