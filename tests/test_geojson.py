@@ -151,14 +151,57 @@ def test_point_layers_match_gdal_and_the_general_path(tmp_path):
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 1000])
-def test_a_collection_in_pieces_is_the_whole_texts_to_the_byte(mixed, chunk):
+def test_a_collection_in_pieces_is_the_whole_collection(mixed, chunk):
     from geo_ibm.geojson import iter_feature_collection
 
     members = {"parameters": {"cell": np.float64(500.0), "name": "Écluse"}, "numberMatched": np.int64(4)}
-    whole = json.dumps(to_feature_collection(mixed, id_column="name", members=members), ensure_ascii=False,
-                       allow_nan=False)
+    whole = to_feature_collection(mixed, id_column="name", members=members)
     pieces = list(iter_feature_collection(mixed, id_column="name", members=members, chunk=chunk))
-    assert "".join(pieces) == whole
+    assert json.loads("".join(pieces)) == json.loads(json.dumps(whole, ensure_ascii=False, allow_nan=False))
+    assert "Écluse" in pieces[0]  # UTF-8 text, not \u escapes
     assert len(pieces) == 2 + -(-len(mixed) // chunk)
     empty = mixed.iloc[:0]
     assert "".join(iter_feature_collection(empty, chunk=chunk)) == json.dumps(to_feature_collection(empty))
+
+
+def _odd_columns() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {
+            "name": ["a", "b %s", 'c "quoted"', "d\\n"],
+            "n": pd.array([1, None, 3, 4], dtype="Int64"),
+            "kind": pd.Categorical(["x", "y", None, "x"]),
+            "share %": [1.0, -0.0, 1e-9, 123456789.125],
+            "big": np.array([2**53 + 1, -1, 0, 7], dtype=np.int64),
+            "tiny": np.array([1, 2, 3, 4], dtype=np.uint8),
+        },
+        geometry=[Point(77000, 75000), None, Polygon([(76000, 74000), (76000, 76000), (78000, 76000)]),
+                  MultiPolygon([Polygon([(50000, 50000), (51000, 50000), (51000, 51000)])])],
+        crs="EPSG:2169",
+    )
+
+
+@pytest.mark.parametrize("id_column", [None, "name", "big"])
+def test_feature_texts_parse_to_the_features(mixed, id_column):
+    from geo_ibm.geojson import feature_texts, features_text, to_features
+
+    for layer in (mixed if id_column != "big" else mixed.assign(big=np.arange(4)), _odd_columns()):
+        texts = feature_texts(layer, id_column=id_column)
+        assert len(texts) == len(layer)
+        want = json.loads(json.dumps(to_features(layer, id_column=id_column), ensure_ascii=False, allow_nan=False))
+        assert [json.loads(t) for t in texts] == want
+        assert json.loads(features_text(layer, id_column=id_column)) == want
+    # numbers exactly as json writes them, a missing geometry as null
+    odd = json.loads(features_text(_odd_columns()))
+    assert odd[0]["properties"]["big"] == 2**53 + 1 and odd[1]["geometry"] is None
+    assert odd[1]["properties"]["share %"] == 0.0 and odd[1]["properties"]["n"] is None
+    assert odd[3]["properties"]["name"] == "d\\n"
+
+
+def test_point_feature_texts_are_the_dumped_features_to_the_byte():
+    from geo_ibm.geojson import features_text, to_features
+
+    points = gpd.GeoDataFrame({"event_id": ["E0", "É1"], "persons": [1, 3]},
+                              geometry=[Point(77000, 75000), Point(70000.5, 80000.25)], crs="EPSG:2169")
+    assert features_text(points, id_column="event_id") == json.dumps(to_features(points, id_column="event_id"),
+                                                                     ensure_ascii=False)
+    assert features_text(points.iloc[:0]) == "[]"

@@ -7,10 +7,9 @@ import geopandas as gpd
 import shapely
 
 from geo_ibm.crs import to_lonlat
-from geo_ibm.geojson import to_features
+from geo_ibm.geojson import features_text
 from webapp.cache import cached
 from webapp.params import Interval, bbox_to_working_crs
-from webapp.responses import json_text
 
 
 def time_filters(interval: Interval | None) -> dict[str, Any]:
@@ -66,7 +65,7 @@ def event_page_features(
 ) -> tuple[str, int, int]:
     """One page of :func:`events_in_bbox` as GeoJSON features: ``(features JSON text, returned, matched)``."""
     page, matched = events_in_bbox(store, bbox=bbox, filters=filters, limit=limit, offset=offset)
-    return json_text(to_features(page, id_column="event_id")), len(page), int(matched)
+    return features_text(page, id_column="event_id"), len(page), int(matched)
 
 
 def event_page_json(

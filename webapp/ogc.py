@@ -20,7 +20,7 @@ from geo_ibm import analysis, cql2
 from geo_ibm.counts import event_total
 from geo_ibm.crs import to_lonlat
 from geo_ibm.errors import NotFoundError, ValidationError
-from geo_ibm.geojson import to_feature_collection, to_features
+from geo_ibm.geojson import features_text, to_feature_collection
 from geo_ibm.network.requests import RouteQuery
 from geo_ibm.periods import quarter_bounds
 from geo_ibm.settings import OSM_ATTRIBUTION, WEB_CRS, WORKING_CRS
@@ -513,7 +513,7 @@ def filtered_event_page(store: Any, ids: list[str], *, filters: dict[str, Any], 
     wanted = ids[offset: offset + limit]
     # Both reads order by time, so the page keeps the ids' order.
     page = store.events(event_id=wanted) if wanted else store.events(**filters, limit=0)
-    return json_text(to_features(page, id_column="event_id")), len(page)
+    return features_text(page, id_column="event_id"), len(page)
 
 
 def filter_features(gdf: gpd.GeoDataFrame, filters: dict[str, str | int]) -> gpd.GeoDataFrame:
@@ -837,7 +837,7 @@ def _items_page(coll: Collection) -> ItemsPage:
             gdf = gdf[cql2.filter_mask(gdf, flt.root)]
         matched = len(gdf)
         page = gdf.iloc[offset: offset + limit]
-        features, returned = json_text(to_features(page, id_column=id_column)), len(page)
+        features, returned = features_text(page, id_column=id_column), len(page)
     credit = {"attribution": OSM_ATTRIBUTION} if osm else _attribution(coll)
     members.update({
         **credit,
