@@ -10,7 +10,7 @@ from geo_ibm import analysis
 from geo_ibm.archive import archive_summary, read_manifest, tally_choices
 from geo_ibm.counts import event_counts
 from geo_ibm.errors import GeoIbmError, NotFoundError
-from geo_ibm.geojson import to_feature_collection
+from geo_ibm.geojson import features_text, to_feature_collection
 from webapp.access import ROLE_ARCHIVES, ROLE_EVENTS, ROLE_HOTSPOTS, ROLE_LAYERS, ROLE_STATS, disclosure_rule
 from webapp.auth import audit_read, get_store, require_role
 from webapp.cache import cached
@@ -66,7 +66,13 @@ def layer(name: str) -> Response:
     members: dict[str, Any] = {"name": name}
     if spec.attribution:
         members["attribution"] = spec.attribution
-    return json_response(to_feature_collection(gdf, id_column=id_column, members=members), mimetype=GEOJSON)
+    return _collection(gdf, id_column=id_column, members=members)
+
+
+def _collection(gdf: gpd.GeoDataFrame, *, id_column: str | None, members: dict[str, Any]) -> Response:
+    """``gdf`` as a GeoJSON FeatureCollection response: ``members``, then the features written as text (no dict per feature)."""
+    return json_response({"type": "FeatureCollection", **members}, mimetype=GEOJSON,
+                         serialised={"features": features_text(gdf, id_column=id_column)})
 
 
 EVENT_PARAMS = (*EVENT_FILTERS, "from", "to", "datetime", "bbox", "limit", "offset")
@@ -165,8 +171,7 @@ def hotspots() -> Response:
     result = analysis.hotspots(get_store(), query, cells=cells, disclosure=disclosure_rule())
     parameters = result.attrs.get("parameters", {})
     id_column = "cell_id" if "cell_id" in result.columns else None
-    fc = to_feature_collection(result, id_column=id_column, members={"parameters": parameters})
-    return json_response(fc, mimetype=GEOJSON)
+    return _collection(result, id_column=id_column, members={"parameters": parameters})
 
 
 ARCHIVE_FIELDS = ("crs", "crs_name", "partitioning", "partitions", "rows", "bytes", "bounds", "first_event", "last_event",
