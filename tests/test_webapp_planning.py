@@ -500,3 +500,50 @@ def test_a_plan_cancelled_between_its_steps_stops_and_is_audited(app, planted) -
     assert [m.split(":")[0].split(" ")[0] for m in seen] == ["planning", "coverage", "solving"]
     detail = open_store(store_path).audit_log(limit=1)["detail"].iloc[0]
     assert detail["status"] == "cancelled" and detail["teams"] == 2
+
+
+def test_plan_files_live_on_disk_and_go_with_their_job(planted, tmp_path: Path) -> None:
+    """A plan's GeoPackage, CSV, map document and print maps are files in the instance's scratch folder, built
+    once per language; past JOB_KEPT_DISK_MB the older plan is forgotten with its folder, and its downloads 404."""
+    from webapp import create_app
+    from webfixtures import login
+
+    target = tmp_path / "store.gpkg"
+    shutil.copyfile(planted[0], target)
+    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "STORE_PATH": str(target),
+                      "INSTANCE_PATH": str(tmp_path / "instance"), "JOB_WORKERS": 1, "JOB_KEPT_DISK_MB": 0.001})
+    try:
+        client = app.test_client()
+        login(client, "pia")
+        first = _post(client, planted[1]).headers["Location"]
+        assert _wait(client, first)["state"] == DONE
+        job = runner(app).get(first.rsplit("/", 1)[1], owner="pia")
+        folder = job.result.files.folder
+        assert folder.parent == tmp_path / "instance" / "uploads"
+        assert {p.name for p in folder.iterdir()} == {"plan.gpkg", "plan.csv"}
+        base = f"/planning/jobs/{job.id}"
+        gpkg = client.get(f"{base}/plan.gpkg")
+        assert gpkg.data == (folder / "plan.gpkg").read_bytes() and gpkg.headers["Cache-Control"] == "no-store"
+        assert gpkg.headers["Content-Disposition"] == "attachment; filename=geo_ibm-plan.gpkg"
+        pdf = client.get(f"{base}/plan.pdf")
+        assert pdf.data[:5] == b"%PDF-" and pdf.data == (folder / "print-en.pdf").read_bytes()
+        assert client.get(f"{base}/plan.pdf").data == pdf.data  # built once, sent again from its file
+        assert client.get(f"{base}/map").status_code == 200
+        assert client.get(f"{base}/map", headers={"Accept-Language": "fr"}).status_code == 200
+        assert {p.name for p in folder.iterdir()} == {"plan.gpkg", "plan.csv", "print-en.pdf", "map-en.html",
+                                                      "map-fr.html"}
+        assert job.result.disk_bytes == sum(p.stat().st_size for p in folder.iterdir()) > 10_000
+        second = _post(client, planted[1], teams="1").headers["Location"]
+        assert _wait(client, second)["state"] == DONE
+        # the newest plan is kept whatever its size; the older one went with its files
+        assert not folder.exists()
+        assert client.get(f"{base}/plan.csv").status_code == 404
+        assert client.get(f"{second}/plan.csv").status_code == 200
+        # files gone under a job still listed (forgotten meanwhile): a 404 that says so
+        runner(app).get(second.rsplit("/", 1)[1], owner="pia").result.release()
+        for view in ("/map", "/plan.pdf", "/plan.gpkg"):
+            gone = client.get(second + view, headers={"Accept": "application/json"})
+            assert gone.status_code == 404 and "gone" in gone.get_data(as_text=True), view
+    finally:
+        runner(app).close()
+    assert not any(p.name.startswith("result-") for p in (tmp_path / "instance" / "uploads").iterdir())

@@ -1,7 +1,8 @@
 """The files of a finished job's result, kept on disk rather than in the app's memory.
 
-A job whose result has large files (an archive analysis: its GeoPackage, GeoJSON, map document
-and print maps, and the result frame itself) writes them into one private folder of the instance
+A job whose result has files (an archive analysis: its GeoPackage, GeoJSON, map document and
+print maps, and the result frame itself; a plan: its GeoPackage, CSV, map document and print
+maps) writes them into one private folder of the instance
 (:func:`webapp.instance.scratch_dir`) through :class:`ResultFiles`; the views send them from
 there (:func:`send_result_file`). The job runner (:mod:`webapp.jobs`) counts their bytes against
 its disk budget and calls :meth:`ResultFiles.release` when it forgets the job, which removes the

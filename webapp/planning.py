@@ -16,7 +16,7 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.datastructures import FileStorage
 
 from geo_ibm import figures, maps
@@ -40,10 +40,10 @@ from webapp.i18n import get_language
 from webapp.i18n import gettext as _
 from webapp.imports import upload_name
 from webapp.instance import scratch_dir
+from webapp.jobfiles import ResultFiles, send_result_file
 from webapp.jobs import DONE, Job, cancel_response, current_owner, own_job, runner, state_labels, status_response
 from webapp.params import parameter_error, parse_float, parse_int, single
 from webapp.reference import filter_choices, layer_frame
-from webapp.responses import attachment
 
 planning_bp = Blueprint("planning", __name__, url_prefix="/planning")
 
@@ -87,14 +87,31 @@ class PlanRequest:
 
 @dataclass
 class PlanResult:
-    """A finished plan job: the plan, its files and the map documents built from it (per language)."""
+    """A finished plan job: the plan and its files on disk.
+
+    Attributes
+    ----------
+    files
+        ``plan.gpkg`` and ``plan.csv``, written when the job ends, and the map documents and
+        print maps as they are asked for (``map-<language>.html``, ``print-<language>.<format>``),
+        in the instance's scratch folder rather than the app's memory
+        (:class:`webapp.jobfiles.ResultFiles`).
+    """
 
     plan: Plan
     id_column: str
     radius: float
     params: dict[str, Any]
-    files: dict[str, bytes]
-    documents: dict[str, str] = field(default_factory=dict)
+    files: ResultFiles
+
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes of its files (counted by the job runner against ``JOB_KEPT_DISK_MB``)."""
+        return self.files.disk_bytes
+
+    def release(self) -> None:
+        """Remove its files (the runner forgets the job)."""
+        self.files.release()
 
 
 # --------------------------------------------------------------------------- form
@@ -243,18 +260,21 @@ def plan_job(plan_request: PlanRequest, *, store_location: str, user: str, workd
     return work
 
 
-def _plan_files(plan: Plan, params: dict[str, Any], workdir: Path) -> dict[str, bytes]:
-    folder = Path(tempfile.mkdtemp(prefix="plan-out-", dir=workdir))
+def _plan_files(plan: Plan, params: dict[str, Any], workdir: Path) -> ResultFiles:
+    """The plan's folder with its GeoPackage (sites and demand) and CSV (removed whole if one cannot be written)."""
+    files = ResultFiles.create(workdir)
     try:
         metadata = {k: v for k, v in {**plan.summary, **params}.items() if k != "pairs"}
-        gpkg = folder / "plan.gpkg"
+        gpkg = files.path("plan.gpkg")
         write_plan(plan.sites, gpkg, layer="plan_sites", metadata=metadata)
         write_plan(plan.demand, gpkg, layer="plan_demand", metadata=metadata)
-        csv = folder / "plan.csv"
-        write_plan(plan.sites, csv)
-        return {"gpkg": gpkg.read_bytes(), "csv": csv.read_bytes()}
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        files.added("plan.gpkg")
+        write_plan(plan.sites, files.path("plan.csv"))
+        files.added("plan.csv")
+        return files
+    except BaseException:
+        files.release()
+        raise
 
 
 def _result(job_id: str) -> tuple[Job, PlanResult]:
@@ -338,16 +358,15 @@ def result_page(job_id: str) -> Any:
 def plan_map_document(job_id: str) -> Any:
     """The plan's map document for the result page's sandboxed frame (built once per job and language)."""
     _job_found, result = _result(job_id)
-    language = get_language()
-    document = result.documents.get(language)
-    if document is None:
+    name = f"map-{get_language()}.html"
+    if result.files.get(name) is None:
+        # built once per job and language, kept with the result's files
         tiles_url, tiles_attr = tiles()
         fmap = plan_map(result.plan.sites, result.plan.demand, outline=layer_frame("outline"),
                         borders=layer_frame("borders"), radius=result.radius, id_column=result.id_column,
                         tiles_url=tiles_url, tile_attribution=tiles_attr, asset_base=ASSET_PREFIX, t=_translate)
-        document = maps.render_map(fmap, title=_("Plan map"), lang=language)
-        result.documents[language] = document
-    return map_headers(Response(document, mimetype="text/html"))
+        result.files.add(name, maps.render_map(fmap, title=_("Plan map"), lang=get_language()))
+    return map_headers(send_result_file(result.files, name, "text/html"))
 
 
 @planning_bp.route("/jobs/<job_id>/plan.<fmt>")
@@ -358,9 +377,9 @@ def download(job_id: str, fmt: str) -> Any:
         raise ValidationError(f"invalid format {fmt!r}: use one of {', '.join(DOWNLOADS)}",
                               [Problem("unknown format", column="format", value=fmt)])
     job, result = _result(job_id)
-    if fmt in result.files:
-        data = result.files[fmt]
-    else:
+    name = f"plan.{fmt}" if fmt in ("gpkg", "csv") else f"print-{get_language()}.{fmt}"
+    if result.files.get(name) is None:
+        # a print map is built once per job, format and language
         summary = result.plan.summary
         subtitle = _("%(n)s sites, radius %(radius)s m, %(share)s %% of events covered", n=len(result.plan.sites),
                      radius=f"{result.radius:g}",
@@ -370,9 +389,9 @@ def download(job_id: str, fmt: str) -> Any:
                              outline=layer_frame("outline"), borders=layer_frame("borders"),
                              neighbours=layer_frame("neighbours"), title=_("Control site plan"), subtitle=subtitle,
                              period=result.params.get("period"), t=_translate)
-        data = figures.figure_bytes(fig, format="pdf" if fmt == "pdf" else "png")
+        result.files.add(name, figures.figure_bytes(fig, format="pdf" if fmt == "pdf" else "png"))
     audit("export", what="plan", format=fmt, job=job.id, sites=result.plan.summary.get("sites"))
-    return attachment(data, DOWNLOADS[fmt], f"geo_ibm-plan.{fmt}")
+    return send_result_file(result.files, name, DOWNLOADS[fmt], f"geo_ibm-plan.{fmt}")
 
 
 def _translate(message: str) -> str:
