@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyogrio
 import pytest
-from webfixtures import PASSWORD, USERS, base_store, csrf_token, login  # noqa: F401
+from webfixtures import PASSWORD, USERS, assert_released_files_are_gone, base_store, csrf_token, login  # noqa: F401
 
 from geo_ibm.archive import dask_client, hotspots_from_archive, read_manifest, write_synthetic_archive
 from geo_ibm.errors import ValidationError
@@ -429,11 +429,7 @@ def test_results_live_on_disk_and_go_with_their_job(base_store, tmp_path, archiv
         assert not folder.exists()
         assert c.get(first + "/result.geojson").status_code == 404
         assert c.get(second + "/result.geojson").status_code == 200
-        # files gone under a job still listed (forgotten by another request meanwhile): a 404 that says so
-        runner(app).get(second.rsplit("/", 1)[1], owner="ana").result.release()
-        for view in ("/map", "/result.pdf", "/result.gpkg"):
-            gone = c.get(second + view, headers={"Accept": "application/json"})
-            assert gone.status_code == 404 and "gone" in gone.get_data(as_text=True), view
+        assert_released_files_are_gone(app, c, second, "ana", ("/map", "/result.pdf", "/result.gpkg"))
     finally:
         runner(app).close()
     assert not any(p.name.startswith("result-") for p in (tmp_path / "instance" / "uploads").iterdir())

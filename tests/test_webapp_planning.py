@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pyogrio
 import pytest
-from webfixtures import PASSWORD, USERS, csrf_token, logged_in  # noqa: F401
+from webfixtures import PASSWORD, USERS, assert_released_files_are_gone, csrf_token, logged_in, login  # noqa: F401
 
 from geo_ibm.accounts import add_user
 from geo_ibm.errors import NotFoundError, ValidationError
@@ -506,7 +506,6 @@ def test_plan_files_live_on_disk_and_go_with_their_job(planted, tmp_path: Path) 
     """A plan's GeoPackage, CSV, map document and print maps are files in the instance's scratch folder, built
     once per language; past JOB_KEPT_DISK_MB the older plan is forgotten with its folder, and its downloads 404."""
     from webapp import create_app
-    from webfixtures import login
 
     target = tmp_path / "store.gpkg"
     shutil.copyfile(planted[0], target)
@@ -539,11 +538,7 @@ def test_plan_files_live_on_disk_and_go_with_their_job(planted, tmp_path: Path) 
         assert not folder.exists()
         assert client.get(f"{base}/plan.csv").status_code == 404
         assert client.get(f"{second}/plan.csv").status_code == 200
-        # files gone under a job still listed (forgotten meanwhile): a 404 that says so
-        runner(app).get(second.rsplit("/", 1)[1], owner="pia").result.release()
-        for view in ("/map", "/plan.pdf", "/plan.gpkg"):
-            gone = client.get(second + view, headers={"Accept": "application/json"})
-            assert gone.status_code == 404 and "gone" in gone.get_data(as_text=True), view
+        assert_released_files_are_gone(app, client, second, "pia", ("/map", "/plan.pdf", "/plan.gpkg"))
     finally:
         runner(app).close()
     assert not any(p.name.startswith("result-") for p in (tmp_path / "instance" / "uploads").iterdir())

@@ -131,6 +131,18 @@ def logged_in(app):
     return make
 
 
+
+def assert_released_files_are_gone(app, client, job_url: str, owner: str, views: tuple[str, ...]) -> None:
+    """Release the files of the finished job at ``job_url`` under the runner (as if another request forgot
+    it meanwhile): each of ``views`` (paths after ``job_url``) is then a JSON 404 that says the files are gone."""
+    from webapp.jobs import runner
+
+    runner(app).get(job_url.rsplit("/", 1)[1], owner=owner).result.release()
+    for view in views:
+        gone = client.get(job_url + view, headers={"Accept": "application/json"})
+        assert gone.status_code == 404 and "gone" in gone.get_data(as_text=True), view
+
+
 # --------------------------------------------------------------------------- API sites
 
 API_PASSWORD = "correct-horse-battery"
