@@ -90,6 +90,12 @@ class StoreError(GeoIbmError):
     http_status = 409
 
 
+class ClusterError(GeoIbmError):
+    """The Dask cluster could not finish the work: workers kept dying on a task, or the scheduler went away."""
+
+    http_status = 503
+
+
 class NotPermittedError(ValidationError):
     """A result the reader's role may not see, whatever the parameters (e.g. single event positions)."""
 

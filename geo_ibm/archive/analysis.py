@@ -24,6 +24,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo_ibm import periods
 from geo_ibm.analysis.budget import MAX_CUBE_CELLS, check_budget
+from geo_ibm.archive.cluster import cluster_failures
 from geo_ibm.archive.distributed import (
     BinTask,
     check_bytes,
@@ -172,6 +173,8 @@ def hotspots_from_archive(
     ValidationError
         Bad parameters or a cost above the budget (naming ``cell``/``band``, before any work
         is sent), too few events, a missing partition, or bad rows (by file and row).
+    ClusterError
+        Workers kept dying on a task (its partitions named), or the cluster went away.
     """
     request = check_archive_request(manifest, method=method, cell=cell, band=band, start=start, end=end, weight=weight,
                                     shape=shape, step=step, fdr=fdr, alpha=alpha,
@@ -340,6 +343,11 @@ def run_archive_request(request: ArchiveRequest, *, client: Client, progress: Pr
 
     Returns and raises as :func:`hotspots_from_archive`.
     """
+    with cluster_failures(f"archive {request.manifest.root}"):
+        return _run(request, client, progress)
+
+
+def _run(request: ArchiveRequest, client: Client, progress: Progress | None) -> gpd.GeoDataFrame:
     req = request
     params = dict(req.params)
     params["workers"] = worker_count(client)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from geo_ibm.archive.cluster import cluster_failures, hold, killed_worker_error
 from geo_ibm.archive.format import (
     BATCH_ROWS,
     Manifest,
@@ -319,13 +320,15 @@ def select_partitions(manifest: Manifest, *, start: int | None = None, end: int 
 class PendingReduction:
     """Partition tasks and their tree of sums, submitted to the cluster; :meth:`result` waits for the total."""
 
-    def __init__(self, manifest: Manifest, leaves: list[Any], sums: list[Any], sizes: Sequence[int] | None = None) -> None:
+    def __init__(self, manifest: Manifest, leaves: list[Any], sums: list[Any],
+                 batches: Sequence[Sequence[PartitionEntry]]) -> None:
         self.manifest = manifest
         self.leaves = leaves
         self.sums = sums
         self.total = sums[-1] if sums else leaves[0]
-        # partitions binned by each leaf, for progress by partition
-        self.sizes = dict(zip((f.key for f in leaves), sizes if sizes is not None else [1] * len(leaves)))
+        # the partitions each leaf bins: progress by partition, and the files of a task that killed its workers
+        self.paths = {f.key: [e.path for e in batch] for f, batch in zip(leaves, batches, strict=True)}
+        self.sizes = {key: len(paths) for key, paths in self.paths.items()}
 
     def result(self, progress: Callable[[int, int], None] | None = None) -> Partial:
         """The sum over every partition, once the cluster has it.
@@ -335,16 +338,24 @@ class PendingReduction:
         ValidationError
             Bad rows in any partition: one error listing each bad row by file and row (the
             first of each file and column, every one counted).
+        ClusterError
+            Workers kept dying on a task (naming its partitions), or the cluster went away.
         """
         from distributed import as_completed
+        from distributed.scheduler import KilledWorker
 
+        where = f"archive {self.manifest.root}"
         try:
-            if progress is not None:
-                done, whole = 0, sum(self.sizes.values())
-                for future in as_completed(self.leaves):
-                    done += self.sizes[future.key]
-                    progress(done, whole)
-            result: Partial = self.total.result()
+            with cluster_failures(where):
+                try:
+                    if progress is not None:
+                        done, whole = 0, sum(self.sizes.values())
+                        for future in as_completed(self.leaves):
+                            done += self.sizes[future.key]
+                            progress(done, whole)
+                    result: Partial = self.total.result()
+                except KilledWorker as exc:
+                    raise killed_worker_error(exc, where, self.paths.get(exc.task)) from None
         except BaseException:
             self.cancel()
             raise
@@ -394,10 +405,10 @@ def submit_reduction(
     check_partitions(manifest, entries=chosen)
     sent: Any = task
     if isinstance(task.spec, GridSpec):
-        # a grid's lookup can be megabytes: sent to each worker once (a lattice is a few numbers and
-        # goes with each task); a key of its own, since the same task scattered again while an
-        # earlier copy is being released would be lost
-        sent = client.scatter(task, broadcast=True, hash=False)
+        # a grid's lookup can be megabytes: fetched by each worker once (a lattice is a few numbers
+        # and goes with each task); held by a task of its own, not scattered, so that it is rebuilt
+        # if the worker holding it dies
+        sent = hold(client, task)
     root = manifest.root
     batches = batch_partitions(chosen, _threads(client), smallest=smallest, shrinking=queues_tasks(client))
     leaves = client.map(bin_partitions, [root] * len(batches), batches, task=sent, pure=False)
@@ -410,7 +421,7 @@ def submit_reduction(
     except BaseException:
         client.cancel([*leaves, *sums])
         raise
-    return PendingReduction(manifest, leaves, sums, [len(b) for b in batches])
+    return PendingReduction(manifest, leaves, sums, batches)
 
 
 def reduce_archive(

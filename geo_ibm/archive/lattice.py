@@ -28,6 +28,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from geo_ibm.archive.cluster import hold
 from geo_ibm.grid import GridSpec, cell_polygons, clip_rows, lattice_extent
 from geo_ibm.settings import WORKING_CRS
 
@@ -116,7 +117,8 @@ def submit_grid(client: Client, area: BaseGeometry, lattice: Lattice, *, blocks:
     collects them.
     """
     per_block = max(1, math.ceil(lattice.n_rows / max(1, blocks)), math.ceil(MIN_BLOCK_CELLS / max(1, lattice.n_cols)))
-    shared = client.scatter(shapely.to_wkb(area), broadcast=True, hash=False)
+    # held by a task, not scattered: rebuilt if the worker holding it dies
+    shared = hold(client, shapely.to_wkb(area), priority=10)
     starts = range(0, lattice.n_rows, per_block)
     return [client.submit(clip_block, shared, lattice, r, min(r + per_block, lattice.n_rows), pure=False, priority=10)
             for r in starts]
