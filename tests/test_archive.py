@@ -779,6 +779,85 @@ def test_a_manifest_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path,
     assert caught.value.problems[0].reason == "manifest too large"
 
 
+_UNDER_AN_ADDRESS_SPACE_LIMIT = """
+import resource, sys
+from geo_ibm.archive.format import read_manifest
+
+def vm_bytes():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize")
+
+resource.setrlimit(resource.RLIMIT_AS, (vm_bytes() + (40 << 20), resource.RLIM_INFINITY))
+print(read_manifest(sys.argv[1]).rows)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc to measure the address space")
+def test_a_small_manifest_is_read_with_memory_following_its_size(tmp_path):
+    # the limit is 64 MB; reading a few KB must not reserve a buffer of that size first
+    import subprocess
+    import sys
+
+    root = tmp_path / "geo"
+    write_synthetic_archive(root, n_events=2_000, partitions=2, quarters=2)
+    assert (root / "manifest.json").stat().st_size < 10_000
+    done = subprocess.run([sys.executable, "-c", _UNDER_AN_ADDRESS_SPACE_LIMIT, str(root)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["2000"]
+
+
+class _Unsized:
+    """A local file system that reports no file sizes (as some object stores and streams), counting reads."""
+
+    def __init__(self) -> None:
+        self.local = pa.fs.LocalFileSystem()
+        self.reads: list[int] = []
+
+    def get_file_info(self, where: str) -> Any:
+        info = self.local.get_file_info(where)
+        return type("Info", (), {"type": info.type, "size": None})()
+
+    def open_input_stream(self, where: str) -> Any:
+        stream, reads = self.local.open_input_stream(where), self.reads
+
+        class Counted:
+            def __enter__(self) -> Counted:
+                return self
+
+            def __exit__(self, *exc: Any) -> None:
+                stream.close()
+
+            def read(self, n: int) -> bytes:
+                reads.append(n)
+                return stream.read(n)
+
+        return Counted()
+
+
+def test_a_manifest_of_unknown_size_is_read_in_chunks_and_refused_past_the_limit(tmp_path, monkeypatch):
+    import geo_ibm.archive.format as archive_format
+
+    root = tmp_path / "geo"
+    write_synthetic_archive(root, n_events=2_000, partitions=2, quarters=2)
+    size = (root / "manifest.json").stat().st_size
+    fs = _Unsized()
+    monkeypatch.setattr(archive_format, "archive_filesystem", lambda where: (fs, str(Path(where).resolve())))
+    monkeypatch.setattr(archive_format, "_READ_CHUNK", 1000)
+    assert read_manifest(root).rows == 2_000
+    assert max(fs.reads) == 1000
+    fs.reads.clear()
+    monkeypatch.setattr(archive_format, "MAX_MANIFEST_BYTES", size - 1)
+    with pytest.raises(ValidationError, match="manifest.json: larger than") as caught:
+        read_manifest(root)
+    assert caught.value.problems[0].reason == "manifest too large"
+    assert caught.value.problems[0].file == str(root.resolve() / "manifest.json")
+    assert sum(fs.reads) == size  # stopped one byte past the limit: the rest is never read
+
+
 def test_real_worker_processes_give_the_same_counts(lux_archive, lux_events):
     manifest = read_manifest(lux_archive)
     with dask_client(workers=2) as processes:

@@ -356,6 +356,28 @@ def _iso(seconds: int) -> str:
 # reading
 
 
+_READ_CHUNK = 1 << 20
+
+
+def _read_at_most(handle: Any, limit: int, *, expected: int | None = None) -> bytes | None:
+    """The whole content of ``handle``, or None once it passes ``limit`` bytes.
+
+    ``handle.read(n)`` allocates ``n`` bytes before it reads, so a file is read in chunks no larger
+    than its reported size (``expected``, plus one byte to see its end) or one MB: memory follows
+    the file's actual size, not the limit.
+    """
+    parts: list[bytes] = []
+    total = 0
+    chunk = min(_READ_CHUNK, expected + 1) if expected is not None else _READ_CHUNK
+    while total <= limit:
+        part = handle.read(min(chunk, limit + 1 - total))
+        if not part:
+            return b"".join(parts)
+        parts.append(bytes(part))
+        total += len(part)
+    return None
+
+
 def read_manifest(root: str | os.PathLike[str]) -> Manifest:
     """The manifest of the archive at ``root`` (folder or URL), checked for shape and CRS.
 
@@ -369,15 +391,21 @@ def read_manifest(root: str | os.PathLike[str]) -> Manifest:
     """
     fs, base = archive_filesystem(root)
     where = _join(base, MANIFEST_NAME)
+    too_large = ValidationError(f"{where}: larger than {MAX_MANIFEST_BYTES >> 20} MB, more partitions than an archive "
+                                "may list; write fewer, larger partitions", [Problem("manifest too large", file=where)])
     try:
+        info = fs.get_file_info(where)
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(where)
+        if info.size is not None and info.size > MAX_MANIFEST_BYTES:
+            raise too_large
         with fs.open_input_stream(where) as handle:
-            raw = handle.read(MAX_MANIFEST_BYTES + 1)
+            raw = _read_at_most(handle, MAX_MANIFEST_BYTES, expected=info.size)
     except (FileNotFoundError, OSError):
         raise ValidationError(f"{os.fspath(root)}: no archive here ({MANIFEST_NAME} not found)",
                               [Problem("manifest not found", file=where)]) from None
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise ValidationError(f"{where}: larger than {MAX_MANIFEST_BYTES >> 20} MB, more partitions than an archive may "
-                              "list; write fewer, larger partitions", [Problem("manifest too large", file=where)])
+    if raw is None:
+        raise too_large
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
