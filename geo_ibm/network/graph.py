@@ -50,7 +50,13 @@ class RoadNetwork:
     segments: gpd.GeoDataFrame
     nodes: np.ndarray
     cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
-    """Derived structures (matrices, search trees) built once per network."""
+    """Derived structures (matrices, search trees) built once per network.
+
+    It is never emptied while the network lives (a process keeps its network for as long as it
+    serves it), so its keys must be few by construction: they may name a structure and the
+    network's own data (its crossings, say), never a value a request chooses, such as a
+    tolerance: each distinct value would keep its own entry. The snapping grid is one per
+    network for that reason (:func:`geo_ibm.network.snap.nearest_segments`)."""
 
     @property
     def n_nodes(self) -> int:

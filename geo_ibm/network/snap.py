@@ -78,9 +78,11 @@ def nearest_segments(points: np.ndarray, network: RoadNetwork, *, tolerance_m: f
     """Nearest segment of each point within ``tolerance_m``.
 
     The segments are cut into their two-vertex *pieces*, and each piece is listed in every
-    cell of a square grid (cell side the search radius, :data:`_SEARCH_M`)
-    that its bounding box grown by the search radius touches. A point's candidates are the
-    pieces listed in its own cell: every piece within the search radius of it is among them.
+    cell of a square grid (cell side at least the search radius, :data:`_SEARCH_M`) that its
+    bounding box grown by the search radius touches; the grid is built once per network and
+    serves every tolerance. A point's candidates are the pieces listed in its own cell: every
+    piece within the search radius of it is among them, so the nearest of them is kept when it
+    is within ``min(tolerance_m, search radius)``.
     Point-to-piece distances are computed for all candidates at once with numpy and the nearest
     kept; the points with no piece within the search radius (few: events lie on or beside the
     roads) are answered by an STRtree ``query_nearest`` on the segments up to the tolerance. Both are exact, so
@@ -99,8 +101,9 @@ def nearest_segments(points: np.ndarray, network: RoadNetwork, *, tolerance_m: f
     distance = np.full(n, np.nan)
     if n == 0 or len(network.segments) == 0:
         return segment_id, offset, distance
+    # the grid is searched to _SEARCH_M whatever the tolerance; a smaller tolerance only keeps fewer hits
     search = min(float(tolerance_m), _SEARCH_M)
-    grid = _piece_grid(network, search)
+    grid = _piece_grid(network)
     xy = shapely.get_coordinates(points)
     if xy.shape[0] != n:
         raise ValueError("nearest_segments takes one point per row")
@@ -185,20 +188,43 @@ class _Grid:
         return np.where(cell >= 0, self.start[safe + 1] - self.start[safe], 0)
 
 
-_MAX_GRID_CELLS = 20_000_000
-"""Most cells of the candidate grid (its start array: 160 MB); a larger extent gets larger cells."""
+_MAX_GRID_CELLS = 4_000_000
+"""Most cells of the candidate grid (its ``start`` array: 32 MB); a larger extent gets larger cells."""
+_MAX_GRID_LISTINGS = 16_000_000
+"""Most (cell, piece) listings of the candidate grid (its ``piece`` array: 64 MB); more get larger cells."""
+_BUILD_CHUNK = 1_000_000
+"""About the most listings one step of :func:`_build_grid` holds (fewer than twice it, or one piece), so that
+building costs little memory beyond the grid's own."""
 
 
-def _piece_grid(network: RoadNetwork, search_m: float) -> _Grid:
-    """Every piece listed in each cell its bounding box grown by ``search_m`` touches (cached per radius)."""
-    key = ("piece_grid", float(search_m))
+def _piece_grid(network: RoadNetwork) -> _Grid:
+    """The network's candidate grid, searched to :data:`_SEARCH_M` (cached: one per network).
+
+    The grid does not depend on the tolerance: a tolerance below the search radius only drops
+    the candidates farther than it, so every request shares it and the cache holds at most one.
+    """
+    key = "piece_grid"
     if key not in network.cache:
-        _, _, ab = _pieces(network)
-        lo = np.minimum(ab[:, 0:2], ab[:, 2:4]) - search_m
-        hi = np.maximum(ab[:, 0:2], ab[:, 2:4]) + search_m
-        x0, y0 = (float(v) for v in lo.min(axis=0))
-        span = hi.max(axis=0) - lo.min(axis=0)
-        cell = max(float(search_m), 10.0, float(np.sqrt(span[0] * span[1] / _MAX_GRID_CELLS)))
+        network.cache[key] = _build_grid(_pieces(network)[2], _SEARCH_M)
+    grid: _Grid = network.cache[key]
+    return grid
+
+
+def _build_grid(ab: np.ndarray, search_m: float) -> _Grid:
+    """Every piece (``x0 y0 x1 y1`` rows of ``ab``) listed in each cell its bounding box grown by ``search_m`` touches.
+
+    Any cell side at least ``search_m`` gives the same nearest piece (the candidates always hold
+    every piece within ``search_m`` of the point); the side grows past it only to keep the grid
+    within :data:`_MAX_GRID_CELLS` cells and :data:`_MAX_GRID_LISTINGS` listings, checked before
+    anything of the grid's size is allocated. Within a cell the pieces are in ascending order,
+    which makes ties go to the first piece, as :func:`_nearest_chunk` expects.
+    """
+    lo = np.minimum(ab[:, 0:2], ab[:, 2:4]) - search_m
+    hi = np.maximum(ab[:, 0:2], ab[:, 2:4]) + search_m
+    x0, y0 = (float(v) for v in lo.min(axis=0))
+    span = hi.max(axis=0) - lo.min(axis=0)
+    cell = max(float(search_m), float(np.sqrt(span[0] * span[1] / _MAX_GRID_CELLS)))
+    while True:
         nx, ny = (int(v) + 1 for v in np.floor(span / cell))
         ix0 = np.floor((lo[:, 0] - x0) / cell).astype(np.int64)
         ix1 = np.minimum(np.floor((hi[:, 0] - x0) / cell).astype(np.int64), nx - 1)
@@ -206,16 +232,44 @@ def _piece_grid(network: RoadNetwork, search_m: float) -> _Grid:
         iy1 = np.minimum(np.floor((hi[:, 1] - y0) / cell).astype(np.int64), ny - 1)
         wy = iy1 - iy0 + 1
         count = (ix1 - ix0 + 1) * wy
-        piece = np.repeat(np.arange(ab.shape[0]), count)
-        local = np.arange(int(count.sum())) - np.repeat(np.r_[0, np.cumsum(count)[:-1]], count)
-        wy_rep = np.repeat(wy, count)
-        keys = (np.repeat(ix0, count) + local // wy_rep) * ny + np.repeat(iy0, count) + local % wy_rep
+        total = int(count.sum())
+        over = max(nx * ny / _MAX_GRID_CELLS, total / _MAX_GRID_LISTINGS)
+        if over <= 1.0 or nx * ny == 1:
+            break
+        cell *= max(1.25, float(np.sqrt(over)))
+    n_cells = nx * ny
+    ends = np.cumsum(count)
+    # pieces in runs of about _BUILD_CHUNK listings (a run holds at least one piece)
+    cuts = np.unique(np.r_[0, np.searchsorted(ends, np.arange(1, total // _BUILD_CHUNK + 1) * _BUILD_CHUNK,
+                                              side="right"), ab.shape[0]])
+    runs = list(zip(cuts[:-1], cuts[1:], strict=True))
+
+    def run_keys(first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cell key and piece of every listing of pieces ``first:last``, in piece order."""
+        c = count[first:last]
+        piece = np.repeat(np.arange(first, last, dtype=np.int32), c)
+        local = np.arange(int(c.sum())) - np.repeat(np.r_[0, np.cumsum(c)[:-1]], c)
+        wy_rep = np.repeat(wy[first:last], c)
+        keys = ((np.repeat(ix0[first:last], c) + local // wy_rep) * ny
+                + np.repeat(iy0[first:last], c) + local % wy_rep)
+        return keys, piece
+
+    start = np.zeros(n_cells + 1, dtype=np.int64)
+    for first, last in runs:
+        start[1:] += np.bincount(run_keys(first, last)[0], minlength=n_cells)
+    np.cumsum(start, out=start)
+    listed = np.empty(total, dtype=np.int32)
+    cursor = start[:-1].copy()
+    for first, last in runs:
+        keys, piece = run_keys(first, last)
         order = np.argsort(keys, kind="stable")
-        start = np.zeros(nx * ny + 1, dtype=np.int64)
-        np.cumsum(np.bincount(keys, minlength=nx * ny), out=start[1:])
-        network.cache[key] = _Grid(x0, y0, cell, nx, ny, start, piece[order])
-    grid: _Grid = network.cache[key]
-    return grid
+        keys, piece = keys[order], piece[order]
+        head = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        size = np.diff(np.r_[head, keys.size])
+        rank = np.arange(keys.size) - np.repeat(head, size)
+        listed[cursor[keys] + rank] = piece
+        cursor[keys[head]] += size
+    return _Grid(x0, y0, cell, nx, ny, start, listed)
 
 
 def _nearest_chunk(xy: np.ndarray, cell: np.ndarray, grid: _Grid, pieces: tuple[np.ndarray, np.ndarray, np.ndarray],
