@@ -42,7 +42,8 @@ def event_counts(store: Any, filters: dict[str, Any], *, regions: Sequence[str],
         The police regions to list (every one appears, with 0 when it has no events).
     disclosure
         For aggregates-only readers: the window widened to whole blocks and every count
-        protected (:func:`geo_ibm.disclosure.protect_counts`; ``None`` where suppressed).
+        protected (:func:`geo_ibm.disclosure.protect_counts`; ``None`` where suppressed, and a quarter's
+        persons where its events are).
 
     Returns
     -------
@@ -56,8 +57,12 @@ def event_counts(store: Any, filters: dict[str, Any], *, regions: Sequence[str],
     # One GROUP BY quarter, region gives the total and both breakdowns.
     counts = store.counts(by=("quarter", "region"), **filters)
     quarters = counts.groupby("quarter", sort=True)[["events", "persons"]].sum()
-    by_quarter = [{"quarter": str(q), "events": _shown(row.events, disclosure), "persons": _shown(row.persons, disclosure)}
-                  for q, row in quarters.iterrows()]
+    by_quarter = []
+    for q, row in quarters.iterrows():
+        events = _shown(row.events, disclosure)
+        # the persons of suppressed events would tell their size
+        persons = None if events is None and disclosure is not None else _shown(row.persons, disclosure)
+        by_quarter.append({"quarter": str(q), "events": events, "persons": persons})
     per_region = counts.dropna(subset=["region"]).groupby("region")["events"].sum()
     chosen = [r for r in regions if filters.get("region") in (None, r)]
     by_region = [{"region": r, "events": _shown(int(per_region.get(r, 0)), disclosure)} for r in chosen]

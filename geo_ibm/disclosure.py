@@ -16,7 +16,10 @@ queries may single one out. The rule (:class:`DisclosureRule`, configurable per 
    suppressed (shown as missing); larger counts are rounded to the nearest multiple of
    ``rounding`` (never below ``min_count``). Zero stays zero: "no interception here" is not
    a record. Rounding keeps differences of two counts (all events minus those of one
-   transport mode, say) from being exact.
+   transport mode, say) from being exact. Where a row's count of events is suppressed, so
+   are its other counts (the persons of one interception would show its size), and no
+   message, parameter or metadata gives an exact count of events either (a selection too
+   small to analyse is refused as "fewer than 30", never with its size).
 4. **Derived values only as classes.** Hot spot results keep their confidence bins,
    categories and classes, not the z-scores and p-values (a system of many overlapping
    Gi* sums could be solved for the cell counts). Kernel density is computed from the
@@ -54,8 +57,16 @@ SAFE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 """Columns of each method's result that aggregates-only readers get (with ``geometry``)."""
 
-COUNT_COLUMNS: tuple[str, ...] = ("count", "events", "persons", "smugglers", "n_events")
+COUNT_COLUMNS: tuple[str, ...] = ("count", "events", "persons", "smugglers", "n_events", "n_outside_grid")
 """Columns holding counts of events or people: protected wherever they are shown."""
+
+LEAD_COLUMNS: tuple[str, ...] = ("events", "count", "n_events")
+"""The count of events of a row, by the first of these names it has: where it is suppressed, the row's other
+counts are too."""
+
+BAND_DETAILS_KEPT: tuple[str, ...] = ("method", "k")
+"""What aggregates-only readers see of how an automatic distance band was chosen (not the Moran's I
+z-scores, statistics of the exact counts)."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,20 @@ def widen_window(start: Any, end: Any, rule: DisclosureRule) -> tuple[pd.Timesta
     return first, last
 
 
+def released_span(first: Any, last: Any, rule: DisclosureRule) -> tuple[str | None, str | None]:
+    """The time span of some events (their first and last time) as an aggregates-only reader may see it.
+
+    From the start of the first event's block to the end of the last event's block (the start of
+    the next one), ISO 8601 text in local time; ``None`` stays ``None``. The exact first and last
+    times would date the earliest and the latest interception to the second.
+    """
+    start, _ = widen_window(first, None, rule) if first is not None else (None, None)
+    end = None
+    if last is not None:
+        _, end = widen_window(None, pd.Timestamp(last) + pd.Timedelta(microseconds=1), rule)
+    return (None if start is None else start.isoformat(), None if end is None else end.isoformat())
+
+
 def protect_filters(filters: dict[str, Any], rule: DisclosureRule) -> dict[str, Any]:
     """Store filters with the time window widened to whole blocks (see :func:`widen_window`)."""
     out = dict(filters)
@@ -161,9 +186,17 @@ def protect_filters(filters: dict[str, Any], rule: DisclosureRule) -> dict[str, 
 def protect_table(frame: pd.DataFrame, rule: DisclosureRule, *, columns: tuple[str, ...] = COUNT_COLUMNS) -> pd.DataFrame:
     """A copy of ``frame`` whose count columns are protected (:func:`protect_counts`)."""
     out = frame.copy()
-    for column in columns:
-        if column in out.columns:
-            out[column] = protect_counts(out[column].to_numpy(), rule)
+    present = [c for c in columns if c in out.columns]
+    for column in present:
+        out[column] = protect_counts(out[column].to_numpy(), rule)
+    lead = next((c for c in LEAD_COLUMNS if c in present), None)
+    if lead is not None:
+        hidden = np.isnan(out[lead].to_numpy(dtype=float))
+        if hidden.any():
+            for column in present:
+                values = out[column].to_numpy(dtype=float).copy()
+                values[hidden] = np.nan
+                out[column] = values
     return out
 
 
@@ -185,6 +218,8 @@ def protect_result(result: gpd.GeoDataFrame, method: str, rule: DisclosureRule) 
                            crs=result.crs)
     parameters = {k: v for k, v in result.attrs.get("parameters", {}).items()
                   if k not in ("cell_details", "distances", "moran_z", "start", "end")}
+    if isinstance(parameters.get("band_details"), dict):
+        parameters["band_details"] = {k: v for k, v in parameters["band_details"].items() if k in BAND_DETAILS_KEPT}
     for column in COUNT_COLUMNS:
         if isinstance(parameters.get(column), (int, float, np.integer, np.floating)):
             parameters[column] = float(protect_counts([parameters[column]], rule)[0])

@@ -387,7 +387,7 @@ def protect_hotspots(hotspots: gpd.GeoDataFrame, rule: DisclosureRule) -> gpd.Ge
     """Named hotspots as an aggregates-only reader sees them (:mod:`geo_ibm.disclosure`).
 
     ``events``, ``persons`` and ``previous`` protected (:func:`geo_ibm.disclosure.protect_counts`:
-    1 to ``min_count - 1`` suppressed, others rounded); :data:`PROTECTED_DROPPED` removed;
+    1 to ``min_count - 1`` suppressed, others rounded; ``persons`` suppressed too where ``events`` is); :data:`PROTECTED_DROPPED` removed;
     ``trend`` compares the two protected counts only (``up``, ``down``, ``stable``; ``None``
     when either is suppressed), so no exact change or test is shown.
     """
@@ -395,6 +395,10 @@ def protect_hotspots(hotspots: gpd.GeoDataFrame, rule: DisclosureRule) -> gpd.Ge
     for column in ("events", "persons", "previous"):
         if column in out.columns:
             out[column] = protect_counts(out[column].to_numpy(dtype=float), rule)
+    if "persons" in out.columns and "events" in out.columns:
+        # the persons of a hot spot whose events are suppressed would tell the size of its interceptions
+        out["persons"] = np.where(np.isnan(out["events"].to_numpy(dtype=float)), np.nan,
+                                  out["persons"].to_numpy(dtype=float))
     if "trend" in out.columns and "previous" in out.columns:
         now, before = out["events"].to_numpy(dtype=float), out["previous"].to_numpy(dtype=float)
         had = hotspots["trend"].notna().to_numpy()
@@ -471,7 +475,7 @@ def named_hotspots_for_query(store: Any, query: Any, *, disclosure: DisclosureRu
         gi_query = protect_query(gi_query, disclosure)
     check_query(gi_query)
     filters = gi_query.store_filters()
-    check_event_count("gi", store.count(**filters))
+    check_event_count("gi", store.count(**filters), protected=disclosure is not None)
     columns = list(ANALYSIS_COLUMNS)
     events = store.events(**filters, columns=columns)
     canton = gi_query.canton if gi_query.clip_only else None

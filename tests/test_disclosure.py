@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from webfixtures import Site, make_site
 
-from geo_ibm.disclosure import DisclosureRule, protect_counts, protect_filters, protect_result, widen_window
+from geo_ibm.disclosure import DisclosureRule, protect_counts, protect_filters, protect_result, protect_table, widen_window
 from geo_ibm.errors import NotPermittedError, ValidationError
 from geo_ibm.periods import to_timestamp
 
@@ -177,3 +177,110 @@ def test_viewer_ogc_hotspots_are_protected(site):
     assert props and all("gi_z" not in p for p in props)
     assert all(p["count"] is None or p["count"] == 0 or p["count"] >= 5 for p in props)
     assert pd.notna(body["numberMatched"])
+
+
+# --------------------------------------------------------------------------- one lone event in a quarter
+
+LONE = ("event_id,observed_at,lat,lon,location_kind,persons,smugglers,transport_mode,entry_country,"
+        "destination_country\nLONE-1,2026-10-05T03:17:42+02:00,49.6100,6.1300,other,13,2,taxi,BE,NL\n")
+"""One interception in 2026Q4, a quarter the demo events leave empty: 13 persons, at 03:17:42."""
+
+
+@pytest.fixture(scope="module")
+def lone(tmp_path_factory) -> Site:
+    folder = tmp_path_factory.mktemp("lone")
+    site = make_site(folder / "store.gpkg", seed=7, n_events=3_000)
+    (folder / "lone.csv").write_text(LONE, encoding="utf-8")
+    assert site.store.import_file(folder / "lone.csv", user="test").accepted == 1
+    return site
+
+
+def test_no_message_gives_a_viewer_the_size_of_a_selection_too_small_to_analyse(lone):
+    for url in ("/api/hotspots?method=gi&from=2026-10-01", "/api/hotspots?method=emerging&from=2026-10-01",
+                "/api/hotspots?method=lisa&from=2026-10-01"):
+        analyst = lone.get(url, role="analyst").get_json()
+        assert "1 selected" in analyst["description"]  # what the attack read
+        viewer = lone.get(url, role="viewer")
+        body = viewer.get_json()
+        assert viewer.status_code == 400 and "fewer than 30" in body["description"], body
+        assert "1 selected" not in body["description"] and body["parameter"] == "events"
+    client = lone.app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {lone.tokens['viewer']}"
+    document = client.get("/maps/hotspots?quarter=2026Q4").get_data(as_text=True)
+    assert "fewer than 30" in document and "1 selected" not in document
+    page = client.get("/hotspots?quarter=2026Q4").get_data(as_text=True)
+    assert "1 selected" not in page
+
+
+def test_persons_are_suppressed_with_the_events_they_were_counted_in(lone):
+    viewer = lone.get("/api/stats?quarter=2026Q4", role="viewer").get_json()
+    assert viewer["by_quarter"] == [{"quarter": "2026Q4", "events": None, "persons": None}]
+    analyst = lone.get("/api/stats?quarter=2026Q4", role="analyst").get_json()
+    assert analyst["by_quarter"] == [{"quarter": "2026Q4", "events": 1, "persons": 13}]
+    table = protect_table(pd.DataFrame({"events": [3, 40, 0], "persons": [15, 81, 0], "smugglers": [7, 9, 0]}), RULE)
+    assert np.isnan(table.loc[0]).all() and table.loc[1].tolist() == [40, 80, 10] and table.loc[2].tolist() == [0, 0, 0]
+
+
+def test_hotspot_parameters_give_no_exact_count_nor_morans_z(lone):
+    # a Q3 window against one that also holds the lone Q4 event: n_outside_grid differed by exactly one
+    wide = lone.get("/api/hotspots?method=gi&from=2026-07-01&region=Capitale", role="viewer").get_json()["parameters"]
+    exact = lone.get("/api/hotspots?method=gi&from=2026-07-01&region=Capitale", role="analyst").get_json()["parameters"]
+    assert "moran_z" in exact["band_details"] and isinstance(exact["n_outside_grid"], int)
+    assert wide["n_outside_grid"] is None or wide["n_outside_grid"] % 5 == 0
+    q3 = lone.get("/api/hotspots?method=gi&from=2026-07-01&to=2026-09-30&region=Capitale", role="viewer")
+    assert q3.get_json()["parameters"]["n_outside_grid"] == wide["n_outside_grid"]  # the lone event changes nothing
+    assert set(wide["band_details"]) <= {"method", "k"} and "moran_z" not in str(wide)
+
+
+def test_the_aggregates_report_of_a_lone_interception_names_none_of_its_attributes(lone):
+    import re
+
+    from geo_ibm.reportdoc.build import build_report
+    from geo_ibm.reportdoc.html import render_html
+
+    report = build_report(lone.store, quarter="2026Q4", disclosure=RULE)
+    text = re.sub(r"<style.*?</style>", "", render_html(report.document), flags=re.S)
+    assert "Fewer than 5 interceptions were recorded for Luxembourg in 2026Q4." in text
+    assert "13 persons" not in text and "15 persons" not in text and not re.search(r">\s*1[05]\s*<", text)
+    for attribute in ("Main entry country", "Belgium", "Taxi", "Netherlands", "Recorded: destination"):
+        assert attribute not in text, attribute
+    key = report.tables["key_figures.csv"]
+    current = key.set_index("category")["current"]
+    assert current.isna().all()  # events, persons and smugglers of the quarter: none shown
+    exact = render_html(build_report(lone.store, quarter="2026Q4").document)
+    assert "13 persons" in exact and "Main entry country" in exact  # what the full edition tells analysts
+
+
+def test_a_report_is_full_or_short_by_the_count_as_printed():
+    from geo_ibm.reportdoc.figures import CountDisplay
+
+    shown = CountDisplay("en", RULE)
+    # 28 to 32 all print as 30: every one of them gives the short report, so "30" tells nothing more
+    assert [shown.all_at_least(n, 30) for n in (27, 28, 29, 30, 31, 32, 33, 37)] == [False] * 6 + [True] * 2
+    assert [CountDisplay("en").all_at_least(n, 30) for n in (29, 30)] == [False, True]
+    assert not shown.all_at_least(3, 2)  # suppressed
+    assert CountDisplay("en", DisclosureRule(min_count=5, rounding=1)).all_at_least(30, 30)
+
+
+def test_a_region_clips_the_viewers_overview_map_without_filtering_its_events(lone):
+    import json
+    import re
+
+    client = lone.app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {lone.tokens['viewer']}"
+
+    def cells(url: str) -> dict:
+        document = client.get(url).get_data(as_text=True)
+        found = {}
+        for match in re.finditer(r'_add\((\{"features": .*?\})\);\n', document):
+            collection = json.loads(match.group(1))
+            for feature in collection.get("features", []):
+                if "count" in feature.get("properties", {}):
+                    ring = feature["geometry"]["coordinates"][0]
+                    found[tuple(round(v, 5) for v in ring[0])] = int(feature["properties"]["count"])
+        return found
+
+    national = cells("/maps/overview?quarter=2025Q3")
+    regional = cells("/maps/overview?quarter=2025Q3&region=Capitale")
+    assert national and regional and len(regional) < len(national)
+    assert all(national.get(k) == v for k, v in regional.items()), "a regional cell counts other events"

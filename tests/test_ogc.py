@@ -122,9 +122,18 @@ def test_collections(site):
         xmin, ymin, xmax, ymax = coll["extent"]["spatial"]["bbox"][0]
         assert 5.7 < xmin < xmax < 6.6 and 49.4 < ymin < ymax < 50.3
         assert coll["crs"] == ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"]
+    # a viewer sees whole quarters: the exact first and last times would date single interceptions
     first, last = got["events"]["extent"]["temporal"]["interval"][0]
-    assert pd.Timestamp(first) == site.events["observed_at"].min()
-    assert pd.Timestamp(last) == site.events["observed_at"].max()
+    earliest, latest = site.events["observed_at"].min(), site.events["observed_at"].max()
+    assert earliest != pd.Timestamp("2024-01-01 00:00", tz="Europe/Luxembourg")  # (so the test can fail)
+    assert pd.Timestamp(first) == pd.Timestamp("2024-01-01 00:00", tz="Europe/Luxembourg")
+    assert earliest.year == 2024 and earliest.quarter == 1
+    assert pd.Timestamp(last) == pd.Timestamp("2026-10-01 00:00", tz="Europe/Luxembourg")
+    assert latest.year == 2026 and latest.quarter == 3
+    assert all(c["extent"]["temporal"]["interval"] == [[first, last]] for c in got.values() if "temporal" in c["extent"])
+    # an analyst, the times themselves
+    exact = site.get("/ogc/collections/events", role="analyst").get_json()["extent"]["temporal"]["interval"][0]
+    assert pd.Timestamp(exact[0]) == earliest and pd.Timestamp(exact[1]) == latest
     single = site.get("/ogc/collections/cantons", role="viewer").get_json()
     assert single["id"] == "cantons" and single["itemType"] == "feature"
 

@@ -6,9 +6,8 @@ from typing import Any
 from flask import Response, current_app
 
 from geo_ibm import maps
-from geo_ibm.analysis import HotspotQuery, hotspot_layers
+from geo_ibm.analysis import HotspotQuery, hotspot_layers, overview_selection
 from geo_ibm.analysis.requests import NEEDS_ANALYST_ROLE
-from geo_ibm.disclosure import protect_filters
 from webapp.access import DETAIL_ROLE, disclosure_rule
 from webapp.assets import ASSET_PREFIX
 from webapp.auth import audit_read, get_store, has_role, map_csp, tile_origin
@@ -48,8 +47,10 @@ def overview_document(filters: dict[str, Any]) -> str:
     """
     details = has_role(DETAIL_ROLE)
     rule = disclosure_rule()
-    if rule is not None:
-        filters = protect_filters(filters, rule)
+    clip, asked = None, filters
+    if rule is not None:  # whole time blocks; a region or canton clips the map, it does not filter
+        filters, clip = overview_selection(filters, rule)
+        asked = {**filters, **{k: v for k, v in asked.items() if k in ("region", "canton")}}
     tiles_url, tiles_attr = tiles()
     max_markers = int(current_app.config.get("MAP_MAX_MARKERS", 1000))
 
@@ -60,12 +61,12 @@ def overview_document(filters: dict[str, Any]) -> str:
         fmap = maps.overview_map(
             events, outline=layer_frame("outline"), borders=layer_frame("borders"), crossings=layer_frame("crossings"),
             tiles_url=tiles_url, tile_attribution=tiles_attr, asset_base=ASSET_PREFIX,
-            max_markers=max_markers, details=details, disclosure=rule, t=_translate,
+            max_markers=max_markers, details=details, disclosure=rule, clip=clip, t=_translate,
         )
         return maps.render_map(fmap, title=_("Overview map"), lang=get_language()), len(events) if few else 0
 
     # The role's view is part of the key: a map built for an analyst is never served to a viewer.
-    key = (_frozen(filters), details, rule, get_language())
+    key = (_frozen(asked), details, rule, get_language())
     document, records = cached(get_store(), "map-overview", key, build)
     if records:  # its popups show single records
         audit_read("overview map", records)

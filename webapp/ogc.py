@@ -19,6 +19,7 @@ from shapely.geometry import box
 from geo_ibm import analysis, cql2
 from geo_ibm.counts import event_total
 from geo_ibm.crs import to_lonlat
+from geo_ibm.disclosure import released_span
 from geo_ibm.errors import NotFoundError, ValidationError
 from geo_ibm.geojson import features_text, to_feature_collection
 from geo_ibm.network.requests import RouteQuery
@@ -558,6 +559,9 @@ def _extent(collection: Collection) -> dict[str, Any]:
     if collection.temporal:
         summary = _store_summary()
         interval = [summary.get("first_event") or None, summary.get("last_event") or None]
+        rule = disclosure_rule()
+        if rule is not None:  # whole blocks: the first and last interception are not dated
+            interval = list(released_span(interval[0], interval[1], rule))
         extent["temporal"] = {"interval": [interval], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
     return extent
 

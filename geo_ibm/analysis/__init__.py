@@ -22,6 +22,7 @@ from geo_ibm.analysis.requests import (
     check_query,
     hotspot_layers,
     hotspots,
+    overview_selection,
 )
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "check_query",
     "hotspot_layers",
     "hotspots",
+    "overview_selection",
     "run_method",
     "select_cells",
     "significant",

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from geo_ibm.errors import Problem, ValidationError
+from geo_ibm.hotspots import MIN_EVENTS
 
 MAX_CELLS: dict[str, int] = {"gi": 300_000, "lisa": 50_000, "emerging": 100_000, "kde": 4_000_000}
 """Largest grid (or KDE raster) a given cell size may make, per method: beyond these one request
@@ -94,25 +95,42 @@ than the number of events (the others bin the events to a grid first)."""
 _EVENT_LIMIT_NAMES = {"clusters": "clustering"}
 
 
-def check_event_count(method: str, n_events: int, *, limits: Mapping[str, int] | None = None) -> None:
+FEWEST_EVENTS: dict[str, int] = {"gi": MIN_EVENTS, "lisa": MIN_EVENTS, "emerging": MIN_EVENTS}
+"""Fewest events each method analyses (the methods themselves check it too, naming the count)."""
+
+
+def check_event_count(method: str, n_events: int, *, limits: Mapping[str, int] | None = None,
+                      protected: bool = False) -> None:
     """Refuse a selection of more events than ``method`` takes in one request.
 
     Parameters
     ----------
     limits
         Limits per method replacing :data:`MAX_EVENTS` (a deployment's configuration).
+    protected
+        The reader sees aggregates only (:mod:`geo_ibm.disclosure`): the selection is also
+        refused here when it has fewer events than the method needs (:data:`FEWEST_EVENTS`),
+        and neither message gives its exact size (a count the reader may not see: a
+        differencing of two selections would otherwise single out an event).
 
     Raises
     ------
     ValidationError
-        Naming the selection's size and the limit.
+        Naming the selection's size (unless ``protected``) and the limit.
     """
+    name = _EVENT_LIMIT_NAMES.get(method, method)
     limit = {**MAX_EVENTS, **(limits or {})}.get(method)
     if limit is not None and n_events > limit:
+        size = f"more than {limit} events" if protected else f"{n_events} events"
         raise ValidationError(
-            f"{n_events} events are too many for {_EVENT_LIMIT_NAMES.get(method, method)} on request "
-            f"(limit {limit}); narrow the period or the region",
+            f"{size} are too many for {name} on request (limit {limit}); narrow the period or the region",
             [Problem("too many events", column="method", value=method)],
+        )
+    fewest = FEWEST_EVENTS.get(method)
+    if protected and fewest is not None and n_events < fewest:
+        raise ValidationError(
+            f"too few events for {name} in this selection: fewer than {fewest}; widen the period or the region",
+            [Problem("too few events", column="events")],
         )
 
 

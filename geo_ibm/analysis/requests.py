@@ -8,10 +8,11 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+from shapely.geometry.base import BaseGeometry
 
 from geo_ibm.analysis.budget import check_budget, check_event_count, check_features
 from geo_ibm.analysis.methods import GRID_METHODS, METHODS, run_method, select_cells, study_area
-from geo_ibm.disclosure import SAFE_COLUMNS, DisclosureRule, protect_counts, protect_result, widen_window
+from geo_ibm.disclosure import SAFE_COLUMNS, DisclosureRule, protect_counts, protect_filters, protect_result, widen_window
 from geo_ibm.errors import GeoIbmError, NotPermittedError, Problem, ValidationError
 from geo_ibm.periods import iso_or_none
 from geo_ibm.selection import SELECTION_FIELDS, EventSelection
@@ -109,6 +110,21 @@ def protect_query(query: HotspotQuery, rule: DisclosureRule) -> HotspotQuery:
     return replace(query, cell=float(rule.cell_m), start=start, end=end, clip_only=True)
 
 
+def overview_selection(filters: dict[str, Any], rule: DisclosureRule) -> tuple[dict[str, Any], BaseGeometry | None]:
+    """The store filters and the clipping area of an event map for an aggregates-only reader.
+
+    As :func:`protect_query` does for hot spots: the time window widens to whole blocks, and a
+    region or canton only clips the map (returned as its area, EPSG:2169; ``None``: the whole
+    country) instead of filtering the events, so a cell on a region's border counts the same
+    events in the regional and the national map.
+    """
+    out = protect_filters(filters, rule)
+    region, canton = out.pop("region", None), out.pop("canton", None)
+    if region is None and canton is None:
+        return out, None
+    return out, study_area(region, canton).geometry.union_all()
+
+
 def check_query(query: HotspotQuery) -> gpd.GeoDataFrame:
     """Refuse a query whose sizes are too costly, before any event is read; returns its study area."""
     area = study_area(query.region, query.canton if query.clip_only else None)
@@ -153,7 +169,7 @@ def hotspots(store: Any, query: HotspotQuery, *, cells: str = "all",
     if cells == "all" and query.method in GRID_METHODS and query.cell is not None:
         check_features(int(area.geometry.union_all().area / query.cell**2), parameter="cells")
     filters = query.store_filters()
-    check_event_count(query.method, store.count(**filters))
+    check_event_count(query.method, store.count(**filters), protected=disclosure is not None)
     events = store.events(**filters, columns=list(ANALYSIS_COLUMNS))
     result = _run(events, query, disclosure)
     parameters = dict(result.attrs.get("parameters", {}))
@@ -266,7 +282,7 @@ def hotspot_layers(store: Any, query: HotspotQuery, *, methods: tuple[str, ...] 
         if disclosure is not None:
             sized = replace(sized, cell=float(disclosure.cell_m))  # one fixed grid for every layer
         try:
-            check_event_count(method, n_events, limits=event_limits)
+            check_event_count(method, n_events, limits=event_limits, protected=disclosure is not None)
             result = _run(events, sized, disclosure)
         except ModuleNotFoundError as exc:
             failures[method] = f"not available in this installation ({exc.name})"

@@ -8,6 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from geo_ibm.disclosure import DisclosureRule, protect_counts
 from geo_ibm.io import ensure_working_crs
@@ -126,6 +127,7 @@ def add_events(
     asset_base: str = "/assets",
     details: bool = True,
     disclosure: DisclosureRule | None = None,
+    clip: BaseGeometry | None = None,
     t: Translate = str,
 ) -> list[str]:
     """Events as aggregated cells, plus individual CircleMarkers with popups when few enough.
@@ -133,7 +135,9 @@ def add_events(
     With ``disclosure`` (aggregates-only readers, implies ``details=False``) the cells are the
     rule's fixed national cells (never merged, so every such map uses the same cells), cells
     with suppressed counts are left out and the other counts are rounded
-    (:mod:`geo_ibm.disclosure`).
+    (:mod:`geo_ibm.disclosure`); ``clip`` (a region's or canton's area, EPSG:2169) keeps the
+    cells that touch it, each with the count of all its events, as in the national map (rule 2:
+    a region clips, it does not filter).
 
     ``events`` may also be an ``(n, 2)`` array of EPSG:2169 coordinates; those are drawn as
     cells only (an array has no attributes for popups). With ``details=False`` no individual
@@ -150,6 +154,8 @@ def add_events(
         cells = aggregate_events(events, max_cells=1_000_000, min_cell_m=float(disclosure.cell_m))
         shown = protect_counts(cells["count"].to_numpy(), disclosure)
         keep = np.isfinite(shown) & (shown > 0)
+        if clip is not None and len(cells):
+            keep &= shapely.intersects(cells.geometry.to_numpy(), clip)
         cells = cells[keep].assign(count=shown[keep].astype(int))
         if cells.empty:
             blocks.append(f'<div class="block">{text(t("No cell holds enough events to be shown."))} '
@@ -223,6 +229,7 @@ def overview_map(
     max_cells: int = 1500,
     details: bool = True,
     disclosure: DisclosureRule | None = None,
+    clip: BaseGeometry | None = None,
     t: Translate = str,
 ) -> folium.Map:
     """Overview map: outline, border lines by neighbour, crossing points by kind and the events.
@@ -233,12 +240,13 @@ def overview_map(
     when at most ``max_markers`` are given, so the page size is bounded. ``events`` may be an
     ``(n, 2)`` array of EPSG:2169 coordinates instead (cells only: the fast path for large
     selections, see ``GeoPackageStore.event_points``). ``details=False`` leaves individual
-    events out whatever their number (aggregated cells and heat only). ``t`` translates labels.
+    events out whatever their number (aggregated cells and heat only). ``disclosure`` and
+    ``clip``: as :func:`add_events`. ``t`` translates labels.
     """
     fmap = base_map(tiles_url=tiles_url, tile_attribution=tile_attribution, asset_base=asset_base)
     add_outline(fmap, outline, t=t)
     blocks = add_events(fmap, events, max_markers=max_markers, max_cells=max_cells, asset_base=asset_base,
-                        details=details, disclosure=disclosure, t=t)
+                        details=details, disclosure=disclosure, clip=clip, t=t)
     border_entries = add_borders(fmap, borders, t=t)
     crossing_entries = add_crossings(fmap, crossings, t=t)
     blocks.insert(0, _legend_html(t("Internal Schengen borders"), border_entries))

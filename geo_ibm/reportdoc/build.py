@@ -36,7 +36,7 @@ from geo_ibm.reportdoc.figures import (
 )
 from geo_ibm.reportdoc.model import Block, Document, Image, Paragraph, Section, Table
 from geo_ibm.reportdoc.nearrepeat import near_repeat_section
-from geo_ibm.reportdoc.outlook import outlook_section
+from geo_ibm.reportdoc.outlook import SHARE_STEP_PROTECTED, outlook_section
 from geo_ibm.reportdoc.routes import routes_section
 from geo_ibm.reportdoc.strings import check_language, code_label, number, translator
 from geo_ibm.settings import LOCAL_TZ, OSM_ATTRIBUTION
@@ -122,9 +122,21 @@ def _records(frame: pd.DataFrame) -> list[Any]:
     return [SimpleNamespace(**{str(k): v for k, v in row.items()}) for row in frame.to_dict("records")]
 
 
-def _comparison_row(c: QuarterComparison, counts: CountDisplay) -> list[str]:
-    return [c.label, counts.text(c.current), counts.text(c.previous), counts.change(c.current, c.previous, c.p_previous),
-            counts.text(c.year_before), counts.change(c.current, c.year_before, c.p_year)]
+def _comparison_row(c: QuarterComparison, counts: CountDisplay, events: QuarterComparison | None = None) -> list[str]:
+    """A table row of ``c``; persons and smugglers (``events``: the interceptions they were counted in) are
+    "–" in a quarter whose interceptions the reader's counts suppress."""
+    if events is None or counts.rule is None:
+        return [c.label, counts.text(c.current), counts.text(c.previous),
+                counts.change(c.current, c.previous, c.p_previous), counts.text(c.year_before),
+                counts.change(c.current, c.year_before, c.p_year)]
+    now, before, year = (counts.hides(events.current), counts.hides(events.previous), counts.hides(events.year_before))
+
+    def text(value: int, hidden: bool) -> str:
+        return "–" if hidden else counts.text(value)
+
+    return [c.label, text(c.current, now), text(c.previous, before),
+            "–" if now or before else counts.change(c.current, c.previous, c.p_previous), text(c.year_before, year),
+            "–" if now or year else counts.change(c.current, c.year_before, c.p_year)]
 
 
 def _label(lang: str, value: str) -> str:
@@ -144,10 +156,17 @@ def _key_figures(current: pd.DataFrame, previous: pd.DataFrame, year: pd.DataFra
         compare(t("Suspected smugglers"), now["smugglers"], before["smugglers"], last_year["smugglers"], days=days,
                 tested=False),
     ]
-    blocks: list[Block] = [Table(columns, [_comparison_row(c, counts) for c in rows], caption=t("Totals"))]
+    blocks: list[Block] = [Table(columns, [_comparison_row(c, counts, None if i == 0 else rows[0])
+                                           for i, c in enumerate(rows)], caption=t("Totals"))]
     records = [{"breakdown": "total", "category": m, "current": c.current, "previous": c.previous,
                 "year_before": c.year_before, "p_previous": c.p_previous, "p_year": c.p_year}
                for m, c in zip(("events", "persons", "smugglers"), rows)]
+    if counts.rule is not None:
+        # the CSV as the table: no persons or smugglers of a quarter whose interceptions are suppressed
+        for record in records[1:]:
+            for when in ("current", "previous", "year_before"):
+                if counts.hides(records[0][when]):
+                    record[when] = np.nan
     if full:
         captions = {
             "entry_country": t("By entry country"), "transport_mode": t("By transport mode"),
@@ -461,8 +480,14 @@ def _share(part: int, whole: int, lang: str) -> str:
     return f"{number(100.0 * part / whole, lang)} %" if whole else "–"
 
 
+def _coarse_share_text(part: int, whole: int, lang: str) -> str:
+    if not whole:
+        return "–"
+    return f"{number(float(np.round(100.0 * part / whole / SHARE_STEP_PROTECTED) * SHARE_STEP_PROTECTED), lang)} %"
+
+
 def _methods(current: pd.DataFrame, *, lang: str, t: Callable[[str], str], params: dict[str, float],
-             disclosure: DisclosureRule | None = None) -> list[Section]:
+             disclosure: DisclosureRule | None = None, counts: CountDisplay | None = None) -> list[Section]:
     from geo_ibm.tables import DATA_SOURCES
 
     blocks: list[Block] = []
@@ -470,14 +495,16 @@ def _methods(current: pd.DataFrame, *, lang: str, t: Callable[[str], str], param
         when = pd.to_datetime(current["observed_at"]).dt.tz_convert(LOCAL_TZ)
         blocks.append(Paragraph(t("First and last interception of the quarter: %(first)s – %(last)s.") % {
             "first": f"{when.min():%Y-%m-%d %H:%M}", "last": f"{when.max():%Y-%m-%d %H:%M}"}))
-    if len(current):
+    if len(current) and not (counts is not None and counts.hides(len(current))):
         n = len(current)
         dest = int(current["destination_country"].notna().sum()) if "destination_country" in current else 0
         nat = int(current["nationalities"].notna().sum()) if "nationalities" in current else 0
         reg = int(current["region"].notna().sum()) if "region" in current else 0
+        # exact shares of a protected count would give it away (27 of 28 is 96 %): in steps of 10 % then
+        share = _share if disclosure is None else _coarse_share_text
         blocks.append(Paragraph(t("Recorded: destination country for %(dest)s of the interceptions, nationalities for "
                                   "%(nat)s, a police region for %(reg)s.") % {
-            "dest": _share(dest, n, lang), "nat": _share(nat, n, lang), "reg": _share(reg, n, lang)}))
+            "dest": share(dest, n, lang), "nat": share(nat, n, lang), "reg": share(reg, n, lang)}))
     sections = [Section(t("Data period and completeness"), blocks, level=2)]
     par: list[Block] = []
     if params:
@@ -572,6 +599,10 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
         intro.append(Paragraph(t("For comparison: %(previous)s interceptions in %(pq)s and %(year)s in %(yq)s.") % {
             "previous": c(len(previous)), "pq": pq, "year": c(len(year)), "yq": yq}))
         intro.append(Paragraph(t("This short report therefore holds no maps, charts or tables of the quarter.")))
+    elif counts.hides(n):
+        # no persons or smugglers of so few interceptions: they would tell their size
+        intro.append(Paragraph(t("Fewer than %(min)s interceptions were recorded for %(area)s in %(quarter)s.") % {
+            "min": counts.rule.min_count, "area": area_phrase, "quarter": q}, "lead"))
     else:
         intro.append(Paragraph(t("%(n)s interceptions of %(persons)s persons, among them %(smugglers)s suspected smugglers, "
                                  "were recorded for %(area)s in %(quarter)s.") % {
@@ -588,15 +619,18 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
                                  "%(ychange)s%(ymark)s.") % {
             "pq": pq, "yq": yq, "change": counts.change(n, len(previous), None).rstrip(" *"), "mark": verdict(main.p_previous),
             "ychange": counts.change(n, len(year), None).rstrip(" *"), "ymark": verdict(main.p_year)}))
-    full = n >= MIN_ANALYSIS_EVENTS
-    if 0 < n < MIN_ANALYSIS_EVENTS:
+    # decided on the count as printed: a protected reader cannot tell on which side of the minimum it lies
+    full = counts.all_at_least(n, MIN_ANALYSIS_EVENTS)
+    if n and not full:
         intro.append(Paragraph(t("Only %(n)s interceptions were recorded for %(area)s in %(quarter)s; maps, hot spots and "
                                  "charts need at least %(min)s, so this report gives the key figures only.") % {
             "n": c(n), "area": area_phrase, "quarter": q, "min": MIN_ANALYSIS_EVENTS}))
-    if n:
+    if n and not counts.hides(n):
+        # (the main entry country, mode and place of fewer than min_count interceptions are theirs)
         intro.append(Paragraph(_highlights(current, counts=counts, t=t)))
     step(0.1, f"{area_name}: key figures")
-    key_blocks, key_table = _key_figures(current, previous, year, quarters=(q, pq, yq), counts=counts, t=t, full=n > 0)
+    key_blocks, key_table = _key_figures(current, previous, year, quarters=(q, pq, yq), counts=counts, t=t,
+                                         full=n > 0 and not counts.hides(n))
     sections.append(Section(t("Key figures"), key_blocks))
     tables["key_figures.csv"] = key_table
     if full:
@@ -652,7 +686,7 @@ def build_report(store: Any, *, quarter: str, region: str | None = None, lang: s
             t("Each table is also a CSV file next to this document: %(files)s.") % {"files": names}, "note")]))
         sections.extend(annex)
     sections.append(Section(t("Methods annex")))
-    sections.extend(_methods(current, lang=lang, t=t, params=params, disclosure=disclosure))
+    sections.extend(_methods(current, lang=lang, t=t, params=params, disclosure=disclosure, counts=counts))
     if disclosure is not None:
         tables = {name: _protected(table, disclosure) for name, table in tables.items()}
     document = Document(

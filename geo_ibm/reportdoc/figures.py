@@ -203,6 +203,27 @@ class CountDisplay:
         shown = self.value(count)
         return f"< {self.rule.min_count}" if shown is None else number(shown, self.lang)
 
+    def hides(self, events: Any) -> bool:
+        """Whether a count of ``events`` interceptions is suppressed for this reader (then so are the persons
+        and smugglers counted with them: they would tell the size of a few interceptions)."""
+        return self.rule is not None and self.value(events) is None
+
+    def all_at_least(self, count: Any, least: int) -> bool:
+        """Whether every count this reader could have behind ``count``'s printed value is at least ``least``.
+
+        With exact counts, ``count >= least``. A protected count printed as ``v`` stands for every
+        count rounding to ``v``: deciding by ``count`` itself would show on which side of ``least``
+        the exact count lies (a report that is full at 30 interceptions and short at 29 tells a
+        printed "30" apart), so the decision is the same for all of them.
+        """
+        if self.rule is None:
+            return int(count) >= least
+        shown = self.value(count)
+        if shown is None:
+            return False
+        lowest = shown if shown <= self.rule.min_count else math.ceil(shown - self.rule.rounding / 2)
+        return lowest >= least
+
     def change(self, count: int, other: int, p: float | None) -> str:
         """The change from ``other`` to ``count`` as printed, with its mark when counts are exact."""
         if self.rule is None:

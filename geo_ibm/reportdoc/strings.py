@@ -40,6 +40,8 @@ FRENCH: dict[str, str] = {
         "Pour comparaison : %(previous)s interceptions au %(pq)s et %(year)s au %(yq)s.",
     "Only %(n)s interceptions were recorded for %(area)s in %(quarter)s; maps, hot spots and charts need at least %(min)s, so this report gives the key figures only.":
         "Seules %(n)s interceptions ont été enregistrées pour %(area)s au %(quarter)s ; les cartes, points chauds et graphiques en demandent au moins %(min)s, ce rapport ne donne donc que les chiffres clés.",
+    "Fewer than %(min)s interceptions were recorded for %(area)s in %(quarter)s.":
+        "Moins de %(min)s interceptions ont été enregistrées pour %(area)s au %(quarter)s.",
     "%(n)s interceptions of %(persons)s persons, among them %(smugglers)s suspected smugglers, were recorded for %(area)s in %(quarter)s.":
         "%(n)s interceptions de %(persons)s personnes, dont %(smugglers)s passeurs présumés, ont été enregistrées pour %(area)s au %(quarter)s.",
     "Against the previous quarter (%(pq)s): %(change)s interceptions%(mark)s; against %(yq)s: %(ychange)s%(ymark)s.":
