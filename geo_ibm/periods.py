@@ -3,7 +3,9 @@
 Every module that reads a date from a user (filters, analysis windows, report quarters)
 parses it here, so ``2025-07-14``, ``2025Q3`` and ``2025-Q3`` mean the same thing
 everywhere. Times without an offset are Europe/Luxembourg wall-clock time; quarters are
-local-time calendar quarters, spelt ``YYYYQn`` as the store spells them.
+local-time calendar quarters, spelt ``YYYYQn`` as the store spells them. A quarter a user
+names lies in the years :data:`MIN_YEAR` to :data:`MAX_YEAR`; the instants and shifted quarters
+computed from it, in :data:`COMPUTABLE_YEARS`.
 """
 from __future__ import annotations
 
@@ -22,41 +24,102 @@ QUARTER_PATTERN = re.compile(r"^\s*(\d{4})\s*-?\s*[qQ]([1-4])\s*$")
 
 _DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
 
+MIN_YEAR, MAX_YEAR = 1900, 2199
+"""The years of the quarters a user may name (:func:`parse_quarter`), those of the dates the web
+layer takes (``webapp.params``)."""
+
+COMPUTABLE_YEARS = (1600, 2999)
+"""The years of the instants (:func:`to_timestamp`) and of the quarters :func:`shift_quarter` and
+:func:`quarter_bounds` take. pandas localizes instants of Python's datetime range only (years
+1-9999: ``9999-12-31`` is read but the day after it is not); within these years every instant
+derived from one stays inside that range: the day after a date, a quarter's bounds, the window
+of the same length just before a window (1600 minus 1400 years: 199). Wider than
+:data:`MIN_YEAR`-:data:`MAX_YEAR` so that what a report or a comparison looks back to from what a
+user names is computable: ``1899Q4``, and the 300 years before the web's 1900-2199 (back to
+1600-01-01)."""
+
 
 def _error(name: str, value: Any, reason: str) -> ValidationError:
     shown = value if not isinstance(value, str) or len(value) <= 200 else value[:200] + "..."
     return ValidationError(f"{name} {reason}, got {shown!r}", [Problem(reason, column=name, value=shown)])
 
 
+def _quarter(value: Any, name: str, years: tuple[int, int]) -> tuple[int, int]:
+    # (year, quarter) of a label or quarterly Period, the year within ``years``; the message
+    # gives the range a user may name, as the value outside ``years`` is the user's
+    if isinstance(value, pd.Period) and value.freqstr.startswith("Q"):
+        year, quarter = int(value.year), int(value.quarter)
+    else:
+        match = QUARTER_PATTERN.match(str(value)) if value is not None else None
+        if not match:
+            raise _error(name, value, "must look like '2025Q3' (or 2025-Q3)")
+        year, quarter = int(match.group(1)), int(match.group(2))
+    if not years[0] <= year <= years[1]:
+        raise _error(name, value, f"must be a quarter of the years {MIN_YEAR}-{MAX_YEAR}")
+    return year, quarter
+
+
 def parse_quarter(value: Any, *, name: str = "quarter") -> str:
-    """``value`` as a quarter label ``YYYYQn``.
+    """``value`` as a quarter label ``YYYYQn``, in the years :data:`MIN_YEAR` to :data:`MAX_YEAR`.
 
     Raises
     ------
     ValidationError
-        Naming ``name`` when ``value`` is not a quarter such as ``2025Q3`` or ``2025-Q3``.
+        Naming ``name`` when ``value`` is not a quarter such as ``2025Q3`` or ``2025-Q3``, or
+        one of a year outside that range.
     """
-    if isinstance(value, pd.Period) and value.freqstr.startswith("Q"):
-        return f"{value.year}Q{value.quarter}"
-    match = QUARTER_PATTERN.match(str(value)) if value is not None else None
-    if not match:
-        raise _error(name, value, "must look like '2025Q3' (or 2025-Q3)")
-    return f"{match.group(1)}Q{match.group(2)}"
+    year, quarter = _quarter(value, name, (MIN_YEAR, MAX_YEAR))
+    return f"{year}Q{quarter}"
 
 
 def quarter_period(value: Any, *, name: str = "quarter") -> pd.Period:
-    """``value`` (``2025Q3``, ``2025-Q3`` or a quarterly Period) as a ``pandas.Period``."""
+    """``value`` (``2025Q3``, ``2025-Q3`` or a quarterly Period) as a ``pandas.Period``.
+
+    Raises
+    ------
+    ValidationError
+        As :func:`parse_quarter`.
+    """
     return pd.Period(parse_quarter(value, name=name), freq="Q")
 
 
+def _computable_period(value: Any, name: str) -> pd.Period:
+    # a quarter a user named or one a shift of it reached (``COMPUTABLE_YEARS``) as a Period
+    year, quarter = _quarter(value, name, COMPUTABLE_YEARS)
+    return pd.Period(year=year, quarter=quarter, freq="Q")
+
+
 def shift_quarter(value: Any, quarters: int, *, name: str = "quarter") -> str:
-    """The quarter ``quarters`` after ``value`` (negative: before), as ``YYYYQn``."""
-    return parse_quarter(quarter_period(value, name=name) + int(quarters))
+    """The quarter ``quarters`` after ``value`` (negative: before), as ``YYYYQn``.
+
+    ``value`` and the result may lie outside :data:`MIN_YEAR`-:data:`MAX_YEAR` (the quarter
+    before ``1900Q1`` is ``1899Q4``), within :data:`COMPUTABLE_YEARS`.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``name`` and ``value`` when ``value`` is not a quarter, or the result would leave
+        :data:`COMPUTABLE_YEARS`.
+    """
+    period = _computable_period(value, name) + int(quarters)
+    if not COMPUTABLE_YEARS[0] <= period.year <= COMPUTABLE_YEARS[1]:
+        raise _error(name, value, f"shifted by {int(quarters)} quarters leaves the years "
+                                  f"{COMPUTABLE_YEARS[0]}-{COMPUTABLE_YEARS[1]} geo_ibm computes with")
+    return f"{period.year}Q{period.quarter}"
 
 
 def quarter_bounds(value: Any, *, name: str = "quarter") -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Local start (inclusive) and end (exclusive) instants of a quarter."""
-    period = quarter_period(value, name=name)
+    """Local start (inclusive) and end (exclusive) instants of a quarter.
+
+    ``value`` is a quarter a user names (:func:`parse_quarter`) or one :func:`shift_quarter`
+    reaches from such a quarter.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``name`` when ``value`` is not a quarter or one of a year outside :data:`COMPUTABLE_YEARS`.
+    """
+    period = _computable_period(value, name)
     start = period.start_time.tz_localize(LOCAL_TZ)
     end = (period + 1).start_time.tz_localize(LOCAL_TZ)
     return start, end
@@ -92,7 +155,8 @@ def to_timestamp(value: Any, *, name: str = "time") -> pd.Timestamp:
     Raises
     ------
     ValidationError
-        Naming ``name`` when ``value`` is not a date or date and time.
+        Naming ``name`` when ``value`` is not a date or date and time, or one outside
+        :data:`COMPUTABLE_YEARS`.
     """
     if isinstance(value, str):
         value = value.strip()
@@ -103,6 +167,9 @@ def to_timestamp(value: Any, *, name: str = "time") -> pd.Timestamp:
         stamp = None
     if value is None or value == "" or stamp is None or pd.isna(stamp):
         raise _error(name, value, "is not a date or date and time (use ISO 8601, e.g. 2025-07-14 or 2025-07-14T08:00)")
+    if not COMPUTABLE_YEARS[0] <= stamp.year <= COMPUTABLE_YEARS[1]:
+        # pandas reads '9999-12-31' (at a coarser unit) but cannot localize the day after it
+        raise _error(name, value, f"is outside the years {COMPUTABLE_YEARS[0]}-{COMPUTABLE_YEARS[1]}")
     if stamp.tzinfo is None:
         return stamp.tz_localize(LOCAL_TZ, ambiguous=True, nonexistent="shift_forward")
     return stamp.tz_convert(LOCAL_TZ)

@@ -88,3 +88,68 @@ def test_epoch_window_is_half_open_in_utc_seconds():
     assert caught.value.problems[0].column == "--to"
     with pytest.raises(ValidationError, match="start"):
         periods.epoch_window("not a time", None)
+
+
+@pytest.mark.parametrize("raw", ["0000Q1", "1000Q1", "1899Q4", "2200Q1", "9999Q4", pd.Period("1850Q2", freq="Q")])
+def test_quarters_outside_the_years_a_user_may_name_are_refused_naming_the_parameter(raw):
+    for call in (periods.parse_quarter, periods.quarter_period):
+        with pytest.raises(ValidationError, match="^quarters must be a quarter of the years 1900-2199") as caught:
+            call(raw, name="quarters")
+        assert caught.value.problems[0].column == "quarters"
+        assert caught.value.problems[0].value == raw
+
+
+@pytest.mark.parametrize("raw", ["0000Q1", "1000Q1", "9999Q4"])
+def test_bounds_and_shifts_of_an_impossible_quarter_are_refused_naming_it(raw):
+    # the quarters a user names reach these directly (network/requests.py calls quarter_bounds)
+    for call in (periods.quarter_bounds, lambda v, name: periods.shift_quarter(v, -1, name=name)):
+        with pytest.raises(ValidationError, match="^quarter must be a quarter of the years 1900-2199") as caught:
+            call(raw, name="quarter")
+        assert caught.value.problems[0].value == raw
+
+
+def test_the_boundary_quarters_and_those_a_report_looks_back_to_have_bounds():
+    assert periods.parse_quarter("1900Q1") == "1900Q1" and periods.parse_quarter("2199-q4") == "2199Q4"
+    start, end = periods.quarter_bounds("2199Q4")
+    assert (start.isoformat(), end.isoformat()) == ("2199-10-01T00:00:00+02:00", "2200-01-01T00:00:00+01:00")
+    # the quarter before the first one: a previous-quarter comparison, no error naming 1899Q4
+    assert periods.shift_quarter("1900Q1", -1) == "1899Q4"
+    assert periods.shift_quarter("1900Q1", -12) == "1897Q1"
+    assert periods.shift_quarter(periods.shift_quarter("1900Q1", -1), -1) == "1899Q3"
+    start, end = periods.quarter_bounds("1899Q4")
+    # Luxembourg kept local mean time (UTC+0:24:36) until 1904
+    assert (start.isoformat(), end.isoformat()) == ("1899-10-01T00:00:00+00:24:36", "1900-01-01T00:00:00+00:24:36")
+    assert periods.epoch_seconds(start) == int(datetime.datetime(1899, 9, 30, 23, 35, 24, tzinfo=datetime.timezone.utc).timestamp())
+
+
+def test_a_shift_past_the_computable_years_names_the_quarter_given():
+    with pytest.raises(ValidationError, match="^quarter shifted by -1 quarters leaves the years 1600-2999") as caught:
+        periods.shift_quarter("1600Q1", -1)
+    assert caught.value.problems[0].value == "1600Q1"
+
+
+@pytest.mark.parametrize("raw", ["9999-12-31", "0001-01-01", "1599-12-31T23:00", "3000-01-01",
+                                 datetime.date(9999, 12, 31), datetime.datetime(1, 1, 1)])
+def test_dates_pandas_cannot_compute_with_are_refused_naming_the_parameter(raw):
+    # period_end('9999-12-31') failed with "year 10000 is out of range", year 1 on toordinal
+    for call in (periods.to_timestamp, periods.period_start, periods.period_end):
+        with pytest.raises(ValidationError, match="^to is outside the years 1600-2999") as caught:
+            call(raw, name="to")
+        assert caught.value.problems[0].column == "to"
+
+
+def test_the_windows_derived_from_the_web_date_range_stay_computable():
+    # the web takes MIN_YEAR-MAX_YEAR; the window of the same length before the widest one
+    # (network/requests.py compares with it) reaches 1600
+    from webapp.params import MAX_YEAR, MIN_YEAR
+
+    assert (MIN_YEAR, MAX_YEAR) == (periods.MIN_YEAR, periods.MAX_YEAR)
+    first = periods.period_start(f"{MIN_YEAR}-01-01", name="from")
+    after = periods.period_end(f"{MAX_YEAR}-12-31", name="to")
+    assert after.isoformat() == f"{MAX_YEAR + 1}-01-01T00:00:00+01:00"
+    before = periods.to_timestamp(first - (after - first), name="from")
+    assert before.year == 1600
+    assert periods.epoch_window(before, first) == (periods.epoch_seconds(before), periods.epoch_seconds(first))
+    # the widest window the library takes: the one before it still holds instants
+    first, after = periods.to_timestamp("1600-01-01"), periods.period_end("2999-12-31")
+    assert (first - (after - first)).year == 199
