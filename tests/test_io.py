@@ -402,3 +402,41 @@ def test_a_saved_frame_comes_back_as_it_was_in_its_own_crs(tmp_path):
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(ValidationError, match="bad.parquet: cannot read as GeoParquet"):
         load_frame(tmp_path / "bad.parquet")
+
+
+_QUOTE_HEADER = "event_id,observed_at,location_kind,persons,smugglers,transport_mode,entry_country,lat,lon"
+_QUOTE_ROW = "A1,2025-03-01T10:00:00,motorway,2,1,car,FR,49.6,6.1"
+
+
+@pytest.mark.parametrize("body, row", [
+    ('"B\n', 3),  # the attack: a short record that is an unclosed quote, at the end
+    ('B,"2025-03-01\n', 3),  # a quote opened in the second cell of the last record
+    (f'"B\n{_QUOTE_ROW}\n', 3),  # in the middle: it swallows the records after it
+    (f'B,2025\n"C\n{_QUOTE_ROW}\nD,1\n', 4),  # after another short record (padded: row 3)
+    ('B,"two\nlines"\n"C\n', 4),  # after a short record over two lines (rows count records)
+])
+def test_a_short_record_with_an_unclosed_quote_is_refused_naming_file_and_row(tmp_path, body, row):
+    path = tmp_path / "u.csv"
+    path.write_text(f"{_QUOTE_HEADER}\n{_QUOTE_ROW}\n{body}", encoding="utf-8")
+    with pytest.raises(ValidationError, match=f"^u.csv: row {row} cannot be split into the header's columns: "
+                                              "a quote opened in a cell is not closed") as caught:
+        read_event_table(path)
+    problem = caught.value.problems[0]
+    assert (problem.file, problem.row) == ("u.csv", row)
+
+
+def test_an_unclosed_quote_in_the_header_leaves_a_named_row_problem(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text(f'event_id,"observed_at,lat,lon\n{_QUOTE_ROW}\n', encoding="utf-8")
+    frame = read_event_table(path)
+    assert list(frame.columns) == ["event_id", "observed_at,lat,lon"]
+    assert frame.attrs["row_errors"] == {2: "row has 9 fields; the header has 2"}
+
+
+def test_short_records_with_closed_quotes_are_still_padded(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text(f'{_QUOTE_HEADER}\n{_QUOTE_ROW}\nB,"x, y"\n"C\nD"\n', encoding="utf-8")
+    frame = read_event_table(path)
+    assert frame.index.tolist() == [2, 3, 4]
+    assert frame.loc[3, "observed_at"] == "x, y" and frame.loc[4, "event_id"] == "C\nD"
+    assert frame.loc[4, "lon"] == "" and "row_errors" not in frame.attrs

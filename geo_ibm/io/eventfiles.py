@@ -261,17 +261,39 @@ def _arrow_csv(path: Path, *, width: int, sep: str, encoding: str, limits: Impor
     odd = np.asarray(padded_numbers, dtype=np.int64)
     keep = np.ones(total, dtype=bool)
     keep[odd - 2] = False
-    extra = pacsv.read_csv(io.BytesIO(padded.getvalue().encode("utf-8")),
-                           read_options=pacsv.ReadOptions(use_threads=False, column_names=columns,
-                                                          block_size=limits.record_bytes),
-                           parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True,
-                                                            ignore_empty_lines=False),
-                           convert_options=convert)
-    if extra.num_rows != len(odd):
-        raise ValidationError(f"{path.name}: cannot read as CSV (delimiter {sep!r}): records of uneven width")
+    # Padding fixes a short record's width unless its padding lands inside a quote it opened and
+    # never closed: such a record (the first one, if it swallows those after it) refuses the file.
+    unsplit: list[int] = []  # records of the padded text (pyarrow counts records, not quoted line breaks)
+
+    def unclosed(row: Any) -> str:
+        if row.number is not None:
+            unsplit.append(row.number)
+        return "skip"
+
+    try:
+        extra = pacsv.read_csv(io.BytesIO(padded.getvalue().encode("utf-8")),
+                               read_options=pacsv.ReadOptions(use_threads=False, column_names=columns,
+                                                              block_size=limits.record_bytes + width * len(sep) + 1),
+                               parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True,
+                                                                ignore_empty_lines=False, invalid_row_handler=unclosed),
+                               convert_options=convert)
+    except pa.ArrowInvalid as exc:
+        raise ValidationError(f"{path.name}: cannot read as CSV (delimiter {sep!r}, {encoding}): {exc}",
+                              [Problem("not CSV", file=path.name)]) from None
+    if unsplit or extra.num_rows != len(odd):
+        raise _unsplit_record(path.name, [padded_numbers[min(n, len(odd)) - 1] for n in unsplit[:1]])
     order = np.argsort(np.concatenate([numbers[keep], odd]), kind="stable")
     table = pa.concat_tables([main, extra]).take(pa.array(order))
     return table, numbers, too_long
+
+
+def _unsplit_record(file: str, rows: list[int]) -> ValidationError:
+    """The error for a short record that padding with empty cells cannot split (an unclosed quote)."""
+    reason = "cannot be split into the header's columns: a quote opened in a cell is not closed"
+    if not rows:
+        return ValidationError(f"{file}: a record {reason}; check the quotes", [Problem(reason, file=file)])
+    return ValidationError(f"{file}: row {rows[0]} {reason} (it runs to the end of the file); check its quotes",
+                           [Problem(reason, file=file, row=rows[0])])
 
 
 def _refuse_duplicate_columns(names: list[str], *, file: str) -> None:
