@@ -440,3 +440,35 @@ def test_short_records_with_closed_quotes_are_still_padded(tmp_path):
     assert frame.index.tolist() == [2, 3, 4]
     assert frame.loc[3, "observed_at"] == "x, y" and frame.loc[4, "event_id"] == "C\nD"
     assert frame.loc[4, "lon"] == "" and "row_errors" not in frame.attrs
+
+
+_LOCAL_CRS = ('ENGCRS["site grid",EDATUM["site"],CS[Cartesian,2],AXIS["x",east,LENGTHUNIT["metre",1]],'
+              'AXIS["y",north,LENGTHUNIT["metre",1]]]')
+
+
+@pytest.mark.parametrize("crs, message, reason, value", [
+    (None, "the layer has no CRS; expected EPSG:2169 or EPSG:4326",
+     "the layer has no CRS; expected EPSG:2169 or EPSG:4326", None),
+    (_LOCAL_CRS, "the layer is in .*, which cannot be converted to EPSG:2169", "CRS cannot be converted to EPSG:2169",
+     "site grid"),
+])
+def test_a_vector_layer_whose_crs_is_unusable_is_refused_naming_the_file_only(tmp_path, crs, message, reason, value):
+    import warnings
+
+    import pyogrio
+    from pyproj import CRS
+
+    folder = tmp_path / "scratch-folder"
+    folder.mkdir()
+    path = folder / "pts.gpkg"
+    frame = gpd.GeoDataFrame({"event_id": ["E1"]}, geometry=[shapely.Point(6.1, 49.6)],
+                             crs=None if crs is None else CRS(crs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pyogrio: 'crs' was not provided
+        pyogrio.write_dataframe(frame, path)
+    with pytest.raises(ValidationError, match=f"^pts.gpkg: {message}") as caught:
+        read_event_table(path)
+    assert "scratch-folder" not in str(caught.value)
+    problem = caught.value.problems[0]
+    assert (problem.file, problem.column, problem.reason) == ("pts.gpkg", "geometry", reason)
+    assert problem.value is None if value is None else value in str(problem.value)

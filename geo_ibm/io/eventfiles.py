@@ -66,7 +66,8 @@ def read_event_table(path: PathLike, *, layer: str | None = None, limits: Import
     ------
     ValidationError
         If the file is missing, too large, has an unsupported suffix, too many columns or
-        rows, or cannot be parsed at all.
+        rows, or cannot be parsed at all; a GeoJSON or GeoPackage layer without a CRS or with
+        one that cannot be converted to EPSG:2169.
     """
     limits = import_limits() if limits is None else limits
     path = Path(path)
@@ -465,10 +466,17 @@ def _read_event_vector(path: Path, *, layer: str | None, limits: ImportLimits) -
     if not isinstance(gdf, gpd.GeoDataFrame):
         raise ValidationError(f"{path.name}: the layer has no geometry column; expected point features",
                               [Problem("no geometry", file=path.name, column="geometry")])
+    # A file-level refusal naming the file (not its folder: the store shows an upload's own name
+    # in its place), with the problem listed as for every other one.
     if gdf.crs is None:
-        raise CrsError(f"{path}: the layer has no CRS; expected EPSG:2169 or EPSG:4326")
+        reason = "the layer has no CRS; expected EPSG:2169 or EPSG:4326"
+        raise ValidationError(f"{path.name}: {reason}", [Problem(reason, file=path.name, column="geometry")])
+    try:
+        geoms = ensure_working_crs(gdf, name=f"{path.name}: the layer").geometry.to_numpy()
+    except CrsError as exc:
+        raise ValidationError(str(exc), [Problem("CRS cannot be converted to EPSG:2169", file=path.name,
+                                                 column="geometry", value=gdf.crs.to_string())]) from None
     frame = pd.DataFrame(gdf.drop(columns=[gdf.geometry.name]))
-    geoms = ensure_working_crs(gdf, name=str(path)).geometry.to_numpy()
     missing = pd.isna(geoms)
     is_point = np.zeros(len(geoms), dtype=bool)
     is_point[~missing] = (shapely.get_type_id(geoms[~missing]) == 0) & ~shapely.is_empty(geoms[~missing])
